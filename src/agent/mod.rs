@@ -1,0 +1,1 @@
+//! The agent: LLM providers, tools, the loop, condenser, stuck detector and prompt templates.

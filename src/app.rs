@@ -1,0 +1,186 @@
+//! What each subcommand does: open the database, migrate, then serve HTTP, run workers, or both.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{BenchCommand, Cli, Command, Config, QueueCommand};
+use crate::queue::{self, probe::Probe};
+use crate::storage::Db;
+use crate::web::{self, AppState};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config;
+    match cli.command {
+        Command::Serve => {
+            let db = open_database(&config).await?;
+            let listener = bind(&config).await?;
+            let shutdown = shutdown_on_signal();
+            let http = serve_http(listener, db.clone(), shutdown.clone());
+            let workers = queue::run_workers(
+                db.clone(),
+                config.worker_settings(),
+                shutdown.clone().cancelled_owned(),
+            );
+            let result = tokio::try_join!(http, workers);
+            db.close().await;
+            result.map(|_| ())
+        }
+        Command::Web => {
+            let db = open_database(&config).await?;
+            let listener = bind(&config).await?;
+            let result = serve_http(listener, db.clone(), shutdown_on_signal()).await;
+            db.close().await;
+            result
+        }
+        Command::Worker => {
+            let db = open_database(&config).await?;
+            let shutdown = shutdown_on_signal();
+            let result = queue::run_workers(
+                db.clone(),
+                config.worker_settings(),
+                shutdown.cancelled_owned(),
+            )
+            .await;
+            db.close().await;
+            result
+        }
+        Command::Migrate => {
+            open_database(&config).await?.close().await;
+            println!(
+                "migrations applied to {}",
+                config.database_url_for_display()
+            );
+            Ok(())
+        }
+        Command::Queue(QueueCommand::Status) => {
+            let db = open_database(&config).await?;
+            let counts = db.job_status_counts().await?;
+            if counts.is_empty() {
+                println!("the queue is empty");
+            }
+            for row in counts {
+                println!("{:<12} {:<10} {}", row.queue, row.status, row.count);
+            }
+            Ok(())
+        }
+        Command::Queue(QueueCommand::Probe { count, timeout }) => {
+            let db = open_database(&config).await?;
+            probe_queue(&db, count, timeout).await
+        }
+        Command::Bench(BenchCommand::Queue {
+            jobs,
+            clients,
+            rounds,
+            round_timeout,
+        }) => {
+            let db = open_database(&config).await?;
+            crate::bench::queue_throughput(&db, &config, jobs, clients, rounds, round_timeout).await
+        }
+    }
+}
+
+/// Connects and applies pending migrations.
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    let shown = config.database_url_for_display();
+    let db = Db::connect(config.database_url.expose(), &config.connect_options())
+        .await
+        .context("check DATABASE_URL and that the database server is running")?;
+    db.migrate().await?;
+    tracing::info!(database = %shown, "database ready");
+    Ok(db)
+}
+
+async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
+    let address = format!("{}:{}", config.host, config.port);
+    TcpListener::bind((config.host.as_str(), config.port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {address}; free the port or choose another with --port / PORT"
+            )
+        })
+}
+
+async fn serve_http(
+    listener: TcpListener,
+    db: Db,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "listening on http://{address}");
+    axum::serve(listener, web::router(AppState { db }))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("HTTP server failed")?;
+    tracing::info!("HTTP server stopped");
+    Ok(())
+}
+
+/// A token cancelled on the first SIGTERM or Ctrl-C.
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested");
+        cancel.cancel();
+    });
+    token
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+/// Enqueues `count` probes and waits until each has completed once.
+async fn probe_queue(db: &Db, count: u32, timeout: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut ids = Vec::new();
+    for _ in 0..count {
+        let probe = Probe::new(uuid::Uuid::new_v4().simple().to_string());
+        queue::enqueue_now(db, &probe).await?;
+        ids.push(probe.id);
+    }
+    println!("enqueued {count} probe job(s); waiting for workers…");
+    for id in &ids {
+        loop {
+            if !db.probe_completions(id).await?.is_empty() {
+                break;
+            }
+            if started.elapsed() > timeout {
+                bail!(
+                    "probe {id} was not completed within {}: are workers running (`openhands serve` or `openhands worker`) on this database?",
+                    humantime::format_duration(timeout)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    println!(
+        "{count} probe job(s) completed in {:.0?}",
+        started.elapsed()
+    );
+    Ok(())
+}

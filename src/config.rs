@@ -1,0 +1,224 @@
+//! The one configuration of the service: flags and environment variables, validated at start-up.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::queue::WorkerSettings;
+use crate::storage::{ConnectOptions, DatabaseKind, redact_url};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "openhands",
+    version,
+    about = "Integration service for an AI software-engineering agent: webhooks in, sandboxed agent runs, results posted back."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// HTTP and workers in one process: the single-node default.
+    Serve,
+    /// HTTP only (webhooks, API, dashboard); run workers separately.
+    Web,
+    /// Workers only: claim and run queued jobs.
+    Worker,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Inspect and exercise the job queue.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+    /// Measure the service on this machine and print the figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Print how many jobs each queue holds in each status.
+    Status,
+    /// Enqueue probe jobs and wait until workers have completed them.
+    Probe {
+        /// How many probes to enqueue.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// How long to wait for them to complete.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Enqueue → claim → complete throughput of the job queue on DATABASE_URL.
+    Queue {
+        /// Jobs per measurement.
+        #[arg(long, default_value_t = 5000)]
+        jobs: u32,
+        /// Concurrent enqueueing clients.
+        #[arg(long, default_value_t = 16)]
+        clients: u32,
+        /// Repetitions; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Give up on a round after this long.
+        #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+        round_timeout: Duration,
+    },
+}
+
+/// A value that must never be printed: `Debug` and `Display` show only that it is set.
+#[derive(Clone, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+/// Every setting of the service. Each flag can also be given as the environment variable
+/// named beside it; the README's configuration table lists them.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Database: `sqlite://PATH` (single node, the default) or `postgres://…` (several processes).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/openhands.db",
+        global = true,
+        hide_env_values = true,
+        hide_default_value = false
+    )]
+    pub database_url: Secret,
+    /// Connections in the database pool.
+    #[arg(
+        long,
+        env = "DATABASE_MAX_CONNECTIONS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub database_max_connections: u32,
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1", global = true)]
+    pub host: String,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, short, env = "PORT", default_value_t = 3000, global = true)]
+    pub port: u16,
+    /// Log one JSON object per line (message, severity, timestamp, conversation_id, user_id).
+    #[arg(long, env = "LOG_JSON", default_value = "false", value_parser = BoolishValueParser::new(), action = ArgAction::Set, global = true)]
+    pub log_json: bool,
+    /// Log filter: a level (`info`, `debug`, …) or per-module directives (`openhands=debug,sqlx=warn`).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info", global = true)]
+    pub log_level: String,
+    /// Jobs each worker process runs at once per job kind.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 8, global = true)]
+    pub worker_concurrency: usize,
+    /// A job whose worker stops heartbeating for this long is given to another worker.
+    #[arg(long, env = "JOB_LEASE", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
+    pub job_lease: Duration,
+    /// How often idle workers look for jobs (PostgreSQL also wakes them at once by NOTIFY).
+    #[arg(long, env = "QUEUE_POLL_INTERVAL", default_value = "200ms", value_parser = humantime::parse_duration, global = true)]
+    pub queue_poll_interval: Duration,
+    /// Delay before the first retry of a failed job; it doubles with each attempt.
+    #[arg(long, env = "JOB_RETRY_DELAY", default_value = "1s", value_parser = humantime::parse_duration, global = true)]
+    pub job_retry_delay: Duration,
+    /// Longest delay between two attempts of a failing job.
+    #[arg(long, env = "JOB_RETRY_MAX_DELAY", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
+    pub job_retry_max_delay: Duration,
+    /// On SIGTERM or Ctrl-C, how long running jobs may take to finish.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub shutdown_grace: Duration,
+}
+
+/// A configuration value that cannot work, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Checks every value that clap's parsers do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |msg: String| Err(ConfigError(msg));
+        if let Err(e) = DatabaseKind::of_url(self.database_url.expose()) {
+            return bad(e.to_string());
+        }
+        if self.database_max_connections == 0 {
+            return bad("DATABASE_MAX_CONNECTIONS must be at least 1".into());
+        }
+        if self.host.trim().is_empty() {
+            return bad(
+                "HOST must not be empty (e.g. 127.0.0.1, or 0.0.0.0 for every interface)".into(),
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            return bad(format!(
+                "LOG_LEVEL `{}` is not a valid log filter ({e}); use e.g. `info` or `openhands=debug,sqlx=warn`",
+                self.log_level
+            ));
+        }
+        if self.worker_concurrency == 0 {
+            return bad("WORKER_CONCURRENCY must be at least 1".into());
+        }
+        if self.job_lease < Duration::from_secs(3) {
+            return bad(format!(
+                "JOB_LEASE must be at least 3s (workers heartbeat every third of it, in whole seconds); got {}",
+                humantime::format_duration(self.job_lease)
+            ));
+        }
+        if self.queue_poll_interval.is_zero() {
+            return bad("QUEUE_POLL_INTERVAL must be greater than zero".into());
+        }
+        if self.job_retry_delay.is_zero() || self.job_retry_max_delay < self.job_retry_delay {
+            return bad(
+                "JOB_RETRY_DELAY must be greater than zero and at most JOB_RETRY_MAX_DELAY".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The database URL with its password hidden, for logs.
+    pub fn database_url_for_display(&self) -> String {
+        redact_url(self.database_url.expose())
+    }
+
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            max_connections: self.database_max_connections,
+            ..ConnectOptions::default()
+        }
+    }
+
+    pub fn worker_settings(&self) -> WorkerSettings {
+        WorkerSettings {
+            concurrency: self.worker_concurrency,
+            lease: self.job_lease,
+            poll_interval: self.queue_poll_interval,
+            retry_base_delay: self.job_retry_delay,
+            retry_max_delay: self.job_retry_max_delay,
+            shutdown_grace: self.shutdown_grace,
+            ..WorkerSettings::default()
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Providers that send work and receive results: GitHub, GitLab, Slack, Jira and Linear.
+//! Each one verifies its deliveries, parses them into the provider-neutral request and replies
+//! through its own API, inside its own folder.

@@ -1,0 +1,16 @@
+//! openhands: the integration service of an AI software-engineering agent.
+//!
+//! People mention `@openhands` on an issue, pull request, Slack thread or ticket; the service
+//! verifies the webhook, queues the work durably, runs the agent in a sandbox and posts the
+//! result back where it was asked.
+
+pub mod agent;
+pub mod app;
+pub mod bench;
+pub mod config;
+pub mod integrations;
+pub mod logging;
+pub mod queue;
+pub mod sandbox;
+pub mod storage;
+pub mod web;

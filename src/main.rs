@@ -1,0 +1,28 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use openhands::config::Cli;
+
+fn main() -> ExitCode {
+    // Unknown flags and malformed values: clap prints what is wrong and exits with code 2.
+    let cli = Cli::parse();
+    if let Err(error) = cli.config.validate() {
+        eprintln!("error: {error}");
+        return ExitCode::from(2);
+    }
+    openhands::logging::init(&cli.config.log_level, cli.config.log_json);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(openhands::app::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

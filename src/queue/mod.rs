@@ -1,0 +1,78 @@
+//! The durable job queue (apalis on the service's own database).
+//!
+//! A job is enqueued inside the caller's transaction, so it exists exactly when the data that
+//! caused it does. Workers claim jobs, heartbeat while they hold them, and a job whose worker
+//! stops heartbeating for longer than the lease is handed to another worker. A failing job is
+//! retried with exponential backoff and, after its last attempt, stays in the queue as
+//! `Failed` with its error.
+
+pub mod probe;
+mod worker;
+
+use std::time::Duration;
+
+use apalis::prelude::{TaskBuilder, TaskId};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::storage::{Db, StorageError, Tx};
+
+pub use worker::{JobContext, WorkerSettings, run_workers};
+
+/// A kind of job: its payload type, the queue it lives in and how often it is tried.
+pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
+    /// The queue's name, stored with every job of this kind.
+    const QUEUE: &'static str;
+    /// How many times a job is tried before it is left as failed.
+    const MAX_ATTEMPTS: u32;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("cannot encode the job: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("cannot enqueue the job: {0}")]
+    Push(String),
+}
+
+/// Enqueues `job` inside `tx`: it becomes visible to workers when `tx` commits, and never
+/// without it. Returns the job's id.
+pub async fn enqueue<J: Job>(tx: &mut Tx, job: &J) -> Result<String, QueueError> {
+    enqueue_after(tx, job, Duration::ZERO).await
+}
+
+/// Like [`enqueue`], but no worker takes the job before `delay` has passed.
+pub async fn enqueue_after<J: Job>(
+    tx: &mut Tx,
+    job: &J,
+    delay: Duration,
+) -> Result<String, QueueError> {
+    // The queue's backends read job ids back as ULIDs.
+    let id = ulid::Ulid::new().to_string();
+    let mut builder = TaskBuilder::new(serde_json::to_vec(job)?)
+        .task_id(TaskId::from(id.clone()))
+        .max_attempts(J::MAX_ATTEMPTS as usize);
+    if !delay.is_zero() {
+        builder = builder.run_after(delay);
+    }
+    let task = builder.build();
+    match tx {
+        Tx::Postgres(tx) => apalis_postgres::queries::push_tasks(&mut **tx, J::QUEUE, vec![task])
+            .await
+            .map_err(|e| QueueError::Push(e.to_string()))?,
+        Tx::Sqlite(tx) => apalis_sqlite::queries::push_tasks(&mut **tx, J::QUEUE, &[task])
+            .await
+            .map_err(|e| QueueError::Push(e.to_string()))?,
+    }
+    Ok(id)
+}
+
+/// Enqueues one job in a transaction of its own; durable when this returns.
+pub async fn enqueue_now<J: Job>(db: &Db, job: &J) -> Result<String, QueueError> {
+    let mut tx = db.begin().await?;
+    let id = enqueue(&mut tx, job).await?;
+    tx.commit().await?;
+    Ok(id)
+}

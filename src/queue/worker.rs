@@ -1,0 +1,182 @@
+//! The worker runtime: one apalis worker per job kind, supervised by a monitor that stops
+//! claiming on shutdown and lets in-flight jobs finish within a grace period.
+
+use std::future::Future;
+use std::time::Duration;
+
+use apalis::prelude::{BackendExt, ParallelizeExt};
+use apalis::prelude::{
+    BackoffRetryPolicy, Monitor, RetryPolicy, Strategy, WorkerBuilder, WorkerBuilderExt,
+};
+use apalis_postgres::{PostgresStorage, Pubsub};
+use apalis_sqlite::SqliteStorage;
+use tower::retry::backoff::{ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
+use tower::util::rng::HasherRng;
+
+use super::Job;
+use super::probe::{self, Probe};
+use crate::storage::Db;
+
+/// What every job handler may use.
+#[derive(Clone, Debug)]
+pub struct JobContext {
+    pub db: Db,
+}
+
+/// How workers claim, hold and retry jobs.
+#[derive(Clone, Debug)]
+pub struct WorkerSettings {
+    /// Names this process's workers; unique per process.
+    pub instance: String,
+    /// Jobs run at once per job kind.
+    pub concurrency: usize,
+    /// A job whose worker has not heartbeated for this long is handed to another worker.
+    pub lease: Duration,
+    /// How often idle workers look for new jobs (PostgreSQL also wakes them by NOTIFY).
+    pub poll_interval: Duration,
+    /// Jobs claimed in one fetch.
+    pub batch_size: usize,
+    /// First delay between attempts of a failing job; it doubles up to `retry_max_delay`.
+    pub retry_base_delay: Duration,
+    pub retry_max_delay: Duration,
+    /// On shutdown, how long in-flight jobs may take to finish before the process exits
+    /// (unfinished jobs are handed to another worker when their lease runs out).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            instance: format!("worker-{}", uuid::Uuid::new_v4().simple()),
+            concurrency: 8,
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(200),
+            batch_size: 10,
+            retry_base_delay: Duration::from_secs(1),
+            retry_max_delay: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Heartbeats per lease: a worker is presumed dead after missing this many.
+const HEARTBEATS_PER_LEASE: u32 = 3;
+
+impl WorkerSettings {
+    fn heartbeat_interval(&self) -> Duration {
+        (self.lease / HEARTBEATS_PER_LEASE).max(Duration::from_secs(1))
+    }
+
+    /// A worker restarted after a failure registers under a new name, so that the queue does
+    /// not mistake it for its still-registered predecessor.
+    fn worker_name(&self, queue: &str, restarts: usize) -> String {
+        format!("{}-{queue}-{restarts}", self.instance)
+    }
+
+    fn backoff(&self) -> anyhow::Result<ExponentialBackoffMaker> {
+        ExponentialBackoffMaker::new(
+            self.retry_base_delay,
+            self.retry_max_delay.max(self.retry_base_delay),
+            0.25,
+            HasherRng::default(),
+        )
+        .map_err(|e| anyhow::anyhow!("invalid retry delays: {e}"))
+    }
+}
+
+/// Retries a failing job of kind `J` until it has had `J::MAX_ATTEMPTS` attempts.
+fn retry_policy<J: Job>(
+    backoff: &ExponentialBackoffMaker,
+) -> BackoffRetryPolicy<ExponentialBackoff> {
+    // The first attempt is not a retry.
+    RetryPolicy::retries(J::MAX_ATTEMPTS.saturating_sub(1) as usize)
+        .with_backoff(backoff.clone().make_backoff())
+}
+
+/// Builds the apalis worker of job kind `$job` on `$backend`, handled by `$handler`.
+macro_rules! job_worker {
+    ($settings:expr, $restarts:expr, $backoff:expr, $ctx:expr, $backend:expr, $job:ty, $handler:expr) => {{
+        let settings: &WorkerSettings = $settings;
+        WorkerBuilder::new(settings.worker_name(<$job as Job>::QUEUE, $restarts))
+            .backend($backend)
+            .data($ctx.clone())
+            .concurrency(settings.concurrency)
+            .retry(retry_policy::<$job>($backoff))
+            // A panicking job counts as a failed attempt instead of taking the worker down.
+            .catch_panic()
+            .parallelize(tokio::spawn)
+            .build($handler)
+    }};
+}
+
+/// Registers the worker of one job kind with the monitor, on whichever database `db` is.
+macro_rules! register_job {
+    ($monitor:expr, $db:expr, $settings:expr, $backoff:expr, $ctx:expr, $job:ty, $handler:expr) => {{
+        let settings = $settings.clone();
+        let backoff = $backoff.clone();
+        let ctx = $ctx.clone();
+        let queue = <$job as Job>::QUEUE;
+        match $db {
+            Db::Postgres(pool) => {
+                let config = apalis_postgres::Config::default()
+                    .queue(queue)
+                    .batch_size(settings.batch_size)
+                    .heartbeat_interval(settings.heartbeat_interval())
+                    .missed_heartbeats(HEARTBEATS_PER_LEASE as usize);
+                let pool = pool.clone();
+                $monitor.register(move |restarts| {
+                    let strategy = Strategy::new()
+                        .stream(Pubsub::new(pool.clone(), queue.to_string()))
+                        .interval(settings.poll_interval);
+                    let backend = PostgresStorage::<$job>::new(&pool)
+                        .with_config(config.clone())
+                        .poll_with_strategy(strategy);
+                    job_worker!(&settings, restarts, &backoff, ctx, backend, $job, $handler)
+                })
+            }
+            Db::Sqlite(pool) => {
+                let config = apalis_sqlite::Config::default()
+                    .queue(queue)
+                    .batch_size(settings.batch_size)
+                    .heartbeat_interval(settings.heartbeat_interval())
+                    .missed_heartbeats(HEARTBEATS_PER_LEASE as usize);
+                let pool = pool.clone();
+                $monitor.register(move |restarts| {
+                    let backend = SqliteStorage::<$job>::new(&pool)
+                        .with_config(config.clone())
+                        .poll_with_interval(settings.poll_interval);
+                    job_worker!(&settings, restarts, &backoff, ctx, backend, $job, $handler)
+                })
+            }
+        }
+    }};
+}
+
+/// Runs the workers of every job kind until `shutdown` resolves, then stops claiming and
+/// waits up to the grace period for in-flight jobs.
+pub async fn run_workers(
+    db: Db,
+    settings: WorkerSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let ctx = JobContext { db: db.clone() };
+    let backoff = settings.backoff()?;
+    let monitor = Monitor::new()
+        .shutdown_timeout(settings.shutdown_grace)
+        .should_restart(|worker, error| {
+            tracing::warn!(worker = worker.name(), %error, "worker stopped; restarting it");
+            true
+        });
+    let monitor = register_job!(monitor, &db, settings, backoff, ctx, Probe, probe::handle);
+    tracing::info!(instance = %settings.instance, concurrency = settings.concurrency, "workers started");
+    monitor
+        .run_with_signal(async move {
+            shutdown.await;
+            tracing::info!("shutting down workers: no new jobs are claimed");
+            Ok(())
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("worker monitor failed: {e}"))?;
+    tracing::info!("workers stopped");
+    Ok(())
+}

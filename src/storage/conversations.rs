@@ -1,0 +1,231 @@
+//! Conversations and their append-only event log.
+//!
+//! Event ids are per conversation, start at 1 and have no gaps: the next id is taken from the
+//! conversation's `last_event_id` counter in the same transaction that inserts the event, so
+//! concurrent appends queue on the conversation's row and a rolled-back append gives its id back.
+
+use serde::Serialize;
+
+use super::{Db, Result, StorageError, Tx, now_millis, on_backend};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Conversation {
+    pub id: String,
+    pub owner_id: String,
+    pub title: String,
+    pub status: String,
+    pub trigger_kind: String,
+    pub repository: Option<String>,
+    pub branch: Option<String>,
+    /// The provider-neutral key of the issue, pull request, thread or ticket it belongs to.
+    pub external_ref: Option<String>,
+    pub last_event_id: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewConversation<'a> {
+    pub owner_id: &'a str,
+    pub title: &'a str,
+    pub trigger_kind: &'a str,
+    pub repository: Option<&'a str>,
+    pub branch: Option<&'a str>,
+    pub external_ref: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Event {
+    pub conversation_id: String,
+    pub id: i64,
+    pub created_at: i64,
+    pub source: String,
+    pub kind: String,
+    /// The event's JSON document.
+    pub payload: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    pub source: &'a str,
+    pub kind: &'a str,
+    pub payload: &'a serde_json::Value,
+}
+
+/// `SELECT … FROM conversations`, followed by the rest of the statement.
+macro_rules! select_conversations {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, owner_id, title, status, trigger_kind, repository, branch, external_ref, \
+             last_event_id, created_at, updated_at FROM conversations ",
+            $rest
+        )
+    };
+}
+
+/// The status of a conversation that has been created and not yet run.
+pub const INITIAL_STATUS: &str = "loading";
+
+impl Tx {
+    pub async fn create_conversation(&mut self, new: &NewConversation<'_>) -> Result<Conversation> {
+        let now = now_millis();
+        let conversation = Conversation {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            owner_id: new.owner_id.to_string(),
+            title: new.title.to_string(),
+            status: INITIAL_STATUS.to_string(),
+            trigger_kind: new.trigger_kind.to_string(),
+            repository: new.repository.map(str::to_string),
+            branch: new.branch.map(str::to_string),
+            external_ref: new.external_ref.map(str::to_string),
+            last_event_id: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        on_backend!(self, tx => sqlx::query(
+            "INSERT INTO conversations (id, owner_id, title, status, trigger_kind, repository, branch, \
+             external_ref, last_event_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9)",
+        )
+        .bind(&conversation.id)
+        .bind(&conversation.owner_id)
+        .bind(&conversation.title)
+        .bind(&conversation.status)
+        .bind(&conversation.trigger_kind)
+        .bind(&conversation.repository)
+        .bind(&conversation.branch)
+        .bind(&conversation.external_ref)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map(|done| done.rows_affected()))
+        .map_err(|e| super::conflict_on_unique(e, "a conversation for this issue, thread or ticket"))?;
+        Ok(conversation)
+    }
+
+    /// Appends one event and returns its id: the conversation's next, without gaps.
+    pub async fn append_event(
+        &mut self,
+        conversation_id: &str,
+        event: &NewEvent<'_>,
+    ) -> Result<i64> {
+        let now = now_millis();
+        let payload = event.payload.to_string();
+        on_backend!(self, tx => {
+            let id: Option<i64> = sqlx::query_scalar(
+                "UPDATE conversations SET last_event_id = last_event_id + 1, updated_at = $2 \
+                 WHERE id = $1 RETURNING last_event_id",
+            )
+            .bind(conversation_id)
+            .bind(now)
+            .fetch_optional(&mut **tx)
+            .await?;
+            let id = id.ok_or(StorageError::NotFound("conversation"))?;
+            sqlx::query(
+                "INSERT INTO events (conversation_id, id, created_at, source, kind, payload) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(conversation_id)
+            .bind(id)
+            .bind(now)
+            .bind(event.source)
+            .bind(event.kind)
+            .bind(&payload)
+            .execute(&mut **tx)
+            .await?;
+            Ok::<i64, StorageError>(id)
+        })
+    }
+
+    pub async fn set_conversation_status(
+        &mut self,
+        conversation_id: &str,
+        status: &str,
+    ) -> Result<()> {
+        let done = on_backend!(self, tx => sqlx::query(
+            "UPDATE conversations SET status = $2, updated_at = $3 WHERE id = $1",
+        )
+        .bind(conversation_id)
+        .bind(status)
+        .bind(now_millis())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected());
+        if done == 0 {
+            return Err(StorageError::NotFound("conversation"));
+        }
+        Ok(())
+    }
+}
+
+impl Db {
+    pub async fn create_conversation(&self, new: &NewConversation<'_>) -> Result<Conversation> {
+        let mut tx = self.begin().await?;
+        let conversation = tx.create_conversation(new).await?;
+        tx.commit().await?;
+        Ok(conversation)
+    }
+
+    pub async fn append_event(&self, conversation_id: &str, event: &NewEvent<'_>) -> Result<i64> {
+        let mut tx = self.begin().await?;
+        let id = tx.append_event(conversation_id, event).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn conversation(&self, id: &str) -> Result<Conversation> {
+        on_backend!(self, pool => sqlx::query_as::<_, Conversation>(select_conversations!("WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?)
+        .ok_or(StorageError::NotFound("conversation"))
+    }
+
+    /// The conversation started from this issue, pull request, thread or ticket, if any.
+    pub async fn conversation_by_external_ref(
+        &self,
+        trigger_kind: &str,
+        external_ref: &str,
+    ) -> Result<Option<Conversation>> {
+        Ok(
+            on_backend!(self, pool => sqlx::query_as::<_, Conversation>(select_conversations!(
+            "WHERE trigger_kind = $1 AND external_ref = $2"
+        ))
+            .bind(trigger_kind)
+            .bind(external_ref)
+            .fetch_optional(pool)
+            .await?),
+        )
+    }
+
+    /// A user's conversations, most recently active first.
+    pub async fn conversations_of(&self, owner_id: &str, limit: i64) -> Result<Vec<Conversation>> {
+        Ok(
+            on_backend!(self, pool => sqlx::query_as::<_, Conversation>(select_conversations!(
+            "WHERE owner_id = $1 ORDER BY updated_at DESC, id LIMIT $2"
+        ))
+            .bind(owner_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?),
+        )
+    }
+
+    /// Events with ids greater than `after`, in order, at most `limit` of them.
+    pub async fn events_after(
+        &self,
+        conversation_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Event>> {
+        Ok(on_backend!(self, pool => sqlx::query_as::<_, Event>(
+            "SELECT conversation_id, id, created_at, source, kind, payload FROM events \
+             WHERE conversation_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(conversation_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+    }
+}

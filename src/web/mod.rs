@@ -1,0 +1,61 @@
+//! The HTTP surface: liveness and health now; webhooks, the REST API, WebSockets and the
+//! dashboard join it here.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::storage::{DatabaseKind, Db};
+
+/// What the handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub db: Db,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/alive", get(alive))
+        .route("/health", get(health))
+        .with_state(state)
+}
+
+/// The process is up and serving HTTP.
+async fn alive() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// How long a dependency may take to answer before it counts as down.
+const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The process and what it depends on: 200 when all answer, 503 when one does not.
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let backend = match state.db.kind() {
+        DatabaseKind::Postgres => "postgres",
+        DatabaseKind::Sqlite => "sqlite",
+    };
+    let database = match tokio::time::timeout(HEALTH_CHECK_TIMEOUT, state.db.ping()).await {
+        Ok(Ok(())) => json!({ "status": "ok", "backend": backend }),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "health check: database unreachable");
+            json!({ "status": "error", "backend": backend, "error": "unreachable" })
+        }
+        Err(_) => json!({ "status": "error", "backend": backend, "error": "timed out" }),
+    };
+    let healthy = database["status"] == "ok";
+    let code = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let status = if healthy { "ok" } else { "error" };
+    (
+        code,
+        Json(json!({ "status": status, "checks": { "database": database } })),
+    )
+}
