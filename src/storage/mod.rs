@@ -217,25 +217,34 @@ impl Db {
     /// Each migration runs in its own transaction, so one that fails changes nothing.
     pub async fn migrate(&self) -> Result<()> {
         match self {
-            Db::Postgres(pool) => {
+            Db::Postgres(_) => {
                 self.migrate_with(&own_migrator(sqlx::migrate!("migrations/postgres")))
                     .await?;
-                apalis_postgres::PostgresStorage::migrations()
-                    .run(pool)
+                self.migrate_with(&apalis_postgres::PostgresStorage::migrations())
                     .await?;
             }
-            Db::Sqlite(pool) => {
+            Db::Sqlite(_) => {
                 self.migrate_with(&own_migrator(sqlx::migrate!("migrations/sqlite")))
                     .await?;
-                apalis_sqlite::SqliteStorage::migrations().run(pool).await?;
+                self.migrate_with(&apalis_sqlite::SqliteStorage::migrations())
+                    .await?;
             }
         }
         Ok(())
     }
 
     /// Applies the migrations of `migrator` (which must record its history in a table of its own).
+    ///
+    /// They run on a connection of their own that is closed afterwards: on PostgreSQL the
+    /// migrator holds a session lock, which a failed run would otherwise leave behind in the pool.
     pub async fn migrate_with(&self, migrator: &Migrator) -> Result<()> {
-        on_backend!(self, pool => migrator.run(pool).await?);
+        on_backend!(self, pool => {
+            let mut connection = pool.acquire().await?.detach();
+            let result = migrator.run(&mut connection).await;
+            // Closing ends the session and with it any lock the migrator still holds.
+            let _ = sqlx::Connection::close(connection).await;
+            result?;
+        });
         Ok(())
     }
 
