@@ -85,9 +85,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// Connects and applies pending migrations.
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     let shown = config.database_url_for_display();
-    let db = Db::connect(config.database_url.expose(), &config.connect_options())
-        .await
-        .context("check DATABASE_URL and that the database server is running")?;
+    let db = Db::connect(config.database_url.expose(), &config.connect_options()).await?;
     db.migrate().await?;
     tracing::info!(database = %shown, "database ready");
     Ok(db)

@@ -36,7 +36,7 @@ pub async fn queue_throughput(
         enqueue_probes(db, jobs, clients).await?;
         let enqueue = jobs as f64 / started.elapsed().as_secs_f64();
 
-        let (completed_before, _) = db.probe_completion_counts().await?;
+        let completed_before = db.probe_completion_total().await?;
         let workers = start_workers(db, config);
         let started = Instant::now();
         wait_for_completions(
@@ -49,7 +49,7 @@ pub async fn queue_throughput(
         .await?;
         let drain = jobs as f64 / started.elapsed().as_secs_f64();
 
-        let (completed_before, _) = db.probe_completion_counts().await?;
+        let completed_before = db.probe_completion_total().await?;
         let started = Instant::now();
         enqueue_probes(db, jobs, clients).await?;
         wait_for_completions(
@@ -130,7 +130,7 @@ async fn wait_for_completions(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     loop {
-        let (completed, _) = db.probe_completion_counts().await?;
+        let completed = db.probe_completion_total().await?;
         if completed - completed_before >= expected {
             return Ok(());
         }
@@ -142,7 +142,7 @@ async fn wait_for_completions(
                 humantime::format_duration(timeout)
             );
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -112,7 +112,7 @@ pub struct Config {
         hide_default_value = false
     )]
     pub database_url: Secret,
-    /// Connections in the database pool.
+    /// Connections in the PostgreSQL pool (SQLite uses one: it writes one transaction at a time).
     #[arg(
         long,
         env = "DATABASE_MAX_CONNECTIONS",
@@ -138,8 +138,8 @@ pub struct Config {
     /// A job whose worker stops heartbeating for this long is given to another worker.
     #[arg(long, env = "JOB_LEASE", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
     pub job_lease: Duration,
-    /// How often idle workers look for jobs (PostgreSQL also wakes them at once by NOTIFY).
-    #[arg(long, env = "QUEUE_POLL_INTERVAL", default_value = "200ms", value_parser = humantime::parse_duration, global = true)]
+    /// How often idle workers look for jobs.
+    #[arg(long, env = "QUEUE_POLL_INTERVAL", default_value = "100ms", value_parser = humantime::parse_duration, global = true)]
     pub queue_poll_interval: Duration,
     /// Delay before the first retry of a failed job; it doubles with each attempt.
     #[arg(long, env = "JOB_RETRY_DELAY", default_value = "1s", value_parser = humantime::parse_duration, global = true)]

@@ -44,60 +44,114 @@ fn worker_process(t: &TestDb) -> ChildGuard {
 }
 
 async fn job_status(db: &Db, id: &str) -> Option<String> {
-    db.jobs(Probe::QUEUE, None, 10_000).await.unwrap().into_iter().find(|j| j.id == id).map(|j| j.status)
+    db.jobs(Probe::QUEUE, None, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|j| j.id == id)
+        .map(|j| j.status)
 }
 
 async fn enqueue_is_transactional(t: &TestDb) {
     let mut tx = t.db.begin().await.unwrap();
-    let rolled_back = queue::enqueue(&mut tx, &Probe::new("rolled-back")).await.unwrap();
+    let rolled_back = queue::enqueue(&mut tx, &Probe::new("rolled-back"))
+        .await
+        .unwrap();
     drop(tx);
     let mut tx = t.db.begin().await.unwrap();
-    let committed = queue::enqueue(&mut tx, &Probe::new("committed")).await.unwrap();
+    let committed = queue::enqueue(&mut tx, &Probe::new("committed"))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(job_status(&t.db, &rolled_back).await, None);
-    assert_eq!(job_status(&t.db, &committed).await.as_deref(), Some("Pending"));
+    assert_eq!(
+        job_status(&t.db, &committed).await.as_deref(),
+        Some("Pending")
+    );
     let counts = t.db.job_status_counts().await.unwrap();
     assert_eq!(counts.len(), 1);
-    assert_eq!((counts[0].queue.as_str(), counts[0].status.as_str(), counts[0].count), ("probe", "Pending", 1));
+    assert_eq!(
+        (
+            counts[0].queue.as_str(),
+            counts[0].status.as_str(),
+            counts[0].count
+        ),
+        ("probe", "Pending", 1)
+    );
 }
 
 async fn retries_then_failure(t: &TestDb) {
-    let recovers = Probe { fail_attempts: 2, ..Probe::new("recovers") };
-    let never = Probe { fail_attempts: 100, ..Probe::new("never") };
+    let recovers = Probe {
+        fail_attempts: 2,
+        ..Probe::new("recovers")
+    };
+    let never = Probe {
+        fail_attempts: 100,
+        ..Probe::new("never")
+    };
     let recovers_job = queue::enqueue_now(&t.db, &recovers).await.unwrap();
     let never_job = queue::enqueue_now(&t.db, &never).await.unwrap();
 
     let shutdown = CancellationToken::new();
-    let workers = tokio::spawn(queue::run_workers(t.db.clone(), fast_settings(), shutdown.clone().cancelled_owned()));
+    let workers = tokio::spawn(queue::run_workers(
+        t.db.clone(),
+        fast_settings(),
+        shutdown.clone().cancelled_owned(),
+    ));
 
-    let completions = wait_for("the recovering probe to complete", Duration::from_secs(30), || async {
-        let done = t.db.probe_completions("recovers").await.unwrap();
-        (!done.is_empty()).then_some(done)
-    })
+    let completions = wait_for(
+        "the recovering probe to complete",
+        Duration::from_secs(30),
+        || async {
+            let done = t.db.probe_completions("recovers").await.unwrap();
+            (!done.is_empty()).then_some(done)
+        },
+    )
     .await;
     assert_eq!(completions.len(), 1);
-    assert_eq!(completions[0].attempt, 3, "two failures, then success on the third attempt");
+    assert_eq!(
+        completions[0].attempt, 3,
+        "two failures, then success on the third attempt"
+    );
 
-    let failed = wait_for("the failing probe to be marked failed", Duration::from_secs(30), || async {
-        let jobs = t.db.jobs("probe", Some("Failed"), 10).await.unwrap();
-        jobs.into_iter().find(|j| j.id == never_job)
-    })
+    let failed = wait_for(
+        "the failing probe to be marked failed",
+        Duration::from_secs(30),
+        || async {
+            let jobs = t.db.jobs("probe", Some("Failed"), 10).await.unwrap();
+            jobs.into_iter().find(|j| j.id == never_job)
+        },
+    )
     .await;
     assert_eq!(failed.attempts, 3, "tried MAX_ATTEMPTS times");
     let error = failed.last_result.unwrap_or_default();
-    assert!(error.contains("failed on purpose"), "the error is kept: {error}");
+    assert!(
+        error.contains("failed on purpose"),
+        "the error is kept: {error}"
+    );
     assert!(t.db.probe_completions("never").await.unwrap().is_empty());
 
-    wait_for("the recovered job to be marked done", Duration::from_secs(10), || async {
-        (job_status(&t.db, &recovers_job).await.as_deref() == Some("Done")).then_some(())
-    })
+    wait_for(
+        "the recovered job to be marked done",
+        Duration::from_secs(10),
+        || async {
+            (job_status(&t.db, &recovers_job).await.as_deref() == Some("Done")).then_some(())
+        },
+    )
     .await;
     // A failed job is not picked up again.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(job_status(&t.db, &never_job).await.as_deref(), Some("Failed"));
+    assert_eq!(
+        job_status(&t.db, &never_job).await.as_deref(),
+        Some("Failed")
+    );
 
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(20), workers).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(20), workers)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
 
 async fn four_workers_race(t: &TestDb) {
@@ -109,7 +163,9 @@ async fn four_workers_race(t: &TestDb) {
         let db = t.db.clone();
         clients.spawn(async move {
             for n in 0..JOBS / 8 {
-                queue::enqueue_now(&db, &Probe::new(format!("race-{client}-{n}"))).await.unwrap();
+                queue::enqueue_now(&db, &Probe::new(format!("race-{client}-{n}")))
+                    .await
+                    .unwrap();
             }
         });
     }
@@ -121,17 +177,32 @@ async fn four_workers_race(t: &TestDb) {
         (completions >= JOBS as i64).then_some(())
     })
     .await;
-    wait_for("every job to be marked done", Duration::from_secs(30), || async {
-        let done = t.db.jobs("probe", Some("Done"), 10_000).await.unwrap().len();
-        (done == JOBS).then_some(())
-    })
+    wait_for(
+        "every job to be marked done",
+        Duration::from_secs(30),
+        || async {
+            let done =
+                t.db.jobs("probe", Some("Done"), 10_000)
+                    .await
+                    .unwrap()
+                    .len();
+            (done == JOBS).then_some(())
+        },
+    )
     .await;
     // Give any duplicate execution time to show itself before counting.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (completions, distinct) = t.db.probe_completion_counts().await.unwrap();
-    assert_eq!((completions, distinct), (JOBS as i64, JOBS as i64), "each job completed exactly once");
+    assert_eq!(
+        (completions, distinct),
+        (JOBS as i64, JOBS as i64),
+        "each job completed exactly once"
+    );
     let workers_used: std::collections::BTreeSet<String> = sqlx_distinct_workers(&t.db).await;
-    assert!(workers_used.len() >= 2, "the work was shared: {workers_used:?}");
+    assert!(
+        workers_used.len() >= 2,
+        "the work was shared: {workers_used:?}"
+    );
 }
 
 async fn sqlx_distinct_workers(db: &Db) -> std::collections::BTreeSet<String> {
@@ -140,50 +211,96 @@ async fn sqlx_distinct_workers(db: &Db) -> std::collections::BTreeSet<String> {
         Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
         Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
     };
-    names.into_iter().map(|n| n.split("-probe-").next().unwrap_or_default().to_string()).collect()
+    names
+        .into_iter()
+        .map(|n| n.split("-probe-").next().unwrap_or_default().to_string())
+        .collect()
 }
 
 async fn killed_worker_job_moves_on(t: &TestDb) {
     let mut first = worker_process(t);
-    let job = queue::enqueue_now(&t.db, &Probe { work_ms: 5_000, ..Probe::new("survivor") }).await.unwrap();
-    wait_for("the first worker to take the job", Duration::from_secs(30), || async {
-        matches!(job_status(&t.db, &job).await.as_deref(), Some("Running")).then_some(())
-    })
+    let job = queue::enqueue_now(
+        &t.db,
+        &Probe {
+            work_ms: 5_000,
+            ..Probe::new("survivor")
+        },
+    )
+    .await
+    .unwrap();
+    wait_for(
+        "the first worker to take the job",
+        Duration::from_secs(30),
+        || async {
+            matches!(job_status(&t.db, &job).await.as_deref(), Some("Running")).then_some(())
+        },
+    )
     .await;
     first.signal("KILL");
     first.wait_exit(Duration::from_secs(10));
-    assert!(t.db.probe_completions("survivor").await.unwrap().is_empty(), "killed mid-job");
+    assert!(
+        t.db.probe_completions("survivor").await.unwrap().is_empty(),
+        "killed mid-job"
+    );
 
     let _second = worker_process(t);
-    let completions = wait_for("the job to complete on the second worker", Duration::from_secs(60), || async {
-        let done = t.db.probe_completions("survivor").await.unwrap();
-        (!done.is_empty()).then_some(done)
-    })
+    let completions = wait_for(
+        "the job to complete on the second worker",
+        Duration::from_secs(60),
+        || async {
+            let done = t.db.probe_completions("survivor").await.unwrap();
+            (!done.is_empty()).then_some(done)
+        },
+    )
     .await;
-    wait_for("the job to be marked done", Duration::from_secs(20), || async {
-        (job_status(&t.db, &job).await.as_deref() == Some("Done")).then_some(())
-    })
+    wait_for(
+        "the job to be marked done",
+        Duration::from_secs(20),
+        || async { (job_status(&t.db, &job).await.as_deref() == Some("Done")).then_some(()) },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let completions_now = t.db.probe_completions("survivor").await.unwrap();
-    assert_eq!(completions_now.len(), 1, "exactly one success: {completions_now:?}");
+    assert_eq!(
+        completions_now.len(),
+        1,
+        "exactly one success: {completions_now:?}"
+    );
     assert_eq!(completions, completions_now);
 }
 
 async fn graceful_shutdown_finishes_running_job(t: &TestDb) {
     let mut worker = worker_process(t);
-    let job = queue::enqueue_now(&t.db, &Probe { work_ms: 1_500, ..Probe::new("in-flight") }).await.unwrap();
-    wait_for("the worker to take the job", Duration::from_secs(30), || async {
-        matches!(job_status(&t.db, &job).await.as_deref(), Some("Running")).then_some(())
-    })
+    let job = queue::enqueue_now(
+        &t.db,
+        &Probe {
+            work_ms: 1_500,
+            ..Probe::new("in-flight")
+        },
+    )
+    .await
+    .unwrap();
+    wait_for(
+        "the worker to take the job",
+        Duration::from_secs(30),
+        || async {
+            matches!(job_status(&t.db, &job).await.as_deref(), Some("Running")).then_some(())
+        },
+    )
     .await;
     worker.signal("TERM");
     let status = worker.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "clean exit after SIGTERM: {status:?}");
     let completions = t.db.probe_completions("in-flight").await.unwrap();
-    assert_eq!(completions.len(), 1, "the in-flight job finished before exit");
+    assert_eq!(
+        completions.len(),
+        1,
+        "the in-flight job finished before exit"
+    );
     // A job enqueued after shutdown waits for the next worker.
-    let later = queue::enqueue_now(&t.db, &Probe::new("after-shutdown")).await.unwrap();
+    let later = queue::enqueue_now(&t.db, &Probe::new("after-shutdown"))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(job_status(&t.db, &later).await.as_deref(), Some("Pending"));
 }

@@ -112,15 +112,8 @@ async fn conversations_by_external_ref(t: &TestDb) {
 }
 
 async fn gap_free_event_ids(t: &TestDb) {
-    let owner = t.db.create_user("owner", None, false).await.unwrap();
-    let new = NewConversation {
-        owner_id: &owner.id,
-        title: "t",
-        trigger_kind: "web",
-        ..Default::default()
-    };
-    let first = t.db.create_conversation(&new).await.unwrap();
-    let second = t.db.create_conversation(&new).await.unwrap();
+    let first = web_conversation(t).await;
+    let second = web_conversation(t).await;
 
     const WRITERS: usize = 8;
     const PER_WRITER: usize = 25;
@@ -189,14 +182,7 @@ async fn gap_free_event_ids(t: &TestDb) {
 }
 
 async fn rolled_back_append_leaves_no_gap(t: &TestDb) {
-    let owner = t.db.create_user("owner", None, false).await.unwrap();
-    let new = NewConversation {
-        owner_id: &owner.id,
-        title: "t",
-        trigger_kind: "web",
-        ..Default::default()
-    };
-    let conversation = t.db.create_conversation(&new).await.unwrap();
+    let conversation = web_conversation(t).await;
     let payload = json!({"content": "hello"});
     let event = NewEvent {
         source: "user",
@@ -224,14 +210,7 @@ async fn rolled_back_append_leaves_no_gap(t: &TestDb) {
 }
 
 async fn events_are_append_only(t: &TestDb) {
-    let owner = t.db.create_user("owner", None, false).await.unwrap();
-    let new = NewConversation {
-        owner_id: &owner.id,
-        title: "t",
-        trigger_kind: "web",
-        ..Default::default()
-    };
-    let conversation = t.db.create_conversation(&new).await.unwrap();
+    let conversation = web_conversation(t).await;
     let payload = json!({"content": "original"});
     t.db.append_event(
         &conversation.id,
@@ -414,4 +393,23 @@ async fn table_names(t: &TestDb) -> BTreeSet<String> {
         "sanity: the schema is there: {names:?}"
     );
     names
+}
+
+/// A conversation started from the web, owned by a new user.
+async fn web_conversation(t: &TestDb) -> openhands::storage::Conversation {
+    let owner =
+        t.db.create_user(
+            &format!("owner-{}", uuid::Uuid::new_v4().simple()),
+            None,
+            false,
+        )
+        .await
+        .unwrap();
+    let new = NewConversation {
+        owner_id: &owner.id,
+        title: "t",
+        trigger_kind: "web",
+        ..Default::default()
+    };
+    t.db.create_conversation(&new).await.unwrap()
 }

@@ -5,10 +5,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use apalis::prelude::{BackendExt, ParallelizeExt};
-use apalis::prelude::{
-    BackoffRetryPolicy, Monitor, RetryPolicy, Strategy, WorkerBuilder, WorkerBuilderExt,
-};
-use apalis_postgres::{PostgresStorage, Pubsub};
+use apalis::prelude::{BackoffRetryPolicy, Monitor, RetryPolicy, WorkerBuilder, WorkerBuilderExt};
+use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
 use tower::retry::backoff::{ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
 use tower::util::rng::HasherRng;
@@ -32,7 +30,7 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     /// A job whose worker has not heartbeated for this long is handed to another worker.
     pub lease: Duration,
-    /// How often idle workers look for new jobs (PostgreSQL also wakes them by NOTIFY).
+    /// How often idle workers look for new jobs.
     pub poll_interval: Duration,
     /// Jobs claimed in one fetch.
     pub batch_size: usize,
@@ -50,7 +48,7 @@ impl Default for WorkerSettings {
             instance: format!("worker-{}", uuid::Uuid::new_v4().simple()),
             concurrency: 8,
             lease: Duration::from_secs(60),
-            poll_interval: Duration::from_millis(200),
+            poll_interval: Duration::from_millis(100),
             batch_size: 10,
             retry_base_delay: Duration::from_secs(1),
             retry_max_delay: Duration::from_secs(60),
@@ -125,12 +123,9 @@ macro_rules! register_job {
                     .missed_heartbeats(HEARTBEATS_PER_LEASE as usize);
                 let pool = pool.clone();
                 $monitor.register(move |restarts| {
-                    let strategy = Strategy::new()
-                        .stream(Pubsub::new(pool.clone(), queue.to_string()))
-                        .interval(settings.poll_interval);
                     let backend = PostgresStorage::<$job>::new(&pool)
                         .with_config(config.clone())
-                        .poll_with_strategy(strategy);
+                        .poll_with_interval(settings.poll_interval);
                     job_worker!(&settings, restarts, &backoff, ctx, backend, $job, $handler)
                 })
             }

@@ -70,18 +70,14 @@ const MIGRATIONS_TABLE: &str = "openhands_migrations";
 pub enum StorageError {
     #[error("DATABASE_URL is not valid: {0}")]
     InvalidUrl(String),
-    #[error("cannot open the database at {url}: {source}")]
-    Connect {
-        url: String,
-        #[source]
-        source: sqlx::Error,
-    },
-    #[error("cannot create the directory {path} for the SQLite database: {source}")]
-    CreateDir {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(
+        "cannot open the database at {url}: {cause}; check DATABASE_URL and that the database server is running"
+    )]
+    Connect { url: String, cause: String },
+    #[error(
+        "cannot create the directory {path} for the SQLite database: {cause}; check DATABASE_URL"
+    )]
+    CreateDir { path: String, cause: std::io::Error },
     #[error("database migration failed (the database was left as it was): {0}")]
     Migrate(#[from] MigrateError),
     #[error("database error: {0}")]
@@ -161,14 +157,18 @@ impl Db {
     /// missing. Fails fast when the server cannot be reached.
     pub async fn connect(url: &str, options: &ConnectOptions) -> Result<Db> {
         let shown = redact_url(url);
-        let connect_error = |source| StorageError::Connect {
+        let connect_error = |cause: sqlx::Error| StorageError::Connect {
             url: shown.clone(),
-            source,
+            cause: cause.to_string(),
         };
         match DatabaseKind::of_url(url)? {
             DatabaseKind::Postgres => {
                 let connect = PgConnectOptions::from_str(url)
                     .map_err(|e| StorageError::InvalidUrl(format!("{shown}: {e}")))?;
+                // One connection first: a pool that cannot connect only says that it timed out,
+                // while a single attempt says why (refused, unknown host, bad password, …).
+                check_connect::<sqlx::PgConnection>(&connect, options.connect_timeout, &shown)
+                    .await?;
                 let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.connect_timeout)
@@ -190,13 +190,18 @@ impl Db {
                 if let Some(dir) = Path::new(connect.get_filename()).parent()
                     && !dir.as_os_str().is_empty()
                 {
-                    std::fs::create_dir_all(dir).map_err(|source| StorageError::CreateDir {
+                    std::fs::create_dir_all(dir).map_err(|cause| StorageError::CreateDir {
                         path: dir.display().to_string(),
-                        source,
+                        cause,
                     })?;
                 }
+                check_connect::<sqlx::SqliteConnection>(&connect, options.connect_timeout, &shown)
+                    .await?;
+                // SQLite runs one write at a time. With one connection, writers queue fairly in
+                // the pool instead of sleeping and retrying in SQLite's busy handler, which
+                // under load costs far more than the wait itself.
                 let pool = SqlitePoolOptions::new()
-                    .max_connections(options.max_connections)
+                    .max_connections(1)
                     .acquire_timeout(options.connect_timeout)
                     .connect_with(connect)
                     .await
@@ -222,6 +227,15 @@ impl Db {
                     .await?;
                 self.migrate_with(&apalis_postgres::PostgresStorage::migrations())
                     .await?;
+                // The queue's schema notifies listeners on every inserted job. A NOTIFY takes a
+                // lock that serializes all committing transactions, which halves enqueue
+                // throughput; workers poll instead (QUEUE_POLL_INTERVAL).
+                on_backend!(self, pool => sqlx::query(
+                    "DROP TRIGGER IF EXISTS notify_workers ON apalis.jobs"
+                )
+                .execute(pool)
+                .await?
+                .rows_affected());
             }
             Db::Sqlite(_) => {
                 self.migrate_with(&own_migrator(sqlx::migrate!("migrations/sqlite")))
@@ -263,6 +277,29 @@ impl Db {
 
     pub async fn close(&self) {
         on_backend!(self, pool => pool.close().await)
+    }
+}
+
+/// Opens and closes one connection, to report why the database cannot be reached.
+async fn check_connect<C: sqlx::Connection>(
+    options: &C::Options,
+    timeout: Duration,
+    shown_url: &str,
+) -> Result<()> {
+    let error = |cause: String| StorageError::Connect {
+        url: shown_url.to_string(),
+        cause,
+    };
+    match tokio::time::timeout(timeout, C::connect_with(options)).await {
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            Ok(())
+        }
+        Ok(Err(cause)) => Err(error(cause.to_string())),
+        Err(_) => Err(error(format!(
+            "no answer within {}",
+            humantime::format_duration(timeout)
+        ))),
     }
 }
 

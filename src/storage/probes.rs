@@ -44,6 +44,15 @@ impl Db {
         )
     }
 
+    /// How many probe completions there are in all.
+    pub async fn probe_completion_total(&self) -> Result<i64> {
+        Ok(on_backend!(self, pool => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM queue_probe_completions",
+        )
+        .fetch_one(pool)
+        .await?))
+    }
+
     /// How many probe completions there are in all, and for how many distinct probes.
     pub async fn probe_completion_counts(&self) -> Result<(i64, i64)> {
         Ok(on_backend!(self, pool => sqlx::query_as::<_, (i64, i64)>(

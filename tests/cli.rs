@@ -1,0 +1,239 @@
+//! The binary as a user starts it: serving, health, bad configuration, logs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use support::{ChildGuard, TestDb, free_port, wait_for};
+
+fn run(command: &mut Command) -> Output {
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+/// A failure as a user should see it: a non-zero exit and one clear line, no panic.
+fn assert_clear_failure(output: &Output, expected: &str) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(!output.status.success(), "must fail: {stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "no panic: {stderr}"
+    );
+    assert!(
+        stderr.contains(expected),
+        "stderr mentions `{expected}`: {stderr}"
+    );
+    let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(error_lines.len(), 1, "one error line: {stderr}");
+    stderr
+}
+
+async fn get(url: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::get(url).await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+async fn wait_until_serving(port: u16) {
+    wait_for(
+        "the server to answer /alive",
+        Duration::from_secs(30),
+        || async move {
+            reqwest::get(format!("http://127.0.0.1:{port}/alive"))
+                .await
+                .ok()
+                .map(|_| ())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn serve_with_defaults_creates_the_sqlite_database_and_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut command = Command::new(support::binary());
+    command
+        .env_clear()
+        .current_dir(dir.path())
+        .args(["serve", "--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut server = ChildGuard::spawn(&mut command);
+    wait_until_serving(port).await;
+    assert_eq!(
+        get(&format!("http://127.0.0.1:{port}/alive")).await,
+        (200, serde_json::json!({"status": "ok"}))
+    );
+    let (status, health) = get(&format!("http://127.0.0.1:{port}/health")).await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["checks"]["database"]["status"], "ok");
+    assert_eq!(health["checks"]["database"]["backend"], "sqlite");
+    assert!(
+        dir.path().join("data/openhands.db").exists(),
+        "the default database is ./data/openhands.db"
+    );
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(30)).success());
+}
+
+#[tokio::test]
+async fn health_answers_503_when_postgres_goes_away_and_the_server_keeps_running() {
+    let test_db = TestDb::postgres().await;
+    let port = free_port();
+    let _server = ChildGuard::spawn(
+        support::openhands(&test_db.url)
+            .args(["web", "--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_until_serving(port).await;
+    let (status, health) = get(&format!("http://127.0.0.1:{port}/health")).await;
+    assert_eq!(
+        (status, health["checks"]["database"]["backend"].as_str()),
+        (200, Some("postgres")),
+        "{health}"
+    );
+
+    let url = test_db.url.clone();
+    test_db.drop_database().await;
+    let (status, health) = get(&format!("http://127.0.0.1:{port}/health")).await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["status"], "error");
+    assert_eq!(health["checks"]["database"]["status"], "error");
+    assert!(
+        !health.to_string().contains(&url),
+        "no connection details in the answer"
+    );
+    assert_eq!(
+        get(&format!("http://127.0.0.1:{port}/alive")).await.0,
+        200,
+        "still serving"
+    );
+}
+
+#[test]
+fn a_malformed_database_url_is_one_clear_line() {
+    let output = run(support::openhands("mysql://root@localhost/db").arg("migrate"));
+    let stderr = assert_clear_failure(&output, "DATABASE_URL");
+    assert!(
+        stderr.contains("postgres://"),
+        "says what would work: {stderr}"
+    );
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn an_unreachable_database_is_one_clear_line_without_the_password() {
+    let port = free_port(); // nothing listens there
+    let url = format!("postgres://someone:hunter2secret@127.0.0.1:{port}/openhands");
+    let output = run(support::openhands(&url).arg("migrate"));
+    let stderr = assert_clear_failure(&output, "cannot open the database");
+    assert!(
+        stderr.contains("DATABASE_URL"),
+        "says what to check: {stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2secret"),
+        "the password is never printed: {stderr}"
+    );
+}
+
+#[test]
+fn an_unknown_flag_is_rejected_with_usage() {
+    let output = run(Command::new(support::binary()).args(["serve", "--no-such-flag"]));
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--no-such-flag"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn bad_values_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let output = run(support::openhands(&url)
+        .env("LOG_JSON", "perhaps")
+        .arg("migrate"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("perhaps"));
+    let output = run(support::openhands(&url)
+        .env("JOB_LEASE", "1s")
+        .arg("worker"));
+    assert_clear_failure(&output, "JOB_LEASE");
+    let output = run(support::openhands(&url).env("PORT", "70000").arg("web"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("70000"));
+}
+
+#[test]
+fn a_port_in_use_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let output = run(support::openhands(&url).args(["serve", "--port", &port.to_string()]));
+    let stderr = assert_clear_failure(&output, &format!("cannot listen on 127.0.0.1:{port}"));
+    assert!(stderr.contains("--port"), "says how to fix it: {stderr}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_and_hide_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(
+        support::openhands(&format!("sqlite://{}/db.sqlite", dir.path().display()))
+            .env("LOG_JSON", "1")
+            .arg("migrate"),
+    );
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        assert!(
+            line["message"].is_string()
+                && line["severity"].is_string()
+                && line["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l["message"] == "database ready"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("migrations applied"));
+}
+
+#[tokio::test]
+async fn the_database_password_never_reaches_the_logs() {
+    let test_db = TestDb::postgres().await;
+    let admin = url::Url::parse(&test_db.url).unwrap();
+    let password = admin.password().unwrap().to_string();
+    let output = run(support::openhands(&test_db.url)
+        .env("LOG_LEVEL", "debug")
+        .arg("migrate"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(all.contains("***"), "the URL is shown redacted: {all}");
+    assert!(
+        !all.contains(&format!(":{password}@")),
+        "the password never appears"
+    );
+    test_db.drop_database().await;
+}
