@@ -237,3 +237,39 @@ async fn the_database_password_never_reaches_the_logs() {
     );
     test_db.drop_database().await;
 }
+
+#[tokio::test]
+async fn queue_probe_and_status_work_against_a_running_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let port = free_port();
+    let _server = ChildGuard::spawn(
+        support::openhands(&url)
+            .args(["serve", "--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_until_serving(port).await;
+    let output = run(support::openhands(&url).args(["queue", "probe", "--count", "3", "--timeout", "30s"]));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("3 probe job(s) completed"), "{stdout}");
+    let status = wait_for("the probes to be marked done", Duration::from_secs(20), || {
+        let url = url.clone();
+        async move {
+            let output = run(support::openhands(&url).args(["queue", "status"]));
+            let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+            stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["probe", "Done", "3"]).then_some(stdout)
+        }
+    })
+    .await;
+    assert!(!status.contains("Failed"), "{status}");
+}
+
+#[test]
+fn queue_probe_without_workers_says_what_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let output = run(support::openhands(&url).args(["queue", "probe", "--timeout", "1s"]));
+    assert_clear_failure(&output, "are workers running");
+}

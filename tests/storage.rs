@@ -413,3 +413,43 @@ async fn web_conversation(t: &TestDb) -> openhands::storage::Conversation {
     };
     t.db.create_conversation(&new).await.unwrap()
 }
+
+/// The two schemas are written separately; they must describe the same tables and columns.
+#[tokio::test]
+async fn postgres_and_sqlite_schemas_have_the_same_tables_and_columns() {
+    let sqlite = TestDb::sqlite().await;
+    let postgres = TestDb::postgres().await;
+    let sqlite_columns: BTreeSet<(String, String)> = match &sqlite.db {
+        openhands::storage::Db::Sqlite(pool) => sqlx::query_as(
+            "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT IN ('Jobs', 'Workers', '_sqlx_migrations')",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect(),
+        _ => unreachable!(),
+    };
+    let postgres_columns: BTreeSet<(String, String)> = match &postgres.db {
+        openhands::storage::Db::Postgres(pool) => sqlx::query_as(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns WHERE table_schema = 'public'",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect(),
+        _ => unreachable!(),
+    };
+    assert!(sqlite_columns.contains(&("events".to_string(), "payload".to_string())), "{sqlite_columns:?}");
+    assert_eq!(sqlite_columns, postgres_columns);
+    let names = |dir: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names("migrations/postgres"), names("migrations/sqlite"), "one migration per change, for each database");
+    sqlite.drop_database().await;
+    postgres.drop_database().await;
+}
