@@ -57,14 +57,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Queue(QueueCommand::Status) => {
             let db = open_database(&config).await?;
-            let counts = db.job_status_counts().await?;
-            if counts.is_empty() {
-                println!("the queue is empty");
-            }
-            for row in counts {
-                println!("{:<12} {:<10} {}", row.queue, row.status, row.count);
-            }
-            Ok(())
+            print_queue_status(&db).await
         }
         Command::Queue(QueueCommand::Probe { count, timeout }) => {
             let db = open_database(&config).await?;
@@ -150,6 +143,26 @@ async fn wait_for_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
+}
+
+/// Jobs per queue and status, then the failed jobs with their errors.
+async fn print_queue_status(db: &Db) -> anyhow::Result<()> {
+    let counts = db.job_status_counts().await?;
+    if counts.is_empty() {
+        println!("the queue is empty");
+    }
+    for row in &counts {
+        println!("{:<12} {:<10} {}", row.queue, row.status, row.count);
+    }
+    const SHOWN_FAILURES: i64 = 20;
+    for row in counts.iter().filter(|row| row.status == "Failed") {
+        println!("\nfailed {} jobs (at most {SHOWN_FAILURES}):", row.queue);
+        for job in db.jobs(&row.queue, Some("Failed"), SHOWN_FAILURES).await? {
+            let error = job.last_result.unwrap_or_default();
+            println!("  {} after {} attempt(s): {error}", job.id, job.attempts);
+        }
+    }
+    Ok(())
 }
 
 /// Enqueues `count` probes and waits until each has completed once.

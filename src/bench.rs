@@ -36,32 +36,18 @@ pub async fn queue_throughput(
         enqueue_probes(db, jobs, clients).await?;
         let enqueue = jobs as f64 / started.elapsed().as_secs_f64();
 
-        let completed_before = db.probe_completion_total().await?;
+        let mark = db.probe_completion_mark().await?;
         let workers = start_workers(db, config);
         let started = Instant::now();
-        wait_for_completions(
-            db,
-            completed_before,
-            i64::from(jobs),
-            round_timeout,
-            &workers,
-        )
-        .await?;
+        wait_for_completions(db, mark, i64::from(jobs), round_timeout).await?;
         let drain = jobs as f64 / started.elapsed().as_secs_f64();
 
-        let completed_before = db.probe_completion_total().await?;
+        let mark = db.probe_completion_mark().await?;
         let started = Instant::now();
         enqueue_probes(db, jobs, clients).await?;
-        wait_for_completions(
-            db,
-            completed_before,
-            i64::from(jobs),
-            round_timeout,
-            &workers,
-        )
-        .await?;
+        wait_for_completions(db, mark, i64::from(jobs), round_timeout).await?;
         let end_to_end = jobs as f64 / started.elapsed().as_secs_f64();
-        workers.cancel();
+        workers.stop().await?;
 
         println!(
             "round {round}/{rounds}: enqueue {enqueue:.0}/s, drain {drain:.0}/s, end to end {end_to_end:.0}/s"
@@ -69,8 +55,6 @@ pub async fn queue_throughput(
         enqueue_rates.push(enqueue);
         drain_rates.push(drain);
         end_to_end_rates.push(end_to_end);
-        // Let the workers of this round finish shutting down before the next one starts.
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     println!(
         "queue {backend}: {jobs} jobs x {rounds} rounds, {clients} enqueueing clients, worker concurrency {}",
@@ -108,37 +92,45 @@ async fn enqueue_probes(db: &Db, jobs: u32, clients: u32) -> anyhow::Result<()> 
 }
 
 /// Workers of this process, running until the token is cancelled.
-fn start_workers(db: &Db, config: &Config) -> CancellationToken {
-    let token = CancellationToken::new();
-    let db = db.clone();
-    let settings = config.worker_settings();
-    let shutdown = token.clone().cancelled_owned();
-    tokio::spawn(async move {
-        if let Err(error) = queue::run_workers(db, settings, shutdown).await {
-            tracing::error!(%error, "benchmark workers failed");
-        }
-    });
-    token
+struct Workers {
+    stop: CancellationToken,
+    running: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+fn start_workers(db: &Db, config: &Config) -> Workers {
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(queue::run_workers(
+        db.clone(),
+        config.worker_settings(),
+        stop.clone().cancelled_owned(),
+    ));
+    Workers { stop, running }
+}
+
+impl Workers {
+    /// Stops the workers and waits until they have let go of every job.
+    async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.running.await?
+    }
 }
 
 async fn wait_for_completions(
     db: &Db,
-    completed_before: i64,
+    mark: i64,
     expected: i64,
     timeout: Duration,
-    workers: &CancellationToken,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     loop {
-        let completed = db.probe_completion_total().await?;
-        if completed - completed_before >= expected {
+        let completed = db.probe_completions_since(mark).await?;
+        if completed >= expected {
             return Ok(());
         }
         if started.elapsed() > timeout {
-            workers.cancel();
             bail!(
                 "only {} of {expected} jobs completed within {}",
-                completed - completed_before,
+                completed,
                 humantime::format_duration(timeout)
             );
         }

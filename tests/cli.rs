@@ -250,18 +250,30 @@ async fn queue_probe_and_status_work_against_a_running_service() {
             .stderr(Stdio::null()),
     );
     wait_until_serving(port).await;
-    let output = run(support::openhands(&url).args(["queue", "probe", "--count", "3", "--timeout", "30s"]));
+    let output =
+        run(support::openhands(&url).args(["queue", "probe", "--count", "3", "--timeout", "30s"]));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("3 probe job(s) completed"), "{stdout}");
-    let status = wait_for("the probes to be marked done", Duration::from_secs(20), || {
-        let url = url.clone();
-        async move {
-            let output = run(support::openhands(&url).args(["queue", "status"]));
-            let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-            stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["probe", "Done", "3"]).then_some(stdout)
-        }
-    })
+    let status = wait_for(
+        "the probes to be marked done",
+        Duration::from_secs(20),
+        || {
+            let url = url.clone();
+            async move {
+                let output = run(support::openhands(&url).args(["queue", "status"]));
+                let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+                stdout
+                    .lines()
+                    .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["probe", "Done", "3"])
+                    .then_some(stdout)
+            }
+        },
+    )
     .await;
     assert!(!status.contains("Failed"), "{status}");
 }

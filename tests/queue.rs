@@ -152,6 +152,23 @@ async fn retries_then_failure(t: &TestDb) {
         .unwrap()
         .unwrap()
         .unwrap();
+
+    // Operators see the failure and its error.
+    let output = support::openhands(&t.url)
+        .args(["queue", "status"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("failed probe jobs"), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(&never_job))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains("after 3 attempt(s)") && line.contains("failed on purpose"),
+        "{line}"
+    );
 }
 
 async fn four_workers_race(t: &TestDb) {

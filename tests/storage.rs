@@ -442,14 +442,24 @@ async fn postgres_and_sqlite_schemas_have_the_same_tables_and_columns() {
         .collect(),
         _ => unreachable!(),
     };
-    assert!(sqlite_columns.contains(&("events".to_string(), "payload".to_string())), "{sqlite_columns:?}");
+    assert!(
+        sqlite_columns.contains(&("events".to_string(), "payload".to_string())),
+        "{sqlite_columns:?}"
+    );
     assert_eq!(sqlite_columns, postgres_columns);
     let names = |dir: &str| -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
         names.sort();
         names
     };
-    assert_eq!(names("migrations/postgres"), names("migrations/sqlite"), "one migration per change, for each database");
+    assert_eq!(
+        names("migrations/postgres"),
+        names("migrations/sqlite"),
+        "one migration per change, for each database"
+    );
     sqlite.drop_database().await;
     postgres.drop_database().await;
 }

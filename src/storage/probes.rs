@@ -44,11 +44,21 @@ impl Db {
         )
     }
 
-    /// How many probe completions there are in all.
-    pub async fn probe_completion_total(&self) -> Result<i64> {
+    /// The id of the latest probe completion (0 when there is none): a mark to count from.
+    pub async fn probe_completion_mark(&self) -> Result<i64> {
         Ok(on_backend!(self, pool => sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM queue_probe_completions",
+            "SELECT COALESCE(MAX(id), 0) FROM queue_probe_completions",
         )
+        .fetch_one(pool)
+        .await?))
+    }
+
+    /// How many probe completions were recorded after `mark`; cheap however many there are.
+    pub async fn probe_completions_since(&self, mark: i64) -> Result<i64> {
+        Ok(on_backend!(self, pool => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM queue_probe_completions WHERE id > $1",
+        )
+        .bind(mark)
         .fetch_one(pool)
         .await?))
     }
