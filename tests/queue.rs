@@ -236,23 +236,7 @@ async fn sqlx_distinct_workers(db: &Db) -> std::collections::BTreeSet<String> {
 
 async fn killed_worker_job_moves_on(t: &TestDb) {
     let mut first = worker_process(t);
-    let job = queue::enqueue_now(
-        &t.db,
-        &Probe {
-            work_ms: 5_000,
-            ..Probe::new("survivor")
-        },
-    )
-    .await
-    .unwrap();
-    wait_for(
-        "the first worker to take the job",
-        Duration::from_secs(30),
-        || async {
-            matches!(job_status(&t.db, &job).await.as_deref(), Some("Running")).then_some(())
-        },
-    )
-    .await;
+    let job = enqueue_running_probe(t, "survivor", 5_000).await;
     first.signal("KILL");
     first.wait_exit(Duration::from_secs(10));
     assert!(
@@ -288,23 +272,7 @@ async fn killed_worker_job_moves_on(t: &TestDb) {
 
 async fn graceful_shutdown_finishes_running_job(t: &TestDb) {
     let mut worker = worker_process(t);
-    let job = queue::enqueue_now(
-        &t.db,
-        &Probe {
-            work_ms: 1_500,
-            ..Probe::new("in-flight")
-        },
-    )
-    .await
-    .unwrap();
-    wait_for(
-        "the worker to take the job",
-        Duration::from_secs(30),
-        || async {
-            matches!(job_status(&t.db, &job).await.as_deref(), Some("Running")).then_some(())
-        },
-    )
-    .await;
+    let job = enqueue_running_probe(t, "in-flight", 1_500).await;
     worker.signal("TERM");
     let status = worker.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "clean exit after SIGTERM: {status:?}");
@@ -314,10 +282,33 @@ async fn graceful_shutdown_finishes_running_job(t: &TestDb) {
         1,
         "the in-flight job finished before exit"
     );
+    assert_eq!(
+        job_status(&t.db, &job).await.as_deref(),
+        Some("Done"),
+        "its completion was recorded in the queue before exit"
+    );
     // A job enqueued after shutdown waits for the next worker.
     let later = queue::enqueue_now(&t.db, &Probe::new("after-shutdown"))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(job_status(&t.db, &later).await.as_deref(), Some("Pending"));
+}
+
+/// Enqueues a probe that works for `work_ms` and waits until a worker is running it.
+async fn enqueue_running_probe(t: &TestDb, id: &str, work_ms: u64) -> String {
+    let probe = Probe {
+        work_ms,
+        ..Probe::new(id)
+    };
+    let job = queue::enqueue_now(&t.db, &probe).await.unwrap();
+    wait_for(
+        "a worker to take the job",
+        Duration::from_secs(30),
+        || async {
+            matches!(job_status(&t.db, &job).await.as_deref(), Some("Running")).then_some(())
+        },
+    )
+    .await;
+    job
 }

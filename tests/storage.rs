@@ -419,29 +419,17 @@ async fn web_conversation(t: &TestDb) -> openhands::storage::Conversation {
 async fn postgres_and_sqlite_schemas_have_the_same_tables_and_columns() {
     let sqlite = TestDb::sqlite().await;
     let postgres = TestDb::postgres().await;
-    let sqlite_columns: BTreeSet<(String, String)> = match &sqlite.db {
-        openhands::storage::Db::Sqlite(pool) => sqlx::query_as(
-            "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
-             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT IN ('Jobs', 'Workers', '_sqlx_migrations')",
-        )
-        .fetch_all(pool)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect(),
-        _ => unreachable!(),
-    };
-    let postgres_columns: BTreeSet<(String, String)> = match &postgres.db {
-        openhands::storage::Db::Postgres(pool) => sqlx::query_as(
-            "SELECT table_name::text, column_name::text FROM information_schema.columns WHERE table_schema = 'public'",
-        )
-        .fetch_all(pool)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect(),
-        _ => unreachable!(),
-    };
+    let sqlite_columns = column_names(
+        &sqlite,
+        "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT IN ('Jobs', 'Workers', '_sqlx_migrations')",
+    )
+    .await;
+    let postgres_columns = column_names(
+        &postgres,
+        "SELECT table_name::text, column_name::text FROM information_schema.columns WHERE table_schema = 'public'",
+    )
+    .await;
     assert!(
         sqlite_columns.contains(&("events".to_string(), "payload".to_string())),
         "{sqlite_columns:?}"
@@ -462,4 +450,15 @@ async fn postgres_and_sqlite_schemas_have_the_same_tables_and_columns() {
     );
     sqlite.drop_database().await;
     postgres.drop_database().await;
+}
+
+/// (table, column) pairs that `sql` lists.
+async fn column_names(t: &TestDb, sql: &'static str) -> BTreeSet<(String, String)> {
+    let rows: Vec<(String, String)> = match &t.db {
+        openhands::storage::Db::Postgres(pool) => {
+            sqlx::query_as(sql).fetch_all(pool).await.unwrap()
+        }
+        openhands::storage::Db::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+    };
+    rows.into_iter().collect()
 }
