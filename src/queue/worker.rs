@@ -11,6 +11,8 @@ use apalis_sqlite::SqliteStorage;
 use tower::retry::backoff::{ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
 use tower::util::rng::HasherRng;
 
+use futures::FutureExt;
+
 use super::Job;
 use super::probe::{self, Probe};
 use crate::storage::Db;
@@ -82,6 +84,15 @@ impl WorkerSettings {
     }
 }
 
+/// How long a worker waits before starting again after its `restarts`-th failure (a lost
+/// database, say): nothing the first time, then 1 s, doubling up to 30 s.
+fn restart_delay(restarts: usize) -> Duration {
+    match restarts {
+        0 => Duration::ZERO,
+        n => Duration::from_secs(1 << (n - 1).min(5)).min(Duration::from_secs(30)),
+    }
+}
+
 /// Retries a failing job of kind `J` until it has had `J::MAX_ATTEMPTS` attempts.
 fn retry_policy<J: Job>(
     backoff: &ExponentialBackoffMaker,
@@ -125,7 +136,8 @@ macro_rules! register_job {
                 $monitor.register(move |restarts| {
                     let backend = PostgresStorage::<$job>::new(&pool)
                         .with_config(config.clone())
-                        .poll_with_interval(settings.poll_interval);
+                        .poll_with_interval(settings.poll_interval)
+                        .before_start(move |_| tokio::time::sleep(restart_delay(restarts)).map(Ok));
                     job_worker!(&settings, restarts, &backoff, ctx, backend, $job, $handler)
                 })
             }
@@ -139,7 +151,8 @@ macro_rules! register_job {
                 $monitor.register(move |restarts| {
                     let backend = SqliteStorage::<$job>::new(&pool)
                         .with_config(config.clone())
-                        .poll_with_interval(settings.poll_interval);
+                        .poll_with_interval(settings.poll_interval)
+                        .before_start(move |_| tokio::time::sleep(restart_delay(restarts)).map(Ok));
                     job_worker!(&settings, restarts, &backoff, ctx, backend, $job, $handler)
                 })
             }
