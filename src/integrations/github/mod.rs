@@ -1,0 +1,5 @@
+//! GitHub: verifying its webhook deliveries.
+
+mod verify;
+
+pub use verify::verify;

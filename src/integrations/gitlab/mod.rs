@@ -1,0 +1,5 @@
+//! GitLab: verifying its webhook deliveries.
+
+mod verify;
+
+pub use verify::verify;

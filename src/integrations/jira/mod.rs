@@ -1,0 +1,5 @@
+//! Jira Cloud: verifying its webhook deliveries.
+
+mod verify;
+
+pub use verify::verify;

@@ -1,0 +1,5 @@
+//! Linear: verifying its webhook deliveries.
+
+mod verify;
+
+pub use verify::verify;

@@ -1,0 +1,5 @@
+//! Slack: verifying its webhook deliveries.
+
+mod verify;
+
+pub use verify::verify;
