@@ -6,5 +6,6 @@ pub mod github;
 pub mod gitlab;
 pub mod jira;
 pub mod linear;
+pub mod mention;
 pub mod signature;
 pub mod slack;
