@@ -18,7 +18,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = open_database(&config).await?;
             let listener = bind(&config).await?;
             let shutdown = shutdown_on_signal();
-            let http = serve_http(listener, db.clone(), shutdown.clone());
+            let http = serve_http(listener, app_state(&config, &db), shutdown.clone());
             let workers = queue::run_workers(
                 db.clone(),
                 config.worker_settings(),
@@ -31,7 +31,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Web => {
             let db = open_database(&config).await?;
             let listener = bind(&config).await?;
-            let result = serve_http(listener, db.clone(), shutdown_on_signal()).await;
+            let result = serve_http(listener, app_state(&config, &db), shutdown_on_signal()).await;
             db.close().await;
             result
         }
@@ -84,6 +84,13 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
+fn app_state(config: &Config, db: &Db) -> AppState {
+    AppState {
+        db: db.clone(),
+        admin_api_key: config.admin_api_key.clone(),
+    }
+}
+
 async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
     let address = format!("{}:{}", config.host, config.port);
     TcpListener::bind((config.host.as_str(), config.port))
@@ -97,12 +104,12 @@ async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
 
 async fn serve_http(
     listener: TcpListener,
-    db: Db,
+    state: AppState,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, "listening on http://{address}");
-    axum::serve(listener, web::router(AppState { db }))
+    axum::serve(listener, web::router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .context("HTTP server failed")?;

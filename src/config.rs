@@ -147,6 +147,14 @@ pub struct Config {
     /// Longest delay between two attempts of a failing job.
     #[arg(long, env = "JOB_RETRY_MAX_DELAY", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
     pub job_retry_max_delay: Duration,
+    /// Bearer token for the admin API (`/api/deliveries`); unset, the admin API is disabled.
+    #[arg(
+        long,
+        env = "OPENHANDS_ADMIN_API_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub admin_api_key: Option<Secret>,
     /// On SIGTERM or Ctrl-C, how long running jobs may take to finish.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub shutdown_grace: Duration,

@@ -10,18 +10,27 @@ use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use serde_json::json;
 
+use crate::config::Secret;
 use crate::storage::{DatabaseKind, Db};
+
+mod admin;
+mod error;
+
+pub use error::ApiError;
 
 /// What the handlers share.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub db: Db,
+    /// The admin API's bearer token; `None` disables the admin API.
+    pub admin_api_key: Option<Secret>,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/alive", get(alive))
         .route("/health", get(health))
+        .merge(admin::routes())
         .with_state(state)
 }
 
