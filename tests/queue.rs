@@ -99,15 +99,7 @@ async fn retries_then_failure(t: &TestDb) {
         shutdown.clone().cancelled_owned(),
     ));
 
-    let completions = wait_for(
-        "the recovering probe to complete",
-        Duration::from_secs(30),
-        || async {
-            let done = t.db.probe_completions("recovers").await.unwrap();
-            (!done.is_empty()).then_some(done)
-        },
-    )
-    .await;
+    let completions = wait_for_completion(t, "recovers").await;
     assert_eq!(completions.len(), 1);
     assert_eq!(
         completions[0].attempt, 3,
@@ -245,15 +237,7 @@ async fn killed_worker_job_moves_on(t: &TestDb) {
     );
 
     let _second = worker_process(t);
-    let completions = wait_for(
-        "the job to complete on the second worker",
-        Duration::from_secs(60),
-        || async {
-            let done = t.db.probe_completions("survivor").await.unwrap();
-            (!done.is_empty()).then_some(done)
-        },
-    )
-    .await;
+    let completions = wait_for_completion(t, "survivor").await;
     wait_for(
         "the job to be marked done",
         Duration::from_secs(20),
@@ -311,4 +295,17 @@ async fn enqueue_running_probe(t: &TestDb, id: &str, work_ms: u64) -> String {
     )
     .await;
     job
+}
+
+/// Waits until the probe named `id` has completed at least once; returns its completions.
+async fn wait_for_completion(t: &TestDb, id: &str) -> Vec<openhands::storage::ProbeCompletion> {
+    wait_for(
+        &format!("probe {id} to complete"),
+        Duration::from_secs(60),
+        || async {
+            let done = t.db.probe_completions(id).await.unwrap();
+            (!done.is_empty()).then_some(done)
+        },
+    )
+    .await
 }

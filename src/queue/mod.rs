@@ -9,8 +9,6 @@
 pub mod probe;
 mod worker;
 
-use std::time::Duration;
-
 use apalis::prelude::{TaskBuilder, TaskId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -40,24 +38,12 @@ pub enum QueueError {
 /// Enqueues `job` inside `tx`: it becomes visible to workers when `tx` commits, and never
 /// without it. Returns the job's id.
 pub async fn enqueue<J: Job>(tx: &mut Tx, job: &J) -> Result<String, QueueError> {
-    enqueue_after(tx, job, Duration::ZERO).await
-}
-
-/// Like [`enqueue`], but no worker takes the job before `delay` has passed.
-pub async fn enqueue_after<J: Job>(
-    tx: &mut Tx,
-    job: &J,
-    delay: Duration,
-) -> Result<String, QueueError> {
     // The queue's backends read job ids back as ULIDs.
     let id = ulid::Ulid::new().to_string();
-    let mut builder = TaskBuilder::new(serde_json::to_vec(job)?)
+    let task = TaskBuilder::new(serde_json::to_vec(job)?)
         .task_id(TaskId::from(id.clone()))
-        .max_attempts(J::MAX_ATTEMPTS as usize);
-    if !delay.is_zero() {
-        builder = builder.run_after(delay);
-    }
-    let task = builder.build();
+        .max_attempts(J::MAX_ATTEMPTS as usize)
+        .build();
     match tx {
         Tx::Postgres(tx) => apalis_postgres::queries::push_tasks(&mut **tx, J::QUEUE, vec![task])
             .await
