@@ -7,5 +7,6 @@ pub mod gitlab;
 pub mod jira;
 pub mod linear;
 pub mod mention;
+pub mod request;
 pub mod signature;
 pub mod slack;

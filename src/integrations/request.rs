@@ -1,0 +1,279 @@
+//! The one provider-neutral shape of "someone asked the agent for something", and what each
+//! provider's parser turns a verified delivery into.
+
+use serde::{Deserialize, Serialize};
+
+/// The providers whose webhooks the service accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Github,
+    Gitlab,
+    Slack,
+    Jira,
+    Linear,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 5] = [
+        Self::Github,
+        Self::Gitlab,
+        Self::Slack,
+        Self::Jira,
+        Self::Linear,
+    ];
+
+    /// The provider's name in URLs, the database and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Github => "github",
+            Self::Gitlab => "gitlab",
+            Self::Slack => "slack",
+            Self::Jira => "jira",
+            Self::Linear => "linear",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What parsers need to know to recognise a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseSettings {
+    /// The mention that asks the agent, with its `@` (default `@openhands`).
+    pub mention_handle: String,
+    /// The label that asks the agent when added (default `openhands`).
+    pub label: String,
+}
+
+impl Default for ParseSettings {
+    fn default() -> Self {
+        Self {
+            mention_handle: "@openhands".to_string(),
+            label: "openhands".to_string(),
+        }
+    }
+}
+
+impl ParseSettings {
+    /// The handle without its `@`: an account of this name is the agent itself.
+    pub fn bot_name(&self) -> &str {
+        self.mention_handle.trim_start_matches('@')
+    }
+
+    /// Whether `label` is the configured trigger label (labels compare case-insensitively).
+    pub fn is_trigger_label(&self, label: &str) -> bool {
+        label.trim().eq_ignore_ascii_case(self.label.trim())
+    }
+}
+
+/// What a verified delivery is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inbound {
+    /// A handshake answered at once with this JSON and not stored (Slack's `url_verification`).
+    Answer(serde_json::Value),
+    /// A delivery to store under the provider's delivery id.
+    Delivery {
+        /// The provider's id of this delivery; a second delivery with the same id is a duplicate.
+        id: String,
+        /// The provider's event name (with the action where there is one), for the admin view.
+        event: String,
+        parsed: Parsed,
+    },
+}
+
+/// What a delivery asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    Request(Box<Request>),
+    /// Nothing to do; the reason is stored with the delivery.
+    Ignored(String),
+}
+
+impl Parsed {
+    pub fn ignored(reason: impl Into<String>) -> Self {
+        Self::Ignored(reason.into())
+    }
+}
+
+/// A delivery whose signature is valid but whose body or headers cannot be understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+impl ParseError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// What made a delivery a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// The configured label was added to an issue, pull/merge request or ticket.
+    Label,
+    /// The mention handle appears in new text (an issue body, comment, review or message).
+    Mention,
+    /// A new message in a Slack thread; a request only where a conversation already runs.
+    ThreadReply,
+}
+
+/// Who asked, as the provider knows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sender {
+    /// The provider's stable account id (GitHub/GitLab numeric id, Slack user id, Jira
+    /// accountId, Linear user id), as text.
+    pub id: String,
+    /// The login or display name, for messages and logs.
+    pub name: String,
+}
+
+/// A review comment's place in a diff, and how to answer in its thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewThread {
+    /// The file the comment is on.
+    pub path: String,
+    /// The line in the new version of the file, when the comment is on one.
+    pub line: Option<u64>,
+    /// The diff hunk the comment was made on, when the payload carries it.
+    pub diff_hunk: Option<String>,
+    /// The provider's id of the comment (GitHub) or discussion (GitLab) to reply in.
+    pub reply_to: String,
+}
+
+/// Where the request was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Place {
+    GithubIssue {
+        installation_id: u64,
+        /// `owner/name`.
+        repository: String,
+        number: u64,
+    },
+    GithubPullRequest {
+        installation_id: u64,
+        repository: String,
+        number: u64,
+        /// The pull request's head branch, when the payload carries it.
+        branch: Option<String>,
+        /// Set when asked in a review comment on a line of the diff.
+        review: Option<ReviewThread>,
+    },
+    GitlabIssue {
+        project_id: u64,
+        /// `group/project`.
+        project_path: String,
+        iid: u64,
+    },
+    GitlabMergeRequest {
+        project_id: u64,
+        project_path: String,
+        iid: u64,
+        /// The merge request's source branch, when the payload carries it.
+        branch: Option<String>,
+        review: Option<ReviewThread>,
+    },
+    SlackThread {
+        team_id: String,
+        channel: String,
+        /// The thread's first message; for a message outside a thread, the message itself.
+        thread_ts: String,
+    },
+    JiraIssue {
+        /// The site's base URL, e.g. `https://example.atlassian.net`.
+        site: String,
+        issue_key: String,
+    },
+    LinearIssue {
+        organization_id: String,
+        issue_id: String,
+        /// The human identifier, e.g. `ENG-123`.
+        identifier: String,
+    },
+}
+
+/// Someone asked the agent for something, somewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub provider: Provider,
+    pub trigger: Trigger,
+    pub sender: Sender,
+    pub place: Place,
+    /// What was asked: the comment, review or message text; for a label, the issue's body.
+    pub text: String,
+    /// The issue's, pull/merge request's or ticket's title, when the payload has one.
+    pub title: Option<String>,
+    /// The issue's, pull/merge request's or ticket's description, when the payload has one.
+    pub body: Option<String>,
+    /// A web link to where it was asked.
+    pub url: Option<String>,
+    /// The provider's id of the item that asked (comment id, review id, message ts, "issue
+    /// 12 labeled at …"): two deliveries about the same item start one run.
+    pub source_id: String,
+}
+
+impl Request {
+    /// The key of the issue, pull/merge request, thread or ticket: a follow-up with the same
+    /// key continues the conversation the first request started.
+    pub fn external_ref(&self) -> String {
+        match &self.place {
+            Place::GithubIssue {
+                repository, number, ..
+            }
+            | Place::GithubPullRequest {
+                repository, number, ..
+            } => format!("{repository}#{number}"),
+            Place::GitlabIssue { project_id, iid, .. } => format!("{project_id}#{iid}"),
+            Place::GitlabMergeRequest { project_id, iid, .. } => format!("{project_id}!{iid}"),
+            Place::SlackThread {
+                team_id,
+                channel,
+                thread_ts,
+            } => format!("{team_id}/{channel}/{thread_ts}"),
+            Place::JiraIssue { site, issue_key } => format!("{site}/{issue_key}"),
+            Place::LinearIssue {
+                organization_id,
+                issue_id,
+                ..
+            } => format!("{organization_id}/{issue_id}"),
+        }
+    }
+
+    /// The repository the agent works on, when the place is one.
+    pub fn repository(&self) -> Option<&str> {
+        match &self.place {
+            Place::GithubIssue { repository, .. } | Place::GithubPullRequest { repository, .. } => {
+                Some(repository)
+            }
+            Place::GitlabIssue { project_path, .. }
+            | Place::GitlabMergeRequest { project_path, .. } => Some(project_path),
+            _ => None,
+        }
+    }
+
+    /// The branch to work on, for a pull or merge request.
+    pub fn branch(&self) -> Option<&str> {
+        match &self.place {
+            Place::GithubPullRequest { branch, .. } | Place::GitlabMergeRequest { branch, .. } => {
+                branch.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    /// Identifies the asking item across deliveries (Slack sends a mention in a thread both
+    /// as `app_mention` and as `message`).
+    pub fn request_key(&self) -> String {
+        format!("{}:{}:{}", self.provider, self.external_ref(), self.source_id)
+    }
+}
