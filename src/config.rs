@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+use crate::integrations::signature::WebhookSecrets;
 use crate::queue::WorkerSettings;
 use crate::storage::{ConnectOptions, DatabaseKind, redact_url};
 
@@ -158,6 +159,146 @@ pub struct Config {
     /// On SIGTERM or Ctrl-C, how long running jobs may take to finish.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub providers: ProviderConfig,
+}
+
+/// The providers that send work: each is enabled by its webhook secret, and talks back
+/// through its API settings.
+#[derive(Debug, Clone, Args)]
+pub struct ProviderConfig {
+    /// The mention that asks the agent for something, with its `@`.
+    #[arg(
+        long,
+        env = "MENTION_HANDLE",
+        default_value = "@openhands",
+        global = true
+    )]
+    pub mention_handle: String,
+    /// The label that asks the agent for something when added to an issue, PR/MR or ticket.
+    #[arg(
+        long,
+        env = "TRIGGER_LABEL",
+        default_value = "openhands",
+        global = true
+    )]
+    pub trigger_label: String,
+
+    /// GitHub webhook secrets, comma-separated (several while rotating); enables GitHub.
+    #[arg(
+        long,
+        env = "GITHUB_WEBHOOK_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub github_webhook_secret: Option<WebhookSecrets>,
+    /// The GitHub App's id (to check senders' permissions as the app).
+    #[arg(long, env = "GITHUB_APP_ID", global = true)]
+    pub github_app_id: Option<u64>,
+    /// The GitHub App's private key: the PEM text, or the path of a PEM file.
+    #[arg(
+        long,
+        env = "GITHUB_APP_PRIVATE_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub github_app_private_key: Option<Secret>,
+    /// GitHub's REST API (GitHub Enterprise: `https://HOST/api/v3`).
+    #[arg(
+        long,
+        env = "GITHUB_API_URL",
+        default_value = "https://api.github.com",
+        global = true
+    )]
+    pub github_api_url: String,
+
+    /// GitLab webhook secret tokens, comma-separated; enables GitLab.
+    #[arg(
+        long,
+        env = "GITLAB_WEBHOOK_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub gitlab_webhook_token: Option<WebhookSecrets>,
+    /// GitLab's REST API (self-hosted: `https://HOST/api/v4`).
+    #[arg(
+        long,
+        env = "GITLAB_API_URL",
+        default_value = "https://gitlab.com/api/v4",
+        global = true
+    )]
+    pub gitlab_api_url: String,
+    /// A GitLab access token with `api` scope (to check members' access levels).
+    #[arg(long, env = "GITLAB_TOKEN", hide_env_values = true, global = true)]
+    pub gitlab_token: Option<Secret>,
+
+    /// Slack signing secrets, comma-separated; enables Slack.
+    #[arg(
+        long,
+        env = "SLACK_SIGNING_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub slack_signing_secret: Option<WebhookSecrets>,
+    /// The Slack workspaces (team ids, comma-separated) whose requests are served.
+    #[arg(long, env = "SLACK_TEAM_ID", value_delimiter = ',', global = true)]
+    pub slack_team_id: Vec<String>,
+    /// The Slack bot token (`xoxb-…`).
+    #[arg(long, env = "SLACK_BOT_TOKEN", hide_env_values = true, global = true)]
+    pub slack_bot_token: Option<Secret>,
+    /// Slack's Web API.
+    #[arg(
+        long,
+        env = "SLACK_API_URL",
+        default_value = "https://slack.com/api/",
+        global = true
+    )]
+    pub slack_api_url: String,
+
+    /// Jira webhook secrets, comma-separated; enables Jira.
+    #[arg(
+        long,
+        env = "JIRA_WEBHOOK_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub jira_webhook_secret: Option<WebhookSecrets>,
+    /// The Jira Cloud site whose requests are served, e.g. `https://example.atlassian.net`.
+    #[arg(long, env = "JIRA_BASE_URL", global = true)]
+    pub jira_base_url: Option<String>,
+    /// The Jira account that comments (with JIRA_API_TOKEN).
+    #[arg(long, env = "JIRA_EMAIL", global = true)]
+    pub jira_email: Option<String>,
+    #[arg(long, env = "JIRA_API_TOKEN", hide_env_values = true, global = true)]
+    pub jira_api_token: Option<Secret>,
+
+    /// Linear webhook signing secrets, comma-separated; enables Linear.
+    #[arg(
+        long,
+        env = "LINEAR_WEBHOOK_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub linear_webhook_secret: Option<WebhookSecrets>,
+    /// The Linear organizations (ids, comma-separated) whose requests are served.
+    #[arg(
+        long,
+        env = "LINEAR_ORGANIZATION_ID",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub linear_organization_id: Vec<String>,
+    /// A Linear API key (to comment on issues).
+    #[arg(long, env = "LINEAR_API_KEY", hide_env_values = true, global = true)]
+    pub linear_api_key: Option<Secret>,
+    /// Linear's GraphQL API.
+    #[arg(
+        long,
+        env = "LINEAR_API_URL",
+        default_value = "https://api.linear.app/graphql",
+        global = true
+    )]
+    pub linear_api_url: String,
 }
 
 /// A configuration value that cannot work, with what to do about it.
@@ -203,7 +344,7 @@ impl Config {
                 "JOB_RETRY_DELAY must be greater than zero and at most JOB_RETRY_MAX_DELAY".into(),
             );
         }
-        Ok(())
+        self.providers.validate()
     }
 
     /// The database URL with its password hidden, for logs.
@@ -228,5 +369,94 @@ impl Config {
             shutdown_grace: self.shutdown_grace,
             ..WorkerSettings::default()
         }
+    }
+}
+
+/// Whether a provider's webhook secret is set (and not blank).
+fn enabled(secrets: &Option<WebhookSecrets>) -> bool {
+    secrets.as_ref().is_some_and(|s| !s.is_empty())
+}
+
+fn check_url(name: &str, value: &str) -> Result<(), ConfigError> {
+    match url::Url::parse(value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(()),
+        _ => Err(ConfigError(format!(
+            "{name} `{value}` is not an http(s) URL (e.g. https://example.com)"
+        ))),
+    }
+}
+
+impl ProviderConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |msg: String| Err(ConfigError(msg));
+        let handle = self.mention_handle.trim();
+        if !handle.starts_with('@') || handle.len() < 2 || handle.contains(char::is_whitespace) {
+            return bad(format!(
+                "MENTION_HANDLE `{}` must be an @ followed by a name without spaces, e.g. @openhands",
+                self.mention_handle
+            ));
+        }
+        if self.trigger_label.trim().is_empty() {
+            return bad("TRIGGER_LABEL must not be empty".into());
+        }
+        check_url("GITHUB_API_URL", &self.github_api_url)?;
+        check_url("GITLAB_API_URL", &self.gitlab_api_url)?;
+        check_url("SLACK_API_URL", &self.slack_api_url)?;
+        check_url("LINEAR_API_URL", &self.linear_api_url)?;
+        if let Some(url) = &self.jira_base_url {
+            check_url("JIRA_BASE_URL", url)?;
+        }
+        if enabled(&self.github_webhook_secret) {
+            if self.github_app_id.is_none() || self.github_app_private_key.is_none() {
+                return bad("GITHUB_WEBHOOK_SECRET is set, so GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY are needed too (the app checks each sender's permission on the repository)".into());
+            }
+            if let Err(e) = self.github_app_key_pem() {
+                return bad(e);
+            }
+        }
+        if enabled(&self.gitlab_webhook_token) && self.gitlab_token.is_none() {
+            return bad("GITLAB_WEBHOOK_TOKEN is set, so GITLAB_TOKEN is needed too (it checks each sender's access level on the project)".into());
+        }
+        if enabled(&self.slack_signing_secret)
+            && (self.slack_team_id.iter().all(|t| t.trim().is_empty())
+                || self.slack_bot_token.is_none())
+        {
+            return bad("SLACK_SIGNING_SECRET is set, so SLACK_TEAM_ID (the workspaces to serve) and SLACK_BOT_TOKEN are needed too".into());
+        }
+        if enabled(&self.jira_webhook_secret) && self.jira_base_url.is_none() {
+            return bad(
+                "JIRA_WEBHOOK_SECRET is set, so JIRA_BASE_URL (the site to serve) is needed too"
+                    .into(),
+            );
+        }
+        if enabled(&self.linear_webhook_secret)
+            && self
+                .linear_organization_id
+                .iter()
+                .all(|o| o.trim().is_empty())
+        {
+            return bad("LINEAR_WEBHOOK_SECRET is set, so LINEAR_ORGANIZATION_ID (the organizations to serve) is needed too".into());
+        }
+        Ok(())
+    }
+
+    /// The GitHub App's private key as PEM text, read from the file it names when it is a path.
+    pub fn github_app_key_pem(&self) -> Result<String, String> {
+        let Some(key) = &self.github_app_private_key else {
+            return Err("GITHUB_APP_PRIVATE_KEY is not set".into());
+        };
+        let value = key.expose().trim();
+        let pem = if value.starts_with("-----BEGIN") {
+            // Environment variables often carry the key with escaped newlines.
+            value.replace("\\n", "\n")
+        } else {
+            std::fs::read_to_string(value).map_err(|e| {
+                format!("GITHUB_APP_PRIVATE_KEY is neither a PEM key nor a readable file ({e})")
+            })?
+        };
+        octocrab::EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| {
+            format!("GITHUB_APP_PRIVATE_KEY is not an RSA private key in PEM format ({e})")
+        })?;
+        Ok(pem)
     }
 }

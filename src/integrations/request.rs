@@ -233,8 +233,12 @@ impl Request {
             | Place::GithubPullRequest {
                 repository, number, ..
             } => format!("{repository}#{number}"),
-            Place::GitlabIssue { project_id, iid, .. } => format!("{project_id}#{iid}"),
-            Place::GitlabMergeRequest { project_id, iid, .. } => format!("{project_id}!{iid}"),
+            Place::GitlabIssue {
+                project_id, iid, ..
+            } => format!("{project_id}#{iid}"),
+            Place::GitlabMergeRequest {
+                project_id, iid, ..
+            } => format!("{project_id}!{iid}"),
             Place::SlackThread {
                 team_id,
                 channel,
@@ -274,6 +278,11 @@ impl Request {
     /// Identifies the asking item across deliveries (Slack sends a mention in a thread both
     /// as `app_mention` and as `message`).
     pub fn request_key(&self) -> String {
-        format!("{}:{}:{}", self.provider, self.external_ref(), self.source_id)
+        format!(
+            "{}:{}:{}",
+            self.provider,
+            self.external_ref(),
+            self.source_id
+        )
     }
 }

@@ -38,21 +38,39 @@ pub enum QueueError {
 /// Enqueues `job` inside `tx`: it becomes visible to workers when `tx` commits, and never
 /// without it. Returns the job's id.
 pub async fn enqueue<J: Job>(tx: &mut Tx, job: &J) -> Result<String, QueueError> {
-    // The queue's backends read job ids back as ULIDs.
-    let id = ulid::Ulid::new().to_string();
-    let task = TaskBuilder::new(serde_json::to_vec(job)?)
-        .task_id(TaskId::from(id.clone()))
-        .max_attempts(J::MAX_ATTEMPTS as usize)
-        .build();
+    let ids = enqueue_many(tx, std::slice::from_ref(job)).await?;
+    ids.into_iter()
+        .next()
+        .ok_or_else(|| QueueError::Push("no job id returned".into()))
+}
+
+/// Enqueues several jobs of one kind inside `tx`, in one statement. Returns their ids.
+pub async fn enqueue_many<J: Job>(tx: &mut Tx, jobs: &[J]) -> Result<Vec<String>, QueueError> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids = Vec::with_capacity(jobs.len());
+    let mut tasks = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        // The queue's backends read job ids back as ULIDs.
+        let id = ulid::Ulid::new().to_string();
+        tasks.push(
+            TaskBuilder::new(serde_json::to_vec(job)?)
+                .task_id(TaskId::from(id.clone()))
+                .max_attempts(J::MAX_ATTEMPTS as usize)
+                .build(),
+        );
+        ids.push(id);
+    }
     match tx {
-        Tx::Postgres(tx) => apalis_postgres::queries::push_tasks(&mut **tx, J::QUEUE, vec![task])
+        Tx::Postgres(tx) => apalis_postgres::queries::push_tasks(&mut **tx, J::QUEUE, tasks)
             .await
             .map_err(|e| QueueError::Push(e.to_string()))?,
-        Tx::Sqlite(tx) => apalis_sqlite::queries::push_tasks(&mut **tx, J::QUEUE, &[task])
+        Tx::Sqlite(tx) => apalis_sqlite::queries::push_tasks(&mut **tx, J::QUEUE, &tasks)
             .await
             .map_err(|e| QueueError::Push(e.to_string()))?,
     }
-    Ok(id)
+    Ok(ids)
 }
 
 /// Enqueues one job in a transaction of its own; durable when this returns.

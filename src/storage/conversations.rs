@@ -72,12 +72,12 @@ impl Tx {
         let conversation = Conversation {
             id: uuid::Uuid::new_v4().simple().to_string(),
             owner_id: new.owner_id.to_string(),
-            title: new.title.to_string(),
+            title: super::text(new.title),
             status: INITIAL_STATUS.to_string(),
             trigger_kind: new.trigger_kind.to_string(),
-            repository: new.repository.map(str::to_string),
-            branch: new.branch.map(str::to_string),
-            external_ref: new.external_ref.map(str::to_string),
+            repository: new.repository.map(super::text),
+            branch: new.branch.map(super::text),
+            external_ref: new.external_ref.map(super::text),
             last_event_id: 0,
             created_at: now,
             updated_at: now,
@@ -158,6 +158,37 @@ impl Tx {
     }
 }
 
+impl Tx {
+    /// The conversation started from this issue, pull request, thread or ticket, locked for
+    /// this transaction on PostgreSQL (SQLite transactions run one at a time).
+    pub async fn conversation_by_external_ref(
+        &mut self,
+        trigger_kind: &str,
+        external_ref: &str,
+    ) -> Result<Option<Conversation>> {
+        Ok(match self {
+            Tx::Postgres(tx) => {
+                sqlx::query_as::<_, Conversation>(select_conversations!(
+                    "WHERE trigger_kind = $1 AND external_ref = $2 FOR UPDATE"
+                ))
+                .bind(trigger_kind)
+                .bind(super::text(external_ref))
+                .fetch_optional(&mut **tx)
+                .await?
+            }
+            Tx::Sqlite(tx) => {
+                sqlx::query_as::<_, Conversation>(select_conversations!(
+                    "WHERE trigger_kind = $1 AND external_ref = $2"
+                ))
+                .bind(trigger_kind)
+                .bind(super::text(external_ref))
+                .fetch_optional(&mut **tx)
+                .await?
+            }
+        })
+    }
+}
+
 impl Db {
     pub async fn create_conversation(&self, new: &NewConversation<'_>) -> Result<Conversation> {
         let mut tx = self.begin().await?;
@@ -192,7 +223,7 @@ impl Db {
             "WHERE trigger_kind = $1 AND external_ref = $2"
         ))
             .bind(trigger_kind)
-            .bind(external_ref)
+            .bind(super::text(external_ref))
             .fetch_optional(pool)
             .await?),
         )

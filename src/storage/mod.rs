@@ -8,6 +8,7 @@
 mod conversations;
 mod deliveries;
 mod jobs;
+mod links;
 mod outbox;
 mod probes;
 mod users;
@@ -24,6 +25,7 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 pub use conversations::{Conversation, Event, NewConversation, NewEvent};
 pub use deliveries::{Delivery, DeliveryStatus, NewDelivery};
 pub use jobs::{JobRecord, JobStatusCount};
+pub use links::UserLink;
 pub use outbox::{NewOutboxPost, OutboxPost};
 pub use probes::ProbeCompletion;
 pub use users::User;
@@ -142,6 +144,12 @@ pub fn redact_url(url: &str) -> String {
             None => "(unparseable)".to_string(),
         },
     }
+}
+
+/// `value` fit for a text column: PostgreSQL rejects NUL characters, which JSON payloads may
+/// carry (`\u0000`), so they are dropped.
+pub(crate) fn text(value: &str) -> String {
+    value.replace('\0', "")
 }
 
 /// Milliseconds since the Unix epoch: the one time format of every table.

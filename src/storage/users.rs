@@ -23,7 +23,7 @@ impl Tx {
     ) -> Result<User> {
         let user = User {
             id: uuid::Uuid::new_v4().simple().to_string(),
-            login: login.to_string(),
+            login: super::text(login),
             email: email.map(str::to_string),
             is_admin,
             created_at: now_millis(),
@@ -41,6 +41,17 @@ impl Tx {
         .map(|done| done.rows_affected()))
         .map_err(|e| conflict_on_unique(e, "a user with this login"))?;
         Ok(user)
+    }
+}
+
+impl Tx {
+    pub async fn user_by_login(&mut self, login: &str) -> Result<Option<User>> {
+        Ok(on_backend!(self, tx => sqlx::query_as::<_, User>(
+            "SELECT id, login, email, is_admin, created_at FROM users WHERE login = $1",
+        )
+        .bind(super::text(login))
+        .fetch_optional(&mut **tx)
+        .await?))
     }
 }
 
