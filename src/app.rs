@@ -7,9 +7,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{BenchCommand, Cli, Command, Config, QueueCommand};
-use crate::queue::{self, probe::Probe};
+use crate::intake::IntakeSettings;
+use crate::integrations::Webhooks;
+use crate::queue::{self, JobContext, probe::Probe};
 use crate::storage::Db;
 use crate::web::{self, AppState};
+use std::sync::Arc;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config;
@@ -20,7 +23,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let shutdown = shutdown_on_signal();
             let http = serve_http(listener, app_state(&config, &db), shutdown.clone());
             let workers = queue::run_workers(
-                db.clone(),
+                job_context(&config, &db)?,
                 config.worker_settings(),
                 shutdown.clone().cancelled_owned(),
             );
@@ -39,7 +42,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = open_database(&config).await?;
             let shutdown = shutdown_on_signal();
             let result = queue::run_workers(
-                db.clone(),
+                job_context(&config, &db)?,
                 config.worker_settings(),
                 shutdown.cancelled_owned(),
             )
@@ -85,10 +88,16 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
 }
 
 fn app_state(config: &Config, db: &Db) -> AppState {
-    AppState {
+    AppState::new(db.clone())
+        .with_admin_key(config.admin_api_key.clone())
+        .with_webhooks(Webhooks::from_config(&config.providers))
+}
+
+fn job_context(config: &Config, db: &Db) -> anyhow::Result<JobContext> {
+    Ok(JobContext {
         db: db.clone(),
-        admin_api_key: config.admin_api_key.clone(),
-    }
+        intake: Arc::new(IntakeSettings::from_config(&config.providers)?),
+    })
 }
 
 async fn bind(config: &Config) -> anyhow::Result<TcpListener> {

@@ -100,7 +100,7 @@ struct Workers {
 fn start_workers(db: &Db, config: &Config) -> Workers {
     let stop = CancellationToken::new();
     let running = tokio::spawn(queue::run_workers(
-        db.clone(),
+        queue::JobContext::new(db.clone()),
         config.worker_settings(),
         stop.clone().cancelled_owned(),
     ));

@@ -250,7 +250,7 @@ pub struct ProviderConfig {
     #[arg(
         long,
         env = "SLACK_API_URL",
-        default_value = "https://slack.com/api/",
+        default_value = "https://slack.com/api",
         global = true
     )]
     pub slack_api_url: String,

@@ -21,10 +21,7 @@ on_both_backends! {
 const KEY: &str = "admin-key-for-tests";
 
 fn state(t: &TestDb, key: Option<&str>) -> AppState {
-    AppState {
-        db: t.db.clone(),
-        admin_api_key: key.map(|k| k.parse::<Secret>().unwrap()),
-    }
+    AppState::new(t.db.clone()).with_admin_key(key.map(|k| k.parse::<Secret>().unwrap()))
 }
 
 async fn get(state: AppState, uri: &str, token: Option<&str>) -> (StatusCode, Value) {

@@ -94,7 +94,7 @@ async fn retries_then_failure(t: &TestDb) {
 
     let shutdown = CancellationToken::new();
     let workers = tokio::spawn(queue::run_workers(
-        t.db.clone(),
+        queue::JobContext::new(t.db.clone()),
         fast_settings(),
         shutdown.clone().cancelled_owned(),
     ));

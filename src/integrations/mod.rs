@@ -10,3 +10,90 @@ pub mod mention;
 pub mod request;
 pub mod signature;
 pub mod slack;
+
+use axum::http::HeaderMap;
+
+use crate::config::ProviderConfig;
+use request::{Inbound, ParseError, ParseSettings, Provider};
+use signature::{VerifyError, WebhookSecrets};
+
+/// What the webhook endpoint needs: the secrets of each enabled provider and how to recognise
+/// requests.
+#[derive(Debug, Clone, Default)]
+pub struct Webhooks {
+    secrets: Vec<(Provider, WebhookSecrets)>,
+    pub parse: ParseSettings,
+}
+
+impl Webhooks {
+    pub fn from_config(config: &ProviderConfig) -> Self {
+        let configured = [
+            (Provider::Github, &config.github_webhook_secret),
+            (Provider::Gitlab, &config.gitlab_webhook_token),
+            (Provider::Slack, &config.slack_signing_secret),
+            (Provider::Jira, &config.jira_webhook_secret),
+            (Provider::Linear, &config.linear_webhook_secret),
+        ];
+        Self {
+            secrets: configured
+                .into_iter()
+                .filter_map(|(provider, secrets)| Some((provider, secrets.clone()?)))
+                .filter(|(_, secrets)| !secrets.is_empty())
+                .collect(),
+            parse: ParseSettings {
+                mention_handle: config.mention_handle.trim().to_string(),
+                label: config.trigger_label.trim().to_string(),
+            },
+        }
+    }
+
+    /// Enables a provider with these secrets.
+    pub fn with(mut self, provider: Provider, secrets: WebhookSecrets) -> Self {
+        self.secrets.retain(|(p, _)| *p != provider);
+        if !secrets.is_empty() {
+            self.secrets.push((provider, secrets));
+        }
+        self
+    }
+
+    /// The secrets of `provider`; `None` when it is not enabled.
+    pub fn secrets(&self, provider: Provider) -> Option<&WebhookSecrets> {
+        self.secrets
+            .iter()
+            .find(|(p, _)| *p == provider)
+            .map(|(_, secrets)| secrets)
+    }
+}
+
+/// Checks that a delivery comes from `provider`, on the raw body, before anything parses it.
+pub fn verify(
+    provider: Provider,
+    headers: &HeaderMap,
+    body: &[u8],
+    secrets: &WebhookSecrets,
+    now_ms: i64,
+) -> Result<(), VerifyError> {
+    match provider {
+        Provider::Github => github::verify(headers, body, secrets),
+        Provider::Gitlab => gitlab::verify(headers, secrets),
+        Provider::Slack => slack::verify(headers, body, secrets, now_ms),
+        Provider::Jira => jira::verify(headers, body, secrets),
+        Provider::Linear => linear::verify(headers, body, secrets, now_ms),
+    }
+}
+
+/// Recognises what a verified delivery asks for.
+pub fn parse(
+    provider: Provider,
+    headers: &HeaderMap,
+    body: &[u8],
+    settings: &ParseSettings,
+) -> Result<Inbound, ParseError> {
+    match provider {
+        Provider::Github => github::parse(headers, body, settings),
+        Provider::Gitlab => gitlab::parse(headers, body, settings),
+        Provider::Slack => slack::parse(headers, body, settings),
+        Provider::Jira => jira::parse(headers, body, settings),
+        Provider::Linear => linear::parse(headers, body, settings),
+    }
+}

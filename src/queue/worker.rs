@@ -15,12 +15,27 @@ use futures::FutureExt;
 
 use super::Job;
 use super::probe::{self, Probe};
+use crate::agent::{self, RunConversation};
+use crate::intake::{self, Intake, IntakeSettings};
 use crate::storage::Db;
+use std::sync::Arc;
 
 /// What every job handler may use.
 #[derive(Clone, Debug)]
 pub struct JobContext {
     pub db: Db,
+    /// How intake reaches the providers.
+    pub intake: Arc<IntakeSettings>,
+}
+
+impl JobContext {
+    /// A context with no provider configured.
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            intake: Arc::default(),
+        }
+    }
 }
 
 /// How workers claim, hold and retry jobs.
@@ -163,11 +178,11 @@ macro_rules! register_job {
 /// Runs the workers of every job kind until `shutdown` resolves, then stops claiming and
 /// waits up to the grace period for in-flight jobs.
 pub async fn run_workers(
-    db: Db,
+    ctx: JobContext,
     settings: WorkerSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let ctx = JobContext { db: db.clone() };
+    let db = ctx.db.clone();
     let backoff = settings.backoff()?;
     let monitor = Monitor::new()
         .shutdown_timeout(settings.shutdown_grace)
@@ -176,6 +191,16 @@ pub async fn run_workers(
             true
         });
     let monitor = register_job!(monitor, &db, settings, backoff, ctx, Probe, probe::handle);
+    let monitor = register_job!(monitor, &db, settings, backoff, ctx, Intake, intake::handle);
+    let monitor = register_job!(
+        monitor,
+        &db,
+        settings,
+        backoff,
+        ctx,
+        RunConversation,
+        agent::handle_run
+    );
     tracing::info!(instance = %settings.instance, concurrency = settings.concurrency, "workers started");
     monitor
         .run_with_signal(async move {

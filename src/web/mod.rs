@@ -10,11 +10,16 @@ use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use serde_json::json;
 
+use std::sync::Arc;
+
 use crate::config::Secret;
+use crate::intake::accept::DeliveryWriter;
+use crate::integrations::Webhooks;
 use crate::storage::{DatabaseKind, Db};
 
 mod admin;
 mod error;
+mod webhooks;
 
 pub use error::ApiError;
 
@@ -24,6 +29,33 @@ pub struct AppState {
     pub db: Db,
     /// The admin API's bearer token; `None` disables the admin API.
     pub admin_api_key: Option<Secret>,
+    /// The enabled providers' secrets and how requests are recognised.
+    pub webhooks: Arc<Webhooks>,
+    /// Stores accepted deliveries with their intake jobs.
+    pub deliveries: DeliveryWriter,
+}
+
+impl AppState {
+    /// State with no provider enabled and the admin API disabled. Starts the delivery writer,
+    /// so it must be called inside the runtime.
+    pub fn new(db: Db) -> Self {
+        Self {
+            deliveries: DeliveryWriter::start(db.clone()),
+            db,
+            admin_api_key: None,
+            webhooks: Arc::default(),
+        }
+    }
+
+    pub fn with_admin_key(mut self, key: Option<Secret>) -> Self {
+        self.admin_api_key = key;
+        self
+    }
+
+    pub fn with_webhooks(mut self, webhooks: Webhooks) -> Self {
+        self.webhooks = Arc::new(webhooks);
+        self
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -31,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/alive", get(alive))
         .route("/health", get(health))
         .merge(admin::routes())
+        .merge(webhooks::routes())
         .with_state(state)
 }
 

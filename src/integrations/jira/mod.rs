@@ -3,3 +3,14 @@
 mod verify;
 
 pub use verify::verify;
+
+/// Placeholder until the parser lands.
+pub fn parse(
+    _headers: &axum::http::HeaderMap,
+    _body: &[u8],
+    _settings: &crate::integrations::request::ParseSettings,
+) -> Result<crate::integrations::request::Inbound, crate::integrations::request::ParseError> {
+    Err(crate::integrations::request::ParseError::new(
+        "not parsed yet",
+    ))
+}

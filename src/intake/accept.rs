@@ -1,0 +1,201 @@
+//! Durable acceptance of webhook deliveries with group commit.
+//!
+//! Each delivery is stored, and its intake job enqueued, before the provider gets its answer.
+//! One transaction per delivery would cap intake at what the database can commit one by one;
+//! instead, deliveries that arrive while a commit is in flight are gathered and written together
+//! in one transaction (one multi-row insert, one job push, one commit), and each waits for the
+//! commit that holds it. A batch that fails is retried one delivery at a time, so one bad
+//! delivery cannot fail the others.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::Intake;
+use crate::integrations::request::{Provider, Request};
+use crate::queue;
+use crate::storage::{DatabaseKind, Db, DeliveryStatus, NewDelivery};
+
+/// At most this many deliveries share one transaction.
+const MAX_BATCH: usize = 256;
+/// Deliveries waiting for a writer; beyond this, handlers wait to submit (backpressure).
+const QUEUE_DEPTH: usize = 4096;
+
+/// A verified, parsed delivery to store.
+#[derive(Debug)]
+pub struct Submission {
+    pub provider: Provider,
+    pub delivery_id: String,
+    pub event: String,
+    pub payload: Bytes,
+    pub outcome: Outcome,
+}
+
+/// What the delivery asks for.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A request: stored as accepted, and an intake job is enqueued with it.
+    Request(Box<Request>),
+    /// Stored as ignored, with the reason.
+    Ignored(String),
+}
+
+/// What became of a submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Stored with its intake job enqueued, under this row id.
+    Accepted(i64),
+    /// Stored as ignored, under this row id.
+    Ignored(i64),
+    /// This provider's delivery id was stored before; nothing new was done.
+    Duplicate,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the delivery could not be stored: {0}")]
+pub struct AcceptError(String);
+
+struct Pending {
+    submission: Submission,
+    reply: oneshot::Sender<Result<Stored, AcceptError>>,
+}
+
+/// Stores deliveries in batches; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct DeliveryWriter {
+    sender: mpsc::Sender<Pending>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("delivery_id", &self.submission.delivery_id)
+            .finish()
+    }
+}
+
+impl DeliveryWriter {
+    /// Starts the writer on the current runtime; it stops when every clone is dropped.
+    pub fn start(db: Db) -> Self {
+        // SQLite commits one transaction at a time; PostgreSQL overlaps a few commits.
+        let writers = match db.kind() {
+            DatabaseKind::Sqlite => 1,
+            DatabaseKind::Postgres => 4,
+        };
+        let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(gather(db, receiver, Arc::new(Semaphore::new(writers))));
+        Self { sender }
+    }
+
+    /// Stores `submission` durably (with its intake job) and says what became of it.
+    pub async fn store(&self, submission: Submission) -> Result<Stored, AcceptError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Pending { submission, reply })
+            .await
+            .map_err(|_| AcceptError("the service is shutting down".into()))?;
+        answer
+            .await
+            .map_err(|_| AcceptError("the writer stopped".into()))?
+    }
+}
+
+/// Waits for a free writer, then hands it everything that has arrived meanwhile.
+async fn gather(db: Db, mut receiver: mpsc::Receiver<Pending>, writers: Arc<Semaphore>) {
+    while let Some(first) = receiver.recv().await {
+        let Ok(permit) = writers.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let db = db.clone();
+        tokio::spawn(async move {
+            write(&db, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn write(db: &Db, batch: Vec<Pending>) {
+    let submissions: Vec<&Submission> = batch.iter().map(|p| &p.submission).collect();
+    match write_batch(db, &submissions).await {
+        Ok(results) => {
+            for (pending, result) in batch.into_iter().zip(results) {
+                let _ = pending.reply.send(Ok(result));
+            }
+        }
+        Err(error) if batch.len() > 1 => {
+            tracing::warn!(%error, size = batch.len(), "storing a batch of deliveries failed; storing them one by one");
+            for pending in batch {
+                let result = write_batch(db, &[&pending.submission]).await;
+                reply(pending, result);
+            }
+        }
+        Err(error) => {
+            for pending in batch {
+                reply(pending, Err(error.clone()));
+            }
+        }
+    }
+}
+
+fn reply(pending: Pending, result: Result<Vec<Stored>, String>) {
+    let result = result
+        .map(|mut stored| stored.pop().unwrap_or(Stored::Duplicate))
+        .map_err(|error| {
+            let submission = &pending.submission;
+            tracing::error!(%error, provider = %submission.provider, delivery = %submission.delivery_id, "a delivery could not be stored");
+            AcceptError(error)
+        });
+    // The handler may have gone (the client hung up); the delivery is stored all the same.
+    let _ = pending.reply.send(result);
+}
+
+/// One transaction: every delivery of `batch`, and the intake jobs of the new requests.
+async fn write_batch(db: &Db, batch: &[&Submission]) -> Result<Vec<Stored>, String> {
+    let news: Vec<NewDelivery<'_>> = batch
+        .iter()
+        .map(|s| {
+            let (status, reason) = match &s.outcome {
+                Outcome::Request(_) => (DeliveryStatus::Accepted, None),
+                Outcome::Ignored(reason) => (DeliveryStatus::Ignored, Some(reason.as_str())),
+            };
+            NewDelivery {
+                provider: s.provider.as_str(),
+                delivery_id: &s.delivery_id,
+                event: &s.event,
+                status,
+                reason,
+                payload: &s.payload,
+            }
+        })
+        .collect();
+    let mut tx = db.begin().await.map_err(|e| e.to_string())?;
+    let ids = tx
+        .record_deliveries(&news)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut jobs = Vec::new();
+    let mut results = Vec::with_capacity(batch.len());
+    for (submission, id) in batch.iter().zip(ids) {
+        results.push(match (id, &submission.outcome) {
+            (None, _) => Stored::Duplicate,
+            (Some(id), Outcome::Ignored(_)) => Stored::Ignored(id),
+            (Some(id), Outcome::Request(request)) => {
+                jobs.push(Intake::new(id, (**request).clone()));
+                Stored::Accepted(id)
+            }
+        });
+    }
+    queue::enqueue_many(&mut tx, &jobs)
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    Ok(results)
+}

@@ -1,0 +1,295 @@
+//! Who may ask: on GitHub, anyone with write or admin permission on the repository; on
+//! GitLab, Developers and above; on Slack, Jira and Linear, members of a workspace we serve
+//! whose account an administrator linked to a user of ours.
+
+use anyhow::Context;
+
+use crate::config::ProviderConfig;
+use crate::integrations::github::GithubApp;
+use crate::integrations::gitlab::{self, GitlabApi};
+use crate::integrations::request::{Place, Provider, Request};
+use crate::integrations::slack::SlackApi;
+use crate::storage::{Db, StorageError, Tx, User};
+
+/// How intake reaches the providers, and which workspaces it serves.
+#[derive(Debug, Default)]
+pub struct IntakeSettings {
+    pub github: Option<GithubApp>,
+    /// Names GitHub accounts in user links: the API's host.
+    pub github_host: String,
+    pub gitlab: Option<GitlabApi>,
+    pub gitlab_host: String,
+    pub slack: Option<SlackApi>,
+    pub slack_teams: Vec<String>,
+    /// The Jira site served, without a trailing slash.
+    pub jira_site: Option<String>,
+    pub linear_organizations: Vec<String>,
+}
+
+/// Whose conversation a permitted request becomes.
+#[derive(Debug)]
+pub enum Owner {
+    /// The user the provider account is linked to.
+    Linked(User),
+    /// A GitHub/GitLab account: its linked user, created on first contact.
+    Account { workspace: String },
+}
+
+#[derive(Debug)]
+pub enum Decision {
+    Allowed {
+        owner: Owner,
+    },
+    Denied {
+        reason: String,
+        /// A private note to the sender on how to get access.
+        hint: Option<Hint>,
+    },
+}
+
+/// An ephemeral Slack message to one user.
+#[derive(Debug)]
+pub struct Hint {
+    pub channel: String,
+    pub user: String,
+    pub thread_ts: Option<String>,
+    pub text: String,
+}
+
+fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| url.to_string())
+}
+
+fn deny(reason: String) -> Decision {
+    Decision::Denied { reason, hint: None }
+}
+
+impl IntakeSettings {
+    pub fn from_config(config: &ProviderConfig) -> anyhow::Result<Self> {
+        let github = match (config.github_app_id, &config.github_app_private_key) {
+            (Some(app_id), Some(_)) => {
+                let pem = config.github_app_key_pem().map_err(anyhow::Error::msg)?;
+                Some(GithubApp::new(&config.github_api_url, app_id, &pem)?)
+            }
+            _ => None,
+        };
+        let gitlab = match &config.gitlab_token {
+            Some(token) => Some(GitlabApi::new(&config.gitlab_api_url, token.clone())?),
+            None => None,
+        };
+        let slack = match &config.slack_bot_token {
+            Some(token) => Some(SlackApi::new(&config.slack_api_url, token)?),
+            None => None,
+        };
+        let listed = |values: &[String]| -> Vec<String> {
+            values
+                .iter()
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .collect()
+        };
+        Ok(Self {
+            github,
+            github_host: host_of(&config.github_api_url),
+            gitlab,
+            gitlab_host: host_of(&config.gitlab_api_url),
+            slack,
+            slack_teams: listed(&config.slack_team_id),
+            jira_site: config
+                .jira_base_url
+                .as_deref()
+                .map(|site| site.trim_end_matches('/').to_ascii_lowercase()),
+            linear_organizations: listed(&config.linear_organization_id),
+        })
+    }
+
+    /// Decides whether the request's sender may ask for it.
+    pub async fn authorize(&self, db: &Db, request: &Request) -> anyhow::Result<Decision> {
+        let sender = &request.sender;
+        match &request.place {
+            Place::GithubIssue {
+                installation_id,
+                repository,
+                ..
+            }
+            | Place::GithubPullRequest {
+                installation_id,
+                repository,
+                ..
+            } => {
+                let github = self
+                    .github
+                    .as_ref()
+                    .context("GitHub requests need GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY")?;
+                let permission = github
+                    .permission(*installation_id, repository, &sender.name)
+                    .await?;
+                if matches!(permission.as_str(), "admin" | "write") {
+                    Ok(Decision::Allowed {
+                        owner: Owner::Account {
+                            workspace: self.github_host.clone(),
+                        },
+                    })
+                } else {
+                    Ok(deny(format!(
+                        "{} has `{permission}` permission on {repository}; write or admin is needed",
+                        sender.name
+                    )))
+                }
+            }
+            Place::GitlabIssue {
+                project_id,
+                project_path,
+                ..
+            }
+            | Place::GitlabMergeRequest {
+                project_id,
+                project_path,
+                ..
+            } => {
+                let gitlab = self
+                    .gitlab
+                    .as_ref()
+                    .context("GitLab requests need GITLAB_TOKEN")?;
+                let level = gitlab.access_level(*project_id, &sender.id).await?;
+                if level >= gitlab::DEVELOPER {
+                    Ok(Decision::Allowed {
+                        owner: Owner::Account {
+                            workspace: self.gitlab_host.clone(),
+                        },
+                    })
+                } else {
+                    Ok(deny(format!(
+                        "{} has access level {level} on {project_path}; Developer ({}) or higher is needed",
+                        sender.name,
+                        gitlab::DEVELOPER
+                    )))
+                }
+            }
+            Place::SlackThread {
+                team_id,
+                channel,
+                thread_ts,
+            } => {
+                if !self.slack_teams.iter().any(|t| t == team_id) {
+                    return Ok(deny(format!(
+                        "Slack workspace {team_id} is not served (SLACK_TEAM_ID)"
+                    )));
+                }
+                match linked(db, Provider::Slack, team_id, &sender.id).await? {
+                    Some(user) => Ok(Decision::Allowed {
+                        owner: Owner::Linked(user),
+                    }),
+                    None => Ok(Decision::Denied {
+                        reason: format!(
+                            "Slack user {} of workspace {team_id} is not linked to a user",
+                            sender.id
+                        ),
+                        hint: Some(Hint {
+                            channel: channel.clone(),
+                            user: sender.id.clone(),
+                            thread_ts: Some(thread_ts.clone()),
+                            text: format!(
+                                "I can't work on this yet: your Slack account is not linked to an OpenHands user. \
+                                 Ask an OpenHands administrator to link Slack user {} in workspace {team_id} to your account, then ask again.",
+                                sender.id
+                            ),
+                        }),
+                    }),
+                }
+            }
+            Place::JiraIssue { site, .. } => {
+                let site = site.trim_end_matches('/').to_ascii_lowercase();
+                if self.jira_site.as_deref() != Some(site.as_str()) {
+                    return Ok(deny(format!(
+                        "Jira site {site} is not served (JIRA_BASE_URL)"
+                    )));
+                }
+                match linked(db, Provider::Jira, &site, &sender.id).await? {
+                    Some(user) => Ok(Decision::Allowed {
+                        owner: Owner::Linked(user),
+                    }),
+                    None => Ok(deny(format!(
+                        "Jira account {} ({}) is not linked to a user",
+                        sender.id, sender.name
+                    ))),
+                }
+            }
+            Place::LinearIssue {
+                organization_id, ..
+            } => {
+                if !self
+                    .linear_organizations
+                    .iter()
+                    .any(|o| o == organization_id)
+                {
+                    return Ok(deny(format!(
+                        "Linear organization {organization_id} is not served (LINEAR_ORGANIZATION_ID)"
+                    )));
+                }
+                match linked(db, Provider::Linear, organization_id, &sender.id).await? {
+                    Some(user) => Ok(Decision::Allowed {
+                        owner: Owner::Linked(user),
+                    }),
+                    None => Ok(deny(format!(
+                        "Linear user {} ({}) is not linked to a user",
+                        sender.id, sender.name
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Sends the hint; fails when Slack is not configured or refuses it.
+    pub async fn send_hint(&self, hint: &Hint) -> anyhow::Result<()> {
+        let slack = self.slack.as_ref().context("SLACK_BOT_TOKEN is not set")?;
+        slack
+            .post_ephemeral(
+                &hint.channel,
+                &hint.user,
+                hint.thread_ts.as_deref(),
+                &hint.text,
+            )
+            .await
+    }
+
+    /// The user of a GitHub/GitLab account, created (and linked) on its first request.
+    pub async fn account_user(
+        &self,
+        tx: &mut Tx,
+        request: &Request,
+        workspace: &str,
+    ) -> Result<User, StorageError> {
+        let provider = request.provider.as_str();
+        let sender = &request.sender;
+        if let Some(user) = tx.linked_user(provider, workspace, &sender.id).await? {
+            return Ok(user);
+        }
+        let mut login = super::account_login(request.provider, &sender.name);
+        if tx.user_by_login(&login).await?.is_some() {
+            // The name was someone else's before (accounts can be renamed): keep both apart.
+            login = format!("{login}:{}", sender.id);
+        }
+        let user = tx.create_user(&login, None, false).await?;
+        tx.link_user(provider, workspace, &sender.id, &user.id)
+            .await?;
+        Ok(user)
+    }
+}
+
+async fn linked(
+    db: &Db,
+    provider: Provider,
+    workspace: &str,
+    external_id: &str,
+) -> Result<Option<User>, StorageError> {
+    let mut tx = db.begin().await?;
+    let user = tx
+        .linked_user(provider.as_str(), workspace, external_id)
+        .await?;
+    tx.commit().await?;
+    Ok(user)
+}

@@ -1,0 +1,220 @@
+//! From an accepted delivery to a conversation: the HTTP handler stores each delivery with an
+//! intake job ([`accept`]); the job checks that the sender may ask (repository permission or a
+//! linked account), then creates or continues the conversation of that issue, pull/merge
+//! request, thread or ticket, and enqueues its run.
+
+pub mod accept;
+mod authorize;
+
+use std::sync::Arc;
+
+use apalis::prelude::{BoxDynError, Data};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::agent::RunConversation;
+use crate::integrations::request::{Provider, Request};
+use crate::queue::{self, Job, JobContext};
+use crate::storage::{DeliveryStatus, NewConversation, NewEvent, Tx, User};
+use tracing::Instrument;
+
+use authorize::Decision;
+pub use authorize::IntakeSettings;
+
+/// Handle one accepted delivery's request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intake {
+    /// The delivery's row id.
+    pub delivery: i64,
+    /// Names this handling of the delivery: a redelivery gets a new one.
+    pub intake_id: String,
+    pub request: Request,
+}
+
+impl Intake {
+    pub fn new(delivery: i64, request: Request) -> Self {
+        Self {
+            delivery,
+            intake_id: uuid::Uuid::new_v4().simple().to_string(),
+            request,
+        }
+    }
+}
+
+impl Job for Intake {
+    const QUEUE: &'static str = "intake";
+    const MAX_ATTEMPTS: u32 = 5;
+}
+
+/// Shared with [`JobContext`]: how intake reaches the providers.
+pub type SharedIntakeSettings = Arc<IntakeSettings>;
+
+pub(crate) async fn handle(job: Intake, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+    let span =
+        tracing::info_span!("intake", delivery = job.delivery, provider = %job.request.provider);
+    intake(job, &ctx).instrument(span).await
+}
+
+async fn intake(job: Intake, ctx: &JobContext) -> Result<(), BoxDynError> {
+    // Jobs run at least once: a job that already did its work does nothing the second time.
+    if ctx.db.delivery(job.delivery).await?.intake_id.as_deref() == Some(job.intake_id.as_str()) {
+        return Ok(());
+    }
+    let decision = ctx.intake.authorize(&ctx.db, &job.request).await?;
+    let mut tx = ctx.db.begin().await?;
+    if tx.delivery(job.delivery).await?.intake_id.as_deref() == Some(job.intake_id.as_str()) {
+        return Ok(());
+    }
+    match decision {
+        Decision::Denied { reason, hint } => {
+            tx.finish_intake(
+                job.delivery,
+                &job.intake_id,
+                DeliveryStatus::Unauthorized,
+                Some(&reason),
+                None,
+            )
+            .await?;
+            tx.commit().await?;
+            tracing::info!(%reason, "request not authorized");
+            if let Some(hint) = hint {
+                // Told once, after the outcome is stored: a retry of this job does not repeat it.
+                if let Err(error) = ctx.intake.send_hint(&hint).await {
+                    tracing::warn!(error = %format!("{error:#}"), "could not tell the sender how to link their account");
+                }
+            }
+            Ok(())
+        }
+        Decision::Allowed { owner } => {
+            let key = job.request.request_key();
+            if let Some(first) = tx.claim_request(&key, job.delivery).await? {
+                let reason = format!("the same request arrived before as delivery {first}");
+                tx.finish_intake(
+                    job.delivery,
+                    &job.intake_id,
+                    DeliveryStatus::Duplicate,
+                    Some(&reason),
+                    None,
+                )
+                .await?;
+                tx.commit().await?;
+                return Ok(());
+            }
+            let owner = match owner {
+                authorize::Owner::Linked(user) => user,
+                authorize::Owner::Account { workspace } => {
+                    ctx.intake
+                        .account_user(&mut tx, &job.request, &workspace)
+                        .await?
+                }
+            };
+            let conversation_id = record_request(&mut tx, &job, &owner).await?;
+            tx.finish_intake(
+                job.delivery,
+                &job.intake_id,
+                DeliveryStatus::Accepted,
+                None,
+                Some(&conversation_id),
+            )
+            .await?;
+            tx.commit().await?;
+            tracing::info!(conversation_id = %conversation_id, user_id = %owner.id, "request accepted");
+            Ok(())
+        }
+    }
+}
+
+/// Creates the conversation of the request's issue, thread or ticket (or continues the one it
+/// has), records the request for the agent and enqueues a run. Returns the conversation's id.
+async fn record_request(tx: &mut Tx, job: &Intake, owner: &User) -> Result<String, BoxDynError> {
+    let request = &job.request;
+    let provider = request.provider.as_str();
+    let external_ref = request.external_ref();
+    let existing = tx
+        .conversation_by_external_ref(provider, &external_ref)
+        .await?;
+    let conversation = match existing {
+        Some(conversation) => conversation,
+        None => {
+            let title = title_of(request);
+            let conversation = tx
+                .create_conversation(&NewConversation {
+                    owner_id: &owner.id,
+                    title: &title,
+                    trigger_kind: provider,
+                    repository: request.repository(),
+                    branch: request.branch(),
+                    external_ref: Some(&external_ref),
+                })
+                .await?;
+            tx.append_event(
+                &conversation.id,
+                &NewEvent {
+                    source: "environment",
+                    kind: "request_context",
+                    payload: &context_of(request),
+                },
+            )
+            .await?;
+            conversation
+        }
+    };
+    tx.append_event(
+        &conversation.id,
+        &NewEvent {
+            source: "user",
+            kind: "message",
+            payload: &json!({
+                "text": request.text,
+                "trigger": request.trigger,
+                "sender": request.sender,
+                "user_id": owner.id,
+                "url": request.url,
+                "delivery": job.delivery,
+            }),
+        },
+    )
+    .await?;
+    queue::enqueue(
+        tx,
+        &RunConversation {
+            conversation_id: conversation.id.clone(),
+        },
+    )
+    .await?;
+    Ok(conversation.id)
+}
+
+/// A conversation's title: the issue's or ticket's, else the first line of what was asked.
+fn title_of(request: &Request) -> String {
+    let title = request
+        .title
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| request.text.lines().next().unwrap_or(""))
+        .trim();
+    let title: String = title.chars().take(200).collect();
+    if title.is_empty() {
+        format!("{} request", request.provider)
+    } else {
+        title
+    }
+}
+
+/// What the agent is told about where it was asked.
+fn context_of(request: &Request) -> serde_json::Value {
+    json!({
+        "provider": request.provider,
+        "place": request.place,
+        "title": request.title,
+        "body": request.body,
+        "url": request.url,
+        "repository": request.repository(),
+        "branch": request.branch(),
+    })
+}
+
+/// The provider account's user name, for a user created on first contact.
+pub(crate) fn account_login(provider: Provider, name: &str) -> String {
+    format!("{provider}:{name}")
+}

@@ -1,0 +1,156 @@
+//! `POST /api/integration/{provider}/events`: verify on the raw body, recognise the request,
+//! store the delivery with its intake job, answer.
+//!
+//! Answers: provider not enabled → 404; body over 25 MB → 413; bad or missing signature → 401;
+//! signed but not understood → 400; seen before → 200 (nothing new done); ignored → 200;
+//! accepted → 202, once the delivery and its job are committed. Nothing a provider can send
+//! gets a 5xx; only a database outage does (503), and the provider retries.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::intake::accept::{Outcome, Stored, Submission};
+use crate::integrations::request::{Inbound, Parsed, Provider, Trigger};
+use crate::integrations::{parse, verify};
+use crate::storage::now_millis;
+
+/// GitHub's own maximum webhook payload, and ours for every provider.
+pub const MAX_WEBHOOK_BODY: usize = 25 * 1024 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/integration/{provider}/events", post(receive))
+}
+
+fn answer(status: StatusCode, body: Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    answer(status, json!({ "error": message.into() }))
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(provider) = Provider::parse(&provider) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("there is no `{provider}` integration"),
+        );
+    };
+    let Some(secrets) = state.webhooks.secrets(provider) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("the {provider} integration is not enabled"),
+        );
+    };
+    let body = match read_body(&headers, body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    if let Err(e) = verify(provider, &headers, &body, secrets, now_millis()) {
+        tracing::info!(%provider, reason = %e, "webhook rejected");
+        return error(StatusCode::UNAUTHORIZED, e.to_string());
+    }
+    let (delivery_id, event, parsed) = match parse(provider, &headers, &body, &state.webhooks.parse)
+    {
+        Ok(Inbound::Answer(value)) => return answer(StatusCode::OK, value),
+        Ok(Inbound::Delivery { id, event, parsed }) => (id, event, parsed),
+        Err(e) => {
+            tracing::info!(%provider, reason = %e, "webhook not understood");
+            return error(StatusCode::BAD_REQUEST, e.to_string());
+        }
+    };
+    let outcome = match parsed {
+        Parsed::Request(request) if request.trigger == Trigger::ThreadReply => {
+            // A thread reply asks for something only where a conversation already runs.
+            match state
+                .db
+                .conversation_by_external_ref(provider.as_str(), &request.external_ref())
+                .await
+            {
+                Ok(Some(_)) => Outcome::Request(request),
+                Ok(None) => Outcome::Ignored("no conversation runs in this thread".into()),
+                Err(e) => return unavailable(provider, &e.to_string()),
+            }
+        }
+        Parsed::Request(request) => Outcome::Request(request),
+        Parsed::Ignored(reason) => Outcome::Ignored(reason),
+    };
+    let submission = Submission {
+        provider,
+        delivery_id,
+        event,
+        payload: body,
+        outcome,
+    };
+    match state.deliveries.store(submission).await {
+        Ok(Stored::Accepted(id)) => answer(
+            StatusCode::ACCEPTED,
+            json!({ "status": "accepted", "delivery": id }),
+        ),
+        Ok(Stored::Ignored(id)) => answer(
+            StatusCode::OK,
+            json!({ "status": "ignored", "delivery": id }),
+        ),
+        Ok(Stored::Duplicate) => answer(
+            StatusCode::OK,
+            json!({ "status": "duplicate", "message": "this delivery was received before" }),
+        ),
+        Err(e) => unavailable(provider, &e.to_string()),
+    }
+}
+
+/// The database is not answering: nothing was stored, so the provider should retry.
+fn unavailable(provider: Provider, cause: &str) -> Response {
+    tracing::error!(%provider, %cause, "webhook not stored");
+    let mut response = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the delivery could not be stored; retry later",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    response
+}
+
+/// Reads the body, refusing more than [`MAX_WEBHOOK_BODY`] bytes.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {MAX_WEBHOOK_BODY} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_WEBHOOK_BODY as u64) {
+        return Err(too_large());
+    }
+    match axum::body::to_bytes(body, MAX_WEBHOOK_BODY).await {
+        Ok(bytes) => Ok(bytes),
+        Err(e) => {
+            let is_limit = std::error::Error::source(&e)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            if is_limit {
+                Err(too_large())
+            } else {
+                Err(error(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body could not be read: {e}"),
+                ))
+            }
+        }
+    }
+}
