@@ -1,5 +1,7 @@
-//! GitHub: verifying its webhook deliveries.
+//! GitHub: verifying its webhook deliveries and reading what they ask.
 
+mod parse;
 mod verify;
 
+pub use parse::parse;
 pub use verify::verify;
