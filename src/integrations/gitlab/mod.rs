@@ -1,5 +1,7 @@
-//! GitLab: verifying its webhook deliveries.
+//! GitLab: verifying its webhook deliveries and reading what they ask.
 
+mod parse;
 mod verify;
 
+pub use parse::parse;
 pub use verify::verify;
