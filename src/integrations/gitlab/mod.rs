@@ -1,18 +1,9 @@
-//! GitLab: verifying its webhook deliveries.
+//! GitLab: verifying its webhook deliveries, reading what they ask, and its API.
 
 mod api;
+mod parse;
 mod verify;
 
 pub use api::*;
+pub use parse::parse;
 pub use verify::verify;
-
-/// Placeholder until the parser lands.
-pub fn parse(
-    _headers: &axum::http::HeaderMap,
-    _body: &[u8],
-    _settings: &crate::integrations::request::ParseSettings,
-) -> Result<crate::integrations::request::Inbound, crate::integrations::request::ParseError> {
-    Err(crate::integrations::request::ParseError::new(
-        "not parsed yet",
-    ))
-}
