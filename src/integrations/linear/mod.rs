@@ -1,5 +1,7 @@
-//! Linear: verifying its webhook deliveries.
+//! Linear: verifying its webhook deliveries and parsing them into requests.
 
+mod parse;
 mod verify;
 
+pub use parse::parse;
 pub use verify::verify;
