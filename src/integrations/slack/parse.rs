@@ -128,7 +128,13 @@ fn app_mention(
     }
     let text = message.text.as_deref().unwrap_or_default();
     // Slack reports every mention, also one in a quote; like a quoted `@openhands` elsewhere,
-    // that one does not ask again. Without known bot ids, trust Slack.
+    // that one does not ask again. Where the app's own token cannot be found (no
+    // authorizations, or another id for the app), trust Slack.
+    let bots = if contains_mention_of(text, &bots) {
+        bots
+    } else {
+        Vec::new()
+    };
     if !bots.is_empty() && !mentions_bot(text, &bots, settings) {
         return Ok(Parsed::ignored(
             "the app is mentioned only in quoted text or code",
@@ -230,6 +236,15 @@ fn leading_mention(text: &str) -> Option<(&str, &str)> {
     let (token, rest) = text.strip_prefix("<@")?.split_once('>')?;
     let id = token.split('|').next().unwrap_or_default();
     Some((id, rest))
+}
+
+/// Whether `text` holds a `<@ID>` or `<@ID|name>` token of one of `bots`, wherever it is.
+fn contains_mention_of(text: &str, bots: &[&str]) -> bool {
+    text.match_indices("<@").any(|(at, _)| {
+        text.get(at..)
+            .and_then(leading_mention)
+            .is_some_and(|(id, _)| bots.contains(&id))
+    })
 }
 
 /// `text` without the mentions of the app it starts with ("<@UBOT> fix it" → "fix it"). When the
@@ -584,6 +599,16 @@ mod tests {
         body.as_object_mut().unwrap().remove("authorizations");
         body["event"]["text"] = json!("<@U0BOT0001|openhands>   please fix the flaky test ");
         let request = requested(&to_bytes(&body), &ParseSettings::default());
+        assert_eq!(request.text, "please fix the flaky test");
+    }
+
+    #[test]
+    fn an_app_mention_of_an_unlisted_bot_id_is_trusted() {
+        // The authorization names another id than the token Slack reported the mention for.
+        let mut body = json_of(APP_MENTION);
+        body["authorizations"][0]["user_id"] = json!("U0BOT9999");
+        let request = requested(&to_bytes(&body), &ParseSettings::default());
+        assert_eq!(request.trigger, Trigger::Mention);
         assert_eq!(request.text, "please fix the flaky test");
     }
 
