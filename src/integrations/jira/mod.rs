@@ -1,16 +1,7 @@
-//! Jira Cloud: verifying its webhook deliveries.
+//! Jira Cloud: verifying its webhook deliveries and parsing them into requests.
 
+mod parse;
 mod verify;
 
+pub use parse::parse;
 pub use verify::verify;
-
-/// Placeholder until the parser lands.
-pub fn parse(
-    _headers: &axum::http::HeaderMap,
-    _body: &[u8],
-    _settings: &crate::integrations::request::ParseSettings,
-) -> Result<crate::integrations::request::Inbound, crate::integrations::request::ParseError> {
-    Err(crate::integrations::request::ParseError::new(
-        "not parsed yet",
-    ))
-}

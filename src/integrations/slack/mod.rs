@@ -1,18 +1,9 @@
-//! Slack: verifying its webhook deliveries.
+//! Slack: verifying its webhook deliveries and parsing them into requests.
 
 mod api;
+mod parse;
 mod verify;
 
 pub use api::*;
+pub use parse::parse;
 pub use verify::verify;
-
-/// Placeholder until the parser lands.
-pub fn parse(
-    _headers: &axum::http::HeaderMap,
-    _body: &[u8],
-    _settings: &crate::integrations::request::ParseSettings,
-) -> Result<crate::integrations::request::Inbound, crate::integrations::request::ParseError> {
-    Err(crate::integrations::request::ParseError::new(
-        "not parsed yet",
-    ))
-}
