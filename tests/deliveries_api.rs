@@ -55,6 +55,7 @@ async fn store(
         status,
         reason,
         payload: b"{}",
+        request: None,
     };
     let stored = tx.record_delivery(&new).await.unwrap().unwrap();
     tx.commit().await.unwrap();

@@ -246,6 +246,7 @@ async fn deliveries_are_deduplicated(t: &TestDb) {
         status: DeliveryStatus::Accepted,
         reason: None,
         payload: br#"{"action":"created"}"#,
+        request: None,
     };
     let mut tx = t.db.begin().await.unwrap();
     let id = tx

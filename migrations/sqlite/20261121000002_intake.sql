@@ -22,3 +22,6 @@ CREATE TABLE intake_requests (
 
 -- The intake job that handled the delivery: a job that finds its own id here already did its work.
 ALTER TABLE webhook_deliveries ADD COLUMN intake_id TEXT;
+
+-- The request recognised in the delivery (JSON), kept so that an administrator can re-run it.
+ALTER TABLE webhook_deliveries ADD COLUMN request TEXT;

@@ -159,9 +159,17 @@ fn reply(pending: Pending, result: Result<Vec<Stored>, String>) {
 
 /// One transaction: every delivery of `batch`, and the intake jobs of the new requests.
 async fn write_batch(db: &Db, batch: &[&Submission]) -> Result<Vec<Stored>, String> {
+    let requests: Vec<Option<String>> = batch
+        .iter()
+        .map(|s| match &s.outcome {
+            Outcome::Request(request) => serde_json::to_string(request).ok(),
+            Outcome::Ignored(_) => None,
+        })
+        .collect();
     let news: Vec<NewDelivery<'_>> = batch
         .iter()
-        .map(|s| {
+        .zip(&requests)
+        .map(|(s, request)| {
             let (status, reason) = match &s.outcome {
                 Outcome::Request(_) => (DeliveryStatus::Accepted, None),
                 Outcome::Ignored(reason) => (DeliveryStatus::Ignored, Some(reason.as_str())),
@@ -173,6 +181,7 @@ async fn write_batch(db: &Db, batch: &[&Submission]) -> Result<Vec<Stored>, Stri
                 status,
                 reason,
                 payload: &s.payload,
+                request: request.as_deref(),
             }
         })
         .collect();

@@ -49,6 +49,8 @@ pub struct NewDelivery<'a> {
     pub status: DeliveryStatus,
     pub reason: Option<&'a str>,
     pub payload: &'a [u8],
+    /// The recognised request, as JSON.
+    pub request: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -66,6 +68,9 @@ pub struct Delivery {
     /// The intake job that handled it, once one has.
     #[serde(skip)]
     pub intake_id: Option<String>,
+    /// The recognised request, as JSON.
+    #[serde(skip)]
+    pub request: Option<String>,
 }
 
 /// `SELECT … FROM webhook_deliveries`, followed by the rest of the statement.
@@ -73,14 +78,14 @@ macro_rules! select_deliveries {
     ($rest:literal) => {
         concat!(
             "SELECT id, provider, delivery_id, event, received_at, status, reason, conversation_id, \
-             payload, intake_id FROM webhook_deliveries ",
+             payload, intake_id, request FROM webhook_deliveries ",
             $rest
         )
     };
 }
 
 /// Columns bound per delivery in [`Tx::record_deliveries`].
-const DELIVERY_COLUMNS: usize = 7;
+const DELIVERY_COLUMNS: usize = 8;
 
 impl Tx {
     /// Stores several deliveries in one statement. For each, in order: its new row id, or
@@ -104,7 +109,7 @@ impl Tx {
             .collect();
         // Built from placeholders only; every value is bound.
         let sql = format!(
-            "INSERT INTO webhook_deliveries (provider, delivery_id, event, received_at, status, reason, payload) \
+            "INSERT INTO webhook_deliveries (provider, delivery_id, event, received_at, status, reason, payload, request) \
              VALUES {} ON CONFLICT (provider, delivery_id) DO NOTHING RETURNING id, provider, delivery_id",
             rows.join(", ")
         );
@@ -119,7 +124,8 @@ impl Tx {
                     .bind(now)
                     .bind(new.status.as_str())
                     .bind(new.reason.map(text))
-                    .bind(new.payload);
+                    .bind(new.payload)
+                    .bind(new.request);
             }
             query.fetch_all(&mut **tx).await?
         });
@@ -161,6 +167,22 @@ impl Tx {
         Ok(())
     }
 
+    /// Puts a delivery back to accepted, for its request to be handled again.
+    pub async fn reopen_delivery(&mut self, id: i64) -> Result<()> {
+        let done = on_backend!(self, tx => sqlx::query(
+            "UPDATE webhook_deliveries SET status = $2, reason = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(DeliveryStatus::Accepted.as_str())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected());
+        if done == 0 {
+            return Err(StorageError::NotFound("delivery"));
+        }
+        Ok(())
+    }
+
     /// Claims the item behind a request for `delivery`; returns the delivery that claimed it
     /// first when that is another one.
     pub async fn claim_request(&mut self, request_key: &str, delivery: i64) -> Result<Option<i64>> {
@@ -193,8 +215,8 @@ impl Tx {
     /// Stores a delivery; `None` when this provider's delivery id was stored before.
     pub async fn record_delivery(&mut self, new: &NewDelivery<'_>) -> Result<Option<i64>> {
         Ok(on_backend!(self, tx => sqlx::query_scalar::<_, i64>(
-            "INSERT INTO webhook_deliveries (provider, delivery_id, event, received_at, status, reason, payload) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO webhook_deliveries (provider, delivery_id, event, received_at, status, reason, payload, request) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (provider, delivery_id) DO NOTHING RETURNING id",
         )
         .bind(text(new.provider))
@@ -204,6 +226,7 @@ impl Tx {
         .bind(new.status.as_str())
         .bind(new.reason.map(text))
         .bind(new.payload)
+        .bind(new.request)
         .fetch_optional(&mut **tx)
         .await?))
     }

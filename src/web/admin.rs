@@ -1,17 +1,23 @@
 //! The admin API, guarded by the `OPENHANDS_ADMIN_API_KEY` bearer token: what the webhooks did.
 
 use axum::Router;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
+use axum::http::StatusCode;
 use axum::response::Json;
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState};
-use crate::storage::{Delivery, DeliveryStatus};
+use crate::intake::Intake;
+use crate::integrations::request::Request;
+use crate::queue;
+use crate::storage::{Delivery, DeliveryStatus, User, UserLink};
 
 const PROVIDERS: [&str; 5] = ["github", "gitlab", "slack", "jira", "linear"];
 const DEFAULT_PAGE: i64 = 50;
@@ -21,6 +27,175 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/deliveries", get(list_deliveries))
         .route("/api/deliveries/{id}", get(show_delivery))
+        .route("/api/deliveries/{id}/redeliver", post(redeliver))
+        .route("/api/users", post(create_user))
+        .route("/api/user-links", get(list_links).post(create_link))
+        .route(
+            "/api/user-links/{provider}/{workspace}/{external_id}",
+            delete(delete_link),
+        )
+}
+
+/// A JSON body, or a 400 that says what is wrong with it.
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(value)| value)
+        .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+}
+
+/// Re-runs the intake of a delivery's request (after linking the sender, say).
+async fn redeliver(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    require_admin(&state, &headers)?;
+    let mut tx = state.db.begin().await?;
+    let delivery = tx.delivery(id).await?;
+    let Some(request) = delivery.request.as_deref() else {
+        return Err(ApiError::Conflict(format!(
+            "delivery {id} asked for nothing ({}): there is nothing to re-run",
+            delivery.reason.as_deref().unwrap_or(&delivery.status)
+        )));
+    };
+    let request: Request = serde_json::from_str(request)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored request of delivery {id}: {e}")))?;
+    tx.reopen_delivery(id).await?;
+    let job = queue::enqueue(&mut tx, &Intake::new(id, request))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "status": "accepted", "delivery": id, "job": job })),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct NewUserBody {
+    login: String,
+    email: Option<String>,
+    #[serde(default)]
+    is_admin: bool,
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<NewUserBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    require_admin(&state, &headers)?;
+    let body = json_body(body)?;
+    let login = body.login.trim();
+    if login.is_empty() || login.len() > 100 {
+        return Err(ApiError::BadRequest(
+            "`login` must be 1 to 100 characters".into(),
+        ));
+    }
+    let user = state
+        .db
+        .create_user(login, body.email.as_deref(), body.is_admin)
+        .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+#[derive(Debug, Deserialize)]
+struct NewLinkBody {
+    provider: String,
+    workspace: String,
+    external_id: String,
+    /// The user's login.
+    user: String,
+}
+
+/// Links a provider account (a Slack, Jira or Linear member, or a GitHub/GitLab account) to a
+/// user, who then owns the conversations that account starts.
+async fn create_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<NewLinkBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<UserLink>), ApiError> {
+    require_admin(&state, &headers)?;
+    let body = json_body(body)?;
+    if !PROVIDERS.contains(&body.provider.as_str()) {
+        return Err(ApiError::BadRequest(format!(
+            "`provider` must be one of {}",
+            PROVIDERS.join(", ")
+        )));
+    }
+    if body.workspace.trim().is_empty() || body.external_id.trim().is_empty() {
+        return Err(ApiError::BadRequest(
+            "`workspace` and `external_id` must not be empty".into(),
+        ));
+    }
+    let user = state
+        .db
+        .user_by_login(body.user.trim())
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    // Jira sites are compared without a trailing slash, in lower case.
+    let workspace = if body.provider == "jira" {
+        body.workspace
+            .trim()
+            .trim_end_matches('/')
+            .to_ascii_lowercase()
+    } else {
+        body.workspace.trim().to_string()
+    };
+    let link = state
+        .db
+        .link_user(
+            &body.provider,
+            &workspace,
+            body.external_id.trim(),
+            &user.id,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(link)))
+}
+
+#[derive(Debug, Deserialize)]
+struct LinkQuery {
+    /// Only the links of the user with this login.
+    user: Option<String>,
+}
+
+async fn list_links(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<LinkQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_admin(&state, &headers)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let user_id = match query.user.as_deref() {
+        Some(login) => Some(
+            state
+                .db
+                .user_by_login(login)
+                .await?
+                .ok_or(ApiError::NotFound("user"))?
+                .id,
+        ),
+        None => None,
+    };
+    let links = state.db.user_links(user_id.as_deref()).await?;
+    Ok(Json(json!({ "links": links })))
+}
+
+async fn delete_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((provider, workspace, external_id)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    require_admin(&state, &headers)?;
+    if state
+        .db
+        .unlink_user(&provider, &workspace, &external_id)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("link"))
+    }
 }
 
 /// Accepts the request when it carries `Authorization: Bearer <OPENHANDS_ADMIN_API_KEY>`.

@@ -1,0 +1,708 @@
+//! Webhook intake end to end, on both databases: signed deliveries through the HTTP router,
+//! stored and enqueued, then authorized by the intake job against fake provider APIs on
+//! loopback, becoming (or continuing) conversations.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use clap::Parser;
+use hmac::{Hmac, Mac};
+use openhands::config::Cli;
+use openhands::intake::IntakeSettings;
+use openhands::integrations::Webhooks;
+use openhands::queue::{self, JobContext, WorkerSettings};
+use openhands::storage::{Delivery, now_millis};
+use openhands::web::{AppState, router};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use support::TestDb;
+use support::fakes::{self, FakeProviders};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+on_both_backends! {
+    what_is_not_a_valid_delivery_is_refused_and_nothing_is_stored => refused_and_nothing_stored;
+    a_github_comment_becomes_a_conversation_and_follow_ups_continue_it => github_comment_and_follow_up;
+    github_senders_without_write_permission_are_unauthorized => github_reader_unauthorized;
+    gitlab_needs_developer_access => gitlab_access_levels;
+    slack_users_must_be_linked_and_redelivery_re_runs => slack_linking_and_redelivery;
+    jira_and_linear_need_linked_accounts_of_served_workspaces => jira_and_linear_links;
+    ignored_events_and_handshakes_are_answered_200 => ignored_and_handshakes;
+}
+
+const GITHUB_SECRET: &str = "github-secret";
+const GITLAB_WEBHOOK_TOKEN: &str = "gitlab-webhook-token";
+const SLACK_SECRET: &str = "slack-secret";
+const JIRA_SECRET: &str = "jira-secret";
+const LINEAR_SECRET: &str = "linear-secret";
+const ADMIN_KEY: &str = "admin-key";
+
+fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn hmac_hex(secret: &str, parts: &[&[u8]]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    for part in parts {
+        mac.update(part);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The service with every provider enabled and pointed at the fakes, and workers running.
+struct Service {
+    app: Router,
+    fakes: FakeProviders,
+    stop: CancellationToken,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn service(t: &TestDb) -> Service {
+    let fakes = FakeProviders::start().await;
+    let key_path = format!(
+        "{}/tests/fixtures/github-app/private-key.pem",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let app_id = fakes::GITHUB_APP_ID.to_string();
+    let (github, gitlab, slack) = (
+        fakes.github_api_url(),
+        fakes.gitlab_api_url(),
+        fakes.slack_api_url(),
+    );
+    let cli = Cli::try_parse_from([
+        "openhands",
+        "--github-webhook-secret",
+        &format!("old-secret, {GITHUB_SECRET}"),
+        "--github-app-id",
+        &app_id,
+        "--github-app-private-key",
+        &key_path,
+        "--github-api-url",
+        &github,
+        "--gitlab-webhook-token",
+        GITLAB_WEBHOOK_TOKEN,
+        "--gitlab-token",
+        fakes::GITLAB_TOKEN,
+        "--gitlab-api-url",
+        &gitlab,
+        "--slack-signing-secret",
+        SLACK_SECRET,
+        "--slack-team-id",
+        "T0001",
+        "--slack-bot-token",
+        fakes::SLACK_BOT_TOKEN,
+        "--slack-api-url",
+        &slack,
+        "--jira-webhook-secret",
+        JIRA_SECRET,
+        "--jira-base-url",
+        "https://acme.atlassian.net/",
+        "--linear-webhook-secret",
+        LINEAR_SECRET,
+        "--linear-organization-id",
+        "org-1",
+        "serve",
+    ])
+    .unwrap();
+    cli.config.validate().unwrap();
+    let state = AppState::new(t.db.clone())
+        .with_admin_key(Some(ADMIN_KEY.parse().unwrap()))
+        .with_webhooks(Webhooks::from_config(&cli.config.providers));
+    let ctx = JobContext {
+        db: t.db.clone(),
+        intake: Arc::new(IntakeSettings::from_config(&cli.config.providers).unwrap()),
+    };
+    let stop = CancellationToken::new();
+    let settings = WorkerSettings {
+        concurrency: 4,
+        poll_interval: Duration::from_millis(50),
+        retry_base_delay: Duration::from_millis(50),
+        retry_max_delay: Duration::from_millis(200),
+        ..WorkerSettings::default()
+    };
+    tokio::spawn(queue::run_workers(
+        ctx,
+        settings,
+        stop.clone().cancelled_owned(),
+    ));
+    Service {
+        app: router(state),
+        fakes,
+        stop,
+    }
+}
+
+async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+fn post(provider: &str) -> axum::http::request::Builder {
+    Request::post(format!("/api/integration/{provider}/events"))
+        .header("content-type", "application/json")
+}
+
+fn github(event: &str, delivery: &str, body: &[u8]) -> Request<Body> {
+    post("github")
+        .header("x-github-event", event)
+        .header("x-github-delivery", delivery)
+        .header(
+            "x-hub-signature-256",
+            format!("sha256={}", hmac_hex(GITHUB_SECRET, &[body])),
+        )
+        .body(Body::from(body.to_vec()))
+        .unwrap()
+}
+
+fn gitlab(event: &str, uuid: &str, body: &[u8]) -> Request<Body> {
+    post("gitlab")
+        .header("x-gitlab-event", event)
+        .header("x-gitlab-event-uuid", uuid)
+        .header("x-gitlab-token", GITLAB_WEBHOOK_TOKEN)
+        .body(Body::from(body.to_vec()))
+        .unwrap()
+}
+
+fn slack_signed(body: &[u8], timestamp: i64) -> axum::http::request::Builder {
+    let ts = timestamp.to_string();
+    post("slack")
+        .header("x-slack-request-timestamp", &ts)
+        .header(
+            "x-slack-signature",
+            format!(
+                "v0={}",
+                hmac_hex(SLACK_SECRET, &[b"v0:", ts.as_bytes(), b":", body])
+            ),
+        )
+}
+
+fn slack(body: &[u8]) -> Request<Body> {
+    slack_signed(body, now_millis() / 1000)
+        .body(Body::from(body.to_vec()))
+        .unwrap()
+}
+
+fn jira(identifier: &str, body: &[u8]) -> Request<Body> {
+    post("jira")
+        .header("x-atlassian-webhook-identifier", identifier)
+        .header(
+            "x-hub-signature",
+            format!("sha256={}", hmac_hex(JIRA_SECRET, &[body])),
+        )
+        .body(Body::from(body.to_vec()))
+        .unwrap()
+}
+
+/// A Linear fixture stamped now (Linear deliveries older than a minute are refused).
+fn linear_now(path: &str) -> Vec<u8> {
+    let mut payload: Value = serde_json::from_slice(&fixture(path)).unwrap();
+    payload["webhookTimestamp"] = json!(now_millis());
+    serde_json::to_vec(&payload).unwrap()
+}
+
+fn linear(delivery: &str, body: &[u8]) -> Request<Body> {
+    post("linear")
+        .header("linear-delivery", delivery)
+        .header("linear-signature", hmac_hex(LINEAR_SECRET, &[body]))
+        .body(Body::from(body.to_vec()))
+        .unwrap()
+}
+
+fn admin(method: &str, uri: &str, body: Option<Value>) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {ADMIN_KEY}"))
+        .header("content-type", "application/json")
+        .body(body.map_or(Body::empty(), |b| Body::from(b.to_string())))
+        .unwrap()
+}
+
+async fn link(app: &Router, login: &str, provider: &str, workspace: &str, external_id: &str) {
+    let (status, _) = send(
+        app,
+        admin("POST", "/api/users", Some(json!({"login": login}))),
+    )
+    .await;
+    assert!(
+        status == StatusCode::CREATED || status == StatusCode::CONFLICT,
+        "{status}"
+    );
+    let (status, body) = send(
+        app,
+        admin(
+            "POST",
+            "/api/user-links",
+            Some(json!({"provider": provider, "workspace": workspace, "external_id": external_id, "user": login})),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// Waits until the intake job has handled the delivery (it has left `accepted`, or been
+/// given a conversation).
+async fn handled(t: &TestDb, id: i64) -> Delivery {
+    support::wait_for(
+        &format!("delivery {id} to be handled"),
+        Duration::from_secs(20),
+        || async {
+            let delivery = t.db.delivery(id).await.unwrap();
+            (delivery.intake_id.is_some()).then_some(delivery)
+        },
+    )
+    .await
+}
+
+fn delivery_id(body: &Value) -> i64 {
+    body["delivery"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no delivery id in {body}"))
+}
+
+async fn event_kinds(t: &TestDb, conversation: &str) -> Vec<String> {
+    t.db.events_after(conversation, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+async fn refused_and_nothing_stored(t: &TestDb) {
+    let service = service(t).await;
+    let app = &service.app;
+    let body = fixture("github/issue_comment.created.json");
+
+    let (status, answer) = send(app, post("bitbucket").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+
+    // A provider without a secret is not enabled.
+    let plain = router(AppState::new(t.db.clone()));
+    let (status, answer) = send(&plain, github("issue_comment", "d-1", &body)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(answer["error"].as_str().unwrap().contains("not enabled"));
+
+    let mut tampered = body.clone();
+    tampered.extend_from_slice(b" ");
+    let mut request = github("issue_comment", "d-2", &body);
+    *request.body_mut() = Body::from(tampered);
+    let (status, answer) = send(app, request).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+
+    let unsigned = post("github")
+        .header("x-github-event", "issue_comment")
+        .header("x-github-delivery", "d-3")
+        .body(Body::from(body.clone()))
+        .unwrap();
+    let (status, answer) = send(app, unsigned).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("X-Hub-Signature-256")
+    );
+
+    let wrong_token = post("gitlab")
+        .header("x-gitlab-event", "Note Hook")
+        .header("x-gitlab-event-uuid", "u-1")
+        .header("x-gitlab-token", "not-the-token")
+        .body(Body::from(fixture("gitlab/note.issue.json")))
+        .unwrap();
+    assert_eq!(send(app, wrong_token).await.0, StatusCode::UNAUTHORIZED);
+
+    // Slack and Linear deliveries older than their replay windows.
+    let slack_body = fixture("slack/app_mention.json");
+    let stale = slack_signed(&slack_body, now_millis() / 1000 - 301)
+        .body(Body::from(slack_body.clone()))
+        .unwrap();
+    assert_eq!(send(app, stale).await.0, StatusCode::UNAUTHORIZED);
+    let old_linear = fixture("linear/comment.create.json");
+    assert_eq!(
+        send(app, linear("l-old", &old_linear)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Signed, but not something GitHub would send.
+    let (status, answer) = send(app, github("issue_comment", "d-4", b"{not json")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let (status, _) = send(
+        app,
+        github("issue_comment", "d-5", b"{\"action\":\"created\"}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Over 25 MB, with and without a declared length.
+    let huge = vec![b' '; 25 * 1024 * 1024 + 1];
+    let (status, _) = send(app, github("issue_comment", "d-6", &huge)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let chunks =
+        futures::stream::iter((0..26).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1024 * 1024])));
+    let streamed = post("github")
+        .header("x-github-event", "issue_comment")
+        .header("x-github-delivery", "d-7")
+        .header("x-hub-signature-256", "sha256=00")
+        .body(Body::from_stream(chunks))
+        .unwrap();
+    assert_eq!(send(app, streamed).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+
+    assert!(
+        t.db.deliveries(None, None, None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(t.db.jobs("intake", None, 10).await.unwrap().is_empty());
+}
+
+async fn github_comment_and_follow_up(t: &TestDb) {
+    let service = service(t).await;
+    let app = &service.app;
+    service
+        .fakes
+        .set_github_permission("octo-org/hello-world", "mona", "write");
+    let body = fixture("github/issue_comment.created.json");
+
+    let (status, answer) = send(app, github("issue_comment", "gh-1", &body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let first = handled(t, delivery_id(&answer)).await;
+    assert_eq!(first.status, "accepted", "{:?}", first.reason);
+    let conversation_id = first.conversation_id.clone().unwrap();
+    let conversation = t.db.conversation(&conversation_id).await.unwrap();
+    assert_eq!(conversation.trigger_kind, "github");
+    assert_eq!(
+        conversation.repository.as_deref(),
+        Some("octo-org/hello-world")
+    );
+    assert_eq!(
+        conversation.external_ref.as_deref(),
+        Some("octo-org/hello-world#17")
+    );
+    let owner = t.db.user(&conversation.owner_id).await.unwrap();
+    assert_eq!(owner.login, "github:mona");
+
+    // The app authenticated with its JWT, then checked as the installation.
+    service.fakes.recorded(|r| {
+        assert_eq!(r.installation_tokens, vec![4242]);
+        assert_eq!(
+            r.permission_checks,
+            vec![(
+                "ghs_installation_4242".to_string(),
+                "octo-org/hello-world/mona".to_string()
+            )]
+        );
+    });
+    let events = t.db.events_after(&conversation_id, 0, 10).await.unwrap();
+    assert_eq!(events[0].kind, "request_context");
+    let context: Value = serde_json::from_str(&events[0].payload).unwrap();
+    assert!(context["title"].is_string(), "{context}");
+    assert_eq!(events[1].kind, "message");
+    let message: Value = serde_json::from_str(&events[1].payload).unwrap();
+    assert!(message["text"].as_str().unwrap().contains("@openhands"));
+    support::wait_for("the run job", Duration::from_secs(10), || async {
+        event_kinds(t, &conversation_id)
+            .await
+            .contains(&"run_requested".to_string())
+            .then_some(())
+    })
+    .await;
+
+    // The same delivery again: nothing new.
+    let (status, answer) = send(app, github("issue_comment", "gh-1", &body)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["status"], "duplicate");
+    assert_eq!(t.db.jobs("intake", None, 10).await.unwrap().len(), 1);
+
+    // A follow-up comment on the same issue continues the conversation.
+    let mut follow_up: Value = serde_json::from_slice(&body).unwrap();
+    follow_up["comment"]["id"] = json!(2090183999u64);
+    follow_up["comment"]["body"] = json!("@openhands also update the changelog");
+    let follow_up = serde_json::to_vec(&follow_up).unwrap();
+    let (status, answer) = send(app, github("issue_comment", "gh-2", &follow_up)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let second = handled(t, delivery_id(&answer)).await;
+    assert_eq!(
+        second.conversation_id.as_deref(),
+        Some(conversation_id.as_str())
+    );
+    let messages: Vec<String> =
+        t.db.events_after(&conversation_id, 0, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "message")
+            .map(|e| e.payload)
+            .collect();
+    assert_eq!(messages.len(), 2);
+    assert!(messages[1].contains("also update the changelog"));
+    assert_eq!(t.db.conversations_of(&owner.id, 10).await.unwrap().len(), 1);
+
+    // An inline review comment on a pull request starts that pull request's conversation.
+    let review = fixture("github/pull_request_review_comment.created.json");
+    let (status, answer) = send(app, github("pull_request_review_comment", "gh-3", &review)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let third = handled(t, delivery_id(&answer)).await;
+    let pr =
+        t.db.conversation(third.conversation_id.as_deref().unwrap())
+            .await
+            .unwrap();
+    assert_ne!(pr.id, conversation_id);
+    assert!(pr.branch.is_some());
+}
+
+async fn github_reader_unauthorized(t: &TestDb) {
+    let service = service(t).await;
+    service
+        .fakes
+        .set_github_permission("octo-org/hello-world", "mona", "read");
+    let body = fixture("github/issue_comment.created.json");
+    let (status, answer) = send(&service.app, github("issue_comment", "gh-r", &body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let delivery = handled(t, delivery_id(&answer)).await;
+    assert_eq!(delivery.status, "unauthorized");
+    assert!(delivery.reason.as_deref().unwrap().contains("`read`"));
+    assert!(delivery.conversation_id.is_none());
+
+    // Someone GitHub does not know as a collaborator at all.
+    let mut stranger: Value = serde_json::from_slice(&body).unwrap();
+    stranger["sender"]["login"] = json!("eve");
+    stranger["comment"]["id"] = json!(1);
+    let stranger = serde_json::to_vec(&stranger).unwrap();
+    let (_, answer) = send(&service.app, github("issue_comment", "gh-e", &stranger)).await;
+    let delivery = handled(t, delivery_id(&answer)).await;
+    assert_eq!(delivery.status, "unauthorized");
+    assert!(delivery.reason.as_deref().unwrap().contains("`none`"));
+}
+
+async fn gitlab_access_levels(t: &TestDb) {
+    let service = service(t).await;
+    let app = &service.app;
+    service.fakes.set_gitlab_level(42, "2718", 20);
+    let (status, answer) = send(
+        app,
+        gitlab("Note Hook", "g-1", &fixture("gitlab/note.issue.json")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let reporter = handled(t, delivery_id(&answer)).await;
+    assert_eq!(reporter.status, "unauthorized");
+    assert!(reporter.reason.unwrap().contains("access level 20"));
+
+    service.fakes.set_gitlab_level(42, "2718", 30);
+    let (status, answer) = send(
+        app,
+        gitlab(
+            "Note Hook",
+            "g-2",
+            &fixture("gitlab/note.merge_request.diff.json"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let developer = handled(t, delivery_id(&answer)).await;
+    assert_eq!(developer.status, "accepted", "{:?}", developer.reason);
+    let conversation =
+        t.db.conversation(developer.conversation_id.as_deref().unwrap())
+            .await
+            .unwrap();
+    assert_eq!(conversation.trigger_kind, "gitlab");
+    assert_eq!(conversation.repository.as_deref(), Some("acme/widgets"));
+    assert_eq!(
+        service.fakes.recorded(|r| r.gitlab_checks.clone()),
+        vec!["42/2718", "42/2718"]
+    );
+}
+
+async fn slack_linking_and_redelivery(t: &TestDb) {
+    let service = service(t).await;
+    let app = &service.app;
+    let mention = fixture("slack/app_mention.json");
+
+    let (status, answer) = send(app, slack(&mention)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let id = delivery_id(&answer);
+    let unlinked = handled(t, id).await;
+    assert_eq!(unlinked.status, "unauthorized");
+    let told = service.fakes.recorded(|r| r.slack_ephemeral.clone());
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["user"], "U0ALICE01");
+    assert_eq!(told[0]["channel"], "C0001");
+    assert!(told[0]["text"].as_str().unwrap().contains("not linked"));
+
+    // Slack retries the same event: no second run, no second message.
+    let retry = slack_signed(&mention, now_millis() / 1000)
+        .header("x-slack-retry-num", "1")
+        .header("x-slack-retry-reason", "http_timeout")
+        .body(Body::from(mention.clone()))
+        .unwrap();
+    let (status, answer) = send(app, retry).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (StatusCode::OK, Some("duplicate"))
+    );
+
+    // Linked by an administrator, the request is re-run.
+    link(app, "alice", "slack", "T0001", "U0ALICE01").await;
+    let (status, answer) = send(
+        app,
+        admin("POST", &format!("/api/deliveries/{id}/redeliver"), None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let conversation_id = support::wait_for("the redelivery", Duration::from_secs(20), || async {
+        t.db.delivery(id).await.unwrap().conversation_id
+    })
+    .await;
+    let conversation = t.db.conversation(&conversation_id).await.unwrap();
+    let alice = t.db.user_by_login("alice").await.unwrap().unwrap();
+    assert_eq!(conversation.owner_id, alice.id);
+    assert_eq!(
+        conversation.external_ref.as_deref(),
+        Some("T0001/C0001/1714567890.123456")
+    );
+    assert_eq!(service.fakes.recorded(|r| r.slack_ephemeral.len()), 1);
+
+    // A reply in the thread from another linked member continues it.
+    link(app, "bob", "slack", "T0001", "U0BOB0002").await;
+    let reply = fixture("slack/message.thread_reply.json");
+    let (status, answer) = send(app, slack(&reply)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let continued = handled(t, delivery_id(&answer)).await;
+    assert_eq!(
+        continued.conversation_id.as_deref(),
+        Some(conversation_id.as_str())
+    );
+
+    // A thread reply where no conversation runs asks for nothing.
+    let mut elsewhere: Value = serde_json::from_slice(&reply).unwrap();
+    elsewhere["event_id"] = json!("Ev-elsewhere");
+    elsewhere["event"]["thread_ts"] = json!("1600000000.000001");
+    let (status, answer) = send(app, slack(&serde_json::to_vec(&elsewhere).unwrap())).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (StatusCode::OK, Some("ignored"))
+    );
+
+    // A redelivery of something that asked for nothing is refused.
+    let ignored = delivery_id(&answer);
+    let (status, _) = send(
+        app,
+        admin(
+            "POST",
+            &format!("/api/deliveries/{ignored}/redeliver"),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+async fn jira_and_linear_links(t: &TestDb) {
+    let service = service(t).await;
+    let app = &service.app;
+    let comment = fixture("jira/comment_created.json");
+    let (status, answer) = send(app, jira("j-1", &comment)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let unlinked = handled(t, delivery_id(&answer)).await;
+    assert_eq!(unlinked.status, "unauthorized");
+    assert!(unlinked.reason.unwrap().contains("not linked"));
+
+    link(
+        app,
+        "carol",
+        "jira",
+        "https://ACME.atlassian.net/",
+        "5b10ac8d82e05b22cc7d4ef5",
+    )
+    .await;
+    let mut again: Value = serde_json::from_slice(&comment).unwrap();
+    again["comment"]["id"] = json!("99999");
+    let (status, answer) = send(app, jira("j-2", &serde_json::to_vec(&again).unwrap())).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let linked = handled(t, delivery_id(&answer)).await;
+    assert_eq!(linked.status, "accepted", "{:?}", linked.reason);
+
+    let linear_comment = linear_now("linear/comment.create.json");
+    let (status, answer) = send(app, linear("l-1", &linear_comment)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(
+        handled(t, delivery_id(&answer)).await.status,
+        "unauthorized"
+    );
+    link(
+        app,
+        "alice",
+        "linear",
+        "org-1",
+        "e5a3c1f0-6b2d-4c8e-9f7a-1d2e3f4a5b6c",
+    )
+    .await;
+    let label = linear_now("linear/issue.update.label_added.json");
+    let (status, answer) = send(app, linear("l-2", &label)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let accepted = handled(t, delivery_id(&answer)).await;
+    assert_eq!(accepted.status, "accepted", "{:?}", accepted.reason);
+
+    // An organization that is not served.
+    let mut foreign: Value = serde_json::from_slice(&linear_comment).unwrap();
+    foreign["organizationId"] = json!("org-other");
+    let (_, answer) = send(app, linear("l-3", &serde_json::to_vec(&foreign).unwrap())).await;
+    let refused = handled(t, delivery_id(&answer)).await;
+    assert!(refused.reason.unwrap().contains("not served"));
+}
+
+async fn ignored_and_handshakes(t: &TestDb) {
+    let service = service(t).await;
+    let app = &service.app;
+
+    let (status, answer) = send(app, github("ping", "p-1", &fixture("github/ping.json"))).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (StatusCode::OK, Some("ignored"))
+    );
+    let (status, answer) = send(app, github("push", "p-2", &fixture("github/push.json"))).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (StatusCode::OK, Some("ignored"))
+    );
+    let bot = fixture("github/issue_comment.created.bot.json");
+    let (status, answer) = send(app, github("issue_comment", "p-3", &bot)).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (StatusCode::OK, Some("ignored"))
+    );
+    let stored = t.db.delivery(delivery_id(&answer)).await.unwrap();
+    assert_eq!(stored.status, "ignored");
+    assert!(stored.reason.is_some());
+
+    let (status, answer) = send(app, slack(&fixture("slack/url_verification.json"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(answer["challenge"].is_string(), "{answer}");
+
+    // Ignored deliveries are listed with their reasons; nothing was enqueued.
+    let (status, listed) = send(app, admin("GET", "/api/deliveries?status=ignored", None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["deliveries"].as_array().unwrap().len(), 3);
+    assert!(t.db.jobs("intake", None, 10).await.unwrap().is_empty());
+}
