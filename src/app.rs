@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -75,6 +76,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = open_database(&config).await?;
             crate::bench::queue_throughput(&db, &config, jobs, clients, rounds, round_timeout).await
         }
+        Command::Bench(BenchCommand::Ingest {
+            deliveries,
+            concurrency,
+            rounds,
+            round_timeout,
+        }) => {
+            // Migrated here, so that the web process starts on a ready database.
+            open_database(&config).await?.close().await;
+            crate::bench::ingest_throughput(&config, deliveries, concurrency, rounds, round_timeout)
+                .await
+        }
     }
 }
 
@@ -118,6 +130,13 @@ async fn serve_http(
 ) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, "listening on http://{address}");
+    // Small answers go out at once: with Nagle's algorithm they would wait for the client's
+    // delayed ACK (~40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, web::router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

@@ -142,3 +142,227 @@ fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
+
+/// The GitHub delivery every benchmark request carries: a realistic issue comment that asks
+/// the agent for something, so each one is stored as accepted with an intake job.
+const INGEST_PAYLOAD: &[u8] = include_bytes!("../tests/fixtures/github/issue_comment.created.json");
+const INGEST_SECRET: &str = "bench-webhook-secret";
+
+/// Signed GitHub deliveries per second, and their latency, durably accepted by a `web`
+/// process of this binary on DATABASE_URL, from `concurrency` clients in this process over
+/// loopback. The median of `rounds`.
+pub async fn ingest_throughput(
+    config: &Config,
+    deliveries: u32,
+    concurrency: u32,
+    rounds: u32,
+    round_timeout: Duration,
+) -> anyhow::Result<()> {
+    if deliveries == 0 || concurrency == 0 || rounds == 0 {
+        bail!("--deliveries, --concurrency and --rounds must each be at least 1");
+    }
+    let server = IngestServer::start(config).await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency as usize)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let signature = format!(
+        "sha256={}",
+        hex::encode(hmac_sha256(INGEST_SECRET.as_bytes(), INGEST_PAYLOAD))
+    );
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let load = Load {
+        client,
+        url: format!("{}/api/integration/github/events", server.url),
+        signature,
+        run,
+    };
+    // Warm the connections, the server's caches and the database.
+    load.round("warmup", deliveries.min(2000), concurrency, round_timeout)
+        .await?;
+    let mut rates = Vec::new();
+    let mut p50s = Vec::new();
+    let mut p99s = Vec::new();
+    for round in 1..=rounds {
+        let result = load
+            .round(&format!("r{round}"), deliveries, concurrency, round_timeout)
+            .await?;
+        println!(
+            "round {round}/{rounds}: {:.0} deliveries/s, p50 {:.2} ms, p99 {:.2} ms",
+            result.rate, result.p50_ms, result.p99_ms
+        );
+        rates.push(result.rate);
+        p50s.push(result.p50_ms);
+        p99s.push(result.p99_ms);
+    }
+    server.stop();
+    let backend = match DatabaseKind::of_url(config.database_url.expose())? {
+        DatabaseKind::Postgres => "postgres",
+        DatabaseKind::Sqlite => "sqlite",
+    };
+    println!(
+        "ingest {backend}: {deliveries} signed GitHub deliveries ({} bytes each) x {rounds} rounds, concurrency {concurrency}",
+        INGEST_PAYLOAD.len()
+    );
+    println!("| backend | deliveries/s | p50 ms | p99 ms |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {backend} | {:.0} | {:.2} | {:.2} |",
+        median(&mut rates),
+        median(&mut p50s),
+        median(&mut p99s)
+    );
+    Ok(())
+}
+
+fn hmac_sha256(key: &[u8], body: &[u8]) -> Vec<u8> {
+    use hmac::{Hmac, Mac};
+    // HMAC takes keys of any length.
+    match Hmac::<sha2::Sha256>::new_from_slice(key) {
+        Ok(mut mac) => {
+            mac.update(body);
+            mac.finalize().into_bytes().to_vec()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+/// A `web` process of this binary, on a free loopback port, with GitHub webhooks enabled.
+struct IngestServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl IngestServer {
+    async fn start(config: &Config) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = std::process::Command::new(std::env::current_exe()?)
+            .arg("web")
+            .env("DATABASE_URL", config.database_url.expose())
+            .env(
+                "DATABASE_MAX_CONNECTIONS",
+                config.database_max_connections.to_string(),
+            )
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            // The server logs warnings only, unless BENCH_SERVER_LOG_LEVEL says otherwise.
+            .env(
+                "LOG_LEVEL",
+                std::env::var("BENCH_SERVER_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
+            )
+            .env("GITHUB_WEBHOOK_SECRET", INGEST_SECRET)
+            .stdin(std::process::Stdio::null())
+            .spawn()?;
+        let server = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = reqwest::get(format!("{}/alive", server.url)).await
+                && response.status().is_success()
+            {
+                return Ok(server);
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!(
+                    "the web process did not answer on {} within 30 s",
+                    server.url
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Load {
+    client: reqwest::Client,
+    url: String,
+    signature: String,
+    /// Makes this run's delivery ids unique.
+    run: String,
+}
+
+struct RoundResult {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Load {
+    /// Sends `count` deliveries from `concurrency` clients; every one must be accepted.
+    async fn round(
+        &self,
+        name: &str,
+        count: u32,
+        concurrency: u32,
+        timeout: Duration,
+    ) -> anyhow::Result<RoundResult> {
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..concurrency {
+            let next = next.clone();
+            let client = self.client.clone();
+            let url = self.url.clone();
+            let signature = self.signature.clone();
+            let prefix = format!("{}-{name}", self.run);
+            tasks.spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if n >= count {
+                        return anyhow::Ok(latencies);
+                    }
+                    if started.elapsed() > timeout {
+                        bail!(
+                            "the round did not finish within {}",
+                            humantime::format_duration(timeout)
+                        );
+                    }
+                    let sent = Instant::now();
+                    let response = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header("x-github-event", "issue_comment")
+                        .header("x-github-delivery", format!("{prefix}-{n}"))
+                        .header("x-hub-signature-256", &signature)
+                        .body(INGEST_PAYLOAD)
+                        .send()
+                        .await?;
+                    let status = response.status();
+                    response.bytes().await?;
+                    if status != reqwest::StatusCode::ACCEPTED {
+                        bail!("delivery {n} was answered {status}, not 202");
+                    }
+                    latencies.push(sent.elapsed());
+                }
+            });
+        }
+        let mut latencies = Vec::with_capacity(count as usize);
+        while let Some(result) = tasks.join_next().await {
+            latencies.extend(result??);
+        }
+        let elapsed = started.elapsed();
+        latencies.sort();
+        let percentile = |p: f64| -> f64 {
+            let index = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+            latencies
+                .get(index)
+                .map(|d| d.as_secs_f64() * 1000.0)
+                .unwrap_or(0.0)
+        };
+        Ok(RoundResult {
+            rate: f64::from(count) / elapsed.as_secs_f64(),
+            p50_ms: percentile(0.50),
+            p99_ms: percentile(0.99),
+        })
+    }
+}

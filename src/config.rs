@@ -74,6 +74,22 @@ pub enum BenchCommand {
         #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
         round_timeout: Duration,
     },
+    /// Signed GitHub deliveries per second, durably accepted by a `web` process on
+    /// DATABASE_URL, from concurrent clients in this process over loopback.
+    Ingest {
+        /// Deliveries per measurement.
+        #[arg(long, default_value_t = 20000)]
+        deliveries: u32,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 32)]
+        concurrency: u32,
+        /// Repetitions; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Give up on a round after this long.
+        #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+        round_timeout: Duration,
+    },
 }
 
 /// A value that must never be printed: `Debug` and `Display` show only that it is set.
@@ -406,12 +422,19 @@ impl ProviderConfig {
         if let Some(url) = &self.jira_base_url {
             check_url("JIRA_BASE_URL", url)?;
         }
+        if self.github_app_private_key.is_some() {
+            self.github_app_key_pem().map_err(ConfigError)?;
+        }
+        Ok(())
+    }
+
+    /// What workers need to act on the enabled providers' requests (the web process only
+    /// verifies and stores deliveries, so it does not need these).
+    pub fn check_for_workers(&self) -> Result<(), ConfigError> {
+        let bad = |msg: String| Err(ConfigError(msg));
         if enabled(&self.github_webhook_secret) {
             if self.github_app_id.is_none() || self.github_app_private_key.is_none() {
                 return bad("GITHUB_WEBHOOK_SECRET is set, so GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY are needed too (the app checks each sender's permission on the repository)".into());
-            }
-            if let Err(e) = self.github_app_key_pem() {
-                return bad(e);
             }
         }
         if enabled(&self.gitlab_webhook_token) && self.gitlab_token.is_none() {

@@ -124,7 +124,10 @@ async fn gather(db: Db, mut receiver: mpsc::Receiver<Pending>, writers: Arc<Sema
 
 async fn write(db: &Db, batch: Vec<Pending>) {
     let submissions: Vec<&Submission> = batch.iter().map(|p| &p.submission).collect();
-    match write_batch(db, &submissions).await {
+    let started = std::time::Instant::now();
+    let written = write_batch(db, &submissions).await;
+    tracing::debug!(size = batch.len(), elapsed = ?started.elapsed(), "deliveries stored");
+    match written {
         Ok(results) => {
             for (pending, result) in batch.into_iter().zip(results) {
                 let _ = pending.reply.send(Ok(result));

@@ -69,6 +69,7 @@ fn deny(reason: String) -> Decision {
 
 impl IntakeSettings {
     pub fn from_config(config: &ProviderConfig) -> anyhow::Result<Self> {
+        config.check_for_workers()?;
         let github = match (config.github_app_id, &config.github_app_private_key) {
             (Some(app_id), Some(_)) => {
                 let pem = config.github_app_key_pem().map_err(anyhow::Error::msg)?;
