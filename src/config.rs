@@ -432,10 +432,10 @@ impl ProviderConfig {
     /// verifies and stores deliveries, so it does not need these).
     pub fn check_for_workers(&self) -> Result<(), ConfigError> {
         let bad = |msg: String| Err(ConfigError(msg));
-        if enabled(&self.github_webhook_secret) {
-            if self.github_app_id.is_none() || self.github_app_private_key.is_none() {
-                return bad("GITHUB_WEBHOOK_SECRET is set, so GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY are needed too (the app checks each sender's permission on the repository)".into());
-            }
+        if enabled(&self.github_webhook_secret)
+            && (self.github_app_id.is_none() || self.github_app_private_key.is_none())
+        {
+            return bad("GITHUB_WEBHOOK_SECRET is set, so GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY are needed too (the app checks each sender's permission on the repository)".into());
         }
         if enabled(&self.gitlab_webhook_token) && self.gitlab_token.is_none() {
             return bad("GITLAB_WEBHOOK_TOKEN is set, so GITLAB_TOKEN is needed too (it checks each sender's access level on the project)".into());
