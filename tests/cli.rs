@@ -285,3 +285,101 @@ fn queue_probe_without_workers_says_what_to_start() {
     let output = run(support::openhands(&url).args(["queue", "probe", "--timeout", "1s"]));
     assert_clear_failure(&output, "are workers running");
 }
+
+#[test]
+fn provider_settings_that_cannot_work_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let output = run(support::openhands(&url)
+        .env("GITHUB_WEBHOOK_SECRET", "s")
+        .env("GITHUB_APP_ID", "1")
+        .env(
+            "GITHUB_APP_PRIVATE_KEY",
+            "-----BEGIN RSA PRIVATE KEY-----\nnope\n-----END RSA PRIVATE KEY-----",
+        )
+        .arg("web"));
+    assert_clear_failure(&output, "GITHUB_APP_PRIVATE_KEY");
+    assert_eq!(output.status.code(), Some(2));
+
+    let output = run(support::openhands(&url)
+        .env("SLACK_API_URL", "slack.com/api")
+        .arg("web"));
+    assert_clear_failure(&output, "SLACK_API_URL");
+
+    let output = run(support::openhands(&url)
+        .env("MENTION_HANDLE", "openhands")
+        .arg("web"));
+    assert_clear_failure(&output, "MENTION_HANDLE");
+
+    // Workers act on requests, so they need the provider's API settings.
+    let output = run(support::openhands(&url)
+        .env("GITLAB_WEBHOOK_TOKEN", "t")
+        .arg("worker"));
+    assert_clear_failure(&output, "GITLAB_TOKEN");
+    let output = run(support::openhands(&url)
+        .env("SLACK_SIGNING_SECRET", "s")
+        .env("SLACK_BOT_TOKEN", "xoxb-1")
+        .arg("worker"));
+    assert_clear_failure(&output, "SLACK_TEAM_ID");
+}
+
+/// A 202 means stored: the web process killed right after answering loses nothing.
+#[tokio::test]
+async fn an_accepted_delivery_survives_kill_9_of_the_web_process() {
+    use hmac::{Hmac, Mac};
+    let test_db = TestDb::postgres().await;
+    let port = free_port();
+    let mut server = ChildGuard::spawn(
+        support::openhands(&test_db.url)
+            .env("GITHUB_WEBHOOK_SECRET", "drill-secret")
+            .args(["web", "--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_until_serving(port).await;
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/github/issue_comment.created.json"
+    ))
+    .unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"drill-secret").unwrap();
+    mac.update(&body);
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let client = reqwest::Client::new();
+    let mut accepted = Vec::new();
+    for n in 0..20 {
+        let response = client
+            .post(format!(
+                "http://127.0.0.1:{port}/api/integration/github/events"
+            ))
+            .header("content-type", "application/json")
+            .header("x-github-event", "issue_comment")
+            .header("x-github-delivery", format!("drill-{n}"))
+            .header("x-hub-signature-256", &signature)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        let answer: serde_json::Value = response.json().await.unwrap();
+        accepted.push(answer["delivery"].as_i64().unwrap());
+    }
+    server.signal("KILL");
+    server.wait_exit(Duration::from_secs(10));
+
+    for id in accepted {
+        let delivery = test_db.db.delivery(id).await.unwrap();
+        assert_eq!(delivery.status, "accepted");
+        assert_eq!(delivery.payload, body);
+    }
+    assert_eq!(
+        test_db
+            .db
+            .jobs("intake", Some("Pending"), 100)
+            .await
+            .unwrap()
+            .len(),
+        20
+    );
+    test_db.drop_database().await;
+}

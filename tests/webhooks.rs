@@ -706,3 +706,42 @@ async fn ignored_and_handshakes(t: &TestDb) {
     assert_eq!(listed["deliveries"].as_array().unwrap().len(), 3);
     assert!(t.db.jobs("intake", None, 10).await.unwrap().is_empty());
 }
+
+on_both_backends! {
+    concurrent_deliveries_are_each_stored_once => concurrent_deliveries_stored_once;
+}
+
+/// Many deliveries at once, some of them twice: each id is stored once, with one intake job,
+/// and each copy is answered either 202 or 200 duplicate.
+async fn concurrent_deliveries_stored_once(t: &TestDb) {
+    let app = router(
+        AppState::new(t.db.clone()).with_webhooks(Webhooks::default().with(
+            openhands::integrations::request::Provider::Github,
+            GITHUB_SECRET.parse().unwrap(),
+        )),
+    );
+    let body = fixture("github/issue_comment.created.json");
+    let mut sends = tokio::task::JoinSet::new();
+    for n in 0..300 {
+        let app = app.clone();
+        let request = github("issue_comment", &format!("c-{}", n % 200), &body);
+        sends.spawn(async move { send(&app, request).await });
+    }
+    let mut accepted = 0;
+    let mut duplicates = 0;
+    while let Some(result) = sends.join_next().await {
+        let (status, answer) = result.unwrap();
+        match (status, answer["status"].as_str()) {
+            (StatusCode::ACCEPTED, Some("accepted")) => accepted += 1,
+            (StatusCode::OK, Some("duplicate")) => duplicates += 1,
+            other => panic!("unexpected answer {other:?}: {answer}"),
+        }
+    }
+    assert_eq!((accepted, duplicates), (200, 100));
+    assert_eq!(
+        t.db.deliveries(None, None, None, 100).await.unwrap().len(),
+        100,
+        "a page of them"
+    );
+    assert_eq!(t.db.job_status_counts().await.unwrap()[0].count, 200);
+}
