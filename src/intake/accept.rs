@@ -199,8 +199,8 @@ async fn write_batch(db: &Db, batch: &[&Submission]) -> Result<Vec<Stored>, Stri
         results.push(match (id, &submission.outcome) {
             (None, _) => Stored::Duplicate,
             (Some(id), Outcome::Ignored(_)) => Stored::Ignored(id),
-            (Some(id), Outcome::Request(request)) => {
-                jobs.push(Intake::new(id, (**request).clone()));
+            (Some(id), Outcome::Request(_)) => {
+                jobs.push(Intake::new(id));
                 Stored::Accepted(id)
             }
         });

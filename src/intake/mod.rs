@@ -6,8 +6,6 @@
 pub mod accept;
 mod authorize;
 
-use std::sync::Arc;
-
 use apalis::prelude::{BoxDynError, Data};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -21,22 +19,21 @@ use tracing::Instrument;
 use authorize::Decision;
 pub use authorize::IntakeSettings;
 
-/// Handle one accepted delivery's request.
+/// Handle the request of one accepted delivery (stored with the delivery, so the job stays
+/// small).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Intake {
     /// The delivery's row id.
     pub delivery: i64,
     /// Names this handling of the delivery: a redelivery gets a new one.
     pub intake_id: String,
-    pub request: Request,
 }
 
 impl Intake {
-    pub fn new(delivery: i64, request: Request) -> Self {
+    pub fn new(delivery: i64) -> Self {
         Self {
             delivery,
             intake_id: uuid::Uuid::new_v4().simple().to_string(),
-            request,
         }
     }
 }
@@ -46,21 +43,23 @@ impl Job for Intake {
     const MAX_ATTEMPTS: u32 = 5;
 }
 
-/// Shared with [`JobContext`]: how intake reaches the providers.
-pub type SharedIntakeSettings = Arc<IntakeSettings>;
-
 pub(crate) async fn handle(job: Intake, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
-    let span =
-        tracing::info_span!("intake", delivery = job.delivery, provider = %job.request.provider);
+    let span = tracing::info_span!("intake", delivery = job.delivery);
     intake(job, &ctx).instrument(span).await
 }
 
 async fn intake(job: Intake, ctx: &JobContext) -> Result<(), BoxDynError> {
+    let delivery = ctx.db.delivery(job.delivery).await?;
     // Jobs run at least once: a job that already did its work does nothing the second time.
-    if ctx.db.delivery(job.delivery).await?.intake_id.as_deref() == Some(job.intake_id.as_str()) {
+    if delivery.intake_id.as_deref() == Some(job.intake_id.as_str()) {
         return Ok(());
     }
-    let decision = ctx.intake.authorize(&ctx.db, &job.request).await?;
+    let Some(request) = delivery.request.as_deref() else {
+        return Err(format!("delivery {} holds no request", job.delivery).into());
+    };
+    let request: Request = serde_json::from_str(request)?;
+    tracing::debug!(provider = %request.provider, "authorizing");
+    let decision = ctx.intake.authorize(&ctx.db, &request).await?;
     let mut tx = ctx.db.begin().await?;
     if tx.delivery(job.delivery).await?.intake_id.as_deref() == Some(job.intake_id.as_str()) {
         return Ok(());
@@ -86,7 +85,7 @@ async fn intake(job: Intake, ctx: &JobContext) -> Result<(), BoxDynError> {
             Ok(())
         }
         Decision::Allowed { owner } => {
-            let key = job.request.request_key();
+            let key = request.request_key();
             if let Some(first) = tx.claim_request(&key, job.delivery).await? {
                 let reason = format!("the same request arrived before as delivery {first}");
                 tx.finish_intake(
@@ -104,11 +103,11 @@ async fn intake(job: Intake, ctx: &JobContext) -> Result<(), BoxDynError> {
                 authorize::Owner::Linked(user) => user,
                 authorize::Owner::Account { workspace } => {
                     ctx.intake
-                        .account_user(&mut tx, &job.request, &workspace)
+                        .account_user(&mut tx, &request, &workspace)
                         .await?
                 }
             };
-            let conversation_id = record_request(&mut tx, &job, &owner).await?;
+            let conversation_id = record_request(&mut tx, &job, &request, &owner).await?;
             tx.finish_intake(
                 job.delivery,
                 &job.intake_id,
@@ -126,8 +125,12 @@ async fn intake(job: Intake, ctx: &JobContext) -> Result<(), BoxDynError> {
 
 /// Creates the conversation of the request's issue, thread or ticket (or continues the one it
 /// has), records the request for the agent and enqueues a run. Returns the conversation's id.
-async fn record_request(tx: &mut Tx, job: &Intake, owner: &User) -> Result<String, BoxDynError> {
-    let request = &job.request;
+async fn record_request(
+    tx: &mut Tx,
+    job: &Intake,
+    request: &Request,
+    owner: &User,
+) -> Result<String, BoxDynError> {
     let provider = request.provider.as_str();
     let external_ref = request.external_ref();
     let existing = tx

@@ -15,7 +15,6 @@ use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState};
 use crate::intake::Intake;
-use crate::integrations::request::Request;
 use crate::queue;
 use crate::storage::{Delivery, DeliveryStatus, User, UserLink};
 
@@ -51,16 +50,14 @@ async fn redeliver(
     require_admin(&state, &headers)?;
     let mut tx = state.db.begin().await?;
     let delivery = tx.delivery(id).await?;
-    let Some(request) = delivery.request.as_deref() else {
+    if delivery.request.is_none() {
         return Err(ApiError::Conflict(format!(
             "delivery {id} asked for nothing ({}): there is nothing to re-run",
             delivery.reason.as_deref().unwrap_or(&delivery.status)
         )));
-    };
-    let request: Request = serde_json::from_str(request)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored request of delivery {id}: {e}")))?;
+    }
     tx.reopen_delivery(id).await?;
-    let job = queue::enqueue(&mut tx, &Intake::new(id, request))
+    let job = queue::enqueue(&mut tx, &Intake::new(id))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     tx.commit().await?;
