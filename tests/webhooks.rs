@@ -417,6 +417,10 @@ async fn github_comment_and_follow_up(t: &TestDb) {
     assert_eq!(events[0].kind, "request_context");
     let context: Value = serde_json::from_str(&events[0].payload).unwrap();
     assert!(context["title"].is_string(), "{context}");
+    assert_eq!(
+        context["history"],
+        json!([{"author": "octocat", "text": "The test fails on main since yesterday."}])
+    );
     assert_eq!(events[1].kind, "message");
     let message: Value = serde_json::from_str(&events[1].payload).unwrap();
     assert!(message["text"].as_str().unwrap().contains("@openhands"));
@@ -528,6 +532,13 @@ async fn gitlab_access_levels(t: &TestDb) {
             .unwrap();
     assert_eq!(conversation.trigger_kind, "gitlab");
     assert_eq!(conversation.repository.as_deref(), Some("acme/widgets"));
+    let context = &t.db.events_after(&conversation.id, 0, 1).await.unwrap()[0];
+    let context: Value = serde_json::from_str(&context.payload).unwrap();
+    assert_eq!(
+        context["history"],
+        json!([{"author": "jdoe", "text": "Seen on CI too."}]),
+        "comments, not system notes"
+    );
     assert_eq!(
         service.fakes.recorded(|r| r.gitlab_checks.clone()),
         vec!["42/2718", "42/2718"]
@@ -577,6 +588,12 @@ async fn slack_linking_and_redelivery(t: &TestDb) {
     let conversation = t.db.conversation(&conversation_id).await.unwrap();
     let alice = t.db.user_by_login("alice").await.unwrap().unwrap();
     assert_eq!(conversation.owner_id, alice.id);
+    let context = &t.db.events_after(&conversation_id, 0, 1).await.unwrap()[0];
+    assert!(
+        context.payload.contains("the nightly build is red"),
+        "{}",
+        context.payload
+    );
     assert_eq!(
         conversation.external_ref.as_deref(),
         Some("T0001/C0001/1714567890.123456")

@@ -7,7 +7,7 @@ use anyhow::Context;
 use crate::config::ProviderConfig;
 use crate::integrations::github::GithubApp;
 use crate::integrations::gitlab::{self, GitlabApi};
-use crate::integrations::request::{Place, Provider, Request};
+use crate::integrations::request::{Place, PriorMessage, Provider, Request};
 use crate::integrations::slack::SlackApi;
 use crate::storage::{Db, StorageError, Tx, User};
 
@@ -241,6 +241,47 @@ impl IntakeSettings {
                     ))),
                 }
             }
+        }
+    }
+
+    /// The messages that came before the request where it was made (earlier comments, the
+    /// Slack thread), for a new conversation's context. Jira and Linear deliveries carry the
+    /// ticket's title and description, which is what is recorded for them.
+    pub async fn history(&self, request: &Request) -> anyhow::Result<Vec<PriorMessage>> {
+        match &request.place {
+            Place::GithubIssue {
+                installation_id,
+                repository,
+                number,
+            }
+            | Place::GithubPullRequest {
+                installation_id,
+                repository,
+                number,
+                ..
+            } => {
+                let github = self.github.as_ref().context("GitHub is not configured")?;
+                github.comments(*installation_id, repository, *number).await
+            }
+            Place::GitlabIssue {
+                project_id, iid, ..
+            } => {
+                let gitlab = self.gitlab.as_ref().context("GitLab is not configured")?;
+                gitlab.notes(*project_id, "issues", *iid).await
+            }
+            Place::GitlabMergeRequest {
+                project_id, iid, ..
+            } => {
+                let gitlab = self.gitlab.as_ref().context("GitLab is not configured")?;
+                gitlab.notes(*project_id, "merge_requests", *iid).await
+            }
+            Place::SlackThread {
+                channel, thread_ts, ..
+            } => {
+                let slack = self.slack.as_ref().context("Slack is not configured")?;
+                slack.thread(channel, thread_ts).await
+            }
+            Place::JiraIssue { .. } | Place::LinearIssue { .. } => Ok(Vec::new()),
         }
     }
 

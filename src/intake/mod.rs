@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::agent::RunConversation;
-use crate::integrations::request::{Provider, Request};
+use crate::integrations::request::{PriorMessage, Provider, Request};
 use crate::queue::{self, Job, JobContext};
 use crate::storage::{DeliveryStatus, NewConversation, NewEvent, Tx, User};
 use tracing::Instrument;
@@ -60,6 +60,14 @@ async fn intake(job: Intake, ctx: &JobContext) -> Result<(), BoxDynError> {
     let request: Request = serde_json::from_str(request)?;
     tracing::debug!(provider = %request.provider, "authorizing");
     let decision = ctx.intake.authorize(&ctx.db, &request).await?;
+    // A new conversation starts with what was said before it, read before the transaction
+    // opens (SQLite has one connection; a provider call must not hold it).
+    let history = match &decision {
+        Decision::Allowed { .. } if is_new_conversation(ctx, &request).await? => {
+            ctx.intake.history(&request).await?
+        }
+        _ => Vec::new(),
+    };
     let mut tx = ctx.db.begin().await?;
     if tx.delivery(job.delivery).await?.intake_id.as_deref() == Some(job.intake_id.as_str()) {
         return Ok(());
@@ -107,7 +115,7 @@ async fn intake(job: Intake, ctx: &JobContext) -> Result<(), BoxDynError> {
                         .await?
                 }
             };
-            let conversation_id = record_request(&mut tx, &job, &request, &owner).await?;
+            let conversation_id = record_request(&mut tx, &job, &request, &owner, &history).await?;
             tx.finish_intake(
                 job.delivery,
                 &job.intake_id,
@@ -123,6 +131,14 @@ async fn intake(job: Intake, ctx: &JobContext) -> Result<(), BoxDynError> {
     }
 }
 
+async fn is_new_conversation(ctx: &JobContext, request: &Request) -> Result<bool, BoxDynError> {
+    Ok(ctx
+        .db
+        .conversation_by_external_ref(request.provider.as_str(), &request.external_ref())
+        .await?
+        .is_none())
+}
+
 /// Creates the conversation of the request's issue, thread or ticket (or continues the one it
 /// has), records the request for the agent and enqueues a run. Returns the conversation's id.
 async fn record_request(
@@ -130,6 +146,7 @@ async fn record_request(
     job: &Intake,
     request: &Request,
     owner: &User,
+    history: &[PriorMessage],
 ) -> Result<String, BoxDynError> {
     let provider = request.provider.as_str();
     let external_ref = request.external_ref();
@@ -155,7 +172,7 @@ async fn record_request(
                 &NewEvent {
                     source: "environment",
                     kind: "request_context",
-                    payload: &context_of(request),
+                    payload: &context_of(request, history),
                 },
             )
             .await?;
@@ -205,8 +222,9 @@ fn title_of(request: &Request) -> String {
 }
 
 /// What the agent is told about where it was asked.
-fn context_of(request: &Request) -> serde_json::Value {
+fn context_of(request: &Request, history: &[PriorMessage]) -> serde_json::Value {
     json!({
+        "history": history,
         "provider": request.provider,
         "place": request.place,
         "title": request.title,

@@ -286,3 +286,11 @@ impl Request {
         )
     }
 }
+
+/// A message that came before the request, in its issue, pull/merge request or thread: part
+/// of what the agent is told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriorMessage {
+    pub author: String,
+    pub text: String,
+}

@@ -58,7 +58,16 @@ impl FakeProviders {
                 "/gitlab/projects/{project}/members/all/{user}",
                 get(gitlab_member),
             )
+            .route(
+                "/github/repos/{owner}/{repo}/issues/{number}/comments",
+                get(github_comments),
+            )
+            .route(
+                "/gitlab/projects/{project}/{noteable}/{iid}/notes",
+                get(gitlab_notes),
+            )
             .route("/slack/chat.postEphemeral", post(slack_ephemeral))
+            .route("/slack/conversations.replies", get(slack_replies))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -199,4 +208,51 @@ async fn slack_ephemeral(State(state): Shared, headers: HeaderMap, body: String)
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
     state.lock().unwrap().slack_ephemeral.push(body);
     Json(json!({"ok": true, "message_ts": "1700000000.000100"})).into_response()
+}
+
+/// Every issue and pull request has one earlier comment.
+async fn github_comments(headers: HeaderMap) -> Response {
+    if !bearer(&headers)
+        .unwrap_or_default()
+        .starts_with("ghs_installation_")
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "Bad credentials"})),
+        )
+            .into_response();
+    }
+    Json(json!([
+        {"id": 1, "user": {"login": "octocat", "id": 583231, "type": "User"}, "body": "The test fails on main since yesterday."}
+    ]))
+    .into_response()
+}
+
+/// Every issue and merge request has one comment and one system note.
+async fn gitlab_notes(headers: HeaderMap) -> Response {
+    if headers.get("private-token").and_then(|v| v.to_str().ok()) != Some(GITLAB_TOKEN) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "401 Unauthorized"})),
+        )
+            .into_response();
+    }
+    Json(json!([
+        {"id": 1, "author": {"username": "jdoe"}, "body": "Seen on CI too.", "system": false},
+        {"id": 2, "author": {"username": "jdoe"}, "body": "added ~openhands label", "system": true}
+    ]))
+    .into_response()
+}
+
+/// Every thread holds its first message.
+async fn slack_replies(headers: HeaderMap) -> Response {
+    if bearer(&headers).as_deref() != Some(SLACK_BOT_TOKEN) {
+        return Json(json!({"ok": false, "error": "invalid_auth"})).into_response();
+    }
+    Json(json!({
+        "ok": true,
+        "messages": [{"type": "message", "user": "U0CAROL03", "text": "the nightly build is red", "ts": "1714567890.000001"}],
+        "has_more": false
+    }))
+    .into_response()
 }

@@ -2,19 +2,36 @@
 //! caches and renews it), and the installation asks about its repositories.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use octocrab::Octocrab;
 use octocrab::models::{AppId, InstallationId};
 use serde::Deserialize;
 
+use crate::integrations::request::PriorMessage;
+
 /// The GitHub App, with one client per installation it has been asked about.
 #[derive(Debug)]
 pub struct GithubApp {
     app: Octocrab,
-    installations: Mutex<HashMap<u64, Octocrab>>,
+    /// Shared, not cloned: each client caches its installation token.
+    installations: Mutex<HashMap<u64, Arc<Octocrab>>>,
 }
+
+#[derive(Deserialize)]
+struct IssueComment {
+    user: Option<Account>,
+    body: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Account {
+    login: String,
+}
+
+/// At most this many earlier comments are read (the first page).
+const COMMENTS_READ: &str = "100";
 
 #[derive(Deserialize)]
 struct CollaboratorPermission {
@@ -42,7 +59,7 @@ impl GithubApp {
 
     /// The client of one installation; its token is fetched on first use and renewed before
     /// it expires.
-    fn installation(&self, id: u64) -> anyhow::Result<Octocrab> {
+    fn installation(&self, id: u64) -> anyhow::Result<Arc<Octocrab>> {
         let mut installations = self
             .installations
             .lock()
@@ -50,10 +67,11 @@ impl GithubApp {
         if let Some(client) = installations.get(&id) {
             return Ok(client.clone());
         }
-        let client = self
-            .app
-            .installation(InstallationId(id))
-            .context("cannot build the GitHub installation client")?;
+        let client = Arc::new(
+            self.app
+                .installation(InstallationId(id))
+                .context("cannot build the GitHub installation client")?,
+        );
         installations.insert(id, client.clone());
         Ok(client)
     }
@@ -82,5 +100,27 @@ impl GithubApp {
                 "cannot read {login}'s permission on {repository} from GitHub"
             ))),
         }
+    }
+
+    /// The comments of issue or pull request `number`, oldest first (the first 100).
+    pub async fn comments(
+        &self,
+        installation_id: u64,
+        repository: &str,
+        number: u64,
+    ) -> anyhow::Result<Vec<PriorMessage>> {
+        let client = self.installation(installation_id)?;
+        let route = format!("/repos/{repository}/issues/{number}/comments");
+        let comments: Vec<IssueComment> = client
+            .get(route, Some(&[("per_page", COMMENTS_READ)]))
+            .await
+            .with_context(|| format!("cannot read the comments of {repository}#{number}"))?;
+        Ok(comments
+            .into_iter()
+            .map(|c| PriorMessage {
+                author: c.user.map(|u| u.login).unwrap_or_default(),
+                text: c.body.unwrap_or_default(),
+            })
+            .collect())
     }
 }

@@ -6,6 +6,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::config::Secret;
+use crate::integrations::request::PriorMessage;
 
 /// GitLab's access level of a Developer: the least that may ask the agent for work.
 pub const DEVELOPER: u32 = 30;
@@ -15,6 +16,19 @@ pub struct GitlabApi {
     http: reqwest::Client,
     api_url: String,
     token: Secret,
+}
+
+#[derive(Deserialize)]
+struct Note {
+    author: Author,
+    body: String,
+    #[serde(default)]
+    system: bool,
+}
+
+#[derive(Deserialize)]
+struct Author {
+    username: String,
 }
 
 #[derive(Deserialize)]
@@ -61,6 +75,47 @@ impl GitlabApi {
             .await
             .context("GitLab's member answer is not understood")?;
         Ok(member.access_level)
+    }
+}
+
+impl GitlabApi {
+    /// The comments (not system notes) of an issue or merge request, oldest first (the first
+    /// 100). `noteable` is `issues` or `merge_requests`.
+    pub async fn notes(
+        &self,
+        project_id: u64,
+        noteable: &str,
+        iid: u64,
+    ) -> anyhow::Result<Vec<PriorMessage>> {
+        let url = format!(
+            "{}/projects/{project_id}/{noteable}/{iid}/notes",
+            self.api_url
+        );
+        let notes: Vec<Note> = self
+            .http
+            .get(&url)
+            .query(&[
+                ("sort", "asc"),
+                ("order_by", "created_at"),
+                ("per_page", "100"),
+            ])
+            .header("PRIVATE-TOKEN", self.token.expose())
+            .send()
+            .await
+            .with_context(|| format!("cannot reach GitLab at {}", self.api_url))?
+            .error_for_status()
+            .with_context(|| format!("GitLab refused the notes of {noteable} {iid}"))?
+            .json()
+            .await
+            .context("GitLab's notes are not understood")?;
+        Ok(notes
+            .into_iter()
+            .filter(|n| !n.system)
+            .map(|n| PriorMessage {
+                author: n.author.username,
+                text: n.body,
+            })
+            .collect())
     }
 }
 

@@ -4,6 +4,7 @@ use anyhow::Context;
 use slack_morphism::prelude::*;
 
 use crate::config::Secret;
+use crate::integrations::request::PriorMessage;
 
 type Connector = SlackClientHyperConnector<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
@@ -61,5 +62,36 @@ impl SlackApi {
             .await
             .context("Slack refused the ephemeral message")?;
         Ok(())
+    }
+
+    /// The messages of the thread that starts at `thread_ts`, oldest first (the first 200).
+    pub async fn thread(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+    ) -> anyhow::Result<Vec<PriorMessage>> {
+        let session = self.client.open_session(&self.token);
+        let request = SlackApiConversationsRepliesRequest::new(
+            SlackChannelId::new(channel.to_string()),
+            SlackTs::new(thread_ts.to_string()),
+        )
+        .with_limit(200);
+        let replies = session
+            .conversations_replies(&request)
+            .await
+            .context("Slack refused the thread's messages")?;
+        Ok(replies
+            .messages
+            .into_iter()
+            .map(|m| PriorMessage {
+                author: m
+                    .sender
+                    .user
+                    .map(|u| u.to_string())
+                    .or(m.sender.bot_id.map(|b| b.to_string()))
+                    .unwrap_or_default(),
+                text: m.content.text.unwrap_or_default(),
+            })
+            .collect())
     }
 }
