@@ -264,7 +264,7 @@ async fn link(app: &Router, login: &str, provider: &str, workspace: &str, extern
 async fn handled(t: &TestDb, id: i64) -> Delivery {
     support::wait_for(
         &format!("delivery {id} to be handled"),
-        Duration::from_secs(20),
+        Duration::from_secs(30),
         || async {
             let delivery = t.db.delivery(id).await.unwrap();
             (delivery.intake_id.is_some()).then_some(delivery)
@@ -424,7 +424,7 @@ async fn github_comment_and_follow_up(t: &TestDb) {
     assert_eq!(events[1].kind, "message");
     let message: Value = serde_json::from_str(&events[1].payload).unwrap();
     assert!(message["text"].as_str().unwrap().contains("@openhands"));
-    support::wait_for("the run job", Duration::from_secs(10), || async {
+    support::wait_for("the run job", Duration::from_secs(30), || async {
         event_kinds(t, &conversation_id)
             .await
             .contains(&"run_requested".to_string())
@@ -581,7 +581,7 @@ async fn slack_linking_and_redelivery(t: &TestDb) {
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    let conversation_id = support::wait_for("the redelivery", Duration::from_secs(20), || async {
+    let conversation_id = support::wait_for("the redelivery", Duration::from_secs(30), || async {
         t.db.delivery(id).await.unwrap().conversation_id
     })
     .await;
