@@ -115,6 +115,24 @@ impl ParseError {
     }
 }
 
+/// A header every delivery of the provider carries, trimmed; missing, empty or not text is a
+/// [`ParseError`] naming the header.
+pub fn required_header<'a>(
+    headers: &'a axum::http::HeaderMap,
+    name: &str,
+) -> Result<&'a str, ParseError> {
+    let value = headers
+        .get(name)
+        .ok_or_else(|| ParseError::new(format!("the {name} header is missing")))?
+        .to_str()
+        .map_err(|_| ParseError::new(format!("the {name} header is not valid text")))?
+        .trim();
+    if value.is_empty() {
+        return Err(ParseError::new(format!("the {name} header is empty")));
+    }
+    Ok(value)
+}
+
 /// What made a delivery a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

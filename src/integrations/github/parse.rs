@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::integrations::mention::mentions;
 use crate::integrations::request::{
     Inbound, ParseError, ParseSettings, Parsed, Place, Provider, Request, ReviewThread, Sender,
-    Trigger,
+    Trigger, required_header,
 };
 
 pub const EVENT_HEADER: &str = "X-GitHub-Event";
@@ -77,20 +77,6 @@ fn classify(
         )),
     };
     Ok(parsed)
-}
-
-/// The header's trimmed value; missing, empty or not text is an error naming the header.
-fn required_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, ParseError> {
-    let value = headers
-        .get(name)
-        .ok_or_else(|| ParseError::new(format!("the {name} header is missing")))?
-        .to_str()
-        .map_err(|_| ParseError::new(format!("the {name} header is not valid text")))?
-        .trim();
-    if value.is_empty() {
-        return Err(ParseError::new(format!("the {name} header is empty")));
-    }
-    Ok(value)
 }
 
 /// The body as a JSON object. GitHub can also send the payload form-encoded, which is refused

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::integrations::mention::mentions;
 use crate::integrations::request::{
     Inbound, ParseError, ParseSettings, Parsed, Place, Provider, Request, ReviewThread, Sender,
-    Trigger,
+    Trigger, required_header,
 };
 
 pub const EVENT_HEADER: &str = "X-Gitlab-Event";
@@ -50,20 +50,6 @@ pub fn parse(
         event: name,
         parsed,
     })
-}
-
-/// The header's trimmed value; missing, empty or not text is an error naming the header.
-fn required_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, ParseError> {
-    let value = headers
-        .get(name)
-        .ok_or_else(|| ParseError::new(format!("the {name} header is missing")))?
-        .to_str()
-        .map_err(|_| ParseError::new(format!("the {name} header is not valid text")))?
-        .trim();
-    if value.is_empty() {
-        return Err(ParseError::new(format!("the {name} header is empty")));
-    }
-    Ok(value)
 }
 
 fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, ParseError> {

@@ -10,6 +10,7 @@ use url::Url;
 use crate::integrations::mention::mentions;
 use crate::integrations::request::{
     Inbound, ParseError, ParseSettings, Parsed, Place, Provider, Request, Sender, Trigger,
+    required_header,
 };
 
 /// Jira's id of one delivery; retries of it carry the same id.
@@ -83,7 +84,7 @@ pub fn parse(
     body: &[u8],
     settings: &ParseSettings,
 ) -> Result<Inbound, ParseError> {
-    let id = delivery_id(headers)?;
+    let id = required_header(headers, DELIVERY_HEADER)?.to_string();
     let payload: Value = serde_json::from_slice(body)
         .map_err(|e| ParseError::new(format!("the body is not JSON: {e}")))?;
     let event = payload
@@ -97,22 +98,6 @@ pub fn parse(
         other => Parsed::ignored(format!("the {other} event is not a request")),
     };
     Ok(Inbound::Delivery { id, event, parsed })
-}
-
-fn delivery_id(headers: &HeaderMap) -> Result<String, ParseError> {
-    let value = headers
-        .get(DELIVERY_HEADER)
-        .ok_or_else(|| ParseError::new(format!("the {DELIVERY_HEADER} header is missing")))?;
-    let id = value
-        .to_str()
-        .map_err(|_| ParseError::new(format!("the {DELIVERY_HEADER} header is not text")))?
-        .trim();
-    if id.is_empty() {
-        return Err(ParseError::new(format!(
-            "the {DELIVERY_HEADER} header is empty"
-        )));
-    }
-    Ok(id.to_string())
 }
 
 fn read<T: DeserializeOwned>(payload: &Value, event: &str) -> Result<T, ParseError> {

@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::integrations::mention::mentions;
 use crate::integrations::request::{
     Inbound, ParseError, ParseSettings, Parsed, Place, Provider, Request, Sender, Trigger,
+    required_header,
 };
 
 /// Linear's id of one delivery; retries of it carry the same id.
@@ -96,7 +97,7 @@ pub fn parse(
     body: &[u8],
     settings: &ParseSettings,
 ) -> Result<Inbound, ParseError> {
-    let id = delivery_id(headers)?;
+    let id = required_header(headers, DELIVERY_HEADER)?.to_string();
     let envelope: Envelope = serde_json::from_slice(body)
         .map_err(|e| ParseError::new(format!("the body is not a Linear webhook: {e}")))?;
     let kind = envelope
@@ -114,22 +115,6 @@ pub fn parse(
         _ => Parsed::ignored(format!("the {event} event is not a request")),
     };
     Ok(Inbound::Delivery { id, event, parsed })
-}
-
-fn delivery_id(headers: &HeaderMap) -> Result<String, ParseError> {
-    let value = headers
-        .get(DELIVERY_HEADER)
-        .ok_or_else(|| ParseError::new(format!("the {DELIVERY_HEADER} header is missing")))?;
-    let id = value
-        .to_str()
-        .map_err(|_| ParseError::new(format!("the {DELIVERY_HEADER} header is not text")))?
-        .trim();
-    if id.is_empty() {
-        return Err(ParseError::new(format!(
-            "the {DELIVERY_HEADER} header is empty"
-        )));
-    }
-    Ok(id.to_string())
 }
 
 /// `value` (a part of the body named `what`) as `T`; absent is an error.
