@@ -67,6 +67,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = open_database(&config).await?;
             probe_queue(&db, count, timeout).await
         }
+        Command::Sandbox(_) | Command::RuntimeApi => {
+            anyhow::bail!("not available yet")
+        }
         Command::Bench(BenchCommand::Queue {
             jobs,
             clients,

@@ -40,6 +40,21 @@ pub enum Command {
     /// Measure the service on this machine and print the figures.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Manage the sandbox image and this host's sandboxes.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
+    /// Serve the Runtime API (start/stop/pause/resume/list sandboxes, run commands in them) for
+    /// workers on other machines, on RUNTIME_API_LISTEN, authenticated by RUNTIME_API_KEY.
+    RuntimeApi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Build the sandbox image: offline from Debian's packages (debootstrap, then an import into
+    /// Docker), or on top of a base image with --base where a registry is reachable.
+    BuildImage(crate::sandbox::image::BuildImageArgs),
+    /// List this owner's sandboxes.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -177,6 +192,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     #[command(flatten)]
     pub providers: ProviderConfig,
+    #[command(flatten)]
+    pub sandbox: crate::sandbox::SandboxSettings,
 }
 
 /// The providers that send work: each is enabled by its webhook secret, and talks back
@@ -322,6 +339,12 @@ pub struct ProviderConfig {
 #[error("{0}")]
 pub struct ConfigError(String);
 
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ConfigError(message.into())
+    }
+}
+
 impl Config {
     /// Checks every value that clap's parsers do not.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -360,7 +383,8 @@ impl Config {
                 "JOB_RETRY_DELAY must be greater than zero and at most JOB_RETRY_MAX_DELAY".into(),
             );
         }
-        self.providers.validate()
+        self.providers.validate()?;
+        self.sandbox.validate()
     }
 
     /// The database URL with its password hidden, for logs.
@@ -393,7 +417,7 @@ fn enabled(secrets: &Option<WebhookSecrets>) -> bool {
     secrets.as_ref().is_some_and(|s| !s.is_empty())
 }
 
-fn check_url(name: &str, value: &str) -> Result<(), ConfigError> {
+pub(crate) fn check_url(name: &str, value: &str) -> Result<(), ConfigError> {
     match url::Url::parse(value) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(()),
         _ => Err(ConfigError(format!(
