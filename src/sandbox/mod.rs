@@ -4,6 +4,7 @@
 //! directory without isolation, for development only) — plus the persistent shell session,
 //! file transfer and the git round trip that keeps credentials out of the sandbox.
 
+pub mod archive;
 pub mod docker;
 pub mod git;
 pub mod image;
@@ -131,7 +132,9 @@ pub struct ExecOutput {
 /// Why a sandbox operation failed. Each message names the cause and, where there is one, the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error("cannot reach the Docker engine ({0}); start it (`dockerd`) or point DOCKER_HOST at it")]
+    #[error(
+        "cannot reach the Docker engine ({0}); start it (`dockerd`) or point DOCKER_HOST at it"
+    )]
     EngineUnavailable(String),
     #[error(
         "the sandbox image `{0}` is not on this Docker host; build it with `openhands sandbox build-image --tag {0}`"
@@ -192,8 +195,12 @@ pub trait SandboxBackend: Send + Sync + 'static {
         output: Option<OutputSink>,
     ) -> SandboxResult<CommandOutcome>;
     /// Runs a program with these arguments (no shell in between), as the sandbox user.
-    async fn exec(&self, sandbox_id: &str, argv: &[String], workdir: &str)
-    -> SandboxResult<ExecOutput>;
+    async fn exec(
+        &self,
+        sandbox_id: &str,
+        argv: &[String],
+        workdir: &str,
+    ) -> SandboxResult<ExecOutput>;
 
     async fn read_file(&self, sandbox_id: &str, path: &str) -> SandboxResult<Vec<u8>>;
     /// Writes the file (creating its parent directories), owned by the sandbox user.
@@ -201,8 +208,12 @@ pub trait SandboxBackend: Send + Sync + 'static {
     /// The entries of a directory, one level deep.
     async fn list_files(&self, sandbox_id: &str, path: &str) -> SandboxResult<Vec<FileEntry>>;
     /// Extracts a tar archive into `directory` (created when missing), owned by the sandbox user.
-    async fn put_archive(&self, sandbox_id: &str, directory: &str, tar: Vec<u8>)
-    -> SandboxResult<()>;
+    async fn put_archive(
+        &self,
+        sandbox_id: &str,
+        directory: &str,
+        tar: Vec<u8>,
+    ) -> SandboxResult<()>;
     /// A tar archive of `path` (a file or a directory, under its own name).
     async fn get_archive(&self, sandbox_id: &str, path: &str) -> SandboxResult<Vec<u8>>;
 }

@@ -29,10 +29,21 @@ pub enum NetworkMode {
 pub struct SandboxSettings {
     /// Where sandboxes run: `docker`, `remote` (RUNTIME_API_URL) or `process` (unsafe, needs
     /// SANDBOX_ALLOW_UNSAFE_PROCESS=true).
-    #[arg(long, global = true, env = "SANDBOX_BACKEND", value_enum, default_value = "docker")]
+    #[arg(
+        long,
+        global = true,
+        env = "SANDBOX_BACKEND",
+        value_enum,
+        default_value = "docker"
+    )]
     pub sandbox_backend: BackendKind,
     /// The sandbox image (`openhands sandbox build-image` builds it).
-    #[arg(long, global = true, env = "SANDBOX_IMAGE", default_value = "openhands-sandbox:latest")]
+    #[arg(
+        long,
+        global = true,
+        env = "SANDBOX_IMAGE",
+        default_value = "openhands-sandbox:latest"
+    )]
     pub sandbox_image: String,
     /// Started sandboxes kept ready per Docker host, so a run claims one instead of starting one.
     #[arg(long, global = true, env = "SANDBOX_WARM_POOL", default_value_t = 2)]
@@ -43,7 +54,13 @@ pub struct SandboxSettings {
     #[arg(long, global = true, env = "SANDBOX_OWNER")]
     pub sandbox_owner: Option<String>,
     /// Container network: `bridge` or `none`.
-    #[arg(long, global = true, env = "SANDBOX_NETWORK", value_enum, default_value = "bridge")]
+    #[arg(
+        long,
+        global = true,
+        env = "SANDBOX_NETWORK",
+        value_enum,
+        default_value = "bridge"
+    )]
     pub sandbox_network: NetworkMode,
     /// Memory limit per sandbox, in bytes or with a unit (512m, 2g); swap is not allowed on top.
     #[arg(long, global = true, env = "SANDBOX_MEMORY", default_value = "2g", value_parser = parse_bytes)]
@@ -73,13 +90,28 @@ pub struct SandboxSettings {
     #[arg(long, global = true, env = "RUNTIME_API_KEY", hide_env_values = true)]
     pub runtime_api_key: Option<Secret>,
     /// Address `openhands runtime-api` listens on.
-    #[arg(long, global = true, env = "RUNTIME_API_LISTEN", default_value = "127.0.0.1:3030")]
+    #[arg(
+        long,
+        global = true,
+        env = "RUNTIME_API_LISTEN",
+        default_value = "127.0.0.1:3030"
+    )]
     pub runtime_api_listen: String,
     /// Directory holding the workspaces of the process backend.
-    #[arg(long, global = true, env = "SANDBOX_PROCESS_ROOT", default_value = "data/workspaces")]
+    #[arg(
+        long,
+        global = true,
+        env = "SANDBOX_PROCESS_ROOT",
+        default_value = "data/workspaces"
+    )]
     pub sandbox_process_root: PathBuf,
     /// Explicit opt-in to SANDBOX_BACKEND=process, which gives the agent this machine's shell.
-    #[arg(long, global = true, env = "SANDBOX_ALLOW_UNSAFE_PROCESS", default_value_t = false)]
+    #[arg(
+        long,
+        global = true,
+        env = "SANDBOX_ALLOW_UNSAFE_PROCESS",
+        default_value_t = false
+    )]
     pub sandbox_allow_unsafe_process: bool,
 }
 

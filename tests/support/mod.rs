@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use openhands::storage::{ConnectOptions, Db};
 
 pub mod fakes;
+pub mod sandbox;
 
 /// A database of its own for one test: an SQLite file in a temporary directory, or a new
 /// database on the PostgreSQL server named by `TEST_DATABASE_URL` (dropped afterwards).
