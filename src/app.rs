@@ -91,6 +91,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::bench::ingest_throughput(&config, deliveries, concurrency, rounds, round_timeout)
                 .await
         }
+        Command::Bench(BenchCommand::Sandbox {
+            samples,
+            round_trips,
+        }) => crate::bench::sandbox_latency(&config.sandbox, samples, round_trips).await,
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use anyhow::bail;
 use tokio_util::sync::CancellationToken;
 
@@ -365,4 +366,123 @@ impl Load {
             p99_ms: percentile(0.99),
         })
     }
+}
+
+/// Percentile `p` (0..=100) of `values`, sorting them.
+fn percentile(values: &mut [f64], p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    if values.is_empty() {
+        return 0.0;
+    }
+    let index = ((values.len() - 1) as f64 * p / 100.0).round() as usize;
+    values[index.min(values.len() - 1)]
+}
+
+/// Milliseconds a `docker` CLI command takes, `samples` times.
+async fn time_cli(args: &[&str], samples: u32) -> anyhow::Result<Vec<f64>> {
+    let mut times = Vec::new();
+    for _ in 0..samples {
+        let started = Instant::now();
+        let status = tokio::process::Command::new("docker")
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await
+            .context("cannot run the docker CLI")?;
+        if !status.success() {
+            anyhow::bail!("`docker {}` failed", args.join(" "));
+        }
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(times)
+}
+
+/// Warm-pool acquire, cold create+start and the `true` round trip in a warm session, on this
+/// machine's engine; `docker exec … true` and `docker run --rm … true` through the CLI are
+/// measured in the same run as references. Every sandbox it makes is removed at the end.
+pub async fn sandbox_latency(
+    settings: &crate::sandbox::SandboxSettings,
+    samples: u32,
+    round_trips: u32,
+) -> anyhow::Result<()> {
+    use crate::sandbox::docker::DockerBackend;
+    use crate::sandbox::{CommandRequest, SandboxBackend};
+
+    let samples = samples.clamp(1, 100);
+    let round_trips = round_trips.clamp(1, 100_000);
+    let settings = crate::sandbox::SandboxSettings {
+        sandbox_owner: Some(format!(
+            "bench-{}",
+            ulid::Ulid::new().to_string().to_lowercase()
+        )),
+        sandbox_warm_pool: samples as usize,
+        ..settings.clone()
+    };
+    let backend = DockerBackend::connect(&settings).await?;
+    let result = async {
+        println!("filling a warm pool of {samples} …");
+        backend.refill_pool().await?;
+        let mut acquire = Vec::new();
+        let mut ids = Vec::new();
+        for i in 0..samples {
+            let started = Instant::now();
+            let sandbox = backend.start(&format!("bench-warm-{i}")).await?;
+            acquire.push(started.elapsed().as_secs_f64() * 1000.0);
+            ids.push(sandbox.id);
+        }
+        // The pool is empty now (nothing refills it here): these are cold starts.
+        let mut cold = Vec::new();
+        for i in 0..samples {
+            let started = Instant::now();
+            let sandbox = backend.start(&format!("bench-cold-{i}")).await?;
+            cold.push(started.elapsed().as_secs_f64() * 1000.0);
+            ids.push(sandbox.id);
+        }
+        let warm = ids.first().cloned().unwrap_or_default();
+        let request = CommandRequest::new("true");
+        backend.execute(&warm, &request, None).await?;
+        let mut trips = Vec::new();
+        for _ in 0..round_trips {
+            let started = Instant::now();
+            let outcome = backend.execute(&warm, &request, None).await?;
+            trips.push(started.elapsed().as_secs_f64() * 1000.0);
+            anyhow::ensure!(outcome.exit_code == 0, "`true` failed: {}", outcome.output);
+        }
+        let container = format!("openhands-{}-{warm}", backend.owner());
+        let mut exec_cli = time_cli(&["exec", &container, "true"], samples).await?;
+        let mut run_cli = time_cli(
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                &settings.sandbox_image,
+                "true",
+            ],
+            samples.min(5),
+        )
+        .await?;
+        println!();
+        println!("| figure | p50 ms | p99 ms | samples |");
+        println!("|---|---|---|---|");
+        for (name, values) in [
+            ("warm-pool acquire", &mut acquire),
+            ("cold create+start", &mut cold),
+            ("`true` in a warm session", &mut trips),
+            ("reference: `docker exec … true` (CLI)", &mut exec_cli),
+            ("reference: `docker run --rm … true` (CLI)", &mut run_cli),
+        ] {
+            let count = values.len();
+            let p50 = percentile(values, 50.0);
+            let p99 = percentile(values, 99.0);
+            println!("| {name} | {p50:.2} | {p99:.2} | {count} |");
+        }
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    for sandbox in backend.list().await.unwrap_or_default() {
+        let _ = backend.remove(&sandbox.id).await;
+    }
+    result
 }

@@ -105,6 +105,17 @@ pub enum BenchCommand {
         #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
         round_timeout: Duration,
     },
+    /// Sandbox latencies on this machine's Docker engine (SANDBOX_IMAGE): warm-pool acquire,
+    /// cold create+start, and the round trip of `true` in a warm session, with `docker exec`
+    /// and `docker run --rm` through the CLI as references.
+    Sandbox {
+        /// Acquisitions and cold starts measured.
+        #[arg(long, default_value_t = 10)]
+        samples: u32,
+        /// `true` round trips measured.
+        #[arg(long, default_value_t = 300)]
+        round_trips: u32,
+    },
 }
 
 /// A value that must never be printed: `Debug` and `Display` show only that it is set.
