@@ -77,7 +77,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map(|_| ())
         }
-        Command::Sandbox(SandboxCommand::List) | Command::RuntimeApi => {
+        Command::Sandbox(SandboxCommand::List) => list_sandboxes(&config).await,
+        Command::RuntimeApi => {
             anyhow::bail!("not available yet")
         }
         Command::Bench(BenchCommand::Queue {
@@ -241,5 +242,21 @@ async fn probe_queue(db: &Db, count: u32, timeout: Duration) -> anyhow::Result<(
         "{count} probe job(s) completed in {:.0?}",
         started.elapsed()
     );
+    Ok(())
+}
+
+/// `openhands sandbox list`: this owner's sandboxes on the Docker engine.
+async fn list_sandboxes(config: &Config) -> anyhow::Result<()> {
+    let backend = crate::sandbox::docker::DockerBackend::connect(&config.sandbox).await?;
+    let sandboxes = crate::sandbox::SandboxBackend::list(backend.as_ref()).await?;
+    println!("owner {}: {} sandbox(es)", backend.owner(), sandboxes.len());
+    for sandbox in sandboxes {
+        println!(
+            "{}\t{:?}\t{}",
+            sandbox.id,
+            sandbox.status,
+            sandbox.conversation_id.as_deref().unwrap_or("(warm)")
+        );
+    }
     Ok(())
 }

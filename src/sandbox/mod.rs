@@ -244,3 +244,29 @@ mod optional_seconds {
         }
     }
 }
+
+/// The sandboxes of SANDBOX_BACKEND. For `docker`, the warm pool and idle reaping run in the
+/// background until `shutdown`.
+pub async fn connect(
+    settings: &SandboxSettings,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> SandboxResult<Sandboxes> {
+    match settings.sandbox_backend {
+        BackendKind::Docker => {
+            let backend = docker::DockerBackend::connect(settings).await?;
+            tokio::spawn(
+                backend
+                    .clone()
+                    .run_maintenance(MAINTENANCE_INTERVAL, shutdown),
+            );
+            Ok(backend)
+        }
+        BackendKind::Process => Ok(Arc::new(process::ProcessBackend::new(settings)?)),
+        BackendKind::Remote => Err(SandboxError::Other(anyhow::anyhow!(
+            "SANDBOX_BACKEND=remote is not available in this build"
+        ))),
+    }
+}
+
+/// How often the warm pool is topped up and idle sandboxes are looked at.
+pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(5);

@@ -35,20 +35,24 @@ pub fn shell_command() -> Vec<String> {
     vec![
         "/bin/bash".into(),
         "-c".into(),
-        "stty -echo -onlcr cols 200 rows 50 2>/dev/null; exec /bin/bash --noprofile --norc --noediting -i".into(),
+        // A non-interactive bash drops PS1 from its environment, so the prompt travels as
+        // OPENHANDS_PS1; `start` then removes both from what commands can see.
+        "stty -echo -onlcr cols 200 rows 50 2>/dev/null; PS1=\"$OPENHANDS_PS1\" PS2= exec /bin/bash --noprofile --norc --noediting -i".into(),
     ]
 }
 
 /// Environment of the session's shell.
 pub fn environment(nonce: &str) -> Vec<String> {
     vec![
-        format!("PS1=\n__OH_{nonce}_$?__\n"),
-        "PS2=".into(),
+        format!("OPENHANDS_PS1=\n__OH_{nonce}_$?__\n"),
         "HISTFILE=/dev/null".into(),
         "TERM=xterm-256color".into(),
         "PAGER=cat".into(),
         "GIT_PAGER=cat".into(),
         "PYTHONUNBUFFERED=1".into(),
+        // Activating a virtualenv or conda env must not rewrite the marker prompt.
+        "VIRTUAL_ENV_DISABLE_PROMPT=1".into(),
+        "CONDA_CHANGEPS1=false".into(),
         "DEBIAN_FRONTEND=noninteractive".into(),
     ]
 }
@@ -123,6 +127,22 @@ impl ShellSession {
                     return Err(SandboxError::Other(anyhow::anyhow!(
                         "the sandbox shell did not start within {}s: {}",
                         startup_timeout.as_secs(),
+                        greeting.finish().trim()
+                    )));
+                }
+            }
+        }
+        // Programs run from the shell must not learn the marker (they could fake a prompt).
+        session
+            .type_text(b"export -n PS1 PS2; unset OPENHANDS_PS1\n")
+            .await?;
+        loop {
+            match tokio::time::timeout_at(deadline, session.events.recv()).await {
+                Ok(Some(Event::Prompt(_))) => break,
+                Ok(Some(Event::Output(bytes))) => greeting.push(&bytes),
+                _ => {
+                    return Err(SandboxError::Other(anyhow::anyhow!(
+                        "the sandbox shell did not take its first command: {}",
                         greeting.finish().trim()
                     )));
                 }
