@@ -7,7 +7,7 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BenchCommand, Cli, Command, Config, QueueCommand};
+use crate::config::{BenchCommand, Cli, Command, Config, QueueCommand, SandboxCommand};
 use crate::intake::IntakeSettings;
 use crate::integrations::Webhooks;
 use crate::queue::{self, JobContext, probe::Probe};
@@ -67,8 +67,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = open_database(&config).await?;
             probe_queue(&db, count, timeout).await
         }
-        Command::Sandbox(crate::config::SandboxCommand::List) => list_sandboxes(&config).await,
-        Command::Sandbox(_) | Command::RuntimeApi => {
+        Command::Sandbox(SandboxCommand::BuildImage(args)) => {
+            let docker = crate::sandbox::image::connect_docker().await?;
+            let tag = args
+                .tag
+                .clone()
+                .unwrap_or_else(|| config.sandbox.sandbox_image.clone());
+            crate::sandbox::image::build_image(&docker, &tag, &args)
+                .await
+                .map(|_| ())
+        }
+        Command::Sandbox(SandboxCommand::List) => list_sandboxes(&config).await,
+        Command::RuntimeApi => {
             anyhow::bail!("not available yet")
         }
         Command::Bench(BenchCommand::Queue {
