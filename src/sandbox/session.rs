@@ -30,13 +30,14 @@ const EVENT_BUFFER: usize = 1024;
 const INTERRUPT_GRACE: Duration = Duration::from_secs(3);
 
 /// The program that runs the session: bash without rc files or line editing, echo off, the
-/// marker prompt given through the environment (see `environment`).
+/// marker prompt given through the environment (see `environment`). The prompt travels as
+/// `OPENHANDS_PS1` and becomes `PS1` only for the interactive bash: the non-interactive bash
+/// that runs `stty` unsets any `PS1` and `PS2` it inherits. `ShellSession::start` then
+/// hides both from the programs the shell runs.
 pub fn shell_command() -> Vec<String> {
     vec![
         "/bin/bash".into(),
         "-c".into(),
-        // A non-interactive bash drops PS1 from its environment, so the prompt travels as
-        // OPENHANDS_PS1; `start` then removes both from what commands can see.
         "stty -echo -onlcr cols 200 rows 50 2>/dev/null; PS1=\"$OPENHANDS_PS1\" PS2= exec /bin/bash --noprofile --norc --noediting -i".into(),
     ]
 }
@@ -384,6 +385,8 @@ async fn read_terminal(mut output: TerminalOutput, marker: String, events: mpsc:
 struct PromptScanner {
     marker: Vec<u8>,
     pending: Vec<u8>,
+    /// A prompt ended a chunk before its closing newline: drop that newline when it comes.
+    skip_newline: bool,
 }
 
 enum Code {
@@ -397,10 +400,17 @@ impl PromptScanner {
         PromptScanner {
             marker: marker.into_bytes(),
             pending: Vec::new(),
+            skip_newline: false,
         }
     }
 
-    fn push(&mut self, chunk: &[u8]) -> Vec<Event> {
+    fn push(&mut self, mut chunk: &[u8]) -> Vec<Event> {
+        if self.skip_newline && !chunk.is_empty() {
+            self.skip_newline = false;
+            if chunk[0] == b'\n' {
+                chunk = &chunk[1..];
+            }
+        }
         self.pending.extend_from_slice(chunk);
         let mut events = Vec::new();
         loop {
@@ -441,6 +451,8 @@ impl PromptScanner {
                     let mut end = at + self.marker.len() + length;
                     if self.pending.get(end) == Some(&b'\n') {
                         end += 1;
+                    } else if end == self.pending.len() {
+                        self.skip_newline = true;
                     }
                     self.pending.drain(..end);
                     if !before.is_empty() {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use openhands::storage::{ConnectOptions, Db};
 
 pub mod fakes;
+pub mod git_server;
 pub mod sandbox;
 
 /// A database of its own for one test: an SQLite file in a temporary directory, or a new
