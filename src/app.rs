@@ -67,8 +67,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = open_database(&config).await?;
             probe_queue(&db, count, timeout).await
         }
-        Command::Sandbox(_) | Command::RuntimeApi => {
+        Command::Sandbox(_) => {
             anyhow::bail!("not available yet")
+        }
+        Command::RuntimeApi => {
+            crate::sandbox::runtime_api::serve(&config.sandbox, shutdown_on_signal()).await
         }
         Command::Bench(BenchCommand::Queue {
             jobs,

@@ -30,20 +30,21 @@ const EVENT_BUFFER: usize = 1024;
 const INTERRUPT_GRACE: Duration = Duration::from_secs(3);
 
 /// The program that runs the session: bash without rc files or line editing, echo off, the
-/// marker prompt given through the environment (see `environment`).
+/// marker prompt given through the environment (see `environment`). The outer `bash -c` is not
+/// interactive, and such a bash drops PS1 and PS2 from its environment at start, so the prompt
+/// travels as OPENHANDS_PS1 and is exported as PS1 for the interactive shell.
 pub fn shell_command() -> Vec<String> {
     vec![
         "/bin/bash".into(),
         "-c".into(),
-        "stty -echo -onlcr cols 200 rows 50 2>/dev/null; exec /bin/bash --noprofile --norc --noediting -i".into(),
+        "stty -echo -onlcr cols 200 rows 50 2>/dev/null; export PS1=\"$OPENHANDS_PS1\" PS2=; unset OPENHANDS_PS1; exec /bin/bash --noprofile --norc --noediting -i".into(),
     ]
 }
 
 /// Environment of the session's shell.
 pub fn environment(nonce: &str) -> Vec<String> {
     vec![
-        format!("PS1=\n__OH_{nonce}_$?__\n"),
-        "PS2=".into(),
+        format!("OPENHANDS_PS1=\n__OH_{nonce}_$?__\n"),
         "HISTFILE=/dev/null".into(),
         "TERM=xterm-256color".into(),
         "PAGER=cat".into(),
@@ -364,6 +365,8 @@ async fn read_terminal(mut output: TerminalOutput, marker: String, events: mpsc:
 struct PromptScanner {
     marker: Vec<u8>,
     pending: Vec<u8>,
+    /// A prompt ended the last chunk: its closing newline may start the next one.
+    skip_newline: bool,
 }
 
 enum Code {
@@ -377,10 +380,17 @@ impl PromptScanner {
         PromptScanner {
             marker: marker.into_bytes(),
             pending: Vec::new(),
+            skip_newline: false,
         }
     }
 
-    fn push(&mut self, chunk: &[u8]) -> Vec<Event> {
+    fn push(&mut self, mut chunk: &[u8]) -> Vec<Event> {
+        if self.skip_newline && !chunk.is_empty() {
+            self.skip_newline = false;
+            if chunk[0] == b'\n' {
+                chunk = &chunk[1..];
+            }
+        }
         self.pending.extend_from_slice(chunk);
         let mut events = Vec::new();
         loop {
@@ -421,6 +431,8 @@ impl PromptScanner {
                     let mut end = at + self.marker.len() + length;
                     if self.pending.get(end) == Some(&b'\n') {
                         end += 1;
+                    } else if end == self.pending.len() {
+                        self.skip_newline = true;
                     }
                     self.pending.drain(..end);
                     if !before.is_empty() {

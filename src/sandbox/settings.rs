@@ -148,12 +148,12 @@ impl SandboxSettings {
         if self.sandbox_image.trim().is_empty() {
             return bad("SANDBOX_IMAGE must not be empty".into());
         }
-        if let Some(owner) = &self.sandbox_owner {
-            if !valid_owner(owner) {
-                return bad(format!(
-                    "SANDBOX_OWNER `{owner}` may hold only letters, digits, `-` and `_` (at most 40)"
-                ));
-            }
+        if let Some(owner) = &self.sandbox_owner
+            && !valid_owner(owner)
+        {
+            return bad(format!(
+                "SANDBOX_OWNER `{owner}` may hold only letters, digits, `-` and `_` (at most 40)"
+            ));
         }
         if self.sandbox_memory < MIN_MEMORY {
             return bad(format!(
