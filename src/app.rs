@@ -79,7 +79,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sandbox(SandboxCommand::List) => list_sandboxes(&config).await,
         Command::RuntimeApi => {
-            anyhow::bail!("not available yet")
+            crate::sandbox::runtime_api::serve(&config.sandbox, shutdown_on_signal()).await
         }
         Command::Bench(BenchCommand::Queue {
             jobs,

@@ -262,9 +262,15 @@ pub async fn connect(
             Ok(backend)
         }
         BackendKind::Process => Ok(Arc::new(process::ProcessBackend::new(settings)?)),
-        BackendKind::Remote => Err(SandboxError::Other(anyhow::anyhow!(
-            "SANDBOX_BACKEND=remote is not available in this build"
-        ))),
+        BackendKind::Remote => {
+            let (Some(url), Some(key)) = (&settings.runtime_api_url, &settings.runtime_api_key)
+            else {
+                return Err(SandboxError::Other(anyhow::anyhow!(
+                    "SANDBOX_BACKEND=remote needs RUNTIME_API_URL and RUNTIME_API_KEY"
+                )));
+            };
+            Ok(Arc::new(remote::RemoteBackend::new(url, key.clone())?))
+        }
     }
 }
 
