@@ -449,7 +449,7 @@ pub async fn sandbox_latency(
             trips.push(started.elapsed().as_secs_f64() * 1000.0);
             anyhow::ensure!(outcome.exit_code == 0, "`true` failed: {}", outcome.output);
         }
-        let container = format!("openhands-{}-{warm}", backend.owner());
+        let container = backend.container_id(&warm).unwrap_or_default();
         let mut exec_cli = time_cli(&["exec", &container, "true"], samples).await?;
         let mut run_cli = time_cli(
             &[

@@ -81,7 +81,7 @@ async fn commands_and_files_stay_in_the_workspace() {
     backend
         .execute(
             &sandbox.id,
-            &CommandRequest::new("ln -s /etc /workspace/etc-link"),
+            &CommandRequest::new("ln -s /etc ../etc-link"),
             None,
         )
         .await

@@ -3,10 +3,11 @@
 //!
 //! Each container carries the labels `openhands.owner`, `openhands.sandbox` and
 //! `openhands.conversation`; a process only ever lists, adopts or removes containers whose owner
-//! label is its own. Warm containers are created before their conversation is known: the
-//! assignment made when one is claimed is written into the container as
-//! `/.openhands-conversation` (root-owned, read-only to the sandbox user), so a restarted
-//! process can tell claimed containers from warm ones.
+//! label is its own. Warm containers are created before their conversation is known (labels
+//! cannot change afterwards): claiming one renames the container to
+//! `openhands-<owner>-<sandbox>-c-<conversation>` before anyone uses it — a metadata change of a
+//! few milliseconds, out of the sandbox user's reach — so a restarted process can tell claimed
+//! containers from warm ones. Containers are addressed by their engine id, which a rename keeps.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex as SyncMutex};
@@ -20,7 +21,7 @@ use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, ContainerSummaryStateEnum, ExecConfig, HostConfig};
 use bollard::query_parameters::{
     CreateContainerOptions, DownloadFromContainerOptions, ListContainersOptions,
-    RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
+    RemoveContainerOptions, RenameContainerOptions, StopContainerOptions, UploadToContainerOptions,
 };
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::{Mutex, Notify};
@@ -38,8 +39,8 @@ use super::{
 pub const LABEL_OWNER: &str = "openhands.owner";
 pub const LABEL_SANDBOX: &str = "openhands.sandbox";
 pub const LABEL_CONVERSATION: &str = "openhands.conversation";
-/// Where a claimed warm container records its conversation.
-const ASSIGNMENT_FILE: &str = ".openhands-conversation";
+/// Separates the sandbox id from the conversation in the name of a claimed warm container.
+const CLAIM_MARK: &str = "-c-";
 pub const WORKSPACE: &str = "/workspace";
 const SANDBOX_USER: &str = "openhands";
 /// PID 1 of every sandbox: bash reaps orphaned processes (so zombies do not eat the pids
@@ -151,6 +152,14 @@ impl DockerBackend {
         &self.owner
     }
 
+    /// The engine id of a sandbox's container.
+    pub fn container_id(&self, sandbox_id: &str) -> Option<String> {
+        lock(&self.state)
+            .sandboxes
+            .get(sandbox_id)
+            .map(|e| e.container.clone())
+    }
+
     pub fn docker(&self) -> &Docker {
         &self.docker
     }
@@ -196,6 +205,11 @@ impl DockerBackend {
             let (Some(id), Some(name)) = (labels.get(LABEL_SANDBOX).cloned(), container.id) else {
                 continue;
             };
+            let claimed = container
+                .names
+                .unwrap_or_default()
+                .iter()
+                .find_map(|n| claimed_conversation(n.trim_start_matches('/'), &id));
             let mut conversation = labels
                 .get(LABEL_CONVERSATION)
                 .filter(|c| !c.is_empty())
@@ -205,14 +219,14 @@ impl DockerBackend {
                 Some(ContainerSummaryStateEnum::PAUSED) => SandboxStatus::Paused,
                 _ => SandboxStatus::Stopped,
             };
-            if conversation.is_none() && status != SandboxStatus::Stopped {
-                if status == SandboxStatus::Paused {
-                    self.docker
-                        .unpause_container(&name)
-                        .await
-                        .map_err(engine_error)?;
-                }
-                conversation = self.read_assignment(&name).await;
+            if conversation.is_none() {
+                conversation = claimed;
+            }
+            if conversation.is_none() && status == SandboxStatus::Paused {
+                self.docker
+                    .unpause_container(&name)
+                    .await
+                    .map_err(engine_error)?;
             }
             if conversation.is_none() && status == SandboxStatus::Stopped {
                 // A warm container that died with the engine: nothing of anyone's is in it.
@@ -230,16 +244,6 @@ impl DockerBackend {
             }
         }
         Ok(())
-    }
-
-    async fn read_assignment(&self, container: &str) -> Option<String> {
-        let tar = self
-            .download(container, &format!("/{ASSIGNMENT_FILE}"))
-            .await
-            .ok()?;
-        let content = archive::file_content(&tar, ASSIGNMENT_FILE).ok()?;
-        let conversation = String::from_utf8(content).ok()?.trim().to_string();
-        (!conversation.is_empty()).then_some(conversation)
     }
 
     /// Runs the warm-pool refill and idle reaping every `interval` until `shutdown`.
@@ -334,8 +338,8 @@ impl DockerBackend {
                 body,
             )
             .await;
-        match created {
-            Ok(_) => {}
+        let container = match created {
+            Ok(created) => created.id,
             Err(DockerError::DockerResponseServerError {
                 status_code: 404, ..
             }) => {
@@ -344,9 +348,9 @@ impl DockerBackend {
                 ));
             }
             Err(error) => return Err(engine_error(error)),
-        }
-        if let Err(error) = self.docker.start_container(&name, None).await {
-            let _ = self.remove_container(&name).await;
+        };
+        if let Err(error) = self.docker.start_container(&container, None).await {
+            let _ = self.remove_container(&container).await;
             return Err(SandboxError::Other(anyhow::anyhow!(
                 "the sandbox container did not start: {}",
                 engine_error(error)
@@ -354,7 +358,7 @@ impl DockerBackend {
         }
         Ok(Entry::new(
             id,
-            name,
+            container,
             conversation.map(str::to_string),
             SandboxStatus::Running,
         ))
@@ -730,10 +734,14 @@ impl DockerBackend {
             };
             self.refill_wanted.notify_one();
             let Some(entry) = entry else { continue };
-            // Recorded in the container before anyone uses it, so after a crash a claimed
+            // Recorded on the container before anyone uses it, so after a crash a claimed
             // sandbox is never mistaken for a warm one.
-            let record = archive::single_file(ASSIGNMENT_FILE, conversation_id.as_bytes(), 0o644)?;
-            match self.upload(&entry.container, "/", record).await {
+            let name = claimed_name(&self.owner, &entry.id, conversation_id);
+            match self
+                .docker
+                .rename_container(&entry.container, RenameContainerOptions { name })
+                .await
+            {
                 Ok(()) => {
                     *lock(&entry.conversation) = Some(conversation_id.to_string());
                     entry.touch();
@@ -1036,6 +1044,31 @@ impl SandboxBackend for DockerBackend {
     }
 }
 
+/// The name of a claimed warm container. Conversation ids that are not plain names
+/// (letters, digits, `_`, `.`, `-`) are hex-encoded behind an `x`.
+fn claimed_name(owner: &str, sandbox: &str, conversation: &str) -> String {
+    let plain = !conversation.is_empty()
+        && conversation
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    let encoded = if plain {
+        format!("p{conversation}")
+    } else {
+        format!("x{}", hex::encode(conversation))
+    };
+    format!("openhands-{owner}-{sandbox}{CLAIM_MARK}{encoded}")
+}
+
+/// The conversation recorded in a claimed container's name, if it is one.
+fn claimed_conversation(name: &str, sandbox: &str) -> Option<String> {
+    let (_, after) = name.split_once(&format!("-{sandbox}{CLAIM_MARK}"))?;
+    match after.split_at_checked(1)? {
+        ("p", plain) if !plain.is_empty() => Some(plain.to_string()),
+        ("x", hex) => String::from_utf8(hex::decode(hex).ok()?).ok(),
+        _ => None,
+    }
+}
+
 /// Parses `find -printf '%y\t%s\t%p\0'` output.
 pub fn parse_listing(stdout: &str) -> Vec<FileEntry> {
     let mut entries: Vec<FileEntry> = stdout
@@ -1060,6 +1093,18 @@ pub fn parse_listing(stdout: &str) -> Vec<FileEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claim_names_round_trip() {
+        for conversation in ["01jabc", "conv 1/é", "a-b_c.d"] {
+            let name = claimed_name("owner-1", "01sbx", conversation);
+            assert_eq!(
+                claimed_conversation(&name, "01sbx").as_deref(),
+                Some(conversation)
+            );
+        }
+        assert_eq!(claimed_conversation("openhands-owner-01sbx", "01sbx"), None);
+    }
 
     #[test]
     fn listing() {
