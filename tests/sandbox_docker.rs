@@ -283,6 +283,15 @@ async fn files_round_trip_binary_safe_inside_the_sandbox_only() {
     assert_eq!(listed[0].path, "/workspace/deep/dir");
     assert_eq!(listed[0].kind, FileKind::Directory);
 
+    let not_a_directory = backend
+        .list_files(&sandbox.id, "/workspace/deep/dir/blob.bin")
+        .await;
+    assert!(
+        matches!(not_a_directory, Err(SandboxError::BadPath(_))),
+        "{not_a_directory:?}"
+    );
+    let root = backend.list_files(&sandbox.id, "/").await.unwrap();
+    assert!(root.iter().any(|e| e.path == "/workspace"), "{root:?}");
     for bad in ["workspace/x", "/workspace/../etc/passwd"] {
         let refused = backend.read_file(&sandbox.id, bad).await;
         assert!(

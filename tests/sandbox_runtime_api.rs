@@ -535,7 +535,7 @@ fn runtime_api_command(owner: &str, port: u16) -> Command {
 }
 
 #[tokio::test]
-async fn the_binary_serves_a_warm_pool() {
+async fn the_binary_serves_a_warm_pool_and_a_killed_one_is_re_adopted() {
     let owner = settings().owner();
     let _cleanup = OwnerCleanup(owner.clone());
     let port = free_port();
@@ -606,6 +606,90 @@ async fn the_binary_serves_a_warm_pool() {
         .await
         .unwrap();
     assert!(echoed.output.contains("warm"), "{echoed:?}");
+    remote
+        .write_file(&warm, "/workspace/state.txt", b"kept")
+        .await
+        .unwrap();
+    // The pool refills behind the claim.
+    wait_for("the pool to refill", Duration::from_secs(40), || {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let response = http
+                .get(format!("{url}/list"))
+                .header("X-API-Key", KEY)
+                .send()
+                .await
+                .ok()?;
+            let list: Value = response.json().await.ok()?;
+            (list["runtimes"].as_array()?.len() == 2).then_some(())
+        }
+    })
+    .await;
+
+    // Killed without a chance to clean up: its containers stay, and the next process with the
+    // same owner adopts them instead of starting new ones.
+    child.signal("KILL");
+    child.wait_exit(Duration::from_secs(20));
+    let port = free_port();
+    let mut command = runtime_api_command(&owner, port);
+    command
+        .env("RUNTIME_API_KEY", KEY)
+        .env("SANDBOX_WARM_POOL", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = ChildGuard::spawn(&mut command);
+    let url = format!("http://127.0.0.1:{port}");
+    wait_for(
+        "the restarted Runtime API to answer /health",
+        Duration::from_secs(30),
+        || {
+            let http = http.clone();
+            let url = url.clone();
+            async move {
+                let response = http.get(format!("{url}/health")).send().await.ok()?;
+                (response.status() == 200).then_some(())
+            }
+        },
+    )
+    .await;
+    let (status, adopted) = answer(
+        http.get(format!("{url}/sessions/{conv}"))
+            .header("X-API-Key", KEY)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{adopted}");
+    assert_eq!(adopted["runtime_id"], warm.as_str());
+    let remote = RemoteBackend::new(&url, key()).unwrap();
+    assert_eq!(
+        remote
+            .read_file(&warm, "/workspace/state.txt")
+            .await
+            .unwrap(),
+        b"kept"
+    );
+    let (_, list) = answer(
+        http.get(format!("{url}/list"))
+            .header("X-API-Key", KEY)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let runtimes = list["runtimes"].as_array().unwrap();
+    assert_eq!(
+        runtimes.len(),
+        2,
+        "the claimed one and the warm one: {list}"
+    );
+    assert_eq!(
+        owner_containers(&owner).len(),
+        2,
+        "no container started anew"
+    );
 
     child.signal("TERM");
     let status = child.wait_exit(Duration::from_secs(40));

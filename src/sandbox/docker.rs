@@ -822,7 +822,11 @@ impl SandboxBackend for DockerBackend {
             Ok(self.info(&entry))
         }
         .await;
-        self.starting.lock().await.remove(conversation_id);
+        let mut starting = self.starting.lock().await;
+        // Forget the gate only when nobody else waits on it (the map and this call hold it).
+        if Arc::strong_count(&gate) <= 2 {
+            starting.remove(conversation_id);
+        }
         result
     }
 
@@ -1000,9 +1004,11 @@ impl SandboxBackend for DockerBackend {
     async fn list_files(&self, sandbox_id: &str, path: &str) -> SandboxResult<Vec<FileEntry>> {
         let path = sandbox_path(path)?;
         let entry = self.ready(sandbox_id).await?;
+        // The trailing slash makes find refuse a file ("Not a directory").
+        let directory = format!("{}/", path.trim_end_matches('/'));
         let argv: Vec<String> = [
             "find",
-            &path,
+            &directory,
             "-mindepth",
             "1",
             "-maxdepth",
@@ -1015,6 +1021,11 @@ impl SandboxBackend for DockerBackend {
         .collect();
         let listed = self.run_argv(&entry, &argv, "/").await?;
         if listed.exit_code != 0 && listed.stdout.is_empty() {
+            if listed.stderr.contains("Not a directory") {
+                return Err(SandboxError::BadPath(format!(
+                    "{path} is a file, not a directory"
+                )));
+            }
             return Err(SandboxError::FileNotFound(path));
         }
         Ok(parse_listing(&listed.stdout))
@@ -1038,7 +1049,13 @@ impl SandboxBackend for DockerBackend {
             Ok(tar) => Ok(tar),
             Err(DockerError::DockerResponseServerError {
                 status_code: 404, ..
-            }) => Err(SandboxError::FileNotFound(path)),
+            }) => match self.death_reason(&entry).await {
+                Some(reason) => Err(SandboxError::Gone {
+                    id: entry.id.clone(),
+                    reason,
+                }),
+                None => Err(SandboxError::FileNotFound(path)),
+            },
             Err(error) => Err(self.container_error(&entry, error)),
         }
     }
