@@ -32,10 +32,14 @@ fn fast_settings() -> WorkerSettings {
 
 /// A worker process on the test's database, with a short lease so that drills end quickly.
 fn worker_process(t: &TestDb) -> ChildGuard {
+    worker_process_with_lease(t, "3s")
+}
+
+fn worker_process_with_lease(t: &TestDb, lease: &str) -> ChildGuard {
     ChildGuard::spawn(
         support::openhands(&t.url)
             .arg("worker")
-            .env("JOB_LEASE", "3s")
+            .env("JOB_LEASE", lease)
             .env("QUEUE_POLL_INTERVAL", "50ms")
             .env("WORKER_CONCURRENCY", "8")
             .env("JOB_RETRY_DELAY", "100ms")
@@ -165,7 +169,11 @@ async fn retries_then_failure(t: &TestDb) {
 
 async fn four_workers_race(t: &TestDb) {
     const JOBS: usize = 1000;
-    let _workers: Vec<ChildGuard> = (0..4).map(|_| worker_process(t)).collect();
+    // A lease long enough that a heartbeat delayed by a loaded machine never hands a running
+    // job to another worker: this test is about concurrent claims, not lease expiry.
+    let _workers: Vec<ChildGuard> = (0..4)
+        .map(|_| worker_process_with_lease(t, "60s"))
+        .collect();
     // Enqueue from several clients while the workers are already claiming.
     let mut clients = tokio::task::JoinSet::new();
     for client in 0..8 {
