@@ -213,6 +213,8 @@ pub struct Config {
     pub providers: ProviderConfig,
     #[command(flatten)]
     pub sandbox: crate::sandbox::SandboxSettings,
+    #[command(flatten)]
+    pub llm: crate::agent::settings::LlmSettings,
 }
 
 /// The providers that send work: each is enabled by its webhook secret, and talks back
@@ -403,7 +405,8 @@ impl Config {
             );
         }
         self.providers.validate()?;
-        self.sandbox.validate()
+        self.sandbox.validate()?;
+        self.llm.validate()
     }
 
     /// The database URL with its password hidden, for logs.

@@ -169,6 +169,23 @@ fn bad_values_are_named() {
     let output = run(support::openhands(&url).env("PORT", "70000").arg("web"));
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("70000"));
+    let output = run(support::openhands(&url)
+        .env("LLM_MODEL", "mystery/model")
+        .arg("migrate"));
+    assert_clear_failure(&output, "LLM_BASE_URL");
+    let output = run(support::openhands(&url)
+        .env("LLM_MODEL", "anthropic/claude-test")
+        .env(
+            "LLM_PRICE_TABLE",
+            "{\"claude-test\": {\"input\": \"cheap\"}}",
+        )
+        .arg("migrate"));
+    assert_clear_failure(&output, "LLM_PRICE_TABLE");
+    let output = run(support::openhands(&url)
+        .env("SANDBOX_MEMORY", "lots")
+        .arg("migrate"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("lots"));
 }
 
 #[test]

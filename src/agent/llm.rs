@@ -1,0 +1,722 @@
+//! The LLM client: providers chosen by model prefix, as in OpenHands' routing — OpenAI-compatible
+//! `POST {base}/chat/completions` with `tools` (openai/, openrouter/, ollama/, litellm_proxy/,
+//! vLLM or Azure-style base URLs) and Anthropic `POST {base}/v1/messages` with `tool_use`
+//! (anthropic/) — with retries, usage and cost per call.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::config::Secret;
+
+/// Who said a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+    Tool,
+}
+
+/// One message of the conversation with the model, provider-neutral.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+    /// The tools the assistant asked for (assistant messages).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// The call this message answers (tool messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    pub fn system(content: impl Into<String>) -> Self {
+        Self::plain(Role::System, content)
+    }
+
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::plain(Role::User, content)
+    }
+
+    pub fn tool_result(call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        ChatMessage {
+            tool_call_id: Some(call_id.into()),
+            ..Self::plain(Role::Tool, content)
+        }
+    }
+
+    fn plain(role: Role, content: impl Into<String>) -> Self {
+        ChatMessage {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+}
+
+/// A tool call as the model made it; `arguments` is the raw JSON text, which may be malformed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// A tool offered to the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the parameters.
+    pub parameters: Value,
+}
+
+/// Tokens of one call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Prompt tokens served from the provider's cache.
+    pub cached_tokens: u64,
+}
+
+/// One answer of the model with what it cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Completion {
+    pub message: ChatMessage,
+    pub usage: Usage,
+    /// From the request to the full answer, retries included.
+    pub latency: Duration,
+    /// In US dollars, from the price table; 0 for models it does not list.
+    pub cost: f64,
+    /// Attempts it took (1 without retries).
+    pub attempts: u32,
+}
+
+/// Why a call failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    #[error("the LLM API key was rejected by {provider} ({status}): {message}")]
+    Rejected {
+        provider: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{provider} refused the request (400): {message}")]
+    BadRequest { provider: String, message: String },
+    #[error("{provider} did not answer after {attempts} attempts: {last}")]
+    Unavailable {
+        provider: String,
+        attempts: u32,
+        last: String,
+    },
+    #[error("{provider} answered something that is not a completion: {detail}")]
+    Malformed { provider: String, detail: String },
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Which wire format, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provider {
+    OpenAiCompatible { base_url: String },
+    Anthropic { base_url: String },
+}
+
+/// Retry policy: exponential backoff with full jitter, `Retry-After` honoured.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1` (attempt counts from 1).
+    fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(wait) = retry_after {
+            return wait.min(self.max_delay);
+        }
+        let ceiling = self
+            .base_delay
+            .saturating_mul(1u32 << (attempt - 1).min(16))
+            .min(self.max_delay);
+        // Full jitter: uniformly in [ceiling/2, ceiling].
+        let fraction = 0.5 + 0.5 * (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
+        ceiling.mul_f64(fraction)
+    }
+}
+
+/// Dollars per million tokens of a model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+    /// Cached prompt tokens; the input price when absent.
+    #[serde(default)]
+    pub cached_input: Option<f64>,
+}
+
+/// Prices by model name (without the provider prefix), configurable as JSON
+/// `{"model": {"input": 3.0, "output": 15.0, "cached_input": 0.3}}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PriceTable(pub HashMap<String, Price>);
+
+impl PriceTable {
+    pub fn from_json(text: &str) -> Result<PriceTable, String> {
+        serde_json::from_str(text).map_err(|e| {
+            format!(
+                "the price table is not JSON of the form {{\"model\": {{\"input\": 3.0, \"output\": 15.0}}}}: {e}"
+            )
+        })
+    }
+
+    pub fn cost(&self, model: &str, usage: &Usage) -> f64 {
+        let Some(price) = self.0.get(model) else {
+            return 0.0;
+        };
+        let cached = usage.cached_tokens.min(usage.prompt_tokens);
+        let fresh = usage.prompt_tokens - cached;
+        (fresh as f64 * price.input
+            + cached as f64 * price.cached_input.unwrap_or(price.input)
+            + usage.completion_tokens as f64 * price.output)
+            / 1_000_000.0
+    }
+}
+
+/// A client for one model.
+#[derive(Debug, Clone)]
+pub struct LlmClient {
+    http: reqwest::Client,
+    provider: Provider,
+    /// The model name sent to the provider (the prefix removed).
+    model: String,
+    api_key: Option<Secret>,
+    retry: RetryPolicy,
+    prices: PriceTable,
+    max_tokens: u32,
+}
+
+impl LlmClient {
+    /// Routes `model` (`anthropic/claude-…`, `openai/gpt-…`, `openrouter/…`, `ollama/…`,
+    /// `litellm_proxy/…`, or any name with a `base_url`) to its provider.
+    pub fn new(
+        model: &str,
+        api_key: Option<Secret>,
+        base_url: Option<&str>,
+    ) -> Result<LlmClient, LlmError> {
+        let (prefix, name) = model.split_once('/').unwrap_or(("", model));
+        let base = |default: &str| {
+            base_url
+                .unwrap_or(default)
+                .trim_end_matches('/')
+                .to_string()
+        };
+        let (provider, name) = match prefix {
+            "anthropic" => (
+                Provider::Anthropic {
+                    base_url: base("https://api.anthropic.com"),
+                },
+                name,
+            ),
+            "openai" => (
+                Provider::OpenAiCompatible {
+                    base_url: base("https://api.openai.com/v1"),
+                },
+                name,
+            ),
+            "openrouter" => (
+                Provider::OpenAiCompatible {
+                    base_url: base("https://openrouter.ai/api/v1"),
+                },
+                name,
+            ),
+            "ollama" => (
+                Provider::OpenAiCompatible {
+                    base_url: base("http://127.0.0.1:11434/v1"),
+                },
+                name,
+            ),
+            _ => match base_url {
+                // litellm_proxy/…, vLLM, Azure-style and other OpenAI-compatible servers.
+                Some(url) => (
+                    Provider::OpenAiCompatible {
+                        base_url: url.trim_end_matches('/').to_string(),
+                    },
+                    if prefix == "litellm_proxy" {
+                        name
+                    } else {
+                        model
+                    },
+                ),
+                None => {
+                    return Err(LlmError::Config(format!(
+                        "LLM_MODEL `{model}` names no known provider (anthropic/, openai/, openrouter/, ollama/); set LLM_BASE_URL for an OpenAI-compatible server"
+                    )));
+                }
+            },
+        };
+        if name.is_empty() {
+            return Err(LlmError::Config(format!(
+                "LLM_MODEL `{model}` has no model name after its provider"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(600))
+            .build()
+            .map_err(|e| LlmError::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(LlmClient {
+            http,
+            provider,
+            model: name.to_string(),
+            api_key,
+            retry: RetryPolicy::default(),
+            prices: PriceTable::default(),
+            max_tokens: 8192,
+        })
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn with_prices(mut self, prices: PriceTable) -> Self {
+        self.prices = prices;
+        self
+    }
+
+    pub fn provider(&self) -> &Provider {
+        &self.provider
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn provider_name(&self) -> String {
+        match &self.provider {
+            Provider::Anthropic { base_url } => format!("Anthropic at {base_url}"),
+            Provider::OpenAiCompatible { base_url } => format!("the LLM API at {base_url}"),
+        }
+    }
+
+    /// One completion, retried on connection errors, timeouts, 429 and 5xx.
+    pub async fn complete(
+        &self,
+        messages: &[ChatMessage],
+        tools: &[ToolSpec],
+    ) -> Result<Completion, LlmError> {
+        let started = Instant::now();
+        let provider = self.provider_name();
+        let mut last = String::new();
+        for attempt in 1..=self.retry.max_attempts.max(1) {
+            let request = self.request(messages, tools);
+            let (retry_after, reason) = match request.send().await {
+                Err(error) => (None, format!("{error}")),
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let retry_after = response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .map(Duration::from_secs_f64);
+                    let body = response.text().await.unwrap_or_default();
+                    match status {
+                        200..=299 => {
+                            let (message, usage) =
+                                self.parse(&body).map_err(|detail| LlmError::Malformed {
+                                    provider: provider.clone(),
+                                    detail,
+                                })?;
+                            let cost = self.prices.cost(&self.model, &usage);
+                            return Ok(Completion {
+                                message,
+                                usage,
+                                latency: started.elapsed(),
+                                cost,
+                                attempts: attempt,
+                            });
+                        }
+                        401 | 403 => {
+                            return Err(LlmError::Rejected {
+                                provider,
+                                status,
+                                message: error_message(&body),
+                            });
+                        }
+                        400 => {
+                            return Err(LlmError::BadRequest {
+                                provider,
+                                message: error_message(&body),
+                            });
+                        }
+                        429 | 500..=599 => {
+                            (retry_after, format!("{status}: {}", error_message(&body)))
+                        }
+                        other => {
+                            return Err(LlmError::BadRequest {
+                                provider,
+                                message: format!("{other}: {}", error_message(&body)),
+                            });
+                        }
+                    }
+                }
+            };
+            last = reason;
+            if attempt < self.retry.max_attempts {
+                let wait = self.retry.delay(attempt, retry_after);
+                tracing::warn!(attempt, wait_ms = wait.as_millis() as u64, reason = %last, "LLM call failed; retrying");
+                tokio::time::sleep(wait).await;
+            }
+        }
+        Err(LlmError::Unavailable {
+            provider,
+            attempts: self.retry.max_attempts.max(1),
+            last,
+        })
+    }
+
+    fn request(&self, messages: &[ChatMessage], tools: &[ToolSpec]) -> reqwest::RequestBuilder {
+        let key = self
+            .api_key
+            .as_ref()
+            .map(Secret::expose)
+            .unwrap_or_default();
+        match &self.provider {
+            Provider::OpenAiCompatible { base_url } => {
+                let mut request = self
+                    .http
+                    .post(format!("{base_url}/chat/completions"))
+                    .json(&openai_body(&self.model, messages, tools));
+                if !key.is_empty() {
+                    request = request.bearer_auth(key).header("api-key", key);
+                }
+                request
+            }
+            Provider::Anthropic { base_url } => self
+                .http
+                .post(format!("{base_url}/v1/messages"))
+                .header("x-api-key", key)
+                .header("anthropic-version", "2023-06-01")
+                .json(&anthropic_body(
+                    &self.model,
+                    self.max_tokens,
+                    messages,
+                    tools,
+                )),
+        }
+    }
+
+    fn parse(&self, body: &str) -> Result<(ChatMessage, Usage), String> {
+        let value: Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
+        match self.provider {
+            Provider::OpenAiCompatible { .. } => parse_openai(&value),
+            Provider::Anthropic { .. } => parse_anthropic(&value),
+        }
+    }
+}
+
+/// The provider's own error message, else the body's start.
+fn error_message(body: &str) -> String {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let message = parsed.as_ref().and_then(|v| {
+        v["error"]["message"]
+            .as_str()
+            .or_else(|| v["error"].as_str())
+            .or_else(|| v["message"].as_str())
+            .map(str::to_string)
+    });
+    message.unwrap_or_else(|| body.chars().take(300).collect())
+}
+
+fn openai_body(model: &str, messages: &[ChatMessage], tools: &[ToolSpec]) -> Value {
+    let messages: Vec<Value> = messages
+        .iter()
+        .map(|m| match m.role {
+            Role::Tool => json!({
+                "role": "tool",
+                "tool_call_id": m.tool_call_id,
+                "content": m.content,
+            }),
+            Role::Assistant if !m.tool_calls.is_empty() => json!({
+                "role": "assistant",
+                "content": if m.content.is_empty() { Value::Null } else { json!(m.content) },
+                "tool_calls": m.tool_calls.iter().map(|c| json!({
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                })).collect::<Vec<_>>(),
+            }),
+            role => json!({"role": role, "content": m.content}),
+        })
+        .collect();
+    let mut body = json!({"model": model, "messages": messages});
+    if !tools.is_empty() {
+        body["tools"] = tools
+            .iter()
+            .map(|t| {
+                json!({
+                    "type": "function",
+                    "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+                })
+            })
+            .collect();
+    }
+    body
+}
+
+fn parse_openai(value: &Value) -> Result<(ChatMessage, Usage), String> {
+    let message = &value["choices"][0]["message"];
+    if !message.is_object() {
+        return Err("no choices[0].message".into());
+    }
+    let tool_calls = message["tool_calls"]
+        .as_array()
+        .map(|calls| {
+            calls
+                .iter()
+                .map(|c| ToolCall {
+                    id: c["id"].as_str().unwrap_or_default().to_string(),
+                    name: c["function"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    arguments: match &c["function"]["arguments"] {
+                        Value::String(s) => s.clone(),
+                        Value::Null => String::new(),
+                        other => other.to_string(),
+                    },
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let usage = &value["usage"];
+    Ok((
+        ChatMessage {
+            role: Role::Assistant,
+            content: message["content"].as_str().unwrap_or_default().to_string(),
+            tool_calls,
+            tool_call_id: None,
+        },
+        Usage {
+            prompt_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
+            completion_tokens: usage["completion_tokens"].as_u64().unwrap_or(0),
+            cached_tokens: usage["prompt_tokens_details"]["cached_tokens"]
+                .as_u64()
+                .unwrap_or(0),
+        },
+    ))
+}
+
+fn anthropic_body(
+    model: &str,
+    max_tokens: u32,
+    messages: &[ChatMessage],
+    tools: &[ToolSpec],
+) -> Value {
+    let system: Vec<&str> = messages
+        .iter()
+        .filter(|m| m.role == Role::System)
+        .map(|m| m.content.as_str())
+        .collect();
+    // Anthropic wants tool results as user content blocks, consecutive ones in one message.
+    let mut turns: Vec<Value> = Vec::new();
+    for m in messages.iter().filter(|m| m.role != Role::System) {
+        let (role, blocks) = match m.role {
+            Role::Tool => (
+                "user",
+                vec![json!({
+                    "type": "tool_result",
+                    "tool_use_id": m.tool_call_id,
+                    "content": m.content,
+                })],
+            ),
+            Role::Assistant => {
+                let mut blocks = Vec::new();
+                if !m.content.is_empty() {
+                    blocks.push(json!({"type": "text", "text": m.content}));
+                }
+                for call in &m.tool_calls {
+                    let input: Value =
+                        serde_json::from_str(&call.arguments).unwrap_or_else(|_| json!({}));
+                    blocks.push(json!({"type": "tool_use", "id": call.id, "name": call.name, "input": input}));
+                }
+                ("assistant", blocks)
+            }
+            _ => ("user", vec![json!({"type": "text", "text": m.content})]),
+        };
+        match turns.last_mut() {
+            Some(last) if last["role"] == role => {
+                if let Some(content) = last["content"].as_array_mut() {
+                    content.extend(blocks);
+                }
+            }
+            _ => turns.push(json!({"role": role, "content": blocks})),
+        }
+    }
+    let mut body = json!({"model": model, "max_tokens": max_tokens, "messages": turns});
+    if !system.is_empty() {
+        body["system"] = json!(system.join("\n\n"));
+    }
+    if !tools.is_empty() {
+        body["tools"] = tools
+            .iter()
+            .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.parameters}))
+            .collect();
+    }
+    body
+}
+
+fn parse_anthropic(value: &Value) -> Result<(ChatMessage, Usage), String> {
+    let content = value["content"]
+        .as_array()
+        .ok_or_else(|| "no content array".to_string())?;
+    let mut text = String::new();
+    let mut tool_calls = Vec::new();
+    for block in content {
+        match block["type"].as_str() {
+            Some("text") => text.push_str(block["text"].as_str().unwrap_or_default()),
+            Some("tool_use") => tool_calls.push(ToolCall {
+                id: block["id"].as_str().unwrap_or_default().to_string(),
+                name: block["name"].as_str().unwrap_or_default().to_string(),
+                arguments: block["input"].to_string(),
+            }),
+            _ => {}
+        }
+    }
+    let usage = &value["usage"];
+    let cached = usage["cache_read_input_tokens"].as_u64().unwrap_or(0);
+    Ok((
+        ChatMessage {
+            role: Role::Assistant,
+            content: text,
+            tool_calls,
+            tool_call_id: None,
+        },
+        Usage {
+            // Anthropic counts cached prompt tokens apart from input_tokens.
+            prompt_tokens: usage["input_tokens"].as_u64().unwrap_or(0) + cached,
+            completion_tokens: usage["output_tokens"].as_u64().unwrap_or(0),
+            cached_tokens: cached,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_by_prefix() {
+        let c = LlmClient::new("anthropic/claude-sonnet-4", None, None).unwrap();
+        assert_eq!(c.model(), "claude-sonnet-4");
+        assert!(matches!(c.provider(), Provider::Anthropic { .. }));
+        let c = LlmClient::new("openrouter/meta/llama-3", None, None).unwrap();
+        assert_eq!(c.model(), "meta/llama-3");
+        let c =
+            LlmClient::new("litellm_proxy/gpt-4o", None, Some("http://127.0.0.1:4000/")).unwrap();
+        assert_eq!(c.model(), "gpt-4o");
+        assert_eq!(
+            c.provider(),
+            &Provider::OpenAiCompatible {
+                base_url: "http://127.0.0.1:4000".into()
+            }
+        );
+        let c = LlmClient::new("my-vllm-model", None, Some("http://127.0.0.1:8000/v1")).unwrap();
+        assert_eq!(c.model(), "my-vllm-model");
+        assert!(LlmClient::new("mystery/model", None, None).is_err());
+        assert!(LlmClient::new("anthropic/", None, None).is_err());
+    }
+
+    #[test]
+    fn cost_from_the_price_table() {
+        let prices =
+            PriceTable::from_json(r#"{"m": {"input": 3.0, "output": 15.0, "cached_input": 0.3}}"#)
+                .unwrap();
+        let usage = Usage {
+            prompt_tokens: 1_000_000,
+            completion_tokens: 100_000,
+            cached_tokens: 500_000,
+        };
+        let cost = prices.cost("m", &usage);
+        assert!((cost - (1.5 + 0.15 + 1.5)).abs() < 1e-9, "{cost}");
+        assert_eq!(prices.cost("other", &usage), 0.0);
+        assert!(PriceTable::from_json("[1]").is_err());
+    }
+
+    #[test]
+    fn backoff_grows_and_honours_retry_after() {
+        let policy = RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
+        let first = policy.delay(1, None);
+        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+        let fourth = policy.delay(4, None);
+        assert!(fourth >= Duration::from_millis(400) && fourth <= Duration::from_millis(800));
+        assert!(policy.delay(10, None) <= Duration::from_secs(1));
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_millis(250))),
+            Duration::from_millis(250)
+        );
+    }
+
+    #[test]
+    fn anthropic_groups_tool_results_in_one_user_turn() {
+        let assistant = ChatMessage {
+            role: Role::Assistant,
+            content: String::new(),
+            tool_calls: vec![
+                ToolCall {
+                    id: "a".into(),
+                    name: "think".into(),
+                    arguments: r#"{"thought":"x"}"#.into(),
+                },
+                ToolCall {
+                    id: "b".into(),
+                    name: "think".into(),
+                    arguments: "{bad".into(),
+                },
+            ],
+            tool_call_id: None,
+        };
+        let body = anthropic_body(
+            "m",
+            100,
+            &[
+                ChatMessage::system("be brief"),
+                ChatMessage::user("hi"),
+                assistant,
+                ChatMessage::tool_result("a", "ok"),
+                ChatMessage::tool_result("b", "bad json"),
+            ],
+            &[],
+        );
+        assert_eq!(body["system"], "be brief");
+        let turns = body["messages"].as_array().unwrap();
+        assert_eq!(turns.len(), 3);
+        assert_eq!(turns[1]["content"][0]["input"]["thought"], "x");
+        assert_eq!(turns[2]["content"].as_array().unwrap().len(), 2);
+    }
+}
