@@ -1,5 +1,6 @@
 //! The agent: LLM providers, tools, the loop, condenser, stuck detector and prompt templates.
 
+pub mod editor;
 pub mod llm;
 mod run;
 pub mod settings;

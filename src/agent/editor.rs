@@ -1,0 +1,362 @@
+//! `str_replace_editor`, compatible with OpenHands CodeAct: view, create, str_replace, insert and
+//! undo_edit on files inside the sandbox. Every failure is an observation the model can act on
+//! (`EditorError`), never a fault of the run.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::Deserialize;
+
+use crate::sandbox::{FileKind, SandboxBackend, SandboxError};
+
+/// Results longer than this are clipped, with a note.
+pub const MAX_RESULT_CHARS: usize = 16_000;
+/// Versions kept per file for `undo_edit`.
+const UNDO_DEPTH: usize = 5;
+/// Lines of context shown around an edit.
+const SNIPPET_CONTEXT: usize = 4;
+
+/// The tool's parameters, as the model sends them.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EditorCall {
+    pub command: String,
+    pub path: String,
+    #[serde(default)]
+    pub file_text: Option<String>,
+    #[serde(default)]
+    pub old_str: Option<String>,
+    #[serde(default)]
+    pub new_str: Option<String>,
+    #[serde(default)]
+    pub insert_line: Option<i64>,
+    #[serde(default)]
+    pub view_range: Option<Vec<i64>>,
+}
+
+/// A message for the model saying what was wrong with its call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct EditorError(pub String);
+
+fn fail<T>(message: impl Into<String>) -> Result<T, EditorError> {
+    Err(EditorError(message.into()))
+}
+
+/// The editor of one conversation: the sandbox it edits and the undo history of each file.
+#[derive(Debug, Default)]
+pub struct FileEditor {
+    history: HashMap<String, VecDeque<String>>,
+}
+
+impl FileEditor {
+    pub fn new() -> Self {
+        FileEditor::default()
+    }
+
+    pub async fn run(
+        &mut self,
+        sandbox: &dyn SandboxBackend,
+        sandbox_id: &str,
+        call: &EditorCall,
+    ) -> Result<String, EditorError> {
+        if !call.path.starts_with('/') {
+            return fail(format!(
+                "The path {} is not an absolute path, it should start with `/`. Maybe you meant /workspace/{}?",
+                call.path,
+                call.path.trim_start_matches("./")
+            ));
+        }
+        let result = match call.command.as_str() {
+            "view" => self.view(sandbox, sandbox_id, call).await,
+            "create" => self.create(sandbox, sandbox_id, call).await,
+            "str_replace" => self.str_replace(sandbox, sandbox_id, call).await,
+            "insert" => self.insert(sandbox, sandbox_id, call).await,
+            "undo_edit" => self.undo(sandbox, sandbox_id, call).await,
+            other => fail(format!(
+                "Unrecognized command {other}. The allowed commands for the str_replace_editor tool are: view, create, str_replace, insert, undo_edit"
+            )),
+        }?;
+        Ok(clip(result))
+    }
+
+    async fn read(
+        sandbox: &dyn SandboxBackend,
+        sandbox_id: &str,
+        path: &str,
+    ) -> Result<String, EditorError> {
+        let bytes = sandbox
+            .read_file(sandbox_id, path)
+            .await
+            .map_err(|e| sandbox_error(path, e))?;
+        String::from_utf8(bytes).map_err(|_| {
+            EditorError(format!(
+                "The file {path} is not UTF-8 text; the editor only edits text files."
+            ))
+        })
+    }
+
+    async fn write(
+        sandbox: &dyn SandboxBackend,
+        sandbox_id: &str,
+        path: &str,
+        text: &str,
+    ) -> Result<(), EditorError> {
+        sandbox
+            .write_file(sandbox_id, path, text.as_bytes())
+            .await
+            .map_err(|e| sandbox_error(path, e))
+    }
+
+    fn remember(&mut self, path: &str, previous: String) {
+        let versions = self.history.entry(path.to_string()).or_default();
+        versions.push_back(previous);
+        while versions.len() > UNDO_DEPTH {
+            versions.pop_front();
+        }
+    }
+
+    async fn view(
+        &mut self,
+        sandbox: &dyn SandboxBackend,
+        sandbox_id: &str,
+        call: &EditorCall,
+    ) -> Result<String, EditorError> {
+        let path = &call.path;
+        match sandbox.list_files(sandbox_id, path).await {
+            Ok(entries) => {
+                if call.view_range.is_some() {
+                    return fail(
+                        "The `view_range` parameter is not allowed when `path` points to a directory.",
+                    );
+                }
+                let hidden = |p: &str| p.rsplit('/').next().is_some_and(|n| n.starts_with('.'));
+                let mut shown = vec![path.trim_end_matches('/').to_string()];
+                for entry in entries.iter().filter(|e| !hidden(&e.path)) {
+                    shown.push(entry.path.clone());
+                    if entry.kind == FileKind::Directory
+                        && let Ok(children) = sandbox.list_files(sandbox_id, &entry.path).await
+                    {
+                        shown.extend(
+                            children
+                                .into_iter()
+                                .filter(|c| !hidden(&c.path))
+                                .map(|c| c.path),
+                        );
+                    }
+                }
+                shown.sort_unstable();
+                return Ok(format!(
+                    "Here's the files and directories up to 2 levels deep in {path}, excluding hidden items:\n{}\n",
+                    shown.join("\n")
+                ));
+            }
+            Err(SandboxError::BadPath(_)) => {}
+            Err(error) => return Err(sandbox_error(path, error)),
+        }
+        let text = Self::read(sandbox, sandbox_id, path).await?;
+        let lines: Vec<&str> = text.split('\n').collect();
+        let count = lines.len();
+        let (start, end) = match call.view_range.as_deref() {
+            None => (1, count),
+            Some([start, end]) => {
+                let start = *start;
+                let end = if *end == -1 { count as i64 } else { *end };
+                if start < 1 || start as usize > count {
+                    return fail(format!(
+                        "Invalid `view_range`: {:?}. Its first element `{start}` should be within the range of lines of the file: [1, {count}]",
+                        call.view_range.as_deref().unwrap_or_default()
+                    ));
+                }
+                if end < start || end as usize > count {
+                    return fail(format!(
+                        "Invalid `view_range`: [{start}, {end}]. Its second element should be -1 or between {start} and {count}"
+                    ));
+                }
+                (start as usize, end as usize)
+            }
+            Some(_) => return fail("Invalid `view_range`. It should be a list of two integers."),
+        };
+        Ok(format!(
+            "Here's the result of running `cat -n` on {path}:\n{}\n",
+            numbered(&lines[start - 1..end], start)
+        ))
+    }
+
+    async fn create(
+        &mut self,
+        sandbox: &dyn SandboxBackend,
+        sandbox_id: &str,
+        call: &EditorCall,
+    ) -> Result<String, EditorError> {
+        let Some(text) = &call.file_text else {
+            return fail("Parameter `file_text` is required for command: create.");
+        };
+        match sandbox.read_file(sandbox_id, &call.path).await {
+            Err(SandboxError::FileNotFound(_)) => {}
+            Ok(_) | Err(SandboxError::BadPath(_)) => {
+                return fail(format!(
+                    "File already exists at: {}. Cannot overwrite files using command `create`.",
+                    call.path
+                ));
+            }
+            Err(error) => return Err(sandbox_error(&call.path, error)),
+        }
+        Self::write(sandbox, sandbox_id, &call.path, text).await?;
+        Ok(format!("File created successfully at: {}", call.path))
+    }
+
+    async fn str_replace(
+        &mut self,
+        sandbox: &dyn SandboxBackend,
+        sandbox_id: &str,
+        call: &EditorCall,
+    ) -> Result<String, EditorError> {
+        let Some(old) = call.old_str.as_deref() else {
+            return fail("Parameter `old_str` is required for command: str_replace.");
+        };
+        if old.is_empty() {
+            return fail("Parameter `old_str` must not be empty.");
+        }
+        let new = call.new_str.as_deref().unwrap_or_default();
+        let path = &call.path;
+        let text = Self::read(sandbox, sandbox_id, path).await?;
+        let starts: Vec<usize> = text.match_indices(old).map(|(at, _)| at).collect();
+        match starts.as_slice() {
+            [] => fail(format!(
+                "No replacement was performed, old_str `{old}` did not appear verbatim in {path}."
+            )),
+            [at] => {
+                let at = *at;
+                let updated = format!("{}{new}{}", &text[..at], &text[at + old.len()..]);
+                Self::write(sandbox, sandbox_id, path, &updated).await?;
+                self.remember(path, text.clone());
+                let first_line = text[..at].matches('\n').count() + 1;
+                let changed_lines = new.matches('\n').count() + 1;
+                Ok(format!(
+                    "The file {path} has been edited. Here's the result of running `cat -n` on a snippet of {path}:\n{}\nReview the changes and make sure they are as expected. Edit the file again if necessary.",
+                    snippet(&updated, first_line, changed_lines)
+                ))
+            }
+            many => {
+                let lines: Vec<usize> = many
+                    .iter()
+                    .map(|at| text[..*at].matches('\n').count() + 1)
+                    .collect();
+                fail(format!(
+                    "No replacement was performed. Multiple occurrences of old_str `{old}` in lines {lines:?}. Please ensure it is unique."
+                ))
+            }
+        }
+    }
+
+    async fn insert(
+        &mut self,
+        sandbox: &dyn SandboxBackend,
+        sandbox_id: &str,
+        call: &EditorCall,
+    ) -> Result<String, EditorError> {
+        let Some(line) = call.insert_line else {
+            return fail("Parameter `insert_line` is required for command: insert.");
+        };
+        let Some(new) = call.new_str.as_deref() else {
+            return fail("Parameter `new_str` is required for command: insert.");
+        };
+        let path = &call.path;
+        let text = Self::read(sandbox, sandbox_id, path).await?;
+        let mut lines: Vec<&str> = text.split('\n').collect();
+        if line < 0 || line as usize > lines.len() {
+            return fail(format!(
+                "Invalid `insert_line` parameter: {line}. It should be within the range of lines of the file: [0, {}]",
+                lines.len()
+            ));
+        }
+        let at = line as usize;
+        let inserted: Vec<&str> = new.split('\n').collect();
+        let count = inserted.len();
+        lines.splice(at..at, inserted);
+        let updated = lines.join("\n");
+        Self::write(sandbox, sandbox_id, path, &updated).await?;
+        self.remember(path, text);
+        Ok(format!(
+            "The file {path} has been edited. Here's the result of running `cat -n` on a snippet of the edited file:\n{}\nReview the changes and make sure they are as expected (correct indentation, no duplicate lines, etc). Edit the file again if necessary.",
+            snippet(&updated, at + 1, count)
+        ))
+    }
+
+    async fn undo(
+        &mut self,
+        sandbox: &dyn SandboxBackend,
+        sandbox_id: &str,
+        call: &EditorCall,
+    ) -> Result<String, EditorError> {
+        let path = &call.path;
+        let Some(previous) = self.history.get_mut(path).and_then(VecDeque::pop_back) else {
+            return fail(format!("No edit history found for {path}."));
+        };
+        Self::write(sandbox, sandbox_id, path, &previous).await?;
+        let lines: Vec<&str> = previous.split('\n').collect();
+        Ok(format!(
+            "Last edit to {path} undone successfully. Here's the result of running `cat -n` on {path}:\n{}\n",
+            numbered(&lines, 1)
+        ))
+    }
+}
+
+fn sandbox_error(path: &str, error: SandboxError) -> EditorError {
+    match error {
+        SandboxError::FileNotFound(_) => EditorError(format!(
+            "The path {path} does not exist. Please provide a valid path."
+        )),
+        other => EditorError(other.to_string()),
+    }
+}
+
+/// `cat -n` style: the number right-aligned in 6 columns, a tab, the line.
+fn numbered(lines: &[&str], first: usize) -> String {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| format!("{:>6}\t{line}", first + i))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The changed lines of `text` with a few lines around them, numbered.
+fn snippet(text: &str, first_changed: usize, changed: usize) -> String {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let start = first_changed.saturating_sub(SNIPPET_CONTEXT).max(1);
+    let end = (first_changed + changed - 1 + SNIPPET_CONTEXT).min(lines.len());
+    numbered(&lines[start - 1..end.max(start - 1)], start)
+}
+
+fn clip(text: String) -> String {
+    if text.chars().count() <= MAX_RESULT_CHARS {
+        return text;
+    }
+    let kept: String = text.chars().take(MAX_RESULT_CHARS).collect();
+    format!(
+        "{kept}\n<response clipped><NOTE>To save on context only part of this file has been shown to you. Use `view_range` or `grep -n` to find what you are looking for.</NOTE>"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbering_and_snippets() {
+        assert_eq!(numbered(&["a", "b"], 9), "     9\ta\n    10\tb");
+        let text = (1..=20)
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let shown = snippet(&text, 10, 1);
+        assert!(shown.starts_with("     6\t6"));
+        assert!(shown.ends_with("    14\t14"));
+    }
+
+    #[test]
+    fn long_results_are_clipped() {
+        let clipped = clip("x".repeat(MAX_RESULT_CHARS + 10));
+        assert!(clipped.contains("<response clipped>"));
+    }
+}
