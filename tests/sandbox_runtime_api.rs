@@ -514,6 +514,18 @@ async fn every_endpoint_but_health_needs_the_key() {
     }
 }
 
+async fn wait_healthy(http: &reqwest::Client, url: &str) {
+    wait_for(
+        "the Runtime API to answer /health",
+        Duration::from_secs(30),
+        || async move {
+            let response = http.get(format!("{url}/health")).send().await.ok()?;
+            (response.status() == 200).then_some(())
+        },
+    )
+    .await;
+}
+
 fn runtime_api_command(owner: &str, port: u16) -> Command {
     let mut command = Command::new(support::binary());
     command
@@ -549,19 +561,7 @@ async fn the_binary_serves_a_warm_pool_and_a_killed_one_is_re_adopted() {
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
 
-    wait_for(
-        "the Runtime API to answer /health",
-        Duration::from_secs(30),
-        || {
-            let http = http.clone();
-            let url = url.clone();
-            async move {
-                let response = http.get(format!("{url}/health")).send().await.ok()?;
-                (response.status() == 200).then_some(())
-            }
-        },
-    )
-    .await;
+    wait_healthy(&http, &url).await;
 
     let warm = wait_for("one warm runtime", Duration::from_secs(40), || {
         let http = http.clone();
@@ -640,19 +640,7 @@ async fn the_binary_serves_a_warm_pool_and_a_killed_one_is_re_adopted() {
         .stderr(Stdio::null());
     let mut child = ChildGuard::spawn(&mut command);
     let url = format!("http://127.0.0.1:{port}");
-    wait_for(
-        "the restarted Runtime API to answer /health",
-        Duration::from_secs(30),
-        || {
-            let http = http.clone();
-            let url = url.clone();
-            async move {
-                let response = http.get(format!("{url}/health")).send().await.ok()?;
-                (response.status() == 200).then_some(())
-            }
-        },
-    )
-    .await;
+    wait_healthy(&http, &url).await;
     let (status, adopted) = answer(
         http.get(format!("{url}/sessions/{conv}"))
             .header("X-API-Key", KEY)

@@ -87,11 +87,7 @@ impl FileEditor {
             .read_file(sandbox_id, path)
             .await
             .map_err(|e| sandbox_error(path, e))?;
-        String::from_utf8(bytes).map_err(|_| {
-            EditorError(format!(
-                "The file {path} is not UTF-8 text; the editor only edits text files."
-            ))
-        })
+        utf8_text(path, bytes)
     }
 
     async fn write(
@@ -121,38 +117,14 @@ impl FileEditor {
         call: &EditorCall,
     ) -> Result<String, EditorError> {
         let path = &call.path;
-        match sandbox.list_files(sandbox_id, path).await {
-            Ok(entries) => {
-                if call.view_range.is_some() {
-                    return fail(
-                        "The `view_range` parameter is not allowed when `path` points to a directory.",
-                    );
-                }
-                let hidden = |p: &str| p.rsplit('/').next().is_some_and(|n| n.starts_with('.'));
-                let mut shown = vec![path.trim_end_matches('/').to_string()];
-                for entry in entries.iter().filter(|e| !hidden(&e.path)) {
-                    shown.push(entry.path.clone());
-                    if entry.kind == FileKind::Directory
-                        && let Ok(children) = sandbox.list_files(sandbox_id, &entry.path).await
-                    {
-                        shown.extend(
-                            children
-                                .into_iter()
-                                .filter(|c| !hidden(&c.path))
-                                .map(|c| c.path),
-                        );
-                    }
-                }
-                shown.sort_unstable();
-                return Ok(format!(
-                    "Here's the files and directories up to 2 levels deep in {path}, excluding hidden items:\n{}\n",
-                    shown.join("\n")
-                ));
+        // A file is the common case: read it; only a directory is listed.
+        let text = match sandbox.read_file(sandbox_id, path).await {
+            Ok(bytes) => utf8_text(path, bytes)?,
+            Err(SandboxError::BadPath(_)) => {
+                return Self::view_directory(sandbox, sandbox_id, call).await;
             }
-            Err(SandboxError::BadPath(_)) => {}
             Err(error) => return Err(sandbox_error(path, error)),
-        }
-        let text = Self::read(sandbox, sandbox_id, path).await?;
+        };
         let lines: Vec<&str> = text.split('\n').collect();
         let count = lines.len();
         let (start, end) = match call.view_range.as_deref() {
@@ -178,6 +150,43 @@ impl FileEditor {
         Ok(format!(
             "Here's the result of running `cat -n` on {path}:\n{}\n",
             numbered(&lines[start - 1..end], start)
+        ))
+    }
+
+    async fn view_directory(
+        sandbox: &dyn SandboxBackend,
+        sandbox_id: &str,
+        call: &EditorCall,
+    ) -> Result<String, EditorError> {
+        let path = &call.path;
+        let entries = sandbox
+            .list_files(sandbox_id, path)
+            .await
+            .map_err(|e| sandbox_error(path, e))?;
+        if call.view_range.is_some() {
+            return fail(
+                "The `view_range` parameter is not allowed when `path` points to a directory.",
+            );
+        }
+        let hidden = |p: &str| p.rsplit('/').next().is_some_and(|n| n.starts_with('.'));
+        let mut shown = vec![path.trim_end_matches('/').to_string()];
+        for entry in entries.iter().filter(|e| !hidden(&e.path)) {
+            shown.push(entry.path.clone());
+            if entry.kind == FileKind::Directory
+                && let Ok(children) = sandbox.list_files(sandbox_id, &entry.path).await
+            {
+                shown.extend(
+                    children
+                        .into_iter()
+                        .filter(|c| !hidden(&c.path))
+                        .map(|c| c.path),
+                );
+            }
+        }
+        shown.sort_unstable();
+        Ok(format!(
+            "Here's the files and directories up to 2 levels deep in {path}, excluding hidden items:\n{}\n",
+            shown.join("\n")
         ))
     }
 
@@ -299,6 +308,14 @@ impl FileEditor {
             numbered(&lines, 1)
         ))
     }
+}
+
+fn utf8_text(path: &str, bytes: Vec<u8>) -> Result<String, EditorError> {
+    String::from_utf8(bytes).map_err(|_| {
+        EditorError(format!(
+            "The file {path} is not UTF-8 text; the editor only edits text files."
+        ))
+    })
 }
 
 fn sandbox_error(path: &str, error: SandboxError) -> EditorError {

@@ -28,11 +28,11 @@ impl LlmSettings {
         if let Some(url) = &self.llm_base_url {
             crate::config::check_url("LLM_BASE_URL", url)?;
         }
-        self.prices()?;
-        if self.llm_model.is_some() {
-            self.client()?;
+        // The client reads the price table too.
+        match self.llm_model {
+            Some(_) => self.client().map(|_| ()),
+            None => self.prices().map(|_| ()),
         }
-        Ok(())
     }
 
     /// The price table: inline JSON, or the JSON file it names.

@@ -577,7 +577,7 @@ impl DockerBackend {
         &self,
         container: &str,
         directory: &str,
-        tar: Vec<u8>,
+        tar: bytes::Bytes,
     ) -> Result<(), DockerError> {
         self.docker
             .upload_to_container(
@@ -586,7 +586,7 @@ impl DockerBackend {
                     path: directory.to_string(),
                     ..Default::default()
                 }),
-                bollard::body_full(tar.into()),
+                bollard::body_full(tar),
             )
             .await
     }
@@ -598,6 +598,8 @@ impl DockerBackend {
         directory: &str,
         tar: Vec<u8>,
     ) -> SandboxResult<()> {
+        // Bytes: the retry after creating the directory sends the same archive without a copy.
+        let tar = bytes::Bytes::from(tar);
         match self.upload(&entry.container, directory, tar.clone()).await {
             Ok(()) => Ok(()),
             Err(DockerError::DockerResponseServerError {
@@ -922,7 +924,7 @@ impl SandboxBackend for DockerBackend {
             }
             let name = format!(".openhands-command-{}.sh", session::new_nonce());
             let tar = archive::single_file(&name, request.command.as_bytes(), 0o600)?;
-            self.upload(&entry.container, SCRIPT_DIR, tar)
+            self.upload(&entry.container, SCRIPT_DIR, tar.into())
                 .await
                 .map_err(|e| self.container_error(&entry, e))?;
             Some(format!("{SCRIPT_DIR}/{name}"))

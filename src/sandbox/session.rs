@@ -112,45 +112,41 @@ impl ShellSession {
             running: true,
             closed: false,
         };
-        let mut greeting = OutputBuffer::new();
         let deadline = Instant::now() + startup_timeout;
+        session.await_startup_prompt(deadline, "start").await?;
+        // Programs run from the shell must not learn the marker (they could fake a prompt).
+        session
+            .type_text(b"export -n PS1 PS2; unset OPENHANDS_PS1\n")
+            .await?;
+        session
+            .await_startup_prompt(deadline, "take its first command")
+            .await?;
+        session.running = false;
+        Ok(session)
+    }
+
+    /// Waits for a prompt while the session starts; what came before it is only shown in the
+    /// error when none comes.
+    async fn await_startup_prompt(&mut self, deadline: Instant, step: &str) -> SandboxResult<()> {
+        let mut greeting = OutputBuffer::new();
         loop {
-            match tokio::time::timeout_at(deadline, session.events.recv()).await {
-                Ok(Some(Event::Prompt(_))) => break,
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(Event::Prompt(_))) => return Ok(()),
                 Ok(Some(Event::Output(bytes))) => greeting.push(&bytes),
                 Ok(Some(Event::Closed)) | Ok(None) => {
                     return Err(SandboxError::Other(anyhow::anyhow!(
-                        "the sandbox shell exited at start: {}",
+                        "the sandbox shell exited instead of answering ({step}): {}",
                         greeting.finish().trim()
                     )));
                 }
                 Err(_) => {
                     return Err(SandboxError::Other(anyhow::anyhow!(
-                        "the sandbox shell did not start within {}s: {}",
-                        startup_timeout.as_secs(),
+                        "the sandbox shell did not answer in time ({step}): {}",
                         greeting.finish().trim()
                     )));
                 }
             }
         }
-        // Programs run from the shell must not learn the marker (they could fake a prompt).
-        session
-            .type_text(b"export -n PS1 PS2; unset OPENHANDS_PS1\n")
-            .await?;
-        loop {
-            match tokio::time::timeout_at(deadline, session.events.recv()).await {
-                Ok(Some(Event::Prompt(_))) => break,
-                Ok(Some(Event::Output(bytes))) => greeting.push(&bytes),
-                _ => {
-                    return Err(SandboxError::Other(anyhow::anyhow!(
-                        "the sandbox shell did not take its first command: {}",
-                        greeting.finish().trim()
-                    )));
-                }
-            }
-        }
-        session.running = false;
-        Ok(session)
     }
 
     /// Whether the session can take commands; a closed one is replaced by its owner.
