@@ -24,7 +24,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let shutdown = shutdown_on_signal();
             let http = serve_http(listener, app_state(&config, &db), shutdown.clone());
             let workers = queue::run_workers(
-                job_context(&config, &db)?,
+                job_context(&config, &db, &shutdown)?,
                 config.worker_settings(),
                 shutdown.clone().cancelled_owned(),
             );
@@ -43,7 +43,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = open_database(&config).await?;
             let shutdown = shutdown_on_signal();
             let result = queue::run_workers(
-                job_context(&config, &db)?,
+                job_context(&config, &db, &shutdown)?,
                 config.worker_settings(),
                 shutdown.cancelled_owned(),
             )
@@ -123,10 +123,18 @@ fn app_state(config: &Config, db: &Db) -> AppState {
         .with_webhooks(Webhooks::from_config(&config.providers))
 }
 
-fn job_context(config: &Config, db: &Db) -> anyhow::Result<JobContext> {
+fn job_context(config: &Config, db: &Db, shutdown: &CancellationToken) -> anyhow::Result<JobContext> {
+    let agent = crate::agent::AgentRuntime::new(
+        config.agent.clone(),
+        config.llm.client()?,
+        config.sandbox.clone(),
+        shutdown.clone(),
+    )?
+    .with_claim(config.job_lease);
     Ok(JobContext {
         db: db.clone(),
         intake: Arc::new(IntakeSettings::from_config(&config.providers)?),
+        agent: Some(Arc::new(agent)),
     })
 }
 

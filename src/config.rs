@@ -215,6 +215,8 @@ pub struct Config {
     pub sandbox: crate::sandbox::SandboxSettings,
     #[command(flatten)]
     pub llm: crate::agent::settings::LlmSettings,
+    #[command(flatten)]
+    pub agent: crate::agent::settings::AgentSettings,
 }
 
 /// The providers that send work: each is enabled by its webhook secret, and talks back
@@ -406,7 +408,8 @@ impl Config {
         }
         self.providers.validate()?;
         self.sandbox.validate()?;
-        self.llm.validate()
+        self.llm.validate()?;
+        self.agent.validate()
     }
 
     /// The database URL with its password hidden, for logs.

@@ -9,6 +9,7 @@ pub mod app;
 pub mod bench;
 pub mod config;
 pub mod intake;
+pub mod live;
 pub mod integrations;
 pub mod logging;
 pub mod queue;

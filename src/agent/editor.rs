@@ -45,6 +45,8 @@ fn fail<T>(message: impl Into<String>) -> Result<T, EditorError> {
 #[derive(Debug, Default)]
 pub struct FileEditor {
     history: HashMap<String, VecDeque<String>>,
+    /// The version saved for undo by the last call, if it saved one.
+    saved: Option<String>,
 }
 
 impl FileEditor {
@@ -58,6 +60,7 @@ impl FileEditor {
         sandbox_id: &str,
         call: &EditorCall,
     ) -> Result<String, EditorError> {
+        self.saved = None;
         if !call.path.starts_with('/') {
             return fail(format!(
                 "The path {} is not an absolute path, it should start with `/`. Maybe you meant /workspace/{}?",
@@ -102,7 +105,28 @@ impl FileEditor {
             .map_err(|e| sandbox_error(path, e))
     }
 
+    /// The version the last call saved for `undo_edit`: recorded with the edit, so that the
+    /// history can be rebuilt with [`FileEditor::replay`] after a restart.
+    pub fn take_saved(&mut self) -> Option<String> {
+        self.saved.take()
+    }
+
+    /// Rebuilds the undo history from a recorded call: `saved` is what it saved (edits), and an
+    /// `undo_edit` drops the newest version.
+    pub fn replay(&mut self, command: &str, path: &str, saved: Option<String>) {
+        match (command, saved) {
+            ("undo_edit", _) => {
+                if let Some(versions) = self.history.get_mut(path) {
+                    versions.pop_back();
+                }
+            }
+            (_, Some(previous)) => self.remember(path, previous),
+            _ => {}
+        }
+    }
+
     fn remember(&mut self, path: &str, previous: String) {
+        self.saved = Some(previous.clone());
         let versions = self.history.entry(path.to_string()).or_default();
         versions.push_back(previous);
         while versions.len() > UNDO_DEPTH {

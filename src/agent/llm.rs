@@ -122,6 +122,13 @@ pub enum LlmError {
     Config(String),
 }
 
+impl LlmError {
+    /// The provider kept answering 429 until the retries ran out.
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self, LlmError::Unavailable { last, .. } if last.starts_with("429"))
+    }
+}
+
 /// Which wire format, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Provider {

@@ -1,9 +1,15 @@
 //! The agent: LLM providers, tools, the loop, condenser, stuck detector and prompt templates.
 
+pub mod condense;
 pub mod editor;
+pub mod events;
+pub mod history;
 pub mod llm;
+pub mod prompt;
 mod run;
 pub mod settings;
+pub mod stuck;
+pub mod tools;
 
-pub use run::RunConversation;
+pub use run::{AgentRuntime, RunConversation};
 pub(crate) use run::handle as handle_run;

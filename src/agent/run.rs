@@ -1,12 +1,28 @@
-//! The run job: one per request on a conversation. Until the agent loop is in place it records
-//! that the run was requested, so that the conversation's log shows the request reached it.
+//! The run job: drives one conversation's agent until it finishes, waits for the user, or
+//! stops. Everything it does is an event in the conversation's log, appended before anyone
+//! sees it; the loop's state is rebuilt from that log, so a run killed at any point is
+//! continued by another worker without losing or repeating anything unannounced.
 
-use apalis::prelude::{BoxDynError, Data};
+use std::time::Duration;
+
+use apalis::prelude::{BoxDynError, Data, TaskId};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
 
+use super::condense;
+use super::events::{self, AgentState, Draft, Item, ToolCallMeta};
+use super::history::History;
+use super::llm::{Completion, LlmClient, LlmError};
+use super::prompt::{PromptContext, Prompts};
+use super::settings::AgentSettings;
+use super::stuck;
+use super::tools::{self, Call, ToolFault, Toolbox};
+use crate::live::EventBus;
 use crate::queue::{Job, JobContext};
-use crate::storage::NewEvent;
+use crate::sandbox::{SandboxSettings, Sandboxes};
+use crate::storage::{Conversation, ConversationStats, Db, Event, NewEvent};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunConversation {
@@ -18,16 +34,550 @@ impl Job for RunConversation {
     const MAX_ATTEMPTS: u32 = 3;
 }
 
-pub(crate) async fn handle(job: RunConversation, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
-    ctx.db
-        .append_event(
-            &job.conversation_id,
-            &NewEvent {
-                source: "system",
-                kind: "run_requested",
-                payload: &json!({}),
-            },
-        )
-        .await?;
-    Ok(())
+/// What an agent left to itself is told when it answers without acting (OpenHands' headless
+/// reply): nobody watches an issue or ticket live to answer questions.
+const CONTINUE_PROMPT: &str = "Please continue working on the task on whatever approach you think is suitable.\n\
+If you think you have solved the task, please finish the interaction with the finish tool.\n\
+IMPORTANT: YOU SHOULD NEVER ASK FOR HUMAN HELP.";
+
+/// What a call is told when the run stopped while it ran.
+const LOST_RESULT: &str = "The service restarted while this was running, so its result was lost: it may or may not have taken effect. \
+The shell session was restarted too (working directory and environment variables are back to their defaults). Check the state before repeating it.";
+
+/// Triggers whose conversations run unattended: a question from the agent gets the
+/// continue prompt instead of waiting.
+fn runs_unattended(trigger_kind: &str) -> bool {
+    matches!(trigger_kind, "github" | "gitlab" | "jira" | "linear")
+}
+
+/// What the run job needs besides the database.
+pub struct AgentRuntime {
+    pub settings: AgentSettings,
+    /// The server's default model; `None` when LLM_MODEL is unset.
+    pub llm: Option<LlmClient>,
+    pub prompts: Prompts,
+    pub bus: EventBus,
+    /// How long a run's hold on its conversation lasts without renewal.
+    pub claim: Duration,
+    sandbox_settings: SandboxSettings,
+    sandboxes: OnceCell<Sandboxes>,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for AgentRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentRuntime")
+            .field("settings", &self.settings)
+            .field("llm", &self.llm.as_ref().map(LlmClient::model))
+            .field("claim", &self.claim)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentRuntime {
+    pub fn new(
+        settings: AgentSettings,
+        llm: Option<LlmClient>,
+        sandbox_settings: SandboxSettings,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<AgentRuntime> {
+        let prompts = Prompts::load(settings.agent_prompt_dir.as_deref())?;
+        Ok(AgentRuntime {
+            settings,
+            llm,
+            prompts,
+            bus: EventBus::default(),
+            claim: Duration::from_secs(30),
+            sandbox_settings,
+            sandboxes: OnceCell::new(),
+            shutdown,
+        })
+    }
+
+    /// Uses these sandboxes instead of connecting to the configured backend.
+    pub fn with_sandboxes(self, sandboxes: Sandboxes) -> Self {
+        let _ = self.sandboxes.set(sandboxes);
+        self
+    }
+
+    pub fn with_bus(mut self, bus: EventBus) -> Self {
+        self.bus = bus;
+        self
+    }
+
+    pub fn with_claim(mut self, claim: Duration) -> Self {
+        self.claim = claim;
+        self
+    }
+
+    /// The sandbox backend, connected on first use (a worker without Docker still takes other jobs).
+    async fn sandboxes(&self) -> Result<Sandboxes, String> {
+        self.sandboxes
+            .get_or_try_init(|| crate::sandbox::connect(&self.sandbox_settings, self.shutdown.clone()))
+            .await
+            .cloned()
+            .map_err(|e| e.to_string())
+    }
+}
+
+pub(crate) async fn handle(
+    job: RunConversation,
+    ctx: Data<JobContext>,
+    task_id: TaskId,
+) -> Result<(), BoxDynError> {
+    let Some(runtime) = ctx.agent.clone() else {
+        return Err("this worker has no agent runtime".into());
+    };
+    let db = ctx.db.clone();
+    let conversation_id = job.conversation_id;
+    // The job's id: the same job picked up again after a crash holds the claim already.
+    let runner = task_id.to_string();
+    let claim_ms = runtime.claim.as_millis() as i64;
+    if !db.claim_run(&conversation_id, &runner, claim_ms).await? {
+        // The run holding it sees every new event before it lets go.
+        tracing::info!(conversation_id, "another run holds the conversation");
+        return Ok(());
+    }
+    let lost = CancellationToken::new();
+    let renewer = tokio::spawn(renew_claim(
+        db.clone(),
+        conversation_id.clone(),
+        runner.clone(),
+        runtime.claim,
+        lost.clone(),
+    ));
+    let mut run = Run {
+        ctx: &ctx,
+        runtime: &runtime,
+        conversation_id: conversation_id.clone(),
+        runner: runner.clone(),
+        history: History::default(),
+        toolbox: Toolbox::default(),
+        sandboxes: None,
+    };
+    let result = tokio::select! {
+        result = run.until_released() => result,
+        () = lost.cancelled() => {
+            tracing::warn!(conversation_id, "the run lost its hold on the conversation; stopping");
+            Ok(())
+        }
+    };
+    renewer.abort();
+    if let Err(error) = &result {
+        tracing::warn!(conversation_id, %error, "run failed; it will be retried from the event log");
+        db.abandon_run(&conversation_id, &runner).await?;
+    }
+    result.map_err(Into::into)
+}
+
+async fn renew_claim(db: Db, conversation_id: String, runner: String, claim: Duration, lost: CancellationToken) {
+    let claim_ms = claim.as_millis() as i64;
+    loop {
+        tokio::time::sleep(claim / 3).await;
+        match db.renew_run(&conversation_id, &runner, claim_ms).await {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.cancel();
+                return;
+            }
+            // A database hiccup: try again; the claim outlasts a few misses.
+            Err(error) => tracing::warn!(%error, conversation_id, "cannot renew the run's claim"),
+        }
+    }
+}
+
+/// A fault that ends the run attempt (database trouble): the job is retried from the log.
+type Fault = anyhow::Error;
+
+struct Run<'a> {
+    ctx: &'a JobContext,
+    runtime: &'a AgentRuntime,
+    conversation_id: String,
+    runner: String,
+    history: History,
+    toolbox: Toolbox,
+    sandboxes: Option<Sandboxes>,
+}
+
+/// How a step of the loop ended.
+enum Next {
+    Continue,
+    Rest(AgentState, String),
+}
+
+impl Run<'_> {
+    fn db(&self) -> &Db {
+        &self.ctx.db
+    }
+
+    /// Runs while there is work, and lets go of the conversation only when no event arrived
+    /// since it last looked.
+    async fn until_released(&mut self) -> Result<(), Fault> {
+        loop {
+            self.refresh().await?;
+            if self.history.needs_run() {
+                self.drive().await?;
+            }
+            if self
+                .db()
+                .release_run(&self.conversation_id, &self.runner, self.history.last_id)
+                .await?
+            {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Reads the events appended since the last look.
+    async fn refresh(&mut self) -> Result<(), Fault> {
+        loop {
+            let events = self
+                .db()
+                .events_after(&self.conversation_id, self.history.last_id, 1000)
+                .await?;
+            let more = events.len() == 1000;
+            self.history.extend(&events);
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Appends drafts in one transaction (with one LLM call's figures, if given), publishes
+    /// them, and returns their ids.
+    async fn record(&mut self, drafts: Vec<Draft>, usage: Option<ConversationStats>) -> Result<Vec<i64>, Fault> {
+        let mut tx = self.db().begin().await?;
+        let mut stored: Vec<Event> = Vec::with_capacity(drafts.len());
+        for draft in &drafts {
+            let event = tx
+                .append(
+                    &self.conversation_id,
+                    &NewEvent { source: draft.source, kind: &draft.kind, payload: &draft.doc },
+                )
+                .await?;
+            if draft.kind == "agent_state_changed"
+                && let Some(state) = draft.doc["extras"]["agent_state"].as_str()
+            {
+                tx.set_conversation_status(&self.conversation_id, state).await?;
+            }
+            stored.push(event);
+        }
+        if let Some(usage) = &usage {
+            tx.add_llm_usage(&self.conversation_id, usage).await?;
+        }
+        tx.commit().await?;
+        let ids: Vec<i64> = stored.iter().map(|e| e.id).collect();
+        if stored.first().is_some_and(|e| e.id == self.history.last_id + 1) {
+            self.history.extend(&stored);
+        } else {
+            self.refresh().await?;
+        }
+        self.runtime.bus.publish(self.db(), stored).await;
+        Ok(ids)
+    }
+
+    async fn set_state(&mut self, state: AgentState, reason: &str) -> Result<(), Fault> {
+        if self.history.state().map(|(_, s)| s) == Some(state) && reason.is_empty() {
+            return Ok(());
+        }
+        self.record(vec![events::state_changed(state, reason)], None).await?;
+        Ok(())
+    }
+
+    /// One run: prepares the sandbox, then steps until the agent rests.
+    async fn drive(&mut self) -> Result<(), Fault> {
+        let conversation = self.db().conversation(&self.conversation_id).await?;
+        self.set_state(AgentState::Loading, "").await?;
+        let Some(llm) = self.runtime.llm.clone() else {
+            return self
+                .set_state(AgentState::Error, "No LLM is configured: set LLM_MODEL and LLM_API_KEY for the workers.")
+                .await;
+        };
+        if let Err(reason) = self.prepare_sandbox(&conversation).await? {
+            return self.set_state(AgentState::Error, &reason).await;
+        }
+        self.answer_lost_calls().await?;
+        self.rebuild_tools();
+        self.set_state(AgentState::Running, "").await?;
+        let started = self.history.last_id;
+        let limits = self.db().user_limits(&conversation.owner_id).await?;
+        let max_steps = limits
+            .max_iterations
+            .filter(|n| *n > 0)
+            .map(|n| n as u32)
+            .unwrap_or(self.runtime.settings.agent_max_iterations);
+        let budget = limits.max_budget_usd.or(self.runtime.settings.agent_max_budget_usd);
+        loop {
+            self.refresh().await?;
+            if let Some(state) = self.history.stop_request_after(started) {
+                return self.set_state(state, "Requested by the user.").await;
+            }
+            if let Some(reason) = stuck::check(&self.history) {
+                return self.set_state(AgentState::Error, &reason).await;
+            }
+            let (steps, spent) = self.history.task_usage();
+            if steps >= max_steps {
+                let reason = format!(
+                    "The agent reached its limit of {max_steps} steps for this task. Send a message to let it continue."
+                );
+                return self.set_state(AgentState::Error, &reason).await;
+            }
+            if let Some(budget) = budget
+                && spent >= budget
+            {
+                let reason = format!(
+                    "The task's budget of ${budget:.2} is used up (${spent:.4} spent). Send a message to let the agent continue."
+                );
+                return self.set_state(AgentState::Error, &reason).await;
+            }
+            if let Next::Rest(state, reason) = self.step(&llm, &conversation).await? {
+                return self.set_state(state, &reason).await;
+            }
+        }
+    }
+
+    /// One LLM call and the tool calls it asks for.
+    async fn step(&mut self, llm: &LlmClient, conversation: &Conversation) -> Result<Next, Fault> {
+        if let Some(rest) = self.condense(llm).await? {
+            return Ok(rest);
+        }
+        let context = self.history.context().cloned();
+        let prompt_context = PromptContext {
+            repository: conversation.repository.as_deref(),
+            branch: conversation.branch.as_deref(),
+            context: context.as_ref(),
+            message: "",
+        };
+        let system = self.runtime.prompts.system(&prompt_context)?;
+        let prompts = &self.runtime.prompts;
+        let messages = self.history.messages(system, |message| {
+            let context = PromptContext { message, ..prompt_context.clone() };
+            prompts.first_message(&context).unwrap_or_else(|_| message.to_string())
+        });
+        let completion = match llm.complete(&messages, &tools::specs()).await {
+            Ok(completion) => completion,
+            Err(error) => return Ok(llm_failure(&error)),
+        };
+        let (metrics, usage) = figures(llm, &completion);
+        let response_id = ulid::Ulid::new().to_string();
+        let text = completion.message.content.trim().to_string();
+        if completion.message.tool_calls.is_empty() {
+            let mut drafts = vec![events::agent_message(&text, Some(metrics), &response_id)];
+            if !runs_unattended(&conversation.trigger_kind) {
+                self.record(drafts, Some(usage)).await?;
+                return Ok(Next::Rest(AgentState::AwaitingUserInput, String::new()));
+            }
+            drafts.push(events::user_message(CONTINUE_PROMPT, true, json!({})));
+            self.record(drafts, Some(usage)).await?;
+            return Ok(Next::Continue);
+        }
+
+        // Every call is recorded before any runs; a call the model got wrong is answered
+        // with what was wrong.
+        let mut drafts = Vec::new();
+        let mut calls: Vec<(usize, ToolCallMeta, Call)> = Vec::new();
+        for (at, call) in completion.message.tool_calls.iter().enumerate() {
+            let meta = ToolCallMeta {
+                function_name: call.name.clone(),
+                tool_call_id: call.id.clone(),
+                arguments: call.arguments.clone(),
+                response_id: response_id.clone(),
+            };
+            match tools::parse(call) {
+                Ok(parsed) => {
+                    drafts.push(parsed.action(&meta));
+                    calls.push((drafts.len() - 1, meta, parsed));
+                }
+                Err(message) => drafts.push(events::error_observation(&message, None, &meta)),
+            }
+            if at == 0 {
+                if let Some(args) = drafts[0].doc.get_mut("args") {
+                    args["thought"] = json!(text);
+                }
+                drafts[0].doc["llm_metrics"] = metrics.clone();
+            }
+        }
+        let ids = self.record(drafts, Some(usage)).await?;
+
+        let mut finished: Option<String> = None;
+        for (at, meta, call) in calls {
+            let action_id = ids[at];
+            if finished.is_some() {
+                let note = "Not run: the task was finished by an earlier call.";
+                self.record(vec![events::error_observation(note, Some(action_id), &meta)], None).await?;
+                continue;
+            }
+            if let Call::Finish { message, .. } = &call {
+                finished = Some(message.clone());
+                continue;
+            }
+            let Some(sandboxes) = self.sandboxes.clone() else {
+                return Err(anyhow::anyhow!("the run has no sandbox"));
+            };
+            match self.toolbox.execute(sandboxes.as_ref(), &call, action_id, &meta).await {
+                Ok(Some(observation)) => {
+                    self.record(vec![observation], None).await?;
+                }
+                Ok(None) => {}
+                Err(ToolFault::SandboxLost(reason)) => {
+                    let note = format!(
+                        "The sandbox stopped while this ran ({reason}); its result is lost. A new sandbox is being started: files and programs from before are gone."
+                    );
+                    self.record(vec![events::error_observation(&note, Some(action_id), &meta)], None).await?;
+                    if let Err(reason) = self.prepare_sandbox(conversation).await? {
+                        return Ok(Next::Rest(AgentState::Error, reason));
+                    }
+                }
+                Err(ToolFault::Host(reason)) => {
+                    let note = format!("The service could not run this: {reason}");
+                    self.record(vec![events::error_observation(&note, Some(action_id), &meta)], None).await?;
+                    return Ok(Next::Rest(AgentState::Error, reason));
+                }
+            }
+        }
+        Ok(match finished {
+            Some(_) => Next::Rest(AgentState::Finished, String::new()),
+            None => Next::Continue,
+        })
+    }
+
+    /// Summarises the middle of a long history; `Some` when the LLM failed for good.
+    async fn condense(&mut self, llm: &LlmClient) -> Result<Option<Next>, Fault> {
+        let settings = &self.runtime.settings;
+        let Some(plan) = condense::plan(
+            &self.history,
+            settings.agent_condenser_max_events,
+            settings.agent_condenser_keep_first,
+        ) else {
+            return Ok(None);
+        };
+        let request = condense::summary_request(self.history.summary(), &plan.forgotten);
+        let (start, end, forgotten) = (plan.start, plan.end, plan.forgotten.len());
+        let completion = match llm.complete(&request, &[]).await {
+            Ok(completion) => completion,
+            Err(error) => return Ok(Some(llm_failure(&error))),
+        };
+        let (metrics, usage) = figures(llm, &completion);
+        let offset = settings.agent_condenser_keep_first;
+        let draft = events::condensation(start, end, completion.message.content.trim(), offset, Some(metrics));
+        self.record(vec![draft], Some(usage)).await?;
+        tracing::info!(conversation_id = %self.conversation_id, start, end, forgotten, "history condensed");
+        Ok(None)
+    }
+
+    /// Attaches to the conversation's sandbox (or a new one), telling the model when an
+    /// earlier sandbox was lost. `Err` holds a reason for the user.
+    async fn prepare_sandbox(&mut self, conversation: &Conversation) -> Result<Result<(), String>, Fault> {
+        let sandboxes = match self.runtime.sandboxes().await {
+            Ok(sandboxes) => sandboxes,
+            Err(reason) => return Ok(Err(format!("The sandbox could not be started: {reason}"))),
+        };
+        let previous = self.db().conversation_sandbox(&conversation.id).await?;
+        let info = match sandboxes.start(&conversation.id).await {
+            Ok(info) => info,
+            Err(error) => return Ok(Err(format!("The sandbox could not be started: {error}"))),
+        };
+        self.sandboxes = Some(sandboxes.clone());
+        if previous.as_deref() != Some(info.id.as_str()) {
+            if let Some(previous) = previous {
+                let note = format!(
+                    "The earlier sandbox ({previous}) was lost and a new one was started: files and programs from before are gone, and the repository was checked out again."
+                );
+                self.record(vec![events::environment_note(&note)], None).await?;
+            }
+            if let Err(reason) = self.checkout(sandboxes.as_ref(), &info.id, conversation).await {
+                return Ok(Err(reason));
+            }
+            self.db().set_conversation_sandbox(&conversation.id, &info.id).await?;
+            // A new sandbox has no undo history.
+            self.toolbox.editor = Default::default();
+        }
+        self.toolbox.sandbox_id = info.id;
+        Ok(Ok(()))
+    }
+
+    /// Clones the conversation's repository into a new sandbox.
+    async fn checkout(
+        &self,
+        _sandboxes: &dyn crate::sandbox::SandboxBackend,
+        _sandbox_id: &str,
+        _conversation: &Conversation,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Calls recorded as started but never answered (the run was killed while they ran) are
+    /// answered with what is known: not whether they took effect.
+    async fn answer_lost_calls(&mut self) -> Result<(), Fault> {
+        let lost = self.history.unanswered_calls();
+        if lost.is_empty() {
+            return Ok(());
+        }
+        let drafts = lost
+            .iter()
+            .map(|(id, meta)| events::error_observation(LOST_RESULT, Some(*id), meta))
+            .collect();
+        self.record(drafts, None).await?;
+        Ok(())
+    }
+
+    /// The editor's undo history and the task list, from the log.
+    fn rebuild_tools(&mut self) {
+        let mut editor = super::editor::FileEditor::new();
+        let mut tasks = Vec::new();
+        for item in &self.history.items {
+            if let Item::Observation { name, extras, .. } = item {
+                match name.as_str() {
+                    "edit" => editor.replay(
+                        extras["command"].as_str().unwrap_or(""),
+                        extras["path"].as_str().unwrap_or(""),
+                        extras["old_content"].as_str().map(str::to_string),
+                    ),
+                    "task_tracking" => {
+                        if let Some(list) = extras["task_list"].as_array() {
+                            tasks = list.clone();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.toolbox.editor = editor;
+        self.toolbox.tasks = tasks;
+    }
+}
+
+/// How an LLM failure ends the run, in words for the user.
+fn llm_failure(error: &LlmError) -> Next {
+    if error.is_rate_limited() {
+        return Next::Rest(
+            AgentState::RateLimited,
+            format!("The LLM provider is rate-limiting requests ({error}). Send a message to try again."),
+        );
+    }
+    Next::Rest(AgentState::Error, error.to_string())
+}
+
+/// One call's figures: for the event, and for the conversation's sums.
+fn figures(llm: &LlmClient, completion: &Completion) -> (Value, ConversationStats) {
+    let latency_ms = completion.latency.as_millis() as i64;
+    let usage = &completion.usage;
+    let metrics = json!({
+        "model": llm.model(),
+        "cost": completion.cost,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "latency_ms": latency_ms,
+        "attempts": completion.attempts,
+    });
+    let stats = ConversationStats {
+        llm_calls: 1,
+        prompt_tokens: usage.prompt_tokens as i64,
+        completion_tokens: usage.completion_tokens as i64,
+        cached_tokens: usage.cached_tokens as i64,
+        cost_usd: completion.cost,
+        llm_latency_ms: latency_ms,
+    };
+    (metrics, stats)
 }

@@ -64,3 +64,64 @@ impl LlmSettings {
         Ok(Some(client.with_prices(self.prices()?)))
     }
 }
+
+/// How far the agent may go on its own, and how its history is kept short.
+#[derive(Debug, Clone, Args)]
+pub struct AgentSettings {
+    /// Steps (LLM calls) per task before the agent stops and asks; a user's own limit overrides
+    /// it, and each new message from the user allows as many again.
+    #[arg(long, global = true, env = "AGENT_MAX_ITERATIONS", default_value_t = 100)]
+    pub agent_max_iterations: u32,
+    /// LLM spending per task in USD (unset: no limit); a user's own limit overrides it.
+    #[arg(long, global = true, env = "AGENT_MAX_BUDGET_USD")]
+    pub agent_max_budget_usd: Option<f64>,
+    /// When the history the model sees passes this many events, its middle is summarised.
+    #[arg(long, global = true, env = "AGENT_CONDENSER_MAX_EVENTS", default_value_t = 120)]
+    pub agent_condenser_max_events: usize,
+    /// Events at the start of the history that are always kept as they are.
+    #[arg(long, global = true, env = "AGENT_CONDENSER_KEEP_FIRST", default_value_t = 4)]
+    pub agent_condenser_keep_first: usize,
+    /// A directory with `system_prompt.j2` and/or `user_prompt.j2` replacing the built-in
+    /// prompt templates.
+    #[arg(long, global = true, env = "AGENT_PROMPT_DIR")]
+    pub agent_prompt_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        Self {
+            agent_max_iterations: 100,
+            agent_max_budget_usd: None,
+            agent_condenser_max_events: 120,
+            agent_condenser_keep_first: 4,
+            agent_prompt_dir: None,
+        }
+    }
+}
+
+impl AgentSettings {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.agent_max_iterations == 0 {
+            return Err(ConfigError::new("AGENT_MAX_ITERATIONS must be at least 1"));
+        }
+        if let Some(budget) = self.agent_max_budget_usd
+            && !(budget.is_finite() && budget > 0.0)
+        {
+            return Err(ConfigError::new(format!(
+                "AGENT_MAX_BUDGET_USD must be a positive amount in USD; got {budget}"
+            )));
+        }
+        // The summary replaces the middle: there must be room for the head, the summary and
+        // a tail of at least a few events.
+        if self.agent_condenser_max_events < self.agent_condenser_keep_first * 2 + 8 {
+            return Err(ConfigError::new(format!(
+                "AGENT_CONDENSER_MAX_EVENTS ({}) must be at least twice AGENT_CONDENSER_KEEP_FIRST ({}) plus 8",
+                self.agent_condenser_max_events, self.agent_condenser_keep_first
+            )));
+        }
+        if let Some(dir) = &self.agent_prompt_dir {
+            super::prompt::Prompts::load(Some(dir)).map_err(|e| ConfigError::new(e.to_string()))?;
+        }
+        Ok(())
+    }
+}

@@ -179,19 +179,23 @@ async fn record_request(
             conversation
         }
     };
+    let message = crate::agent::events::user_message(
+        &request.text,
+        false,
+        json!({
+            "trigger": request.trigger,
+            "sender": request.sender,
+            "user_id": owner.id,
+            "url": request.url,
+            "delivery": job.delivery,
+        }),
+    );
     tx.append_event(
         &conversation.id,
         &NewEvent {
-            source: "user",
-            kind: "message",
-            payload: &json!({
-                "text": request.text,
-                "trigger": request.trigger,
-                "sender": request.sender,
-                "user_id": owner.id,
-                "url": request.url,
-                "delivery": job.delivery,
-            }),
+            source: message.source,
+            kind: &message.kind,
+            payload: &message.doc,
         },
     )
     .await?;

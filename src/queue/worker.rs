@@ -26,6 +26,8 @@ pub struct JobContext {
     pub db: Db,
     /// How intake reaches the providers.
     pub intake: Arc<IntakeSettings>,
+    /// What the run job needs; a worker without it leaves runs to other workers.
+    pub agent: Option<Arc<agent::AgentRuntime>>,
 }
 
 impl JobContext {
@@ -34,6 +36,7 @@ impl JobContext {
         Self {
             db,
             intake: Arc::default(),
+            agent: None,
         }
     }
 }

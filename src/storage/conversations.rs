@@ -109,9 +109,14 @@ impl Tx {
         conversation_id: &str,
         event: &NewEvent<'_>,
     ) -> Result<i64> {
+        Ok(self.append(conversation_id, event).await?.id)
+    }
+
+    /// Appends one event and returns it as stored.
+    pub async fn append(&mut self, conversation_id: &str, event: &NewEvent<'_>) -> Result<Event> {
         let now = now_millis();
         let payload = event.payload.to_string();
-        on_backend!(self, tx => {
+        let id = on_backend!(self, tx => {
             let id: Option<i64> = sqlx::query_scalar(
                 "UPDATE conversations SET last_event_id = last_event_id + 1, updated_at = $2 \
                  WHERE id = $1 RETURNING last_event_id",
@@ -134,6 +139,14 @@ impl Tx {
             .execute(&mut **tx)
             .await?;
             Ok::<i64, StorageError>(id)
+        })?;
+        Ok(Event {
+            conversation_id: conversation_id.to_string(),
+            id,
+            created_at: now,
+            source: event.source.to_string(),
+            kind: event.kind.to_string(),
+            payload,
         })
     }
 

@@ -11,6 +11,7 @@ mod jobs;
 mod links;
 mod outbox;
 mod probes;
+mod runs;
 mod users;
 
 use std::path::Path;
@@ -28,6 +29,7 @@ pub use jobs::{JobRecord, JobStatusCount};
 pub use links::UserLink;
 pub use outbox::{NewOutboxPost, OutboxPost};
 pub use probes::ProbeCompletion;
+pub use runs::{ConversationStats, UserLimits};
 pub use users::User;
 
 /// Runs one expression against whichever backend `$value` holds, binding the connection,

@@ -1,0 +1,81 @@
+//! History condensation, after OpenHands' LLM summarising condenser: when the history the
+//! model sees passes `max_events`, the first `keep_first` events stay, the newest half stays,
+//! and an LLM summary replaces the middle. The condensation is an event; prompts are built
+//! from it.
+
+use super::events::Item;
+use super::history::History;
+use super::llm::ChatMessage;
+
+/// The longest text of one event given to the summariser.
+const MAX_EVENT_CHARS: usize = 4_000;
+
+const SUMMARY_INSTRUCTIONS: &str = "You are maintaining a context-aware state summary for an interactive software agent. \
+You will be given a list of events corresponding to actions taken by the agent, and the most recent previous summary if one exists. \
+Track: USER_CONTEXT (essential user requirements, goals, and clarifications), COMPLETED (tasks completed so far, with brief results), \
+PENDING (tasks that still need to be done), CODE_STATE (file paths, function signatures, data structures), TESTS (failing cases, error messages, outputs), \
+CHANGES (code edits, variable updates), DEPS (dependencies, imports, external calls), VERSION_CONTROL_STATUS (repository state, current branch, commit history). \
+Prioritize: exact file paths and error messages, what remains to be done. Be concise.";
+
+/// The middle of the history to summarise: first and last event id, and the items.
+#[derive(Debug)]
+pub struct Plan<'a> {
+    pub start: i64,
+    pub end: i64,
+    pub forgotten: Vec<&'a Item>,
+}
+
+/// What to forget, when the history is longer than `max_events`.
+pub fn plan(history: &History, max_events: usize, keep_first: usize) -> Option<Plan<'_>> {
+    let view = history.view();
+    if view.len() <= max_events {
+        return None;
+    }
+    let response = |item: &Item| match item {
+        Item::Action { call, .. } | Item::Observation { call: Some(call), .. } => Some(call.response_id.clone()),
+        _ => None,
+    };
+    // Never cut a response's calls from their results.
+    let mut head = keep_first.min(view.len());
+    while head > 0 && head < view.len() && response(view[head]).is_some() && response(view[head]) == response(view[head - 1]) {
+        head += 1;
+    }
+    let tail_len = (max_events / 2).saturating_sub(keep_first + 1).max(1);
+    let mut tail = view.len().saturating_sub(tail_len);
+    while tail > head && tail < view.len() && response(view[tail]).is_some() && response(view[tail]) == response(view[tail - 1]) {
+        tail += 1;
+    }
+    if tail <= head || tail >= view.len() {
+        return None;
+    }
+    let forgotten: Vec<&Item> = view[head..tail].to_vec();
+    Some(Plan {
+        start: forgotten.first()?.id(),
+        end: forgotten.last()?.id(),
+        forgotten,
+    })
+}
+
+/// The summariser's prompt: the previous summary and the forgotten events.
+pub fn summary_request(previous: Option<&str>, forgotten: &[&Item]) -> Vec<ChatMessage> {
+    let mut text = String::new();
+    if let Some(previous) = previous {
+        text.push_str(&format!("<PREVIOUS SUMMARY>\n{previous}\n</PREVIOUS SUMMARY>\n\n"));
+    }
+    for item in forgotten {
+        let body = match item {
+            Item::UserMessage { content, .. } => format!("user: {content}"),
+            Item::AgentMessage { content, .. } => format!("agent: {content}"),
+            Item::Action { name, call, .. } => format!("action {name}: {} {}", call.function_name, call.arguments),
+            Item::Observation { name, content, exit_code, .. } => match exit_code {
+                Some(code) => format!("observation {name} (exit code {code}): {content}"),
+                None => format!("observation {name}: {content}"),
+            },
+            _ => continue,
+        };
+        let body: String = body.chars().take(MAX_EVENT_CHARS).collect();
+        text.push_str(&format!("<EVENT id={}>\n{body}\n</EVENT>\n", item.id()));
+    }
+    text.push_str("\nNow summarize the events above in the format described.");
+    vec![ChatMessage::system(SUMMARY_INSTRUCTIONS), ChatMessage::user(text)]
+}

@@ -1,0 +1,386 @@
+//! The agent's events, in the JSON shape of OpenHands V0 events, and their typed reading.
+//!
+//! A stored event is a `source`, a `kind` (the action's or observation's name) and a document
+//! holding everything else of the V0 shape: `action` + `args` or `observation` + `content` +
+//! `extras`, `message`, `cause`, and `tool_call_metadata` linking a tool call to its result.
+//! [`to_v0`] adds `id`, `timestamp` and `source` for clients.
+
+use serde_json::{Value, json};
+
+use crate::storage::Event;
+
+pub const USER: &str = "user";
+pub const AGENT: &str = "agent";
+pub const ENVIRONMENT: &str = "environment";
+
+/// An event to append: source, kind and document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draft {
+    pub source: &'static str,
+    pub kind: String,
+    pub doc: Value,
+}
+
+/// The agent states, with OpenHands' names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentState {
+    Loading,
+    Running,
+    AwaitingUserInput,
+    Paused,
+    Stopped,
+    Finished,
+    Rejected,
+    Error,
+    RateLimited,
+}
+
+impl AgentState {
+    pub const ALL: [AgentState; 9] = [
+        Self::Loading,
+        Self::Running,
+        Self::AwaitingUserInput,
+        Self::Paused,
+        Self::Stopped,
+        Self::Finished,
+        Self::Rejected,
+        Self::Error,
+        Self::RateLimited,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Loading => "loading",
+            Self::Running => "running",
+            Self::AwaitingUserInput => "awaiting_user_input",
+            Self::Paused => "paused",
+            Self::Stopped => "stopped",
+            Self::Finished => "finished",
+            Self::Rejected => "rejected",
+            Self::Error => "error",
+            Self::RateLimited => "rate_limited",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<AgentState> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Whether the agent has stopped acting until someone does something.
+    pub fn is_at_rest(self) -> bool {
+        !matches!(self, Self::Loading | Self::Running)
+    }
+}
+
+/// Links an action (or the error that replaced it) to the model's tool call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCallMeta {
+    pub function_name: String,
+    pub tool_call_id: String,
+    /// The arguments exactly as the model wrote them, replayed to it in later prompts.
+    pub arguments: String,
+    /// Names the LLM response the call came in: its calls form one assistant message.
+    pub response_id: String,
+}
+
+impl ToolCallMeta {
+    fn to_json(&self) -> Value {
+        json!({
+            "function_name": self.function_name,
+            "tool_call_id": self.tool_call_id,
+            "arguments": self.arguments,
+            "response_id": self.response_id,
+        })
+    }
+}
+
+/// A message from the user; `automatic` marks the nudge sent to an unattended agent.
+pub fn user_message(content: &str, automatic: bool, origin: Value) -> Draft {
+    let mut args = json!({
+        "content": content,
+        "image_urls": [],
+        "file_urls": [],
+        "wait_for_response": false,
+    });
+    if automatic {
+        args["automatic"] = json!(true);
+    }
+    if let (Some(args), Value::Object(origin)) = (args.as_object_mut(), origin) {
+        args.extend(origin);
+    }
+    Draft {
+        source: USER,
+        kind: "message".into(),
+        doc: json!({"action": "message", "args": args, "message": content}),
+    }
+}
+
+/// A message from the agent that asks for nothing to be run.
+pub fn agent_message(content: &str, metrics: Option<Value>, response_id: &str) -> Draft {
+    let mut doc = json!({
+        "action": "message",
+        "args": {"content": content, "image_urls": null, "file_urls": null, "wait_for_response": true},
+        "message": content,
+        "response_id": response_id,
+    });
+    if let Some(metrics) = metrics {
+        doc["llm_metrics"] = metrics;
+    }
+    Draft { source: AGENT, kind: "message".into(), doc }
+}
+
+/// An action the agent takes through a tool call.
+pub fn action(name: &str, args: Value, message: String, call: &ToolCallMeta) -> Draft {
+    Draft {
+        source: AGENT,
+        kind: name.into(),
+        doc: json!({
+            "action": name,
+            "args": args,
+            "message": message,
+            "tool_call_metadata": call.to_json(),
+        }),
+    }
+}
+
+/// What came of an action.
+pub fn observation(
+    name: &str,
+    content: &str,
+    extras: Value,
+    message: String,
+    cause: i64,
+    call: &ToolCallMeta,
+) -> Draft {
+    Draft {
+        source: ENVIRONMENT,
+        kind: name.into(),
+        doc: json!({
+            "observation": name,
+            "content": content,
+            "extras": extras,
+            "message": message,
+            "cause": cause,
+            "tool_call_metadata": call.to_json(),
+        }),
+    }
+}
+
+/// An error the model should read: a malformed call, a failed tool, a lost command.
+pub fn error_observation(content: &str, cause: Option<i64>, call: &ToolCallMeta) -> Draft {
+    Draft {
+        source: ENVIRONMENT,
+        kind: "error".into(),
+        doc: json!({
+            "observation": "error",
+            "content": content,
+            "extras": {"error_id": ""},
+            "message": content,
+            "cause": cause,
+            "tool_call_metadata": call.to_json(),
+        }),
+    }
+}
+
+/// A note from the service to the model outside any tool call (a lost sandbox, say).
+pub fn environment_note(content: &str) -> Draft {
+    Draft {
+        source: ENVIRONMENT,
+        kind: "error".into(),
+        doc: json!({"observation": "error", "content": content, "extras": {"error_id": "environment"}, "message": content}),
+    }
+}
+
+pub fn state_changed(state: AgentState, reason: &str) -> Draft {
+    Draft {
+        source: ENVIRONMENT,
+        kind: "agent_state_changed".into(),
+        doc: json!({
+            "observation": "agent_state_changed",
+            "content": "",
+            "extras": {"agent_state": state.as_str(), "reason": reason},
+            "message": format!("Agent state changed to {}", state.as_str()),
+        }),
+    }
+}
+
+/// A request from a user to stop, pause or resume the agent.
+pub fn change_state_request(state: AgentState) -> Draft {
+    Draft {
+        source: USER,
+        kind: "change_agent_state".into(),
+        doc: json!({
+            "action": "change_agent_state",
+            "args": {"agent_state": state.as_str(), "thought": ""},
+            "message": format!("Agent state changed to {}", state.as_str()),
+        }),
+    }
+}
+
+/// The middle of the history, from `start` to `end` (event ids), replaced by a summary.
+pub fn condensation(start: i64, end: i64, summary: &str, offset: usize, metrics: Option<Value>) -> Draft {
+    let mut doc = json!({
+        "action": "condensation",
+        "args": {
+            "forgotten_event_ids": null,
+            "forgotten_events_start_id": start,
+            "forgotten_events_end_id": end,
+            "summary": summary,
+            "summary_offset": offset,
+        },
+        "message": format!("Summarized events {start} to {end}"),
+    });
+    if let Some(metrics) = metrics {
+        doc["llm_metrics"] = metrics;
+    }
+    Draft { source: AGENT, kind: "condensation".into(), doc }
+}
+
+/// The event as an OpenHands client reads it.
+pub fn to_v0(event: &Event) -> Value {
+    let mut doc: Value = serde_json::from_str(&event.payload).unwrap_or_else(|_| json!({}));
+    if !doc.is_object() {
+        doc = json!({"content": doc});
+    }
+    doc["id"] = json!(event.id);
+    doc["timestamp"] = json!(timestamp(event.created_at));
+    doc["source"] = json!(event.source);
+    if doc.get("action").is_none() && doc.get("observation").is_none() {
+        // Events recorded by the service itself read as observations of their kind.
+        let extras = doc.take();
+        doc = json!({
+            "id": extras["id"],
+            "timestamp": extras["timestamp"],
+            "source": extras["source"],
+            "observation": event.kind,
+            "content": "",
+            "extras": extras,
+            "message": "",
+        });
+        if let Some(extras) = doc["extras"].as_object_mut() {
+            extras.remove("id");
+            extras.remove("timestamp");
+            extras.remove("source");
+        }
+    }
+    doc
+}
+
+fn timestamp(millis: i64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis.max(0) as u64);
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// An event as the loop reads it back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// The request's context (place, title, body, earlier messages, diff).
+    Context { id: i64, doc: Value },
+    UserMessage { id: i64, content: String, automatic: bool },
+    AgentMessage { id: i64, content: String, response_id: String, metrics: Option<Value> },
+    Action { id: i64, name: String, args: Value, call: ToolCallMeta, metrics: Option<Value> },
+    Observation { id: i64, name: String, content: String, cause: Option<i64>, call: Option<ToolCallMeta>, exit_code: Option<i64>, extras: Value },
+    StateChanged { id: i64, state: AgentState, reason: String },
+    ChangeRequest { id: i64, state: AgentState },
+    Condensation { id: i64, start: i64, end: i64, summary: String, metrics: Option<Value> },
+    /// Anything else (kept for ids, ignored by the loop).
+    Other { id: i64 },
+}
+
+impl Item {
+    pub fn id(&self) -> i64 {
+        match self {
+            Item::Context { id, .. }
+            | Item::UserMessage { id, .. }
+            | Item::AgentMessage { id, .. }
+            | Item::Action { id, .. }
+            | Item::Observation { id, .. }
+            | Item::StateChanged { id, .. }
+            | Item::ChangeRequest { id, .. }
+            | Item::Condensation { id, .. }
+            | Item::Other { id } => *id,
+        }
+    }
+
+    /// The LLM figures recorded with this event, if it came from an LLM call.
+    pub fn metrics(&self) -> Option<&Value> {
+        match self {
+            Item::AgentMessage { metrics, .. }
+            | Item::Action { metrics, .. }
+            | Item::Condensation { metrics, .. } => metrics.as_ref(),
+            _ => None,
+        }
+    }
+
+    pub fn read(event: &Event) -> Item {
+        let id = event.id;
+        let Ok(doc) = serde_json::from_str::<Value>(&event.payload) else {
+            return Item::Other { id };
+        };
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        if event.kind == "request_context" {
+            return Item::Context { id, doc };
+        }
+        let metrics = doc.get("llm_metrics").cloned();
+        if let Some(action) = doc.get("action").and_then(Value::as_str) {
+            let args = doc.get("args").cloned().unwrap_or(Value::Null);
+            return match action {
+                "message" if event.source == USER => Item::UserMessage {
+                    id,
+                    content: text(&args["content"]),
+                    automatic: args["automatic"].as_bool().unwrap_or(false),
+                },
+                "message" => Item::AgentMessage {
+                    id,
+                    content: text(&args["content"]),
+                    response_id: text(&doc["response_id"]),
+                    metrics,
+                },
+                "change_agent_state" => match AgentState::parse(args["agent_state"].as_str().unwrap_or("")) {
+                    Some(state) => Item::ChangeRequest { id, state },
+                    None => Item::Other { id },
+                },
+                "condensation" => Item::Condensation {
+                    id,
+                    start: args["forgotten_events_start_id"].as_i64().unwrap_or(0),
+                    end: args["forgotten_events_end_id"].as_i64().unwrap_or(-1),
+                    summary: text(&args["summary"]),
+                    metrics,
+                },
+                _ => match tool_call(&doc) {
+                    Some(call) => Item::Action { id, name: action.to_string(), args, call, metrics },
+                    None => Item::Other { id },
+                },
+            };
+        }
+        if let Some(observation) = doc.get("observation").and_then(Value::as_str) {
+            let extras = doc.get("extras").cloned().unwrap_or(Value::Null);
+            if observation == "agent_state_changed" {
+                return match AgentState::parse(extras["agent_state"].as_str().unwrap_or("")) {
+                    Some(state) => Item::StateChanged { id, state, reason: text(&extras["reason"]) },
+                    None => Item::Other { id },
+                };
+            }
+            return Item::Observation {
+                id,
+                name: observation.to_string(),
+                content: text(&doc["content"]),
+                cause: doc["cause"].as_i64(),
+                call: tool_call(&doc),
+                exit_code: extras["exit_code"].as_i64(),
+                extras,
+            };
+        }
+        Item::Other { id }
+    }
+}
+
+fn tool_call(doc: &Value) -> Option<ToolCallMeta> {
+    let meta = doc.get("tool_call_metadata")?;
+    Some(ToolCallMeta {
+        function_name: meta["function_name"].as_str()?.to_string(),
+        tool_call_id: meta["tool_call_id"].as_str()?.to_string(),
+        arguments: meta["arguments"].as_str().unwrap_or("{}").to_string(),
+        response_id: meta["response_id"].as_str().unwrap_or_default().to_string(),
+    })
+}

@@ -1,0 +1,144 @@
+//! The system prompt and the first user message, rendered from Jinja templates (built in, or
+//! from AGENT_PROMPT_DIR) with what the request said and where.
+
+use std::path::Path;
+
+use minijinja::Environment;
+use serde::Serialize;
+use serde_json::Value;
+
+const SYSTEM: &str = "system_prompt.j2";
+const USER: &str = "user_prompt.j2";
+const BUILT_IN_SYSTEM: &str = include_str!("prompts/system_prompt.j2");
+const BUILT_IN_USER: &str = include_str!("prompts/user_prompt.j2");
+
+/// Where the agent works inside the sandbox.
+pub const WORKSPACE: &str = "/workspace";
+/// Where the conversation's repository is checked out.
+pub const REPOSITORY_DIR: &str = "/workspace/repo";
+
+#[derive(Debug)]
+pub struct Prompts {
+    env: Environment<'static>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PromptError(String);
+
+/// What the templates are filled with.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct PromptContext<'a> {
+    pub repository: Option<&'a str>,
+    pub branch: Option<&'a str>,
+    /// The `request_context` event's document: place, title, body, url, history, diff.
+    pub context: Option<&'a Value>,
+    /// What the user asked.
+    pub message: &'a str,
+}
+
+impl Prompts {
+    /// The built-in templates, each replaced by its file in `dir` where there is one.
+    pub fn load(dir: Option<&Path>) -> Result<Prompts, PromptError> {
+        let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        for (name, built_in) in [(SYSTEM, BUILT_IN_SYSTEM), (USER, BUILT_IN_USER)] {
+            let source = match dir.map(|d| d.join(name)).filter(|p| p.exists()) {
+                Some(path) => std::fs::read_to_string(&path).map_err(|e| {
+                    PromptError(format!("AGENT_PROMPT_DIR: cannot read {}: {e}", path.display()))
+                })?,
+                None => built_in.to_string(),
+            };
+            env.add_template_owned(name, source)
+                .map_err(|e| PromptError(format!("the prompt template {name} is not valid: {e}")))?;
+        }
+        Ok(Prompts { env })
+    }
+
+    pub fn system(&self, context: &PromptContext<'_>) -> Result<String, PromptError> {
+        self.render(SYSTEM, context)
+    }
+
+    /// The first user message of a task.
+    pub fn first_message(&self, context: &PromptContext<'_>) -> Result<String, PromptError> {
+        self.render(USER, context)
+    }
+
+    fn render(&self, name: &str, context: &PromptContext<'_>) -> Result<String, PromptError> {
+        let template = self
+            .env
+            .get_template(name)
+            .map_err(|e| PromptError(format!("the prompt template {name} is missing: {e}")))?;
+        let values = minijinja::context! {
+            workspace => WORKSPACE,
+            repository_dir => REPOSITORY_DIR,
+            repository => context.repository,
+            branch => context.branch,
+            context => context.context,
+            message => context.message,
+        };
+        template
+            .render(values)
+            .map(|text| text.trim().to_string())
+            .map_err(|e| PromptError(format!("cannot render the prompt template {name}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_pull_request_prompt_carries_branch_review_and_diff() {
+        let prompts = Prompts::load(None).unwrap();
+        let context = json!({
+            "place": {"kind": "github_pull_request", "installation_id": 1, "repository": "acme/app",
+                      "number": 7, "branch": "feature",
+                      "review": {"path": "src/lib.rs", "line": 12, "diff_hunk": "@@ -1 +1 @@", "reply_to": "9"}},
+            "title": "Speed up parsing", "body": "It is slow.", "url": "https://example.test/pr/7",
+            "history": [{"author": "alice", "text": "looks good"}],
+            "diff": "diff --git a/src/lib.rs b/src/lib.rs",
+        });
+        let text = prompts
+            .first_message(&PromptContext {
+                repository: Some("acme/app"),
+                branch: Some("feature"),
+                context: Some(&context),
+                message: "@openhands please rename it",
+            })
+            .unwrap();
+        for expected in [
+            "pull request \"Speed up parsing\" in acme/app (branch `feature`)",
+            "It is slow.",
+            "alice: looks good",
+            "File: src/lib.rs, line 12",
+            "diff --git a/src/lib.rs",
+            "@openhands please rename it",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        let system = prompts
+            .system(&PromptContext { repository: Some("acme/app"), ..Default::default() })
+            .unwrap();
+        assert!(system.contains("acme/app is checked out in /workspace/repo"));
+    }
+
+    #[test]
+    fn a_web_task_is_the_message_alone() {
+        let prompts = Prompts::load(None).unwrap();
+        let text = prompts
+            .first_message(&PromptContext { message: "write hello.py", ..Default::default() })
+            .unwrap();
+        assert_eq!(text, "write hello.py");
+    }
+
+    #[test]
+    fn a_broken_template_directory_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(USER), "{% if %}").unwrap();
+        let error = Prompts::load(Some(dir.path())).unwrap_err().to_string();
+        assert!(error.contains("user_prompt.j2 is not valid"), "{error}");
+    }
+}

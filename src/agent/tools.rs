@@ -1,0 +1,424 @@
+//! The agent's tools, with OpenHands CodeAct's names and parameters: `execute_bash`,
+//! `str_replace_editor`, `think`, `finish` and `task_tracker`. A call the model got wrong
+//! becomes an error it can read and correct; only a fault of the host ends the run.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::editor::{EditorCall, FileEditor};
+use super::events::{self, Draft, ToolCallMeta};
+use super::llm::{ToolCall, ToolSpec};
+use crate::sandbox::{CommandRequest, SandboxBackend, SandboxError};
+
+pub const EXECUTE_BASH: &str = "execute_bash";
+pub const STR_REPLACE_EDITOR: &str = "str_replace_editor";
+pub const THINK: &str = "think";
+pub const FINISH: &str = "finish";
+pub const TASK_TRACKER: &str = "task_tracker";
+
+/// The longest per-call timeout the model may ask for.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The tools offered to the model.
+pub fn specs() -> Vec<ToolSpec> {
+    let spec = |name: &str, description: &str, parameters: Value| ToolSpec {
+        name: name.to_string(),
+        description: description.to_string(),
+        parameters,
+    };
+    vec![
+        spec(
+            EXECUTE_BASH,
+            "Execute a bash command in the terminal within a persistent shell session.\n\n\
+             * One command at a time: chain several with `&&` or `;`.\n\
+             * The session keeps the working directory, environment and virtualenv between calls.\n\
+             * A command that prints nothing new for a while returns with exit code -1 and keeps running: \
+             send an empty command to wait for more output, text with `is_input` set to `true` to answer it, \
+             or `C-c`, `C-d`, `C-z` with `is_input` to interrupt it.\n\
+             * Long-running servers: run them in the background with `&` and redirect their output to a file.\n\
+             * Output longer than 30,000 characters is cut in the middle.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "command": {"type": "string", "description": "The bash command to execute. Can be empty string to view additional logs when previous exit code is `-1`. Can be `C-c` (Ctrl+C) to interrupt the currently running process."},
+                    "is_input": {"type": "string", "enum": ["true", "false"], "description": "If `true`, the command is input to the running process. If `false`, it is a bash command to execute in the terminal. Default is `false`."},
+                    "timeout": {"type": "number", "description": "Optional. Sets a hard timeout in seconds for the command execution."}
+                },
+                "required": ["command"]
+            }),
+        ),
+        spec(
+            STR_REPLACE_EDITOR,
+            "Custom editing tool for viewing, creating and editing files in plain-text format\n\
+             * State is persistent across command calls and discussions with the user\n\
+             * If `path` is a file, `view` displays the result of applying `cat -n`. If `path` is a directory, `view` lists non-hidden files and directories up to 2 levels deep\n\
+             * The `create` command cannot be used if the specified `path` already exists as a file\n\
+             * Long outputs will be truncated and marked with `<response clipped>`\n\
+             * The `undo_edit` command will revert the last edit made to the file at `path`\n\
+             * The `old_str` parameter should match EXACTLY one or more consecutive lines from the original file; if it is not unique, the replacement will not be performed",
+            json!({
+                "type": "object",
+                "properties": {
+                    "command": {"type": "string", "enum": ["view", "create", "str_replace", "insert", "undo_edit"], "description": "The commands to run."},
+                    "path": {"type": "string", "description": "Absolute path to file or directory, e.g. `/workspace/file.py` or `/workspace`."},
+                    "file_text": {"type": "string", "description": "Required parameter of `create` command, with the content of the file to be created."},
+                    "old_str": {"type": "string", "description": "Required parameter of `str_replace` command containing the string in `path` to replace."},
+                    "new_str": {"type": "string", "description": "Optional parameter of `str_replace` command containing the new string (if not given, no string will be added). Required parameter of `insert` command containing the string to insert."},
+                    "insert_line": {"type": "integer", "description": "Required parameter of `insert` command. The `new_str` will be inserted AFTER the line `insert_line` of `path`."},
+                    "view_range": {"type": "array", "items": {"type": "integer"}, "description": "Optional parameter of `view` command when `path` points to a file. E.g. [11, 12] shows lines 11 and 12; [start_line, -1] shows all lines from `start_line` to the end of the file."}
+                },
+                "required": ["command", "path"]
+            }),
+        ),
+        spec(
+            THINK,
+            "Use the tool to think about something. It will not obtain new information or make any changes to the repository, but just log the thought. Use it when complex reasoning or brainstorming is needed.",
+            json!({
+                "type": "object",
+                "properties": {"thought": {"type": "string", "description": "The thought to log."}},
+                "required": ["thought"]
+            }),
+        ),
+        spec(
+            FINISH,
+            "Signals the completion of the current task or conversation.\n\n\
+             Use this tool when you have completed the task, or cannot proceed further.\n\
+             The message should include a clear summary of actions taken and their results: it is posted where the task was asked.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "message": {"type": "string", "description": "Final message to send to the user."},
+                    "task_completed": {"type": "string", "enum": ["true", "false", "partial"], "description": "Whether you have completed the task."}
+                },
+                "required": ["message"]
+            }),
+        ),
+        spec(
+            TASK_TRACKER,
+            "Keep a structured list of the steps of a complex task. `plan` replaces the whole list; `view` shows it.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "command": {"type": "string", "enum": ["view", "plan"]},
+                    "task_list": {"type": "array", "items": {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "string"},
+                            "title": {"type": "string"},
+                            "status": {"type": "string", "enum": ["todo", "in_progress", "done"]},
+                            "notes": {"type": "string"}
+                        },
+                        "required": ["id", "title", "status"]
+                    }}
+                },
+                "required": ["command"]
+            }),
+        ),
+    ]
+}
+
+/// A tool call the model got right.
+#[derive(Debug, Clone)]
+pub enum Call {
+    Bash(CommandRequest),
+    Editor(EditorCall),
+    Think { thought: String },
+    Finish { message: String, task_completed: Option<String> },
+    Tasks { command: String, task_list: Option<Vec<Value>> },
+}
+
+/// Reads a tool call; a mistake is described for the model.
+pub fn parse(call: &ToolCall) -> Result<Call, String> {
+    let known = [EXECUTE_BASH, STR_REPLACE_EDITOR, THINK, FINISH, TASK_TRACKER];
+    if !known.contains(&call.name.as_str()) {
+        return Err(format!(
+            "Tool `{}` is not available. The available tools are: {}.",
+            call.name,
+            known.join(", ")
+        ));
+    }
+    let arguments = if call.arguments.trim().is_empty() { "{}" } else { call.arguments.as_str() };
+    let args: Value = serde_json::from_str(arguments).map_err(|e| {
+        format!(
+            "The arguments of the {} call are not valid JSON ({e}); send them again as one JSON object.",
+            call.name
+        )
+    })?;
+    if !args.is_object() {
+        return Err(format!("The arguments of the {} call must be a JSON object.", call.name));
+    }
+    let name = call.name.as_str();
+    match name {
+        EXECUTE_BASH => {
+            let command = required_str(name, &args, "command")?;
+            let is_input = flag(name, &args, "is_input")?;
+            let timeout = match &args["timeout"] {
+                Value::Null => None,
+                value => {
+                    let seconds = value
+                        .as_f64()
+                        .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
+                        .filter(|s| s.is_finite() && *s > 0.0)
+                        .ok_or_else(|| {
+                            format!("The `timeout` of {name} must be a positive number of seconds.")
+                        })?;
+                    Some(Duration::from_secs_f64(seconds).min(MAX_TIMEOUT))
+                }
+            };
+            Ok(Call::Bash(CommandRequest { command, is_input, timeout }))
+        }
+        STR_REPLACE_EDITOR => {
+            required_str(name, &args, "command")?;
+            required_str(name, &args, "path")?;
+            serde_json::from_value::<EditorCall>(args)
+                .map(Call::Editor)
+                .map_err(|e| format!("Invalid arguments for {name}: {e}."))
+        }
+        THINK => Ok(Call::Think { thought: required_str(name, &args, "thought")? }),
+        FINISH => Ok(Call::Finish {
+            message: required_str(name, &args, "message")?,
+            task_completed: args["task_completed"].as_str().map(str::to_string),
+        }),
+        _ => {
+            let command = required_str(name, &args, "command")?;
+            let task_list = match &args["task_list"] {
+                Value::Null => None,
+                Value::Array(items) => Some(items.clone()),
+                _ => return Err(format!("The `task_list` of {name} must be an array.")),
+            };
+            if command == "plan" && task_list.is_none() {
+                return Err(format!("Missing required argument \"task_list\" in tool call {name} (command plan)."));
+            }
+            if command != "plan" && command != "view" {
+                return Err(format!("Unknown command `{command}` of {name}: use `view` or `plan`."));
+            }
+            Ok(Call::Tasks { command, task_list })
+        }
+    }
+}
+
+fn required_str(tool: &str, args: &Value, key: &str) -> Result<String, String> {
+    match &args[key] {
+        Value::String(s) => Ok(s.clone()),
+        Value::Null => Err(format!("Missing required argument \"{key}\" in tool call {tool}.")),
+        _ => Err(format!("The argument \"{key}\" of {tool} must be a string.")),
+    }
+}
+
+/// OpenHands sends flags as the strings "true"/"false"; booleans are accepted too.
+fn flag(tool: &str, args: &Value, key: &str) -> Result<bool, String> {
+    match &args[key] {
+        Value::Null => Ok(false),
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") || s.is_empty() => Ok(false),
+        _ => Err(format!("The argument \"{key}\" of {tool} must be \"true\" or \"false\".")),
+    }
+}
+
+impl Call {
+    /// The action event recording this call before it runs.
+    pub fn action(&self, meta: &ToolCallMeta) -> Draft {
+        match self {
+            Call::Bash(request) => events::action(
+                "run",
+                json!({
+                    "command": request.command,
+                    "is_input": request.is_input,
+                    "thought": "",
+                    "blocking": request.timeout.is_some(),
+                    "hidden": false,
+                    "confirmation_state": "confirmed",
+                    "timeout": request.timeout.map(|t| t.as_secs_f64()),
+                }),
+                format!("Running command: {}", request.command),
+                meta,
+            ),
+            Call::Editor(call) => {
+                let name = if call.command == "view" { "read" } else { "edit" };
+                events::action(
+                    name,
+                    json!({
+                        "path": call.path,
+                        "command": call.command,
+                        "file_text": call.file_text,
+                        "old_str": call.old_str,
+                        "new_str": call.new_str,
+                        "insert_line": call.insert_line,
+                        "view_range": call.view_range,
+                        "thought": "",
+                        "impl_source": "oh_aci",
+                    }),
+                    format!("{} {}", if name == "read" { "Reading" } else { "Editing" }, call.path),
+                    meta,
+                )
+            }
+            Call::Think { thought } => {
+                events::action("think", json!({"thought": thought}), thought.clone(), meta)
+            }
+            Call::Finish { message, task_completed } => events::action(
+                "finish",
+                json!({"final_thought": message, "task_completed": task_completed, "outputs": {}}),
+                message.clone(),
+                meta,
+            ),
+            Call::Tasks { command, task_list } => events::action(
+                "task_tracking",
+                json!({"command": command, "task_list": task_list.clone().unwrap_or_default()}),
+                format!("Task list: {command}"),
+                meta,
+            ),
+        }
+    }
+}
+
+/// A fault of the host, not of the model's call: the run cannot go on as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolFault {
+    /// The sandbox stopped or vanished; a new one may take its place.
+    #[error("{0}")]
+    SandboxLost(String),
+    #[error("{0}")]
+    Host(String),
+}
+
+/// What a conversation's tools act on.
+#[derive(Debug, Default)]
+pub struct Toolbox {
+    pub sandbox_id: String,
+    pub editor: FileEditor,
+    pub tasks: Vec<Value>,
+}
+
+impl Toolbox {
+    /// Runs `call` (recorded as event `action_id`) and returns its observation; `None` for
+    /// `finish`, which has none.
+    pub async fn execute(
+        &mut self,
+        sandboxes: &dyn SandboxBackend,
+        call: &Call,
+        action_id: i64,
+        meta: &ToolCallMeta,
+    ) -> Result<Option<Draft>, ToolFault> {
+        let draft = match call {
+            Call::Bash(request) => match sandboxes.execute(&self.sandbox_id, request, None).await {
+                Ok(outcome) => events::observation(
+                    "run",
+                    &outcome.output,
+                    json!({
+                        "command": request.command,
+                        "exit_code": outcome.exit_code,
+                        "metadata": {
+                            "exit_code": outcome.exit_code,
+                            "pid": -1,
+                            "username": "openhands",
+                            "hostname": null,
+                            "working_dir": null,
+                            "py_interpreter_path": null,
+                            "prefix": "",
+                            "suffix": "",
+                        },
+                        "hidden": false,
+                    }),
+                    format!("Command `{}` executed with exit code {}.", request.command, outcome.exit_code),
+                    action_id,
+                    meta,
+                ),
+                Err(error) => events::error_observation(&model_error(error)?, Some(action_id), meta),
+            },
+            Call::Editor(edit) => {
+                match self.editor.run(sandboxes, &self.sandbox_id, edit).await {
+                    Ok(content) => {
+                        let name = if edit.command == "view" { "read" } else { "edit" };
+                        // The version saved for undo, so that the history survives a restart.
+                        let saved = self.editor.take_saved();
+                        events::observation(
+                            name,
+                            &content,
+                            json!({
+                                "path": edit.path,
+                                "command": edit.command,
+                                "impl_source": "oh_aci",
+                                "old_content": saved,
+                            }),
+                            format!("I {} the file {}.", if name == "read" { "read" } else { "edited" }, edit.path),
+                            action_id,
+                            meta,
+                        )
+                    }
+                    Err(error) => {
+                        // A failure may be the sandbox's rather than the call's.
+                        if let Err(fault) = sandboxes.get(&self.sandbox_id).await {
+                            return Err(fault_of(fault));
+                        }
+                        events::error_observation(&error.0, Some(action_id), meta)
+                    }
+                }
+            }
+            Call::Think { .. } => events::observation(
+                "think",
+                "Your thought has been logged.",
+                json!({}),
+                "Your thought has been logged.".into(),
+                action_id,
+                meta,
+            ),
+            Call::Finish { .. } => return Ok(None),
+            Call::Tasks { command, task_list } => {
+                if let Some(list) = task_list {
+                    self.tasks = list.clone();
+                }
+                let content = render_tasks(&self.tasks, command == "plan");
+                events::observation(
+                    "task_tracking",
+                    &content,
+                    json!({"command": command, "task_list": self.tasks}),
+                    content.clone(),
+                    action_id,
+                    meta,
+                )
+            }
+        };
+        Ok(Some(draft))
+    }
+}
+
+fn render_tasks(tasks: &[Value], updated: bool) -> String {
+    if tasks.is_empty() {
+        return "The task list is empty.".to_string();
+    }
+    let mut text = String::from(if updated { "Task list updated:\n" } else { "Task list:\n" });
+    for (n, task) in tasks.iter().enumerate() {
+        let mark = match task["status"].as_str() {
+            Some("done") => "[x]",
+            Some("in_progress") => "[~]",
+            _ => "[ ]",
+        };
+        text.push_str(&format!(
+            "{}. {mark} {}{}\n",
+            n + 1,
+            task["title"].as_str().unwrap_or(""),
+            task["notes"].as_str().map(|n| format!(" ({n})")).unwrap_or_default()
+        ));
+    }
+    text
+}
+
+/// A sandbox error the model can act on becomes its message; the others are faults.
+fn model_error(error: SandboxError) -> Result<String, ToolFault> {
+    match error {
+        SandboxError::Busy
+        | SandboxError::NoRunningCommand
+        | SandboxError::BadPath(_)
+        | SandboxError::FileNotFound(_) => Ok(error.to_string()),
+        other => Err(fault_of(other)),
+    }
+}
+
+fn fault_of(error: SandboxError) -> ToolFault {
+    match error {
+        SandboxError::Gone { .. } | SandboxError::NotFound(_) => ToolFault::SandboxLost(error.to_string()),
+        other => ToolFault::Host(other.to_string()),
+    }
+}
