@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use openhands::storage::{ConnectOptions, Db};
 
+pub mod fake_llm;
 pub mod fakes;
 pub mod git_server;
 pub mod sandbox;
