@@ -123,7 +123,11 @@ fn app_state(config: &Config, db: &Db) -> AppState {
         .with_webhooks(Webhooks::from_config(&config.providers))
 }
 
-fn job_context(config: &Config, db: &Db, shutdown: &CancellationToken) -> anyhow::Result<JobContext> {
+fn job_context(
+    config: &Config,
+    db: &Db,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<JobContext> {
     let agent = crate::agent::AgentRuntime::new(
         config.agent.clone(),
         config.llm.client()?,

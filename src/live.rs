@@ -47,20 +47,28 @@ impl EventBus {
         if published.len() >= TRACKED && !published.contains_key(&conversation) {
             published.clear();
         }
-        let mut last = published.get(&conversation).copied().unwrap_or(first.id - 1);
+        let mut last = published
+            .get(&conversation)
+            .copied()
+            .unwrap_or(first.id - 1);
         for event in events {
             if event.id <= last {
                 continue;
             }
             if event.id > last + 1 {
                 // Another writer's events are committed but not yet published: send them first.
-                match db.events_after(&conversation, last, event.id - last - 1).await {
+                match db
+                    .events_after(&conversation, last, event.id - last - 1)
+                    .await
+                {
                     Ok(missing) => {
                         for missed in missing {
                             let _ = self.sender.send(Arc::new(missed));
                         }
                     }
-                    Err(error) => tracing::warn!(%error, conversation, "cannot read events to publish"),
+                    Err(error) => {
+                        tracing::warn!(%error, conversation, "cannot read events to publish")
+                    }
                 }
             }
             last = event.id;

@@ -32,17 +32,28 @@ pub fn plan(history: &History, max_events: usize, keep_first: usize) -> Option<P
         return None;
     }
     let response = |item: &Item| match item {
-        Item::Action { call, .. } | Item::Observation { call: Some(call), .. } => Some(call.response_id.clone()),
+        Item::Action { call, .. }
+        | Item::Observation {
+            call: Some(call), ..
+        } => Some(call.response_id.clone()),
         _ => None,
     };
     // Never cut a response's calls from their results.
     let mut head = keep_first.min(view.len());
-    while head > 0 && head < view.len() && response(view[head]).is_some() && response(view[head]) == response(view[head - 1]) {
+    while head > 0
+        && head < view.len()
+        && response(view[head]).is_some()
+        && response(view[head]) == response(view[head - 1])
+    {
         head += 1;
     }
     let tail_len = (max_events / 2).saturating_sub(keep_first + 1).max(1);
     let mut tail = view.len().saturating_sub(tail_len);
-    while tail > head && tail < view.len() && response(view[tail]).is_some() && response(view[tail]) == response(view[tail - 1]) {
+    while tail > head
+        && tail < view.len()
+        && response(view[tail]).is_some()
+        && response(view[tail]) == response(view[tail - 1])
+    {
         tail += 1;
     }
     if tail <= head || tail >= view.len() {
@@ -60,14 +71,23 @@ pub fn plan(history: &History, max_events: usize, keep_first: usize) -> Option<P
 pub fn summary_request(previous: Option<&str>, forgotten: &[&Item]) -> Vec<ChatMessage> {
     let mut text = String::new();
     if let Some(previous) = previous {
-        text.push_str(&format!("<PREVIOUS SUMMARY>\n{previous}\n</PREVIOUS SUMMARY>\n\n"));
+        text.push_str(&format!(
+            "<PREVIOUS SUMMARY>\n{previous}\n</PREVIOUS SUMMARY>\n\n"
+        ));
     }
     for item in forgotten {
         let body = match item {
             Item::UserMessage { content, .. } => format!("user: {content}"),
             Item::AgentMessage { content, .. } => format!("agent: {content}"),
-            Item::Action { name, call, .. } => format!("action {name}: {} {}", call.function_name, call.arguments),
-            Item::Observation { name, content, exit_code, .. } => match exit_code {
+            Item::Action { name, call, .. } => {
+                format!("action {name}: {} {}", call.function_name, call.arguments)
+            }
+            Item::Observation {
+                name,
+                content,
+                exit_code,
+                ..
+            } => match exit_code {
                 Some(code) => format!("observation {name} (exit code {code}): {content}"),
                 None => format!("observation {name}: {content}"),
             },
@@ -77,5 +97,8 @@ pub fn summary_request(previous: Option<&str>, forgotten: &[&Item]) -> Vec<ChatM
         text.push_str(&format!("<EVENT id={}>\n{body}\n</EVENT>\n", item.id()));
     }
     text.push_str("\nNow summarize the events above in the format described.");
-    vec![ChatMessage::system(SUMMARY_INSTRUCTIONS), ChatMessage::user(text)]
+    vec![
+        ChatMessage::system(SUMMARY_INSTRUCTIONS),
+        ChatMessage::user(text),
+    ]
 }

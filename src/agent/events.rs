@@ -126,7 +126,11 @@ pub fn agent_message(content: &str, metrics: Option<Value>, response_id: &str) -
     if let Some(metrics) = metrics {
         doc["llm_metrics"] = metrics;
     }
-    Draft { source: AGENT, kind: "message".into(), doc }
+    Draft {
+        source: AGENT,
+        kind: "message".into(),
+        doc,
+    }
 }
 
 /// An action the agent takes through a tool call.
@@ -218,7 +222,13 @@ pub fn change_state_request(state: AgentState) -> Draft {
 }
 
 /// The middle of the history, from `start` to `end` (event ids), replaced by a summary.
-pub fn condensation(start: i64, end: i64, summary: &str, offset: usize, metrics: Option<Value>) -> Draft {
+pub fn condensation(
+    start: i64,
+    end: i64,
+    summary: &str,
+    offset: usize,
+    metrics: Option<Value>,
+) -> Draft {
     let mut doc = json!({
         "action": "condensation",
         "args": {
@@ -233,7 +243,11 @@ pub fn condensation(start: i64, end: i64, summary: &str, offset: usize, metrics:
     if let Some(metrics) = metrics {
         doc["llm_metrics"] = metrics;
     }
-    Draft { source: AGENT, kind: "condensation".into(), doc }
+    Draft {
+        source: AGENT,
+        kind: "condensation".into(),
+        doc,
+    }
 }
 
 /// The event as an OpenHands client reads it.
@@ -275,16 +289,57 @@ fn timestamp(millis: i64) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     /// The request's context (place, title, body, earlier messages, diff).
-    Context { id: i64, doc: Value },
-    UserMessage { id: i64, content: String, automatic: bool },
-    AgentMessage { id: i64, content: String, response_id: String, metrics: Option<Value> },
-    Action { id: i64, name: String, args: Value, call: ToolCallMeta, metrics: Option<Value> },
-    Observation { id: i64, name: String, content: String, cause: Option<i64>, call: Option<ToolCallMeta>, exit_code: Option<i64>, extras: Value },
-    StateChanged { id: i64, state: AgentState, reason: String },
-    ChangeRequest { id: i64, state: AgentState },
-    Condensation { id: i64, start: i64, end: i64, summary: String, metrics: Option<Value> },
+    Context {
+        id: i64,
+        doc: Value,
+    },
+    UserMessage {
+        id: i64,
+        content: String,
+        automatic: bool,
+    },
+    AgentMessage {
+        id: i64,
+        content: String,
+        response_id: String,
+        metrics: Option<Value>,
+    },
+    Action {
+        id: i64,
+        name: String,
+        args: Value,
+        call: ToolCallMeta,
+        metrics: Option<Value>,
+    },
+    Observation {
+        id: i64,
+        name: String,
+        content: String,
+        cause: Option<i64>,
+        call: Option<ToolCallMeta>,
+        exit_code: Option<i64>,
+        extras: Value,
+    },
+    StateChanged {
+        id: i64,
+        state: AgentState,
+        reason: String,
+    },
+    ChangeRequest {
+        id: i64,
+        state: AgentState,
+    },
+    Condensation {
+        id: i64,
+        start: i64,
+        end: i64,
+        summary: String,
+        metrics: Option<Value>,
+    },
     /// Anything else (kept for ids, ignored by the loop).
-    Other { id: i64 },
+    Other {
+        id: i64,
+    },
 }
 
 impl Item {
@@ -336,10 +391,12 @@ impl Item {
                     response_id: text(&doc["response_id"]),
                     metrics,
                 },
-                "change_agent_state" => match AgentState::parse(args["agent_state"].as_str().unwrap_or("")) {
-                    Some(state) => Item::ChangeRequest { id, state },
-                    None => Item::Other { id },
-                },
+                "change_agent_state" => {
+                    match AgentState::parse(args["agent_state"].as_str().unwrap_or("")) {
+                        Some(state) => Item::ChangeRequest { id, state },
+                        None => Item::Other { id },
+                    }
+                }
                 "condensation" => Item::Condensation {
                     id,
                     start: args["forgotten_events_start_id"].as_i64().unwrap_or(0),
@@ -348,7 +405,13 @@ impl Item {
                     metrics,
                 },
                 _ => match tool_call(&doc) {
-                    Some(call) => Item::Action { id, name: action.to_string(), args, call, metrics },
+                    Some(call) => Item::Action {
+                        id,
+                        name: action.to_string(),
+                        args,
+                        call,
+                        metrics,
+                    },
                     None => Item::Other { id },
                 },
             };
@@ -357,7 +420,11 @@ impl Item {
             let extras = doc.get("extras").cloned().unwrap_or(Value::Null);
             if observation == "agent_state_changed" {
                 return match AgentState::parse(extras["agent_state"].as_str().unwrap_or("")) {
-                    Some(state) => Item::StateChanged { id, state, reason: text(&extras["reason"]) },
+                    Some(state) => Item::StateChanged {
+                        id,
+                        state,
+                        reason: text(&extras["reason"]),
+                    },
                     None => Item::Other { id },
                 };
             }

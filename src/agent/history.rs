@@ -41,17 +41,24 @@ impl History {
 
     /// The agent's latest state, and its position.
     pub fn state(&self) -> Option<(usize, AgentState)> {
-        self.items.iter().enumerate().rev().find_map(|(at, item)| match item {
-            Item::StateChanged { state, .. } => Some((at, *state)),
-            _ => None,
-        })
+        self.items
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(at, item)| match item {
+                Item::StateChanged { state, .. } => Some((at, *state)),
+                _ => None,
+            })
     }
 
     /// Whether there is work for the agent: a run that did not end, a new message from the
     /// user, or a request to resume.
     pub fn needs_run(&self) -> bool {
         let Some((at, state)) = self.state() else {
-            return self.items.iter().any(|i| matches!(i, Item::UserMessage { .. }));
+            return self
+                .items
+                .iter()
+                .any(|i| matches!(i, Item::UserMessage { .. }));
         };
         if !state.is_at_rest() {
             return true;
@@ -59,9 +66,17 @@ impl History {
         let mut wanted = false;
         for item in &self.items[at + 1..] {
             match item {
-                Item::UserMessage { automatic: false, .. } => wanted = true,
-                Item::ChangeRequest { state: AgentState::Running, .. } => wanted = true,
-                Item::ChangeRequest { state: AgentState::Stopped | AgentState::Paused, .. } => wanted = false,
+                Item::UserMessage {
+                    automatic: false, ..
+                } => wanted = true,
+                Item::ChangeRequest {
+                    state: AgentState::Running,
+                    ..
+                } => wanted = true,
+                Item::ChangeRequest {
+                    state: AgentState::Stopped | AgentState::Paused,
+                    ..
+                } => wanted = false,
                 _ => {}
             }
         }
@@ -70,17 +85,32 @@ impl History {
 
     /// The newest request to stop or pause after item `after` (an id), if any.
     pub fn stop_request_after(&self, after: i64) -> Option<AgentState> {
-        self.items.iter().rev().take_while(|i| i.id() > after).find_map(|item| match item {
-            Item::ChangeRequest { state: state @ (AgentState::Stopped | AgentState::Paused), .. } => Some(*state),
-            _ => None,
-        })
+        self.items
+            .iter()
+            .rev()
+            .take_while(|i| i.id() > after)
+            .find_map(|item| match item {
+                Item::ChangeRequest {
+                    state: state @ (AgentState::Stopped | AgentState::Paused),
+                    ..
+                } => Some(*state),
+                _ => None,
+            })
     }
 
     /// Where the current task began: just after the latest message written by the user.
     pub fn task_start(&self) -> usize {
         self.items
             .iter()
-            .rposition(|i| matches!(i, Item::UserMessage { automatic: false, .. }))
+            .rposition(|i| {
+                matches!(
+                    i,
+                    Item::UserMessage {
+                        automatic: false,
+                        ..
+                    }
+                )
+            })
             .unwrap_or(0)
     }
 
@@ -106,7 +136,9 @@ impl History {
             .items
             .iter()
             .filter_map(|item| match item {
-                Item::Observation { call: Some(call), .. } => Some(call.tool_call_id.as_str()),
+                Item::Observation {
+                    call: Some(call), ..
+                } => Some(call.tool_call_id.as_str()),
                 _ => None,
             })
             .collect();
@@ -114,7 +146,8 @@ impl History {
             .iter()
             .filter_map(|item| match item {
                 Item::Action { id, call, .. }
-                    if call.function_name != FINISH && !answered.contains(call.tool_call_id.as_str()) =>
+                    if call.function_name != FINISH
+                        && !answered.contains(call.tool_call_id.as_str()) =>
                 {
                     Some((*id, call.clone()))
                 }
@@ -128,7 +161,13 @@ impl History {
         let mut ranges = Vec::new();
         let mut latest = None;
         for item in &self.items {
-            if let Item::Condensation { start, end, summary, .. } = item {
+            if let Item::Condensation {
+                start,
+                end,
+                summary,
+                ..
+            } = item
+            {
                 ranges.push((*start, *end));
                 latest = Some((*end, summary.as_str()));
             }
@@ -145,7 +184,10 @@ impl History {
             .filter(|item| {
                 matches!(
                     item,
-                    Item::UserMessage { .. } | Item::AgentMessage { .. } | Item::Action { .. } | Item::Observation { .. }
+                    Item::UserMessage { .. }
+                        | Item::AgentMessage { .. }
+                        | Item::Action { .. }
+                        | Item::Observation { .. }
                 )
             })
             .filter(|item| !ranges.iter().any(|(s, e)| (*s..=*e).contains(&item.id())))
@@ -159,10 +201,18 @@ impl History {
 
     /// The messages for the next LLM call. `first_message` renders the task's first user
     /// message (from the prompt template).
-    pub fn messages(&self, system: String, first_message: impl Fn(&str) -> String) -> Vec<ChatMessage> {
+    pub fn messages(
+        &self,
+        system: String,
+        first_message: impl Fn(&str) -> String,
+    ) -> Vec<ChatMessage> {
         let (_, latest) = self.condensed();
         let first_user = self.items.iter().find_map(|i| match i {
-            Item::UserMessage { id, automatic: false, .. } => Some(*id),
+            Item::UserMessage {
+                id,
+                automatic: false,
+                ..
+            } => Some(*id),
             _ => None,
         });
         let view = self.view();
@@ -171,7 +221,9 @@ impl History {
         for item in &view {
             let (call, thought) = match item {
                 Item::Action { call, args, .. } => (call, args["thought"].as_str().unwrap_or("")),
-                Item::Observation { call: Some(call), .. } => (call, ""),
+                Item::Observation {
+                    call: Some(call), ..
+                } => (call, ""),
                 _ => continue,
             };
             let entry = calls.entry(call.response_id.as_str()).or_default();
@@ -195,33 +247,55 @@ impl History {
             if !summary_placed && latest.is_some_and(|(end, _)| item.id() > end) {
                 close(&mut out, open.take(), &calls, &answered);
                 if let Some((_, summary)) = latest {
-                    out.push(ChatMessage::user(format!("<SUMMARY_OF_EARLIER_EVENTS>\n{summary}\n</SUMMARY_OF_EARLIER_EVENTS>")));
+                    out.push(ChatMessage::user(format!(
+                        "<SUMMARY_OF_EARLIER_EVENTS>\n{summary}\n</SUMMARY_OF_EARLIER_EVENTS>"
+                    )));
                 }
                 summary_placed = true;
             }
             match item {
                 Item::UserMessage { id, content, .. } => {
                     close(&mut out, open.take(), &calls, &answered);
-                    let text = if Some(*id) == first_user { first_message(content) } else { content.clone() };
+                    let text = if Some(*id) == first_user {
+                        first_message(content)
+                    } else {
+                        content.clone()
+                    };
                     out.push(ChatMessage::user(text));
                 }
                 Item::AgentMessage { content, .. } => {
                     close(&mut out, open.take(), &calls, &answered);
-                    out.push(ChatMessage { role: Role::Assistant, content: content.clone(), tool_calls: Vec::new(), tool_call_id: None });
+                    out.push(ChatMessage {
+                        role: Role::Assistant,
+                        content: content.clone(),
+                        tool_calls: Vec::new(),
+                        tool_call_id: None,
+                    });
                 }
-                Item::Action { call, .. } | Item::Observation { call: Some(call), .. } => {
+                Item::Action { call, .. }
+                | Item::Observation {
+                    call: Some(call), ..
+                } => {
                     if open != Some(call.response_id.as_str()) {
                         close(&mut out, open.take(), &calls, &answered);
                         open = Some(call.response_id.as_str());
                         answered.clear();
                         if let Some((thought, tool_calls)) = calls.get(call.response_id.as_str()) {
-                            out.push(ChatMessage { role: Role::Assistant, content: thought.clone(), tool_calls: tool_calls.clone(), tool_call_id: None });
+                            out.push(ChatMessage {
+                                role: Role::Assistant,
+                                content: thought.clone(),
+                                tool_calls: tool_calls.clone(),
+                                tool_call_id: None,
+                            });
                         }
                     }
                     if let Item::Observation { content, .. } = item
                         && answered.insert(call.tool_call_id.clone())
                     {
-                        out.push(ChatMessage::tool_result(call.tool_call_id.clone(), content.clone()));
+                        out.push(ChatMessage::tool_result(
+                            call.tool_call_id.clone(),
+                            content.clone(),
+                        ));
                     }
                 }
                 Item::Observation { content, .. } => {
@@ -233,7 +307,9 @@ impl History {
         }
         close(&mut out, open.take(), &calls, &answered);
         if !summary_placed && let Some((_, summary)) = latest {
-            out.push(ChatMessage::user(format!("<SUMMARY_OF_EARLIER_EVENTS>\n{summary}\n</SUMMARY_OF_EARLIER_EVENTS>")));
+            out.push(ChatMessage::user(format!(
+                "<SUMMARY_OF_EARLIER_EVENTS>\n{summary}\n</SUMMARY_OF_EARLIER_EVENTS>"
+            )));
         }
         out
     }
@@ -252,7 +328,11 @@ fn close(
     };
     for call in tool_calls {
         if !answered.contains(&call.id) {
-            let text = if call.name == FINISH { FINISH_RESULT } else { "(no result was recorded for this call)" };
+            let text = if call.name == FINISH {
+                FINISH_RESULT
+            } else {
+                "(no result was recorded for this call)"
+            };
             out.push(ChatMessage::tool_result(call.id.clone(), text));
         }
     }

@@ -11,5 +11,5 @@ pub mod settings;
 pub mod stuck;
 pub mod tools;
 
-pub use run::{AgentRuntime, RunConversation};
 pub(crate) use run::handle as handle_run;
+pub use run::{AgentRuntime, RunConversation};

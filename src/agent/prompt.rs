@@ -45,12 +45,16 @@ impl Prompts {
         for (name, built_in) in [(SYSTEM, BUILT_IN_SYSTEM), (USER, BUILT_IN_USER)] {
             let source = match dir.map(|d| d.join(name)).filter(|p| p.exists()) {
                 Some(path) => std::fs::read_to_string(&path).map_err(|e| {
-                    PromptError(format!("AGENT_PROMPT_DIR: cannot read {}: {e}", path.display()))
+                    PromptError(format!(
+                        "AGENT_PROMPT_DIR: cannot read {}: {e}",
+                        path.display()
+                    ))
                 })?,
                 None => built_in.to_string(),
             };
-            env.add_template_owned(name, source)
-                .map_err(|e| PromptError(format!("the prompt template {name} is not valid: {e}")))?;
+            env.add_template_owned(name, source).map_err(|e| {
+                PromptError(format!("the prompt template {name} is not valid: {e}"))
+            })?;
         }
         Ok(Prompts { env })
     }
@@ -120,7 +124,10 @@ mod tests {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }
         let system = prompts
-            .system(&PromptContext { repository: Some("acme/app"), ..Default::default() })
+            .system(&PromptContext {
+                repository: Some("acme/app"),
+                ..Default::default()
+            })
             .unwrap();
         assert!(system.contains("acme/app is checked out in /workspace/repo"));
     }
@@ -129,7 +136,10 @@ mod tests {
     fn a_web_task_is_the_message_alone() {
         let prompts = Prompts::load(None).unwrap();
         let text = prompts
-            .first_message(&PromptContext { message: "write hello.py", ..Default::default() })
+            .first_message(&PromptContext {
+                message: "write hello.py",
+                ..Default::default()
+            })
             .unwrap();
         assert_eq!(text, "write hello.py");
     }

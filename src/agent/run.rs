@@ -113,7 +113,9 @@ impl AgentRuntime {
     /// The sandbox backend, connected on first use (a worker without Docker still takes other jobs).
     async fn sandboxes(&self) -> Result<Sandboxes, String> {
         self.sandboxes
-            .get_or_try_init(|| crate::sandbox::connect(&self.sandbox_settings, self.shutdown.clone()))
+            .get_or_try_init(|| {
+                crate::sandbox::connect(&self.sandbox_settings, self.shutdown.clone())
+            })
             .await
             .cloned()
             .map_err(|e| e.to_string())
@@ -170,7 +172,13 @@ pub(crate) async fn handle(
     result.map_err(Into::into)
 }
 
-async fn renew_claim(db: Db, conversation_id: String, runner: String, claim: Duration, lost: CancellationToken) {
+async fn renew_claim(
+    db: Db,
+    conversation_id: String,
+    runner: String,
+    claim: Duration,
+    lost: CancellationToken,
+) {
     let claim_ms = claim.as_millis() as i64;
     loop {
         tokio::time::sleep(claim / 3).await;
@@ -245,20 +253,29 @@ impl Run<'_> {
 
     /// Appends drafts in one transaction (with one LLM call's figures, if given), publishes
     /// them, and returns their ids.
-    async fn record(&mut self, drafts: Vec<Draft>, usage: Option<ConversationStats>) -> Result<Vec<i64>, Fault> {
+    async fn record(
+        &mut self,
+        drafts: Vec<Draft>,
+        usage: Option<ConversationStats>,
+    ) -> Result<Vec<i64>, Fault> {
         let mut tx = self.db().begin().await?;
         let mut stored: Vec<Event> = Vec::with_capacity(drafts.len());
         for draft in &drafts {
             let event = tx
                 .append(
                     &self.conversation_id,
-                    &NewEvent { source: draft.source, kind: &draft.kind, payload: &draft.doc },
+                    &NewEvent {
+                        source: draft.source,
+                        kind: &draft.kind,
+                        payload: &draft.doc,
+                    },
                 )
                 .await?;
             if draft.kind == "agent_state_changed"
                 && let Some(state) = draft.doc["extras"]["agent_state"].as_str()
             {
-                tx.set_conversation_status(&self.conversation_id, state).await?;
+                tx.set_conversation_status(&self.conversation_id, state)
+                    .await?;
             }
             stored.push(event);
         }
@@ -267,7 +284,10 @@ impl Run<'_> {
         }
         tx.commit().await?;
         let ids: Vec<i64> = stored.iter().map(|e| e.id).collect();
-        if stored.first().is_some_and(|e| e.id == self.history.last_id + 1) {
+        if stored
+            .first()
+            .is_some_and(|e| e.id == self.history.last_id + 1)
+        {
             self.history.extend(&stored);
         } else {
             self.refresh().await?;
@@ -280,7 +300,8 @@ impl Run<'_> {
         if self.history.state().map(|(_, s)| s) == Some(state) && reason.is_empty() {
             return Ok(());
         }
-        self.record(vec![events::state_changed(state, reason)], None).await?;
+        self.record(vec![events::state_changed(state, reason)], None)
+            .await?;
         Ok(())
     }
 
@@ -290,7 +311,10 @@ impl Run<'_> {
         self.set_state(AgentState::Loading, "").await?;
         let Some(llm) = self.runtime.llm.clone() else {
             return self
-                .set_state(AgentState::Error, "No LLM is configured: set LLM_MODEL and LLM_API_KEY for the workers.")
+                .set_state(
+                    AgentState::Error,
+                    "No LLM is configured: set LLM_MODEL and LLM_API_KEY for the workers.",
+                )
                 .await;
         };
         if let Err(reason) = self.prepare_sandbox(&conversation).await? {
@@ -306,7 +330,9 @@ impl Run<'_> {
             .filter(|n| *n > 0)
             .map(|n| n as u32)
             .unwrap_or(self.runtime.settings.agent_max_iterations);
-        let budget = limits.max_budget_usd.or(self.runtime.settings.agent_max_budget_usd);
+        let budget = limits
+            .max_budget_usd
+            .or(self.runtime.settings.agent_max_budget_usd);
         loop {
             self.refresh().await?;
             if let Some(state) = self.history.stop_request_after(started) {
@@ -351,8 +377,13 @@ impl Run<'_> {
         let system = self.runtime.prompts.system(&prompt_context)?;
         let prompts = &self.runtime.prompts;
         let messages = self.history.messages(system, |message| {
-            let context = PromptContext { message, ..prompt_context.clone() };
-            prompts.first_message(&context).unwrap_or_else(|_| message.to_string())
+            let context = PromptContext {
+                message,
+                ..prompt_context.clone()
+            };
+            prompts
+                .first_message(&context)
+                .unwrap_or_else(|_| message.to_string())
         });
         let completion = match llm.complete(&messages, &tools::specs()).await {
             Ok(completion) => completion,
@@ -404,7 +435,11 @@ impl Run<'_> {
             let action_id = ids[at];
             if finished.is_some() {
                 let note = "Not run: the task was finished by an earlier call.";
-                self.record(vec![events::error_observation(note, Some(action_id), &meta)], None).await?;
+                self.record(
+                    vec![events::error_observation(note, Some(action_id), &meta)],
+                    None,
+                )
+                .await?;
                 continue;
             }
             if let Call::Finish { message, .. } = &call {
@@ -414,7 +449,11 @@ impl Run<'_> {
             let Some(sandboxes) = self.sandboxes.clone() else {
                 return Err(anyhow::anyhow!("the run has no sandbox"));
             };
-            match self.toolbox.execute(sandboxes.as_ref(), &call, action_id, &meta).await {
+            match self
+                .toolbox
+                .execute(sandboxes.as_ref(), &call, action_id, &meta)
+                .await
+            {
                 Ok(Some(observation)) => {
                     self.record(vec![observation], None).await?;
                 }
@@ -423,14 +462,22 @@ impl Run<'_> {
                     let note = format!(
                         "The sandbox stopped while this ran ({reason}); its result is lost. A new sandbox is being started: files and programs from before are gone."
                     );
-                    self.record(vec![events::error_observation(&note, Some(action_id), &meta)], None).await?;
+                    self.record(
+                        vec![events::error_observation(&note, Some(action_id), &meta)],
+                        None,
+                    )
+                    .await?;
                     if let Err(reason) = self.prepare_sandbox(conversation).await? {
                         return Ok(Next::Rest(AgentState::Error, reason));
                     }
                 }
                 Err(ToolFault::Host(reason)) => {
                     let note = format!("The service could not run this: {reason}");
-                    self.record(vec![events::error_observation(&note, Some(action_id), &meta)], None).await?;
+                    self.record(
+                        vec![events::error_observation(&note, Some(action_id), &meta)],
+                        None,
+                    )
+                    .await?;
                     return Ok(Next::Rest(AgentState::Error, reason));
                 }
             }
@@ -459,7 +506,13 @@ impl Run<'_> {
         };
         let (metrics, usage) = figures(llm, &completion);
         let offset = settings.agent_condenser_keep_first;
-        let draft = events::condensation(start, end, completion.message.content.trim(), offset, Some(metrics));
+        let draft = events::condensation(
+            start,
+            end,
+            completion.message.content.trim(),
+            offset,
+            Some(metrics),
+        );
         self.record(vec![draft], Some(usage)).await?;
         tracing::info!(conversation_id = %self.conversation_id, start, end, forgotten, "history condensed");
         Ok(None)
@@ -467,7 +520,10 @@ impl Run<'_> {
 
     /// Attaches to the conversation's sandbox (or a new one), telling the model when an
     /// earlier sandbox was lost. `Err` holds a reason for the user.
-    async fn prepare_sandbox(&mut self, conversation: &Conversation) -> Result<Result<(), String>, Fault> {
+    async fn prepare_sandbox(
+        &mut self,
+        conversation: &Conversation,
+    ) -> Result<Result<(), String>, Fault> {
         let sandboxes = match self.runtime.sandboxes().await {
             Ok(sandboxes) => sandboxes,
             Err(reason) => return Ok(Err(format!("The sandbox could not be started: {reason}"))),
@@ -483,12 +539,18 @@ impl Run<'_> {
                 let note = format!(
                     "The earlier sandbox ({previous}) was lost and a new one was started: files and programs from before are gone, and the repository was checked out again."
                 );
-                self.record(vec![events::environment_note(&note)], None).await?;
+                self.record(vec![events::environment_note(&note)], None)
+                    .await?;
             }
-            if let Err(reason) = self.checkout(sandboxes.as_ref(), &info.id, conversation).await {
+            if let Err(reason) = self
+                .checkout(sandboxes.as_ref(), &info.id, conversation)
+                .await
+            {
                 return Ok(Err(reason));
             }
-            self.db().set_conversation_sandbox(&conversation.id, &info.id).await?;
+            self.db()
+                .set_conversation_sandbox(&conversation.id, &info.id)
+                .await?;
             // A new sandbox has no undo history.
             self.toolbox.editor = Default::default();
         }
@@ -552,7 +614,9 @@ fn llm_failure(error: &LlmError) -> Next {
     if error.is_rate_limited() {
         return Next::Rest(
             AgentState::RateLimited,
-            format!("The LLM provider is rate-limiting requests ({error}). Send a message to try again."),
+            format!(
+                "The LLM provider is rate-limiting requests ({error}). Send a message to try again."
+            ),
         );
     }
     Next::Rest(AgentState::Error, error.to_string())

@@ -70,16 +70,31 @@ impl LlmSettings {
 pub struct AgentSettings {
     /// Steps (LLM calls) per task before the agent stops and asks; a user's own limit overrides
     /// it, and each new message from the user allows as many again.
-    #[arg(long, global = true, env = "AGENT_MAX_ITERATIONS", default_value_t = 100)]
+    #[arg(
+        long,
+        global = true,
+        env = "AGENT_MAX_ITERATIONS",
+        default_value_t = 100
+    )]
     pub agent_max_iterations: u32,
     /// LLM spending per task in USD (unset: no limit); a user's own limit overrides it.
     #[arg(long, global = true, env = "AGENT_MAX_BUDGET_USD")]
     pub agent_max_budget_usd: Option<f64>,
     /// When the history the model sees passes this many events, its middle is summarised.
-    #[arg(long, global = true, env = "AGENT_CONDENSER_MAX_EVENTS", default_value_t = 120)]
+    #[arg(
+        long,
+        global = true,
+        env = "AGENT_CONDENSER_MAX_EVENTS",
+        default_value_t = 120
+    )]
     pub agent_condenser_max_events: usize,
     /// Events at the start of the history that are always kept as they are.
-    #[arg(long, global = true, env = "AGENT_CONDENSER_KEEP_FIRST", default_value_t = 4)]
+    #[arg(
+        long,
+        global = true,
+        env = "AGENT_CONDENSER_KEEP_FIRST",
+        default_value_t = 4
+    )]
     pub agent_condenser_keep_first: usize,
     /// A directory with `system_prompt.j2` and/or `user_prompt.j2` replacing the built-in
     /// prompt templates.

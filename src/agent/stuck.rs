@@ -10,7 +10,11 @@ use super::tools::FINISH;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Step {
-    Act { action: String, result: String, failed: bool },
+    Act {
+        action: String,
+        result: String,
+        failed: bool,
+    },
     Talk,
 }
 
@@ -20,7 +24,9 @@ pub fn check(history: &History) -> Option<String> {
     let last = |n: usize| (steps.len() >= n).then(|| &steps[steps.len() - n..]);
 
     if let Some(window) = last(4)
-        && window.iter().all(|s| matches!(s, Step::Act { .. }) && *s == window[0])
+        && window
+            .iter()
+            .all(|s| matches!(s, Step::Act { .. }) && *s == window[0])
     {
         return Some(format!(
             "The agent is stuck: it repeated the same action 4 times with the same result ({}).",
@@ -29,7 +35,9 @@ pub fn check(history: &History) -> Option<String> {
     }
     if let Some(window) = last(3)
         && let Step::Act { action: first, .. } = &window[0]
-        && window.iter().all(|s| matches!(s, Step::Act { action, failed: true, .. } if action == first))
+        && window
+            .iter()
+            .all(|s| matches!(s, Step::Act { action, failed: true, .. } if action == first))
     {
         return Some(format!(
             "The agent is stuck: the same action failed 3 times in a row ({}).",
@@ -39,7 +47,9 @@ pub fn check(history: &History) -> Option<String> {
     if let Some(window) = last(3)
         && window.iter().all(|s| *s == Step::Talk)
     {
-        return Some("The agent is stuck: it sent 3 messages in a row without doing anything.".to_string());
+        return Some(
+            "The agent is stuck: it sent 3 messages in a row without doing anything.".to_string(),
+        );
     }
     if let Some(window) = last(6)
         && window.iter().all(|s| matches!(s, Step::Act { .. }))
@@ -59,7 +69,11 @@ fn describe(step: &Step) -> String {
     match step {
         Step::Act { action, .. } => {
             let short: String = action.chars().take(120).collect();
-            if short.len() < action.len() { format!("{short}…") } else { short }
+            if short.len() < action.len() {
+                format!("{short}…")
+            } else {
+                short
+            }
         }
         Step::Talk => "a message".to_string(),
     }
@@ -70,9 +84,19 @@ fn steps(history: &History) -> Vec<Step> {
     let items = &history.items[history.task_start()..];
     let mut results: HashMap<&str, (String, bool)> = HashMap::new();
     for item in items {
-        if let Item::Observation { name, content, call: Some(call), exit_code, .. } = item {
+        if let Item::Observation {
+            name,
+            content,
+            call: Some(call),
+            exit_code,
+            ..
+        } = item
+        {
             let failed = name == "error" || exit_code.is_some_and(|c| c != 0 && c != -1);
-            results.insert(call.tool_call_id.as_str(), (format!("{exit_code:?}:{content}"), failed));
+            results.insert(
+                call.tool_call_id.as_str(),
+                (format!("{exit_code:?}:{content}"), failed),
+            );
         }
     }
     let mut steps = Vec::new();
@@ -83,14 +107,24 @@ fn steps(history: &History) -> Vec<Step> {
                 steps.push(Step::Talk);
                 continue;
             }
-            Item::Action { call, .. } | Item::Observation { call: Some(call), .. } => call,
+            Item::Action { call, .. }
+            | Item::Observation {
+                call: Some(call), ..
+            } => call,
             _ => continue,
         };
         if call.function_name == FINISH || !seen_calls.insert(call.tool_call_id.as_str()) {
             continue;
         }
-        let (result, failed) = results.get(call.tool_call_id.as_str()).cloned().unwrap_or_default();
-        steps.push(Step::Act { action: format!("{} {}", call.function_name, normalise(&call.arguments)), result, failed });
+        let (result, failed) = results
+            .get(call.tool_call_id.as_str())
+            .cloned()
+            .unwrap_or_default();
+        steps.push(Step::Act {
+            action: format!("{} {}", call.function_name, normalise(&call.arguments)),
+            result,
+            failed,
+        });
     }
     steps
 }
@@ -117,7 +151,10 @@ mod tests {
 
     impl Log {
         fn new() -> Log {
-            let mut log = Log { history: History::default(), calls: 0 };
+            let mut log = Log {
+                history: History::default(),
+                calls: 0,
+            };
             log.push(events::user_message("fix it", false, json!({})));
             log
         }
@@ -143,8 +180,20 @@ mod tests {
                 arguments: json!({"command": command}).to_string(),
                 response_id: format!("r{}", self.calls),
             };
-            let id = self.push(events::action("run", json!({"command": command}), String::new(), &meta));
-            self.push(events::observation("run", output, json!({"exit_code": exit_code}), String::new(), id, &meta));
+            let id = self.push(events::action(
+                "run",
+                json!({"command": command}),
+                String::new(),
+                &meta,
+            ));
+            self.push(events::observation(
+                "run",
+                output,
+                json!({"exit_code": exit_code}),
+                String::new(),
+                id,
+                &meta,
+            ));
         }
 
         fn talk(&mut self) {

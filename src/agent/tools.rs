@@ -123,14 +123,28 @@ pub fn specs() -> Vec<ToolSpec> {
 pub enum Call {
     Bash(CommandRequest),
     Editor(EditorCall),
-    Think { thought: String },
-    Finish { message: String, task_completed: Option<String> },
-    Tasks { command: String, task_list: Option<Vec<Value>> },
+    Think {
+        thought: String,
+    },
+    Finish {
+        message: String,
+        task_completed: Option<String>,
+    },
+    Tasks {
+        command: String,
+        task_list: Option<Vec<Value>>,
+    },
 }
 
 /// Reads a tool call; a mistake is described for the model.
 pub fn parse(call: &ToolCall) -> Result<Call, String> {
-    let known = [EXECUTE_BASH, STR_REPLACE_EDITOR, THINK, FINISH, TASK_TRACKER];
+    let known = [
+        EXECUTE_BASH,
+        STR_REPLACE_EDITOR,
+        THINK,
+        FINISH,
+        TASK_TRACKER,
+    ];
     if !known.contains(&call.name.as_str()) {
         return Err(format!(
             "Tool `{}` is not available. The available tools are: {}.",
@@ -138,7 +152,11 @@ pub fn parse(call: &ToolCall) -> Result<Call, String> {
             known.join(", ")
         ));
     }
-    let arguments = if call.arguments.trim().is_empty() { "{}" } else { call.arguments.as_str() };
+    let arguments = if call.arguments.trim().is_empty() {
+        "{}"
+    } else {
+        call.arguments.as_str()
+    };
     let args: Value = serde_json::from_str(arguments).map_err(|e| {
         format!(
             "The arguments of the {} call are not valid JSON ({e}); send them again as one JSON object.",
@@ -146,7 +164,10 @@ pub fn parse(call: &ToolCall) -> Result<Call, String> {
         )
     })?;
     if !args.is_object() {
-        return Err(format!("The arguments of the {} call must be a JSON object.", call.name));
+        return Err(format!(
+            "The arguments of the {} call must be a JSON object.",
+            call.name
+        ));
     }
     let name = call.name.as_str();
     match name {
@@ -166,7 +187,11 @@ pub fn parse(call: &ToolCall) -> Result<Call, String> {
                     Some(Duration::from_secs_f64(seconds).min(MAX_TIMEOUT))
                 }
             };
-            Ok(Call::Bash(CommandRequest { command, is_input, timeout }))
+            Ok(Call::Bash(CommandRequest {
+                command,
+                is_input,
+                timeout,
+            }))
         }
         STR_REPLACE_EDITOR => {
             required_str(name, &args, "command")?;
@@ -175,7 +200,9 @@ pub fn parse(call: &ToolCall) -> Result<Call, String> {
                 .map(Call::Editor)
                 .map_err(|e| format!("Invalid arguments for {name}: {e}."))
         }
-        THINK => Ok(Call::Think { thought: required_str(name, &args, "thought")? }),
+        THINK => Ok(Call::Think {
+            thought: required_str(name, &args, "thought")?,
+        }),
         FINISH => Ok(Call::Finish {
             message: required_str(name, &args, "message")?,
             task_completed: args["task_completed"].as_str().map(str::to_string),
@@ -188,10 +215,14 @@ pub fn parse(call: &ToolCall) -> Result<Call, String> {
                 _ => return Err(format!("The `task_list` of {name} must be an array.")),
             };
             if command == "plan" && task_list.is_none() {
-                return Err(format!("Missing required argument \"task_list\" in tool call {name} (command plan)."));
+                return Err(format!(
+                    "Missing required argument \"task_list\" in tool call {name} (command plan)."
+                ));
             }
             if command != "plan" && command != "view" {
-                return Err(format!("Unknown command `{command}` of {name}: use `view` or `plan`."));
+                return Err(format!(
+                    "Unknown command `{command}` of {name}: use `view` or `plan`."
+                ));
             }
             Ok(Call::Tasks { command, task_list })
         }
@@ -201,8 +232,12 @@ pub fn parse(call: &ToolCall) -> Result<Call, String> {
 fn required_str(tool: &str, args: &Value, key: &str) -> Result<String, String> {
     match &args[key] {
         Value::String(s) => Ok(s.clone()),
-        Value::Null => Err(format!("Missing required argument \"{key}\" in tool call {tool}.")),
-        _ => Err(format!("The argument \"{key}\" of {tool} must be a string.")),
+        Value::Null => Err(format!(
+            "Missing required argument \"{key}\" in tool call {tool}."
+        )),
+        _ => Err(format!(
+            "The argument \"{key}\" of {tool} must be a string."
+        )),
     }
 }
 
@@ -213,7 +248,9 @@ fn flag(tool: &str, args: &Value, key: &str) -> Result<bool, String> {
         Value::Bool(b) => Ok(*b),
         Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
         Value::String(s) if s.eq_ignore_ascii_case("false") || s.is_empty() => Ok(false),
-        _ => Err(format!("The argument \"{key}\" of {tool} must be \"true\" or \"false\".")),
+        _ => Err(format!(
+            "The argument \"{key}\" of {tool} must be \"true\" or \"false\"."
+        )),
     }
 }
 
@@ -236,7 +273,11 @@ impl Call {
                 meta,
             ),
             Call::Editor(call) => {
-                let name = if call.command == "view" { "read" } else { "edit" };
+                let name = if call.command == "view" {
+                    "read"
+                } else {
+                    "edit"
+                };
                 events::action(
                     name,
                     json!({
@@ -250,14 +291,21 @@ impl Call {
                         "thought": "",
                         "impl_source": "oh_aci",
                     }),
-                    format!("{} {}", if name == "read" { "Reading" } else { "Editing" }, call.path),
+                    format!(
+                        "{} {}",
+                        if name == "read" { "Reading" } else { "Editing" },
+                        call.path
+                    ),
                     meta,
                 )
             }
             Call::Think { thought } => {
                 events::action("think", json!({"thought": thought}), thought.clone(), meta)
             }
-            Call::Finish { message, task_completed } => events::action(
+            Call::Finish {
+                message,
+                task_completed,
+            } => events::action(
                 "finish",
                 json!({"final_thought": message, "task_completed": task_completed, "outputs": {}}),
                 message.clone(),
@@ -321,16 +369,25 @@ impl Toolbox {
                         },
                         "hidden": false,
                     }),
-                    format!("Command `{}` executed with exit code {}.", request.command, outcome.exit_code),
+                    format!(
+                        "Command `{}` executed with exit code {}.",
+                        request.command, outcome.exit_code
+                    ),
                     action_id,
                     meta,
                 ),
-                Err(error) => events::error_observation(&model_error(error)?, Some(action_id), meta),
+                Err(error) => {
+                    events::error_observation(&model_error(error)?, Some(action_id), meta)
+                }
             },
             Call::Editor(edit) => {
                 match self.editor.run(sandboxes, &self.sandbox_id, edit).await {
                     Ok(content) => {
-                        let name = if edit.command == "view" { "read" } else { "edit" };
+                        let name = if edit.command == "view" {
+                            "read"
+                        } else {
+                            "edit"
+                        };
                         // The version saved for undo, so that the history survives a restart.
                         let saved = self.editor.take_saved();
                         events::observation(
@@ -342,7 +399,11 @@ impl Toolbox {
                                 "impl_source": "oh_aci",
                                 "old_content": saved,
                             }),
-                            format!("I {} the file {}.", if name == "read" { "read" } else { "edited" }, edit.path),
+                            format!(
+                                "I {} the file {}.",
+                                if name == "read" { "read" } else { "edited" },
+                                edit.path
+                            ),
                             action_id,
                             meta,
                         )
@@ -388,7 +449,11 @@ fn render_tasks(tasks: &[Value], updated: bool) -> String {
     if tasks.is_empty() {
         return "The task list is empty.".to_string();
     }
-    let mut text = String::from(if updated { "Task list updated:\n" } else { "Task list:\n" });
+    let mut text = String::from(if updated {
+        "Task list updated:\n"
+    } else {
+        "Task list:\n"
+    });
     for (n, task) in tasks.iter().enumerate() {
         let mark = match task["status"].as_str() {
             Some("done") => "[x]",
@@ -399,7 +464,10 @@ fn render_tasks(tasks: &[Value], updated: bool) -> String {
             "{}. {mark} {}{}\n",
             n + 1,
             task["title"].as_str().unwrap_or(""),
-            task["notes"].as_str().map(|n| format!(" ({n})")).unwrap_or_default()
+            task["notes"]
+                .as_str()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
         ));
     }
     text
@@ -418,7 +486,9 @@ fn model_error(error: SandboxError) -> Result<String, ToolFault> {
 
 fn fault_of(error: SandboxError) -> ToolFault {
     match error {
-        SandboxError::Gone { .. } | SandboxError::NotFound(_) => ToolFault::SandboxLost(error.to_string()),
+        SandboxError::Gone { .. } | SandboxError::NotFound(_) => {
+            ToolFault::SandboxLost(error.to_string())
+        }
         other => ToolFault::Host(other.to_string()),
     }
 }

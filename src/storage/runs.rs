@@ -25,7 +25,11 @@ pub struct UserLimits {
 
 impl Tx {
     /// Adds one LLM call's figures to the conversation's sums.
-    pub async fn add_llm_usage(&mut self, conversation_id: &str, call: &ConversationStats) -> Result<()> {
+    pub async fn add_llm_usage(
+        &mut self,
+        conversation_id: &str,
+        call: &ConversationStats,
+    ) -> Result<()> {
         on_backend!(self, tx => sqlx::query(
             "UPDATE conversations SET llm_calls = llm_calls + $2, prompt_tokens = prompt_tokens + $3, \
              completion_tokens = completion_tokens + $4, cached_tokens = cached_tokens + $5, \
@@ -48,7 +52,12 @@ impl Tx {
 impl Db {
     /// Claims the conversation for `runner` until `lease_ms` from now. Succeeds when nobody
     /// holds it, the holder's claim ran out, or `runner` holds it already.
-    pub async fn claim_run(&self, conversation_id: &str, runner: &str, lease_ms: i64) -> Result<bool> {
+    pub async fn claim_run(
+        &self,
+        conversation_id: &str,
+        runner: &str,
+        lease_ms: i64,
+    ) -> Result<bool> {
         let now = now_millis();
         let done = on_backend!(self, pool => sqlx::query(
             "UPDATE conversations SET runner = $2, runner_until = $3 WHERE id = $1 \
@@ -65,7 +74,12 @@ impl Db {
     }
 
     /// Extends `runner`'s claim; false when it no longer holds the conversation.
-    pub async fn renew_run(&self, conversation_id: &str, runner: &str, lease_ms: i64) -> Result<bool> {
+    pub async fn renew_run(
+        &self,
+        conversation_id: &str,
+        runner: &str,
+        lease_ms: i64,
+    ) -> Result<bool> {
         let done = on_backend!(self, pool => sqlx::query(
             "UPDATE conversations SET runner_until = $3 WHERE id = $1 AND runner = $2",
         )
@@ -123,7 +137,11 @@ impl Db {
         .ok_or(StorageError::NotFound("conversation"))
     }
 
-    pub async fn set_conversation_sandbox(&self, conversation_id: &str, sandbox_id: &str) -> Result<()> {
+    pub async fn set_conversation_sandbox(
+        &self,
+        conversation_id: &str,
+        sandbox_id: &str,
+    ) -> Result<()> {
         on_backend!(self, pool => sqlx::query("UPDATE conversations SET sandbox_id = $2 WHERE id = $1")
             .bind(conversation_id)
             .bind(sandbox_id)

@@ -1,0 +1,663 @@
+//! The agent loop end to end: the real queue and run job, a real Docker sandbox, the event
+//! log on PostgreSQL (and SQLite), and a scripted fake LLM in both wire formats that checks
+//! every tool call is answered exactly once.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openhands::agent::AgentRuntime;
+use openhands::agent::events::{self, to_v0};
+use openhands::agent::llm::{LlmClient, PriceTable, RetryPolicy};
+use openhands::agent::settings::AgentSettings;
+use openhands::queue::{self, JobContext, WorkerSettings};
+use openhands::sandbox::docker::DockerBackend;
+use openhands::storage::{NewConversation, NewEvent, UserLimits};
+use serde_json::{Value, json};
+use support::fake_llm::{FakeLlm, Turn};
+use support::sandbox::{OwnerCleanup, settings as sandbox_settings};
+use support::{Kind, TestDb, wait_for};
+use tokio_util::sync::CancellationToken;
+
+/// A service with workers, a fake LLM and sandboxes of its own.
+struct Agent {
+    t: TestDb,
+    fake: FakeLlm,
+    runtime: Arc<AgentRuntime>,
+    owner: String,
+    stop: CancellationToken,
+    _cleanup: OwnerCleanup,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 5,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+    }
+}
+
+async fn start(kind: Kind, model: &str, script: Vec<Turn>, settings: AgentSettings) -> Agent {
+    start_with_prices(kind, model, script, settings, PriceTable::default()).await
+}
+
+async fn start_with_prices(
+    kind: Kind,
+    model: &str,
+    script: Vec<Turn>,
+    settings: AgentSettings,
+    prices: PriceTable,
+) -> Agent {
+    let t = TestDb::new(kind).await;
+    let fake = FakeLlm::start(script).await;
+    let llm = LlmClient::new(
+        model,
+        Some("sk-test".parse().unwrap()),
+        Some(&fake.base_url()),
+    )
+    .unwrap()
+    .with_retry(fast_retries())
+    .with_prices(prices);
+    let sandbox = sandbox_settings();
+    let owner = sandbox.sandbox_owner.clone().unwrap();
+    let backend = DockerBackend::connect(&sandbox).await.unwrap();
+    let stop = CancellationToken::new();
+    let runtime = Arc::new(
+        AgentRuntime::new(settings, Some(llm), sandbox, stop.clone())
+            .unwrap()
+            .with_sandboxes(backend),
+    );
+    let ctx = JobContext {
+        agent: Some(runtime.clone()),
+        ..JobContext::new(t.db.clone())
+    };
+    let workers = WorkerSettings {
+        concurrency: 4,
+        poll_interval: Duration::from_millis(20),
+        retry_base_delay: Duration::from_millis(50),
+        retry_max_delay: Duration::from_millis(200),
+        ..WorkerSettings::default()
+    };
+    tokio::spawn(queue::run_workers(
+        ctx,
+        workers,
+        stop.clone().cancelled_owned(),
+    ));
+    Agent {
+        t,
+        fake,
+        runtime,
+        owner: owner.clone(),
+        stop,
+        _cleanup: OwnerCleanup(owner),
+    }
+}
+
+impl Agent {
+    /// A conversation started with `text` from `trigger`, and its run enqueued.
+    async fn ask(&self, trigger: &str, text: &str) -> String {
+        let mut tx = self.t.db.begin().await.unwrap();
+        let login = format!("user-{}", ulid::Ulid::new());
+        let user = tx.create_user(&login, None, false).await.unwrap();
+        let conversation = tx
+            .create_conversation(&NewConversation {
+                owner_id: &user.id,
+                title: "test",
+                trigger_kind: trigger,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        self.say(&conversation.id, text).await;
+        conversation.id
+    }
+
+    /// A message from the user, as intake records it, and a run.
+    async fn say(&self, conversation_id: &str, text: &str) {
+        let mut tx = self.t.db.begin().await.unwrap();
+        let message = events::user_message(text, false, json!({}));
+        tx.append_event(
+            conversation_id,
+            &NewEvent {
+                source: message.source,
+                kind: &message.kind,
+                payload: &message.doc,
+            },
+        )
+        .await
+        .unwrap();
+        queue::enqueue(
+            &mut tx,
+            &openhands::agent::RunConversation {
+                conversation_id: conversation_id.to_string(),
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    async fn owner_of(&self, conversation_id: &str) -> String {
+        self.t
+            .db
+            .conversation(conversation_id)
+            .await
+            .unwrap()
+            .owner_id
+    }
+
+    /// Waits until the agent rests after event `after`; returns its state and reason.
+    async fn rest_after(&self, conversation_id: &str, after: i64) -> (String, String) {
+        wait_for("the agent to rest", Duration::from_secs(90), || async {
+            self.events(conversation_id)
+                .await
+                .into_iter()
+                .rev()
+                .find_map(|e| {
+                    let at_rest = e["observation"] == "agent_state_changed"
+                        && !["loading", "running"]
+                            .contains(&e["extras"]["agent_state"].as_str().unwrap());
+                    (at_rest && e["id"].as_i64().unwrap() > after).then(|| {
+                        (
+                            e["extras"]["agent_state"].as_str().unwrap().to_string(),
+                            e["extras"]["reason"].as_str().unwrap().to_string(),
+                        )
+                    })
+                })
+        })
+        .await
+    }
+
+    async fn rest(&self, conversation_id: &str) -> (String, String) {
+        self.rest_after(conversation_id, 0).await
+    }
+
+    async fn events(&self, conversation_id: &str) -> Vec<Value> {
+        self.t
+            .db
+            .events_after(conversation_id, 0, 10_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(to_v0)
+            .collect()
+    }
+}
+
+fn observations<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["observation"] == name).collect()
+}
+
+fn create(path: &str, text: &str) -> Turn {
+    Turn::call(
+        "str_replace_editor",
+        json!({"command": "create", "path": path, "file_text": text}),
+    )
+}
+
+fn bash(command: &str) -> Turn {
+    Turn::call("execute_bash", json!({"command": command}))
+}
+
+fn finish(message: &str) -> Turn {
+    Turn::call("finish", json!({"message": message}))
+}
+
+/// Create a file, run it, edit it, run it again, think, finish: the happy path, checked
+/// event by event.
+async fn create_run_edit_finish(kind: Kind, model: &str) {
+    let script = vec![
+        create("/workspace/hello.py", "print('hello')\n").with_text("I will write the script."),
+        bash("python3 /workspace/hello.py"),
+        Turn::call(
+            "str_replace_editor",
+            json!({"command": "str_replace", "path": "/workspace/hello.py", "old_str": "hello", "new_str": "goodbye"}),
+        ),
+        bash("python3 /workspace/hello.py"),
+        Turn::call("think", json!({"thought": "It prints goodbye now."})),
+        finish("The script prints goodbye."),
+    ];
+    let agent = start(kind, model, script, AgentSettings::default()).await;
+    let mut live = agent.runtime.bus.subscribe();
+    let id = agent
+        .ask("web", "Write hello.py and make it say goodbye")
+        .await;
+    assert_eq!(
+        agent.rest(&id).await,
+        ("finished".to_string(), String::new())
+    );
+    agent.fake.assert_each_tool_call_answered_once();
+
+    let events = agent.events(&id).await;
+    let ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert_eq!(
+        ids,
+        (1..=ids.len() as i64).collect::<Vec<_>>(),
+        "ids without gaps"
+    );
+    for event in &events {
+        assert!(
+            event["timestamp"].as_str().unwrap().ends_with('Z'),
+            "{event}"
+        );
+        assert!(["user", "agent", "environment"].contains(&event["source"].as_str().unwrap()));
+    }
+    assert_eq!(events[0]["action"], "message");
+    assert_eq!(events[0]["source"], "user");
+    let runs = observations(&events, "run");
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["content"].as_str().unwrap().trim(), "hello");
+    assert_eq!(runs[1]["content"].as_str().unwrap().trim(), "goodbye");
+    assert_eq!(runs[1]["extras"]["exit_code"], 0);
+    assert_eq!(runs[1]["extras"]["metadata"]["exit_code"], 0);
+    let cause = runs[1]["cause"].as_i64().unwrap();
+    let action = &events[cause as usize - 1];
+    assert_eq!(action["action"], "run");
+    assert_eq!(action["args"]["command"], "python3 /workspace/hello.py");
+    assert_eq!(observations(&events, "edit").len(), 2);
+    assert_eq!(observations(&events, "think").len(), 1);
+    let first_action = events.iter().find(|e| e["action"] == "edit").unwrap();
+    assert_eq!(first_action["args"]["thought"], "I will write the script.");
+    assert!(
+        first_action["llm_metrics"]["prompt_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let finish = events.iter().find(|e| e["action"] == "finish").unwrap();
+    assert_eq!(
+        finish["args"]["final_thought"],
+        "The script prints goodbye."
+    );
+    let states: Vec<&str> = events
+        .iter()
+        .filter(|e| e["observation"] == "agent_state_changed")
+        .map(|e| e["extras"]["agent_state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["loading", "running", "finished"]);
+
+    // The model saw each result: the second run's output came back as its tool result.
+    let requests = agent.fake.requests();
+    assert_eq!(requests.len(), 6);
+    let last = &requests[5].messages;
+    assert!(
+        last.iter()
+            .any(|m| m.role == "tool" && m.text.contains("goodbye"))
+    );
+    assert_eq!(last[0].role, "system");
+    assert!(last[1].text.contains("Write hello.py"));
+
+    // Per-conversation statistics.
+    let stats = agent.t.db.conversation_stats(&id).await.unwrap();
+    assert_eq!(stats.llm_calls, 6);
+    assert_eq!(stats.prompt_tokens, 600);
+    assert_eq!(stats.completion_tokens, 120);
+    assert_eq!(
+        agent.t.db.conversation(&id).await.unwrap().status,
+        "finished"
+    );
+
+    // Live subscribers got the same events, in order.
+    let mut seen = Vec::new();
+    while let Ok(event) = live.try_recv() {
+        if event.conversation_id == id {
+            seen.push(event.id);
+        }
+    }
+    let agent_written: Vec<i64> = ids.iter().copied().filter(|i| *i > 1).collect();
+    assert_eq!(seen, agent_written);
+    agent.stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn happy_path_openai_on_postgres() {
+    create_run_edit_finish(Kind::Postgres, "openai/gpt-fake").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn happy_path_anthropic_on_postgres() {
+    create_run_edit_finish(Kind::Postgres, "anthropic/claude-fake").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn happy_path_openai_on_sqlite() {
+    create_run_edit_finish(Kind::Sqlite, "openai/gpt-fake").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_and_unknown_calls_are_errors_the_model_can_correct() {
+    let script = vec![
+        Turn::raw_call("execute_bash", "{\"command\": \"ls"),
+        Turn::call("browse", json!({"url": "http://example.test"})),
+        Turn::call("execute_bash", json!({"timeout": 5})),
+        Turn::call(
+            "str_replace_editor",
+            json!({"command": "view", "path": "relative.txt"}),
+        ),
+        Turn::calls(vec![
+            ("execute_bash", json!({"command": "echo fixed"})),
+            ("finish", json!({"message": "ok"})),
+        ]),
+    ];
+    let agent = start(
+        Kind::Postgres,
+        "openai/gpt-fake",
+        script,
+        AgentSettings::default(),
+    )
+    .await;
+    let id = agent.ask("web", "go").await;
+    assert_eq!(agent.rest(&id).await.0, "finished");
+    agent.fake.assert_each_tool_call_answered_once();
+    let events = agent.events(&id).await;
+    let errors: Vec<&str> = observations(&events, "error")
+        .iter()
+        .map(|e| e["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(errors.len(), 4, "{errors:?}");
+    assert!(errors[0].contains("not valid JSON"), "{}", errors[0]);
+    assert!(
+        errors[1].contains("Tool `browse` is not available"),
+        "{}",
+        errors[1]
+    );
+    assert!(
+        errors[2].contains("Missing required argument \"command\""),
+        "{}",
+        errors[2]
+    );
+    assert!(errors[3].contains("not an absolute path"), "{}", errors[3]);
+    // The model was shown each error as the result of its call.
+    let requests = agent.fake.requests();
+    assert!(
+        requests[1]
+            .messages
+            .iter()
+            .any(|m| m.role == "tool" && m.text.contains("not valid JSON"))
+    );
+    assert_eq!(
+        observations(&events, "run")[0]["content"]
+            .as_str()
+            .unwrap()
+            .trim(),
+        "fixed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limits_are_retried_and_a_rejected_key_is_a_clear_error() {
+    let script = vec![
+        Turn::rate_limited(0),
+        Turn::error(503, "overloaded"),
+        finish("done"),
+    ];
+    let agent = start(
+        Kind::Postgres,
+        "anthropic/claude-fake",
+        script,
+        AgentSettings::default(),
+    )
+    .await;
+    let id = agent.ask("web", "go").await;
+    assert_eq!(agent.rest(&id).await.0, "finished");
+    let events = agent.events(&id).await;
+    let finish = events.iter().find(|e| e["action"] == "finish").unwrap();
+    assert_eq!(finish["llm_metrics"]["attempts"], 3);
+
+    agent.fake.push(vec![Turn::error(401, "invalid x-api-key")]);
+    agent.say(&id, "once more").await;
+    let (state, reason) = agent.rest_after(&id, events.len() as i64).await;
+    assert_eq!(state, "error");
+    assert!(
+        reason.contains("the LLM API key was rejected by"),
+        "{reason}"
+    );
+    assert!(reason.contains("invalid x-api-key"), "{reason}");
+    assert_eq!(
+        agent.fake.requests().len(),
+        4,
+        "a rejected key is not retried"
+    );
+    agent.fake.assert_each_tool_call_answered_once();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn persistent_rate_limiting_rests_in_rate_limited() {
+    let script = (0..5).map(|_| Turn::rate_limited(0)).collect();
+    let agent = start(
+        Kind::Postgres,
+        "openai/gpt-fake",
+        script,
+        AgentSettings::default(),
+    )
+    .await;
+    let id = agent.ask("web", "go").await;
+    let (state, reason) = agent.rest(&id).await;
+    assert_eq!(state, "rate_limited");
+    assert!(reason.contains("rate-limiting"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn budget_and_step_limits_stop_the_run_and_a_message_extends_them() {
+    // 100 prompt + 20 completion tokens at $10 / $50 per million: $0.002 per call.
+    let prices = PriceTable::from_json(r#"{"gpt-fake": {"input": 10.0, "output": 50.0}}"#).unwrap();
+    let settings = AgentSettings {
+        agent_max_budget_usd: Some(0.005),
+        ..AgentSettings::default()
+    };
+    let script = vec![
+        bash("echo 1"),
+        bash("echo 2"),
+        bash("echo 3"),
+        bash("echo 4"),
+    ];
+    let agent =
+        start_with_prices(Kind::Postgres, "openai/gpt-fake", script, settings, prices).await;
+    let id = agent.ask("web", "count").await;
+    let (state, reason) = agent.rest(&id).await;
+    assert_eq!(state, "error");
+    assert!(reason.contains("budget of $0.01 is used up"), "{reason}");
+    assert_eq!(agent.fake.requests().len(), 3);
+    let stats = agent.t.db.conversation_stats(&id).await.unwrap();
+    assert!((stats.cost_usd - 0.006).abs() < 1e-9, "{}", stats.cost_usd);
+
+    // A user's own step limit; a new message allows as many again.
+    let owner = agent.owner_of(&id).await;
+    agent
+        .t
+        .db
+        .set_user_limits(
+            &owner,
+            &UserLimits {
+                max_iterations: Some(1),
+                max_budget_usd: Some(1.0),
+            },
+        )
+        .await
+        .unwrap();
+    let seen = agent.events(&id).await.len() as i64;
+    agent.say(&id, "go on").await;
+    let (state, reason) = agent.rest_after(&id, seen).await;
+    assert_eq!(state, "error");
+    assert!(reason.contains("limit of 1 steps"), "{reason}");
+    assert_eq!(agent.fake.requests().len(), 4);
+
+    agent.fake.push(vec![finish("counted")]);
+    let seen = agent.events(&id).await.len() as i64;
+    agent.say(&id, "finish up").await;
+    assert_eq!(agent.rest_after(&id, seen).await.0, "finished");
+    agent.fake.assert_each_tool_call_answered_once();
+}
+
+async fn stuck_with(script: Vec<Turn>, trigger: &str) -> String {
+    let agent = start(
+        Kind::Postgres,
+        "openai/gpt-fake",
+        script,
+        AgentSettings::default(),
+    )
+    .await;
+    let id = agent.ask(trigger, "go").await;
+    let (state, reason) = agent.rest(&id).await;
+    assert_eq!(state, "error", "{reason}");
+    agent.fake.assert_each_tool_call_answered_once();
+    assert_eq!(
+        agent.fake.remaining(),
+        1,
+        "the run stopped at the pattern, not at the script's end"
+    );
+    reason
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stuck_repeating_the_same_action_and_result() {
+    let script = (0..5).map(|_| bash("echo same")).collect();
+    let reason = stuck_with(script, "web").await;
+    assert!(
+        reason.contains("repeated the same action 4 times"),
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stuck_failing_the_same_way() {
+    let script = (0..4).map(|_| bash("date +%N; cat /nonexistent")).collect();
+    let reason = stuck_with(script, "web").await;
+    assert!(reason.contains("failed 3 times"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stuck_talking_without_acting_when_unattended() {
+    let script = (0..4).map(|n| Turn::text(format!("I think {n}"))).collect();
+    let reason = stuck_with(script, "github").await;
+    assert!(reason.contains("3 messages in a row"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stuck_ping_pong() {
+    let script = (0..7)
+        .map(|n| bash(if n % 2 == 0 { "echo a" } else { "echo b" }))
+        .collect();
+    let reason = stuck_with(script, "web").await;
+    assert!(
+        reason.contains("alternated between two actions"),
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interactive_agent_waits_for_the_user_and_continues() {
+    let script = vec![Turn::text("Which file?")];
+    let agent = start(
+        Kind::Postgres,
+        "openai/gpt-fake",
+        script,
+        AgentSettings::default(),
+    )
+    .await;
+    let id = agent.ask("slack", "fix the file").await;
+    assert_eq!(agent.rest(&id).await.0, "awaiting_user_input");
+    agent
+        .fake
+        .push(vec![bash("echo README.md"), finish("fixed README.md")]);
+    let seen = agent.events(&id).await.len() as i64;
+    agent.say(&id, "README.md").await;
+    assert_eq!(agent.rest_after(&id, seen).await.0, "finished");
+    let last = agent.fake.requests().last().unwrap().messages.clone();
+    let texts: Vec<(&str, &str)> = last
+        .iter()
+        .map(|m| (m.role.as_str(), m.text.as_str()))
+        .collect();
+    assert!(texts.contains(&("assistant", "Which file?")), "{texts:?}");
+    assert!(texts.contains(&("user", "README.md")), "{texts:?}");
+    agent.fake.assert_each_tool_call_answered_once();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_history_is_condensed_into_a_summary() {
+    let settings = AgentSettings {
+        agent_condenser_max_events: 12,
+        agent_condenser_keep_first: 2,
+        ..AgentSettings::default()
+    };
+    let mut script: Vec<Turn> = (0..12).map(|n| bash(&format!("echo step {n}"))).collect();
+    script.push(finish("done"));
+    let agent = start(Kind::Postgres, "openai/gpt-fake", script, settings).await;
+    let id = agent.ask("web", "count to twelve").await;
+    assert_eq!(agent.rest(&id).await.0, "finished");
+    agent.fake.assert_each_tool_call_answered_once();
+    assert!(agent.fake.summary_requests() >= 1);
+    let events = agent.events(&id).await;
+    let condensations: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["action"] == "condensation")
+        .collect();
+    assert!(!condensations.is_empty());
+    assert_eq!(condensations[0]["args"]["summary"], "SUMMARY 1");
+    // The prompt after a condensation: the task, the summary, and only the recent steps.
+    let requests = agent.fake.requests();
+    let last = &requests.last().unwrap().messages;
+    assert!(last[1].text.contains("count to twelve"));
+    assert!(last.iter().any(|m| m.text.contains("SUMMARY")), "{last:?}");
+    assert!(last.len() <= 14, "{} messages", last.len());
+    // The head (the task and the first step) stays; the middle is forgotten.
+    assert!(last.iter().any(|m| m.text.trim() == "step 0"), "{last:#?}");
+    assert!(!last.iter().any(|m| m.text.trim() == "step 3"), "{last:#?}");
+    // The summary's cost counts.
+    let stats = agent.t.db.conversation_stats(&id).await.unwrap();
+    assert_eq!(stats.llm_calls as usize, 13 + agent.fake.summary_requests());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_request_ends_the_run() {
+    let script = vec![bash("sleep 3"), bash("echo never")];
+    let agent = start(
+        Kind::Postgres,
+        "openai/gpt-fake",
+        script,
+        AgentSettings::default(),
+    )
+    .await;
+    let id = agent.ask("web", "go").await;
+    wait_for(
+        "the first command to start",
+        Duration::from_secs(60),
+        || async {
+            agent
+                .events(&id)
+                .await
+                .iter()
+                .any(|e| e["action"] == "run")
+                .then_some(())
+        },
+    )
+    .await;
+    let stop = events::change_state_request(events::AgentState::Stopped);
+    agent
+        .t
+        .db
+        .append_event(
+            &id,
+            &NewEvent {
+                source: stop.source,
+                kind: &stop.kind,
+                payload: &stop.doc,
+            },
+        )
+        .await
+        .unwrap();
+    let (state, _) = agent.rest(&id).await;
+    assert_eq!(state, "stopped");
+    assert_eq!(agent.fake.requests().len(), 1);
+    agent.fake.assert_each_tool_call_answered_once();
+    let _ = &agent.owner;
+}
