@@ -243,9 +243,11 @@ impl History {
         let mut summary_placed = latest.is_none();
         let mut open: Option<&str> = None;
         let mut answered: HashSet<String> = HashSet::new();
+        let mut notes: Vec<String> = Vec::new();
         for item in view {
             if !summary_placed && latest.is_some_and(|(end, _)| item.id() > end) {
                 close(&mut out, open.take(), &calls, &answered);
+                out.extend(notes.drain(..).map(ChatMessage::user));
                 if let Some((_, summary)) = latest {
                     out.push(ChatMessage::user(format!(
                         "<SUMMARY_OF_EARLIER_EVENTS>\n{summary}\n</SUMMARY_OF_EARLIER_EVENTS>"
@@ -256,6 +258,7 @@ impl History {
             match item {
                 Item::UserMessage { id, content, .. } => {
                     close(&mut out, open.take(), &calls, &answered);
+                    out.extend(notes.drain(..).map(ChatMessage::user));
                     let text = if Some(*id) == first_user {
                         first_message(content)
                     } else {
@@ -265,6 +268,7 @@ impl History {
                 }
                 Item::AgentMessage { content, .. } => {
                     close(&mut out, open.take(), &calls, &answered);
+                    out.extend(notes.drain(..).map(ChatMessage::user));
                     out.push(ChatMessage {
                         role: Role::Assistant,
                         content: content.clone(),
@@ -278,6 +282,7 @@ impl History {
                 } => {
                     if open != Some(call.response_id.as_str()) {
                         close(&mut out, open.take(), &calls, &answered);
+                        out.extend(notes.drain(..).map(ChatMessage::user));
                         open = Some(call.response_id.as_str());
                         answered.clear();
                         if let Some((thought, tool_calls)) = calls.get(call.response_id.as_str()) {
@@ -299,13 +304,23 @@ impl History {
                     }
                 }
                 Item::Observation { content, .. } => {
-                    close(&mut out, open.take(), &calls, &answered);
-                    out.push(ChatMessage::user(content.clone()));
+                    // A note from the service never splits a response from its results.
+                    let waiting = open
+                        .and_then(|r| calls.get(r))
+                        .is_some_and(|(_, c)| c.iter().any(|c| !answered.contains(&c.id)));
+                    if waiting {
+                        notes.push(content.clone());
+                    } else {
+                        close(&mut out, open.take(), &calls, &answered);
+                        out.extend(notes.drain(..).map(ChatMessage::user));
+                        out.push(ChatMessage::user(content.clone()));
+                    }
                 }
                 _ => {}
             }
         }
         close(&mut out, open.take(), &calls, &answered);
+        out.extend(notes.drain(..).map(ChatMessage::user));
         if !summary_placed && let Some((_, summary)) = latest {
             out.push(ChatMessage::user(format!(
                 "<SUMMARY_OF_EARLIER_EVENTS>\n{summary}\n</SUMMARY_OF_EARLIER_EVENTS>"

@@ -317,10 +317,11 @@ impl Run<'_> {
                 )
                 .await;
         };
+        // Lost calls are answered first: nothing may come between a call and its result.
+        self.answer_lost_calls().await?;
         if let Err(reason) = self.prepare_sandbox(&conversation).await? {
             return self.set_state(AgentState::Error, &reason).await;
         }
-        self.answer_lost_calls().await?;
         self.rebuild_tools();
         self.set_state(AgentState::Running, "").await?;
         let started = self.history.last_id;
