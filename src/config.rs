@@ -116,6 +116,13 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 300)]
         round_trips: u32,
     },
+    /// Agent-loop overhead per step on DATABASE_URL and a Docker sandbox (SANDBOX_IMAGE), with
+    /// a zero-latency scripted model on loopback and `true` as the command.
+    Agent {
+        /// Steps measured.
+        #[arg(long, default_value_t = 300)]
+        steps: u32,
+    },
 }
 
 /// A value that must never be printed: `Debug` and `Display` show only that it is set.
