@@ -255,7 +255,8 @@ pub struct ProviderConfig {
         global = true
     )]
     pub github_webhook_secret: Option<WebhookSecrets>,
-    /// The GitHub App's id (to check senders' permissions as the app).
+    /// The GitHub App's id (to check senders' permissions, read comments and diffs, and get
+    /// clone tokens as the app).
     #[arg(long, env = "GITHUB_APP_ID", global = true)]
     pub github_app_id: Option<u64>,
     /// The GitHub App's private key: the PEM text, or the path of a PEM file.
@@ -291,7 +292,8 @@ pub struct ProviderConfig {
         global = true
     )]
     pub gitlab_api_url: String,
-    /// A GitLab access token with `api` scope (to check members' access levels).
+    /// A GitLab access token with `api` scope (to check members' access levels, read comments
+    /// and diffs, and clone).
     #[arg(long, env = "GITLAB_TOKEN", hide_env_values = true, global = true)]
     pub gitlab_token: Option<Secret>,
 

@@ -11,11 +11,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use base64::Engine as _;
 use clap::Parser;
 use hmac::{Hmac, Mac};
 use openhands::config::Cli;
-use openhands::intake::IntakeSettings;
+use openhands::intake::{IntakeSettings, MAX_DIFF_CHARS};
 use openhands::integrations::Webhooks;
+use openhands::integrations::request::Place;
 use openhands::queue::{self, JobContext, WorkerSettings};
 use openhands::storage::{Delivery, now_millis};
 use openhands::web::{AppState, router};
@@ -23,6 +25,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use support::TestDb;
 use support::fakes::{self, FakeProviders};
+use support::git_server::GitServer;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -34,6 +37,9 @@ on_both_backends! {
     slack_users_must_be_linked_and_redelivery_re_runs => slack_linking_and_redelivery;
     jira_and_linear_need_linked_accounts_of_served_workspaces => jira_and_linear_links;
     ignored_events_and_handshakes_are_answered_200 => ignored_and_handshakes;
+    pull_and_merge_requests_come_with_their_diffs => pull_and_merge_request_diffs;
+    a_diff_that_cannot_be_read_does_not_refuse_the_request => unreadable_diff;
+    repository_remotes_come_with_the_providers_tokens => repository_remotes;
 }
 
 const GITHUB_SECRET: &str = "github-secret";
@@ -63,6 +69,8 @@ fn hmac_hex(secret: &str, parts: &[&[u8]]) -> String {
 struct Service {
     app: Router,
     fakes: FakeProviders,
+    /// What the workers use to reach the providers.
+    intake: Arc<IntakeSettings>,
     stop: CancellationToken,
 }
 
@@ -123,9 +131,10 @@ async fn service(t: &TestDb) -> Service {
     let state = AppState::new(t.db.clone())
         .with_admin_key(Some(ADMIN_KEY.parse().unwrap()))
         .with_webhooks(Webhooks::from_config(&cli.config.providers));
+    let intake = Arc::new(IntakeSettings::from_config(&cli.config.providers).unwrap());
     let ctx = JobContext {
         db: t.db.clone(),
-        intake: Arc::new(IntakeSettings::from_config(&cli.config.providers).unwrap()),
+        intake: intake.clone(),
         agent: None,
     };
     let stop = CancellationToken::new();
@@ -144,6 +153,7 @@ async fn service(t: &TestDb) -> Service {
     Service {
         app: router(state),
         fakes,
+        intake,
         stop,
     }
 }
@@ -280,6 +290,22 @@ fn delivery_id(body: &Value) -> i64 {
         .unwrap_or_else(|| panic!("no delivery id in {body}"))
 }
 
+/// The `request_context` event a new conversation starts with.
+async fn request_context(t: &TestDb, conversation: &str) -> Value {
+    let events = t.db.events_after(conversation, 0, 1).await.unwrap();
+    assert_eq!(events[0].kind, "request_context");
+    serde_json::from_str(&events[0].payload).unwrap()
+}
+
+/// Sends a delivery and returns the context of the conversation it started.
+async fn accepted_context(t: &TestDb, app: &Router, request: Request<Body>) -> Value {
+    let (status, answer) = send(app, request).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let delivery = handled(t, delivery_id(&answer)).await;
+    assert_eq!(delivery.status, "accepted", "{:?}", delivery.reason);
+    request_context(t, delivery.conversation_id.as_deref().unwrap()).await
+}
+
 async fn refused_and_nothing_stored(t: &TestDb) {
     let service = service(t).await;
     let app = &service.app;
@@ -413,6 +439,7 @@ async fn github_comment_and_follow_up(t: &TestDb) {
         context["history"],
         json!([{"author": "octocat", "text": "The test fails on main since yesterday."}])
     );
+    assert_eq!(context["diff"], Value::Null, "an issue has no diff");
     assert_eq!(events[1].kind, "message");
     let message: Value = serde_json::from_str(&events[1].payload).unwrap();
     assert_eq!(message["action"], "message");
@@ -719,6 +746,340 @@ async fn ignored_and_handshakes(t: &TestDb) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listed["deliveries"].as_array().unwrap().len(), 3);
     assert!(t.db.jobs("intake", None, 10).await.unwrap().is_empty());
+}
+
+async fn pull_and_merge_request_diffs(t: &TestDb) {
+    let service = service(t).await;
+    let app = &service.app;
+    let fakes = &service.fakes;
+    fakes.set_github_permission("octo-org/hello-world", "mona", "write");
+    let review = fixture("github/pull_request_review_comment.created.json");
+    let context = accepted_context(
+        t,
+        app,
+        github("pull_request_review_comment", "gh-d1", &review),
+    )
+    .await;
+    assert_eq!(context["diff"], fakes::GITHUB_DIFF);
+    assert_eq!(context["diff_error"], Value::Null);
+    assert_eq!(
+        fakes.recorded(|r| r.diff_requests.clone()),
+        vec!["github octo-org/hello-world#21 application/vnd.github.diff"]
+    );
+
+    // A diff longer than the agent is given is cut after a whole line, with a note.
+    let generated: String = (0..5000)
+        .map(|n| format!("+generated line {n} of a long file\n"))
+        .collect();
+    let long = format!("{}{generated}", fakes::GITHUB_DIFF);
+    assert!(long.len() > MAX_DIFF_CHARS);
+    fakes.set_github_diff("octo-org/hello-world", 22, &long);
+    let mut other: Value = serde_json::from_slice(&review).unwrap();
+    other["pull_request"]["number"] = json!(22);
+    other["comment"]["id"] = json!(2200);
+    let other = serde_json::to_vec(&other).unwrap();
+    let context = accepted_context(
+        t,
+        app,
+        github("pull_request_review_comment", "gh-d2", &other),
+    )
+    .await;
+    let diff = context["diff"].as_str().unwrap();
+    assert!(diff.chars().count() <= MAX_DIFF_CHARS, "{}", diff.len());
+    let (kept, note) = diff.split_once("\n[the diff is cut here").unwrap();
+    assert!(long.starts_with(&format!("{kept}\n")));
+    assert!(kept.len() > MAX_DIFF_CHARS - 200, "{}", kept.len());
+    assert!(note.contains(&long.len().to_string()), "{note}");
+
+    // GitLab's file diffs, read page by page, become one unified diff.
+    fakes.set_gitlab_level(42, "2718", 30);
+    let mut files = vec![
+        json!({"old_path": "app/money.py", "new_path": "app/money.py", "a_mode": "100644", "b_mode": "100644",
+               "new_file": false, "renamed_file": false, "deleted_file": false,
+               "diff": "@@ -1,2 +1,2 @@\n def round_amount(x):\n-    return round(x)\n+    return round_half_even(x)\n"}),
+        json!({"old_path": "tests/test_money.py", "new_path": "tests/test_money.py", "a_mode": "0", "b_mode": "100644",
+               "new_file": true, "renamed_file": false, "deleted_file": false,
+               "diff": "@@ -0,0 +1 @@\n+assert round_amount(2.5) == 2\n"}),
+        json!({"old_path": "old.txt", "new_path": "new.txt", "a_mode": "100644", "b_mode": "100644",
+               "new_file": false, "renamed_file": true, "deleted_file": false, "diff": ""}),
+        json!({"old_path": "gone.txt", "new_path": "gone.txt", "a_mode": "100644", "b_mode": "0",
+               "new_file": false, "renamed_file": false, "deleted_file": true,
+               "diff": "@@ -1 +0,0 @@\n-bye\n"}),
+    ];
+    files.extend((0..100).map(|n| {
+        json!({"old_path": format!("gen/{n}.txt"), "new_path": format!("gen/{n}.txt"), "a_mode": "100644",
+               "b_mode": "100644", "new_file": false, "renamed_file": false, "deleted_file": false,
+               "diff": format!("@@ -1 +1 @@\n-{n}\n+{}\n", n + 1)})
+    }));
+    fakes.set_gitlab_diffs(42, 15, files);
+    let context = accepted_context(
+        t,
+        app,
+        gitlab(
+            "Note Hook",
+            "g-d1",
+            &fixture("gitlab/note.merge_request.diff.json"),
+        ),
+    )
+    .await;
+    let diff = context["diff"].as_str().unwrap();
+    let expected_start = "\
+diff --git a/app/money.py b/app/money.py
+--- a/app/money.py
++++ b/app/money.py
+@@ -1,2 +1,2 @@
+ def round_amount(x):
+-    return round(x)
++    return round_half_even(x)
+diff --git a/tests/test_money.py b/tests/test_money.py
+new file mode 100644
+--- /dev/null
++++ b/tests/test_money.py
+@@ -0,0 +1 @@
++assert round_amount(2.5) == 2
+diff --git a/old.txt b/new.txt
+rename from old.txt
+rename to new.txt
+diff --git a/gone.txt b/gone.txt
+deleted file mode 100644
+--- a/gone.txt
++++ /dev/null
+@@ -1 +0,0 @@
+-bye
+diff --git a/gen/0.txt b/gen/0.txt
+";
+    assert!(diff.starts_with(expected_start), "{diff}");
+    assert_eq!(diff.matches("diff --git ").count(), 104);
+    assert!(diff.ends_with("-99\n+100\n"), "{diff}");
+    assert_eq!(
+        fakes.recorded(|r| r.diff_requests[2..].to_vec()),
+        vec!["gitlab 42!15 page=1", "gitlab 42!15 page=2"]
+    );
+
+    // A follow-up on the same merge request does not read the diff again.
+    let mut follow_up: Value =
+        serde_json::from_slice(&fixture("gitlab/note.merge_request.diff.json")).unwrap();
+    follow_up["object_attributes"]["id"] = json!(99_001);
+    let (status, answer) = send(
+        app,
+        gitlab(
+            "Note Hook",
+            "g-d2",
+            &serde_json::to_vec(&follow_up).unwrap(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(handled(t, delivery_id(&answer)).await.status, "accepted");
+    assert_eq!(fakes.recorded(|r| r.diff_requests.len()), 4);
+}
+
+async fn unreadable_diff(t: &TestDb) {
+    let service = service(t).await;
+    let app = &service.app;
+    let fakes = &service.fakes;
+    fakes.set_github_permission("octo-org/hello-world", "mona", "write");
+    fakes.set_gitlab_level(42, "2718", 30);
+    fakes.fail_diffs(Some(500));
+
+    let review = fixture("github/pull_request_review_comment.created.json");
+    let context = accepted_context(
+        t,
+        app,
+        github("pull_request_review_comment", "gh-f1", &review),
+    )
+    .await;
+    assert_eq!(context["diff"], Value::Null);
+    let error = context["diff_error"].as_str().unwrap();
+    assert!(
+        error.contains("cannot read the diff of octo-org/hello-world#21 from GitHub"),
+        "{error}"
+    );
+    assert!(!error.contains("ghs_installation"), "{error}");
+    assert_eq!(
+        context["history"],
+        json!([{"author": "octocat", "text": "The test fails on main since yesterday."}])
+    );
+
+    let context = accepted_context(
+        t,
+        app,
+        gitlab(
+            "Note Hook",
+            "g-f1",
+            &fixture("gitlab/note.merge_request.diff.json"),
+        ),
+    )
+    .await;
+    assert_eq!(context["diff"], Value::Null);
+    let error = context["diff_error"].as_str().unwrap();
+    assert!(
+        error.contains("cannot read the diff of merge request !15 of project 42 from GitLab"),
+        "{error}"
+    );
+    assert!(error.contains("500"), "{error}");
+    assert!(!error.contains(fakes::GITLAB_TOKEN), "{error}");
+}
+
+async fn repository_remotes(t: &TestDb) {
+    let service = service(t).await;
+    let app = &service.app;
+    let fakes = &service.fakes;
+    fakes.set_github_permission("octo-org/hello-world", "mona", "write");
+    fakes.set_gitlab_level(42, "2718", 30);
+
+    // What the worker reads from the conversation's context is enough to clone.
+    let context = accepted_context(
+        t,
+        app,
+        github(
+            "issue_comment",
+            "gh-c1",
+            &fixture("github/issue_comment.created.json"),
+        ),
+    )
+    .await;
+    let place: Place = serde_json::from_value(context["place"].clone()).unwrap();
+    let enterprise = "https://github.example.com/octo-org/hello-world.git";
+    fakes.set_github_clone_url("octo-org/hello-world", enterprise);
+    let remote = service
+        .intake
+        .repository_remote(&place)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(remote.url, enterprise);
+    assert_eq!(remote.username, "x-access-token");
+    let token = remote.token.as_ref().unwrap().expose().to_string();
+    // The installation's token, issued once and reused.
+    assert_eq!(
+        fakes.recorded(|r| r.issued_tokens.clone()),
+        vec![token.clone()]
+    );
+    assert!(!format!("{remote:?}").contains(&token));
+
+    // The remote clones from a git host that accepts only that token.
+    let server = GitServer::start(&token).await;
+    let seed = server.create_repo("hello-world");
+    fakes.set_github_clone_url("octo-org/hello-world", &server.url("hello-world"));
+    let remote = service
+        .intake
+        .repository_remote(&place)
+        .await
+        .unwrap()
+        .unwrap();
+    let credentials = format!("{}:{}", remote.username, token);
+    let listed = std::process::Command::new("git")
+        .args(["ls-remote", "--", &remote.url, "refs/heads/main"])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_COUNT", "1")
+        .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+        .env(
+            "GIT_CONFIG_VALUE_0",
+            format!(
+                "Authorization: Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(credentials)
+            ),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&listed.stdout).starts_with(&seed));
+
+    // Without a clone URL set, the fake's own on loopback.
+    let other = Place::GithubIssue {
+        installation_id: 5151,
+        repository: "octo-org/other".into(),
+        number: 1,
+    };
+    let remote = service
+        .intake
+        .repository_remote(&other)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(remote.url, format!("{}/git/octo-org/other.git", fakes.url));
+    assert_eq!(
+        remote.token.as_ref().unwrap().expose(),
+        "ghs_installation_5151"
+    );
+
+    // A repository the installation cannot see, and a name that is not one.
+    let hidden = Place::GithubIssue {
+        installation_id: 4242,
+        repository: "octo-org/hidden".into(),
+        number: 1,
+    };
+    fakes.hide_github_repository("octo-org/hidden");
+    let error = format!(
+        "{:#}",
+        service.intake.repository_remote(&hidden).await.unwrap_err()
+    );
+    assert!(
+        error.contains("cannot read the repository octo-org/hidden from GitHub"),
+        "{error}"
+    );
+    assert!(!error.contains(&token), "{error}");
+    let invalid = Place::GithubIssue {
+        installation_id: 4242,
+        repository: "octo-org/../admin".into(),
+        number: 1,
+    };
+    let error = service
+        .intake
+        .repository_remote(&invalid)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("not a GitHub repository name"));
+
+    // GitLab: the project's clone URL and the configured token.
+    let context = accepted_context(
+        t,
+        app,
+        gitlab(
+            "Note Hook",
+            "g-c1",
+            &fixture("gitlab/note.merge_request.diff.json"),
+        ),
+    )
+    .await;
+    let place: Place = serde_json::from_value(context["place"].clone()).unwrap();
+    let remote = service
+        .intake
+        .repository_remote(&place)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(remote.url, format!("{}/git/project-42.git", fakes.url));
+    assert_eq!(remote.username, "oauth2");
+    assert_eq!(remote.token.as_ref().unwrap().expose(), fakes::GITLAB_TOKEN);
+    fakes.set_gitlab_repo_url(42, "https://gitlab.example.com/acme/widgets.git");
+    let remote = service
+        .intake
+        .repository_remote(&place)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(remote.url, "https://gitlab.example.com/acme/widgets.git");
+
+    // Places that are not repositories have none.
+    let thread = Place::SlackThread {
+        team_id: "T0001".into(),
+        channel: "C0001".into(),
+        thread_ts: "1714567890.123456".into(),
+    };
+    assert!(
+        service
+            .intake
+            .repository_remote(&thread)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 on_both_backends! {

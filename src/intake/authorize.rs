@@ -9,7 +9,11 @@ use crate::integrations::github::GithubApp;
 use crate::integrations::gitlab::{self, GitlabApi};
 use crate::integrations::request::{Place, PriorMessage, Provider, Request};
 use crate::integrations::slack::SlackApi;
+use crate::sandbox::git::GitRemote;
 use crate::storage::{Db, StorageError, Tx, User};
+
+/// The most characters of a pull/merge request's diff given to the agent.
+pub const MAX_DIFF_CHARS: usize = 100_000;
 
 /// How intake reaches the providers, and which workspaces it serves.
 #[derive(Debug, Default)]
@@ -285,6 +289,70 @@ impl IntakeSettings {
         }
     }
 
+    /// Where the worker clones the repository of `place` from (as recorded in a conversation's
+    /// `request_context`), with a fresh token; `None` where the place is not a repository
+    /// (Slack, Jira, Linear). Errors never contain the token.
+    pub async fn repository_remote(&self, place: &Place) -> anyhow::Result<Option<GitRemote>> {
+        match place {
+            Place::GithubIssue {
+                installation_id,
+                repository,
+                ..
+            }
+            | Place::GithubPullRequest {
+                installation_id,
+                repository,
+                ..
+            } => {
+                let github = self.github.as_ref().context(
+                    "cloning from GitHub needs GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY",
+                )?;
+                Ok(Some(
+                    github
+                        .repository_remote(*installation_id, repository)
+                        .await?,
+                ))
+            }
+            Place::GitlabIssue { project_id, .. }
+            | Place::GitlabMergeRequest { project_id, .. } => {
+                let gitlab = self
+                    .gitlab
+                    .as_ref()
+                    .context("cloning from GitLab needs GITLAB_TOKEN")?;
+                Ok(Some(gitlab.project_remote(*project_id).await?))
+            }
+            Place::SlackThread { .. } | Place::JiraIssue { .. } | Place::LinearIssue { .. } => {
+                Ok(None)
+            }
+        }
+    }
+
+    /// The diff of the pull or merge request of `place`, cut to [`MAX_DIFF_CHARS`]; `None`
+    /// for other places.
+    pub async fn diff(&self, place: &Place) -> anyhow::Result<Option<String>> {
+        let diff = match place {
+            Place::GithubPullRequest {
+                installation_id,
+                repository,
+                number,
+                ..
+            } => {
+                let github = self.github.as_ref().context("GitHub is not configured")?;
+                github
+                    .pull_request_diff(*installation_id, repository, *number)
+                    .await?
+            }
+            Place::GitlabMergeRequest {
+                project_id, iid, ..
+            } => {
+                let gitlab = self.gitlab.as_ref().context("GitLab is not configured")?;
+                gitlab.merge_request_diff(*project_id, *iid).await?
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(cut_diff(diff, MAX_DIFF_CHARS)))
+    }
+
     /// Sends the hint; fails when Slack is not configured or refuses it.
     pub async fn send_hint(&self, hint: &Hint) -> anyhow::Result<()> {
         let slack = self.slack.as_ref().context("SLACK_BOT_TOKEN is not set")?;
@@ -322,6 +390,30 @@ impl IntakeSettings {
     }
 }
 
+/// `diff` if it has at most `max` characters; else its first whole lines and a note of the
+/// cut, `max` characters at most in all.
+fn cut_diff(diff: String, max: usize) -> String {
+    let total = diff.chars().count();
+    if total <= max {
+        return diff;
+    }
+    let note = format!(
+        "\n[the diff is cut here: it has {total} characters, only the first part is shown]\n"
+    );
+    let budget = max.saturating_sub(note.chars().count());
+    let end = diff
+        .char_indices()
+        .nth(budget)
+        .map_or(diff.len(), |(index, _)| index);
+    let kept = &diff[..end];
+    // Whole lines, unless a single line is longer than what is kept.
+    let kept = match kept.rfind('\n') {
+        Some(newline) if newline > 0 => &kept[..newline],
+        _ => kept,
+    };
+    format!("{kept}{note}")
+}
+
 async fn linked(
     db: &Db,
     provider: Provider,
@@ -334,4 +426,28 @@ async fn linked(
         .await?;
     tx.commit().await?;
     Ok(user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut_diff;
+
+    #[test]
+    fn short_diffs_are_kept_and_long_ones_cut_at_a_line() {
+        let short = "diff --git a/x b/x\n+one\n".to_string();
+        assert_eq!(cut_diff(short.clone(), 100), short);
+
+        let long: String = (0..50).map(|n| format!("+line {n} ä\n")).collect();
+        let cut = cut_diff(long.clone(), 200);
+        assert!(cut.chars().count() <= 200, "{}", cut.chars().count());
+        let (kept, note) = cut.split_once("\n[the diff is cut here").unwrap();
+        assert!(long.starts_with(kept) && long[kept.len()..].starts_with('\n'));
+        assert!(note.contains(&long.chars().count().to_string()));
+
+        // One line longer than the limit is cut inside the line.
+        let line = "x".repeat(500);
+        let cut = cut_diff(line, 200);
+        assert_eq!(cut.chars().count(), 200);
+        assert!(cut.starts_with("xxx"));
+    }
 }

@@ -17,7 +17,7 @@ use crate::storage::{DeliveryStatus, NewConversation, NewEvent, Tx, User};
 use tracing::Instrument;
 
 use authorize::Decision;
-pub use authorize::IntakeSettings;
+pub use authorize::{IntakeSettings, MAX_DIFF_CHARS};
 
 /// Handle the request of one accepted delivery (stored with the delivery, so the job stays
 /// small).
@@ -60,13 +60,15 @@ async fn intake(job: Intake, ctx: &JobContext) -> Result<(), BoxDynError> {
     let request: Request = serde_json::from_str(request)?;
     tracing::debug!(provider = %request.provider, "authorizing");
     let decision = ctx.intake.authorize(&ctx.db, &request).await?;
-    // A new conversation starts with what was said before it, read before the transaction
-    // opens (SQLite has one connection; a provider call must not hold it).
-    let history = match &decision {
+    // A new conversation starts with what was said before it and the pull/merge request's
+    // diff, read before the transaction opens (SQLite has one connection; a provider call
+    // must not hold it).
+    let (history, diff) = match &decision {
         Decision::Allowed { .. } if is_new_conversation(ctx, &request).await? => {
-            ctx.intake.history(&request).await?
+            let history = ctx.intake.history(&request).await?;
+            (history, diff_of(ctx, &request).await)
         }
-        _ => Vec::new(),
+        _ => (Vec::new(), Diff::default()),
     };
     let mut tx = ctx.db.begin().await?;
     if tx.delivery(job.delivery).await?.intake_id.as_deref() == Some(job.intake_id.as_str()) {
@@ -115,7 +117,8 @@ async fn intake(job: Intake, ctx: &JobContext) -> Result<(), BoxDynError> {
                         .await?
                 }
             };
-            let conversation_id = record_request(&mut tx, &job, &request, &owner, &history).await?;
+            let conversation_id =
+                record_request(&mut tx, &job, &request, &owner, &history, &diff).await?;
             tx.finish_intake(
                 job.delivery,
                 &job.intake_id,
@@ -127,6 +130,28 @@ async fn intake(job: Intake, ctx: &JobContext) -> Result<(), BoxDynError> {
             tx.commit().await?;
             tracing::info!(conversation_id = %conversation_id, user_id = %owner.id, "request accepted");
             Ok(())
+        }
+    }
+}
+
+/// A pull/merge request's diff for the agent, or why it could not be read.
+#[derive(Debug, Default)]
+struct Diff {
+    text: Option<String>,
+    error: Option<String>,
+}
+
+/// Reads the diff; a failure is recorded for the agent, and does not refuse the request.
+async fn diff_of(ctx: &JobContext, request: &Request) -> Diff {
+    match ctx.intake.diff(&request.place).await {
+        Ok(text) => Diff { text, error: None },
+        Err(error) => {
+            let error = format!("{error:#}");
+            tracing::warn!(%error, "could not read the diff; the request goes on without it");
+            Diff {
+                text: None,
+                error: Some(error),
+            }
         }
     }
 }
@@ -147,6 +172,7 @@ async fn record_request(
     request: &Request,
     owner: &User,
     history: &[PriorMessage],
+    diff: &Diff,
 ) -> Result<String, BoxDynError> {
     let provider = request.provider.as_str();
     let external_ref = request.external_ref();
@@ -172,7 +198,7 @@ async fn record_request(
                 &NewEvent {
                     source: "environment",
                     kind: "request_context",
-                    payload: &context_of(request, history),
+                    payload: &context_of(request, history, diff),
                 },
             )
             .await?;
@@ -226,9 +252,11 @@ fn title_of(request: &Request) -> String {
 }
 
 /// What the agent is told about where it was asked.
-fn context_of(request: &Request, history: &[PriorMessage]) -> serde_json::Value {
+fn context_of(request: &Request, history: &[PriorMessage], diff: &Diff) -> serde_json::Value {
     json!({
         "history": history,
+        "diff": diff.text,
+        "diff_error": diff.error,
         "provider": request.provider,
         "place": request.place,
         "title": request.title,

@@ -1,13 +1,14 @@
 //! Fakes of the providers' APIs, served over HTTP on loopback, that the service's real clients
-//! (octocrab, reqwest, slack-morphism) talk to: GitHub's app installation tokens and
-//! collaborator permissions, GitLab's project members, Slack's chat.postEphemeral.
+//! (octocrab, reqwest, slack-morphism) talk to: GitHub's app installation tokens, collaborator
+//! permissions, repositories and pull request diffs, GitLab's project members, projects and
+//! merge request diffs, Slack's chat.postEphemeral.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,8 +21,29 @@ const GITHUB_APP_PUBLIC_KEY: &str = include_str!("../fixtures/github-app/public-
 pub const GITLAB_TOKEN: &str = "glpat-test-token";
 pub const SLACK_BOT_TOKEN: &str = "xoxb-test-token";
 
+/// The diff of every pull request unless the test sets another.
+pub const GITHUB_DIFF: &str = "diff --git a/src/lib.rs b/src/lib.rs\nindex 1111111..2222222 100644\n--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1,3 +1,3 @@\n fn parse() {\n-    todo!()\n+    Ok(())\n }\n";
+
 #[derive(Default)]
 pub struct Recorded {
+    /// Where the fakes listen, for default clone URLs.
+    pub base_url: String,
+    /// GitHub: repository → `clone_url`; absent means `{base_url}/git/{repository}.git`.
+    pub github_clone_urls: HashMap<String, String>,
+    /// GitHub: repositories the installations cannot see (404).
+    pub github_hidden: Vec<String>,
+    /// GitHub: (repository, number) → the pull request's diff; absent means [`GITHUB_DIFF`].
+    pub github_diffs: HashMap<(String, u64), String>,
+    /// GitHub: every installation token issued.
+    pub issued_tokens: Vec<String>,
+    /// GitLab: project id → `http_url_to_repo`; absent means `{base_url}/git/project-{id}.git`.
+    pub gitlab_repo_urls: HashMap<u64, String>,
+    /// GitLab: (project id, iid) → the merge request's file diffs; absent means two files.
+    pub gitlab_diffs: HashMap<(u64, u64), Vec<Value>>,
+    /// When set, both providers' diff endpoints answer with this status.
+    pub diff_failure: Option<u16>,
+    /// The diff requests, as `github REPOSITORY#N ACCEPT` or `gitlab PROJECT!IID page=P`.
+    pub diff_requests: Vec<String>,
     /// GitHub: (repository, login) → permission; absent means 404.
     pub github_permissions: HashMap<(String, String), String>,
     /// GitHub: installation ids that were issued a token.
@@ -63,14 +85,21 @@ impl FakeProviders {
                 get(github_comments),
             )
             .route(
-                "/gitlab/projects/{project}/{noteable}/{iid}/notes",
-                get(gitlab_notes),
+                "/gitlab/projects/{project}/{noteable}/{iid}/{list}",
+                get(gitlab_notes_or_diffs),
             )
+            .route("/github/repos/{owner}/{repo}", get(github_repository))
+            .route(
+                "/github/repos/{owner}/{repo}/pulls/{number}",
+                get(github_pull_request),
+            )
+            .route("/gitlab/projects/{project}", get(gitlab_project))
             .route("/slack/chat.postEphemeral", post(slack_ephemeral))
             .route("/slack/conversations.replies", get(slack_replies))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        state.lock().unwrap().base_url = url.clone();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         FakeProviders { url, state }
     }
@@ -98,6 +127,51 @@ impl FakeProviders {
             .unwrap()
             .gitlab_levels
             .insert((project, user_id.to_string()), level);
+    }
+
+    pub fn set_github_clone_url(&self, repository: &str, url: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .github_clone_urls
+            .insert(repository.to_string(), url.to_string());
+    }
+
+    pub fn hide_github_repository(&self, repository: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .github_hidden
+            .push(repository.to_string());
+    }
+
+    pub fn set_github_diff(&self, repository: &str, number: u64, diff: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .github_diffs
+            .insert((repository.to_string(), number), diff.to_string());
+    }
+
+    pub fn set_gitlab_repo_url(&self, project: u64, url: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .gitlab_repo_urls
+            .insert(project, url.to_string());
+    }
+
+    pub fn set_gitlab_diffs(&self, project: u64, iid: u64, files: Vec<Value>) {
+        self.state
+            .lock()
+            .unwrap()
+            .gitlab_diffs
+            .insert((project, iid), files);
+    }
+
+    /// Makes both providers' diff endpoints answer `status` (`None`: answer normally).
+    pub fn fail_diffs(&self, status: Option<u16>) {
+        self.state.lock().unwrap().diff_failure = status;
     }
 
     pub fn recorded<T>(&self, read: impl FnOnce(&Recorded) -> T) -> T {
@@ -142,9 +216,12 @@ async fn github_installation_token(
         )
             .into_response();
     }
-    state.lock().unwrap().installation_tokens.push(id);
+    let token = format!("ghs_installation_{id}");
+    let mut state = state.lock().unwrap();
+    state.installation_tokens.push(id);
+    state.issued_tokens.push(token.clone());
     Json(json!({
-        "token": format!("ghs_installation_{id}"),
+        "token": token,
         "expires_at": "2099-01-01T00:00:00Z",
         "permissions": {"issues": "write", "contents": "write"},
         "repository_selection": "all"
@@ -226,6 +303,188 @@ async fn github_comments(headers: HeaderMap) -> Response {
         {"id": 1, "user": {"login": "octocat", "id": 583231, "type": "User"}, "body": "The test fails on main since yesterday."}
     ]))
     .into_response()
+}
+
+fn unauthorized_github() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"message": "Bad credentials"})),
+    )
+        .into_response()
+}
+
+fn unauthorized_gitlab() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"message": "401 Unauthorized"})),
+    )
+        .into_response()
+}
+
+fn is_installation(headers: &HeaderMap) -> bool {
+    bearer(headers)
+        .unwrap_or_default()
+        .starts_with("ghs_installation_")
+}
+
+fn is_gitlab_token(headers: &HeaderMap) -> bool {
+    headers.get("private-token").and_then(|v| v.to_str().ok()) == Some(GITLAB_TOKEN)
+}
+
+fn failure(status: u16) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap(),
+        Json(json!({"message": "Server Error"})),
+    )
+        .into_response()
+}
+
+async fn github_repository(
+    State(state): Shared,
+    Path((owner, repo)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !is_installation(&headers) {
+        return unauthorized_github();
+    }
+    let state = state.lock().unwrap();
+    let full_name = format!("{owner}/{repo}");
+    if state.github_hidden.contains(&full_name) {
+        return (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response();
+    }
+    let clone_url = state
+        .github_clone_urls
+        .get(&full_name)
+        .cloned()
+        .unwrap_or_else(|| format!("{}/git/{full_name}.git", state.base_url));
+    Json(json!({
+        "id": 1296269,
+        "name": repo,
+        "full_name": full_name,
+        "private": true,
+        "owner": {"login": owner, "id": 1, "type": "Organization"},
+        "clone_url": clone_url,
+        "default_branch": "main"
+    }))
+    .into_response()
+}
+
+/// Only the diff media type is served.
+async fn github_pull_request(
+    State(state): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+) -> Response {
+    if !is_installation(&headers) {
+        return unauthorized_github();
+    }
+    let accept = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let repository = format!("{owner}/{repo}");
+    let mut state = state.lock().unwrap();
+    state
+        .diff_requests
+        .push(format!("github {repository}#{number} {accept}"));
+    if let Some(status) = state.diff_failure {
+        return failure(status);
+    }
+    if !accept.contains(".diff") {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Json(json!({"message": "only the diff media type is faked"})),
+        )
+            .into_response();
+    }
+    let diff = state
+        .github_diffs
+        .get(&(repository, number))
+        .cloned()
+        .unwrap_or_else(|| GITHUB_DIFF.to_string());
+    ([("content-type", "text/plain; charset=utf-8")], diff).into_response()
+}
+
+async fn gitlab_project(
+    State(state): Shared,
+    Path(project): Path<u64>,
+    headers: HeaderMap,
+) -> Response {
+    if !is_gitlab_token(&headers) {
+        return unauthorized_gitlab();
+    }
+    let state = state.lock().unwrap();
+    let url = state
+        .gitlab_repo_urls
+        .get(&project)
+        .cloned()
+        .unwrap_or_else(|| format!("{}/git/project-{project}.git", state.base_url));
+    Json(json!({
+        "id": project,
+        "path_with_namespace": "acme/widgets",
+        "default_branch": "main",
+        "http_url_to_repo": url
+    }))
+    .into_response()
+}
+
+async fn gitlab_notes_or_diffs(
+    State(state): Shared,
+    Path((project, noteable, iid, list)): Path<(u64, String, u64, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    match (noteable.as_str(), list.as_str()) {
+        (_, "notes") => gitlab_notes(headers).await,
+        ("merge_requests", "diffs") => gitlab_diffs(state, project, iid, query, headers),
+        _ => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"message": "404 Not found"})),
+        )
+            .into_response(),
+    }
+}
+
+/// Pages of `per_page` files (default 20), with `x-next-page` as GitLab sends it.
+fn gitlab_diffs(
+    state: Arc<Mutex<Recorded>>,
+    project: u64,
+    iid: u64,
+    query: HashMap<String, String>,
+    headers: HeaderMap,
+) -> Response {
+    if !is_gitlab_token(&headers) {
+        return unauthorized_gitlab();
+    }
+    let page: usize = query.get("page").map_or(1, |p| p.parse().unwrap());
+    let per_page: usize = query.get("per_page").map_or(20, |p| p.parse().unwrap());
+    let mut state = state.lock().unwrap();
+    state
+        .diff_requests
+        .push(format!("gitlab {project}!{iid} page={page}"));
+    if let Some(status) = state.diff_failure {
+        return failure(status);
+    }
+    let files = state.gitlab_diffs.get(&(project, iid)).cloned().unwrap_or_else(|| {
+        vec![
+            json!({"old_path": "app/money.py", "new_path": "app/money.py", "a_mode": "100644", "b_mode": "100644",
+                   "new_file": false, "renamed_file": false, "deleted_file": false, "generated_file": false,
+                   "diff": "@@ -1,2 +1,2 @@\n def round_amount(x):\n-    return round(x)\n+    return round_half_even(x)\n"}),
+            json!({"old_path": "tests/test_money.py", "new_path": "tests/test_money.py", "a_mode": "0", "b_mode": "100644",
+                   "new_file": true, "renamed_file": false, "deleted_file": false, "generated_file": false,
+                   "diff": "@@ -0,0 +1 @@\n+assert round_amount(2.5) == 2\n"}),
+        ]
+    });
+    let start = (page - 1) * per_page;
+    let end = (start + per_page).min(files.len());
+    let page_files = files.get(start..end).unwrap_or_default().to_vec();
+    let next = if end < files.len() {
+        (page + 1).to_string()
+    } else {
+        String::new()
+    };
+    ([("x-next-page", next)], Json(page_files)).into_response()
 }
 
 /// Every issue and merge request has one comment and one system note.

@@ -5,11 +5,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+use http_body_util::BodyExt;
 use octocrab::Octocrab;
 use octocrab::models::{AppId, InstallationId};
+use octocrab::secrecy::ExposeSecret;
 use serde::Deserialize;
 
+use crate::config::Secret;
 use crate::integrations::request::PriorMessage;
+use crate::sandbox::git::GitRemote;
 
 /// The GitHub App, with one client per installation it has been asked about.
 #[derive(Debug)]
@@ -32,6 +36,12 @@ struct Account {
 
 /// At most this many earlier comments are read (the first page).
 const COMMENTS_READ: &str = "100";
+
+#[derive(Deserialize)]
+struct Repository {
+    /// The `https://` URL git clones from (on GitHub Enterprise, the instance's host).
+    clone_url: String,
+}
 
 #[derive(Deserialize)]
 struct CollaboratorPermission {
@@ -122,5 +132,79 @@ impl GithubApp {
                 text: c.body.unwrap_or_default(),
             })
             .collect())
+    }
+
+    /// Where to clone `repository` (`owner/name`) from, with a token of the installation.
+    /// The token lasts about an hour: ask again before each clone or push.
+    pub async fn repository_remote(
+        &self,
+        installation_id: u64,
+        repository: &str,
+    ) -> anyhow::Result<GitRemote> {
+        check_repository(repository)?;
+        let client = self.installation(installation_id)?;
+        let found: Repository = client
+            .get(format!("/repos/{repository}"), None::<&()>)
+            .await
+            .with_context(|| format!("cannot read the repository {repository} from GitHub"))?;
+        let token = client.installation_token().await.with_context(|| {
+            format!("cannot get a token of GitHub App installation {installation_id}")
+        })?;
+        let token: Secret = token.expose_secret().parse()?;
+        Ok(GitRemote::github(found.clone_url, Some(token)))
+    }
+
+    /// The unified diff of pull request `number` of `repository`, as GitHub renders it.
+    pub async fn pull_request_diff(
+        &self,
+        installation_id: u64,
+        repository: &str,
+        number: u64,
+    ) -> anyhow::Result<String> {
+        check_repository(repository)?;
+        let client = self.installation(installation_id)?;
+        let failed = || format!("cannot read the diff of {repository}#{number} from GitHub");
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            axum::http::header::ACCEPT,
+            axum::http::HeaderValue::from_static("application/vnd.github.diff"),
+        );
+        let response = client
+            ._get_with_headers(format!("/repos/{repository}/pulls/{number}"), Some(headers))
+            .await
+            .with_context(failed)?;
+        let response = octocrab::map_github_error(response)
+            .await
+            .with_context(failed)?;
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .with_context(failed)?
+            .to_bytes();
+        // Files in other encodings keep their lines; only the odd bytes are replaced.
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+/// `repository` must be `owner/name`: it becomes part of API paths.
+fn check_repository(repository: &str) -> anyhow::Result<()> {
+    let mut parts = repository.split('/');
+    let valid = matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some(owner), Some(name), None)
+            if [owner, name].iter().all(|p| {
+                !p.is_empty()
+                    && *p != "."
+                    && *p != ".."
+                    && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            })
+    );
+    if valid {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(
+            "`{repository}` is not a GitHub repository name (owner/name)"
+        ))
     }
 }

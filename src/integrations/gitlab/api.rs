@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::config::Secret;
 use crate::integrations::request::PriorMessage;
+use crate::sandbox::git::GitRemote;
 
 /// GitLab's access level of a Developer: the least that may ask the agent for work.
 pub const DEVELOPER: u32 = 30;
@@ -30,6 +31,39 @@ struct Note {
 struct Author {
     username: String,
 }
+
+#[derive(Deserialize)]
+struct Project {
+    /// The `https://` URL git clones from.
+    http_url_to_repo: String,
+}
+
+/// One file of a merge request's diff.
+#[derive(Deserialize)]
+struct FileDiff {
+    old_path: String,
+    new_path: String,
+    #[serde(default)]
+    a_mode: Option<String>,
+    #[serde(default)]
+    b_mode: Option<String>,
+    #[serde(default)]
+    diff: Option<String>,
+    #[serde(default)]
+    new_file: bool,
+    #[serde(default)]
+    renamed_file: bool,
+    #[serde(default)]
+    deleted_file: bool,
+    #[serde(default)]
+    too_large: Option<bool>,
+    #[serde(default)]
+    collapsed: Option<bool>,
+}
+
+/// Files per page of a merge request's diff, and the most pages read.
+const DIFF_FILES_PER_PAGE: usize = 100;
+const DIFF_PAGES_READ: u32 = 30;
 
 #[derive(Deserialize)]
 struct Member {
@@ -116,6 +150,134 @@ impl GitlabApi {
                 text: n.body,
             })
             .collect())
+    }
+}
+
+impl GitlabApi {
+    /// Where to clone project `project_id` from, with the configured token.
+    pub async fn project_remote(&self, project_id: u64) -> anyhow::Result<GitRemote> {
+        let url = format!("{}/projects/{project_id}", self.api_url);
+        let project: Project = self
+            .http
+            .get(&url)
+            .header("PRIVATE-TOKEN", self.token.expose())
+            .send()
+            .await
+            .with_context(|| format!("cannot reach GitLab at {}", self.api_url))?
+            .error_for_status()
+            .with_context(|| format!("cannot read project {project_id} from GitLab"))?
+            .json()
+            .await
+            .with_context(|| {
+                format!("GitLab's answer about project {project_id} is not understood")
+            })?;
+        Ok(GitRemote::gitlab(
+            project.http_url_to_repo,
+            Some(self.token.clone()),
+        ))
+    }
+
+    /// The changes of merge request `iid` as one unified diff, a `diff --git` header per file.
+    pub async fn merge_request_diff(&self, project_id: u64, iid: u64) -> anyhow::Result<String> {
+        let url = format!(
+            "{}/projects/{project_id}/merge_requests/{iid}/diffs",
+            self.api_url
+        );
+        let failed = || {
+            format!(
+                "cannot read the diff of merge request !{iid} of project {project_id} from GitLab"
+            )
+        };
+        let per_page = DIFF_FILES_PER_PAGE.to_string();
+        let mut text = String::new();
+        let mut page = 1;
+        loop {
+            let response = self
+                .http
+                .get(&url)
+                .query(&[("page", page.to_string().as_str()), ("per_page", &per_page)])
+                .header("PRIVATE-TOKEN", self.token.expose())
+                .send()
+                .await
+                .with_context(|| format!("cannot reach GitLab at {}", self.api_url))?
+                .error_for_status()
+                .with_context(failed)?;
+            let next_page = response
+                .headers()
+                .get("x-next-page")
+                .map(|v| v.to_str().is_ok_and(|v| !v.trim().is_empty()));
+            let files: Vec<FileDiff> = response.json().await.with_context(failed)?;
+            // Without pagination headers, a full page may have a next one.
+            let more = next_page.unwrap_or(files.len() >= DIFF_FILES_PER_PAGE);
+            for file in &files {
+                write_file_diff(&mut text, file);
+            }
+            if !more || files.is_empty() {
+                break;
+            }
+            if page >= DIFF_PAGES_READ {
+                text.push_str(&format!(
+                    "[more files changed: only the first {} are shown]\n",
+                    DIFF_FILES_PER_PAGE * DIFF_PAGES_READ as usize
+                ));
+                break;
+            }
+            page += 1;
+        }
+        Ok(text)
+    }
+}
+
+/// Appends one file's diff with the headers `git diff` writes.
+fn write_file_diff(text: &mut String, file: &FileDiff) {
+    use std::fmt::Write as _;
+    let (old, new) = (&file.old_path, &file.new_path);
+    let _ = writeln!(text, "diff --git a/{old} b/{new}");
+    let a_mode = file.a_mode.as_deref().filter(|m| *m != "0");
+    let b_mode = file.b_mode.as_deref().filter(|m| *m != "0");
+    if file.new_file {
+        if let Some(mode) = b_mode {
+            let _ = writeln!(text, "new file mode {mode}");
+        }
+    } else if file.deleted_file {
+        if let Some(mode) = a_mode {
+            let _ = writeln!(text, "deleted file mode {mode}");
+        }
+    } else if let (Some(a), Some(b)) = (a_mode, b_mode)
+        && a != b
+    {
+        let _ = writeln!(text, "old mode {a}\nnew mode {b}");
+    }
+    if file.renamed_file {
+        let _ = writeln!(text, "rename from {old}\nrename to {new}");
+    }
+    if file.too_large == Some(true) || file.collapsed == Some(true) {
+        text.push_str(
+            "[the changes of this file are not shown: GitLab holds them back as too large]\n",
+        );
+        return;
+    }
+    let diff = file.diff.as_deref().unwrap_or_default();
+    if diff.is_empty() {
+        return;
+    }
+    // Hunks get the file headers; a note such as "Binary files … differ" does not.
+    if diff.starts_with("@@") {
+        let from = if file.new_file {
+            "/dev/null".to_string()
+        } else {
+            format!("a/{old}")
+        };
+        let to = if file.deleted_file {
+            "/dev/null".to_string()
+        } else {
+            format!("b/{new}")
+        };
+        let _ = writeln!(text, "--- {from}\n+++ {to}");
+    }
+    text.push_str(diff);
+    if !diff.ends_with('\n') {
+        text.push('\n');
     }
 }
 
