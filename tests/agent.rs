@@ -12,6 +12,8 @@ use openhands::agent::AgentRuntime;
 use openhands::agent::events::{self, to_v0};
 use openhands::agent::llm::{LlmClient, PriceTable, RetryPolicy};
 use openhands::agent::settings::AgentSettings;
+use openhands::intake::IntakeSettings;
+use openhands::integrations::github::GithubApp;
 use openhands::queue::{self, JobContext, WorkerSettings};
 use openhands::sandbox::docker::DockerBackend;
 use openhands::storage::{NewConversation, NewEvent, UserLimits};
@@ -56,6 +58,25 @@ async fn start_with_prices(
     settings: AgentSettings,
     prices: PriceTable,
 ) -> Agent {
+    start_with(
+        kind,
+        model,
+        script,
+        settings,
+        prices,
+        IntakeSettings::default(),
+    )
+    .await
+}
+
+async fn start_with(
+    kind: Kind,
+    model: &str,
+    script: Vec<Turn>,
+    settings: AgentSettings,
+    prices: PriceTable,
+    intake: IntakeSettings,
+) -> Agent {
     let t = TestDb::new(kind).await;
     let fake = FakeLlm::start(script).await;
     let llm = LlmClient::new(
@@ -77,6 +98,7 @@ async fn start_with_prices(
     );
     let ctx = JobContext {
         agent: Some(runtime.clone()),
+        intake: Arc::new(intake),
         ..JobContext::new(t.db.clone())
     };
     let workers = WorkerSettings {
@@ -660,4 +682,161 @@ async fn a_stop_request_ends_the_run() {
     assert_eq!(agent.fake.requests().len(), 1);
     agent.fake.assert_each_tool_call_answered_once();
     let _ = &agent.owner;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_github_request_works_in_a_clone_of_its_repository() {
+    let fakes = support::fakes::FakeProviders::start().await;
+    let server = support::git_server::GitServer::start("ghs_installation_4242").await;
+    server.create_repo("hello-world");
+    fakes.set_github_clone_url("octo-org/hello-world", &server.url("hello-world"));
+    let intake = IntakeSettings {
+        github: Some(
+            GithubApp::new(
+                &fakes.github_api_url(),
+                support::fakes::GITHUB_APP_ID,
+                support::fakes::GITHUB_APP_PRIVATE_KEY,
+            )
+            .unwrap(),
+        ),
+        ..IntakeSettings::default()
+    };
+    let script = vec![
+        bash("cat /workspace/repo/README && git -C /workspace/repo log --format=%s"),
+        finish("read it"),
+    ];
+    let agent = start_with(
+        Kind::Postgres,
+        "openai/gpt-fake",
+        script,
+        AgentSettings::default(),
+        PriceTable::default(),
+        intake,
+    )
+    .await;
+    let mut tx = agent.t.db.begin().await.unwrap();
+    let user = tx.create_user("github:mona", None, false).await.unwrap();
+    let conversation = tx
+        .create_conversation(&NewConversation {
+            owner_id: &user.id,
+            title: "Fix the README",
+            trigger_kind: "github",
+            repository: Some("octo-org/hello-world"),
+            external_ref: Some("octo-org/hello-world#1"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let context = json!({
+        "provider": "github",
+        "place": {"kind": "github_issue", "installation_id": 4242, "repository": "octo-org/hello-world", "number": 1},
+        "title": "Fix the README", "body": "It says hello.", "url": "https://github.com/octo-org/hello-world/issues/1",
+        "history": [], "diff": null,
+    });
+    tx.append_event(
+        &conversation.id,
+        &NewEvent {
+            source: "environment",
+            kind: "request_context",
+            payload: &context,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    agent
+        .say(&conversation.id, "@openhands fix the README")
+        .await;
+    assert_eq!(agent.rest(&conversation.id).await.0, "finished");
+    let events = agent.events(&conversation.id).await;
+    let output = observations(&events, "run")[0]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        output.contains("hello") && output.contains("initial commit"),
+        "{output}"
+    );
+    // The prompt told the model where it was asked and where the repository is.
+    let first = &agent.fake.requests()[0].messages;
+    assert!(
+        first[0]
+            .text
+            .contains("octo-org/hello-world is checked out in /workspace/repo")
+    );
+    assert!(
+        first[1]
+            .text
+            .contains("issue \"Fix the README\" in octo-org/hello-world"),
+        "{}",
+        first[1].text
+    );
+    assert!(first[1].text.contains("It says hello."));
+    // The token stayed on the worker: it is in no event.
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.to_string().contains("ghs_installation_4242"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_repository_is_a_clear_error() {
+    let fakes = support::fakes::FakeProviders::start().await;
+    fakes.hide_github_repository("octo-org/hidden");
+    let intake = IntakeSettings {
+        github: Some(
+            GithubApp::new(
+                &fakes.github_api_url(),
+                support::fakes::GITHUB_APP_ID,
+                support::fakes::GITHUB_APP_PRIVATE_KEY,
+            )
+            .unwrap(),
+        ),
+        ..IntakeSettings::default()
+    };
+    let agent = start_with(
+        Kind::Sqlite,
+        "openai/gpt-fake",
+        vec![],
+        AgentSettings::default(),
+        PriceTable::default(),
+        intake,
+    )
+    .await;
+    let mut tx = agent.t.db.begin().await.unwrap();
+    let user = tx.create_user("github:mona", None, false).await.unwrap();
+    let conversation = tx
+        .create_conversation(&NewConversation {
+            owner_id: &user.id,
+            title: "hidden",
+            trigger_kind: "github",
+            repository: Some("octo-org/hidden"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let context = json!({"place": {"kind": "github_issue", "installation_id": 4242, "repository": "octo-org/hidden", "number": 2}});
+    tx.append_event(
+        &conversation.id,
+        &NewEvent {
+            source: "environment",
+            kind: "request_context",
+            payload: &context,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    agent.say(&conversation.id, "@openhands go").await;
+    let (state, reason) = agent.rest(&conversation.id).await;
+    assert_eq!(state, "error");
+    assert!(
+        reason.contains("The repository octo-org/hidden is not reachable"),
+        "{reason}"
+    );
+    assert!(
+        agent.fake.requests().is_empty(),
+        "no LLM call without a workspace"
+    );
 }

@@ -15,12 +15,15 @@ use super::condense;
 use super::events::{self, AgentState, Draft, Item, ToolCallMeta};
 use super::history::History;
 use super::llm::{Completion, LlmClient, LlmError};
+use super::prompt::REPOSITORY_DIR;
 use super::prompt::{PromptContext, Prompts};
 use super::settings::AgentSettings;
 use super::stuck;
 use super::tools::{self, Call, ToolFault, Toolbox};
+use crate::integrations::request::Place;
 use crate::live::EventBus;
 use crate::queue::{Job, JobContext};
+use crate::sandbox::git;
 use crate::sandbox::{SandboxSettings, Sandboxes};
 use crate::storage::{Conversation, ConversationStats, Db, Event, NewEvent};
 
@@ -559,14 +562,44 @@ impl Run<'_> {
         Ok(Ok(()))
     }
 
-    /// Clones the conversation's repository into a new sandbox.
+    /// Clones the conversation's repository into a new sandbox, with the provider's token
+    /// kept on the worker. `Err` holds a reason for the user.
     async fn checkout(
         &self,
-        _sandboxes: &dyn crate::sandbox::SandboxBackend,
-        _sandbox_id: &str,
-        _conversation: &Conversation,
+        sandboxes: &dyn crate::sandbox::SandboxBackend,
+        sandbox_id: &str,
+        conversation: &Conversation,
     ) -> Result<(), String> {
-        Ok(())
+        let Some(place) = self
+            .history
+            .context()
+            .and_then(|c| serde_json::from_value::<Place>(c["place"].clone()).ok())
+        else {
+            return Ok(());
+        };
+        let repository = conversation
+            .repository
+            .as_deref()
+            .unwrap_or("the repository");
+        let remote = match self.ctx.intake.repository_remote(&place).await {
+            Ok(Some(remote)) => remote,
+            Ok(None) => return Ok(()),
+            Err(error) => {
+                return Err(format!(
+                    "The repository {repository} is not reachable: {error:#}"
+                ));
+            }
+        };
+        git::clone_into(
+            sandboxes,
+            sandbox_id,
+            &remote,
+            conversation.branch.as_deref(),
+            REPOSITORY_DIR,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|error| format!("The repository {repository} could not be cloned: {error:#}"))
     }
 
     /// Calls recorded as started but never answered (the run was killed while they ran) are
