@@ -14,6 +14,9 @@ use crate::storage::Event;
 /// What an unanswered `finish` call is told in later prompts.
 const FINISH_RESULT: &str = "The task was marked as finished.";
 
+/// The newest summary and the last event id it replaced.
+type LatestSummary<'a> = Option<(i64, &'a str)>;
+
 #[derive(Debug, Default, Clone)]
 pub struct History {
     pub items: Vec<Item>,
@@ -157,7 +160,7 @@ impl History {
     }
 
     /// Event ids forgotten by condensations, and the newest summary with the end of its range.
-    fn condensed(&self) -> (Vec<(i64, i64)>, Option<(i64, &str)>) {
+    fn condensed(&self) -> (Vec<(i64, i64)>, LatestSummary<'_>) {
         let mut ranges = Vec::new();
         let mut latest = None;
         for item in &self.items {
