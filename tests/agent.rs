@@ -840,3 +840,121 @@ async fn an_unreachable_repository_is_a_clear_error() {
         "no LLM call without a workspace"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn input_to_a_running_command_and_a_task_list() {
+    let plan = json!({"command": "plan", "task_list": [
+        {"id": "1", "title": "greet", "status": "in_progress"},
+        {"id": "2", "title": "leave", "status": "todo", "notes": "politely"}
+    ]});
+    let script = vec![
+        Turn::call("task_tracker", plan),
+        bash("read -p 'name? ' name; echo \"hello $name\""),
+        Turn::call(
+            "execute_bash",
+            json!({"command": "world", "is_input": "true"}),
+        ),
+        Turn::call("task_tracker", json!({"command": "view"})),
+        finish("greeted"),
+    ];
+    let agent = start(
+        Kind::Postgres,
+        "anthropic/claude-fake",
+        script,
+        AgentSettings::default(),
+    )
+    .await;
+    let id = agent.ask("web", "greet the world").await;
+    assert_eq!(agent.rest(&id).await.0, "finished");
+    agent.fake.assert_each_tool_call_answered_once();
+    let events = agent.events(&id).await;
+    let runs = observations(&events, "run");
+    assert_eq!(
+        runs[0]["extras"]["exit_code"], -1,
+        "the prompt waits for input: {}",
+        runs[0]
+    );
+    assert!(
+        runs[1]["content"].as_str().unwrap().contains("hello world"),
+        "{}",
+        runs[1]
+    );
+    assert_eq!(runs[1]["extras"]["exit_code"], 0);
+    let input = events
+        .iter()
+        .filter(|e| e["action"] == "run")
+        .nth(1)
+        .unwrap();
+    assert_eq!(input["args"]["is_input"], true);
+    let tasks = observations(&events, "task_tracking");
+    let view = tasks[1]["content"].as_str().unwrap();
+    assert!(
+        view.contains("1. [~] greet") && view.contains("2. [ ] leave (politely)"),
+        "{view}"
+    );
+    assert_eq!(tasks[1]["extras"]["task_list"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pause_and_resume() {
+    let script = vec![bash("sleep 1"), bash("echo resumed"), finish("done")];
+    let agent = start(
+        Kind::Sqlite,
+        "openai/gpt-fake",
+        script,
+        AgentSettings::default(),
+    )
+    .await;
+    let id = agent.ask("web", "go").await;
+    wait_for(
+        "the first command to start",
+        Duration::from_secs(60),
+        || async {
+            agent
+                .events(&id)
+                .await
+                .iter()
+                .any(|e| e["action"] == "run")
+                .then_some(())
+        },
+    )
+    .await;
+    let request = |state| {
+        let draft = events::change_state_request(state);
+        let db = agent.t.db.clone();
+        let id = id.clone();
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            tx.append_event(
+                &id,
+                &NewEvent {
+                    source: draft.source,
+                    kind: &draft.kind,
+                    payload: &draft.doc,
+                },
+            )
+            .await
+            .unwrap();
+            queue::enqueue(
+                &mut tx,
+                &openhands::agent::RunConversation {
+                    conversation_id: id.clone(),
+                },
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    request(events::AgentState::Paused).await;
+    assert_eq!(agent.rest(&id).await.0, "paused");
+    assert_eq!(agent.fake.requests().len(), 1);
+    let seen = agent.events(&id).await.len() as i64;
+    request(events::AgentState::Running).await;
+    assert_eq!(agent.rest_after(&id, seen).await.0, "finished");
+    let events = agent.events(&id).await;
+    let runs = observations(&events, "run");
+    assert_eq!(runs.len(), 2, "{events:#?}");
+    assert_eq!(runs[1]["content"].as_str().unwrap().trim(), "resumed");
+    agent.fake.assert_each_tool_call_answered_once();
+}

@@ -109,3 +109,29 @@ fn the_process_backend_needs_an_explicit_opt_in() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("SANDBOX_ALLOW_UNSAFE_PROCESS"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_repository_is_cloned_into_a_process_sandbox() {
+    let server = support::git_server::GitServer::start("ghs_token").await;
+    server.create_repo("app");
+    let root = tempfile::tempdir().unwrap();
+    let backend = ProcessBackend::new(&settings(root.path())).unwrap();
+    let sandbox = backend.start("conv-clone").await.unwrap();
+    let remote = openhands::sandbox::git::GitRemote::github(
+        server.url("app"),
+        Some("ghs_token".parse().unwrap()),
+    );
+    openhands::sandbox::git::clone_into(&backend, &sandbox.id, &remote, None, "/workspace/repo")
+        .await
+        .unwrap();
+    let out = backend
+        .execute(
+            &sandbox.id,
+            &CommandRequest::new("cat repo/README && git -C repo log --format=%s"),
+            None,
+        )
+        .await
+        .unwrap();
+    // The shell starts in the workspace (a host directory for this backend).
+    assert_eq!(out.output.trim(), "hello\ninitial commit");
+}

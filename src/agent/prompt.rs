@@ -12,8 +12,7 @@ const USER: &str = "user_prompt.j2";
 const BUILT_IN_SYSTEM: &str = include_str!("prompts/system_prompt.j2");
 const BUILT_IN_USER: &str = include_str!("prompts/user_prompt.j2");
 
-/// Where the agent works inside the sandbox.
-pub const WORKSPACE: &str = "/workspace";
+use crate::sandbox::WORKSPACE;
 /// Where the conversation's repository is checked out.
 pub const REPOSITORY_DIR: &str = "/workspace/repo";
 

@@ -41,7 +41,7 @@ pub const LABEL_SANDBOX: &str = "openhands.sandbox";
 pub const LABEL_CONVERSATION: &str = "openhands.conversation";
 /// Separates the sandbox id from the conversation in the name of a claimed warm container.
 const CLAIM_MARK: &str = "-c-";
-pub const WORKSPACE: &str = "/workspace";
+pub use super::WORKSPACE;
 const SANDBOX_USER: &str = "openhands";
 /// PID 1 of every sandbox: bash reaps orphaned processes (so zombies do not eat the pids
 /// limit) and exits at once on SIGTERM.

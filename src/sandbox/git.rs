@@ -509,7 +509,8 @@ async fn ensure_empty(
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let found = sandboxes.exec(sandbox_id, &argv, "/").await?;
+    // From the workspace: every backend allows it as a working directory.
+    let found = sandboxes.exec(sandbox_id, &argv, super::WORKSPACE).await?;
     if found.exit_code == 0 && !found.stdout.trim().is_empty() {
         return Err(GitError::Invalid(format!(
             "{dest} already exists in the sandbox and is not empty; choose another directory"

@@ -83,7 +83,7 @@ pub const IMAGE_LABEL: &str = "openhands.sandbox-image";
 const USER: &str = "openhands";
 const UID: u32 = 1000;
 const HOME: &str = "/home/openhands";
-const WORKSPACE: &str = "/workspace";
+use super::WORKSPACE;
 const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 

@@ -28,6 +28,9 @@ pub use settings::{BackendKind, NetworkMode, SandboxSettings};
 /// separately.
 pub type OutputSink = tokio::sync::mpsc::UnboundedSender<String>;
 
+/// The directory in which the shell starts and repositories are placed, in every sandbox.
+pub const WORKSPACE: &str = "/workspace";
+
 /// The sandboxes of this service, whichever backend holds them.
 pub type Sandboxes = Arc<dyn SandboxBackend>;
 

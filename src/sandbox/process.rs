@@ -23,7 +23,7 @@ use super::{
     SandboxError, SandboxInfo, SandboxResult, SandboxSettings, SandboxStatus,
 };
 
-const WORKSPACE: &str = "/workspace";
+use super::WORKSPACE;
 
 struct Shell {
     session: ShellSession,
