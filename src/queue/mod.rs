@@ -44,8 +44,28 @@ pub async fn enqueue<J: Job>(tx: &mut Tx, job: &J) -> Result<String, QueueError>
         .ok_or_else(|| QueueError::Push("no job id returned".into()))
 }
 
+/// Enqueues `job` inside `tx`, to run no sooner than `delay` after now.
+pub async fn enqueue_after<J: Job>(
+    tx: &mut Tx,
+    job: &J,
+    delay: std::time::Duration,
+) -> Result<String, QueueError> {
+    let ids = push(tx, std::slice::from_ref(job), Some(delay)).await?;
+    ids.into_iter()
+        .next()
+        .ok_or_else(|| QueueError::Push("no job id returned".into()))
+}
+
 /// Enqueues several jobs of one kind inside `tx`, in one statement. Returns their ids.
 pub async fn enqueue_many<J: Job>(tx: &mut Tx, jobs: &[J]) -> Result<Vec<String>, QueueError> {
+    push(tx, jobs, None).await
+}
+
+async fn push<J: Job>(
+    tx: &mut Tx,
+    jobs: &[J],
+    delay: Option<std::time::Duration>,
+) -> Result<Vec<String>, QueueError> {
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
@@ -54,12 +74,13 @@ pub async fn enqueue_many<J: Job>(tx: &mut Tx, jobs: &[J]) -> Result<Vec<String>
     for job in jobs {
         // The queue's backends read job ids back as ULIDs.
         let id = ulid::Ulid::new().to_string();
-        tasks.push(
-            TaskBuilder::new(serde_json::to_vec(job)?)
-                .task_id(TaskId::from(id.clone()))
-                .max_attempts(J::MAX_ATTEMPTS as usize)
-                .build(),
-        );
+        let mut task = TaskBuilder::new(serde_json::to_vec(job)?)
+            .task_id(TaskId::from(id.clone()))
+            .max_attempts(J::MAX_ATTEMPTS as usize);
+        if let Some(delay) = delay {
+            task = task.run_after(delay);
+        }
+        tasks.push(task.build());
         ids.push(id);
     }
     match tx {

@@ -32,6 +32,8 @@ pub struct OutboxPost {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub sent_at: Option<i64>,
+    /// What the provider made of it, as JSON (the created comment's id, …).
+    pub result: Option<String>,
 }
 
 /// `SELECT … FROM outbox`, followed by the rest of the statement.
@@ -39,7 +41,7 @@ macro_rules! select_outbox {
     ($rest:literal) => {
         concat!(
             "SELECT id, conversation_id, provider, kind, target, body, idempotency_key, status, \
-             attempts, last_error, created_at, sent_at FROM outbox ",
+             attempts, last_error, created_at, sent_at, result FROM outbox ",
             $rest
         )
     };
@@ -85,32 +87,77 @@ impl Db {
         )
     }
 
-    /// Records one delivery attempt: `Ok` marks the post sent; an error counts the attempt and,
-    /// when `give_up` is set, marks the post failed.
+    /// The post with this idempotency key, if any.
+    pub async fn outbox_post_by_key(&self, key: &str) -> Result<Option<OutboxPost>> {
+        Ok(on_backend!(self, pool => sqlx::query_as::<_, OutboxPost>(select_outbox!("WHERE idempotency_key = $1"))
+            .bind(key)
+            .fetch_optional(pool)
+            .await?))
+    }
+
+    /// A conversation's posts, oldest first.
+    pub async fn outbox_posts_of(&self, conversation_id: &str) -> Result<Vec<OutboxPost>> {
+        Ok(on_backend!(self, pool => sqlx::query_as::<_, OutboxPost>(select_outbox!(
+            "WHERE conversation_id = $1 ORDER BY id"
+        ))
+            .bind(conversation_id)
+            .fetch_all(pool)
+            .await?))
+    }
+
+    /// Records one delivery attempt in a transaction of its own.
     pub async fn record_outbox_attempt(
         &self,
         id: i64,
-        outcome: std::result::Result<(), &str>,
+        outcome: std::result::Result<Option<&serde_json::Value>, &str>,
         give_up: bool,
     ) -> Result<()> {
-        let (status, error, sent_at) = match outcome {
-            Ok(()) => ("sent", None, Some(now_millis())),
-            Err(error) if give_up => ("failed", Some(error), None),
-            Err(error) => ("pending", Some(error), None),
+        let mut tx = self.begin().await?;
+        tx.record_outbox_attempt(id, outcome, give_up).await?;
+        tx.commit().await
+    }
+}
+
+impl Tx {
+    /// Records one delivery attempt: `Ok` marks the post sent with what the provider made of
+    /// it; an error counts the attempt and, when `give_up` is set, marks the post failed.
+    pub async fn record_outbox_attempt(
+        &mut self,
+        id: i64,
+        outcome: std::result::Result<Option<&serde_json::Value>, &str>,
+        give_up: bool,
+    ) -> Result<()> {
+        let (status, error, sent_at, result) = match outcome {
+            Ok(result) => ("sent", None, Some(now_millis()), result.map(|r| r.to_string())),
+            Err(error) if give_up => ("failed", Some(error), None, None),
+            Err(error) => ("pending", Some(error), None, None),
         };
-        let done = on_backend!(self, pool => sqlx::query(
-            "UPDATE outbox SET status = $2, attempts = attempts + 1, last_error = $3, sent_at = $4 WHERE id = $1",
+        let done = on_backend!(self, tx => sqlx::query(
+            "UPDATE outbox SET status = $2, attempts = attempts + 1, last_error = $3, sent_at = $4, \
+             result = COALESCE($5, result) WHERE id = $1",
         )
         .bind(id)
         .bind(status)
         .bind(error)
         .bind(sent_at)
-        .execute(pool)
+        .bind(result)
+        .execute(&mut **tx)
         .await?
         .rows_affected());
         if done == 0 {
             return Err(StorageError::NotFound("outbox post"));
         }
         Ok(())
+    }
+
+    /// The conversation's newest post of this kind, if any.
+    pub async fn latest_outbox_post(&mut self, conversation_id: &str, kind: &str) -> Result<Option<OutboxPost>> {
+        Ok(on_backend!(self, tx => sqlx::query_as::<_, OutboxPost>(select_outbox!(
+            "WHERE conversation_id = $1 AND kind = $2 ORDER BY id DESC LIMIT 1"
+        ))
+            .bind(conversation_id)
+            .bind(kind)
+            .fetch_optional(&mut **tx)
+            .await?))
     }
 }

@@ -208,3 +208,110 @@ fn check_repository(repository: &str) -> anyhow::Result<()> {
         ))
     }
 }
+
+/// What a reaction is put on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "on", content = "id", rename_all = "snake_case")]
+pub enum ReactionSubject {
+    /// The issue or pull request itself (its number).
+    Issue(u64),
+    /// A comment on an issue or pull request.
+    Comment(u64),
+    /// A review comment on a line of a pull request's diff.
+    ReviewComment(u64),
+}
+
+#[derive(Deserialize)]
+struct CreatedComment {
+    id: u64,
+    body: Option<String>,
+}
+
+/// Comments read when looking for one posted before.
+const COMMENT_PAGES: u32 = 10;
+
+impl GithubApp {
+    /// Adds `content` (`eyes`, `rocket`, …) as the app's reaction; adding it again is harmless.
+    pub async fn add_reaction(
+        &self,
+        installation_id: u64,
+        repository: &str,
+        subject: ReactionSubject,
+        content: &str,
+    ) -> anyhow::Result<()> {
+        let client = self.installation(installation_id)?;
+        let route = match subject {
+            ReactionSubject::Issue(number) => format!("/repos/{repository}/issues/{number}/reactions"),
+            ReactionSubject::Comment(id) => format!("/repos/{repository}/issues/comments/{id}/reactions"),
+            ReactionSubject::ReviewComment(id) => format!("/repos/{repository}/pulls/comments/{id}/reactions"),
+        };
+        client
+            .post::<_, serde_json::Value>(route, Some(&serde_json::json!({"content": content})))
+            .await
+            .with_context(|| format!("cannot add a reaction on {repository}"))?;
+        Ok(())
+    }
+
+    /// The id of a comment on issue or pull request `number` whose body contains `marker`.
+    pub async fn find_comment(
+        &self,
+        installation_id: u64,
+        repository: &str,
+        number: u64,
+        marker: &str,
+    ) -> anyhow::Result<Option<u64>> {
+        let client = self.installation(installation_id)?;
+        let route = format!("/repos/{repository}/issues/{number}/comments");
+        for page in 1..=COMMENT_PAGES {
+            let page = page.to_string();
+            let comments: Vec<CreatedComment> = client
+                .get(&route, Some(&[("per_page", "100"), ("page", page.as_str())]))
+                .await
+                .with_context(|| format!("cannot read the comments of {repository}#{number}"))?;
+            if let Some(found) = comments
+                .iter()
+                .find(|c| c.body.as_deref().is_some_and(|b| b.contains(marker)))
+            {
+                return Ok(Some(found.id));
+            }
+            if comments.len() < 100 {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Posts a comment on issue or pull request `number`; returns its id.
+    pub async fn create_comment(
+        &self,
+        installation_id: u64,
+        repository: &str,
+        number: u64,
+        body: &str,
+    ) -> anyhow::Result<u64> {
+        let client = self.installation(installation_id)?;
+        let route = format!("/repos/{repository}/issues/{number}/comments");
+        let created: CreatedComment = client
+            .post(route, Some(&serde_json::json!({"body": body})))
+            .await
+            .with_context(|| format!("cannot comment on {repository}#{number}"))?;
+        Ok(created.id)
+    }
+
+    /// Replaces the body of comment `comment_id`.
+    pub async fn update_comment(
+        &self,
+        installation_id: u64,
+        repository: &str,
+        comment_id: u64,
+        body: &str,
+    ) -> anyhow::Result<()> {
+        let client = self.installation(installation_id)?;
+        let route = format!("/repos/{repository}/issues/comments/{comment_id}");
+        client
+            .patch::<serde_json::Value, _, _>(route, Some(&serde_json::json!({"body": body})))
+            .await
+            .with_context(|| format!("cannot edit comment {comment_id} on {repository}"))?;
+        Ok(())
+    }
+}
