@@ -1,0 +1,842 @@
+//! GitHub's REST API as the GitHub App and its installations see it: installation tokens,
+//! collaborator permissions, repositories, issue comments and reactions, pull requests and
+//! their diffs, replies to review comments.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use octocrab::jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+use serde_json::{Value, json};
+
+use super::{
+    GITHUB_APP_ID, GITHUB_APP_PUBLIC_KEY, GITHUB_BOT_ID, GITHUB_BOT_LOGIN, GITHUB_DIFF, Recorded,
+    Shared, Store, bearer, body_fields, failure, joined, now, sha_of, text_field,
+};
+
+/// A comment the app posted on an issue or pull request.
+#[derive(Clone, Debug)]
+pub struct GithubComment {
+    pub id: u64,
+    pub repository: String,
+    pub number: u64,
+    pub body: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A reaction of the app; `subject` is `issues/N`, `issues/comments/ID` or `pulls/comments/ID`.
+#[derive(Clone, Debug)]
+pub struct GithubReaction {
+    pub id: u64,
+    pub repository: String,
+    pub subject: String,
+    pub content: String,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct GithubPull {
+    pub id: u64,
+    pub repository: String,
+    pub number: u64,
+    pub title: String,
+    pub body: Option<String>,
+    /// The owner of the head branch (`head` was `OWNER:BRANCH` or the repository's owner).
+    pub head_owner: String,
+    pub head_ref: String,
+    pub base_ref: String,
+    pub draft: bool,
+    pub open: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A reply of the app to a pull request review comment.
+#[derive(Clone, Debug)]
+pub struct GithubReviewReply {
+    pub id: u64,
+    pub repository: String,
+    pub number: u64,
+    pub in_reply_to: u64,
+    pub body: String,
+    pub created_at: String,
+}
+
+/// The reactions GitHub accepts.
+const REACTIONS: [&str; 8] = [
+    "+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes",
+];
+
+/// Numbers of new pull requests follow this one in each repository.
+const FIRST_PULL_NUMBER: u64 = 100;
+
+pub(super) fn routes(router: Router<Store>) -> Router<Store> {
+    router
+        .route(
+            "/github/app/installations/{id}/access_tokens",
+            post(installation_token),
+        )
+        .route(
+            "/github/repos/{owner}/{repo}/collaborators/{login}/permission",
+            get(permission),
+        )
+        .route("/github/repos/{owner}/{repo}", get(repository))
+        .route(
+            "/github/repos/{owner}/{repo}/issues/{number}/comments",
+            get(list_comments).post(create_comment),
+        )
+        // octocrab edits comments with POST, which GitHub also accepts.
+        .route(
+            "/github/repos/{owner}/{repo}/issues/comments/{id}",
+            patch(update_comment).post(update_comment),
+        )
+        .route(
+            "/github/repos/{owner}/{repo}/issues/{number}/reactions",
+            post(issue_reaction),
+        )
+        .route(
+            "/github/repos/{owner}/{repo}/issues/comments/{id}/reactions",
+            post(issue_comment_reaction),
+        )
+        .route(
+            "/github/repos/{owner}/{repo}/pulls/comments/{id}/reactions",
+            post(review_comment_reaction),
+        )
+        .route(
+            "/github/repos/{owner}/{repo}/pulls",
+            get(list_pulls).post(create_pull),
+        )
+        .route(
+            "/github/repos/{owner}/{repo}/pulls/{number}",
+            get(pull_request),
+        )
+        .route(
+            "/github/repos/{owner}/{repo}/pulls/{number}/comments/{id}/replies",
+            post(reply_to_review_comment),
+        )
+}
+
+/// The app's JWT must be signed with the app's key and name the app as its issuer.
+async fn installation_token(
+    State(state): Shared,
+    Path(id): Path<u64>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(jwt) = bearer(&headers) else {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"message": "no JWT"}))).into_response();
+    };
+    let key = DecodingKey::from_rsa_pem(GITHUB_APP_PUBLIC_KEY.as_bytes()).unwrap();
+    let claims = match decode::<Value>(&jwt, &key, &Validation::new(Algorithm::RS256)) {
+        Ok(data) => data.claims,
+        Err(e) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"message": format!("bad JWT: {e}")})),
+            )
+                .into_response();
+        }
+    };
+    if claims["iss"] != json!(GITHUB_APP_ID) && claims["iss"] != json!(GITHUB_APP_ID.to_string()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "wrong issuer"})),
+        )
+            .into_response();
+    }
+    let token = format!("ghs_installation_{id}");
+    let mut state = state.lock().unwrap();
+    state.installation_tokens.push(id);
+    state.issued_tokens.push(token.clone());
+    Json(json!({
+        "token": token,
+        "expires_at": "2099-01-01T00:00:00Z",
+        "permissions": {"issues": "write", "contents": "write"},
+        "repository_selection": "all"
+    }))
+    .into_response()
+}
+
+async fn permission(
+    State(state): Shared,
+    Path((owner, repo, login)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let token = bearer(&headers).unwrap_or_default();
+    let repository = format!("{owner}/{repo}");
+    let mut state = state.lock().unwrap();
+    state
+        .permission_checks
+        .push((token.clone(), format!("{repository}/{login}")));
+    if !token.starts_with("ghs_installation_") {
+        return unauthorized();
+    }
+    match state.github_permissions.get(&(repository, login.clone())) {
+        Some(permission) => Json(json!({
+            "permission": permission,
+            "role_name": permission,
+            "user": {"login": login, "id": 1, "type": "User"}
+        }))
+        .into_response(),
+        None => not_found(),
+    }
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"message": "Bad credentials"})),
+    )
+        .into_response()
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response()
+}
+
+fn is_installation(headers: &HeaderMap) -> bool {
+    bearer(headers)
+        .unwrap_or_default()
+        .starts_with("ghs_installation_")
+}
+
+/// 422 as GitHub words a request it cannot process.
+fn validation_failed(errors: Value) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({
+            "message": "Validation Failed",
+            "errors": errors,
+            "documentation_url": "https://docs.github.com/rest",
+            "status": "422"
+        })),
+    )
+        .into_response()
+}
+
+/// GitHub's answer to a body it cannot parse.
+fn unparsable() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"message": "Problems parsing JSON"})),
+    )
+        .into_response()
+}
+
+/// The refusal of a request without the installation's token or about a repository it does
+/// not see.
+fn refusal(state: &Recorded, headers: &HeaderMap, repository: &str) -> Option<Response> {
+    if !is_installation(headers) {
+        return Some(unauthorized());
+    }
+    if state.github_hidden.iter().any(|r| r == repository) {
+        return Some(not_found());
+    }
+    None
+}
+
+/// A user as GitHub embeds one (`user`, `owner`, …).
+fn user_json(login: &str, id: u64, kind: &str) -> Value {
+    let api = format!("https://api.github.com/users/{login}");
+    json!({
+        "login": login,
+        "id": id,
+        "node_id": format!("MDQ6VXNlcj{id}"),
+        "avatar_url": format!("https://avatars.githubusercontent.com/u/{id}?v=4"),
+        "gravatar_id": "",
+        "url": api,
+        "html_url": format!("https://github.com/{login}"),
+        "followers_url": format!("{api}/followers"),
+        "following_url": format!("{api}/following{{/other_user}}"),
+        "gists_url": format!("{api}/gists{{/gist_id}}"),
+        "starred_url": format!("{api}/starred{{/owner}}{{/repo}}"),
+        "subscriptions_url": format!("{api}/subscriptions"),
+        "organizations_url": format!("{api}/orgs"),
+        "repos_url": format!("{api}/repos"),
+        "events_url": format!("{api}/events{{/privacy}}"),
+        "received_events_url": format!("{api}/received_events"),
+        "type": kind,
+        "user_view_type": "public",
+        "site_admin": false
+    })
+}
+
+fn bot_json() -> Value {
+    user_json(GITHUB_BOT_LOGIN, GITHUB_BOT_ID, "Bot")
+}
+
+fn api_url(state: &Recorded) -> String {
+    format!("{}/github", state.base_url)
+}
+
+fn default_branch(state: &Recorded, repository: &str) -> String {
+    state
+        .github_default_branches
+        .get(repository)
+        .cloned()
+        .unwrap_or_else(|| "main".to_string())
+}
+
+fn repository_json(state: &Recorded, owner: &str, repo: &str) -> Value {
+    let full_name = format!("{owner}/{repo}");
+    let clone_url = state
+        .github_clone_urls
+        .get(&full_name)
+        .cloned()
+        .unwrap_or_else(|| format!("{}/git/{full_name}.git", state.base_url));
+    json!({
+        "id": 1296269,
+        "node_id": "MDEwOlJlcG9zaXRvcnkxMjk2MjY5",
+        "name": repo,
+        "full_name": full_name,
+        "private": true,
+        "owner": user_json(owner, 1, "Organization"),
+        "html_url": format!("https://github.com/{full_name}"),
+        "url": format!("{}/repos/{full_name}", api_url(state)),
+        "clone_url": clone_url,
+        "default_branch": default_branch(state, &full_name),
+        "visibility": "private",
+        "fork": false,
+        "archived": false,
+        "disabled": false
+    })
+}
+
+async fn repository(
+    State(state): Shared,
+    Path((owner, repo)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let state = state.lock().unwrap();
+    if let Some(refused) = refusal(&state, &headers, &format!("{owner}/{repo}")) {
+        return refused;
+    }
+    Json(repository_json(&state, &owner, &repo)).into_response()
+}
+
+/// Someone else's comment, present on every issue and pull request before the app's.
+fn seeded_comment(state: &Recorded, repository: &str, number: u64) -> Value {
+    json!({
+        "id": 1,
+        "node_id": "IC_kwDOAAAAAc4AAAAB",
+        "url": format!("{}/repos/{repository}/issues/comments/1", api_url(state)),
+        "html_url": format!("https://github.com/{repository}/issues/{number}#issuecomment-1"),
+        "issue_url": format!("{}/repos/{repository}/issues/{number}", api_url(state)),
+        "body": "The test fails on main since yesterday.",
+        "user": user_json("octocat", 583231, "User"),
+        "created_at": "2024-05-01T09:00:00Z",
+        "updated_at": "2024-05-01T09:00:00Z",
+        "author_association": "MEMBER"
+    })
+}
+
+fn comment_json(state: &Recorded, comment: &GithubComment) -> Value {
+    let (repository, number, id) = (&comment.repository, comment.number, comment.id);
+    json!({
+        "id": id,
+        "node_id": format!("IC_kwDO{id:08}"),
+        "url": format!("{}/repos/{repository}/issues/comments/{id}", api_url(state)),
+        "html_url": format!("https://github.com/{repository}/issues/{number}#issuecomment-{id}"),
+        "issue_url": format!("{}/repos/{repository}/issues/{number}", api_url(state)),
+        "body": comment.body,
+        "user": bot_json(),
+        "created_at": comment.created_at,
+        "updated_at": comment.updated_at,
+        "author_association": "NONE",
+        "performed_via_github_app": null
+    })
+}
+
+/// The seeded comment, then the app's, oldest first.
+async fn list_comments(
+    State(state): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+) -> Response {
+    let repository = format!("{owner}/{repo}");
+    let state = state.lock().unwrap();
+    if let Some(refused) = refusal(&state, &headers, &repository) {
+        return refused;
+    }
+    let mut comments = vec![seeded_comment(&state, &repository, number)];
+    comments.extend(
+        state
+            .github_comments
+            .iter()
+            .filter(|c| c.repository == repository && c.number == number)
+            .map(|c| comment_json(&state, c)),
+    );
+    Json(comments).into_response()
+}
+
+async fn create_comment(
+    State(state): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let repository = format!("{owner}/{repo}");
+    let mut state = state.lock().unwrap();
+    if let Some(refused) = refusal(&state, &headers, &repository) {
+        return refused;
+    }
+    let Some(body) = body_fields(&body) else {
+        return unparsable();
+    };
+    let Some(text) = text_field(&body, "body") else {
+        return validation_failed(
+            json!([{"resource": "IssueComment", "field": "body", "code": "missing_field"}]),
+        );
+    };
+    let created_at = now();
+    let comment = GithubComment {
+        id: state.new_id(),
+        repository,
+        number,
+        body: text,
+        created_at: created_at.clone(),
+        updated_at: created_at,
+    };
+    let answer = comment_json(&state, &comment);
+    state.github_comments.push(comment);
+    (StatusCode::CREATED, Json(answer)).into_response()
+}
+
+async fn update_comment(
+    State(state): Shared,
+    Path((owner, repo, id)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let repository = format!("{owner}/{repo}");
+    let mut state = state.lock().unwrap();
+    if let Some(refused) = refusal(&state, &headers, &repository) {
+        return refused;
+    }
+    let Some(body) = body_fields(&body) else {
+        return unparsable();
+    };
+    let Some(text) = text_field(&body, "body") else {
+        return validation_failed(
+            json!([{"resource": "IssueComment", "field": "body", "code": "missing_field"}]),
+        );
+    };
+    let Some(comment) = state
+        .github_comments
+        .iter_mut()
+        .find(|c| c.repository == repository && c.id == id)
+    else {
+        return not_found();
+    };
+    comment.body = text;
+    comment.updated_at = now();
+    let comment = comment.clone();
+    Json(comment_json(&state, &comment)).into_response()
+}
+
+async fn issue_reaction(
+    State(state): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    react(
+        &state,
+        &owner,
+        &repo,
+        format!("issues/{number}"),
+        &headers,
+        &body,
+    )
+}
+
+async fn issue_comment_reaction(
+    State(state): Shared,
+    Path((owner, repo, id)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    react(
+        &state,
+        &owner,
+        &repo,
+        format!("issues/comments/{id}"),
+        &headers,
+        &body,
+    )
+}
+
+async fn review_comment_reaction(
+    State(state): Shared,
+    Path((owner, repo, id)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    react(
+        &state,
+        &owner,
+        &repo,
+        format!("pulls/comments/{id}"),
+        &headers,
+        &body,
+    )
+}
+
+/// 201 with the new reaction, or 200 with the app's same reaction when it already exists.
+fn react(
+    state: &Store,
+    owner: &str,
+    repo: &str,
+    subject: String,
+    headers: &HeaderMap,
+    body: &str,
+) -> Response {
+    let repository = format!("{owner}/{repo}");
+    let mut state = state.lock().unwrap();
+    if let Some(refused) = refusal(&state, headers, &repository) {
+        return refused;
+    }
+    let Some(body) = body_fields(body) else {
+        return unparsable();
+    };
+    let content = text_field(&body, "content").unwrap_or_default();
+    if !REACTIONS.contains(&content.as_str()) {
+        return validation_failed(
+            json!([{"resource": "Reaction", "field": "content", "code": "invalid"}]),
+        );
+    }
+    let reaction_json = |r: &GithubReaction| {
+        json!({
+            "id": r.id,
+            "node_id": format!("REA_lADO{:08}", r.id),
+            "user": bot_json(),
+            "content": r.content,
+            "created_at": r.created_at
+        })
+    };
+    if let Some(existing) = state
+        .github_reactions
+        .iter()
+        .find(|r| r.repository == repository && r.subject == subject && r.content == content)
+    {
+        return Json(reaction_json(existing)).into_response();
+    }
+    let reaction = GithubReaction {
+        id: state.new_id(),
+        repository,
+        subject,
+        content,
+        created_at: now(),
+    };
+    let answer = reaction_json(&reaction);
+    state.github_reactions.push(reaction);
+    (StatusCode::CREATED, Json(answer)).into_response()
+}
+
+/// A pull request as GitHub answers it.
+pub(super) fn pull_json(state: &Recorded, pull: &GithubPull) -> Value {
+    let (repository, number) = (&pull.repository, pull.number);
+    let (owner, repo) = repository.split_once('/').unwrap_or((repository, ""));
+    let api = format!("{}/repos/{repository}", api_url(state));
+    let html = format!("https://github.com/{repository}/pull/{number}");
+    let repo_json = repository_json(state, owner, repo);
+    let head_sha = sha_of(&format!("{}:{}", pull.head_owner, pull.head_ref));
+    let pull_fields = json!({
+        "url": format!("{api}/pulls/{number}"),
+        "id": pull.id,
+        "node_id": format!("PR_kwDO{:08}", pull.id),
+        "html_url": html,
+        "diff_url": format!("{html}.diff"),
+        "patch_url": format!("{html}.patch"),
+        "issue_url": format!("{api}/issues/{number}"),
+        "commits_url": format!("{api}/pulls/{number}/commits"),
+        "review_comments_url": format!("{api}/pulls/{number}/comments"),
+        "review_comment_url": format!("{api}/pulls/comments{{/number}}"),
+        "comments_url": format!("{api}/issues/{number}/comments"),
+        "statuses_url": format!("{api}/statuses/{head_sha}"),
+        "number": number,
+        "state": if pull.open { "open" } else { "closed" },
+        "locked": false,
+        "title": pull.title,
+        "user": bot_json(),
+        "body": pull.body,
+        "labels": [],
+        "milestone": null,
+        "active_lock_reason": null,
+        "created_at": pull.created_at,
+        "updated_at": pull.updated_at,
+        "closed_at": if pull.open { Value::Null } else { json!(pull.updated_at) },
+        "merged_at": null,
+        "merge_commit_sha": null,
+        "assignee": null,
+        "assignees": [],
+        "requested_reviewers": [],
+        "requested_teams": []
+    });
+    let rest = json!({
+        "head": {
+            "label": format!("{}:{}", pull.head_owner, pull.head_ref),
+            "ref": pull.head_ref,
+            "sha": head_sha,
+            "user": user_json(&pull.head_owner, 1, "Organization"),
+            "repo": repo_json
+        },
+        "base": {
+            "label": format!("{owner}:{}", pull.base_ref),
+            "ref": pull.base_ref,
+            "sha": sha_of(&format!("{owner}:{}", pull.base_ref)),
+            "user": user_json(owner, 1, "Organization"),
+            "repo": repo_json
+        },
+        "_links": {
+            "self": {"href": format!("{api}/pulls/{number}")},
+            "html": {"href": html},
+            "issue": {"href": format!("{api}/issues/{number}")},
+            "comments": {"href": format!("{api}/issues/{number}/comments")},
+            "review_comments": {"href": format!("{api}/pulls/{number}/comments")},
+            "commits": {"href": format!("{api}/pulls/{number}/commits")}
+        },
+        "author_association": "NONE",
+        "auto_merge": null,
+        "draft": pull.draft,
+        "merged": false,
+        "mergeable": null,
+        "mergeable_state": "unknown",
+        "merged_by": null,
+        "comments": 0,
+        "review_comments": 0,
+        "maintainer_can_modify": false,
+        "commits": 1,
+        "additions": 1,
+        "deletions": 1,
+        "changed_files": 1
+    });
+    joined(pull_fields, rest)
+}
+
+/// `head` is `BRANCH` or `OWNER:BRANCH`; 422 when an open pull request has the same head.
+async fn create_pull(
+    State(state): Shared,
+    Path((owner, repo)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let repository = format!("{owner}/{repo}");
+    let mut state = state.lock().unwrap();
+    if let Some(refused) = refusal(&state, &headers, &repository) {
+        return refused;
+    }
+    let Some(body) = body_fields(&body) else {
+        return unparsable();
+    };
+    let missing: Vec<Value> = ["title", "head", "base"]
+        .into_iter()
+        .filter(|field| text_field(&body, field).is_none())
+        .map(|field| json!({"resource": "PullRequest", "field": field, "code": "missing_field"}))
+        .collect();
+    if !missing.is_empty() {
+        return validation_failed(Value::Array(missing));
+    }
+    let head = text_field(&body, "head").unwrap_or_default();
+    let (head_owner, head_ref) = match head.split_once(':') {
+        Some((head_owner, head_ref)) => (head_owner.to_string(), head_ref.to_string()),
+        None => (owner.clone(), head.clone()),
+    };
+    let base_ref = text_field(&body, "base").unwrap_or_default();
+    if head_owner == owner && head_ref == base_ref {
+        return validation_failed(json!([{
+            "resource": "PullRequest",
+            "code": "custom",
+            "message": format!("No commits between {base_ref} and {head_ref}")
+        }]));
+    }
+    if state.github_pulls.iter().any(|p| {
+        p.repository == repository && p.open && p.head_owner == head_owner && p.head_ref == head_ref
+    }) {
+        return validation_failed(json!([{
+            "resource": "PullRequest",
+            "code": "custom",
+            "message": format!("A pull request already exists for {head_owner}:{head_ref}.")
+        }]));
+    }
+    let number = state
+        .github_pulls
+        .iter()
+        .filter(|p| p.repository == repository)
+        .map(|p| p.number)
+        .max()
+        .unwrap_or(FIRST_PULL_NUMBER)
+        + 1;
+    let created_at = now();
+    let pull = GithubPull {
+        id: state.new_id(),
+        repository,
+        number,
+        title: text_field(&body, "title").unwrap_or_default(),
+        body: body.get("body").and_then(Value::as_str).map(str::to_string),
+        head_owner,
+        head_ref,
+        base_ref,
+        draft: body.get("draft").and_then(Value::as_bool).unwrap_or(false),
+        open: true,
+        created_at: created_at.clone(),
+        updated_at: created_at,
+    };
+    let answer = pull_json(&state, &pull);
+    state.github_pulls.push(pull);
+    (StatusCode::CREATED, Json(answer)).into_response()
+}
+
+/// Newest first, filtered by `state` (`open` unless given), `head` (`OWNER:BRANCH`) and `base`.
+async fn list_pulls(
+    State(state): Shared,
+    Path((owner, repo)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let repository = format!("{owner}/{repo}");
+    let state = state.lock().unwrap();
+    if let Some(refused) = refusal(&state, &headers, &repository) {
+        return refused;
+    }
+    let wanted = query.get("state").map_or("open", String::as_str);
+    let pulls: Vec<Value> = state
+        .github_pulls
+        .iter()
+        .rev()
+        .filter(|p| p.repository == repository)
+        .filter(|p| match wanted {
+            "all" => true,
+            "closed" => !p.open,
+            _ => p.open,
+        })
+        .filter(|p| {
+            query
+                .get("head")
+                .is_none_or(|head| match head.split_once(':') {
+                    Some((head_owner, head_ref)) => {
+                        p.head_owner == head_owner && p.head_ref == head_ref
+                    }
+                    None => p.head_owner == head.as_str(),
+                })
+        })
+        .filter(|p| query.get("base").is_none_or(|base| &p.base_ref == base))
+        .map(|p| pull_json(&state, p))
+        .collect();
+    Json(pulls).into_response()
+}
+
+/// The diff media type answers the diff (every pull request has one); JSON answers the pull
+/// requests the app opened.
+async fn pull_request(
+    State(state): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+) -> Response {
+    if !is_installation(&headers) {
+        return unauthorized();
+    }
+    let accept = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let repository = format!("{owner}/{repo}");
+    let mut state = state.lock().unwrap();
+    if !accept.contains(".diff") {
+        return match state
+            .github_pulls
+            .iter()
+            .find(|p| p.repository == repository && p.number == number)
+        {
+            Some(pull) => Json(pull_json(&state, pull)).into_response(),
+            None => not_found(),
+        };
+    }
+    state
+        .diff_requests
+        .push(format!("github {repository}#{number} {accept}"));
+    if let Some(status) = state.diff_failure {
+        return failure(status);
+    }
+    let diff = state
+        .github_diffs
+        .get(&(repository, number))
+        .cloned()
+        .unwrap_or_else(|| GITHUB_DIFF.to_string());
+    ([("content-type", "text/plain; charset=utf-8")], diff).into_response()
+}
+
+/// Any review comment may be replied to; the reply is on `src/lib.rs` like the seeded diff.
+async fn reply_to_review_comment(
+    State(state): Shared,
+    Path((owner, repo, number, id)): Path<(String, String, u64, u64)>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let repository = format!("{owner}/{repo}");
+    let mut state = state.lock().unwrap();
+    if let Some(refused) = refusal(&state, &headers, &repository) {
+        return refused;
+    }
+    let Some(body) = body_fields(&body) else {
+        return unparsable();
+    };
+    let Some(text) = text_field(&body, "body") else {
+        return validation_failed(
+            json!([{"resource": "PullRequestReviewComment", "field": "body", "code": "missing_field"}]),
+        );
+    };
+    let reply = GithubReviewReply {
+        id: state.new_id(),
+        repository,
+        number,
+        in_reply_to: id,
+        body: text,
+        created_at: now(),
+    };
+    let api = format!("{}/repos/{}", api_url(&state), reply.repository);
+    let html = format!(
+        "https://github.com/{}/pull/{number}#discussion_r{}",
+        reply.repository, reply.id
+    );
+    let sha = sha_of(&format!("{}#{number}", reply.repository));
+    let answer = json!({
+        "url": format!("{api}/pulls/comments/{}", reply.id),
+        "pull_request_review_id": reply.id + 1,
+        "id": reply.id,
+        "node_id": format!("PRRC_kwDO{:08}", reply.id),
+        "diff_hunk": "@@ -1,3 +1,3 @@\n fn parse() {\n-    todo!()\n+    Ok(())",
+        "path": "src/lib.rs",
+        "position": 3,
+        "original_position": 3,
+        "commit_id": sha,
+        "original_commit_id": sha,
+        "in_reply_to_id": id,
+        "user": bot_json(),
+        "body": reply.body,
+        "created_at": reply.created_at,
+        "updated_at": reply.created_at,
+        "html_url": html,
+        "pull_request_url": format!("{api}/pulls/{number}"),
+        "author_association": "NONE",
+        "_links": {
+            "self": {"href": format!("{api}/pulls/comments/{}", reply.id)},
+            "html": {"href": html},
+            "pull_request": {"href": format!("{api}/pulls/{number}")}
+        },
+        "start_line": null,
+        "original_start_line": null,
+        "start_side": null,
+        "line": 2,
+        "original_line": 2,
+        "side": "RIGHT",
+        "subject_type": "line"
+    });
+    state.github_review_replies.push(reply);
+    (StatusCode::CREATED, Json(answer)).into_response()
+}
