@@ -230,6 +230,14 @@ pub struct Config {
 /// through its API settings.
 #[derive(Debug, Clone, Args)]
 pub struct ProviderConfig {
+    /// Where people reach this service's dashboard: the links posted back to providers.
+    #[arg(
+        long,
+        env = "OPENHANDS_PUBLIC_URL",
+        default_value = "http://localhost:3000",
+        global = true
+    )]
+    pub public_url: String,
     /// The mention that asks the agent for something, with its `@`.
     #[arg(
         long,
@@ -473,6 +481,7 @@ impl ProviderConfig {
         if self.trigger_label.trim().is_empty() {
             return bad("TRIGGER_LABEL must not be empty".into());
         }
+        check_url("OPENHANDS_PUBLIC_URL", &self.public_url)?;
         check_url("GITHUB_API_URL", &self.github_api_url)?;
         check_url("GITLAB_API_URL", &self.gitlab_api_url)?;
         check_url("SLACK_API_URL", &self.slack_api_url)?;

@@ -13,6 +13,7 @@ pub mod integrations;
 pub mod live;
 pub mod logging;
 pub mod queue;
+pub mod results;
 pub mod sandbox;
 pub mod storage;
 pub mod web;

@@ -333,7 +333,9 @@ async fn outbox_is_idempotent(t: &TestDb) {
     let retried = t.db.outbox_post(id).await.unwrap();
     assert_eq!((retried.status.as_str(), retried.attempts), ("pending", 1));
     assert_eq!(retried.last_error.as_deref(), Some("502 from provider"));
-    t.db.record_outbox_attempt(id, Ok(None), false).await.unwrap();
+    t.db.record_outbox_attempt(id, Ok(None), false)
+        .await
+        .unwrap();
     let sent = t.db.outbox_post(id).await.unwrap();
     assert_eq!(sent.status, "sent");
     assert!(sent.sent_at.is_some());

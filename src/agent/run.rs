@@ -279,6 +279,19 @@ impl Run<'_> {
             {
                 tx.set_conversation_status(&self.conversation_id, state)
                     .await?;
+                // Where the request was made hears how the run ended, exactly once.
+                let reason = draft.doc["extras"]["reason"].as_str().unwrap_or("");
+                if let Some(summary) = self.summary(state, reason) {
+                    crate::results::report_rest(
+                        &mut tx,
+                        &self.conversation_id,
+                        event.id,
+                        &summary,
+                        &self.ctx.intake.public_url,
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot record the result post: {e}"))?;
+                }
             }
             stored.push(event);
         }
@@ -297,6 +310,32 @@ impl Run<'_> {
         }
         self.runtime.bus.publish(self.db(), stored).await;
         Ok(ids)
+    }
+
+    /// What is posted back when the agent comes to rest in `state`: its final message, its
+    /// question, or why it stopped. `None` for states that are not an end (a pause).
+    fn summary(&self, state: &str, reason: &str) -> Option<String> {
+        let state = AgentState::parse(state)?;
+        let last_words = || {
+            self.history.items.iter().rev().find_map(|item| match item {
+                Item::Action { name, args, .. } if name == "finish" => {
+                    args["final_thought"].as_str().map(str::to_string)
+                }
+                Item::AgentMessage { content, .. } => Some(content.clone()),
+                _ => None,
+            })
+        };
+        match state {
+            AgentState::Finished | AgentState::AwaitingUserInput => Some(
+                last_words()
+                    .filter(|s| !s.trim().is_empty())
+                    .unwrap_or_else(|| "Done.".to_string()),
+            ),
+            AgentState::Error | AgentState::RateLimited => Some(format!("I stopped: {reason}")),
+            AgentState::Stopped => Some("Stopped at the user's request.".to_string()),
+            AgentState::Rejected => Some(format!("Rejected: {reason}")),
+            AgentState::Loading | AgentState::Running | AgentState::Paused => None,
+        }
     }
 
     async fn set_state(&mut self, state: AgentState, reason: &str) -> Result<(), Fault> {

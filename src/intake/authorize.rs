@@ -18,6 +18,8 @@ pub const MAX_DIFF_CHARS: usize = 100_000;
 /// How intake reaches the providers, and which workspaces it serves.
 #[derive(Debug, Default)]
 pub struct IntakeSettings {
+    /// The dashboard's address, for links posted back (no trailing slash).
+    pub public_url: String,
     pub github: Option<GithubApp>,
     /// Names GitHub accounts in user links: the API's host.
     pub github_host: String,
@@ -97,6 +99,7 @@ impl IntakeSettings {
                 .collect()
         };
         Ok(Self {
+            public_url: config.public_url.trim_end_matches('/').to_string(),
             github,
             github_host: host_of(&config.github_api_url),
             gitlab,

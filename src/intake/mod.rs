@@ -117,8 +117,16 @@ async fn intake(job: Intake, ctx: &JobContext) -> Result<(), BoxDynError> {
                         .await?
                 }
             };
-            let conversation_id =
-                record_request(&mut tx, &job, &request, &owner, &history, &diff).await?;
+            let conversation_id = record_request(
+                &mut tx,
+                &job,
+                &request,
+                &owner,
+                &history,
+                &diff,
+                &ctx.intake.public_url,
+            )
+            .await?;
             tx.finish_intake(
                 job.delivery,
                 &job.intake_id,
@@ -173,6 +181,7 @@ async fn record_request(
     owner: &User,
     history: &[PriorMessage],
     diff: &Diff,
+    public_url: &str,
 ) -> Result<String, BoxDynError> {
     let provider = request.provider.as_str();
     let external_ref = request.external_ref();
@@ -225,6 +234,7 @@ async fn record_request(
         },
     )
     .await?;
+    crate::results::acknowledge(tx, request, &conversation.id, public_url).await?;
     queue::enqueue(
         tx,
         &RunConversation {

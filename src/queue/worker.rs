@@ -204,6 +204,15 @@ pub async fn run_workers(
         RunConversation,
         agent::handle_run
     );
+    let monitor = register_job!(
+        monitor,
+        &db,
+        settings,
+        backoff,
+        ctx,
+        crate::results::DeliverPost,
+        crate::results::handle
+    );
     tracing::info!(instance = %settings.instance, concurrency = settings.concurrency, "workers started");
     monitor
         .run_with_signal(async move {

@@ -89,20 +89,24 @@ impl Db {
 
     /// The post with this idempotency key, if any.
     pub async fn outbox_post_by_key(&self, key: &str) -> Result<Option<OutboxPost>> {
-        Ok(on_backend!(self, pool => sqlx::query_as::<_, OutboxPost>(select_outbox!("WHERE idempotency_key = $1"))
+        Ok(
+            on_backend!(self, pool => sqlx::query_as::<_, OutboxPost>(select_outbox!("WHERE idempotency_key = $1"))
             .bind(key)
             .fetch_optional(pool)
-            .await?))
+            .await?),
+        )
     }
 
     /// A conversation's posts, oldest first.
     pub async fn outbox_posts_of(&self, conversation_id: &str) -> Result<Vec<OutboxPost>> {
-        Ok(on_backend!(self, pool => sqlx::query_as::<_, OutboxPost>(select_outbox!(
+        Ok(
+            on_backend!(self, pool => sqlx::query_as::<_, OutboxPost>(select_outbox!(
             "WHERE conversation_id = $1 ORDER BY id"
         ))
             .bind(conversation_id)
             .fetch_all(pool)
-            .await?))
+            .await?),
+        )
     }
 
     /// Records one delivery attempt in a transaction of its own.
@@ -128,7 +132,12 @@ impl Tx {
         give_up: bool,
     ) -> Result<()> {
         let (status, error, sent_at, result) = match outcome {
-            Ok(result) => ("sent", None, Some(now_millis()), result.map(|r| r.to_string())),
+            Ok(result) => (
+                "sent",
+                None,
+                Some(now_millis()),
+                result.map(|r| r.to_string()),
+            ),
             Err(error) if give_up => ("failed", Some(error), None, None),
             Err(error) => ("pending", Some(error), None, None),
         };
@@ -151,13 +160,19 @@ impl Tx {
     }
 
     /// The conversation's newest post of this kind, if any.
-    pub async fn latest_outbox_post(&mut self, conversation_id: &str, kind: &str) -> Result<Option<OutboxPost>> {
-        Ok(on_backend!(self, tx => sqlx::query_as::<_, OutboxPost>(select_outbox!(
+    pub async fn latest_outbox_post(
+        &mut self,
+        conversation_id: &str,
+        kind: &str,
+    ) -> Result<Option<OutboxPost>> {
+        Ok(
+            on_backend!(self, tx => sqlx::query_as::<_, OutboxPost>(select_outbox!(
             "WHERE conversation_id = $1 AND kind = $2 ORDER BY id DESC LIMIT 1"
         ))
             .bind(conversation_id)
             .bind(kind)
             .fetch_optional(&mut **tx)
-            .await?))
+            .await?),
+        )
     }
 }

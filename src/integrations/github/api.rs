@@ -59,6 +59,9 @@ impl GithubApp {
             .base_uri(api_url)
             .with_context(|| format!("GITHUB_API_URL `{api_url}` is not usable"))?
             .app(AppId(app_id), key)
+            // A POST whose answer was lost must not be sent again blindly: the jobs retry,
+            // and the outbox looks for the post first.
+            .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
             .build()
             .context("cannot build the GitHub client")?;
         Ok(Self {
@@ -241,9 +244,15 @@ impl GithubApp {
     ) -> anyhow::Result<()> {
         let client = self.installation(installation_id)?;
         let route = match subject {
-            ReactionSubject::Issue(number) => format!("/repos/{repository}/issues/{number}/reactions"),
-            ReactionSubject::Comment(id) => format!("/repos/{repository}/issues/comments/{id}/reactions"),
-            ReactionSubject::ReviewComment(id) => format!("/repos/{repository}/pulls/comments/{id}/reactions"),
+            ReactionSubject::Issue(number) => {
+                format!("/repos/{repository}/issues/{number}/reactions")
+            }
+            ReactionSubject::Comment(id) => {
+                format!("/repos/{repository}/issues/comments/{id}/reactions")
+            }
+            ReactionSubject::ReviewComment(id) => {
+                format!("/repos/{repository}/pulls/comments/{id}/reactions")
+            }
         };
         client
             .post::<_, serde_json::Value>(route, Some(&serde_json::json!({"content": content})))
@@ -265,7 +274,10 @@ impl GithubApp {
         for page in 1..=COMMENT_PAGES {
             let page = page.to_string();
             let comments: Vec<CreatedComment> = client
-                .get(&route, Some(&[("per_page", "100"), ("page", page.as_str())]))
+                .get(
+                    &route,
+                    Some(&[("per_page", "100"), ("page", page.as_str())]),
+                )
                 .await
                 .with_context(|| format!("cannot read the comments of {repository}#{number}"))?;
             if let Some(found) = comments

@@ -1,0 +1,184 @@
+//! Posting to GitHub as the GitHub App: reactions, the status comment and its edits.
+
+use serde_json::{Value, json};
+
+use super::{PostError, dependency, document, kind, marker};
+use crate::integrations::github::{GithubApp, ReactionSubject};
+use crate::integrations::request::Request;
+use crate::queue::JobContext;
+use crate::storage::OutboxPost;
+
+/// What the reaction goes on: the comment or review comment that asked, else the issue or
+/// pull request (a label, an opened issue, a review).
+pub(super) fn subject_of(request: &Request, number: u64) -> ReactionSubject {
+    let id_after = |prefix: &str| {
+        request
+            .source_id
+            .strip_prefix(prefix)
+            .and_then(|id| id.parse::<u64>().ok())
+    };
+    if let Some(id) = id_after("issue-comment-") {
+        return ReactionSubject::Comment(id);
+    }
+    if let Some(id) = id_after("review-comment-") {
+        return ReactionSubject::ReviewComment(id);
+    }
+    ReactionSubject::Issue(number)
+}
+
+fn app(ctx: &JobContext) -> Result<&GithubApp, PostError> {
+    ctx.intake.github.as_ref().ok_or_else(|| {
+        PostError::Permanent(
+            "GitHub is not configured (GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY)".into(),
+        )
+    })
+}
+
+fn field<'a>(value: &'a Value, name: &str) -> Result<&'a Value, PostError> {
+    value
+        .get(name)
+        .filter(|v| !v.is_null())
+        .ok_or_else(|| PostError::Permanent(format!("the stored post has no `{name}`")))
+}
+
+fn number(value: &Value, name: &str) -> Result<u64, PostError> {
+    field(value, name)?
+        .as_u64()
+        .ok_or_else(|| PostError::Permanent(format!("`{name}` of the stored post is not a number")))
+}
+
+fn text<'a>(value: &'a Value, name: &str) -> Result<&'a str, PostError> {
+    field(value, name)?
+        .as_str()
+        .ok_or_else(|| PostError::Permanent(format!("`{name}` of the stored post is not text")))
+}
+
+fn transient(error: anyhow::Error) -> PostError {
+    PostError::Transient(format!("{error:#}"))
+}
+
+pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value, PostError> {
+    let github = app(ctx)?;
+    let target = document(&post.target)?;
+    let body = document(&post.body)?;
+    match post.kind.as_str() {
+        kind::REACTION => {
+            let subject: ReactionSubject =
+                serde_json::from_value(field(&target, "subject")?.clone()).map_err(|e| {
+                    PostError::Permanent(format!("the reaction's subject is not understood: {e}"))
+                })?;
+            github
+                .add_reaction(
+                    number(&target, "installation_id")?,
+                    text(&target, "repository")?,
+                    subject,
+                    text(&body, "content")?,
+                )
+                .await
+                .map_err(transient)?;
+            Ok(json!({}))
+        }
+        kind::STATUS => {
+            let comment_id =
+                post_comment(github, &target, &post.idempotency_key, text(&body, "text")?).await?;
+            Ok(json!({"comment_id": comment_id}))
+        }
+        kind::STATUS_UPDATE => {
+            if superseded(ctx, post).await? {
+                return Ok(json!({"superseded": true}));
+            }
+            let status = dependency(ctx, text(&target, "status")?).await?;
+            let place = field(&target, "place")?;
+            let text = text(&body, "text")?;
+            let comment_id = match status.status.as_str() {
+                "sent" => status
+                    .result
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str::<Value>(r).ok())
+                    .and_then(|r| r["comment_id"].as_u64()),
+                "pending" => {
+                    return Err(PostError::NotYet(
+                        "the status comment is not posted yet".into(),
+                    ));
+                }
+                _ => None,
+            };
+            match comment_id {
+                Some(comment_id) => {
+                    let body = format!("{text}\n\n{}", marker(&status.idempotency_key));
+                    github
+                        .update_comment(
+                            number(place, "installation_id")?,
+                            text_of(place, "repository")?,
+                            comment_id,
+                            &body,
+                        )
+                        .await
+                        .map_err(transient)?;
+                    Ok(json!({"comment_id": comment_id}))
+                }
+                // The status comment could not be posted: this one is posted instead.
+                None => {
+                    let comment_id =
+                        post_comment(github, place, &post.idempotency_key, text).await?;
+                    Ok(json!({"comment_id": comment_id}))
+                }
+            }
+        }
+        other => Err(PostError::Permanent(format!(
+            "unknown GitHub post kind `{other}`"
+        ))),
+    }
+}
+
+/// Whether a newer text of the same status comment went out already.
+async fn superseded(ctx: &JobContext, post: &OutboxPost) -> Result<bool, PostError> {
+    let Some(conversation_id) = &post.conversation_id else {
+        return Ok(false);
+    };
+    let posts = ctx
+        .db
+        .outbox_posts_of(conversation_id)
+        .await
+        .map_err(|e| PostError::Transient(e.to_string()))?;
+    Ok(posts.iter().any(|p| {
+        p.kind == kind::STATUS_UPDATE
+            && p.id > post.id
+            && p.status == "sent"
+            && p.target == post.target
+    }))
+}
+
+fn text_of<'a>(value: &'a Value, name: &str) -> Result<&'a str, PostError> {
+    text(value, name)
+}
+
+/// Posts a comment carrying the post's marker, unless one with the marker is there already
+/// (it went out, but its answer was lost).
+async fn post_comment(
+    github: &GithubApp,
+    target: &Value,
+    key: &str,
+    text: &str,
+) -> Result<u64, PostError> {
+    let installation_id = number(target, "installation_id")?;
+    let repository = text_of(target, "repository")?;
+    let issue = number(target, "number")?;
+    let marker = marker(key);
+    if let Some(id) = github
+        .find_comment(installation_id, repository, issue, &marker)
+        .await
+        .map_err(transient)?
+    {
+        return Ok(id);
+    }
+    github
+        .create_comment(
+            installation_id,
+            repository,
+            issue,
+            &format!("{text}\n\n{marker}"),
+        )
+        .await
+        .map_err(transient)
+}

@@ -1,0 +1,230 @@
+//! Results go back where the request came from. Every post is an outbox row written in the
+//! same transaction as what causes it (the accepted request, the agent coming to rest), with a
+//! `deliver` job; the job posts it, retrying with backoff, and before posting again looks for
+//! the post (a hidden marker in the comment) so that a post whose answer was lost is not
+//! doubled. After the last attempt the post stays `failed`, with its error.
+
+mod github;
+
+use std::time::Duration;
+
+use apalis::prelude::{BoxDynError, Data};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::integrations::request::{Place, Provider, Request};
+use crate::queue::{self, Job, JobContext};
+use crate::storage::{NewOutboxPost, OutboxPost, Tx};
+
+/// Delivers one outbox post.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverPost {
+    pub post_id: i64,
+}
+
+impl Job for DeliverPost {
+    const QUEUE: &'static str = "deliver";
+    /// Only database faults fail the job; a provider's failures are rescheduled by the job.
+    const MAX_ATTEMPTS: u32 = 5;
+}
+
+/// Attempts of one post before it is left failed: with the delays below, about two and a
+/// half hours of a provider being down.
+pub const MAX_DELIVERY_ATTEMPTS: i32 = 20;
+const FIRST_RETRY: Duration = Duration::from_secs(2);
+const LONGEST_RETRY: Duration = Duration::from_secs(600);
+/// How long a post waits for the one it edits to be delivered.
+const DEPENDENCY_WAIT: Duration = Duration::from_secs(2);
+
+/// The kinds of posts.
+pub mod kind {
+    /// A reaction on the item that asked.
+    pub const REACTION: &str = "reaction";
+    /// The one status comment of a request, edited as the run goes on.
+    pub const STATUS: &str = "status";
+    /// A new text of the status comment.
+    pub const STATUS_UPDATE: &str = "status_update";
+}
+
+/// Why a delivery did not happen this time.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PostError {
+    /// Worth trying again later (the provider is down, answers 5xx or rate-limits).
+    #[error("{0}")]
+    Transient(String),
+    /// Trying again will not help (the post makes no sense, the provider is not configured).
+    #[error("{0}")]
+    Permanent(String),
+    /// The post it edits is not delivered yet.
+    #[error("{0}")]
+    NotYet(String),
+}
+
+/// The delay before attempt `attempts + 1`: doubling from 2 s, at most 10 minutes.
+fn retry_delay(attempts: i32) -> Duration {
+    let doubled = FIRST_RETRY.saturating_mul(1 << attempts.clamp(1, 16).saturating_sub(1));
+    doubled.min(LONGEST_RETRY)
+}
+
+pub(crate) async fn handle(job: DeliverPost, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+    let post = ctx.db.outbox_post(job.post_id).await?;
+    if post.status != "pending" {
+        return Ok(());
+    }
+    let outcome = match post.provider.as_str() {
+        "github" => github::deliver(&ctx, &post).await,
+        other => Err(PostError::Permanent(format!(
+            "posting to {other} is not supported"
+        ))),
+    };
+    let mut tx = ctx.db.begin().await?;
+    match outcome {
+        Ok(result) => {
+            tx.record_outbox_attempt(post.id, Ok(Some(&result)), false)
+                .await?;
+            tracing::info!(post = post.id, provider = %post.provider, kind = %post.kind, "posted");
+        }
+        Err(error) => {
+            let attempts = post.attempts + 1;
+            let give_up =
+                matches!(error, PostError::Permanent(_)) || attempts >= MAX_DELIVERY_ATTEMPTS;
+            let message = error.to_string();
+            tx.record_outbox_attempt(post.id, Err(&message), give_up)
+                .await?;
+            if give_up {
+                tracing::warn!(post = post.id, provider = %post.provider, attempts, error = %message, "post failed for good");
+            } else {
+                let delay = match error {
+                    PostError::NotYet(_) => DEPENDENCY_WAIT,
+                    _ => retry_delay(attempts),
+                };
+                tracing::warn!(post = post.id, provider = %post.provider, attempts, error = %message, retry_in_ms = delay.as_millis() as u64, "post not delivered; retrying later");
+                queue::enqueue_after(&mut tx, &DeliverPost { post_id: post.id }, delay).await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The hidden marker a posted comment carries, to find it again.
+pub fn marker(key: &str) -> String {
+    format!("<!-- openhands:{key} -->")
+}
+
+/// Adds a post and its delivery job inside `tx`; nothing when a post with this key exists.
+pub async fn add_post(tx: &mut Tx, post: &NewOutboxPost<'_>) -> Result<(), BoxDynError> {
+    if let Some(id) = tx.add_outbox_post(post).await? {
+        queue::enqueue(tx, &DeliverPost { post_id: id }).await?;
+    }
+    Ok(())
+}
+
+/// The dashboard link of a conversation.
+pub fn conversation_link(public_url: &str, conversation_id: &str) -> String {
+    format!("{public_url}/conversations/{conversation_id}")
+}
+
+/// Acknowledges an accepted request where it was made: a reaction on what asked, and the
+/// status comment with the conversation's link. GitHub only, for now.
+pub async fn acknowledge(
+    tx: &mut Tx,
+    request: &Request,
+    conversation_id: &str,
+    public_url: &str,
+) -> Result<(), BoxDynError> {
+    if request.provider != Provider::Github {
+        return Ok(());
+    }
+    let (installation_id, repository, number) = match &request.place {
+        Place::GithubIssue {
+            installation_id,
+            repository,
+            number,
+        }
+        | Place::GithubPullRequest {
+            installation_id,
+            repository,
+            number,
+            ..
+        } => (*installation_id, repository.as_str(), *number),
+        _ => return Ok(()),
+    };
+    let request_key = request.request_key();
+    let subject = github::subject_of(request, number);
+    let reaction_key = format!("{request_key}:reaction");
+    add_post(
+        tx,
+        &NewOutboxPost {
+            conversation_id: Some(conversation_id),
+            provider: "github",
+            kind: kind::REACTION,
+            target: &json!({"installation_id": installation_id, "repository": repository, "subject": subject}),
+            body: &json!({"content": "eyes"}),
+            idempotency_key: &reaction_key,
+        },
+    )
+    .await?;
+    let link = conversation_link(public_url, conversation_id);
+    let text = format!("I'm on it! You can follow my progress here: {link}");
+    add_post(
+        tx,
+        &NewOutboxPost {
+            conversation_id: Some(conversation_id),
+            provider: "github",
+            kind: kind::STATUS,
+            target: &json!({"installation_id": installation_id, "repository": repository, "number": number}),
+            body: &json!({"text": text}),
+            idempotency_key: &format!("{request_key}:status"),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Tells where the request was made how the run ended: the status comment is edited to the
+/// agent's summary (or why it stopped). Written in the transaction that records the state.
+pub async fn report_rest(
+    tx: &mut Tx,
+    conversation_id: &str,
+    state_event_id: i64,
+    summary: &str,
+    public_url: &str,
+) -> Result<(), BoxDynError> {
+    let Some(status) = tx.latest_outbox_post(conversation_id, kind::STATUS).await? else {
+        return Ok(());
+    };
+    let link = conversation_link(public_url, conversation_id);
+    let text = format!("{summary}\n\n[Conversation]({link})");
+    let target: Value = serde_json::from_str(&status.target).unwrap_or(Value::Null);
+    add_post(
+        tx,
+        &NewOutboxPost {
+            conversation_id: Some(conversation_id),
+            provider: &status.provider,
+            kind: kind::STATUS_UPDATE,
+            target: &json!({"status": status.idempotency_key, "place": target}),
+            body: &json!({"text": text}),
+            idempotency_key: &format!(
+                "{}:{conversation_id}:{state_event_id}",
+                status.idempotency_key
+            ),
+        },
+    )
+    .await
+}
+
+/// A post's target or body, read back.
+pub(crate) fn document(text: &str) -> Result<Value, PostError> {
+    serde_json::from_str(text)
+        .map_err(|e| PostError::Permanent(format!("the stored post is not JSON: {e}")))
+}
+
+/// The post another one depends on, by key.
+pub(crate) async fn dependency(ctx: &JobContext, key: &str) -> Result<OutboxPost, PostError> {
+    ctx.db
+        .outbox_post_by_key(key)
+        .await
+        .map_err(|e| PostError::Transient(e.to_string()))?
+        .ok_or_else(|| PostError::Permanent(format!("the post {key} it edits does not exist")))
+}
