@@ -36,6 +36,7 @@ use tower::ServiceExt;
 const SECRET: &str = "results-secret";
 const REPO: &str = "octo-org/hello-world";
 const PUBLIC_URL: &str = "https://openhands.example.test";
+const SLACK_SECRET: &str = "slack-results-secret";
 
 struct Service {
     t: TestDb,
@@ -76,6 +77,14 @@ async fn service(script: Vec<Turn>) -> Service {
         &fakes.github_api_url(),
         "--public-url",
         PUBLIC_URL,
+        "--slack-signing-secret",
+        SLACK_SECRET,
+        "--slack-team-id",
+        "T0001",
+        "--slack-bot-token",
+        fakes::SLACK_BOT_TOKEN,
+        "--slack-api-url",
+        &fakes.slack_api_url(),
         "serve",
     ])
     .unwrap();
@@ -282,4 +291,92 @@ async fn github_failing_for_a_while_and_a_lost_answer_still_post_once() {
     let mutations = s.fakes.mutations();
     let lost = "POST /github/repos/octo-org/hello-world/issues/17/comments -> 500";
     assert!(mutations.iter().any(|m| m == lost), "{mutations:#?}");
+}
+
+fn slack_mention() -> Request<Body> {
+    let body = std::fs::read(format!(
+        "{}/tests/fixtures/slack/app_mention.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let ts = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs())
+    .to_string();
+    let mut mac = Hmac::<Sha256>::new_from_slice(SLACK_SECRET.as_bytes()).unwrap();
+    for part in [b"v0:".as_slice(), ts.as_bytes(), b":", &body] {
+        mac.update(part);
+    }
+    Request::post("/api/integration/slack/events")
+        .header("content-type", "application/json")
+        .header("x-slack-request-timestamp", &ts)
+        .header(
+            "x-slack-signature",
+            format!("v0={}", hex::encode(mac.finalize().into_bytes())),
+        )
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slack_mention_gets_a_reaction_and_replies_in_its_thread_once() {
+    let s = service(vec![Turn::call(
+        "finish",
+        json!({"message": "Hello from the agent."}),
+    )])
+    .await;
+    let user = s.t.db.begin().await.unwrap();
+    let mut tx = user;
+    let alice = tx.create_user("alice", None, false).await.unwrap();
+    tx.commit().await.unwrap();
+    s.t.db
+        .link_user("slack", "T0001", "U0ALICE01", &alice.id)
+        .await
+        .unwrap();
+    // Slack fails once, then loses the answers of the next two posts (they went out).
+    s.fakes.fail_next("slack", 1, 500);
+    s.fakes.fail_after_commit_next("slack", 2);
+    let response = s.app.clone().oneshot(slack_mention()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let thread = "1714567890.123456";
+    let conversation = wait_for(
+        "the Slack conversation to rest with every post sent",
+        Duration::from_secs(150),
+        || async {
+            let conversation =
+                s.t.db
+                    .conversation_by_external_ref("slack", &format!("T0001/C0001/{thread}"))
+                    .await
+                    .unwrap()?;
+            let posts = s.t.db.outbox_posts_of(&conversation.id).await.unwrap();
+            (conversation.status == "finished"
+                && posts.len() == 3
+                && posts.iter().all(|p| p.status == "sent"))
+            .then_some(conversation)
+        },
+    )
+    .await;
+    assert_eq!(
+        s.fakes.slack_reactions("C0001", thread),
+        vec!["eyes".to_string()]
+    );
+    let replies: Vec<String> = s
+        .fakes
+        .slack_messages("C0001", thread)
+        .iter()
+        .filter_map(|m| m["text"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(replies.len(), 2, "{replies:#?}\n{:#?}", s.fakes.mutations());
+    assert!(
+        replies[0].contains("I'm on it") && replies[0].contains(&conversation.id),
+        "{}",
+        replies[0]
+    );
+    assert!(
+        replies[1].contains("Hello from the agent."),
+        "{}",
+        replies[1]
+    );
+    assert!(!replies.iter().any(|r| r.contains(fakes::SLACK_BOT_TOKEN)));
 }

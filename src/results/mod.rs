@@ -5,6 +5,7 @@
 //! doubled. After the last attempt the post stays `failed`, with its error.
 
 mod github;
+mod slack;
 
 use std::time::Duration;
 
@@ -44,6 +45,8 @@ pub mod kind {
     pub const STATUS: &str = "status";
     /// A new text of the status comment.
     pub const STATUS_UPDATE: &str = "status_update";
+    /// A reply of its own where comments are not edited (a Slack thread).
+    pub const REPLY: &str = "reply";
 }
 
 /// Why a delivery did not happen this time.
@@ -73,6 +76,7 @@ pub(crate) async fn handle(job: DeliverPost, ctx: Data<JobContext>) -> Result<()
     }
     let outcome = match post.provider.as_str() {
         "github" => github::deliver(&ctx, &post).await,
+        "slack" => slack::deliver(&ctx, &post).await,
         other => Err(PostError::Permanent(format!(
             "posting to {other} is not supported"
         ))),
@@ -126,13 +130,47 @@ pub fn conversation_link(public_url: &str, conversation_id: &str) -> String {
 }
 
 /// Acknowledges an accepted request where it was made: a reaction on what asked, and the
-/// status comment with the conversation's link. GitHub only, for now.
+/// status comment (a thread reply on Slack) with the conversation's link. GitHub and Slack, for now.
 pub async fn acknowledge(
     tx: &mut Tx,
     request: &Request,
     conversation_id: &str,
     public_url: &str,
 ) -> Result<(), BoxDynError> {
+    let request_key = request.request_key();
+    let link = conversation_link(public_url, conversation_id);
+    let text = format!("I'm on it! You can follow my progress here: {link}");
+    if let Place::SlackThread {
+        channel, thread_ts, ..
+    } = &request.place
+    {
+        // The message that asked: its ts follows the channel in the source id.
+        let asked = request.source_id.rsplit(':').next().unwrap_or(thread_ts);
+        add_post(
+            tx,
+            &NewOutboxPost {
+                conversation_id: Some(conversation_id),
+                provider: "slack",
+                kind: kind::REACTION,
+                target: &json!({"channel": channel, "ts": asked}),
+                body: &json!({"name": "eyes"}),
+                idempotency_key: &format!("{request_key}:reaction"),
+            },
+        )
+        .await?;
+        return add_post(
+            tx,
+            &NewOutboxPost {
+                conversation_id: Some(conversation_id),
+                provider: "slack",
+                kind: kind::STATUS,
+                target: &json!({"channel": channel, "thread_ts": thread_ts}),
+                body: &json!({"text": text}),
+                idempotency_key: &format!("{request_key}:status"),
+            },
+        )
+        .await;
+    }
     if request.provider != Provider::Github {
         return Ok(());
     }
@@ -150,7 +188,6 @@ pub async fn acknowledge(
         } => (*installation_id, repository.as_str(), *number),
         _ => return Ok(()),
     };
-    let request_key = request.request_key();
     let subject = github::subject_of(request, number);
     let reaction_key = format!("{request_key}:reaction");
     add_post(
@@ -165,8 +202,6 @@ pub async fn acknowledge(
         },
     )
     .await?;
-    let link = conversation_link(public_url, conversation_id);
-    let text = format!("I'm on it! You can follow my progress here: {link}");
     add_post(
         tx,
         &NewOutboxPost {
@@ -195,8 +230,28 @@ pub async fn report_rest(
         return Ok(());
     };
     let link = conversation_link(public_url, conversation_id);
-    let text = format!("{summary}\n\n[Conversation]({link})");
     let target: Value = serde_json::from_str(&status.target).unwrap_or(Value::Null);
+    let key = format!(
+        "{}:{conversation_id}:{state_event_id}",
+        status.idempotency_key
+    );
+    if status.provider == "slack" {
+        let mut target = target;
+        target["after"] = json!(status.idempotency_key);
+        return add_post(
+            tx,
+            &NewOutboxPost {
+                conversation_id: Some(conversation_id),
+                provider: "slack",
+                kind: kind::REPLY,
+                target: &target,
+                body: &json!({"text": format!("{summary}\n<{link}|Conversation>")}),
+                idempotency_key: &key,
+            },
+        )
+        .await;
+    }
+    let text = format!("{summary}\n\n[Conversation]({link})");
     add_post(
         tx,
         &NewOutboxPost {
@@ -205,10 +260,7 @@ pub async fn report_rest(
             kind: kind::STATUS_UPDATE,
             target: &json!({"status": status.idempotency_key, "place": target}),
             body: &json!({"text": text}),
-            idempotency_key: &format!(
-                "{}:{conversation_id}:{state_event_id}",
-                status.idempotency_key
-            ),
+            idempotency_key: &key,
         },
     )
     .await

@@ -94,4 +94,90 @@ impl SlackApi {
             })
             .collect())
     }
+
+    /// Adds the reaction `name` (`eyes`) to the message `ts`; already there is fine.
+    pub async fn add_reaction(&self, channel: &str, ts: &str, name: &str) -> anyhow::Result<()> {
+        let session = self.client.open_session(&self.token);
+        let request = SlackApiReactionsAddRequest::new(
+            SlackChannelId::new(channel.to_string()),
+            SlackReactionName::new(name.to_string()),
+            SlackTs::new(ts.to_string()),
+        );
+        match session.reactions_add(&request).await {
+            Ok(_) => Ok(()),
+            Err(slack_morphism::errors::SlackClientError::ApiError(error))
+                if error.code == "already_reacted" =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(anyhow::Error::new(error).context("Slack refused the reaction")),
+        }
+    }
+
+    /// The reply in the thread that carries `key` in its metadata, if one was posted.
+    pub async fn find_reply(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        key: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let session = self.client.open_session(&self.token);
+        // The typed request cannot ask for metadata, so the method is called with its parameters.
+        let params = vec![
+            ("channel", Some(channel)),
+            ("ts", Some(thread_ts)),
+            ("include_all_metadata", Some("true")),
+            ("limit", Some("200")),
+        ];
+        let replies: SlackApiConversationsRepliesResponse = session
+            .http_session_api
+            .http_get("conversations.replies", &params, None)
+            .await
+            .context("Slack refused the thread's messages")?;
+        Ok(replies.messages.into_iter().find_map(|m| {
+            let metadata = m.content.metadata?;
+            let carries = metadata.event_type == POST_EVENT_TYPE
+                && metadata
+                    .event_payload
+                    .as_ref()
+                    .and_then(|p| p.get("key"))
+                    .map(String::as_str)
+                    == Some(key);
+            carries.then(|| m.origin.ts.to_string())
+        }))
+    }
+
+    /// Replies in the thread with `text`, marked with `key` in the message's metadata; returns
+    /// the reply's ts.
+    pub async fn post_reply(
+        &self,
+        channel: &str,
+        thread_ts: &str,
+        text: &str,
+        key: &str,
+    ) -> anyhow::Result<String> {
+        let session = self.client.open_session(&self.token);
+        let metadata = SlackMessageMetadata {
+            event_type: POST_EVENT_TYPE.to_string(),
+            event_payload: Some(std::collections::HashMap::from([(
+                "key".to_string(),
+                key.to_string(),
+            )])),
+        };
+        let request = SlackApiChatPostMessageRequest::new(
+            SlackChannelId::new(channel.to_string()),
+            SlackMessageContent::new()
+                .with_text(text.to_string())
+                .with_metadata(metadata),
+        )
+        .with_thread_ts(SlackTs::new(thread_ts.to_string()));
+        let posted = session
+            .chat_post_message(&request)
+            .await
+            .context("Slack refused the reply")?;
+        Ok(posted.ts.to_string())
+    }
 }
+
+/// The metadata event type of the service's own messages (they carry the post's key).
+pub const POST_EVENT_TYPE: &str = "openhands_post";

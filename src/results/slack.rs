@@ -1,0 +1,70 @@
+//! Posting to Slack: a reaction on the message that asked, and replies in its thread. Slack
+//! messages are not edited: the acknowledgement and each summary are replies of their own,
+//! each marked with its post's key in the message metadata so that it is found, not doubled.
+
+use serde_json::{Value, json};
+
+use super::{PostError, dependency, document, kind};
+use crate::integrations::slack::SlackApi;
+use crate::queue::JobContext;
+use crate::storage::OutboxPost;
+
+fn api(ctx: &JobContext) -> Result<&SlackApi, PostError> {
+    ctx.intake
+        .slack
+        .as_ref()
+        .ok_or_else(|| PostError::Permanent("Slack is not configured (SLACK_BOT_TOKEN)".into()))
+}
+
+fn text<'a>(value: &'a Value, name: &str) -> Result<&'a str, PostError> {
+    value[name]
+        .as_str()
+        .ok_or_else(|| PostError::Permanent(format!("the stored post has no `{name}`")))
+}
+
+fn transient(error: anyhow::Error) -> PostError {
+    PostError::Transient(format!("{error:#}"))
+}
+
+pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value, PostError> {
+    let slack = api(ctx)?;
+    let target = document(&post.target)?;
+    let body = document(&post.body)?;
+    let channel = text(&target, "channel")?;
+    match post.kind.as_str() {
+        kind::REACTION => {
+            slack
+                .add_reaction(channel, text(&target, "ts")?, text(&body, "name")?)
+                .await
+                .map_err(transient)?;
+            Ok(json!({}))
+        }
+        kind::STATUS | kind::REPLY => {
+            // A summary follows the acknowledgement in the thread.
+            if let Some(first) = target["after"].as_str()
+                && dependency(ctx, first).await?.status == "pending"
+            {
+                return Err(PostError::NotYet(
+                    "the acknowledgement is not posted yet".into(),
+                ));
+            }
+            let thread_ts = text(&target, "thread_ts")?;
+            let key = &post.idempotency_key;
+            if let Some(ts) = slack
+                .find_reply(channel, thread_ts, key)
+                .await
+                .map_err(transient)?
+            {
+                return Ok(json!({"ts": ts}));
+            }
+            let ts = slack
+                .post_reply(channel, thread_ts, text(&body, "text")?, key)
+                .await
+                .map_err(transient)?;
+            Ok(json!({"ts": ts}))
+        }
+        other => Err(PostError::Permanent(format!(
+            "unknown Slack post kind `{other}`"
+        ))),
+    }
+}
