@@ -37,6 +37,7 @@ const SECRET: &str = "results-secret";
 const REPO: &str = "octo-org/hello-world";
 const PUBLIC_URL: &str = "https://openhands.example.test";
 const SLACK_SECRET: &str = "slack-results-secret";
+const GITLAB_WEBHOOK_TOKEN: &str = "gitlab-results-token";
 
 struct Service {
     t: TestDb,
@@ -77,6 +78,12 @@ async fn service(script: Vec<Turn>) -> Service {
         &fakes.github_api_url(),
         "--public-url",
         PUBLIC_URL,
+        "--gitlab-webhook-token",
+        GITLAB_WEBHOOK_TOKEN,
+        "--gitlab-token",
+        fakes::GITLAB_TOKEN,
+        "--gitlab-api-url",
+        &fakes.gitlab_api_url(),
         "--slack-signing-secret",
         SLACK_SECRET,
         "--slack-team-id",
@@ -379,4 +386,66 @@ async fn a_slack_mention_gets_a_reaction_and_replies_in_its_thread_once() {
         replies[1]
     );
     assert!(!replies.iter().any(|r| r.contains(fakes::SLACK_BOT_TOKEN)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gitlab_note_gets_an_award_and_one_status_note_that_says_why_it_stopped() {
+    let s = service(vec![]).await;
+    s.fakes.set_gitlab_level(42, "2718", 30);
+    // The repository cannot be cloned: the run stops, and the note says why.
+    s.fakes
+        .set_gitlab_repo_url(42, "http://127.0.0.1:9/nowhere.git");
+    s.fakes.fail_next("gitlab", 1, 500);
+    s.fakes.fail_after_commit_next("gitlab", 2);
+    let body = std::fs::read(format!(
+        "{}/tests/fixtures/gitlab/note.issue.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let request = Request::post("/api/integration/gitlab/events")
+        .header("content-type", "application/json")
+        .header("x-gitlab-event", "Note Hook")
+        .header("x-gitlab-event-uuid", "gl-results-1")
+        .header("x-gitlab-token", GITLAB_WEBHOOK_TOKEN)
+        .body(Body::from(body))
+        .unwrap();
+    let response = s.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let conversation = wait_for(
+        "the GitLab conversation to rest with every post sent",
+        Duration::from_secs(150),
+        || async {
+            let conversation =
+                s.t.db
+                    .conversation_by_external_ref("gitlab", "42#7")
+                    .await
+                    .unwrap()?;
+            let posts = s.t.db.outbox_posts_of(&conversation.id).await.unwrap();
+            (conversation.status == "error"
+                && posts.len() == 3
+                && posts.iter().all(|p| p.status == "sent"))
+            .then_some(conversation)
+        },
+    )
+    .await;
+    assert_eq!(
+        s.fakes.gitlab_award_emoji(42, "issues/7/notes/1241"),
+        vec!["eyes".to_string()]
+    );
+    let notes: Vec<String> = s
+        .fakes
+        .gitlab_notes(42, "issues", 7)
+        .into_iter()
+        .map(|(_, body)| body)
+        .filter(|body| body.contains("<!-- openhands:"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:#?}\n{:#?}", s.fakes.mutations());
+    assert!(
+        notes[0].contains("I stopped: The repository"),
+        "{}",
+        notes[0]
+    );
+    assert!(notes[0].contains(&conversation.id), "{}", notes[0]);
+    assert!(!notes[0].contains(fakes::GITLAB_TOKEN), "no token in notes");
+    assert!(s.fake_llm.requests().is_empty());
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{PostError, dependency, document, kind, marker};
+use super::{PostError, StatusEdit, document, kind, marker, status_edit};
 use crate::integrations::github::{GithubApp, ReactionSubject};
 use crate::integrations::request::Request;
 use crate::queue::JobContext;
@@ -84,41 +84,23 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
             Ok(json!({"comment_id": comment_id}))
         }
         kind::STATUS_UPDATE => {
-            if superseded(ctx, post).await? {
-                return Ok(json!({"superseded": true}));
-            }
-            let status = dependency(ctx, text(&target, "status")?).await?;
             let place = field(&target, "place")?;
             let text = text(&body, "text")?;
-            let comment_id = match status.status.as_str() {
-                "sent" => status
-                    .result
-                    .as_deref()
-                    .and_then(|r| serde_json::from_str::<Value>(r).ok())
-                    .and_then(|r| r["comment_id"].as_u64()),
-                "pending" => {
-                    return Err(PostError::NotYet(
-                        "the status comment is not posted yet".into(),
-                    ));
-                }
-                _ => None,
-            };
-            match comment_id {
-                Some(comment_id) => {
-                    let body = format!("{text}\n\n{}", marker(&status.idempotency_key));
+            match status_edit(ctx, post, &target).await? {
+                StatusEdit::Superseded => Ok(json!({"superseded": true})),
+                StatusEdit::Edit { id, marker } => {
                     github
                         .update_comment(
                             number(place, "installation_id")?,
                             text_of(place, "repository")?,
-                            comment_id,
-                            &body,
+                            id,
+                            &format!("{text}\n\n{marker}"),
                         )
                         .await
                         .map_err(transient)?;
-                    Ok(json!({"comment_id": comment_id}))
+                    Ok(json!({"comment_id": id}))
                 }
-                // The status comment could not be posted: this one is posted instead.
-                None => {
+                StatusEdit::PostNew => {
                     let comment_id =
                         post_comment(github, place, &post.idempotency_key, text).await?;
                     Ok(json!({"comment_id": comment_id}))
@@ -129,24 +111,6 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
             "unknown GitHub post kind `{other}`"
         ))),
     }
-}
-
-/// Whether a newer text of the same status comment went out already.
-async fn superseded(ctx: &JobContext, post: &OutboxPost) -> Result<bool, PostError> {
-    let Some(conversation_id) = &post.conversation_id else {
-        return Ok(false);
-    };
-    let posts = ctx
-        .db
-        .outbox_posts_of(conversation_id)
-        .await
-        .map_err(|e| PostError::Transient(e.to_string()))?;
-    Ok(posts.iter().any(|p| {
-        p.kind == kind::STATUS_UPDATE
-            && p.id > post.id
-            && p.status == "sent"
-            && p.target == post.target
-    }))
 }
 
 fn text_of<'a>(value: &'a Value, name: &str) -> Result<&'a str, PostError> {

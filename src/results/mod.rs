@@ -5,6 +5,7 @@
 //! doubled. After the last attempt the post stays `failed`, with its error.
 
 mod github;
+mod gitlab;
 mod slack;
 
 use std::time::Duration;
@@ -77,6 +78,7 @@ pub(crate) async fn handle(job: DeliverPost, ctx: Data<JobContext>) -> Result<()
     let outcome = match post.provider.as_str() {
         "github" => github::deliver(&ctx, &post).await,
         "slack" => slack::deliver(&ctx, &post).await,
+        "gitlab" => gitlab::deliver(&ctx, &post).await,
         other => Err(PostError::Permanent(format!(
             "posting to {other} is not supported"
         ))),
@@ -165,6 +167,32 @@ pub async fn acknowledge(
                 provider: "slack",
                 kind: kind::STATUS,
                 target: &json!({"channel": channel, "thread_ts": thread_ts}),
+                body: &json!({"text": text}),
+                idempotency_key: &format!("{request_key}:status"),
+            },
+        )
+        .await;
+    }
+    if let Some((project_id, noteable)) = gitlab::noteable_of(&request.place) {
+        add_post(
+            tx,
+            &NewOutboxPost {
+                conversation_id: Some(conversation_id),
+                provider: "gitlab",
+                kind: kind::REACTION,
+                target: &json!({"project_id": project_id, "subject": gitlab::subject_of(request, &noteable)}),
+                body: &json!({"name": "eyes"}),
+                idempotency_key: &format!("{request_key}:reaction"),
+            },
+        )
+        .await?;
+        return add_post(
+            tx,
+            &NewOutboxPost {
+                conversation_id: Some(conversation_id),
+                provider: "gitlab",
+                kind: kind::STATUS,
+                target: &json!({"project_id": project_id, "noteable": noteable}),
                 body: &json!({"text": text}),
                 idempotency_key: &format!("{request_key}:status"),
             },
@@ -279,4 +307,58 @@ pub(crate) async fn dependency(ctx: &JobContext, key: &str) -> Result<OutboxPost
         .await
         .map_err(|e| PostError::Transient(e.to_string()))?
         .ok_or_else(|| PostError::Permanent(format!("the post {key} it edits does not exist")))
+}
+
+/// What to do with a new text of a status comment.
+pub(crate) enum StatusEdit {
+    /// A newer text went out already.
+    Superseded,
+    /// Edit the comment `id`, keeping the status comment's `marker`.
+    Edit { id: u64, marker: String },
+    /// The status comment could not be posted: post this text as a comment of its own.
+    PostNew,
+}
+
+/// Decides how a `status_update` post is delivered: it waits for the status comment it edits,
+/// and an older text never overwrites a newer one.
+pub(crate) async fn status_edit(
+    ctx: &JobContext,
+    post: &OutboxPost,
+    target: &Value,
+) -> Result<StatusEdit, PostError> {
+    if let Some(conversation_id) = &post.conversation_id {
+        let posts = ctx
+            .db
+            .outbox_posts_of(conversation_id)
+            .await
+            .map_err(|e| PostError::Transient(e.to_string()))?;
+        if posts.iter().any(|p| {
+            p.kind == kind::STATUS_UPDATE
+                && p.id > post.id
+                && p.status == "sent"
+                && p.target == post.target
+        }) {
+            return Ok(StatusEdit::Superseded);
+        }
+    }
+    let key = target["status"]
+        .as_str()
+        .ok_or_else(|| PostError::Permanent("the stored post has no `status`".into()))?;
+    let status = dependency(ctx, key).await?;
+    match status.status.as_str() {
+        "pending" => Err(PostError::NotYet(
+            "the status comment is not posted yet".into(),
+        )),
+        "sent" => Ok(status
+            .result
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<Value>(r).ok())
+            .and_then(|r| r["comment_id"].as_u64())
+            .map(|id| StatusEdit::Edit {
+                id,
+                marker: marker(&status.idempotency_key),
+            })
+            .unwrap_or(StatusEdit::PostNew)),
+        _ => Ok(StatusEdit::PostNew),
+    }
 }

@@ -285,3 +285,131 @@ fn write_file_diff(text: &mut String, file: &FileDiff) {
 fn urlencode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
 }
+
+#[derive(Deserialize)]
+struct PostedNote {
+    id: u64,
+    #[serde(default)]
+    body: String,
+}
+
+/// Notes read when looking for one posted before.
+const NOTE_PAGES: u32 = 10;
+
+impl GitlabApi {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.api_url)
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> anyhow::Result<reqwest::Response> {
+        request
+            .header("PRIVATE-TOKEN", self.token.expose())
+            .send()
+            .await
+            .with_context(|| format!("cannot reach GitLab at {}", self.api_url))?
+            .error_for_status()
+            .with_context(|| format!("GitLab refused to {what}"))
+    }
+
+    /// Awards `name` (`eyes`) on `subject`, a path below the project such as `issues/7` or
+    /// `merge_requests/3/notes/42`; awarded already is fine.
+    pub async fn award_emoji(
+        &self,
+        project_id: u64,
+        subject: &str,
+        name: &str,
+    ) -> anyhow::Result<()> {
+        let url = self.url(&format!("/projects/{project_id}/{subject}/award_emoji"));
+        let response = self
+            .http
+            .post(&url)
+            .header("PRIVATE-TOKEN", self.token.expose())
+            .json(&serde_json::json!({"name": name}))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach GitLab at {}", self.api_url))?;
+        // GitLab answers 404 "has already been taken" style errors for a repeated award.
+        if response.status().is_success() || response.status() == reqwest::StatusCode::CONFLICT {
+            return Ok(());
+        }
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if text.contains("already been taken") {
+            return Ok(());
+        }
+        anyhow::bail!("GitLab refused to award an emoji on {subject} ({status})")
+    }
+
+    /// The id of a note on `noteable/iid` (`issues/7`, `merge_requests/3`) containing `marker`.
+    pub async fn find_note(
+        &self,
+        project_id: u64,
+        noteable: &str,
+        marker: &str,
+    ) -> anyhow::Result<Option<u64>> {
+        let url = self.url(&format!("/projects/{project_id}/{noteable}/notes"));
+        for page in 1..=NOTE_PAGES {
+            let page = page.to_string();
+            let request = self.http.get(&url).query(&[
+                ("sort", "asc"),
+                ("order_by", "created_at"),
+                ("per_page", "100"),
+                ("page", page.as_str()),
+            ]);
+            let notes: Vec<PostedNote> = self
+                .send(request, "list the notes")
+                .await?
+                .json()
+                .await
+                .context("GitLab's notes are not understood")?;
+            if let Some(found) = notes.iter().find(|n| n.body.contains(marker)) {
+                return Ok(Some(found.id));
+            }
+            if notes.len() < 100 {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Posts a note on `noteable/iid`; returns its id.
+    pub async fn create_note(
+        &self,
+        project_id: u64,
+        noteable: &str,
+        body: &str,
+    ) -> anyhow::Result<u64> {
+        let url = self.url(&format!("/projects/{project_id}/{noteable}/notes"));
+        let request = self
+            .http
+            .post(&url)
+            .json(&serde_json::json!({"body": body}));
+        let note: PostedNote = self
+            .send(request, "post the note")
+            .await?
+            .json()
+            .await
+            .context("GitLab's note is not understood")?;
+        Ok(note.id)
+    }
+
+    /// Replaces the body of note `note_id` on `noteable/iid`.
+    pub async fn update_note(
+        &self,
+        project_id: u64,
+        noteable: &str,
+        note_id: u64,
+        body: &str,
+    ) -> anyhow::Result<()> {
+        let url = self.url(&format!(
+            "/projects/{project_id}/{noteable}/notes/{note_id}"
+        ));
+        let request = self.http.put(&url).json(&serde_json::json!({"body": body}));
+        self.send(request, "edit the note").await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,135 @@
+//! Posting to GitLab: an award emoji on the note that asked, and one status note edited as
+//! the run goes on.
+
+use serde_json::{Value, json};
+
+use super::{PostError, StatusEdit, document, kind, marker, status_edit};
+use crate::integrations::gitlab::GitlabApi;
+use crate::integrations::request::{Place, Request};
+use crate::queue::JobContext;
+use crate::storage::OutboxPost;
+
+/// The issue or merge request, as a path below its project (`issues/7`, `merge_requests/3`).
+pub(super) fn noteable_of(place: &Place) -> Option<(u64, String)> {
+    match place {
+        Place::GitlabIssue {
+            project_id, iid, ..
+        } => Some((*project_id, format!("issues/{iid}"))),
+        Place::GitlabMergeRequest {
+            project_id, iid, ..
+        } => Some((*project_id, format!("merge_requests/{iid}"))),
+        _ => None,
+    }
+}
+
+/// What the award goes on: the note that asked, else the issue or merge request.
+pub(super) fn subject_of(request: &Request, noteable: &str) -> String {
+    match request
+        .source_id
+        .strip_prefix("note-")
+        .and_then(|id| id.parse::<u64>().ok())
+    {
+        Some(note) => format!("{noteable}/notes/{note}"),
+        None => noteable.to_string(),
+    }
+}
+
+fn api(ctx: &JobContext) -> Result<&GitlabApi, PostError> {
+    ctx.intake
+        .gitlab
+        .as_ref()
+        .ok_or_else(|| PostError::Permanent("GitLab is not configured (GITLAB_TOKEN)".into()))
+}
+
+fn text<'a>(value: &'a Value, name: &str) -> Result<&'a str, PostError> {
+    value[name]
+        .as_str()
+        .ok_or_else(|| PostError::Permanent(format!("the stored post has no `{name}`")))
+}
+
+fn project(value: &Value) -> Result<u64, PostError> {
+    value["project_id"]
+        .as_u64()
+        .ok_or_else(|| PostError::Permanent("the stored post has no `project_id`".into()))
+}
+
+fn transient(error: anyhow::Error) -> PostError {
+    PostError::Transient(format!("{error:#}"))
+}
+
+pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value, PostError> {
+    let gitlab = api(ctx)?;
+    let target = document(&post.target)?;
+    let body = document(&post.body)?;
+    match post.kind.as_str() {
+        kind::REACTION => {
+            gitlab
+                .award_emoji(
+                    project(&target)?,
+                    text(&target, "subject")?,
+                    text(&body, "name")?,
+                )
+                .await
+                .map_err(transient)?;
+            Ok(json!({}))
+        }
+        kind::STATUS => {
+            let id =
+                post_note(gitlab, &target, &post.idempotency_key, text(&body, "text")?).await?;
+            Ok(json!({"comment_id": id}))
+        }
+        kind::STATUS_UPDATE => {
+            let place = &target["place"];
+            let text = text(&body, "text")?;
+            match status_edit(ctx, post, &target).await? {
+                StatusEdit::Superseded => Ok(json!({"superseded": true})),
+                StatusEdit::Edit { id, marker } => {
+                    gitlab
+                        .update_note(
+                            project(place)?,
+                            text_of(place)?,
+                            id,
+                            &format!("{text}\n\n{marker}"),
+                        )
+                        .await
+                        .map_err(transient)?;
+                    Ok(json!({"comment_id": id}))
+                }
+                StatusEdit::PostNew => {
+                    let id = post_note(gitlab, place, &post.idempotency_key, text).await?;
+                    Ok(json!({"comment_id": id}))
+                }
+            }
+        }
+        other => Err(PostError::Permanent(format!(
+            "unknown GitLab post kind `{other}`"
+        ))),
+    }
+}
+
+fn text_of(place: &Value) -> Result<&str, PostError> {
+    text(place, "noteable")
+}
+
+/// Posts a note carrying the post's marker, unless one with the marker is there already.
+async fn post_note(
+    gitlab: &GitlabApi,
+    target: &Value,
+    key: &str,
+    text: &str,
+) -> Result<u64, PostError> {
+    let project_id = project(target)?;
+    let noteable = text_of(target)?;
+    let marker = marker(key);
+    if let Some(id) = gitlab
+        .find_note(project_id, noteable, &marker)
+        .await
+        .map_err(transient)?
+    {
+        return Ok(id);
+    }
+    gitlab
+        .create_note(project_id, noteable, &format!("{text}\n\n{marker}"))
+        .await
+        .map_err(transient)
+}
