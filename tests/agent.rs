@@ -16,7 +16,7 @@ use openhands::intake::IntakeSettings;
 use openhands::integrations::github::GithubApp;
 use openhands::queue::{self, JobContext, WorkerSettings};
 use openhands::sandbox::docker::DockerBackend;
-use openhands::storage::{NewConversation, NewEvent, UserLimits};
+use openhands::storage::{Conversation, NewConversation, NewEvent, UserLimits};
 use serde_json::{Value, json};
 use support::fake_llm::{FakeLlm, Turn};
 use support::sandbox::{OwnerCleanup, settings as sandbox_settings};
@@ -168,6 +168,35 @@ impl Agent {
         tx.commit().await.unwrap();
     }
 
+    /// A conversation started on GitHub about `repository`, with its request context, as
+    /// intake records it (the request itself follows with `say`).
+    async fn github_conversation(&self, repository: &str, context: &Value) -> Conversation {
+        let mut tx = self.t.db.begin().await.unwrap();
+        let user = tx.create_user("github:mona", None, false).await.unwrap();
+        let conversation = tx
+            .create_conversation(&NewConversation {
+                owner_id: &user.id,
+                title: context["title"].as_str().unwrap_or("from GitHub"),
+                trigger_kind: "github",
+                repository: Some(repository),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        tx.append_event(
+            &conversation.id,
+            &NewEvent {
+                source: "environment",
+                kind: "request_context",
+                payload: context,
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        conversation
+    }
+
     async fn owner_of(&self, conversation_id: &str) -> String {
         self.t
             .db
@@ -197,6 +226,22 @@ impl Agent {
                 })
         })
         .await
+    }
+
+    /// Waits until the first command of the conversation is recorded (it then runs).
+    async fn first_command_started(&self, conversation_id: &str) {
+        wait_for(
+            "the first command to start",
+            Duration::from_secs(60),
+            || async {
+                self.events(conversation_id)
+                    .await
+                    .iter()
+                    .any(|e| e["action"] == "run")
+                    .then_some(())
+            },
+        )
+        .await;
     }
 
     async fn rest(&self, conversation_id: &str) -> (String, String) {
@@ -650,19 +695,7 @@ async fn a_stop_request_ends_the_run() {
     )
     .await;
     let id = agent.ask("web", "go").await;
-    wait_for(
-        "the first command to start",
-        Duration::from_secs(60),
-        || async {
-            agent
-                .events(&id)
-                .await
-                .iter()
-                .any(|e| e["action"] == "run")
-                .then_some(())
-        },
-    )
-    .await;
+    agent.first_command_started(&id).await;
     let stop = events::change_state_request(events::AgentState::Stopped);
     agent
         .t
@@ -714,36 +747,15 @@ async fn a_github_request_works_in_a_clone_of_its_repository() {
         intake,
     )
     .await;
-    let mut tx = agent.t.db.begin().await.unwrap();
-    let user = tx.create_user("github:mona", None, false).await.unwrap();
-    let conversation = tx
-        .create_conversation(&NewConversation {
-            owner_id: &user.id,
-            title: "Fix the README",
-            trigger_kind: "github",
-            repository: Some("octo-org/hello-world"),
-            external_ref: Some("octo-org/hello-world#1"),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
     let context = json!({
         "provider": "github",
         "place": {"kind": "github_issue", "installation_id": 4242, "repository": "octo-org/hello-world", "number": 1},
         "title": "Fix the README", "body": "It says hello.", "url": "https://github.com/octo-org/hello-world/issues/1",
         "history": [], "diff": null,
     });
-    tx.append_event(
-        &conversation.id,
-        &NewEvent {
-            source: "environment",
-            kind: "request_context",
-            payload: &context,
-        },
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    let conversation = agent
+        .github_conversation("octo-org/hello-world", &context)
+        .await;
     agent
         .say(&conversation.id, "@openhands fix the README")
         .await;
@@ -804,30 +816,8 @@ async fn an_unreachable_repository_is_a_clear_error() {
         intake,
     )
     .await;
-    let mut tx = agent.t.db.begin().await.unwrap();
-    let user = tx.create_user("github:mona", None, false).await.unwrap();
-    let conversation = tx
-        .create_conversation(&NewConversation {
-            owner_id: &user.id,
-            title: "hidden",
-            trigger_kind: "github",
-            repository: Some("octo-org/hidden"),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
     let context = json!({"place": {"kind": "github_issue", "installation_id": 4242, "repository": "octo-org/hidden", "number": 2}});
-    tx.append_event(
-        &conversation.id,
-        &NewEvent {
-            source: "environment",
-            kind: "request_context",
-            payload: &context,
-        },
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    let conversation = agent.github_conversation("octo-org/hidden", &context).await;
     agent.say(&conversation.id, "@openhands go").await;
     let (state, reason) = agent.rest(&conversation.id).await;
     assert_eq!(state, "error");
@@ -906,19 +896,7 @@ async fn pause_and_resume() {
     )
     .await;
     let id = agent.ask("web", "go").await;
-    wait_for(
-        "the first command to start",
-        Duration::from_secs(60),
-        || async {
-            agent
-                .events(&id)
-                .await
-                .iter()
-                .any(|e| e["action"] == "run")
-                .then_some(())
-        },
-    )
-    .await;
+    agent.first_command_started(&id).await;
     let request = |state| {
         let draft = events::change_state_request(state);
         let db = agent.t.db.clone();

@@ -2,7 +2,9 @@
 
 use serde_json::{Value, json};
 
-use super::{PostError, StatusEdit, document, kind, marker, status_edit};
+use super::{
+    PostError, StatusEdit, document, field, kind, marker, number, status_edit, text, transient,
+};
 use crate::integrations::github::{GithubApp, ReactionSubject};
 use crate::integrations::request::Request;
 use crate::queue::JobContext;
@@ -34,29 +36,6 @@ fn app(ctx: &JobContext) -> Result<&GithubApp, PostError> {
     })
 }
 
-fn field<'a>(value: &'a Value, name: &str) -> Result<&'a Value, PostError> {
-    value
-        .get(name)
-        .filter(|v| !v.is_null())
-        .ok_or_else(|| PostError::Permanent(format!("the stored post has no `{name}`")))
-}
-
-fn number(value: &Value, name: &str) -> Result<u64, PostError> {
-    field(value, name)?
-        .as_u64()
-        .ok_or_else(|| PostError::Permanent(format!("`{name}` of the stored post is not a number")))
-}
-
-fn text<'a>(value: &'a Value, name: &str) -> Result<&'a str, PostError> {
-    field(value, name)?
-        .as_str()
-        .ok_or_else(|| PostError::Permanent(format!("`{name}` of the stored post is not text")))
-}
-
-fn transient(error: anyhow::Error) -> PostError {
-    PostError::Transient(format!("{error:#}"))
-}
-
 pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value, PostError> {
     let github = app(ctx)?;
     let target = document(&post.target)?;
@@ -85,16 +64,16 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
         }
         kind::STATUS_UPDATE => {
             let place = field(&target, "place")?;
-            let text = text(&body, "text")?;
+            let message = text(&body, "text")?;
             match status_edit(ctx, post, &target).await? {
                 StatusEdit::Superseded => Ok(json!({"superseded": true})),
                 StatusEdit::Edit { id, marker } => {
                     github
                         .update_comment(
                             number(place, "installation_id")?,
-                            text_of(place, "repository")?,
+                            text(place, "repository")?,
                             id,
-                            &format!("{text}\n\n{marker}"),
+                            &format!("{message}\n\n{marker}"),
                         )
                         .await
                         .map_err(transient)?;
@@ -102,7 +81,7 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
                 }
                 StatusEdit::PostNew => {
                     let comment_id =
-                        post_comment(github, place, &post.idempotency_key, text).await?;
+                        post_comment(github, place, &post.idempotency_key, message).await?;
                     Ok(json!({"comment_id": comment_id}))
                 }
             }
@@ -113,20 +92,16 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
     }
 }
 
-fn text_of<'a>(value: &'a Value, name: &str) -> Result<&'a str, PostError> {
-    text(value, name)
-}
-
 /// Posts a comment carrying the post's marker, unless one with the marker is there already
 /// (it went out, but its answer was lost).
 async fn post_comment(
     github: &GithubApp,
     target: &Value,
     key: &str,
-    text: &str,
+    message: &str,
 ) -> Result<u64, PostError> {
     let installation_id = number(target, "installation_id")?;
-    let repository = text_of(target, "repository")?;
+    let repository = text(target, "repository")?;
     let issue = number(target, "number")?;
     let marker = marker(key);
     if let Some(id) = github
@@ -141,7 +116,7 @@ async fn post_comment(
             installation_id,
             repository,
             issue,
-            &format!("{text}\n\n{marker}"),
+            &format!("{message}\n\n{marker}"),
         )
         .await
         .map_err(transient)

@@ -3,7 +3,9 @@
 
 use serde_json::{Value, json};
 
-use super::{PostError, StatusEdit, document, kind, marker, status_edit};
+use super::{
+    PostError, StatusEdit, document, field, kind, marker, number, status_edit, text, transient,
+};
 use crate::integrations::gitlab::GitlabApi;
 use crate::integrations::request::{Place, Request};
 use crate::queue::JobContext;
@@ -41,22 +43,6 @@ fn api(ctx: &JobContext) -> Result<&GitlabApi, PostError> {
         .ok_or_else(|| PostError::Permanent("GitLab is not configured (GITLAB_TOKEN)".into()))
 }
 
-fn text<'a>(value: &'a Value, name: &str) -> Result<&'a str, PostError> {
-    value[name]
-        .as_str()
-        .ok_or_else(|| PostError::Permanent(format!("the stored post has no `{name}`")))
-}
-
-fn project(value: &Value) -> Result<u64, PostError> {
-    value["project_id"]
-        .as_u64()
-        .ok_or_else(|| PostError::Permanent("the stored post has no `project_id`".into()))
-}
-
-fn transient(error: anyhow::Error) -> PostError {
-    PostError::Transient(format!("{error:#}"))
-}
-
 pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value, PostError> {
     let gitlab = api(ctx)?;
     let target = document(&post.target)?;
@@ -65,7 +51,7 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
         kind::REACTION => {
             gitlab
                 .award_emoji(
-                    project(&target)?,
+                    number(&target, "project_id")?,
                     text(&target, "subject")?,
                     text(&body, "name")?,
                 )
@@ -79,24 +65,24 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
             Ok(json!({"comment_id": id}))
         }
         kind::STATUS_UPDATE => {
-            let place = &target["place"];
-            let text = text(&body, "text")?;
+            let place = field(&target, "place")?;
+            let message = text(&body, "text")?;
             match status_edit(ctx, post, &target).await? {
                 StatusEdit::Superseded => Ok(json!({"superseded": true})),
                 StatusEdit::Edit { id, marker } => {
                     gitlab
                         .update_note(
-                            project(place)?,
-                            text_of(place)?,
+                            number(place, "project_id")?,
+                            text(place, "noteable")?,
                             id,
-                            &format!("{text}\n\n{marker}"),
+                            &format!("{message}\n\n{marker}"),
                         )
                         .await
                         .map_err(transient)?;
                     Ok(json!({"comment_id": id}))
                 }
                 StatusEdit::PostNew => {
-                    let id = post_note(gitlab, place, &post.idempotency_key, text).await?;
+                    let id = post_note(gitlab, place, &post.idempotency_key, message).await?;
                     Ok(json!({"comment_id": id}))
                 }
             }
@@ -107,19 +93,15 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
     }
 }
 
-fn text_of(place: &Value) -> Result<&str, PostError> {
-    text(place, "noteable")
-}
-
 /// Posts a note carrying the post's marker, unless one with the marker is there already.
 async fn post_note(
     gitlab: &GitlabApi,
     target: &Value,
     key: &str,
-    text: &str,
+    message: &str,
 ) -> Result<u64, PostError> {
-    let project_id = project(target)?;
-    let noteable = text_of(target)?;
+    let project_id = number(target, "project_id")?;
+    let noteable = text(target, "noteable")?;
     let marker = marker(key);
     if let Some(id) = gitlab
         .find_note(project_id, noteable, &marker)
@@ -129,7 +111,7 @@ async fn post_note(
         return Ok(id);
     }
     gitlab
-        .create_note(project_id, noteable, &format!("{text}\n\n{marker}"))
+        .create_note(project_id, noteable, &format!("{message}\n\n{marker}"))
         .await
         .map_err(transient)
 }

@@ -300,6 +300,31 @@ pub(crate) fn document(text: &str) -> Result<Value, PostError> {
         .map_err(|e| PostError::Permanent(format!("the stored post is not JSON: {e}")))
 }
 
+/// A field of a stored post's target or body.
+pub(crate) fn field<'a>(value: &'a Value, name: &str) -> Result<&'a Value, PostError> {
+    value
+        .get(name)
+        .filter(|v| !v.is_null())
+        .ok_or_else(|| PostError::Permanent(format!("the stored post has no `{name}`")))
+}
+
+pub(crate) fn number(value: &Value, name: &str) -> Result<u64, PostError> {
+    field(value, name)?
+        .as_u64()
+        .ok_or_else(|| PostError::Permanent(format!("`{name}` of the stored post is not a number")))
+}
+
+pub(crate) fn text<'a>(value: &'a Value, name: &str) -> Result<&'a str, PostError> {
+    field(value, name)?
+        .as_str()
+        .ok_or_else(|| PostError::Permanent(format!("`{name}` of the stored post is not text")))
+}
+
+/// A provider's failure, worth trying again later.
+pub(crate) fn transient(error: anyhow::Error) -> PostError {
+    PostError::Transient(format!("{error:#}"))
+}
+
 /// The post another one depends on, by key.
 pub(crate) async fn dependency(ctx: &JobContext, key: &str) -> Result<OutboxPost, PostError> {
     ctx.db

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{PostError, dependency, document, kind};
+use super::{PostError, dependency, document, kind, text, transient};
 use crate::integrations::slack::SlackApi;
 use crate::queue::JobContext;
 use crate::storage::OutboxPost;
@@ -14,16 +14,6 @@ fn api(ctx: &JobContext) -> Result<&SlackApi, PostError> {
         .slack
         .as_ref()
         .ok_or_else(|| PostError::Permanent("Slack is not configured (SLACK_BOT_TOKEN)".into()))
-}
-
-fn text<'a>(value: &'a Value, name: &str) -> Result<&'a str, PostError> {
-    value[name]
-        .as_str()
-        .ok_or_else(|| PostError::Permanent(format!("the stored post has no `{name}`")))
-}
-
-fn transient(error: anyhow::Error) -> PostError {
-    PostError::Transient(format!("{error:#}"))
 }
 
 pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value, PostError> {
