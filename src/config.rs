@@ -238,6 +238,9 @@ pub struct ProviderConfig {
         global = true
     )]
     pub public_url: String,
+    /// Whether pull/merge requests the agent opens are drafts (`true`) or ready for review.
+    #[arg(long, env = "OPENHANDS_DRAFT_PULL_REQUESTS", default_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set, global = true)]
+    pub draft_pull_requests: bool,
     /// The mention that asks the agent for something, with its `@`.
     #[arg(
         long,

@@ -187,11 +187,40 @@ pub fn error_observation(content: &str, cause: Option<i64>, call: &ToolCallMeta)
 }
 
 /// A note from the service to the model outside any tool call (a lost sandbox, say).
+/// The kind of a [`repository_checkout`] event.
+pub const CHECKOUT: &str = "repository_checkout";
+
 pub fn environment_note(content: &str) -> Draft {
     Draft {
         source: ENVIRONMENT,
         kind: "error".into(),
         doc: json!({"observation": "error", "content": content, "extras": {"error_id": "environment"}, "message": content}),
+    }
+}
+
+/// The repository placed in the sandbox: what a later push needs (the branch and commit it
+/// started from), not shown to the model.
+pub fn repository_checkout(
+    repository: Option<&str>,
+    branch: &str,
+    base: &str,
+    path: &str,
+    fork: Option<&str>,
+) -> Draft {
+    Draft {
+        source: ENVIRONMENT,
+        kind: CHECKOUT.into(),
+        doc: json!({"repository": repository, "branch": branch, "base": base, "path": path, "fork": fork}),
+    }
+}
+
+/// What became of the agent's changes when it finished: pushed to a branch, or why not. The
+/// model sees it in a later task.
+pub fn git_push(content: &str, extras: Value) -> Draft {
+    Draft {
+        source: ENVIRONMENT,
+        kind: "git_push".into(),
+        doc: json!({"observation": "git_push", "content": content, "extras": extras, "message": content}),
     }
 }
 
@@ -293,6 +322,11 @@ pub enum Item {
         id: i64,
         doc: Value,
     },
+    /// A repository placed in the sandbox.
+    Checkout {
+        id: i64,
+        doc: Value,
+    },
     UserMessage {
         id: i64,
         content: String,
@@ -346,6 +380,7 @@ impl Item {
     pub fn id(&self) -> i64 {
         match self {
             Item::Context { id, .. }
+            | Item::Checkout { id, .. }
             | Item::UserMessage { id, .. }
             | Item::AgentMessage { id, .. }
             | Item::Action { id, .. }
@@ -375,6 +410,9 @@ impl Item {
         let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
         if event.kind == "request_context" {
             return Item::Context { id, doc };
+        }
+        if event.kind == CHECKOUT {
+            return Item::Checkout { id, doc };
         }
         let metrics = doc.get("llm_metrics").cloned();
         if let Some(action) = doc.get("action").and_then(Value::as_str) {

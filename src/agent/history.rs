@@ -42,6 +42,14 @@ impl History {
         })
     }
 
+    /// The latest repository placed in the sandbox.
+    pub fn checkout(&self) -> Option<&Value> {
+        self.items.iter().rev().find_map(|item| match item {
+            Item::Checkout { doc, .. } => Some(doc),
+            _ => None,
+        })
+    }
+
     /// The agent's latest state, and its position.
     pub fn state(&self) -> Option<(usize, AgentState)> {
         self.items

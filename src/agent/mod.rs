@@ -6,6 +6,7 @@ pub mod events;
 pub mod history;
 pub mod llm;
 pub mod prompt;
+mod publish;
 mod run;
 pub mod settings;
 pub mod stuck;

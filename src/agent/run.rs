@@ -159,6 +159,9 @@ pub(crate) async fn handle(
         history: History::default(),
         toolbox: Toolbox::default(),
         sandboxes: None,
+        checkout: None,
+        changes: None,
+        title: String::new(),
     };
     let result = tokio::select! {
         result = run.until_released() => result,
@@ -200,14 +203,20 @@ async fn renew_claim(
 /// A fault that ends the run attempt (database trouble): the job is retried from the log.
 type Fault = anyhow::Error;
 
-struct Run<'a> {
-    ctx: &'a JobContext,
+pub(super) struct Run<'a> {
+    pub(super) ctx: &'a JobContext,
     runtime: &'a AgentRuntime,
     conversation_id: String,
     runner: String,
-    history: History,
-    toolbox: Toolbox,
-    sandboxes: Option<Sandboxes>,
+    pub(super) history: History,
+    pub(super) toolbox: Toolbox,
+    pub(super) sandboxes: Option<Sandboxes>,
+    /// The worker's clone of the repository placed in the sandbox by this run, for pushing.
+    pub(super) checkout: Option<git::Checkout>,
+    /// What became of the agent's changes, for the report of the rest being recorded.
+    changes: Option<crate::results::Changes>,
+    /// The conversation's title, for a pull/merge request.
+    pub(super) title: String,
 }
 
 /// How a step of the loop ended.
@@ -256,7 +265,7 @@ impl Run<'_> {
 
     /// Appends drafts in one transaction (with one LLM call's figures, if given), publishes
     /// them, and returns their ids.
-    async fn record(
+    pub(super) async fn record(
         &mut self,
         drafts: Vec<Draft>,
         usage: Option<ConversationStats>,
@@ -282,15 +291,18 @@ impl Run<'_> {
                 // Where the request was made hears how the run ended, exactly once.
                 let reason = draft.doc["extras"]["reason"].as_str().unwrap_or("");
                 if let Some(summary) = self.summary(state, reason) {
-                    crate::results::report_rest(
-                        &mut tx,
-                        &self.conversation_id,
-                        event.id,
-                        &summary,
-                        &self.ctx.intake.public_url,
-                    )
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot record the result post: {e}"))?;
+                    let place = self.place();
+                    let rest = crate::results::Rest {
+                        conversation_id: &self.conversation_id,
+                        state_event_id: event.id,
+                        summary: &summary,
+                        title: &self.title,
+                        place: place.as_ref(),
+                        changes: self.changes.as_ref(),
+                    };
+                    crate::results::report_rest(&mut tx, &rest, &self.ctx.intake.public_url)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("cannot record the result post: {e}"))?;
                 }
             }
             stored.push(event);
@@ -312,9 +324,16 @@ impl Run<'_> {
         Ok(ids)
     }
 
+    /// Where the request was made, for a conversation a provider started.
+    pub(super) fn place(&self) -> Option<Place> {
+        self.history
+            .context()
+            .and_then(|c| serde_json::from_value::<Place>(c["place"].clone()).ok())
+    }
+
     /// What is posted back when the agent comes to rest in `state`: its final message, its
     /// question, or why it stopped. `None` for states that are not an end (a pause).
-    fn summary(&self, state: &str, reason: &str) -> Option<String> {
+    pub(super) fn summary(&self, state: &str, reason: &str) -> Option<String> {
         let state = AgentState::parse(state)?;
         let last_words = || {
             self.history.items.iter().rev().find_map(|item| match item {
@@ -338,7 +357,7 @@ impl Run<'_> {
         }
     }
 
-    async fn set_state(&mut self, state: AgentState, reason: &str) -> Result<(), Fault> {
+    pub(super) async fn set_state(&mut self, state: AgentState, reason: &str) -> Result<(), Fault> {
         if self.history.state().map(|(_, s)| s) == Some(state) && reason.is_empty() {
             return Ok(());
         }
@@ -350,6 +369,7 @@ impl Run<'_> {
     /// One run: prepares the sandbox, then steps until the agent rests.
     async fn drive(&mut self) -> Result<(), Fault> {
         let conversation = self.db().conversation(&self.conversation_id).await?;
+        self.title = conversation.title.clone();
         self.set_state(AgentState::Loading, "").await?;
         let Some(llm) = self.runtime.llm.clone() else {
             return self
@@ -400,7 +420,12 @@ impl Run<'_> {
                 return self.set_state(AgentState::Error, &reason).await;
             }
             if let Next::Rest(state, reason) = self.step(&llm, &conversation).await? {
-                return self.set_state(state, &reason).await;
+                if state == AgentState::Finished {
+                    self.changes = self.publish().await?;
+                }
+                let recorded = self.set_state(state, &reason).await;
+                self.changes = None;
+                return recorded;
             }
         }
     }
@@ -587,7 +612,7 @@ impl Run<'_> {
             }
             if let Err(reason) = self
                 .checkout(sandboxes.as_ref(), &info.id, conversation)
-                .await
+                .await?
             {
                 return Ok(Err(reason));
             }
@@ -602,43 +627,56 @@ impl Run<'_> {
     }
 
     /// Clones the conversation's repository into a new sandbox, with the provider's token
-    /// kept on the worker. `Err` holds a reason for the user.
+    /// kept on the worker, and records what was cloned. `Err` holds a reason for the user.
     async fn checkout(
-        &self,
+        &mut self,
         sandboxes: &dyn crate::sandbox::SandboxBackend,
         sandbox_id: &str,
         conversation: &Conversation,
-    ) -> Result<(), String> {
-        let Some(place) = self
-            .history
-            .context()
-            .and_then(|c| serde_json::from_value::<Place>(c["place"].clone()).ok())
-        else {
-            return Ok(());
+    ) -> Result<Result<(), String>, Fault> {
+        let Some(place) = self.place() else {
+            return Ok(Ok(()));
         };
         let repository = conversation
             .repository
             .as_deref()
             .unwrap_or("the repository");
-        let remote = match self.ctx.intake.repository_remote(&place).await {
-            Ok(Some(remote)) => remote,
-            Ok(None) => return Ok(()),
+        let source = match self.ctx.intake.checkout_source(&place).await {
+            Ok(Some(source)) => source,
+            Ok(None) => return Ok(Ok(())),
             Err(error) => {
-                return Err(format!(
+                return Ok(Err(format!(
                     "The repository {repository} is not reachable: {error:#}"
-                ));
+                )));
             }
         };
-        git::clone_into(
+        let branch = source.branch.as_deref().or(conversation.branch.as_deref());
+        let checkout = match git::clone_into(
             sandboxes,
             sandbox_id,
-            &remote,
-            conversation.branch.as_deref(),
+            &source.remote,
+            branch,
             REPOSITORY_DIR,
         )
         .await
-        .map(|_| ())
-        .map_err(|error| format!("The repository {repository} could not be cloned: {error:#}"))
+        {
+            Ok(checkout) => checkout,
+            Err(error) => {
+                return Ok(Err(format!(
+                    "The repository {repository} could not be cloned: {error:#}"
+                )));
+            }
+        };
+        let record = events::repository_checkout(
+            conversation.repository.as_deref(),
+            &checkout.branch,
+            &checkout.base,
+            &checkout.path,
+            source.fork.as_deref(),
+        );
+        self.checkout = Some(checkout);
+        self.record(vec![record], None).await?;
+        Ok(Ok(()))
     }
 
     /// Calls recorded as started but never answered (the run was killed while they ran) are

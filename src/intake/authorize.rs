@@ -7,6 +7,8 @@ use anyhow::Context;
 use crate::config::ProviderConfig;
 use crate::integrations::github::GithubApp;
 use crate::integrations::gitlab::{self, GitlabApi};
+use crate::integrations::jira::JiraApi;
+use crate::integrations::linear::LinearApi;
 use crate::integrations::request::{Place, PriorMessage, Provider, Request};
 use crate::integrations::slack::SlackApi;
 use crate::sandbox::git::GitRemote;
@@ -30,6 +32,23 @@ pub struct IntakeSettings {
     /// The Jira site served, without a trailing slash.
     pub jira_site: Option<String>,
     pub linear_organizations: Vec<String>,
+    /// Comments on Jira issues, when JIRA_BASE_URL, JIRA_EMAIL and JIRA_API_TOKEN are set.
+    pub jira: Option<JiraApi>,
+    /// Comments on Linear issues, when LINEAR_API_KEY is set.
+    pub linear: Option<LinearApi>,
+    /// Whether opened pull/merge requests are drafts.
+    pub draft_change_requests: bool,
+}
+
+/// What the worker clones for a request.
+#[derive(Debug)]
+pub struct CheckoutSource {
+    pub remote: GitRemote,
+    /// The branch to clone; the default branch when `None`.
+    pub branch: Option<String>,
+    /// The fork the branch lives in, for a pull/merge request from a fork: the agent's work
+    /// cannot be pushed there.
+    pub fork: Option<String>,
 }
 
 /// Whose conversation a permitted request becomes.
@@ -91,6 +110,20 @@ impl IntakeSettings {
             Some(token) => Some(SlackApi::new(&config.slack_api_url, token)?),
             None => None,
         };
+        let jira = match (
+            &config.jira_base_url,
+            &config.jira_email,
+            &config.jira_api_token,
+        ) {
+            (Some(site), Some(email), Some(token)) => {
+                Some(JiraApi::new(site, email, token.clone())?)
+            }
+            _ => None,
+        };
+        let linear = match &config.linear_api_key {
+            Some(key) => Some(LinearApi::new(&config.linear_api_url, key.clone())?),
+            None => None,
+        };
         let listed = |values: &[String]| -> Vec<String> {
             values
                 .iter()
@@ -111,6 +144,9 @@ impl IntakeSettings {
                 .as_deref()
                 .map(|site| site.trim_end_matches('/').to_ascii_lowercase()),
             linear_organizations: listed(&config.linear_organization_id),
+            jira,
+            linear,
+            draft_change_requests: config.draft_pull_requests,
         })
     }
 
@@ -328,6 +364,51 @@ impl IntakeSettings {
                 Ok(None)
             }
         }
+    }
+
+    /// What the worker clones for a request at `place`: the repository, and for a pull or merge
+    /// request its head branch (from the fork it lives in, for a fork's). `None` where the
+    /// place is not a repository. Errors never contain the token.
+    pub async fn checkout_source(&self, place: &Place) -> anyhow::Result<Option<CheckoutSource>> {
+        let Some(remote) = self.repository_remote(place).await? else {
+            return Ok(None);
+        };
+        let mut source = CheckoutSource {
+            remote,
+            branch: None,
+            fork: None,
+        };
+        match place {
+            Place::GithubPullRequest {
+                installation_id,
+                repository,
+                number,
+                ..
+            } => {
+                let github = self.github.as_ref().context("GitHub is not configured")?;
+                let head = github
+                    .pull_request_head(*installation_id, repository, *number)
+                    .await?;
+                if !head.repository.eq_ignore_ascii_case(repository) {
+                    source.remote = GitRemote::github(head.clone_url, source.remote.token);
+                    source.fork = Some(head.repository);
+                }
+                source.branch = Some(head.branch);
+            }
+            Place::GitlabMergeRequest {
+                project_id, iid, ..
+            } => {
+                let gitlab = self.gitlab.as_ref().context("GitLab is not configured")?;
+                let head = gitlab.merge_request_head(*project_id, *iid).await?;
+                if head.source_project_id != *project_id {
+                    source.remote = gitlab.project_remote(head.source_project_id).await?;
+                    source.fork = Some(format!("project {}", head.source_project_id));
+                }
+                source.branch = Some(head.source_branch);
+            }
+            _ => {}
+        }
+        Ok(Some(source))
     }
 
     /// The diff of the pull or merge request of `place`, cut to [`MAX_DIFF_CHARS`]; `None`

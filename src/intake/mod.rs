@@ -17,7 +17,7 @@ use crate::storage::{DeliveryStatus, NewConversation, NewEvent, Tx, User};
 use tracing::Instrument;
 
 use authorize::Decision;
-pub use authorize::{IntakeSettings, MAX_DIFF_CHARS};
+pub use authorize::{CheckoutSource, IntakeSettings, MAX_DIFF_CHARS};
 
 /// Handle the request of one accepted delivery (stored with the delivery, so the job stays
 /// small).

@@ -3,9 +3,10 @@
 use serde_json::{Value, json};
 
 use super::{
-    PostError, StatusEdit, document, field, kind, marker, number, status_edit, text, transient,
+    PostError, StatusEdit, document, field, kind, marker, number, status_edit, status_text, text,
+    transient,
 };
-use crate::integrations::github::{GithubApp, ReactionSubject};
+use crate::integrations::github::{GithubApp, NewPull, ReactionSubject};
 use crate::integrations::request::Request;
 use crate::queue::JobContext;
 use crate::storage::OutboxPost;
@@ -64,8 +65,9 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
         }
         kind::STATUS_UPDATE => {
             let place = field(&target, "place")?;
-            let message = text(&body, "text")?;
-            match status_edit(ctx, post, &target).await? {
+            let status = status_edit(ctx, post, &target).await?;
+            let message = &status_text(ctx, &target, &body).await?;
+            match status {
                 StatusEdit::Superseded => Ok(json!({"superseded": true})),
                 StatusEdit::Edit { id, marker } => {
                     github
@@ -85,6 +87,61 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
                     Ok(json!({"comment_id": comment_id}))
                 }
             }
+        }
+        kind::CHANGE_REQUEST => {
+            let installation_id = number(&target, "installation_id")?;
+            let repository = text(&target, "repository")?;
+            let head = text(&target, "head")?;
+            // Opened before, its answer lost: GitHub allows one open pull request per branch.
+            let pull = match github
+                .open_pull(installation_id, repository, head)
+                .await
+                .map_err(transient)?
+            {
+                Some(pull) => pull,
+                None => github
+                    .create_pull(
+                        installation_id,
+                        repository,
+                        &NewPull {
+                            title: text(&body, "title")?,
+                            head,
+                            base: text(&target, "base")?,
+                            body: text(&body, "body")?,
+                            draft: ctx.intake.draft_change_requests,
+                        },
+                    )
+                    .await
+                    .map_err(transient)?,
+            };
+            Ok(json!({"number": pull.number, "url": pull.html_url}))
+        }
+        kind::REPLY => {
+            let installation_id = number(&target, "installation_id")?;
+            let repository = text(&target, "repository")?;
+            let pull = number(&target, "number")?;
+            let reply_to: u64 = text(&target, "reply_to")?.parse().map_err(|_| {
+                PostError::Permanent("the review comment to reply to is not a number".into())
+            })?;
+            let marker = marker(&post.idempotency_key);
+            if let Some(id) = github
+                .find_review_comment(installation_id, repository, pull, &marker)
+                .await
+                .map_err(transient)?
+            {
+                return Ok(json!({"comment_id": id}));
+            }
+            let id = github
+                .reply_to_review_comment(
+                    installation_id,
+                    repository,
+                    pull,
+                    reply_to,
+                    &format!("{}\n\n{marker}", text(&body, "text")?),
+                )
+                .await
+                .map_err(transient)?;
+            Ok(json!({"comment_id": id}))
         }
         other => Err(PostError::Permanent(format!(
             "unknown GitHub post kind `{other}`"

@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    PostError, StatusEdit, document, field, kind, marker, number, status_edit, text, transient,
+    PostError, StatusEdit, document, field, kind, marker, number, status_edit, status_text, text,
+    transient,
 };
 use crate::integrations::gitlab::GitlabApi;
 use crate::integrations::request::{Place, Request};
@@ -66,8 +67,9 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
         }
         kind::STATUS_UPDATE => {
             let place = field(&target, "place")?;
-            let message = text(&body, "text")?;
-            match status_edit(ctx, post, &target).await? {
+            let status = status_edit(ctx, post, &target).await?;
+            let message = &status_text(ctx, &target, &body).await?;
+            match status {
                 StatusEdit::Superseded => Ok(json!({"superseded": true})),
                 StatusEdit::Edit { id, marker } => {
                     gitlab
@@ -86,6 +88,59 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
                     Ok(json!({"comment_id": id}))
                 }
             }
+        }
+        kind::CHANGE_REQUEST => {
+            let project_id = number(&target, "project_id")?;
+            let head = text(&target, "head")?;
+            // Opened before, its answer lost: GitLab allows one open merge request per branch.
+            let request = match gitlab
+                .open_merge_request(project_id, head)
+                .await
+                .map_err(transient)?
+            {
+                Some(request) => request,
+                None => {
+                    let title = text(&body, "title")?;
+                    let title = if ctx.intake.draft_change_requests {
+                        format!("Draft: {title}")
+                    } else {
+                        title.to_string()
+                    };
+                    gitlab
+                        .create_merge_request(
+                            project_id,
+                            head,
+                            text(&target, "base")?,
+                            &title,
+                            text(&body, "body")?,
+                        )
+                        .await
+                        .map_err(transient)?
+                }
+            };
+            Ok(json!({"number": request.iid, "url": request.web_url}))
+        }
+        kind::REPLY => {
+            let project_id = number(&target, "project_id")?;
+            let noteable = text(&target, "noteable")?;
+            let marker = marker(&post.idempotency_key);
+            if let Some(id) = gitlab
+                .find_note(project_id, noteable, &marker)
+                .await
+                .map_err(transient)?
+            {
+                return Ok(json!({"comment_id": id}));
+            }
+            let id = gitlab
+                .reply_in_discussion(
+                    project_id,
+                    noteable,
+                    text(&target, "reply_to")?,
+                    &format!("{}\n\n{marker}", text(&body, "text")?),
+                )
+                .await
+                .map_err(transient)?;
+            Ok(json!({"comment_id": id}))
         }
         other => Err(PostError::Permanent(format!(
             "unknown GitLab post kind `{other}`"

@@ -6,6 +6,8 @@
 
 mod github;
 mod gitlab;
+mod jira;
+mod linear;
 mod slack;
 
 use std::time::Duration;
@@ -46,8 +48,11 @@ pub mod kind {
     pub const STATUS: &str = "status";
     /// A new text of the status comment.
     pub const STATUS_UPDATE: &str = "status_update";
-    /// A reply of its own where comments are not edited (a Slack thread).
+    /// A reply of its own where comments are not edited (a Slack thread, a ticket), or in a
+    /// review thread.
     pub const REPLY: &str = "reply";
+    /// A pull/merge request opened from the branch the run pushed.
+    pub const CHANGE_REQUEST: &str = "change_request";
 }
 
 /// Why a delivery did not happen this time.
@@ -79,6 +84,8 @@ pub(crate) async fn handle(job: DeliverPost, ctx: Data<JobContext>) -> Result<()
         "github" => github::deliver(&ctx, &post).await,
         "slack" => slack::deliver(&ctx, &post).await,
         "gitlab" => gitlab::deliver(&ctx, &post).await,
+        "jira" => jira::deliver(&ctx, &post).await,
+        "linear" => linear::deliver(&ctx, &post).await,
         other => Err(PostError::Permanent(format!(
             "posting to {other} is not supported"
         ))),
@@ -132,7 +139,7 @@ pub fn conversation_link(public_url: &str, conversation_id: &str) -> String {
 }
 
 /// Acknowledges an accepted request where it was made: a reaction on what asked, and the
-/// status comment (a thread reply on Slack) with the conversation's link. GitHub and Slack, for now.
+/// status comment (a thread reply on Slack, a comment on a ticket) with the conversation's link.
 pub async fn acknowledge(
     tx: &mut Tx,
     request: &Request,
@@ -199,6 +206,25 @@ pub async fn acknowledge(
         )
         .await;
     }
+    let ticket = match &request.place {
+        Place::JiraIssue { issue_key, .. } => Some(("jira", json!({"issue_key": issue_key}))),
+        Place::LinearIssue { issue_id, .. } => Some(("linear", json!({"issue_id": issue_id}))),
+        _ => None,
+    };
+    if let Some((provider, target)) = ticket {
+        return add_post(
+            tx,
+            &NewOutboxPost {
+                conversation_id: Some(conversation_id),
+                provider,
+                kind: kind::STATUS,
+                target: &target,
+                body: &json!({"text": text}),
+                idempotency_key: &format!("{request_key}:status"),
+            },
+        )
+        .await;
+    }
     if request.provider != Provider::Github {
         return Ok(());
     }
@@ -245,53 +271,258 @@ pub async fn acknowledge(
     Ok(())
 }
 
+/// What the run did with the repository when the agent finished.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    /// The branch the work went to (or was meant to go to).
+    pub branch: String,
+    /// The branch the work started from: a new pull/merge request goes into it.
+    pub base_branch: String,
+    /// Commits on `branch` beyond the cloned commit.
+    pub commits: u32,
+    /// A pull/merge request is to be opened from `branch` (the request was an issue).
+    pub open_request: bool,
+    /// Why the work could not be pushed.
+    pub error: Option<String>,
+}
+
+/// How a run came to rest, for the posts that report it.
+#[derive(Debug)]
+pub struct Rest<'a> {
+    pub conversation_id: &'a str,
+    /// The `agent_state_changed` event: one report per rest.
+    pub state_event_id: i64,
+    /// The agent's final message, its question, or why it stopped.
+    pub summary: &'a str,
+    /// The conversation's title (the issue's), for a new pull/merge request.
+    pub title: &'a str,
+    /// Where the request was made.
+    pub place: Option<&'a Place>,
+    pub changes: Option<&'a Changes>,
+}
+
+/// Providers whose comments are not edited: each report is a new comment after the
+/// acknowledgement.
+fn replies_only(provider: &str) -> bool {
+    matches!(provider, "slack" | "jira" | "linear")
+}
+
 /// Tells where the request was made how the run ended: the status comment is edited to the
-/// agent's summary (or why it stopped). Written in the transaction that records the state.
+/// agent's summary (or why it stopped), with the pull/merge request it opened or the branch
+/// it pushed; a review comment also gets the summary as a reply in its thread. Written in the
+/// transaction that records the state.
 pub async fn report_rest(
     tx: &mut Tx,
-    conversation_id: &str,
-    state_event_id: i64,
-    summary: &str,
+    rest: &Rest<'_>,
     public_url: &str,
 ) -> Result<(), BoxDynError> {
+    let conversation_id = rest.conversation_id;
     let Some(status) = tx.latest_outbox_post(conversation_id, kind::STATUS).await? else {
         return Ok(());
     };
     let link = conversation_link(public_url, conversation_id);
     let target: Value = serde_json::from_str(&status.target).unwrap_or(Value::Null);
     let key = format!(
-        "{}:{conversation_id}:{state_event_id}",
-        status.idempotency_key
+        "{}:{conversation_id}:{}",
+        status.idempotency_key, rest.state_event_id
     );
-    if status.provider == "slack" {
+    if replies_only(&status.provider) {
         let mut target = target;
         target["after"] = json!(status.idempotency_key);
+        let text = if status.provider == "slack" {
+            format!("{}\n<{link}|Conversation>", rest.summary)
+        } else {
+            format!("{}\n\nConversation: {link}", rest.summary)
+        };
         return add_post(
             tx,
             &NewOutboxPost {
                 conversation_id: Some(conversation_id),
-                provider: "slack",
+                provider: &status.provider,
                 kind: kind::REPLY,
                 target: &target,
-                body: &json!({"text": format!("{summary}\n<{link}|Conversation>")}),
+                body: &json!({"text": text}),
                 idempotency_key: &key,
             },
         )
         .await;
     }
+    let mut summary = rest.summary.to_string();
+    let mut change_request = None;
+    if let Some(changes) = rest.changes {
+        if let Some(error) = &changes.error {
+            summary.push_str(&format!("\n\n**The changes could not be pushed:** {error}"));
+        } else if changes.commits > 0 && changes.open_request {
+            change_request =
+                open_change_request(tx, rest, changes, &status.provider, &target, &link).await?;
+        } else if changes.commits > 0 {
+            summary.push_str(&format!(
+                "\n\nThe changes are pushed to `{}`.",
+                changes.branch
+            ));
+        }
+    }
+    if let Some(place) = rest.place {
+        reply_in_review_thread(tx, rest, place, &summary).await?;
+    }
     let text = format!("{summary}\n\n[Conversation]({link})");
+    let mut update_target = json!({"status": status.idempotency_key, "place": target});
+    if let Some(change_request) = change_request {
+        update_target["change_request"] = json!(change_request);
+    }
     add_post(
         tx,
         &NewOutboxPost {
             conversation_id: Some(conversation_id),
             provider: &status.provider,
             kind: kind::STATUS_UPDATE,
-            target: &json!({"status": status.idempotency_key, "place": target}),
+            target: &update_target,
             body: &json!({"text": text}),
             idempotency_key: &key,
         },
     )
     .await
+}
+
+/// Adds the post that opens a pull/merge request from the pushed branch; returns its key.
+/// One per branch: a follow-up on the same issue pushes to the branch its request shows.
+async fn open_change_request(
+    tx: &mut Tx,
+    rest: &Rest<'_>,
+    changes: &Changes,
+    provider: &str,
+    place_target: &Value,
+    link: &str,
+) -> Result<Option<String>, BoxDynError> {
+    let Some(place) = rest.place else {
+        return Ok(None);
+    };
+    let (number, closes) = match place {
+        Place::GithubIssue { number, .. } => (*number, "Fixes"),
+        Place::GitlabIssue { iid, .. } => (*iid, "Closes"),
+        _ => return Ok(None),
+    };
+    let key = format!("{}:change_request:{}", rest.conversation_id, changes.branch);
+    let title: String = format!("Fix #{number}: {}", rest.title)
+        .chars()
+        .take(250)
+        .collect();
+    let body = format!(
+        "{}\n\n{closes} #{number}\n\n[Conversation]({link})",
+        rest.summary
+    );
+    let mut target = place_target.clone();
+    target["head"] = json!(changes.branch);
+    target["base"] = json!(changes.base_branch);
+    add_post(
+        tx,
+        &NewOutboxPost {
+            conversation_id: Some(rest.conversation_id),
+            provider,
+            kind: kind::CHANGE_REQUEST,
+            target: &target,
+            body: &json!({"title": title, "body": body}),
+            idempotency_key: &key,
+        },
+    )
+    .await?;
+    Ok(Some(key))
+}
+
+/// A request made in a review thread gets the summary as a reply there too.
+async fn reply_in_review_thread(
+    tx: &mut Tx,
+    rest: &Rest<'_>,
+    place: &Place,
+    summary: &str,
+) -> Result<(), BoxDynError> {
+    let (provider, target) = match place {
+        Place::GithubPullRequest {
+            installation_id,
+            repository,
+            number,
+            review: Some(review),
+            ..
+        } => (
+            "github",
+            json!({"installation_id": installation_id, "repository": repository, "number": number, "reply_to": review.reply_to}),
+        ),
+        Place::GitlabMergeRequest {
+            project_id,
+            iid,
+            review: Some(review),
+            ..
+        } => (
+            "gitlab",
+            json!({"project_id": project_id, "noteable": format!("merge_requests/{iid}"), "reply_to": review.reply_to}),
+        ),
+        _ => return Ok(()),
+    };
+    add_post(
+        tx,
+        &NewOutboxPost {
+            conversation_id: Some(rest.conversation_id),
+            provider,
+            kind: kind::REPLY,
+            target: &target,
+            body: &json!({"text": summary}),
+            idempotency_key: &format!(
+                "{}:{}:review_reply",
+                rest.conversation_id, rest.state_event_id
+            ),
+        },
+    )
+    .await
+}
+
+/// The new text of a status comment, with the line about its pull/merge request.
+pub(crate) async fn status_text(
+    ctx: &JobContext,
+    target: &Value,
+    body: &Value,
+) -> Result<String, PostError> {
+    let message = text(body, "text")?;
+    Ok(match change_request_line(ctx, target).await? {
+        Some(line) => format!("{message}\n\n{line}"),
+        None => message.to_string(),
+    })
+}
+
+/// What a status text says about the pull/merge request its run opened: its link once it is
+/// open, why not if it could not be opened. Waits while it is being opened.
+async fn change_request_line(
+    ctx: &JobContext,
+    target: &Value,
+) -> Result<Option<String>, PostError> {
+    let Some(key) = target["change_request"].as_str() else {
+        return Ok(None);
+    };
+    let request = dependency(ctx, key).await?;
+    let noun = if request.provider == "gitlab" {
+        "merge request"
+    } else {
+        "pull request"
+    };
+    match request.status.as_str() {
+        "pending" => Err(PostError::NotYet(format!("the {noun} is not open yet"))),
+        "sent" => {
+            let url = request
+                .result
+                .as_deref()
+                .and_then(|r| serde_json::from_str::<Value>(r).ok())
+                .and_then(|r| r["url"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            let mut noun = noun.to_string();
+            if let Some(first) = noun.get_mut(..1) {
+                first.make_ascii_uppercase();
+            }
+            Ok(Some(format!("{noun}: {url}")))
+        }
+        _ => Ok(Some(format!(
+            "**The {noun} could not be opened:** {}",
+            request.last_error.unwrap_or_default()
+        ))),
+    }
 }
 
 /// A post's target or body, read back.
@@ -332,6 +563,21 @@ pub(crate) async fn dependency(ctx: &JobContext, key: &str) -> Result<OutboxPost
         .await
         .map_err(|e| PostError::Transient(e.to_string()))?
         .ok_or_else(|| PostError::Permanent(format!("the post {key} it edits does not exist")))
+}
+
+/// A summary follows the acknowledgement it comes `after` (a Slack thread, a ticket's comments).
+pub(crate) async fn wait_for_acknowledgement(
+    ctx: &JobContext,
+    target: &Value,
+) -> Result<(), PostError> {
+    if let Some(first) = target["after"].as_str()
+        && dependency(ctx, first).await?.status == "pending"
+    {
+        return Err(PostError::NotYet(
+            "the acknowledgement is not posted yet".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// What to do with a new text of a status comment.

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{PostError, dependency, document, kind, text, transient};
+use super::{PostError, document, kind, text, transient};
 use crate::integrations::slack::SlackApi;
 use crate::queue::JobContext;
 use crate::storage::OutboxPost;
@@ -30,14 +30,7 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
             Ok(json!({}))
         }
         kind::STATUS | kind::REPLY => {
-            // A summary follows the acknowledgement in the thread.
-            if let Some(first) = target["after"].as_str()
-                && dependency(ctx, first).await?.status == "pending"
-            {
-                return Err(PostError::NotYet(
-                    "the acknowledgement is not posted yet".into(),
-                ));
-            }
+            super::wait_for_acknowledgement(ctx, &target).await?;
             let thread_ts = text(&target, "thread_ts")?;
             let key = &post.idempotency_key;
             if let Some(ts) = slack

@@ -247,6 +247,92 @@ pub async fn clone_into(
     })
 }
 
+/// The worker's side of a checkout made earlier (by a run that ended, or a worker that
+/// died): clones `branch` of `remote` again, without a working tree, and makes sure the
+/// cloned commit `base` is in it, so that the sandbox's commits can be pushed.
+pub async fn reopen(
+    remote: &GitRemote,
+    branch: &str,
+    base: &str,
+    path: &str,
+) -> anyhow::Result<Checkout> {
+    check_url(&remote.url)?;
+    if base.len() < 7 || !base.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(GitError::Invalid(format!("`{base}` is not a commit id")).into());
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("openhands-git-")
+        .tempdir()
+        .context("cannot create a temporary directory for the clone on the worker")?;
+    check_branch_name(dir.path(), branch).await?;
+    let local = dir.path().join(LOCAL_REPO);
+    let args: Vec<OsString> = vec![
+        "clone".into(),
+        "--quiet".into(),
+        "--no-checkout".into(),
+        "--branch".into(),
+        branch.into(),
+        "--".into(),
+        remote.url.clone().into(),
+        local.clone().into_os_string(),
+    ];
+    let cloned = run_git(dir.path(), dir.path(), &args, Some(remote)).await?;
+    if !cloned.success {
+        return Err(classify(remote, "clone", "read", Some(branch), &cloned.stderr).into());
+    }
+    if !has_commit(dir.path(), &local, base).await? {
+        // The branch moved on without it (a force-push): ask for the commit itself.
+        let fetched = run_git(
+            dir.path(),
+            &local,
+            &["fetch", "--quiet", "--no-tags", "origin", base],
+            Some(remote),
+        )
+        .await?;
+        if !fetched.success || !has_commit(dir.path(), &local, base).await? {
+            return Err(GitError::Failed(format!(
+                "the commit {base} the work started from is no longer in {}; the sandbox's commits cannot be pushed",
+                remote.url
+            ))
+            .into());
+        }
+    }
+    Ok(Checkout {
+        dir,
+        path: sandbox_path(path)?,
+        base: base.to_string(),
+        branch: branch.to_string(),
+    })
+}
+
+async fn has_commit(home: &Path, local: &Path, commit: &str) -> anyhow::Result<bool> {
+    let object = format!("{commit}^{{commit}}");
+    Ok(
+        run_git(home, local, &["cat-file", "-e", object.as_str()], None)
+            .await?
+            .success,
+    )
+}
+
+/// How many commits the sandbox's HEAD has beyond the cloned commit.
+pub async fn commits_since_base(
+    sandboxes: &dyn SandboxBackend,
+    sandbox_id: &str,
+    checkout: &Checkout,
+) -> anyhow::Result<u32> {
+    let count = sandbox_git(
+        sandboxes,
+        sandbox_id,
+        checkout,
+        &["rev-list", "--count", &format!("{}..HEAD", checkout.base)],
+    )
+    .await?;
+    count
+        .trim()
+        .parse()
+        .with_context(|| format!("unexpected output of `git rev-list --count`: {count}"))
+}
+
 /// Commits every change of the sandbox's working tree (new files included) with `message`, as
 /// the sandbox's git user; returns whether there was anything to commit.
 pub async fn commit_pending(

@@ -271,26 +271,9 @@ impl GithubApp {
     ) -> anyhow::Result<Option<u64>> {
         let client = self.installation(installation_id)?;
         let route = format!("/repos/{repository}/issues/{number}/comments");
-        for page in 1..=COMMENT_PAGES {
-            let page = page.to_string();
-            let comments: Vec<CreatedComment> = client
-                .get(
-                    &route,
-                    Some(&[("per_page", "100"), ("page", page.as_str())]),
-                )
-                .await
-                .with_context(|| format!("cannot read the comments of {repository}#{number}"))?;
-            if let Some(found) = comments
-                .iter()
-                .find(|c| c.body.as_deref().is_some_and(|b| b.contains(marker)))
-            {
-                return Ok(Some(found.id));
-            }
-            if comments.len() < 100 {
-                break;
-            }
-        }
-        Ok(None)
+        find_marked(&client, &route, marker)
+            .await
+            .with_context(|| format!("cannot read the comments of {repository}#{number}"))
     }
 
     /// Posts a comment on issue or pull request `number`; returns its id.
@@ -326,4 +309,169 @@ impl GithubApp {
             .with_context(|| format!("cannot edit comment {comment_id} on {repository}"))?;
         Ok(())
     }
+}
+
+/// The branch a pull request's commits are on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullHead {
+    /// The head branch.
+    pub branch: String,
+    /// The repository (`owner/name`) the branch is in: another one for a pull request from a fork.
+    pub repository: String,
+    /// Where git clones the head repository from.
+    pub clone_url: String,
+}
+
+/// A pull request, as far as a link to it goes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct PullLink {
+    pub number: u64,
+    pub html_url: String,
+}
+
+#[derive(Deserialize)]
+struct PullRequestHead {
+    head: HeadRef,
+}
+
+#[derive(Deserialize)]
+struct HeadRef {
+    #[serde(rename = "ref")]
+    branch: String,
+    /// `null` when the fork was deleted.
+    repo: Option<HeadRepository>,
+}
+
+#[derive(Deserialize)]
+struct HeadRepository {
+    full_name: String,
+    clone_url: String,
+}
+
+impl GithubApp {
+    /// The head branch of pull request `number` and the repository it lives in.
+    pub async fn pull_request_head(
+        &self,
+        installation_id: u64,
+        repository: &str,
+        number: u64,
+    ) -> anyhow::Result<PullHead> {
+        check_repository(repository)?;
+        let client = self.installation(installation_id)?;
+        let pull: PullRequestHead = client
+            .get(format!("/repos/{repository}/pulls/{number}"), None::<&()>)
+            .await
+            .with_context(|| format!("cannot read pull request {repository}#{number}"))?;
+        let repo = pull.head.repo.with_context(|| {
+            format!(
+                "the branch of pull request {repository}#{number} is in a fork that was deleted"
+            )
+        })?;
+        Ok(PullHead {
+            branch: pull.head.branch,
+            repository: repo.full_name,
+            clone_url: repo.clone_url,
+        })
+    }
+
+    /// The open pull request of `repository` whose head is `branch` of the same repository.
+    pub async fn open_pull(
+        &self,
+        installation_id: u64,
+        repository: &str,
+        branch: &str,
+    ) -> anyhow::Result<Option<PullLink>> {
+        check_repository(repository)?;
+        let client = self.installation(installation_id)?;
+        let owner = repository.split('/').next().unwrap_or_default();
+        let head = format!("{owner}:{branch}");
+        let pulls: Vec<PullLink> = client
+            .get(
+                format!("/repos/{repository}/pulls"),
+                Some(&[("state", "open"), ("head", head.as_str())]),
+            )
+            .await
+            .with_context(|| format!("cannot list the pull requests of {repository}"))?;
+        Ok(pulls.into_iter().next())
+    }
+
+    /// Opens a pull request from `head` into `base` of `repository`.
+    pub async fn create_pull(
+        &self,
+        installation_id: u64,
+        repository: &str,
+        new: &NewPull<'_>,
+    ) -> anyhow::Result<PullLink> {
+        check_repository(repository)?;
+        let client = self.installation(installation_id)?;
+        client
+            .post(format!("/repos/{repository}/pulls"), Some(new))
+            .await
+            .with_context(|| format!("cannot open a pull request on {repository}"))
+    }
+
+    /// The id of a review comment of pull request `number` whose body contains `marker`.
+    pub async fn find_review_comment(
+        &self,
+        installation_id: u64,
+        repository: &str,
+        number: u64,
+        marker: &str,
+    ) -> anyhow::Result<Option<u64>> {
+        let client = self.installation(installation_id)?;
+        let route = format!("/repos/{repository}/pulls/{number}/comments");
+        find_marked(&client, &route, marker)
+            .await
+            .with_context(|| format!("cannot read the review comments of {repository}#{number}"))
+    }
+
+    /// Replies in the review thread of comment `comment_id` on pull request `number`.
+    pub async fn reply_to_review_comment(
+        &self,
+        installation_id: u64,
+        repository: &str,
+        number: u64,
+        comment_id: u64,
+        body: &str,
+    ) -> anyhow::Result<u64> {
+        let client = self.installation(installation_id)?;
+        let route = format!("/repos/{repository}/pulls/{number}/comments/{comment_id}/replies");
+        let created: CreatedComment = client
+            .post(route, Some(&serde_json::json!({"body": body})))
+            .await
+            .with_context(|| {
+                format!("cannot reply to a review comment on {repository}#{number}")
+            })?;
+        Ok(created.id)
+    }
+}
+
+/// A pull request to open.
+#[derive(Debug, serde::Serialize)]
+pub struct NewPull<'a> {
+    pub title: &'a str,
+    pub head: &'a str,
+    pub base: &'a str,
+    pub body: &'a str,
+    pub draft: bool,
+}
+
+/// The id of the first comment listed at `route` whose body contains `marker`.
+async fn find_marked(client: &Octocrab, route: &str, marker: &str) -> anyhow::Result<Option<u64>> {
+    for page in 1..=COMMENT_PAGES {
+        let page = page.to_string();
+        let comments: Vec<CreatedComment> = client
+            .get(route, Some(&[("per_page", "100"), ("page", page.as_str())]))
+            .await?;
+        if let Some(found) = comments
+            .iter()
+            .find(|c| c.body.as_deref().is_some_and(|b| b.contains(marker)))
+        {
+            return Ok(Some(found.id));
+        }
+        if comments.len() < 100 {
+            break;
+        }
+    }
+    Ok(None)
 }

@@ -413,3 +413,101 @@ impl GitlabApi {
         Ok(())
     }
 }
+
+/// A merge request's source branch and the project it lives in (another one for a fork).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MergeRequestHead {
+    pub source_branch: String,
+    pub source_project_id: u64,
+}
+
+/// A merge request, as far as a link to it goes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct MergeRequestLink {
+    pub iid: u64,
+    pub web_url: String,
+}
+
+impl GitlabApi {
+    /// The source branch of merge request `iid` and its project.
+    pub async fn merge_request_head(
+        &self,
+        project_id: u64,
+        iid: u64,
+    ) -> anyhow::Result<MergeRequestHead> {
+        let url = self.url(&format!("/projects/{project_id}/merge_requests/{iid}"));
+        self.send(self.http.get(&url), "read the merge request")
+            .await?
+            .json()
+            .await
+            .context("GitLab's merge request is not understood")
+    }
+
+    /// The open merge request of project `project_id` from `source_branch`.
+    pub async fn open_merge_request(
+        &self,
+        project_id: u64,
+        source_branch: &str,
+    ) -> anyhow::Result<Option<MergeRequestLink>> {
+        let url = self.url(&format!("/projects/{project_id}/merge_requests"));
+        let request = self
+            .http
+            .get(&url)
+            .query(&[("state", "opened"), ("source_branch", source_branch)]);
+        let found: Vec<MergeRequestLink> = self
+            .send(request, "list the merge requests")
+            .await?
+            .json()
+            .await
+            .context("GitLab's merge requests are not understood")?;
+        Ok(found.into_iter().next())
+    }
+
+    /// Opens a merge request from `source_branch` into `target_branch`.
+    pub async fn create_merge_request(
+        &self,
+        project_id: u64,
+        source_branch: &str,
+        target_branch: &str,
+        title: &str,
+        description: &str,
+    ) -> anyhow::Result<MergeRequestLink> {
+        let url = self.url(&format!("/projects/{project_id}/merge_requests"));
+        let request = self.http.post(&url).json(&serde_json::json!({
+            "source_branch": source_branch,
+            "target_branch": target_branch,
+            "title": title,
+            "description": description,
+        }));
+        self.send(request, "open the merge request")
+            .await?
+            .json()
+            .await
+            .context("GitLab's new merge request is not understood")
+    }
+
+    /// Adds a note to discussion `discussion_id` of `noteable/iid`; returns the note's id.
+    pub async fn reply_in_discussion(
+        &self,
+        project_id: u64,
+        noteable: &str,
+        discussion_id: &str,
+        body: &str,
+    ) -> anyhow::Result<u64> {
+        let url = self.url(&format!(
+            "/projects/{project_id}/{noteable}/discussions/{}/notes",
+            urlencode(discussion_id)
+        ));
+        let request = self
+            .http
+            .post(&url)
+            .json(&serde_json::json!({"body": body}));
+        let note: PostedNote = self
+            .send(request, "reply in the discussion")
+            .await?
+            .json()
+            .await
+            .context("GitLab's note is not understood")?;
+        Ok(note.id)
+    }
+}
