@@ -229,3 +229,83 @@ async fn a_lost_sandbox_is_replaced_and_the_model_is_told() {
     let last = fake.requests().last().unwrap().messages.clone();
     assert!(last.iter().any(|m| m.text.contains("earlier sandbox")));
 }
+
+/// A worker that delivers posts to the fake GitHub.
+fn github_worker(database_url: &str, fakes: &support::fakes::FakeProviders) -> ChildGuard {
+    let mut command = openhands(database_url);
+    command
+        .arg("worker")
+        .env("GITHUB_APP_ID", support::fakes::GITHUB_APP_ID.to_string())
+        .env(
+            "GITHUB_APP_PRIVATE_KEY",
+            format!(
+                "{}/tests/fixtures/github-app/private-key.pem",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+        )
+        .env("GITHUB_API_URL", fakes.github_api_url())
+        .env("JOB_LEASE", "3s")
+        .env("QUEUE_POLL_INTERVAL", "50ms");
+    ChildGuard::spawn(&mut command)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_between_posting_and_recording_does_not_post_twice() {
+    let t = TestDb::new(Kind::Postgres).await;
+    let fakes = support::fakes::FakeProviders::start().await;
+    let repository = "octo-org/hello-world";
+    let mut tx = t.db.begin().await.unwrap();
+    openhands::results::add_post(
+        &mut tx,
+        &openhands::storage::NewOutboxPost {
+            conversation_id: None,
+            provider: "github",
+            kind: openhands::results::kind::STATUS,
+            target: &json!({"installation_id": 4242, "repository": repository, "number": 17}),
+            body: &json!({"text": "I'm on it!"}),
+            idempotency_key: "crash-test:status",
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    // The comment is made, but its answer never reaches the first worker.
+    fakes.stall_next("github", 1, Duration::from_secs(60));
+    let mut first = github_worker(&t.url, &fakes);
+    wait_for(
+        "the comment to be made",
+        Duration::from_secs(60),
+        || async { (!fakes.github_comments(repository, 17).is_empty()).then_some(()) },
+    )
+    .await;
+    first.signal("KILL");
+    first.wait_exit(Duration::from_secs(10));
+    let _second = github_worker(&t.url, &fakes);
+    let post = wait_for(
+        "the post to be recorded as sent by the second worker",
+        Duration::from_secs(60),
+        || async {
+            let post =
+                t.db.outbox_post_by_key("crash-test:status")
+                    .await
+                    .unwrap()?;
+            (post.status == "sent").then_some(post)
+        },
+    )
+    .await;
+    let comments = fakes.github_comments(repository, 17);
+    assert_eq!(comments.len(), 1, "{comments:#?}\n{:#?}", fakes.mutations());
+    assert!(
+        comments[0]
+            .1
+            .contains("<!-- openhands:crash-test:status -->")
+    );
+    let result: Value = serde_json::from_str(post.result.as_deref().unwrap()).unwrap();
+    assert_eq!(result["comment_id"], comments[0].0);
+    let creates = fakes
+        .mutations()
+        .iter()
+        .filter(|m| m.starts_with("POST /github/repos/octo-org/hello-world/issues/17/comments"))
+        .count();
+    assert!(creates <= 1, "{:#?}", fakes.mutations());
+}

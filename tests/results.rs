@@ -38,13 +38,17 @@ const REPO: &str = "octo-org/hello-world";
 const PUBLIC_URL: &str = "https://openhands.example.test";
 const SLACK_SECRET: &str = "slack-results-secret";
 const GITLAB_WEBHOOK_TOKEN: &str = "gitlab-results-token";
+const JIRA_SECRET: &str = "jira-results-secret";
+const LINEAR_SECRET: &str = "linear-results-secret";
+const GITHUB_TOKEN: &str = "ghs_installation_4242";
 
 struct Service {
     t: TestDb,
     app: Router,
     fakes: FakeProviders,
     fake_llm: FakeLlm,
-    _git: GitServer,
+    git: GitServer,
+    gitlab_git: GitServer,
     stop: CancellationToken,
     _cleanup: OwnerCleanup,
 }
@@ -59,9 +63,14 @@ async fn service(script: Vec<Turn>) -> Service {
     let t = TestDb::new(Kind::Postgres).await;
     let fakes = FakeProviders::start().await;
     fakes.set_github_permission(REPO, "mona", "write");
-    let git = GitServer::start("ghs_installation_4242").await;
+    let git = GitServer::start(GITHUB_TOKEN).await;
     git.create_repo("hello-world");
     fakes.set_github_clone_url(REPO, &git.url("hello-world"));
+    let gitlab_git = GitServer::start_for("oauth2", fakes::GITLAB_TOKEN).await;
+    gitlab_git.create_repo("widgets");
+    fakes.set_gitlab_repo_url(42, &gitlab_git.url("widgets"));
+    let jira_site = fakes.jira_site_url();
+    let linear_api = fakes.linear_api_url();
     let key_path = format!(
         "{}/tests/fixtures/github-app/private-key.pem",
         env!("CARGO_MANIFEST_DIR")
@@ -92,6 +101,22 @@ async fn service(script: Vec<Turn>) -> Service {
         fakes::SLACK_BOT_TOKEN,
         "--slack-api-url",
         &fakes.slack_api_url(),
+        "--jira-webhook-secret",
+        JIRA_SECRET,
+        "--jira-base-url",
+        &jira_site,
+        "--jira-email",
+        fakes::JIRA_EMAIL,
+        "--jira-api-token",
+        fakes::JIRA_API_TOKEN,
+        "--linear-webhook-secret",
+        LINEAR_SECRET,
+        "--linear-organization-id",
+        "org-1",
+        "--linear-api-key",
+        fakes::LINEAR_API_KEY,
+        "--linear-api-url",
+        &linear_api,
         "serve",
     ])
     .unwrap();
@@ -134,18 +159,23 @@ async fn service(script: Vec<Turn>) -> Service {
         app: router(state),
         fakes,
         fake_llm,
-        _git: git,
+        git,
+        gitlab_git,
         stop,
         _cleanup: OwnerCleanup(owner),
     }
 }
 
 fn signed(body: &[u8], delivery: &str) -> Request<Body> {
+    signed_event(body, delivery, "issue_comment")
+}
+
+fn signed_event(body: &[u8], delivery: &str, event: &str) -> Request<Body> {
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
     mac.update(body);
     Request::post("/api/integration/github/events")
         .header("content-type", "application/json")
-        .header("x-github-event", "issue_comment")
+        .header("x-github-event", event)
         .header("x-github-delivery", delivery)
         .header(
             "x-hub-signature-256",
@@ -156,8 +186,12 @@ fn signed(body: &[u8], delivery: &str) -> Request<Body> {
 }
 
 fn fixture() -> Vec<u8> {
+    read_fixture("github/issue_comment.created.json")
+}
+
+fn read_fixture(path: &str) -> Vec<u8> {
     std::fs::read(format!(
-        "{}/tests/fixtures/github/issue_comment.created.json",
+        "{}/tests/fixtures/{path}",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap()
@@ -448,4 +482,467 @@ async fn a_gitlab_note_gets_an_award_and_one_status_note_that_says_why_it_stoppe
     assert!(notes[0].contains(&conversation.id), "{}", notes[0]);
     assert!(!notes[0].contains(fakes::GITLAB_TOKEN), "no token in notes");
     assert!(s.fake_llm.requests().is_empty());
+}
+
+impl Service {
+    /// Waits until the conversation of `external_ref` rests in `status` with `posts` posts,
+    /// none of them pending.
+    async fn settled(
+        &self,
+        provider: &str,
+        external_ref: &str,
+        status: &str,
+        posts: usize,
+    ) -> openhands::storage::Conversation {
+        wait_for(
+            &format!("the {provider} conversation to rest in {status} with {posts} posts sent"),
+            Duration::from_secs(150),
+            || async {
+                let conversation = self
+                    .t
+                    .db
+                    .conversation_by_external_ref(provider, external_ref)
+                    .await
+                    .unwrap()?;
+                let stored = self.t.db.outbox_posts_of(&conversation.id).await.unwrap();
+                (conversation.status == status
+                    && stored.len() == posts
+                    && stored.iter().all(|p| p.status != "pending"))
+                .then_some(conversation)
+            },
+        )
+        .await
+    }
+
+    async fn event_kinds(&self, conversation_id: &str) -> Vec<(String, String)> {
+        self.t
+            .db
+            .events_after(conversation_id, 0, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.kind, e.payload))
+            .collect()
+    }
+
+    /// Waits until the acknowledgement posts (reaction and status) are out.
+    async fn acknowledged(&self, provider: &str, external_ref: &str) {
+        wait_for(
+            "the acknowledgement to be posted",
+            Duration::from_secs(60),
+            || async {
+                let conversation = self
+                    .t
+                    .db
+                    .conversation_by_external_ref(provider, external_ref)
+                    .await
+                    .unwrap()?;
+                let posts = self.t.db.outbox_posts_of(&conversation.id).await.unwrap();
+                (posts.len() >= 2 && posts.iter().all(|p| p.status == "sent")).then_some(())
+            },
+        )
+        .await;
+    }
+}
+
+/// A commit of the agent's own, then a change left uncommitted, then the finish.
+fn work_script(summary: &str) -> Vec<Turn> {
+    vec![
+        Turn::call(
+            "execute_bash",
+            json!({"command": "sleep 3 && cd /workspace/repo && printf 'hello, world\\n' > README && git commit -qam 'Greet the world'"}),
+        ),
+        Turn::call(
+            "execute_bash",
+            json!({"command": "cd /workspace/repo && echo 'notes' > NOTES.md"}),
+        ),
+        Turn::call("finish", json!({"message": summary})),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_issue_ends_in_a_pushed_branch_and_one_pull_request_linked_in_the_status_comment() {
+    let s = service(work_script(
+        "Fixed the greeting.\nREADME now greets the world.",
+    ))
+    .await;
+    let base = s.git.head("hello-world", "main").unwrap();
+    s.send_mention().await;
+    s.acknowledged("github", &format!("{REPO}#17")).await;
+    // GitHub refuses the pull request once, then opens it but loses the answer.
+    s.fakes.fail_next("github", 1, 502);
+    s.fakes.fail_after_commit_next("github", 1);
+    let conversation = s
+        .settled("github", &format!("{REPO}#17"), "finished", 4)
+        .await;
+
+    let branch = "openhands/17-parser-panics-on-empty-input";
+    let head = s
+        .git
+        .head("hello-world", branch)
+        .unwrap_or_else(|| panic!("{branch} was not pushed: {:#?}", s.git.log()));
+    let subjects = s.git.git(
+        "hello-world",
+        &["log", "--format=%s", &format!("{base}..{head}")],
+    );
+    assert_eq!(
+        subjects.lines().collect::<Vec<_>>(),
+        vec!["Fixed the greeting.", "Greet the world"],
+        "the uncommitted change is committed with the summary as its message"
+    );
+    assert_eq!(
+        s.git
+            .git("hello-world", &["show", &format!("{branch}:NOTES.md")])
+            .trim(),
+        "notes"
+    );
+    assert_eq!(s.git.head("hello-world", "main").unwrap(), base);
+
+    let pulls = s.fakes.github_pulls(REPO);
+    assert_eq!(pulls.len(), 1, "{pulls:#?}\n{:#?}", s.fakes.mutations());
+    let pull = &pulls[0];
+    assert_eq!(pull["head"]["ref"], branch);
+    assert_eq!(pull["base"]["ref"], "main");
+    assert_eq!(pull["draft"], true);
+    assert_eq!(pull["title"], "Fix #17: Parser panics on empty input");
+    let body = pull["body"].as_str().unwrap();
+    assert!(
+        body.contains("Fixed the greeting.") && body.contains("Fixes #17"),
+        "{body}"
+    );
+    assert!(body.contains(&conversation.id), "{body}");
+    let mutations = s.fakes.mutations();
+    let creates: Vec<&String> = mutations
+        .iter()
+        .filter(|m| m.starts_with("POST /github/repos/octo-org/hello-world/pulls "))
+        .collect();
+    assert_eq!(creates.len(), 2, "{mutations:#?}");
+
+    let comments: Vec<String> = s
+        .fakes
+        .github_comments(REPO, 17)
+        .into_iter()
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    let status = &comments[0];
+    assert!(status.contains("Fixed the greeting."), "{status}");
+    assert!(
+        status.contains("Pull request: https://github.com/octo-org/hello-world/pull/101"),
+        "{status}"
+    );
+    for text in [status.as_str(), body] {
+        assert!(!text.contains(GITHUB_TOKEN), "no token in posts");
+    }
+    let events = s.event_kinds(&conversation.id).await;
+    let pushed = events
+        .iter()
+        .find(|(kind, _)| kind == "git_push")
+        .expect("a git_push event");
+    assert!(pushed.1.contains(branch) && !pushed.1.contains(GITHUB_TOKEN));
+    assert!(events.iter().any(|(kind, _)| kind == "repository_checkout"));
+    s.fake_llm.assert_each_tool_call_answered_once();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_review_comment_pushes_to_the_pull_requests_branch_and_replies_in_its_thread() {
+    let s = service(work_script("Added the Display impl.")).await;
+    let base = s.git.head("hello-world", "main").unwrap();
+    s.git
+        .git("hello-world", &["branch", "fix/empty-input", "main"]);
+    s.fakes
+        .add_github_pull(REPO, 21, "octo-org", "fix/empty-input", "main");
+    let body = read_fixture("github/pull_request_review_comment.created.json");
+    let response = s
+        .app
+        .clone()
+        .oneshot(signed_event(
+            &body,
+            "gh-review-1",
+            "pull_request_review_comment",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    // Reaction, status comment, review reply, status update.
+    s.settled("github", &format!("{REPO}#21"), "finished", 4)
+        .await;
+
+    let head = s.git.head("hello-world", "fix/empty-input").unwrap();
+    let count = s.git.git(
+        "hello-world",
+        &["rev-list", "--count", &format!("{base}..{head}")],
+    );
+    assert_eq!(count.trim(), "2", "{:#?}", s.git.log());
+    assert_eq!(s.fakes.github_pulls(REPO).len(), 1, "no new pull request");
+    let replies = s.fakes.github_review_replies(REPO, 21);
+    assert_eq!(replies.len(), 1, "{replies:#?}");
+    assert_eq!(replies[0].0, 1587402211);
+    assert!(
+        replies[0].1.contains("Added the Display impl."),
+        "{}",
+        replies[0].1
+    );
+    let comments = s.fakes.github_comments(REPO, 21);
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    assert!(
+        comments[0]
+            .1
+            .contains("The changes are pushed to `fix/empty-input`."),
+        "{}",
+        comments[0].1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pull_request_from_a_fork_says_its_branch_cannot_be_pushed() {
+    let s = service(work_script("Added the Display impl.")).await;
+    s.git.create_repo("fork");
+    s.git.git("fork", &["branch", "fix/empty-input", "main"]);
+    let fork_head = s.git.head("fork", "fix/empty-input").unwrap();
+    s.fakes
+        .set_github_clone_url("contributor/hello-world", &s.git.url("fork"));
+    s.fakes
+        .add_github_pull(REPO, 21, "contributor", "fix/empty-input", "main");
+    let body = read_fixture("github/pull_request_review_comment.created.json");
+    let response = s
+        .app
+        .clone()
+        .oneshot(signed_event(
+            &body,
+            "gh-review-2",
+            "pull_request_review_comment",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    s.settled("github", &format!("{REPO}#21"), "finished", 4)
+        .await;
+    // The agent worked on the fork's branch; nothing was pushed anywhere.
+    assert!(s.fake_llm.requests().len() >= 3);
+    assert_eq!(s.git.head("fork", "fix/empty-input").unwrap(), fork_head);
+    assert_eq!(s.git.head("hello-world", "fix/empty-input"), None);
+    let comments = s.fakes.github_comments(REPO, 21);
+    let status = &comments[0].1;
+    assert!(
+        status.contains("The changes could not be pushed")
+            && status.contains("fork contributor/hello-world"),
+        "{status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gitlab_issue_ends_in_a_pushed_branch_and_one_merge_request() {
+    let s = service(work_script("Rounded the resize.")).await;
+    s.fakes.set_gitlab_level(42, "2718", 30);
+    let base = s.gitlab_git.head("widgets", "main").unwrap();
+    let body = read_fixture("gitlab/note.issue.json");
+    let request = Request::post("/api/integration/gitlab/events")
+        .header("content-type", "application/json")
+        .header("x-gitlab-event", "Note Hook")
+        .header("x-gitlab-event-uuid", "gl-results-2")
+        .header("x-gitlab-token", GITLAB_WEBHOOK_TOKEN)
+        .body(Body::from(body))
+        .unwrap();
+    let response = s.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    s.acknowledged("gitlab", "42#7").await;
+    s.fakes.fail_next("gitlab", 1, 500);
+    s.fakes.fail_after_commit_next("gitlab", 1);
+    let conversation = s.settled("gitlab", "42#7", "finished", 4).await;
+
+    let branch = "openhands/7-resize-test-fails-on-main";
+    let head = s
+        .gitlab_git
+        .head("widgets", branch)
+        .unwrap_or_else(|| panic!("{branch} was not pushed: {:#?}", s.gitlab_git.log()));
+    let count = s.gitlab_git.git(
+        "widgets",
+        &["rev-list", "--count", &format!("{base}..{head}")],
+    );
+    assert_eq!(count.trim(), "2");
+    let requests = s.fakes.gitlab_merge_requests(42);
+    assert_eq!(
+        requests.len(),
+        1,
+        "{requests:#?}\n{:#?}",
+        s.fakes.mutations()
+    );
+    let request = &requests[0];
+    assert_eq!(request["source_branch"], branch);
+    assert_eq!(request["target_branch"], "main");
+    assert_eq!(request["title"], "Draft: Fix #7: Resize test fails on main");
+    let description = request["description"].as_str().unwrap();
+    assert!(description.contains("Closes #7") && description.contains(&conversation.id));
+    let notes: Vec<String> = s
+        .fakes
+        .gitlab_notes(42, "issues", 7)
+        .into_iter()
+        .map(|(_, body)| body)
+        .filter(|body| body.contains("<!-- openhands:"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:#?}");
+    let web_url = request["web_url"].as_str().unwrap();
+    assert!(notes[0].contains("Rounded the resize."), "{}", notes[0]);
+    assert!(
+        notes[0].contains(&format!("Merge request: {web_url}")),
+        "{}",
+        notes[0]
+    );
+    assert!(!notes[0].contains(fakes::GITLAB_TOKEN));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gitlab_diff_note_pushes_to_the_source_branch_and_replies_in_its_discussion() {
+    let s = service(work_script("Fixed the rounding.")).await;
+    s.fakes.set_gitlab_level(42, "2718", 30);
+    s.gitlab_git
+        .git("widgets", &["branch", "fix/resize-rounding", "main"]);
+    let base = s.gitlab_git.head("widgets", "fix/resize-rounding").unwrap();
+    s.fakes
+        .add_gitlab_merge_request(42, 15, "fix/resize-rounding", "main");
+    let body = read_fixture("gitlab/note.merge_request.diff.json");
+    let request = Request::post("/api/integration/gitlab/events")
+        .header("content-type", "application/json")
+        .header("x-gitlab-event", "Note Hook")
+        .header("x-gitlab-event-uuid", "gl-results-3")
+        .header("x-gitlab-token", GITLAB_WEBHOOK_TOKEN)
+        .body(Body::from(body))
+        .unwrap();
+    let response = s.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    s.settled("gitlab", "42!15", "finished", 4).await;
+    let head = s.gitlab_git.head("widgets", "fix/resize-rounding").unwrap();
+    let count = s.gitlab_git.git(
+        "widgets",
+        &["rev-list", "--count", &format!("{base}..{head}")],
+    );
+    assert_eq!(count.trim(), "2");
+    assert_eq!(
+        s.fakes.gitlab_merge_requests(42).len(),
+        1,
+        "no new merge request"
+    );
+    let in_discussion: Vec<String> = s.fakes.recorded(|r| {
+        r.gitlab_notes
+            .iter()
+            .filter(|n| {
+                n.discussion_id.as_deref() == Some("c41f0e7d2b9a8e6f5d4c3b2a1f0e9d8c7b6a5f4e")
+            })
+            .map(|n| n.body.clone())
+            .collect()
+    });
+    assert_eq!(in_discussion.len(), 1, "{in_discussion:#?}");
+    assert!(in_discussion[0].contains("Fixed the rounding."));
+}
+
+fn hmac_hex(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jira_and_linear_tickets_get_an_acknowledgement_and_a_summary_comment_once() {
+    let s = service(vec![
+        Turn::call("finish", json!({"message": "The flaky test is explained."})),
+        Turn::call("finish", json!({"message": "The flaky test is explained."})),
+    ])
+    .await;
+    let site = s.fakes.jira_site_url();
+    let mut tx = s.t.db.begin().await.unwrap();
+    let alice = tx.create_user("alice", None, false).await.unwrap();
+    tx.commit().await.unwrap();
+    s.t.db
+        .link_user("jira", &site, "5b10ac8d82e05b22cc7d4ef5", &alice.id)
+        .await
+        .unwrap();
+    s.t.db
+        .link_user(
+            "linear",
+            "org-1",
+            "e5a3c1f0-6b2d-4c8e-9f7a-1d2e3f4a5b6c",
+            &alice.id,
+        )
+        .await
+        .unwrap();
+    // Each fails once, then loses the answer of the next post (which went out).
+    s.fakes.fail_next("jira", 1, 503);
+    s.fakes.fail_after_commit_next("jira", 1);
+    s.fakes.fail_next("linear", 1, 500);
+    s.fakes.fail_after_commit_next("linear", 1);
+
+    let jira_body = String::from_utf8(read_fixture("jira/comment_created.json"))
+        .unwrap()
+        .replace("https://acme.atlassian.net", &site);
+    let request = Request::post("/api/integration/jira/events")
+        .header("content-type", "application/json")
+        .header("x-atlassian-webhook-identifier", "jira-results-1")
+        .header(
+            "x-hub-signature",
+            format!("sha256={}", hmac_hex(JIRA_SECRET, jira_body.as_bytes())),
+        )
+        .body(Body::from(jira_body))
+        .unwrap();
+    let response = s.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let jira = s
+        .settled("jira", &format!("{site}/ENG-42"), "finished", 2)
+        .await;
+
+    let mut linear: serde_json::Value =
+        serde_json::from_slice(&read_fixture("linear/comment.create.json")).unwrap();
+    linear["webhookTimestamp"] = json!(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    );
+    let linear_body = serde_json::to_vec(&linear).unwrap();
+    let request = Request::post("/api/integration/linear/events")
+        .header("content-type", "application/json")
+        .header("linear-delivery", "linear-results-1")
+        .header("linear-signature", hmac_hex(LINEAR_SECRET, &linear_body))
+        .body(Body::from(linear_body))
+        .unwrap();
+    let response = s.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let issue_id = "9cfb482a-81e3-4154-b5b9-2c805e70a02d";
+    let linear_conversation = s
+        .settled("linear", &format!("org-1/{issue_id}"), "finished", 2)
+        .await;
+
+    let jira_comments: Vec<String> = s
+        .fakes
+        .jira_comments("ENG-42")
+        .iter()
+        .map(|(_, body)| fakes::jira::adf_text(body))
+        .collect();
+    assert_eq!(
+        jira_comments.len(),
+        2,
+        "{jira_comments:#?}\n{:#?}",
+        s.fakes.mutations()
+    );
+    assert!(jira_comments[0].contains("I'm on it") && jira_comments[0].contains(&jira.id));
+    assert!(jira_comments[1].contains("The flaky test is explained."));
+    assert!(jira_comments[1].contains(&jira.id));
+    let linear_comments: Vec<String> = s
+        .fakes
+        .linear_comments(issue_id)
+        .into_iter()
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(
+        linear_comments.len(),
+        2,
+        "{linear_comments:#?}\n{:#?}",
+        s.fakes.mutations()
+    );
+    assert!(linear_comments[0].contains("I'm on it"));
+    assert!(linear_comments[1].contains("The flaky test is explained."));
+    assert!(linear_comments[1].contains(&linear_conversation.id));
+    for text in jira_comments.iter().chain(&linear_comments) {
+        assert!(!text.contains(fakes::JIRA_API_TOKEN) && !text.contains(fakes::LINEAR_API_KEY));
+    }
 }

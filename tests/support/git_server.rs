@@ -33,12 +33,17 @@ pub struct GitServer {
 }
 
 impl GitServer {
-    /// Starts the server; it accepts only `token`.
+    /// Starts the server; it accepts only `token` (with GitHub's user name).
     pub async fn start(token: &str) -> GitServer {
+        Self::start_for(USERNAME, token).await
+    }
+
+    /// Starts the server; it accepts only `username` with `token` (GitLab: `oauth2`).
+    pub async fn start_for(username: &str, token: &str) -> GitServer {
         let root = tempfile::tempdir().unwrap();
         let expected = format!(
             "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{USERNAME}:{token}"))
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{token}"))
         );
         let state = Arc::new(ServerState {
             root: root.path().to_path_buf(),

@@ -119,6 +119,10 @@ pub(super) fn routes(router: Router<Store>) -> Router<Store> {
             "/github/repos/{owner}/{repo}/pulls/{number}/comments/{id}/replies",
             post(reply_to_review_comment),
         )
+        .route(
+            "/github/repos/{owner}/{repo}/pulls/{number}/comments",
+            get(list_review_comments),
+        )
 }
 
 /// The app's JWT must be signed with the app's key and name the app as its issuer.
@@ -583,7 +587,7 @@ pub(super) fn pull_json(state: &Recorded, pull: &GithubPull) -> Value {
             "ref": pull.head_ref,
             "sha": head_sha,
             "user": user_json(&pull.head_owner, 1, "Organization"),
-            "repo": repo_json
+            "repo": if pull.head_owner == owner { repo_json.clone() } else { repository_json(state, &pull.head_owner, repo) }
         },
         "base": {
             "label": format!("{owner}:{}", pull.base_ref),
@@ -839,4 +843,34 @@ async fn reply_to_review_comment(
     });
     state.github_review_replies.push(reply);
     (StatusCode::CREATED, Json(answer)).into_response()
+}
+
+/// The app's replies in the review threads of pull request `number`, oldest first (the
+/// seeded review comments they answer are not listed).
+async fn list_review_comments(
+    State(state): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+) -> Response {
+    let repository = format!("{owner}/{repo}");
+    let state = state.lock().unwrap();
+    if let Some(refused) = refusal(&state, &headers, &repository) {
+        return refused;
+    }
+    let replies: Vec<Value> = state
+        .github_review_replies
+        .iter()
+        .filter(|r| r.repository == repository && r.number == number)
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "in_reply_to_id": r.in_reply_to,
+                "user": bot_json(),
+                "body": r.body,
+                "created_at": r.created_at,
+                "updated_at": r.created_at
+            })
+        })
+        .collect();
+    Json(replies).into_response()
 }

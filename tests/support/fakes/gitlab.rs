@@ -69,6 +69,10 @@ pub(super) fn routes(router: Router<Store>) -> Router<Store> {
             get(list_merge_requests).post(create_merge_request),
         )
         .route(
+            "/gitlab/projects/{project}/merge_requests/{iid}",
+            get(one_merge_request),
+        )
+        .route(
             "/gitlab/projects/{project}/{noteable}/{iid}/{list}",
             get(notes_or_diffs).post(create_note_or_award),
         )
@@ -609,4 +613,23 @@ async fn list_merge_requests(
         .map(|m| merge_request_json(&state, m))
         .collect();
     Json(requests).into_response()
+}
+
+async fn one_merge_request(
+    State(state): Shared,
+    Path((project, iid)): Path<(u64, u64)>,
+    headers: HeaderMap,
+) -> Response {
+    if !is_token(&headers) {
+        return unauthorized();
+    }
+    let state = state.lock().unwrap();
+    match state
+        .gitlab_merge_requests
+        .iter()
+        .find(|m| m.project == project && m.iid == iid)
+    {
+        Some(request) => Json(merge_request_json(&state, request)).into_response(),
+        None => not_found("Merge Request"),
+    }
 }

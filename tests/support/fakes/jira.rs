@@ -22,6 +22,8 @@ pub struct JiraComment {
     pub body: Value,
     pub created: String,
     pub updated: String,
+    /// Comment properties set when it was created (`[{key, value}]`).
+    pub properties: Vec<Value>,
 }
 
 pub(super) fn routes(router: Router<Store>) -> Router<Store> {
@@ -169,6 +171,10 @@ async fn create_comment(
     let Some(document) = document(&body) else {
         return not_a_document();
     };
+    let properties = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|b| b.get("properties").and_then(Value::as_array).cloned())
+        .unwrap_or_default();
     let mut state = state.lock().unwrap();
     let created = jira_time(&now());
     let comment = JiraComment {
@@ -177,6 +183,7 @@ async fn create_comment(
         body: document,
         created: created.clone(),
         updated: created,
+        properties,
     };
     let answer = comment_json(&state, &comment);
     state.jira_comments.push(comment);
@@ -241,7 +248,17 @@ async fn list_comments(
         .iter()
         .skip(start)
         .take(max)
-        .map(|c| comment_json(&state, c))
+        .map(|c| {
+            let mut comment = comment_json(&state, c);
+            // `expand=properties` adds the comment's properties.
+            if query
+                .get("expand")
+                .is_some_and(|e| e.split(',').any(|x| x == "properties"))
+            {
+                comment["properties"] = Value::Array(c.properties.clone());
+            }
+            comment
+        })
         .collect();
     Json(json!({
         "startAt": start,

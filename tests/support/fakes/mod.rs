@@ -66,6 +66,8 @@ pub enum Fault {
     Refuse(u16),
     /// Done, but answered 500: the change is made and the answer is lost.
     LoseAnswer,
+    /// Done, then the answer is held back this long (a caller killed meanwhile never hears).
+    Stall(std::time::Duration),
 }
 
 #[derive(Default)]
@@ -285,6 +287,69 @@ impl FakeProviders {
         self.queue_faults(provider, count, Fault::LoseAnswer);
     }
 
+    /// The next `count` mutating requests to `provider` take effect, then their answers are
+    /// held back for `delay`.
+    pub fn stall_next(&self, provider: &str, count: usize, delay: std::time::Duration) {
+        self.queue_faults(provider, count, Fault::Stall(delay));
+    }
+
+    /// An open pull request `number` of `repository` from `head_owner:head_ref` into
+    /// `base_ref`; a `head_owner` other than the repository's owner makes it a fork's
+    /// (`head_owner/<name>`, cloned from the URL set with [`Self::set_github_clone_url`]).
+    pub fn add_github_pull(
+        &self,
+        repository: &str,
+        number: u64,
+        head_owner: &str,
+        head_ref: &str,
+        base_ref: &str,
+    ) {
+        let mut state = self.state.lock().unwrap();
+        let id = state.new_id();
+        let at = now();
+        state.github_pulls.push(github::GithubPull {
+            id,
+            repository: repository.to_string(),
+            number,
+            title: format!("Pull request {number}"),
+            body: None,
+            head_owner: head_owner.to_string(),
+            head_ref: head_ref.to_string(),
+            base_ref: base_ref.to_string(),
+            draft: false,
+            open: true,
+            created_at: at.clone(),
+            updated_at: at,
+        });
+    }
+
+    /// An open merge request `iid` of project `project` from `source_branch` into `target_branch`.
+    pub fn add_gitlab_merge_request(
+        &self,
+        project: u64,
+        iid: u64,
+        source_branch: &str,
+        target_branch: &str,
+    ) {
+        let mut state = self.state.lock().unwrap();
+        let id = state.new_id();
+        let at = now();
+        state
+            .gitlab_merge_requests
+            .push(gitlab::GitlabMergeRequest {
+                id,
+                project,
+                iid,
+                title: format!("Merge request {iid}"),
+                description: None,
+                source_branch: source_branch.to_string(),
+                target_branch: target_branch.to_string(),
+                state: "opened".to_string(),
+                created_at: at.clone(),
+                updated_at: at,
+            });
+    }
+
     fn queue_faults(&self, provider: &str, count: usize, fault: Fault) {
         assert!(
             PROVIDERS.contains(&provider),
@@ -476,6 +541,11 @@ async fn faults(State(state): Shared, request: Request, next: Next) -> Response 
         Some(Fault::LoseAnswer) => {
             next.run(request).await;
             injected(provider, 500)
+        }
+        Some(Fault::Stall(delay)) => {
+            let response = next.run(request).await;
+            tokio::time::sleep(delay).await;
+            response
         }
         None => next.run(request).await,
     };
