@@ -26,7 +26,7 @@ use openhands::web::{AppState, router};
 use serde_json::json;
 use sha2::Sha256;
 use support::fake_llm::{FakeLlm, Turn};
-use support::fakes::{self, FakeProviders};
+use support::fakes::{self, FakeProviders, Fault};
 use support::git_server::GitServer;
 use support::sandbox::{OwnerCleanup, settings as sandbox_settings};
 use support::{Kind, TestDb, wait_for};
@@ -494,24 +494,38 @@ impl Service {
         status: &str,
         posts: usize,
     ) -> openhands::storage::Conversation {
-        wait_for(
-            &format!("the {provider} conversation to rest in {status} with {posts} posts sent"),
-            Duration::from_secs(150),
-            || async {
-                let conversation = self
-                    .t
-                    .db
-                    .conversation_by_external_ref(provider, external_ref)
-                    .await
-                    .unwrap()?;
-                let stored = self.t.db.outbox_posts_of(&conversation.id).await.unwrap();
-                (conversation.status == status
-                    && stored.len() == posts
-                    && stored.iter().all(|p| p.status != "pending"))
-                .then_some(conversation)
-            },
-        )
-        .await
+        let started = std::time::Instant::now();
+        loop {
+            let conversation = self
+                .t
+                .db
+                .conversation_by_external_ref(provider, external_ref)
+                .await
+                .unwrap();
+            let stored = match &conversation {
+                Some(c) => self.t.db.outbox_posts_of(&c.id).await.unwrap(),
+                None => Vec::new(),
+            };
+            if let Some(conversation) = &conversation
+                && conversation.status == status
+                && stored.len() == posts
+                && stored.iter().all(|p| p.status != "pending")
+            {
+                return conversation.clone();
+            }
+            if started.elapsed() > Duration::from_secs(150) {
+                let events = match &conversation {
+                    Some(c) => self.event_kinds(&c.id).await,
+                    None => Vec::new(),
+                };
+                panic!(
+                    "the {provider} conversation did not rest in {status} with {posts} posts sent: {:?}\nposts: {stored:#?}\nevents: {events:#?}\nmutations: {:#?}",
+                    conversation.map(|c| c.status),
+                    self.fakes.mutations()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn event_kinds(&self, conversation_id: &str) -> Vec<(String, String)> {
@@ -524,25 +538,6 @@ impl Service {
             .map(|e| (e.kind, e.payload))
             .collect()
     }
-
-    /// Waits until the acknowledgement posts (reaction and status) are out.
-    async fn acknowledged(&self, provider: &str, external_ref: &str) {
-        wait_for(
-            "the acknowledgement to be posted",
-            Duration::from_secs(60),
-            || async {
-                let conversation = self
-                    .t
-                    .db
-                    .conversation_by_external_ref(provider, external_ref)
-                    .await
-                    .unwrap()?;
-                let posts = self.t.db.outbox_posts_of(&conversation.id).await.unwrap();
-                (posts.len() >= 2 && posts.iter().all(|p| p.status == "sent")).then_some(())
-            },
-        )
-        .await;
-    }
 }
 
 /// A commit of the agent's own, then a change left uncommitted, then the finish.
@@ -550,7 +545,7 @@ fn work_script(summary: &str) -> Vec<Turn> {
     vec![
         Turn::call(
             "execute_bash",
-            json!({"command": "sleep 3 && cd /workspace/repo && printf 'hello, world\\n' > README && git commit -qam 'Greet the world'"}),
+            json!({"command": "cd /workspace/repo && printf 'hello, world\\n' > README && git commit -qam 'Greet the world'"}),
         ),
         Turn::call(
             "execute_bash",
@@ -567,11 +562,13 @@ async fn an_issue_ends_in_a_pushed_branch_and_one_pull_request_linked_in_the_sta
     ))
     .await;
     let base = s.git.head("hello-world", "main").unwrap();
-    s.send_mention().await;
-    s.acknowledged("github", &format!("{REPO}#17")).await;
     // GitHub refuses the pull request once, then opens it but loses the answer.
-    s.fakes.fail_next("github", 1, 502);
-    s.fakes.fail_after_commit_next("github", 1);
+    s.fakes.fault_next_at(
+        "github",
+        "/pulls",
+        vec![Fault::Refuse(502), Fault::LoseAnswer],
+    );
+    s.send_mention().await;
     let conversation = s
         .settled("github", &format!("{REPO}#17"), "finished", 4)
         .await;
@@ -746,9 +743,11 @@ async fn a_gitlab_issue_ends_in_a_pushed_branch_and_one_merge_request() {
         .unwrap();
     let response = s.app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
-    s.acknowledged("gitlab", "42#7").await;
-    s.fakes.fail_next("gitlab", 1, 500);
-    s.fakes.fail_after_commit_next("gitlab", 1);
+    s.fakes.fault_next_at(
+        "gitlab",
+        "/merge_requests",
+        vec![Fault::Refuse(500), Fault::LoseAnswer],
+    );
     let conversation = s.settled("gitlab", "42#7", "finished", 4).await;
 
     let branch = "openhands/7-resize-test-fails-on-main";

@@ -103,7 +103,8 @@ pub struct Recorded {
     pub slack_ephemeral: Vec<Value>,
 
     /// Per provider, what happens to its next mutating requests, first first.
-    pub faults: HashMap<String, VecDeque<Fault>>,
+    /// Queued faults per provider, each for any mutating request or only for paths ending so.
+    pub faults: HashMap<String, VecDeque<(Option<String>, Fault)>>,
     /// Every mutating request, as `METHOD path -> status`, in order.
     pub mutations: Vec<String>,
     /// The last id given to something posted (ids are unique across providers).
@@ -350,6 +351,14 @@ impl FakeProviders {
             });
     }
 
+    /// Like [`Self::fail_next`] and [`Self::fail_after_commit_next`], for mutating requests
+    /// whose path ends with `path_end` only.
+    pub fn fault_next_at(&self, provider: &str, path_end: &str, faults: Vec<Fault>) {
+        let mut state = self.state.lock().unwrap();
+        let queue = state.faults.entry(provider.to_string()).or_default();
+        queue.extend(faults.into_iter().map(|f| (Some(path_end.to_string()), f)));
+    }
+
     fn queue_faults(&self, provider: &str, count: usize, fault: Fault) {
         assert!(
             PROVIDERS.contains(&provider),
@@ -361,7 +370,7 @@ impl FakeProviders {
             .faults
             .entry(provider.to_string())
             .or_default()
-            .extend(std::iter::repeat_n(fault, count));
+            .extend(std::iter::repeat_n((None, fault), count));
     }
 
     /// Every mutating request so far, as `METHOD path -> status`, in order.
@@ -535,7 +544,12 @@ async fn faults(State(state): Shared, request: Request, next: Next) -> Response 
         .unwrap()
         .faults
         .get_mut(provider)
-        .and_then(VecDeque::pop_front);
+        .and_then(|queue| {
+            let at = queue
+                .iter()
+                .position(|(end, _)| end.as_deref().is_none_or(|end| path.ends_with(end)))?;
+            queue.remove(at).map(|(_, fault)| fault)
+        });
     let response = match fault {
         Some(Fault::Refuse(status)) => injected(provider, status),
         Some(Fault::LoseAnswer) => {
