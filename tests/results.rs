@@ -41,6 +41,7 @@ const GITLAB_WEBHOOK_TOKEN: &str = "gitlab-results-token";
 const JIRA_SECRET: &str = "jira-results-secret";
 const LINEAR_SECRET: &str = "linear-results-secret";
 const GITHUB_TOKEN: &str = "ghs_installation_4242";
+const ADMIN_KEY: &str = "results-admin-key";
 
 struct Service {
     t: TestDb,
@@ -152,8 +153,9 @@ async fn service(script: Vec<Turn>) -> Service {
         workers,
         stop.clone().cancelled_owned(),
     ));
-    let state =
-        AppState::new(t.db.clone()).with_webhooks(Webhooks::from_config(&cli.config.providers));
+    let state = AppState::new(t.db.clone())
+        .with_webhooks(Webhooks::from_config(&cli.config.providers))
+        .with_admin_key(Some(ADMIN_KEY.parse().unwrap()));
     Service {
         t,
         app: router(state),
@@ -277,6 +279,13 @@ async fn a_mention_is_acknowledged_and_answered_in_one_status_comment() {
         s.fakes.mutations()
     );
     s.fake_llm.assert_each_tool_call_answered_once();
+    // The status comment, delivered back as a webhook (from an account that is no bot), is
+    // not a request.
+    let mut own: serde_json::Value = serde_json::from_slice(&fixture()).unwrap();
+    own["comment"]["id"] = json!(999_001);
+    own["comment"]["body"] = json!(format!("@openhands {body}"));
+    let own = serde_json::to_vec(&own).unwrap();
+    assert_ignored(&s, signed(&own, "gh-results-own")).await;
     // The run saw the clone.
     let conversation =
         s.t.db
@@ -944,4 +953,111 @@ async fn jira_and_linear_tickets_get_an_acknowledgement_and_a_summary_comment_on
     for text in jira_comments.iter().chain(&linear_comments) {
         assert!(!text.contains(fakes::JIRA_API_TOKEN) && !text.contains(fakes::LINEAR_API_KEY));
     }
+
+    // The service's own comments, delivered back as webhooks, are not requests.
+    let (ack_id, _) = s.fakes.linear_comments(issue_id)[0].clone();
+    linear["data"]["id"] = json!(ack_id);
+    linear["data"]["body"] = json!("@openhands I'm on it!");
+    let own = serde_json::to_vec(&linear).unwrap();
+    let request = Request::post("/api/integration/linear/events")
+        .header("content-type", "application/json")
+        .header("linear-delivery", "linear-results-own")
+        .header("linear-signature", hmac_hex(LINEAR_SECRET, &own))
+        .body(Body::from(own))
+        .unwrap();
+    assert_ignored(&s, request).await;
+    let (jira_ack, _) = s.fakes.jira_comments("ENG-42")[1].clone();
+    let mut own: serde_json::Value = serde_json::from_str(
+        &String::from_utf8(read_fixture("jira/comment_created.json"))
+            .unwrap()
+            .replace("https://acme.atlassian.net", &site),
+    )
+    .unwrap();
+    own["comment"]["id"] = json!(jira_ack);
+    let own = serde_json::to_vec(&own).unwrap();
+    let request = Request::post("/api/integration/jira/events")
+        .header("content-type", "application/json")
+        .header("x-atlassian-webhook-identifier", "jira-results-own")
+        .header(
+            "x-hub-signature",
+            format!("sha256={}", hmac_hex(JIRA_SECRET, &own)),
+        )
+        .body(Body::from(own))
+        .unwrap();
+    assert_ignored(&s, request).await;
+}
+
+async fn assert_ignored(s: &Service, request: Request<Body>) {
+    let response = s.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["status"], "ignored", "{answer}");
+    let id = answer["delivery"].as_i64().unwrap();
+    let delivery = s.t.db.delivery(id).await.unwrap();
+    assert_eq!(
+        delivery.reason.as_deref(),
+        Some("a post of the agent itself")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_post_the_provider_refuses_fails_at_once_and_shows_with_its_delivery() {
+    let s = service(vec![Turn::call(
+        "finish",
+        json!({"message": "Nothing to do."}),
+    )])
+    .await;
+    // The comment that asked was deleted: GitHub answers 404 to the reaction.
+    s.fakes
+        .fault_next_at("github", "/reactions", vec![Fault::Refuse(404)]);
+    let response = s
+        .app
+        .clone()
+        .oneshot(signed(&fixture(), "gh-results-refused"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let delivery = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["delivery"]
+        .as_i64()
+        .unwrap();
+    s.settled("github", &format!("{REPO}#17"), "finished", 3)
+        .await;
+    let request = Request::get(format!("/api/deliveries/{delivery}"))
+        .header("authorization", format!("Bearer {ADMIN_KEY}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = s.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let view: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(view["status"], "accepted", "{view:#}");
+    let posts = view["posts"].as_array().unwrap();
+    assert_eq!(posts.len(), 3, "{view:#}");
+    let reaction = posts.iter().find(|p| p["kind"] == "reaction").unwrap();
+    assert_eq!(reaction["status"], "failed", "{view:#}");
+    assert_eq!(reaction["attempts"], 1, "a refusal is not retried");
+    assert!(
+        reaction["last_error"].as_str().unwrap().contains("404"),
+        "{view:#}"
+    );
+    assert!(
+        posts
+            .iter()
+            .filter(|p| p["kind"] != "reaction")
+            .all(|p| p["status"] == "sent"),
+        "{view:#}"
+    );
+    assert!(
+        !body
+            .windows(GITHUB_TOKEN.len())
+            .any(|w| w == GITHUB_TOKEN.as_bytes())
+    );
 }

@@ -120,9 +120,48 @@ pub(crate) async fn handle(job: DeliverPost, ctx: Data<JobContext>) -> Result<()
     Ok(())
 }
 
+/// Whether a request came from a post of the agent itself: a comment carrying a post's
+/// marker, or one whose id is that of a post (Jira and Linear comments carry no hidden
+/// marker). The agent never answers itself.
+pub async fn is_own_post(db: &crate::storage::Db, request: &Request) -> anyhow::Result<bool> {
+    if request.text.contains(MARKER_PREFIX) {
+        return Ok(true);
+    }
+    let Some(item) = ["issue-comment-", "review-comment-", "note-", "comment-"]
+        .iter()
+        .find_map(|prefix| request.source_id.strip_prefix(prefix))
+    else {
+        return Ok(false);
+    };
+    let provider = request.provider.as_str();
+    let Some(conversation) = db
+        .conversation_by_external_ref(provider, &request.external_ref())
+        .await?
+    else {
+        return Ok(false);
+    };
+    let posts = db.outbox_posts_of(&conversation.id).await?;
+    Ok(posts.iter().filter(|p| p.provider == provider).any(|post| {
+        let recorded = post
+            .result
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<Value>(r).ok())
+            .map(|r| match &r["comment_id"] {
+                Value::String(id) => id.clone(),
+                other => other.to_string(),
+            });
+        recorded.as_deref() == Some(item)
+            // A Linear comment's id is known before Linear answers.
+            || (provider == "linear"
+                && crate::integrations::linear::comment_id(&post.idempotency_key) == item)
+    }))
+}
+
+const MARKER_PREFIX: &str = "<!-- openhands:";
+
 /// The hidden marker a posted comment carries, to find it again.
 pub fn marker(key: &str) -> String {
-    format!("<!-- openhands:{key} -->")
+    format!("{MARKER_PREFIX}{key} -->")
 }
 
 /// Adds a post and its delivery job inside `tx`; nothing when a post with this key exists.
@@ -551,9 +590,28 @@ pub(crate) fn text<'a>(value: &'a Value, name: &str) -> Result<&'a str, PostErro
         .ok_or_else(|| PostError::Permanent(format!("`{name}` of the stored post is not text")))
 }
 
-/// A provider's failure, worth trying again later.
+/// A provider's failure: worth trying again later, unless the provider refused the post
+/// itself (a 4xx other than 408 and 429: the issue is gone, the app may not post there).
 pub(crate) fn transient(error: anyhow::Error) -> PostError {
-    PostError::Transient(format!("{error:#}"))
+    let message = format!("{error:#}");
+    let refused = |status: u16| (400..500).contains(&status) && status != 408 && status != 429;
+    let status = error.chain().find_map(|cause| {
+        if let Some(e) = cause.downcast_ref::<reqwest::Error>() {
+            return e.status().map(|s| s.as_u16());
+        }
+        if let Some(octocrab::Error::GitHub { source, .. }) =
+            cause.downcast_ref::<octocrab::Error>()
+        {
+            // GitHub answers 403 when a rate limit is exceeded: that passes.
+            let limited = source.message.to_ascii_lowercase().contains("rate limit");
+            return (!limited).then_some(source.status_code.as_u16());
+        }
+        None
+    });
+    match status {
+        Some(status) if refused(status) => PostError::Permanent(message),
+        _ => PostError::Transient(message),
+    }
 }
 
 /// The post another one depends on, by key.

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::{ApiError, AppState};
 use crate::intake::Intake;
 use crate::queue;
-use crate::storage::{Delivery, DeliveryStatus, User, UserLink};
+use crate::storage::{Delivery, DeliveryStatus, OutboxPost, User, UserLink};
 
 const PROVIDERS: [&str; 5] = ["github", "gitlab", "slack", "jira", "linear"];
 const DEFAULT_PAGE: i64 = 50;
@@ -247,6 +247,43 @@ impl From<Delivery> for DeliveryView {
     }
 }
 
+/// A post of the outbox as the API shows it: what went back to the provider, or why not.
+#[derive(Debug, Serialize)]
+struct PostView {
+    id: i64,
+    provider: String,
+    kind: String,
+    /// `pending`, `sent` or `failed`.
+    status: String,
+    attempts: i32,
+    last_error: Option<String>,
+    created_at: i64,
+    sent_at: Option<i64>,
+}
+
+impl From<OutboxPost> for PostView {
+    fn from(p: OutboxPost) -> Self {
+        Self {
+            id: p.id,
+            provider: p.provider,
+            kind: p.kind,
+            status: p.status,
+            attempts: p.attempts,
+            last_error: p.last_error,
+            created_at: p.created_at,
+            sent_at: p.sent_at,
+        }
+    }
+}
+
+/// One delivery, with the posts of the conversation it led to.
+#[derive(Debug, Serialize)]
+struct DeliveryDetail {
+    #[serde(flatten)]
+    delivery: DeliveryView,
+    posts: Vec<PostView>,
+}
+
 #[derive(Debug, Serialize)]
 struct DeliveryPage {
     deliveries: Vec<DeliveryView>,
@@ -307,10 +344,18 @@ async fn show_delivery(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<DeliveryView>, ApiError> {
+) -> Result<Json<DeliveryDetail>, ApiError> {
     require_admin(&state, &headers)?;
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("delivery id must be a number; got `{id}`")))?;
-    Ok(Json(state.db.delivery(id).await?.into()))
+    let delivery = state.db.delivery(id).await?;
+    let posts = match &delivery.conversation_id {
+        Some(conversation_id) => state.db.outbox_posts_of(conversation_id).await?,
+        None => Vec::new(),
+    };
+    Ok(Json(DeliveryDetail {
+        delivery: delivery.into(),
+        posts: posts.into_iter().map(PostView::from).collect(),
+    }))
 }

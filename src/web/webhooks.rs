@@ -83,7 +83,11 @@ async fn receive(
                 Err(e) => return unavailable(provider, &e.to_string()),
             }
         }
-        Parsed::Request(request) => Outcome::Request(request),
+        Parsed::Request(request) => match crate::results::is_own_post(&state.db, &request).await {
+            Ok(true) => Outcome::Ignored("a post of the agent itself".into()),
+            Ok(false) => Outcome::Request(request),
+            Err(e) => return unavailable(provider, &format!("{e:#}")),
+        },
         Parsed::Ignored(reason) => Outcome::Ignored(reason),
     };
     let submission = Submission {
