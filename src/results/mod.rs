@@ -609,7 +609,9 @@ pub(crate) fn transient(error: anyhow::Error) -> PostError {
         None
     });
     match status {
-        Some(status) if refused(status) => PostError::Permanent(message),
+        Some(status) if refused(status) => {
+            PostError::Permanent(format!("{message} (the provider answered {status})"))
+        }
         _ => PostError::Transient(message),
     }
 }
