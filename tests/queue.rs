@@ -16,6 +16,7 @@ on_both_backends! {
     four_worker_processes_complete_1000_jobs_once_each => four_workers_race;
     a_job_of_a_killed_worker_completes_on_another_worker => killed_worker_job_moves_on;
     sigterm_lets_the_running_job_finish => graceful_shutdown_finishes_running_job;
+    an_idle_worker_finds_new_jobs_by_polling_not_by_its_heartbeat => idle_worker_polls;
 }
 
 fn fast_settings() -> WorkerSettings {
@@ -316,4 +317,30 @@ async fn wait_for_completion(t: &TestDb, id: &str) -> Vec<openhands::storage::Pr
         },
     )
     .await
+}
+
+/// With a ten-minute lease the heartbeat comes every 200 s: a job enqueued into idle queues
+/// is found by the poll, within the test's minute, each time.
+async fn idle_worker_polls(t: &TestDb) {
+    let stop = CancellationToken::new();
+    let settings = WorkerSettings {
+        lease: Duration::from_secs(600),
+        ..fast_settings()
+    };
+    let workers = tokio::spawn(queue::run_workers(
+        queue::JobContext::new(t.db.clone()),
+        settings,
+        stop.clone().cancelled_owned(),
+    ));
+    for round in 0..3 {
+        // Long enough for the workers to go idle after their first polls.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let id = format!("idle-{round}");
+        queue::enqueue_now(&t.db, &Probe::new(id.clone()))
+            .await
+            .unwrap();
+        wait_for_completion(t, &id).await;
+    }
+    stop.cancel();
+    workers.await.unwrap().unwrap();
 }

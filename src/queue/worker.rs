@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use apalis::prelude::{BackendExt, ParallelizeExt};
 use apalis::prelude::{BackoffRetryPolicy, Monitor, RetryPolicy, WorkerBuilder, WorkerBuilderExt};
+use apalis::prelude::{PollSnapshot, PollStrategy};
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
 use tower::retry::backoff::{ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
@@ -154,7 +155,7 @@ macro_rules! register_job {
                 $monitor.register(move |restarts| {
                     let backend = PostgresStorage::<$job>::new(&pool)
                         .with_config(config.clone())
-                        .poll_with_interval(settings.poll_interval)
+                        .poll_with_strategy(EveryInterval::new(settings.poll_interval))
                         .before_start(move |_| tokio::time::sleep(restart_delay(restarts)).map(Ok));
                     job_worker!(&settings, restarts, &backoff, ctx, backend, $job, $handler)
                 })
@@ -169,7 +170,7 @@ macro_rules! register_job {
                 $monitor.register(move |restarts| {
                     let backend = SqliteStorage::<$job>::new(&pool)
                         .with_config(config.clone())
-                        .poll_with_interval(settings.poll_interval)
+                        .poll_with_strategy(EveryInterval::new(settings.poll_interval))
                         .before_start(move |_| tokio::time::sleep(restart_delay(restarts)).map(Ok));
                     job_worker!(&settings, restarts, &backoff, ctx, backend, $job, $handler)
                 })
@@ -224,4 +225,47 @@ pub async fn run_workers(
         .map_err(|e| anyhow::anyhow!("worker monitor failed: {e}"))?;
     tracing::info!("workers stopped");
     Ok(())
+}
+
+/// Wakes an idle worker every `interval` to look for new jobs. apalis' own interval strategy
+/// arms its next timer without polling it, so after the first tick only the heartbeat (a
+/// third of the lease) woke idle PostgreSQL workers: new jobs waited up to 20 s.
+struct EveryInterval {
+    interval: Duration,
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl EveryInterval {
+    fn new(interval: Duration) -> Self {
+        Self {
+            // A zero interval would spin.
+            interval: interval.max(Duration::from_millis(1)),
+            timer: None,
+        }
+    }
+}
+
+impl PollStrategy for EveryInterval {
+    fn poll_drive(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        _snapshot: &PollSnapshot,
+    ) -> std::task::Poll<Option<()>> {
+        let mut ticked = false;
+        loop {
+            let interval = self.interval;
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(interval)));
+            match timer.as_mut().poll(cx) {
+                // The next timer is polled at once, so that it wakes this worker.
+                std::task::Poll::Ready(()) => {
+                    self.timer = None;
+                    ticked = true;
+                }
+                std::task::Poll::Pending if ticked => return std::task::Poll::Ready(Some(())),
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+            }
+        }
+    }
 }
