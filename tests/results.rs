@@ -440,20 +440,8 @@ async fn a_gitlab_note_gets_an_award_and_one_status_note_that_says_why_it_stoppe
         .set_gitlab_repo_url(42, "http://127.0.0.1:9/nowhere.git");
     s.fakes.fail_next("gitlab", 1, 500);
     s.fakes.fail_after_commit_next("gitlab", 2);
-    let body = std::fs::read(format!(
-        "{}/tests/fixtures/gitlab/note.issue.json",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let request = Request::post("/api/integration/gitlab/events")
-        .header("content-type", "application/json")
-        .header("x-gitlab-event", "Note Hook")
-        .header("x-gitlab-event-uuid", "gl-results-1")
-        .header("x-gitlab-token", GITLAB_WEBHOOK_TOKEN)
-        .body(Body::from(body))
-        .unwrap();
-    let response = s.app.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    s.accept(gitlab_note("gitlab/note.issue.json", "gl-results-1"))
+        .await;
     let conversation = wait_for(
         "the GitLab conversation to rest with every post sent",
         Duration::from_secs(150),
@@ -547,6 +535,35 @@ impl Service {
             .map(|e| (e.kind, e.payload))
             .collect()
     }
+}
+
+impl Service {
+    /// Sends a webhook the service must accept.
+    async fn accept(&self, request: Request<Body>) {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+}
+
+/// A signed GitLab note hook.
+fn gitlab_note(fixture: &str, uuid: &str) -> Request<Body> {
+    Request::post("/api/integration/gitlab/events")
+        .header("content-type", "application/json")
+        .header("x-gitlab-event", "Note Hook")
+        .header("x-gitlab-event-uuid", uuid)
+        .header("x-gitlab-token", GITLAB_WEBHOOK_TOKEN)
+        .body(Body::from(read_fixture(fixture)))
+        .unwrap()
+}
+
+/// How many commits `branch` of `repo` has beyond `base`.
+fn commits_since(git: &GitServer, repo: &str, base: &str, branch: &str) -> String {
+    let head = git
+        .head(repo, branch)
+        .unwrap_or_else(|| panic!("{branch} was not pushed: {:#?}", git.log()));
+    git.git(repo, &["rev-list", "--count", &format!("{base}..{head}")])
+        .trim()
+        .to_string()
 }
 
 /// A commit of the agent's own, then a change left uncommitted, then the finish.
@@ -659,27 +676,20 @@ async fn a_review_comment_pushes_to_the_pull_requests_branch_and_replies_in_its_
     s.fakes
         .add_github_pull(REPO, 21, "octo-org", "fix/empty-input", "main");
     let body = read_fixture("github/pull_request_review_comment.created.json");
-    let response = s
-        .app
-        .clone()
-        .oneshot(signed_event(
-            &body,
-            "gh-review-1",
-            "pull_request_review_comment",
-        ))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    s.accept(signed_event(
+        &body,
+        "gh-review-1",
+        "pull_request_review_comment",
+    ))
+    .await;
     // Reaction, status comment, review reply, status update.
     s.settled("github", &format!("{REPO}#21"), "finished", 4)
         .await;
 
-    let head = s.git.head("hello-world", "fix/empty-input").unwrap();
-    let count = s.git.git(
-        "hello-world",
-        &["rev-list", "--count", &format!("{base}..{head}")],
+    assert_eq!(
+        commits_since(&s.git, "hello-world", &base, "fix/empty-input"),
+        "2"
     );
-    assert_eq!(count.trim(), "2", "{:#?}", s.git.log());
     assert_eq!(s.fakes.github_pulls(REPO).len(), 1, "no new pull request");
     let replies = s.fakes.github_review_replies(REPO, 21);
     assert_eq!(replies.len(), 1, "{replies:#?}");
@@ -711,17 +721,12 @@ async fn a_pull_request_from_a_fork_says_its_branch_cannot_be_pushed() {
     s.fakes
         .add_github_pull(REPO, 21, "contributor", "fix/empty-input", "main");
     let body = read_fixture("github/pull_request_review_comment.created.json");
-    let response = s
-        .app
-        .clone()
-        .oneshot(signed_event(
-            &body,
-            "gh-review-2",
-            "pull_request_review_comment",
-        ))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    s.accept(signed_event(
+        &body,
+        "gh-review-2",
+        "pull_request_review_comment",
+    ))
+    .await;
     s.settled("github", &format!("{REPO}#21"), "finished", 4)
         .await;
     // The agent worked on the fork's branch; nothing was pushed anywhere.
@@ -742,16 +747,8 @@ async fn a_gitlab_issue_ends_in_a_pushed_branch_and_one_merge_request() {
     let s = service(work_script("Rounded the resize.")).await;
     s.fakes.set_gitlab_level(42, "2718", 30);
     let base = s.gitlab_git.head("widgets", "main").unwrap();
-    let body = read_fixture("gitlab/note.issue.json");
-    let request = Request::post("/api/integration/gitlab/events")
-        .header("content-type", "application/json")
-        .header("x-gitlab-event", "Note Hook")
-        .header("x-gitlab-event-uuid", "gl-results-2")
-        .header("x-gitlab-token", GITLAB_WEBHOOK_TOKEN)
-        .body(Body::from(body))
-        .unwrap();
-    let response = s.app.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    s.accept(gitlab_note("gitlab/note.issue.json", "gl-results-2"))
+        .await;
     s.fakes.fault_next_at(
         "gitlab",
         "/merge_requests",
@@ -760,15 +757,7 @@ async fn a_gitlab_issue_ends_in_a_pushed_branch_and_one_merge_request() {
     let conversation = s.settled("gitlab", "42#7", "finished", 4).await;
 
     let branch = "openhands/7-resize-test-fails-on-main";
-    let head = s
-        .gitlab_git
-        .head("widgets", branch)
-        .unwrap_or_else(|| panic!("{branch} was not pushed: {:#?}", s.gitlab_git.log()));
-    let count = s.gitlab_git.git(
-        "widgets",
-        &["rev-list", "--count", &format!("{base}..{head}")],
-    );
-    assert_eq!(count.trim(), "2");
+    assert_eq!(commits_since(&s.gitlab_git, "widgets", &base, branch), "2");
     let requests = s.fakes.gitlab_merge_requests(42);
     assert_eq!(
         requests.len(),
@@ -809,23 +798,16 @@ async fn a_gitlab_diff_note_pushes_to_the_source_branch_and_replies_in_its_discu
     let base = s.gitlab_git.head("widgets", "fix/resize-rounding").unwrap();
     s.fakes
         .add_gitlab_merge_request(42, 15, "fix/resize-rounding", "main");
-    let body = read_fixture("gitlab/note.merge_request.diff.json");
-    let request = Request::post("/api/integration/gitlab/events")
-        .header("content-type", "application/json")
-        .header("x-gitlab-event", "Note Hook")
-        .header("x-gitlab-event-uuid", "gl-results-3")
-        .header("x-gitlab-token", GITLAB_WEBHOOK_TOKEN)
-        .body(Body::from(body))
-        .unwrap();
-    let response = s.app.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    s.accept(gitlab_note(
+        "gitlab/note.merge_request.diff.json",
+        "gl-results-3",
+    ))
+    .await;
     s.settled("gitlab", "42!15", "finished", 4).await;
-    let head = s.gitlab_git.head("widgets", "fix/resize-rounding").unwrap();
-    let count = s.gitlab_git.git(
-        "widgets",
-        &["rev-list", "--count", &format!("{base}..{head}")],
+    assert_eq!(
+        commits_since(&s.gitlab_git, "widgets", &base, "fix/resize-rounding"),
+        "2"
     );
-    assert_eq!(count.trim(), "2");
     assert_eq!(
         s.fakes.gitlab_merge_requests(42).len(),
         1,
