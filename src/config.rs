@@ -241,6 +241,11 @@ pub struct ProviderConfig {
     /// Whether pull/merge requests the agent opens are drafts (`true`) or ready for review.
     #[arg(long, env = "OPENHANDS_DRAFT_PULL_REQUESTS", default_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set, global = true)]
     pub draft_pull_requests: bool,
+    /// The GitHub repository of each Jira project / Linear team, comma-separated
+    /// `KEY=owner/name` (the key that starts its tickets' identifiers, e.g. `ENG=acme/api`).
+    /// A ticket may name another of these repositories to work on it instead.
+    #[arg(long, env = "OPENHANDS_TICKET_REPOSITORIES", value_delimiter = ',', value_parser = parse_ticket_repository, global = true)]
+    pub ticket_repositories: Vec<TicketRoute>,
     /// The mention that asks the agent for something, with its `@`.
     #[arg(
         long,
@@ -375,6 +380,45 @@ pub struct ProviderConfig {
         global = true
     )]
     pub linear_api_url: String,
+}
+
+/// Where the tickets of one Jira project or Linear team are worked on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketRoute {
+    /// The project's or team's key, as in `ENG-42`.
+    pub key: String,
+    /// The GitHub repository, `owner/name`.
+    pub repository: String,
+}
+
+fn parse_ticket_repository(value: &str) -> Result<TicketRoute, String> {
+    let expected = "expected KEY=owner/name, e.g. ENG=acme/api";
+    let (key, repository) = value
+        .split_once('=')
+        .ok_or_else(|| format!("`{value}` has no `=`: {expected}"))?;
+    let key = key.trim();
+    let repository = repository.trim();
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!(
+            "`{key}` is not a project or team key (letters, digits, `_`): {expected}"
+        ));
+    }
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && p != "."
+            && p != ".."
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    match repository.split_once('/') {
+        Some((owner, name)) if part_ok(owner) && part_ok(name) => Ok(TicketRoute {
+            key: key.to_ascii_uppercase(),
+            repository: repository.to_string(),
+        }),
+        _ => Err(format!(
+            "`{repository}` is not a GitHub repository: {expected}"
+        )),
+    }
 }
 
 /// A configuration value that cannot work, with what to do about it.
@@ -529,6 +573,11 @@ impl ProviderConfig {
                 .all(|o| o.trim().is_empty())
         {
             return bad("LINEAR_WEBHOOK_SECRET is set, so LINEAR_ORGANIZATION_ID (the organizations to serve) is needed too".into());
+        }
+        if !self.ticket_repositories.is_empty()
+            && (self.github_app_id.is_none() || self.github_app_private_key.is_none())
+        {
+            return bad("OPENHANDS_TICKET_REPOSITORIES is set, so GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY are needed too (tickets are worked on through the GitHub App)".into());
         }
         Ok(())
     }

@@ -186,6 +186,21 @@ fn bad_values_are_named() {
         .arg("migrate"));
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("lots"));
+    for (value, expected) in [
+        ("ENG", "has no `=`"),
+        ("ENG=acme", "`acme` is not a GitHub repository"),
+        ("EN G=acme/api", "`EN G` is not a project or team key"),
+    ] {
+        let output = run(support::openhands(&url)
+            .env(
+                "OPENHANDS_TICKET_REPOSITORIES",
+                format!("OPS=acme/infra,{value}"),
+            )
+            .arg("migrate"));
+        assert_eq!(output.status.code(), Some(2), "{value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{value}: {stderr}");
+    }
 }
 
 #[test]
@@ -338,6 +353,10 @@ fn provider_settings_that_cannot_work_are_named() {
         .env("SLACK_BOT_TOKEN", "xoxb-1")
         .arg("worker"));
     assert_clear_failure(&output, "SLACK_TEAM_ID");
+    let output = run(support::openhands(&url)
+        .env("OPENHANDS_TICKET_REPOSITORIES", "ENG=acme/api")
+        .arg("worker"));
+    assert_clear_failure(&output, "GITHUB_APP_ID");
 }
 
 /// A 202 means stored: the web process killed right after answering loses nothing.

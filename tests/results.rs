@@ -67,6 +67,7 @@ async fn service(script: Vec<Turn>) -> Service {
     let git = GitServer::start(GITHUB_TOKEN).await;
     git.create_repo("hello-world");
     fakes.set_github_clone_url(REPO, &git.url("hello-world"));
+    fakes.set_github_installation(REPO, 4242);
     let gitlab_git = GitServer::start_for("oauth2", fakes::GITLAB_TOKEN).await;
     gitlab_git.create_repo("widgets");
     fakes.set_gitlab_repo_url(42, &gitlab_git.url("widgets"));
@@ -118,6 +119,8 @@ async fn service(script: Vec<Turn>) -> Service {
         fakes::LINEAR_API_KEY,
         "--linear-api-url",
         &linear_api,
+        "--ticket-repositories",
+        &format!("ENG={REPO}"),
         "serve",
     ])
     .unwrap();
@@ -832,54 +835,25 @@ fn hmac_hex(secret: &str, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn jira_and_linear_tickets_get_an_acknowledgement_and_a_summary_comment_once() {
-    let s = service(vec![
-        Turn::call("finish", json!({"message": "The flaky test is explained."})),
-        Turn::call("finish", json!({"message": "The flaky test is explained."})),
-    ])
-    .await;
-    let site = s.fakes.jira_site_url();
-    let mut tx = s.t.db.begin().await.unwrap();
-    let alice = tx.create_user("alice", None, false).await.unwrap();
-    tx.commit().await.unwrap();
-    s.t.db
-        .link_user("jira", &site, "5b10ac8d82e05b22cc7d4ef5", &alice.id)
-        .await
-        .unwrap();
-    s.t.db
-        .link_user(
-            "linear",
-            "org-1",
-            "e5a3c1f0-6b2d-4c8e-9f7a-1d2e3f4a5b6c",
-            &alice.id,
-        )
-        .await
-        .unwrap();
-    // Each fails once, then loses the answer of the next post (which went out).
-    s.fakes.fail_next("jira", 1, 503);
-    s.fakes.fail_after_commit_next("jira", 1);
-    s.fakes.fail_next("linear", 1, 500);
-    s.fakes.fail_after_commit_next("linear", 1);
-
-    let jira_body = String::from_utf8(read_fixture("jira/comment_created.json"))
+/// A signed Jira `comment_created` webhook from `site`: "@openhands please fix the flaky test"
+/// on ENG-42.
+fn jira_comment(site: &str, delivery: &str) -> Request<Body> {
+    let body = String::from_utf8(read_fixture("jira/comment_created.json"))
         .unwrap()
-        .replace("https://acme.atlassian.net", &site);
-    let request = Request::post("/api/integration/jira/events")
+        .replace("https://acme.atlassian.net", site);
+    Request::post("/api/integration/jira/events")
         .header("content-type", "application/json")
-        .header("x-atlassian-webhook-identifier", "jira-results-1")
+        .header("x-atlassian-webhook-identifier", delivery)
         .header(
             "x-hub-signature",
-            format!("sha256={}", hmac_hex(JIRA_SECRET, jira_body.as_bytes())),
+            format!("sha256={}", hmac_hex(JIRA_SECRET, body.as_bytes())),
         )
-        .body(Body::from(jira_body))
-        .unwrap();
-    let response = s.app.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let jira = s
-        .settled("jira", &format!("{site}/ENG-42"), "finished", 2)
-        .await;
+        .body(Body::from(body))
+        .unwrap()
+}
 
+/// Linear's comment webhook on ENG-7, sent now.
+fn linear_comment_payload() -> serde_json::Value {
     let mut linear: serde_json::Value =
         serde_json::from_slice(&read_fixture("linear/comment.create.json")).unwrap();
     linear["webhookTimestamp"] = json!(
@@ -888,15 +862,70 @@ async fn jira_and_linear_tickets_get_an_acknowledgement_and_a_summary_comment_on
             .unwrap()
             .as_millis() as u64
     );
-    let linear_body = serde_json::to_vec(&linear).unwrap();
-    let request = Request::post("/api/integration/linear/events")
+    linear
+}
+
+fn linear_comment(payload: &serde_json::Value, delivery: &str) -> Request<Body> {
+    let body = serde_json::to_vec(payload).unwrap();
+    Request::post("/api/integration/linear/events")
         .header("content-type", "application/json")
-        .header("linear-delivery", "linear-results-1")
-        .header("linear-signature", hmac_hex(LINEAR_SECRET, &linear_body))
-        .body(Body::from(linear_body))
-        .unwrap();
-    let response = s.app.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
+        .header("linear-delivery", delivery)
+        .header("linear-signature", hmac_hex(LINEAR_SECRET, &body))
+        .body(Body::from(body))
+        .unwrap()
+}
+
+impl Service {
+    /// Alice, whose Jira and Linear accounts are linked.
+    async fn link_ticket_accounts(&self) {
+        let mut tx = self.t.db.begin().await.unwrap();
+        let alice = tx.create_user("alice", None, false).await.unwrap();
+        tx.commit().await.unwrap();
+        self.t
+            .db
+            .link_user(
+                "jira",
+                &self.fakes.jira_site_url(),
+                fakes::JIRA_ACCOUNT_ID,
+                &alice.id,
+            )
+            .await
+            .unwrap();
+        self.t
+            .db
+            .link_user(
+                "linear",
+                "org-1",
+                "e5a3c1f0-6b2d-4c8e-9f7a-1d2e3f4a5b6c",
+                &alice.id,
+            )
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jira_and_linear_tickets_get_an_acknowledgement_and_a_summary_comment_once() {
+    let s = service(vec![
+        Turn::call("finish", json!({"message": "The flaky test is explained."})),
+        Turn::call("finish", json!({"message": "The flaky test is explained."})),
+    ])
+    .await;
+    let site = s.fakes.jira_site_url();
+    s.link_ticket_accounts().await;
+    // Each fails once, then loses the answer of the next post (which went out).
+    s.fakes.fail_next("jira", 1, 503);
+    s.fakes.fail_after_commit_next("jira", 1);
+    s.fakes.fail_next("linear", 1, 500);
+    s.fakes.fail_after_commit_next("linear", 1);
+
+    s.accept(jira_comment(&site, "jira-results-1")).await;
+    let jira = s
+        .settled("jira", &format!("{site}/ENG-42"), "finished", 2)
+        .await;
+
+    let mut linear = linear_comment_payload();
+    s.accept(linear_comment(&linear, "linear-results-1")).await;
     let issue_id = "9cfb482a-81e3-4154-b5b9-2c805e70a02d";
     let linear_conversation = s
         .settled("linear", &format!("org-1/{issue_id}"), "finished", 2)
@@ -940,14 +969,7 @@ async fn jira_and_linear_tickets_get_an_acknowledgement_and_a_summary_comment_on
     let (ack_id, _) = s.fakes.linear_comments(issue_id)[0].clone();
     linear["data"]["id"] = json!(ack_id);
     linear["data"]["body"] = json!("@openhands I'm on it!");
-    let own = serde_json::to_vec(&linear).unwrap();
-    let request = Request::post("/api/integration/linear/events")
-        .header("content-type", "application/json")
-        .header("linear-delivery", "linear-results-own")
-        .header("linear-signature", hmac_hex(LINEAR_SECRET, &own))
-        .body(Body::from(own))
-        .unwrap();
-    assert_ignored(&s, request).await;
+    assert_ignored(&s, linear_comment(&linear, "linear-results-own")).await;
     let (jira_ack, _) = s.fakes.jira_comments("ENG-42")[1].clone();
     let mut own: serde_json::Value = serde_json::from_str(
         &String::from_utf8(read_fixture("jira/comment_created.json"))
@@ -967,6 +989,106 @@ async fn jira_and_linear_tickets_get_an_acknowledgement_and_a_summary_comment_on
         .body(Body::from(own))
         .unwrap();
     assert_ignored(&s, request).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tickets_end_in_a_pull_request_on_their_repository_linked_in_the_ticket() {
+    let mut script = work_script("Fixed the flaky test.\nThe retry waits for the checkout.");
+    script.extend(work_script("Fixed it again."));
+    let s = service(script).await;
+    let base = s.git.head("hello-world", "main").unwrap();
+    let site = s.fakes.jira_site_url();
+    s.link_ticket_accounts().await;
+    // The pull request is opened, but its answer lost: still one.
+    s.fakes
+        .fault_next_at("github", "/pulls", vec![Fault::LoseAnswer]);
+
+    s.accept(jira_comment(&site, "jira-ticket-pr")).await;
+    let jira = s
+        .settled("jira", &format!("{site}/ENG-42"), "finished", 3)
+        .await;
+    assert_eq!(jira.repository.as_deref(), Some(REPO));
+    let jira_branch = "openhands/ENG-42-flaky-test-test-checkout-retries";
+    assert_eq!(
+        commits_since(&s.git, "hello-world", &base, jira_branch),
+        "2"
+    );
+
+    s.accept(linear_comment(
+        &linear_comment_payload(),
+        "linear-ticket-pr",
+    ))
+    .await;
+    let issue_id = "9cfb482a-81e3-4154-b5b9-2c805e70a02d";
+    let linear = s
+        .settled("linear", &format!("org-1/{issue_id}"), "finished", 3)
+        .await;
+    assert_eq!(linear.repository.as_deref(), Some(REPO));
+    let linear_branch = "openhands/ENG-7-flaky-test-test-checkout-retries";
+    assert_eq!(
+        commits_since(&s.git, "hello-world", &base, linear_branch),
+        "2"
+    );
+    assert_eq!(s.git.head("hello-world", "main").unwrap(), base);
+
+    let pulls = s.fakes.github_pulls(REPO);
+    assert_eq!(pulls.len(), 2, "{pulls:#?}\n{:#?}", s.fakes.mutations());
+    let jira_pull = pulls
+        .iter()
+        .find(|p| p["head"]["ref"] == jira_branch)
+        .unwrap();
+    assert_eq!(
+        jira_pull["title"],
+        "ENG-42: Flaky test: test_checkout_retries"
+    );
+    assert_eq!(jira_pull["base"]["ref"], "main");
+    let body = jira_pull["body"].as_str().unwrap();
+    assert!(body.contains("Fixed the flaky test."), "{body}");
+    assert!(
+        body.contains(&format!("Ticket: [ENG-42]({site}/browse/ENG-42)")),
+        "{body}"
+    );
+    assert!(
+        body.contains(&jira.id) && !body.contains("Fixes #"),
+        "{body}"
+    );
+    let linear_pull = pulls
+        .iter()
+        .find(|p| p["head"]["ref"] == linear_branch)
+        .unwrap();
+    let body = linear_pull["body"].as_str().unwrap();
+    assert!(
+        body.contains("Ticket: [ENG-7](https://linear.app/acme/issue/ENG-7/"),
+        "{body}"
+    );
+
+    let link =
+        |pull: &serde_json::Value| format!("Pull request: {}", pull["html_url"].as_str().unwrap());
+    let jira_comments: Vec<String> = s
+        .fakes
+        .jira_comments("ENG-42")
+        .iter()
+        .map(|(_, body)| fakes::jira::adf_text(body))
+        .collect();
+    assert_eq!(jira_comments.len(), 2, "{jira_comments:#?}");
+    let summary = &jira_comments[1];
+    assert!(summary.contains("Fixed the flaky test."), "{summary}");
+    assert!(summary.contains(&link(jira_pull)), "{summary}");
+    let linear_comments: Vec<String> = s
+        .fakes
+        .linear_comments(issue_id)
+        .into_iter()
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(linear_comments.len(), 2, "{linear_comments:#?}");
+    assert!(
+        linear_comments[1].contains(&link(linear_pull)),
+        "{linear_comments:#?}"
+    );
+    for text in jira_comments.iter().chain(&linear_comments) {
+        assert!(!text.contains(GITHUB_TOKEN), "no token in posts");
+    }
+    s.fake_llm.assert_each_tool_call_answered_once();
 }
 
 async fn assert_ignored(s: &Service, request: Request<Body>) {

@@ -43,11 +43,19 @@ impl Run<'_> {
         }) else {
             return Ok(None);
         };
-        let open_request = matches!(place, Place::GithubIssue { .. } | Place::GitlabIssue { .. });
-        let branch = match &place {
-            Place::GithubIssue { number, .. } => work_branch(*number, &self.title),
-            Place::GitlabIssue { iid, .. } => work_branch(*iid, &self.title),
-            _ => recorded.branch.clone(),
+        // Work asked for on an issue or ticket goes to a new branch and a pull/merge request;
+        // on a pull/merge request, to its own branch.
+        let work_item = match &place {
+            Place::GithubIssue { number, .. } => Some(number.to_string()),
+            Place::GitlabIssue { iid, .. } => Some(iid.to_string()),
+            Place::JiraIssue { issue_key, .. } => Some(issue_key.clone()),
+            Place::LinearIssue { identifier, .. } => Some(identifier.clone()),
+            _ => None,
+        };
+        let open_request = work_item.is_some();
+        let branch = match &work_item {
+            Some(item) => work_branch(item, &self.title),
+            None => recorded.branch.clone(),
         };
         let mut changes = Changes {
             branch,
@@ -135,8 +143,12 @@ impl Run<'_> {
     }
 }
 
-/// `openhands/<number>-<slug of the title>`.
-fn work_branch(number: u64, title: &str) -> String {
+/// `openhands/<number or ticket key>-<slug of the title>`.
+fn work_branch(item: &str, title: &str) -> String {
+    let item: String = item
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
     let mut slug = String::new();
     for c in title.chars() {
         if c.is_ascii_alphanumeric() {
@@ -150,9 +162,9 @@ fn work_branch(number: u64, title: &str) -> String {
     }
     let slug = slug.trim_matches('-');
     if slug.is_empty() {
-        format!("openhands/{number}")
+        format!("openhands/{item}")
     } else {
-        format!("openhands/{number}-{slug}")
+        format!("openhands/{item}-{slug}")
     }
 }
 
@@ -185,11 +197,15 @@ mod tests {
     #[test]
     fn branches_are_named_after_the_issue() {
         assert_eq!(
-            work_branch(7, "Fix: crash on EMPTY input!!"),
+            work_branch("7", "Fix: crash on EMPTY input!!"),
             "openhands/7-fix-crash-on-empty-input"
         );
-        assert_eq!(work_branch(8, "¿¿??"), "openhands/8");
-        let long = work_branch(9, &"word ".repeat(30));
+        assert_eq!(work_branch("8", "¿¿??"), "openhands/8");
+        assert_eq!(
+            work_branch("ENG-42", "Add a flag"),
+            "openhands/ENG-42-add-a-flag"
+        );
+        let long = work_branch("9", &"word ".repeat(30));
         assert!(long.len() <= "openhands/9-".len() + SLUG_CHARS, "{long}");
         assert!(!long.ends_with('-'), "{long}");
     }

@@ -292,11 +292,16 @@ impl Run<'_> {
                 let reason = draft.doc["extras"]["reason"].as_str().unwrap_or("");
                 if let Some(summary) = self.summary(state, reason) {
                     let place = self.place();
+                    let ticket_url = self
+                        .history
+                        .context()
+                        .and_then(|c| c["url"].as_str().map(str::to_string));
                     let rest = crate::results::Rest {
                         conversation_id: &self.conversation_id,
                         state_event_id: event.id,
                         summary: &summary,
                         title: &self.title,
+                        ticket_url: ticket_url.as_deref(),
                         place: place.as_ref(),
                         changes: self.changes.as_ref(),
                     };

@@ -4,12 +4,12 @@
 
 use anyhow::Context;
 
-use crate::config::ProviderConfig;
+use crate::config::{ProviderConfig, TicketRoute};
 use crate::integrations::github::GithubApp;
 use crate::integrations::gitlab::{self, GitlabApi};
 use crate::integrations::jira::JiraApi;
 use crate::integrations::linear::LinearApi;
-use crate::integrations::request::{Place, PriorMessage, Provider, Request};
+use crate::integrations::request::{Place, PriorMessage, Provider, Request, TicketRepository};
 use crate::integrations::slack::SlackApi;
 use crate::sandbox::git::GitRemote;
 use crate::storage::{Db, StorageError, Tx, User};
@@ -38,6 +38,8 @@ pub struct IntakeSettings {
     pub linear: Option<LinearApi>,
     /// Whether opened pull/merge requests are drafts.
     pub draft_change_requests: bool,
+    /// The GitHub repository of each Jira project / Linear team.
+    pub ticket_repositories: Vec<TicketRoute>,
 }
 
 /// What the worker clones for a request.
@@ -79,6 +81,48 @@ pub struct Hint {
     pub user: String,
     pub thread_ts: Option<String>,
     pub text: String,
+}
+
+/// The configured repository a ticket's request names (the earliest in its text, then its
+/// title, then its description), else the one configured for the ticket's key.
+fn chosen_repository(routes: &[TicketRoute], request: &Request, key: &str) -> Option<String> {
+    let named = |text: &str| {
+        let text = text.to_ascii_lowercase();
+        routes
+            .iter()
+            .filter_map(|route| {
+                let name = route.repository.to_ascii_lowercase();
+                text.match_indices(&name)
+                    .find(|(at, _)| {
+                        let part_of_name = |c: char| c.is_ascii_alphanumeric() || "-_".contains(c);
+                        let before = text[..*at].chars().next_back();
+                        let mut after = text[at + name.len()..].chars();
+                        // `acme/api` in `acme/api.`, `/acme/api/pull/3`, `(acme/api)`, but not
+                        // in `acme/api-docs` or `acme/api.js`.
+                        before.is_none_or(|c| !(part_of_name(c) || c == '.'))
+                            && match after.next() {
+                                None => true,
+                                Some('.') => !after.next().is_some_and(part_of_name),
+                                Some(c) => !part_of_name(c),
+                            }
+                    })
+                    .map(|(at, _)| (at, route.repository.clone()))
+            })
+            .min_by_key(|(at, _)| *at)
+            .map(|(_, repository)| repository)
+    };
+    let texts = [
+        Some(request.text.as_str()),
+        request.title.as_deref(),
+        request.body.as_deref(),
+    ];
+    let prefix = key.split('-').next().unwrap_or(key);
+    texts.into_iter().flatten().find_map(named).or_else(|| {
+        routes
+            .iter()
+            .find(|route| route.key.eq_ignore_ascii_case(prefix))
+            .map(|route| route.repository.clone())
+    })
 }
 
 fn host_of(url: &str) -> String {
@@ -147,6 +191,7 @@ impl IntakeSettings {
             jira,
             linear,
             draft_change_requests: config.draft_pull_requests,
+            ticket_repositories: config.ticket_repositories.clone(),
         })
     }
 
@@ -328,6 +373,36 @@ impl IntakeSettings {
         }
     }
 
+    /// The GitHub repository a Jira or Linear ticket is worked on: a configured repository the
+    /// request names (its `owner/name`, e.g. in a link), else the one configured for the
+    /// ticket's key; `None` for other places, when none applies, or when the GitHub App is not
+    /// installed on it. Only configured repositories: who may ask on a ticket is decided by
+    /// the ticket system, not by GitHub.
+    pub async fn ticket_repository(
+        &self,
+        request: &Request,
+    ) -> anyhow::Result<Option<TicketRepository>> {
+        let Some(key) = request.ticket_key() else {
+            return Ok(None);
+        };
+        let Some(repository) = chosen_repository(&self.ticket_repositories, request, key) else {
+            return Ok(None);
+        };
+        let github = self.github.as_ref().context(
+            "OPENHANDS_TICKET_REPOSITORIES needs the GitHub App (GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY)",
+        )?;
+        match github.repository_installation(&repository).await? {
+            Some(installation_id) => Ok(Some(TicketRepository {
+                installation_id,
+                repository,
+            })),
+            None => {
+                tracing::warn!(%repository, ticket = key, "the GitHub App is not installed on the ticket's repository; the ticket is worked on without it");
+                Ok(None)
+            }
+        }
+    }
+
     /// Where the worker clones the repository of `place` from (as recorded in a conversation's
     /// `request_context`), with a fresh token; `None` where the place is not a repository
     /// (Slack, Jira, Linear). Errors never contain the token.
@@ -359,6 +434,23 @@ impl IntakeSettings {
                     .as_ref()
                     .context("cloning from GitLab needs GITLAB_TOKEN")?;
                 Ok(Some(gitlab.project_remote(*project_id).await?))
+            }
+            Place::JiraIssue {
+                repository: Some(ticket),
+                ..
+            }
+            | Place::LinearIssue {
+                repository: Some(ticket),
+                ..
+            } => {
+                let github = self.github.as_ref().context(
+                    "cloning from GitHub needs GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY",
+                )?;
+                Ok(Some(
+                    github
+                        .repository_remote(ticket.installation_id, &ticket.repository)
+                        .await?,
+                ))
             }
             Place::SlackThread { .. } | Place::JiraIssue { .. } | Place::LinearIssue { .. } => {
                 Ok(None)
@@ -514,7 +606,92 @@ async fn linked(
 
 #[cfg(test)]
 mod tests {
-    use super::cut_diff;
+    use super::{TicketRoute, chosen_repository, cut_diff};
+    use crate::integrations::request::{Place, Provider, Request, Sender, Trigger};
+
+    fn ticket(key: &str, text: &str, body: Option<&str>) -> Request {
+        Request {
+            provider: Provider::Jira,
+            trigger: Trigger::Mention,
+            sender: Sender {
+                id: "1".into(),
+                name: "alice".into(),
+            },
+            place: Place::JiraIssue {
+                site: "https://acme.atlassian.net".into(),
+                issue_key: key.into(),
+                repository: None,
+            },
+            text: text.into(),
+            title: Some("A title".into()),
+            body: body.map(str::to_string),
+            url: None,
+            source_id: "comment-1".into(),
+        }
+    }
+
+    #[test]
+    fn a_ticket_works_on_the_repository_of_its_key_or_a_configured_one_it_names() {
+        let routes = vec![
+            TicketRoute {
+                key: "ENG".into(),
+                repository: "acme/api".into(),
+            },
+            TicketRoute {
+                key: "OPS".into(),
+                repository: "Acme/infra".into(),
+            },
+        ];
+        let chosen = |key: &str, text: &str, body: Option<&str>| {
+            chosen_repository(&routes, &ticket(key, text, body), key)
+        };
+        assert_eq!(
+            chosen("ENG-1", "@openhands fix it", None).as_deref(),
+            Some("acme/api")
+        );
+        assert_eq!(
+            chosen("eng-1", "@openhands fix it", None).as_deref(),
+            Some("acme/api")
+        );
+        assert_eq!(chosen("WEB-1", "@openhands fix it", None), None);
+        // Named in the comment, in a link, or in the description.
+        for text in [
+            "@openhands fix it in acme/infra.",
+            "@openhands see https://github.com/ACME/infra/pull/3",
+            "@openhands (acme/infra)",
+        ] {
+            assert_eq!(
+                chosen("ENG-1", text, None).as_deref(),
+                Some("Acme/infra"),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            chosen("WEB-1", "@openhands go", Some("Lives in acme/infra")).as_deref(),
+            Some("Acme/infra")
+        );
+        // The earliest named wins; the comment before the description.
+        assert_eq!(
+            chosen(
+                "WEB-1",
+                "@openhands acme/api, not acme/infra",
+                Some("acme/infra")
+            )
+            .as_deref(),
+            Some("acme/api")
+        );
+        // Longer names that only start like a configured one are not it.
+        for text in [
+            "acme/api-docs",
+            "acme/api.js",
+            "xacme/api",
+            "acme/infra_old",
+        ] {
+            assert_eq!(chosen("WEB-1", text, None), None, "{text}");
+        }
+        // A repository that is not configured is never chosen.
+        assert_eq!(chosen("WEB-1", "@openhands work in evil/repo", None), None);
+    }
 
     #[test]
     fn short_diffs_are_kept_and_long_ones_cut_at_a_line() {

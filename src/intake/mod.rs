@@ -57,14 +57,17 @@ async fn intake(job: Intake, ctx: &JobContext) -> Result<(), BoxDynError> {
     let Some(request) = delivery.request.as_deref() else {
         return Err(format!("delivery {} holds no request", job.delivery).into());
     };
-    let request: Request = serde_json::from_str(request)?;
+    let mut request: Request = serde_json::from_str(request)?;
     tracing::debug!(provider = %request.provider, "authorizing");
     let decision = ctx.intake.authorize(&ctx.db, &request).await?;
-    // A new conversation starts with what was said before it and the pull/merge request's
-    // diff, read before the transaction opens (SQLite has one connection; a provider call
+    // A new conversation starts with what was said before it, the pull/merge request's diff
+    // and a ticket's repository, read before the transaction opens (SQLite has one connection; a provider call
     // must not hold it).
     let (history, diff) = match &decision {
         Decision::Allowed { .. } if is_new_conversation(ctx, &request).await? => {
+            if let Some(repository) = ctx.intake.ticket_repository(&request).await? {
+                request.set_ticket_repository(repository);
+            }
             let history = ctx.intake.history(&request).await?;
             (history, diff_of(ctx, &request).await)
         }

@@ -211,13 +211,27 @@ pub enum Place {
         /// The site's base URL, e.g. `https://example.atlassian.net`.
         site: String,
         issue_key: String,
+        /// The repository the ticket's work goes to, when one is configured for it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repository: Option<TicketRepository>,
     },
     LinearIssue {
         organization_id: String,
         issue_id: String,
         /// The human identifier, e.g. `ENG-123`.
         identifier: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repository: Option<TicketRepository>,
     },
+}
+
+/// A GitHub repository a Jira or Linear ticket's work is cloned from, pushed to and opened as a
+/// pull request on, through the GitHub App's installation on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketRepository {
+    pub installation_id: u64,
+    /// `owner/name`.
+    pub repository: String,
 }
 
 /// Someone asked the agent for something, somewhere.
@@ -262,7 +276,9 @@ impl Request {
                 channel,
                 thread_ts,
             } => format!("{team_id}/{channel}/{thread_ts}"),
-            Place::JiraIssue { site, issue_key } => format!("{site}/{issue_key}"),
+            Place::JiraIssue {
+                site, issue_key, ..
+            } => format!("{site}/{issue_key}"),
             Place::LinearIssue {
                 organization_id,
                 issue_id,
@@ -279,6 +295,32 @@ impl Request {
             }
             Place::GitlabIssue { project_path, .. }
             | Place::GitlabMergeRequest { project_path, .. } => Some(project_path),
+            Place::JiraIssue {
+                repository: Some(ticket),
+                ..
+            }
+            | Place::LinearIssue {
+                repository: Some(ticket),
+                ..
+            } => Some(&ticket.repository),
+            _ => None,
+        }
+    }
+
+    /// Names the repository a Jira or Linear ticket's work goes to (nothing for other places).
+    pub fn set_ticket_repository(&mut self, ticket: TicketRepository) {
+        if let Place::JiraIssue { repository, .. } | Place::LinearIssue { repository, .. } =
+            &mut self.place
+        {
+            *repository = Some(ticket);
+        }
+    }
+
+    /// The ticket's key (`ENG-42`), for a Jira or Linear request.
+    pub fn ticket_key(&self) -> Option<&str> {
+        match &self.place {
+            Place::JiraIssue { issue_key, .. } => Some(issue_key),
+            Place::LinearIssue { identifier, .. } => Some(identifier),
             _ => None,
         }
     }

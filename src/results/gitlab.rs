@@ -68,7 +68,7 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
         kind::STATUS_UPDATE => {
             let place = field(&target, "place")?;
             let status = status_edit(ctx, post, &target).await?;
-            let message = &status_text(ctx, &target, &body).await?;
+            let message = &status_text(ctx, &target, &body, false).await?;
             match status {
                 StatusEdit::Superseded => Ok(json!({"superseded": true})),
                 StatusEdit::Edit { id, marker } => {

@@ -24,13 +24,14 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
     match post.kind.as_str() {
         kind::STATUS | kind::REPLY => {
             super::wait_for_acknowledgement(ctx, &target).await?;
+            let message = super::status_text(ctx, &target, &body, true).await?;
             let issue_key = text(&target, "issue_key")?;
             let key = &post.idempotency_key;
             if let Some(id) = jira.find_comment(issue_key, key).await.map_err(transient)? {
                 return Ok(json!({"comment_id": id}));
             }
             let id = jira
-                .create_comment(issue_key, text(&body, "text")?, key)
+                .create_comment(issue_key, &message, key)
                 .await
                 .map_err(transient)?;
             Ok(json!({"comment_id": id}))

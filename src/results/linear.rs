@@ -21,11 +21,12 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
     match post.kind.as_str() {
         kind::STATUS | kind::REPLY => {
             super::wait_for_acknowledgement(ctx, &target).await?;
+            let message = super::status_text(ctx, &target, &body, false).await?;
             let issue_id = text(&target, "issue_id")?;
             let id = comment_id(&post.idempotency_key);
             if !linear.has_comment(issue_id, &id).await.map_err(transient)? {
                 linear
-                    .create_comment(issue_id, &id, text(&body, "text")?)
+                    .create_comment(issue_id, &id, &message)
                     .await
                     .map_err(transient)?;
             }

@@ -335,6 +335,8 @@ pub struct Rest<'a> {
     pub summary: &'a str,
     /// The conversation's title (the issue's), for a new pull/merge request.
     pub title: &'a str,
+    /// A web link to the ticket, for the pull request of a Jira or Linear ticket.
+    pub ticket_url: Option<&'a str>,
     /// Where the request was made.
     pub place: Option<&'a Place>,
     pub changes: Option<&'a Changes>,
@@ -365,13 +367,41 @@ pub async fn report_rest(
         "{}:{conversation_id}:{}",
         status.idempotency_key, rest.state_event_id
     );
+    let plain = status.provider == "jira";
+    let mut summary = rest.summary.to_string();
+    let mut change_request = None;
+    if let Some(changes) = rest.changes {
+        let bold = |text: &str| {
+            if plain {
+                text.to_string()
+            } else {
+                format!("**{text}**")
+            }
+        };
+        if let Some(error) = &changes.error {
+            summary.push_str(&format!(
+                "\n\n{} {error}",
+                bold("The changes could not be pushed:")
+            ));
+        } else if changes.commits > 0 && changes.open_request {
+            change_request = open_change_request(tx, rest, changes, &link).await?;
+        } else if changes.commits > 0 {
+            summary.push_str(&format!(
+                "\n\nThe changes are pushed to `{}`.",
+                changes.branch
+            ));
+        }
+    }
     if replies_only(&status.provider) {
         let mut target = target;
         target["after"] = json!(status.idempotency_key);
+        if let Some(change_request) = change_request {
+            target["change_request"] = json!(change_request);
+        }
         let text = if status.provider == "slack" {
-            format!("{}\n<{link}|Conversation>", rest.summary)
+            format!("{summary}\n<{link}|Conversation>")
         } else {
-            format!("{}\n\nConversation: {link}", rest.summary)
+            format!("{summary}\n\nConversation: {link}")
         };
         return add_post(
             tx,
@@ -385,21 +415,6 @@ pub async fn report_rest(
             },
         )
         .await;
-    }
-    let mut summary = rest.summary.to_string();
-    let mut change_request = None;
-    if let Some(changes) = rest.changes {
-        if let Some(error) = &changes.error {
-            summary.push_str(&format!("\n\n**The changes could not be pushed:** {error}"));
-        } else if changes.commits > 0 && changes.open_request {
-            change_request =
-                open_change_request(tx, rest, changes, &status.provider, &target, &link).await?;
-        } else if changes.commits > 0 {
-            summary.push_str(&format!(
-                "\n\nThe changes are pushed to `{}`.",
-                changes.branch
-            ));
-        }
     }
     if let Some(place) = rest.place {
         reply_in_review_thread(tx, rest, place, &summary).await?;
@@ -424,33 +439,60 @@ pub async fn report_rest(
 }
 
 /// Adds the post that opens a pull/merge request from the pushed branch; returns its key.
-/// One per branch: a follow-up on the same issue pushes to the branch its request shows.
+/// One per branch: a follow-up on the same issue or ticket pushes to the branch its request
+/// shows. A ticket's pull request is opened on the GitHub repository it is worked on.
 async fn open_change_request(
     tx: &mut Tx,
     rest: &Rest<'_>,
     changes: &Changes,
-    provider: &str,
-    place_target: &Value,
     link: &str,
 ) -> Result<Option<String>, BoxDynError> {
     let Some(place) = rest.place else {
         return Ok(None);
     };
-    let (number, closes) = match place {
-        Place::GithubIssue { number, .. } => (*number, "Fixes"),
-        Place::GitlabIssue { iid, .. } => (*iid, "Closes"),
+    let (provider, target, title, closing) = match place {
+        Place::GithubIssue {
+            installation_id,
+            repository,
+            number,
+        } => (
+            "github",
+            json!({"installation_id": installation_id, "repository": repository, "number": number}),
+            format!("Fix #{number}: {}", rest.title),
+            format!("Fixes #{number}"),
+        ),
+        Place::GitlabIssue {
+            project_id, iid, ..
+        } => (
+            "gitlab",
+            json!({"project_id": project_id}),
+            format!("Fix #{iid}: {}", rest.title),
+            format!("Closes #{iid}"),
+        ),
+        Place::JiraIssue {
+            issue_key: key,
+            repository: Some(ticket),
+            ..
+        }
+        | Place::LinearIssue {
+            identifier: key,
+            repository: Some(ticket),
+            ..
+        } => (
+            "github",
+            json!({"installation_id": ticket.installation_id, "repository": ticket.repository}),
+            format!("{key}: {}", rest.title),
+            match rest.ticket_url {
+                Some(url) => format!("Ticket: [{key}]({url})"),
+                None => format!("Ticket: {key}"),
+            },
+        ),
         _ => return Ok(None),
     };
     let key = format!("{}:change_request:{}", rest.conversation_id, changes.branch);
-    let title: String = format!("Fix #{number}: {}", rest.title)
-        .chars()
-        .take(250)
-        .collect();
-    let body = format!(
-        "{}\n\n{closes} #{number}\n\n[Conversation]({link})",
-        rest.summary
-    );
-    let mut target = place_target.clone();
+    let title: String = title.chars().take(250).collect();
+    let body = format!("{}\n\n{closing}\n\n[Conversation]({link})", rest.summary);
+    let mut target = target;
     target["head"] = json!(changes.branch);
     target["base"] = json!(changes.base_branch);
     add_post(
@@ -519,9 +561,10 @@ pub(crate) async fn status_text(
     ctx: &JobContext,
     target: &Value,
     body: &Value,
+    plain: bool,
 ) -> Result<String, PostError> {
     let message = text(body, "text")?;
-    Ok(match change_request_line(ctx, target).await? {
+    Ok(match change_request_line(ctx, target, plain).await? {
         Some(line) => format!("{message}\n\n{line}"),
         None => message.to_string(),
     })
@@ -532,6 +575,7 @@ pub(crate) async fn status_text(
 async fn change_request_line(
     ctx: &JobContext,
     target: &Value,
+    plain: bool,
 ) -> Result<Option<String>, PostError> {
     let Some(key) = target["change_request"].as_str() else {
         return Ok(None);
@@ -557,10 +601,14 @@ async fn change_request_line(
             }
             Ok(Some(format!("{noun}: {url}")))
         }
-        _ => Ok(Some(format!(
-            "**The {noun} could not be opened:** {}",
-            request.last_error.unwrap_or_default()
-        ))),
+        _ => {
+            let why = format!("The {noun} could not be opened:");
+            let why = if plain { why } else { format!("**{why}**") };
+            Ok(Some(format!(
+                "{why} {}",
+                request.last_error.unwrap_or_default()
+            )))
+        }
     }
 }
 

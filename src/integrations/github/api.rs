@@ -115,6 +115,31 @@ impl GithubApp {
         }
     }
 
+    /// The id of the app's installation on `repository` (`owner/name`); `None` when the app
+    /// is not installed there (or the repository does not exist).
+    pub async fn repository_installation(&self, repository: &str) -> anyhow::Result<Option<u64>> {
+        check_repository(repository)?;
+        #[derive(Deserialize)]
+        struct Installation {
+            id: u64,
+        }
+        match self
+            .app
+            .get::<Installation, _, ()>(format!("/repos/{repository}/installation"), None)
+            .await
+        {
+            Ok(installation) => Ok(Some(installation.id)),
+            Err(octocrab::Error::GitHub { source, .. })
+                if source.status_code == axum::http::StatusCode::NOT_FOUND =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(anyhow::Error::new(error).context(format!(
+                "cannot read the GitHub App's installation on {repository}"
+            ))),
+        }
+    }
+
     /// The comments of issue or pull request `number`, oldest first (the first 100).
     pub async fn comments(
         &self,

@@ -214,6 +214,7 @@ fn request(
         place: Place::JiraIssue {
             site,
             issue_key: issue.key,
+            repository: None,
         },
     })))
 }
@@ -506,6 +507,7 @@ mod tests {
         Place::JiraIssue {
             site: "https://acme.atlassian.net".into(),
             issue_key: "ENG-42".into(),
+            repository: None,
         }
     }
 

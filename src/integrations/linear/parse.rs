@@ -214,6 +214,7 @@ fn comment_created(envelope: &Envelope, settings: &ParseSettings) -> Result<Pars
             organization_id: organization(envelope)?,
             issue_id,
             identifier,
+            repository: None,
         },
         text,
         title: issue.and_then(|i| i.title.clone()),
@@ -295,6 +296,7 @@ fn issue_labeled(
             organization_id: organization(envelope)?,
             issue_id: data.id.clone(),
             identifier: data.identifier.unwrap_or_else(|| data.id.clone()),
+            repository: None,
         },
         text: data.description.clone().unwrap_or_default(),
         title: data.title,
@@ -376,6 +378,7 @@ mod tests {
             organization_id: "org-1".into(),
             issue_id: ISSUE_ID.into(),
             identifier: "ENG-7".into(),
+            repository: None,
         }
     }
 
@@ -444,6 +447,7 @@ mod tests {
                 organization_id: "org-1".into(),
                 issue_id: ISSUE_ID.into(),
                 identifier: ISSUE_ID.into(),
+                repository: None,
             }
         );
 

@@ -87,6 +87,10 @@ pub(super) fn routes(router: Router<Store>) -> Router<Store> {
         )
         .route("/github/repos/{owner}/{repo}", get(repository))
         .route(
+            "/github/repos/{owner}/{repo}/installation",
+            get(repository_installation),
+        )
+        .route(
             "/github/repos/{owner}/{repo}/issues/{number}/comments",
             get(list_comments).post(create_comment),
         )
@@ -131,26 +135,8 @@ async fn installation_token(
     Path(id): Path<u64>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(jwt) = bearer(&headers) else {
-        return (StatusCode::UNAUTHORIZED, Json(json!({"message": "no JWT"}))).into_response();
-    };
-    let key = DecodingKey::from_rsa_pem(GITHUB_APP_PUBLIC_KEY.as_bytes()).unwrap();
-    let claims = match decode::<Value>(&jwt, &key, &Validation::new(Algorithm::RS256)) {
-        Ok(data) => data.claims,
-        Err(e) => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                Json(json!({"message": format!("bad JWT: {e}")})),
-            )
-                .into_response();
-        }
-    };
-    if claims["iss"] != json!(GITHUB_APP_ID) && claims["iss"] != json!(GITHUB_APP_ID.to_string()) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"message": "wrong issuer"})),
-        )
-            .into_response();
+    if let Some(refusal) = app_jwt_refusal(&headers) {
+        return refusal;
     }
     let token = format!("ghs_installation_{id}");
     let mut state = state.lock().unwrap();
@@ -163,6 +149,64 @@ async fn installation_token(
         "repository_selection": "all"
     }))
     .into_response()
+}
+
+/// Why a request made as the app (not an installation) is refused, if it is: the app's JWT
+/// must be signed with the app's key and name the app as its issuer.
+fn app_jwt_refusal(headers: &HeaderMap) -> Option<Response> {
+    let Some(jwt) = bearer(headers) else {
+        return Some(
+            (StatusCode::UNAUTHORIZED, Json(json!({"message": "no JWT"}))).into_response(),
+        );
+    };
+    let key = DecodingKey::from_rsa_pem(GITHUB_APP_PUBLIC_KEY.as_bytes()).unwrap();
+    let claims = match decode::<Value>(&jwt, &key, &Validation::new(Algorithm::RS256)) {
+        Ok(data) => data.claims,
+        Err(e) => {
+            return Some(
+                (
+                    StatusCode::UNAUTHORIZED,
+                    Json(json!({"message": format!("bad JWT: {e}")})),
+                )
+                    .into_response(),
+            );
+        }
+    };
+    if claims["iss"] != json!(GITHUB_APP_ID) && claims["iss"] != json!(GITHUB_APP_ID.to_string()) {
+        return Some(
+            (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"message": "wrong issuer"})),
+            )
+                .into_response(),
+        );
+    }
+    None
+}
+
+/// `GET /repos/{owner}/{repo}/installation`, asked as the app.
+async fn repository_installation(
+    State(state): Shared,
+    Path((owner, repo)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = app_jwt_refusal(&headers) {
+        return refusal;
+    }
+    let repository = format!("{owner}/{repo}");
+    match state.lock().unwrap().github_installations.get(&repository) {
+        Some(id) => Json(json!({
+            "id": id,
+            "app_id": GITHUB_APP_ID,
+            "target_type": "Organization",
+            "account": user_json(&owner, 1, "Organization"),
+            "permissions": {"issues": "write", "contents": "write", "pull_requests": "write"},
+            "events": ["issue_comment", "issues", "pull_request"],
+            "repository_selection": "selected"
+        }))
+        .into_response(),
+        None => not_found(),
+    }
 }
 
 async fn permission(

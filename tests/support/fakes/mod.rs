@@ -76,6 +76,8 @@ pub struct Recorded {
     pub base_url: String,
     /// GitHub: repository → `clone_url`; absent means `{base_url}/git/{repository}.git`.
     pub github_clone_urls: HashMap<String, String>,
+    /// GitHub: repository → the id of the app's installation on it; absent means 404.
+    pub github_installations: HashMap<String, u64>,
     /// GitHub: repositories the installations cannot see (404).
     pub github_hidden: Vec<String>,
     /// GitHub: (repository, number) → the pull request's diff; absent means [`GITHUB_DIFF`].
@@ -201,6 +203,15 @@ impl FakeProviders {
             .unwrap()
             .github_clone_urls
             .insert(repository.to_string(), url.to_string());
+    }
+
+    /// Installs the app on `repository` as installation `id`.
+    pub fn set_github_installation(&self, repository: &str, id: u64) {
+        self.state
+            .lock()
+            .unwrap()
+            .github_installations
+            .insert(repository.to_string(), id);
     }
 
     pub fn hide_github_repository(&self, repository: &str) {
