@@ -8,8 +8,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{BenchCommand, Cli, Command, Config, QueueCommand, SandboxCommand};
+use crate::crypto::Keyring;
 use crate::intake::IntakeSettings;
 use crate::integrations::Webhooks;
+use crate::live::{self, EventBus};
 use crate::queue::{self, JobContext, probe::Probe};
 use crate::storage::Db;
 use crate::web::{self, AppState};
@@ -22,9 +24,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = open_database(&config).await?;
             let listener = bind(&config).await?;
             let shutdown = shutdown_on_signal();
-            let http = serve_http(listener, app_state(&config, &db), shutdown.clone());
+            let bus = EventBus::default();
+            tokio::spawn(live::listen(db.clone(), bus.clone(), shutdown.clone()));
+            let state = app_state(&config, &db).with_bus(bus.clone());
+            let http = serve_http(listener, state, shutdown.clone());
             let workers = queue::run_workers(
-                job_context(&config, &db, &shutdown)?,
+                job_context(&config, &db, &shutdown, bus)?,
                 config.worker_settings(),
                 shutdown.clone().cancelled_owned(),
             );
@@ -35,7 +40,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Web => {
             let db = open_database(&config).await?;
             let listener = bind(&config).await?;
-            let result = serve_http(listener, app_state(&config, &db), shutdown_on_signal()).await;
+            let shutdown = shutdown_on_signal();
+            let bus = EventBus::default();
+            tokio::spawn(live::listen(db.clone(), bus.clone(), shutdown.clone()));
+            let state = app_state(&config, &db).with_bus(bus);
+            let result = serve_http(listener, state, shutdown).await;
             db.close().await;
             result
         }
@@ -43,7 +52,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = open_database(&config).await?;
             let shutdown = shutdown_on_signal();
             let result = queue::run_workers(
-                job_context(&config, &db, &shutdown)?,
+                job_context(&config, &db, &shutdown, EventBus::default())?,
                 config.worker_settings(),
                 shutdown.cancelled_owned(),
             )
@@ -122,15 +131,23 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
 }
 
 fn app_state(config: &Config, db: &Db) -> AppState {
+    let keyring = Keyring::new(config.secret_key.as_ref());
+    if !keyring.is_persistent() {
+        tracing::warn!(
+            "OPENHANDS_SECRET_KEY is not set: browser sessions end when this process stops, and LLM keys and secrets cannot be stored"
+        );
+    }
     AppState::new(db.clone())
         .with_admin_key(config.admin_api_key.clone())
         .with_webhooks(Webhooks::from_config(&config.providers))
+        .with_keyring(keyring)
 }
 
 fn job_context(
     config: &Config,
     db: &Db,
     shutdown: &CancellationToken,
+    bus: EventBus,
 ) -> anyhow::Result<JobContext> {
     let agent = crate::agent::AgentRuntime::new(
         config.agent.clone(),
@@ -138,7 +155,8 @@ fn job_context(
         config.sandbox.clone(),
         shutdown.clone(),
     )?
-    .with_claim(config.job_lease);
+    .with_claim(config.job_lease)
+    .with_bus(bus);
     Ok(JobContext {
         db: db.clone(),
         intake: Arc::new(IntakeSettings::from_config(&config.providers)?),

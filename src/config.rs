@@ -213,6 +213,16 @@ pub struct Config {
         global = true
     )]
     pub admin_api_key: Option<Secret>,
+    /// The key that signs browser sessions and encrypts stored LLM keys and secrets: any
+    /// string of at least 32 characters, the same on every web and worker process. Unset, a
+    /// random key is used, so sessions end at restart and keys and secrets cannot be stored.
+    #[arg(
+        long,
+        env = "OPENHANDS_SECRET_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub secret_key: Option<Secret>,
     /// On SIGTERM or Ctrl-C, how long running jobs may take to finish.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub shutdown_grace: Duration,
@@ -438,6 +448,14 @@ impl Config {
         let bad = |msg: String| Err(ConfigError(msg));
         if let Err(e) = DatabaseKind::of_url(self.database_url.expose()) {
             return bad(e.to_string());
+        }
+        if let Some(key) = &self.secret_key
+            && key.expose().chars().count() < 32
+        {
+            return bad(
+                "OPENHANDS_SECRET_KEY must be at least 32 characters (e.g. `openssl rand -hex 32`)"
+                    .into(),
+            );
         }
         if self.database_max_connections == 0 {
             return bad("DATABASE_MAX_CONNECTIONS must be at least 1".into());

@@ -8,6 +8,7 @@ pub mod agent;
 pub mod app;
 pub mod bench;
 pub mod config;
+pub mod crypto;
 pub mod intake;
 pub mod integrations;
 pub mod live;

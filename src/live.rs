@@ -1,5 +1,8 @@
 //! Live events: every event appended to a conversation's log is published here, after its
-//! commit, to subscribers in this process, in id order per conversation.
+//! commit, to subscribers in this process, in id order per conversation. Writers in this
+//! process publish what they commit; on PostgreSQL every appended event is also announced with
+//! NOTIFY (a trigger), and [`listen`] reads announced events from the log, so that web
+//! processes stream what workers on other nodes write. The bus drops what it published already.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,6 +38,25 @@ impl Default for EventBus {
 impl EventBus {
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.sender.subscribe()
+    }
+
+    /// Publishes event `id` of a conversation, read from the log with any before it that
+    /// were not published yet.
+    pub async fn announce(&self, db: &Db, conversation_id: &str, id: i64) {
+        let after = {
+            let published = self.published.lock().await;
+            match published.get(conversation_id) {
+                Some(last) if *last >= id => return,
+                Some(last) => *last,
+                None => id - 1,
+            }
+        };
+        match db.events_after(conversation_id, after, id - after).await {
+            Ok(events) => self.publish(db, events).await,
+            Err(error) => {
+                tracing::warn!(%error, conversation_id, "cannot read an announced event")
+            }
+        }
     }
 
     /// Publishes committed events of one conversation.
@@ -76,5 +98,56 @@ impl EventBus {
             let _ = self.sender.send(Arc::new(event));
         }
         published.insert(conversation, last);
+    }
+}
+
+/// The NOTIFY channel of appended events (see the `events_announce` trigger).
+pub const EVENTS_CHANNEL: &str = "openhands_events";
+
+/// Publishes the events other processes append, until `stop`: LISTENs on PostgreSQL (SQLite
+/// has one process, which publishes what it writes). A lost connection is made again; events
+/// announced meanwhile reach subscribers with the next event of their conversation, which
+/// fills the gap from the log.
+pub async fn listen(db: Db, bus: EventBus, stop: tokio_util::sync::CancellationToken) {
+    let Db::Postgres(pool) = &db else {
+        return;
+    };
+    let mut listener = loop {
+        let attempt = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+            listener.listen(EVENTS_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            result = attempt => match result {
+                Ok(listener) => break listener,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for events; trying again in a second");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    };
+    loop {
+        let notification = tokio::select! {
+            _ = stop.cancelled() => return,
+            notification = listener.recv() => notification,
+        };
+        match notification {
+            Ok(notification) => {
+                let Some((conversation_id, id)) = notification.payload().rsplit_once(':') else {
+                    continue;
+                };
+                if let Ok(id) = id.parse::<i64>() {
+                    bus.announce(&db, conversation_id, id).await;
+                }
+            }
+            Err(error) => {
+                // recv reconnects on its next call.
+                tracing::warn!(%error, "lost the event listener's connection; reconnecting");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
     }
 }

@@ -52,6 +52,7 @@ async fn conversations_by_external_ref(t: &TestDb) {
         repository: Some("acme/widgets"),
         branch: None,
         external_ref: Some("acme/widgets#42"),
+        trigger_url: Some("https://github.com/acme/widgets/issues/42"),
     };
     let conversation = t.db.create_conversation(&new).await.unwrap();
     assert_eq!(conversation.status, "loading");

@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::agent::RunConversation;
 use crate::integrations::request::{PriorMessage, Provider, Request};
 use crate::queue::{self, Job, JobContext};
-use crate::storage::{DeliveryStatus, NewConversation, NewEvent, Tx, User};
+use crate::storage::{DeliveryStatus, Event, NewConversation, NewEvent, Tx, User};
 use tracing::Instrument;
 
 use authorize::Decision;
@@ -120,7 +120,7 @@ async fn intake(job: Intake, ctx: &JobContext) -> Result<(), BoxDynError> {
                         .await?
                 }
             };
-            let conversation_id = record_request(
+            let (conversation_id, stored) = record_request(
                 &mut tx,
                 &job,
                 &request,
@@ -139,6 +139,9 @@ async fn intake(job: Intake, ctx: &JobContext) -> Result<(), BoxDynError> {
             )
             .await?;
             tx.commit().await?;
+            if let Some(agent) = &ctx.agent {
+                agent.bus.publish(&ctx.db, stored).await;
+            }
             tracing::info!(conversation_id = %conversation_id, user_id = %owner.id, "request accepted");
             Ok(())
         }
@@ -185,12 +188,13 @@ async fn record_request(
     history: &[PriorMessage],
     diff: &Diff,
     public_url: &str,
-) -> Result<String, BoxDynError> {
+) -> Result<(String, Vec<Event>), BoxDynError> {
     let provider = request.provider.as_str();
     let external_ref = request.external_ref();
     let existing = tx
         .conversation_by_external_ref(provider, &external_ref)
         .await?;
+    let mut stored = Vec::new();
     let conversation = match existing {
         Some(conversation) => conversation,
         None => {
@@ -203,17 +207,20 @@ async fn record_request(
                     repository: request.repository(),
                     branch: request.branch(),
                     external_ref: Some(&external_ref),
+                    trigger_url: request.url.as_deref(),
                 })
                 .await?;
-            tx.append_event(
-                &conversation.id,
-                &NewEvent {
-                    source: "environment",
-                    kind: "request_context",
-                    payload: &context_of(request, history, diff),
-                },
-            )
-            .await?;
+            stored.push(
+                tx.append(
+                    &conversation.id,
+                    &NewEvent {
+                        source: "environment",
+                        kind: "request_context",
+                        payload: &context_of(request, history, diff),
+                    },
+                )
+                .await?,
+            );
             conversation
         }
     };
@@ -228,15 +235,17 @@ async fn record_request(
             "delivery": job.delivery,
         }),
     );
-    tx.append_event(
-        &conversation.id,
-        &NewEvent {
-            source: message.source,
-            kind: &message.kind,
-            payload: &message.doc,
-        },
-    )
-    .await?;
+    stored.push(
+        tx.append(
+            &conversation.id,
+            &NewEvent {
+                source: message.source,
+                kind: &message.kind,
+                payload: &message.doc,
+            },
+        )
+        .await?,
+    );
     crate::results::acknowledge(tx, request, &conversation.id, public_url).await?;
     queue::enqueue(
         tx,
@@ -245,7 +254,7 @@ async fn record_request(
         },
     )
     .await?;
-    Ok(conversation.id)
+    Ok((conversation.id, stored))
 }
 
 /// A conversation's title: the or ticket's, else the first line of what was asked.

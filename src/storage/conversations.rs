@@ -19,6 +19,8 @@ pub struct Conversation {
     pub branch: Option<String>,
     /// The provider-neutral key of the issue, pull request, thread or ticket it belongs to.
     pub external_ref: Option<String>,
+    /// A web link to where it was asked, for a conversation a provider started.
+    pub trigger_url: Option<String>,
     pub last_event_id: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -32,6 +34,7 @@ pub struct NewConversation<'a> {
     pub repository: Option<&'a str>,
     pub branch: Option<&'a str>,
     pub external_ref: Option<&'a str>,
+    pub trigger_url: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -57,7 +60,7 @@ macro_rules! select_conversations {
     ($rest:literal) => {
         concat!(
             "SELECT id, owner_id, title, status, trigger_kind, repository, branch, external_ref, \
-             last_event_id, created_at, updated_at FROM conversations ",
+             trigger_url, last_event_id, created_at, updated_at FROM conversations ",
             $rest
         )
     };
@@ -78,14 +81,15 @@ impl Tx {
             repository: new.repository.map(super::text),
             branch: new.branch.map(super::text),
             external_ref: new.external_ref.map(super::text),
+            trigger_url: new.trigger_url.map(super::text),
             last_event_id: 0,
             created_at: now,
             updated_at: now,
         };
         on_backend!(self, tx => sqlx::query(
             "INSERT INTO conversations (id, owner_id, title, status, trigger_kind, repository, branch, \
-             external_ref, last_event_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9)",
+             external_ref, trigger_url, last_event_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, 0, $9, $9)",
         )
         .bind(&conversation.id)
         .bind(&conversation.owner_id)
@@ -96,6 +100,7 @@ impl Tx {
         .bind(&conversation.branch)
         .bind(&conversation.external_ref)
         .bind(now)
+        .bind(&conversation.trigger_url)
         .execute(&mut **tx)
         .await
         .map(|done| done.rows_affected()))
@@ -271,5 +276,122 @@ impl Db {
         .bind(limit)
         .fetch_all(pool)
         .await?))
+    }
+}
+
+/// Which conversations a listing shows, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter<'a> {
+    /// Only this user's; `None` for all (administrators).
+    pub owner_id: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub repository: Option<&'a str>,
+    pub trigger_kind: Option<&'a str>,
+    /// Only conversations created before this one (`(created_at, id)` of the previous page's last).
+    pub before: Option<(i64, &'a str)>,
+    pub limit: i64,
+}
+
+/// Which events of a conversation to read.
+#[derive(Debug, Clone, Default)]
+pub struct EventRange<'a> {
+    /// The first id included.
+    pub start_id: i64,
+    /// The last id included, if any.
+    pub end_id: Option<i64>,
+    /// Newest first.
+    pub reverse: bool,
+    /// Only events of these kinds (all when empty).
+    pub kinds: &'a [String],
+    /// Only events from this source (`user`, `agent`, `environment`).
+    pub source: Option<&'a str>,
+    pub limit: i64,
+}
+
+impl Db {
+    /// One page of conversations, newest first.
+    pub async fn list_conversations(
+        &self,
+        filter: &ConversationFilter<'_>,
+    ) -> Result<Vec<Conversation>> {
+        let before_at = filter.before.map(|(at, _)| at);
+        let before_id = filter.before.map(|(_, id)| id);
+        Ok(
+            on_backend!(self, pool => sqlx::query_as::<_, Conversation>(select_conversations!(
+            "WHERE ($1 IS NULL OR owner_id = $1) AND ($2 IS NULL OR status = $2) \
+             AND ($3 IS NULL OR repository = $3) AND ($4 IS NULL OR trigger_kind = $4) \
+             AND ($5 IS NULL OR created_at < $5 OR (created_at = $5 AND id < $6)) \
+             ORDER BY created_at DESC, id DESC LIMIT $7"
+        ))
+            .bind(filter.owner_id)
+            .bind(filter.status)
+            .bind(filter.repository)
+            .bind(filter.trigger_kind)
+            .bind(before_at)
+            .bind(before_id)
+            .bind(filter.limit)
+            .fetch_all(pool)
+            .await?),
+        )
+    }
+
+    pub async fn set_conversation_title(&self, id: &str, title: &str) -> Result<()> {
+        let done = on_backend!(self, pool => sqlx::query(
+            "UPDATE conversations SET title = $2, updated_at = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(super::text(title))
+        .bind(now_millis())
+        .execute(pool)
+        .await?
+        .rows_affected());
+        if done == 0 {
+            return Err(StorageError::NotFound("conversation"));
+        }
+        Ok(())
+    }
+
+    /// Deletes a conversation with its events and posts; its deliveries stay, unlinked.
+    pub async fn delete_conversation(&self, id: &str) -> Result<()> {
+        let done = on_backend!(self, pool => sqlx::query("DELETE FROM conversations WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        if done == 0 {
+            return Err(StorageError::NotFound("conversation"));
+        }
+        Ok(())
+    }
+
+    /// Events of a conversation in `range`.
+    pub async fn events_in(
+        &self,
+        conversation_id: &str,
+        range: &EventRange<'_>,
+    ) -> Result<Vec<Event>> {
+        let kinds = serde_json::to_string(range.kinds).unwrap_or_else(|_| "[]".into());
+        let end = range.end_id.unwrap_or(i64::MAX);
+        // The kind filter is a JSON array, matched the same way on both backends.
+        let statement = if range.reverse {
+            "SELECT conversation_id, id, created_at, source, kind, payload FROM events \
+             WHERE conversation_id = $1 AND id >= $2 AND id <= $3 AND ($4 IS NULL OR source = $4) \
+             AND ($5 = '[]' OR $5 LIKE '%\"' || kind || '\"%') ORDER BY id DESC LIMIT $6"
+        } else {
+            "SELECT conversation_id, id, created_at, source, kind, payload FROM events \
+             WHERE conversation_id = $1 AND id >= $2 AND id <= $3 AND ($4 IS NULL OR source = $4) \
+             AND ($5 = '[]' OR $5 LIKE '%\"' || kind || '\"%') ORDER BY id LIMIT $6"
+        };
+        Ok(
+            on_backend!(self, pool => sqlx::query_as::<_, Event>(statement)
+            .bind(conversation_id)
+            .bind(range.start_id)
+            .bind(end)
+            .bind(range.source)
+            .bind(&kinds)
+            .bind(range.limit)
+            .fetch_all(pool)
+            .await?),
+        )
     }
 }

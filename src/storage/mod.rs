@@ -8,6 +8,7 @@
 mod conversations;
 mod deliveries;
 mod jobs;
+mod keys;
 mod links;
 mod outbox;
 mod probes;
@@ -23,9 +24,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
-pub use conversations::{Conversation, Event, NewConversation, NewEvent};
+pub use conversations::{
+    Conversation, ConversationFilter, Event, EventRange, NewConversation, NewEvent,
+};
 pub use deliveries::{Delivery, DeliveryStatus, NewDelivery};
 pub use jobs::{JobRecord, JobStatusCount};
+pub use keys::ApiKey;
 pub use links::UserLink;
 pub use outbox::{NewOutboxPost, OutboxPost};
 pub use probes::ProbeCompletion;

@@ -13,12 +13,20 @@ use serde_json::json;
 use std::sync::Arc;
 
 use crate::config::Secret;
+use crate::crypto::Keyring;
 use crate::intake::accept::DeliveryWriter;
 use crate::integrations::Webhooks;
+use crate::live::EventBus;
 use crate::storage::{DatabaseKind, Db};
+use session::SessionSigner;
 
 mod admin;
+pub mod auth;
+mod conversations;
 mod error;
+mod params;
+pub mod session;
+mod sockets;
 mod webhooks;
 
 pub use error::ApiError;
@@ -33,18 +41,38 @@ pub struct AppState {
     pub webhooks: Arc<Webhooks>,
     /// Stores accepted deliveries with their intake jobs.
     pub deliveries: DeliveryWriter,
+    /// Live events, for WebSocket subscribers.
+    pub bus: EventBus,
+    pub sessions: SessionSigner,
+    pub keyring: Keyring,
 }
 
 impl AppState {
     /// State with no provider enabled and the admin API disabled. Starts the delivery writer,
     /// so it must be called inside the runtime.
     pub fn new(db: Db) -> Self {
+        let keyring = Keyring::new(None);
         Self {
             deliveries: DeliveryWriter::start(db.clone()),
             db,
             admin_api_key: None,
             webhooks: Arc::default(),
+            bus: EventBus::default(),
+            sessions: SessionSigner::new(keyring.session_key()),
+            keyring,
         }
+    }
+
+    /// Shares the event bus of workers in the same process.
+    pub fn with_bus(mut self, bus: EventBus) -> Self {
+        self.bus = bus;
+        self
+    }
+
+    pub fn with_keyring(mut self, keyring: Keyring) -> Self {
+        self.sessions = SessionSigner::new(keyring.session_key());
+        self.keyring = keyring;
+        self
     }
 
     pub fn with_admin_key(mut self, key: Option<Secret>) -> Self {
@@ -63,6 +91,8 @@ pub fn router(state: AppState) -> Router {
         .route("/alive", get(alive))
         .route("/health", get(health))
         .merge(admin::routes())
+        .merge(conversations::routes())
+        .merge(sockets::routes())
         .merge(webhooks::routes())
         .with_state(state)
 }

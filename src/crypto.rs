@@ -1,0 +1,130 @@
+//! The service's keys, all derived from `OPENHANDS_SECRET_KEY`: one signs browser sessions,
+//! one encrypts what users store (LLM keys, secrets) with XChaCha20-Poly1305.
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::config::Secret;
+
+/// What stored ciphertexts start with: the scheme, so that it can change later.
+const SEALED_PREFIX: &str = "v1:";
+const NONCE_BYTES: usize = 24;
+
+#[derive(Clone)]
+pub struct Keyring {
+    session: [u8; 32],
+    encryption: [u8; 32],
+    /// Derived from a configured key (not a random one of this process only).
+    persistent: bool,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keyring(persistent: {})", self.persistent)
+    }
+}
+
+fn derive(secret: &[u8], purpose: &str) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    mac.update(purpose.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+impl Keyring {
+    /// Keys derived from `secret`, or random ones for this process when it is unset.
+    pub fn new(secret: Option<&Secret>) -> Self {
+        match secret {
+            Some(secret) => Self::from_bytes(secret.expose().as_bytes(), true),
+            None => {
+                let random = XChaCha20Poly1305::generate_key(&mut OsRng);
+                Self::from_bytes(&random, false)
+            }
+        }
+    }
+
+    fn from_bytes(secret: &[u8], persistent: bool) -> Self {
+        Self {
+            session: derive(secret, "openhands session v1"),
+            encryption: derive(secret, "openhands encryption v1"),
+            persistent,
+        }
+    }
+
+    pub fn session_key(&self) -> [u8; 32] {
+        self.session
+    }
+
+    /// Whether what is encrypted now can be read after a restart and by other processes.
+    pub fn is_persistent(&self) -> bool {
+        self.persistent
+    }
+
+    /// `plaintext` encrypted with a fresh random nonce, as text for the database.
+    pub fn seal(&self, plaintext: &str) -> anyhow::Result<String> {
+        let cipher = XChaCha20Poly1305::new(&self.encryption.into());
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let sealed = cipher
+            .encrypt(&nonce, plaintext.as_bytes())
+            .map_err(|_| anyhow::anyhow!("encryption failed"))?;
+        let mut bytes = nonce.to_vec();
+        bytes.extend(sealed);
+        Ok(format!("{SEALED_PREFIX}{}", STANDARD_NO_PAD.encode(bytes)))
+    }
+
+    /// The plaintext of a value [`Keyring::seal`] made with the same key.
+    pub fn open(&self, sealed: &str) -> anyhow::Result<String> {
+        let encoded = sealed
+            .strip_prefix(SEALED_PREFIX)
+            .context("the stored value is not in a known format")?;
+        let bytes = STANDARD_NO_PAD
+            .decode(encoded)
+            .context("the stored value is not base64")?;
+        if bytes.len() < NONCE_BYTES {
+            anyhow::bail!("the stored value is too short");
+        }
+        let (nonce, sealed) = bytes.split_at(NONCE_BYTES);
+        let nonce: [u8; NONCE_BYTES] = nonce.try_into().context("the stored value is too short")?;
+        let cipher = XChaCha20Poly1305::new(&self.encryption.into());
+        let plain = cipher.decrypt(&XNonce::from(nonce), sealed).map_err(|_| {
+            anyhow::anyhow!(
+                "the stored value cannot be decrypted: was OPENHANDS_SECRET_KEY changed?"
+            )
+        })?;
+        String::from_utf8(plain).context("the stored value is not text")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_with_the_same_key() {
+        let secret: Secret = "a-secret-key-of-at-least-32-characters".parse().unwrap();
+        let keyring = Keyring::new(Some(&secret));
+        assert!(keyring.is_persistent());
+        let sealed = keyring.seal("sk-live-123").unwrap();
+        assert!(!sealed.contains("sk-live"));
+        assert_ne!(sealed, keyring.seal("sk-live-123").unwrap(), "fresh nonces");
+        assert_eq!(keyring.open(&sealed).unwrap(), "sk-live-123");
+        assert_eq!(
+            Keyring::new(Some(&secret)).open(&sealed).unwrap(),
+            "sk-live-123"
+        );
+        let other = Keyring::new(None);
+        assert!(!other.is_persistent());
+        assert!(other.open(&sealed).is_err());
+        let mut tampered = sealed.clone();
+        tampered.pop();
+        tampered.push('A');
+        assert!(keyring.open(&tampered).is_err());
+        assert!(keyring.open("plain").is_err());
+        assert_ne!(keyring.session_key(), keyring.encryption);
+    }
+}

@@ -1,0 +1,143 @@
+//! Who is calling: an API key (`Authorization: Bearer`, or `X-Session-API-Key` as OpenHands'
+//! clients send it), the bootstrap admin key, or a browser session cookie.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+
+use super::{ApiError, AppState};
+use crate::storage::{StorageError, User};
+
+/// The name of the browser session cookie.
+pub const SESSION_COOKIE: &str = "openhands_session";
+/// What every API key starts with.
+pub const API_KEY_PREFIX: &str = "oh_";
+/// The user the bootstrap admin key (`OPENHANDS_ADMIN_API_KEY`) acts as.
+pub const BOOTSTRAP_ADMIN: &str = "admin";
+
+/// The signed-in user of a request.
+#[derive(Debug, Clone)]
+pub struct Caller(pub User);
+
+impl Caller {
+    /// Administrators see every conversation; others only their own.
+    pub fn may_see(&self, owner_id: &str) -> bool {
+        self.0.is_admin || self.0.id == owner_id
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(token) = presented_key(parts) {
+            return match state.user_of_key(token).await? {
+                Some(user) => Ok(Caller(user)),
+                None => Err(ApiError::Unauthorized),
+            };
+        }
+        if let Some(user_id) = session_cookie(parts).and_then(|c| state.sessions.verify(c)) {
+            return match state.db.user(&user_id).await {
+                Ok(user) => Ok(Caller(user)),
+                Err(StorageError::NotFound(_)) => Err(ApiError::Unauthorized),
+                Err(error) => Err(error.into()),
+            };
+        }
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// An administrator.
+#[derive(Debug, Clone)]
+pub struct Admin(pub User);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Caller(user) = Caller::from_request_parts(parts, state).await?;
+        if user.is_admin {
+            Ok(Admin(user))
+        } else {
+            Err(ApiError::Forbidden("this needs an administrator"))
+        }
+    }
+}
+
+/// The key a client presents in its headers, if any.
+fn presented_key(parts: &Parts) -> Option<&str> {
+    let bearer = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    bearer
+        .or_else(|| {
+            parts
+                .headers
+                .get("x-session-api-key")
+                .and_then(|v| v.to_str().ok())
+        })
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+fn session_cookie(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value)
+}
+
+/// The stored form of an API key: its SHA-256, in hex. Keys are long and random, so a plain
+/// hash is enough, and it lets a key be found by its hash.
+pub fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// A new API key: the prefix and 256 bits from the system's random source.
+pub fn new_api_key() -> String {
+    format!(
+        "{API_KEY_PREFIX}{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+impl AppState {
+    /// The user a presented key stands for: the bootstrap admin key, or a stored API key.
+    pub async fn user_of_key(&self, key: &str) -> Result<Option<User>, ApiError> {
+        if let Some(admin_key) = &self.admin_api_key
+            && admin_key.matches(key)
+        {
+            return Ok(Some(self.bootstrap_admin().await?));
+        }
+        if !key.starts_with(API_KEY_PREFIX) {
+            return Ok(None);
+        }
+        Ok(self.db.user_of_api_key(&key_hash(key)).await?)
+    }
+
+    /// The administrator the bootstrap key acts as, made on its first use.
+    async fn bootstrap_admin(&self) -> Result<User, ApiError> {
+        if let Some(user) = self.db.user_by_login(BOOTSTRAP_ADMIN).await? {
+            return Ok(user);
+        }
+        match self.db.create_user(BOOTSTRAP_ADMIN, None, true).await {
+            Ok(user) => Ok(user),
+            // Made meanwhile by another request.
+            Err(StorageError::Conflict(_)) => self
+                .db
+                .user_by_login(BOOTSTRAP_ADMIN)
+                .await?
+                .ok_or(ApiError::Unauthorized),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
