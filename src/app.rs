@@ -7,7 +7,9 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BenchCommand, Cli, Command, Config, QueueCommand, SandboxCommand};
+use crate::config::{
+    BenchCommand, Cli, Command, Config, QueueCommand, SandboxCommand, UserCommand,
+};
 use crate::crypto::Keyring;
 use crate::intake::IntakeSettings;
 use crate::integrations::Webhooks;
@@ -87,6 +89,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map(|_| ())
         }
         Command::Sandbox(SandboxCommand::List) => list_sandboxes(&config).await,
+        Command::User(UserCommand::Create {
+            login,
+            admin,
+            email,
+        }) => {
+            let db = open_database(&config).await?;
+            let result = create_user(&db, &login, admin, email.as_deref()).await;
+            db.close().await;
+            result
+        }
         Command::RuntimeApi => {
             crate::sandbox::runtime_api::serve(&config.sandbox, shutdown_on_signal()).await
         }
@@ -280,6 +292,33 @@ async fn probe_queue(db: &Db, count: u32, timeout: Duration) -> anyhow::Result<(
         "{count} probe job(s) completed in {:.0?}",
         started.elapsed()
     );
+    Ok(())
+}
+
+/// `openhands user create`: the user and a key for it, printed once.
+async fn create_user(db: &Db, login: &str, admin: bool, email: Option<&str>) -> anyhow::Result<()> {
+    let login = login.trim();
+    if login.is_empty() || login.chars().count() > 100 {
+        bail!("the login must be 1 to 100 characters");
+    }
+    let user = match db.create_user(login, email, admin).await {
+        Ok(user) => user,
+        Err(crate::storage::StorageError::Conflict(_)) => {
+            bail!("a user with the login `{login}` exists already")
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let (key, _) =
+        crate::web::keys::issue_key(db, &user.id, "created with `openhands user create`", None)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot make the API key: {e}"))?;
+    println!(
+        "created {}user `{}` ({})",
+        if admin { "administrator " } else { "" },
+        user.login,
+        user.id
+    );
+    println!("API key (shown once; send it as `Authorization: Bearer KEY`):\n{key}");
     Ok(())
 }
 

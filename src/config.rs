@@ -43,9 +43,26 @@ pub enum Command {
     /// Manage the sandbox image and this host's sandboxes.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Serve the Runtime API (start/stop/pause/resume/list sandboxes, run commands in them) for
     /// workers on other machines, on RUNTIME_API_LISTEN, authenticated by RUNTIME_API_KEY.
     RuntimeApi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user and an API key for it (printed once): how the first administrator is made.
+    Create {
+        /// The user's login name.
+        login: String,
+        /// Make the user an administrator (sees every conversation, manages account links).
+        #[arg(long)]
+        admin: bool,
+        #[arg(long)]
+        email: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,16 +1,17 @@
-//! The admin API, guarded by the `OPENHANDS_ADMIN_API_KEY` bearer token: what the webhooks did.
+//! The admin API, for administrators (an administrator's API key, or the bootstrap
+//! `OPENHANDS_ADMIN_API_KEY`): what the webhooks did, users and their provider accounts.
 
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::Json;
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::auth::Admin;
 use super::{ApiError, AppState};
 use crate::intake::Intake;
 use crate::queue;
@@ -42,10 +43,9 @@ fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 /// Re-runs the intake of a delivery's request (after linking the sender, say).
 async fn redeliver(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: Admin,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    require_admin(&state, &headers)?;
     let mut tx = state.db.begin().await?;
     let delivery = tx.delivery(id).await?;
     if delivery.request.is_none() {
@@ -75,10 +75,9 @@ struct NewUserBody {
 
 async fn create_user(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: Admin,
     body: Result<Json<NewUserBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
-    require_admin(&state, &headers)?;
     let body = json_body(body)?;
     let login = body.login.trim();
     if login.is_empty() || login.len() > 100 {
@@ -106,10 +105,9 @@ struct NewLinkBody {
 /// user, who then owns the conversations that account starts.
 async fn create_link(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: Admin,
     body: Result<Json<NewLinkBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<UserLink>), ApiError> {
-    require_admin(&state, &headers)?;
     let body = json_body(body)?;
     if !PROVIDERS.contains(&body.provider.as_str()) {
         return Err(ApiError::BadRequest(format!(
@@ -156,10 +154,9 @@ struct LinkQuery {
 
 async fn list_links(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: Admin,
     query: Result<Query<LinkQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    require_admin(&state, &headers)?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let user_id = match query.user.as_deref() {
         Some(login) => Some(
@@ -178,10 +175,9 @@ async fn list_links(
 
 async fn delete_link(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: Admin,
     Path((provider, workspace, external_id)): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    require_admin(&state, &headers)?;
     if state
         .db
         .unlink_user(&provider, &workspace, &external_id)
@@ -190,23 +186,6 @@ async fn delete_link(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("link"))
-    }
-}
-
-/// Accepts the request when it carries `Authorization: Bearer <OPENHANDS_ADMIN_API_KEY>`.
-fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let expected = state.admin_api_key.as_ref().ok_or(ApiError::Forbidden(
-        "the admin API is disabled; set OPENHANDS_ADMIN_API_KEY to enable it",
-    ))?;
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized)?;
-    if expected.matches(given.trim()) {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized)
     }
 }
 
@@ -293,10 +272,9 @@ struct DeliveryPage {
 
 async fn list_deliveries(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: Admin,
     query: Result<Query<DeliveryQuery>, QueryRejection>,
 ) -> Result<Json<DeliveryPage>, ApiError> {
-    require_admin(&state, &headers)?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let provider = match query.provider.as_deref() {
         Some(p) if !PROVIDERS.contains(&p) => {
@@ -342,10 +320,9 @@ async fn list_deliveries(
 
 async fn show_delivery(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
-    require_admin(&state, &headers)?;
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("delivery id must be a number; got `{id}`")))?;

@@ -376,8 +376,9 @@ async fn delete_conversation(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let conversation = visible(&state, &caller, &id).await?;
-    let current = AgentState::parse(&conversation.status).unwrap_or(AgentState::Loading);
-    if !current.is_at_rest() {
+    // A queued run finds it gone; a running one must be stopped first, so that its sandbox
+    // and posts end cleanly.
+    if conversation.status == AgentState::Running.as_str() {
         return Err(ApiError::Conflict(
             "the conversation is running; stop it first".into(),
         ));

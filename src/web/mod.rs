@@ -24,6 +24,7 @@ mod admin;
 pub mod auth;
 mod conversations;
 mod error;
+pub mod keys;
 mod params;
 pub mod session;
 mod sockets;
@@ -93,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(conversations::routes())
         .merge(sockets::routes())
+        .merge(keys::routes())
         .merge(webhooks::routes())
         .with_state(state)
 }

@@ -1,9 +1,287 @@
-//! WebSockets (next).
+//! `GET /sockets/events/{conversation_id}`: a conversation's events over a WebSocket. The
+//! client authenticates (session cookie or API key header, else a first frame
+//! `{"type":"auth","session_api_key":…}`), gets the stored events after `?after=N`, then live
+//! events, in order, with no gap or duplicate between the two; it may send messages and ask
+//! to stop, pause or resume. Closes with 4001 on bad authentication and 4004 for a
+//! conversation it may not see.
+
+use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
 
-use super::AppState;
+use super::auth::Caller;
+use super::conversations::{change_state, event_json, message_from, record, visible};
+use super::params::Params;
+use super::{ApiError, AppState};
+use crate::agent::events::AgentState;
+use crate::storage::Conversation;
+
+/// Close codes.
+const BAD_AUTH: u16 = 4001;
+const NOT_FOUND: u16 = 4004;
+/// How long a client has to send its auth frame.
+const AUTH_WAIT: Duration = Duration::from_secs(10);
+/// Events read from the log per query while replaying.
+const REPLAY_PAGE: i64 = 500;
+/// The longest client frame accepted.
+const MAX_FRAME_BYTES: usize = 256 * 1024;
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    Router::new().route("/sockets/events/{conversation_id}", get(events_socket))
+}
+
+/// Who the upgrade request's headers say is calling, if they say.
+struct MaybeCaller(Option<Caller>);
+
+impl FromRequestParts<AppState> for MaybeCaller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(MaybeCaller(
+            Caller::from_request_parts(parts, state).await.ok(),
+        ))
+    }
+}
+
+async fn events_socket(
+    State(state): State<AppState>,
+    Path(conversation_id): Path<String>,
+    caller: MaybeCaller,
+    params: Params,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    params.only(&["after"])?;
+    let after = params.int("after", 0, i64::MAX, 0)?;
+    Ok(upgrade
+        .max_message_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| async move {
+            Session {
+                state,
+                socket,
+                conversation_id,
+                after,
+            }
+            .run(caller.0)
+            .await
+        }))
+}
+
+struct Session {
+    state: AppState,
+    socket: WebSocket,
+    conversation_id: String,
+    /// The last event id the client has.
+    after: i64,
+}
+
+impl Session {
+    async fn run(mut self, caller: Option<Caller>) {
+        let caller = match caller {
+            Some(caller) => caller,
+            None => match self.auth_frame().await {
+                Some(caller) => caller,
+                None => return close(&mut self.socket, BAD_AUTH, "authentication failed").await,
+            },
+        };
+        let conversation = match visible(&self.state, &caller, &self.conversation_id).await {
+            Ok(conversation) => conversation,
+            Err(ApiError::NotFound(_)) => {
+                return close(&mut self.socket, NOT_FOUND, "conversation not found").await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "socket: cannot read the conversation");
+                return close(&mut self.socket, 1011, "internal error").await;
+            }
+        };
+        // Subscribed before the replay: an event committed meanwhile is either in the replay
+        // or arrives live, and the live one is dropped if the replay had it.
+        let mut live = self.state.bus.subscribe();
+        if self.catch_up(i64::MAX).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                received = live.recv() => match received {
+                    Ok(event) if event.conversation_id == conversation.id => {
+                        if event.id <= self.after {
+                            continue;
+                        }
+                        if event.id > self.after + 1 && self.catch_up(event.id - 1).await.is_err() {
+                            return;
+                        }
+                        if self.send_event(&event).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => {
+                        if self.catch_up(i64::MAX).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(RecvError::Closed) => return close(&mut self.socket, 1001, "server stopping").await,
+                },
+                frame = self.socket.recv() => match frame {
+                    Some(Ok(Message::Text(text))) => {
+                        let answer = self.client_frame(&caller, &conversation, &text).await;
+                        if let Err(error) = answer {
+                            let reply = json!({"type": "error", "error": error.to_string()});
+                            if self.socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let reply = json!({"type": "error", "error": "frames must be JSON text"});
+                        if self.socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    }
+
+    /// Waits for `{"type":"auth","session_api_key":…}`.
+    async fn auth_frame(&mut self) -> Option<Caller> {
+        let frame = tokio::time::timeout(AUTH_WAIT, self.socket.recv())
+            .await
+            .ok()??
+            .ok()?;
+        let Message::Text(text) = frame else {
+            return None;
+        };
+        let frame: Value = serde_json::from_str(&text).ok()?;
+        if frame["type"] != "auth" {
+            return None;
+        }
+        let key = frame["session_api_key"].as_str()?;
+        match self.state.user_of_key(key).await {
+            Ok(user) => user.map(Caller),
+            Err(error) => {
+                tracing::warn!(%error, "socket: cannot check a key");
+                None
+            }
+        }
+    }
+
+    /// Sends the stored events after the client's last, up to `until`.
+    async fn catch_up(&mut self, until: i64) -> Result<(), ()> {
+        loop {
+            let limit = REPLAY_PAGE.min(until.saturating_sub(self.after));
+            if limit <= 0 {
+                return Ok(());
+            }
+            let page = match self
+                .state
+                .db
+                .events_after(&self.conversation_id, self.after, limit)
+                .await
+            {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::warn!(%error, "socket: cannot read events");
+                    close(&mut self.socket, 1011, "cannot read events").await;
+                    return Err(());
+                }
+            };
+            let done = (page.len() as i64) < limit;
+            for event in &page {
+                self.send_event(event).await?;
+            }
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn send_event(&mut self, event: &crate::storage::Event) -> Result<(), ()> {
+        let text = event_json(event).to_string();
+        self.socket
+            .send(Message::Text(text.into()))
+            .await
+            .map_err(|_| ())?;
+        self.after = event.id;
+        Ok(())
+    }
+
+    /// A message or a state change from the client.
+    async fn client_frame(
+        &mut self,
+        caller: &Caller,
+        conversation: &Conversation,
+        text: &str,
+    ) -> Result<(), ApiError> {
+        let frame: Value = serde_json::from_str(text)
+            .map_err(|e| ApiError::BadRequest(format!("the frame is not JSON: {e}")))?;
+        let kind = frame["type"]
+            .as_str()
+            .or_else(|| frame["action"].as_str())
+            .ok_or_else(|| {
+                ApiError::BadRequest("the frame needs a `type`: message or state".into())
+            })?;
+        match kind {
+            "message" => {
+                let content = frame["content"]
+                    .as_str()
+                    .or_else(|| frame["args"]["content"].as_str())
+                    .filter(|c| !c.trim().is_empty())
+                    .ok_or_else(|| {
+                        ApiError::BadRequest("a message frame needs a non-empty `content`".into())
+                    })?;
+                record(
+                    &self.state,
+                    &conversation.id,
+                    &[message_from(caller, content)],
+                    None,
+                    true,
+                )
+                .await?;
+                Ok(())
+            }
+            "state" | "change_agent_state" => {
+                let wanted = frame["state"]
+                    .as_str()
+                    .or_else(|| frame["args"]["agent_state"].as_str())
+                    .unwrap_or_default();
+                let wanted = match wanted {
+                    "stop" | "stopped" => AgentState::Stopped,
+                    "pause" | "paused" => AgentState::Paused,
+                    "resume" | "running" => AgentState::Running,
+                    other => {
+                        return Err(ApiError::BadRequest(format!(
+                            "`state` must be stop, pause or resume, not `{other}`"
+                        )));
+                    }
+                };
+                // The conversation's status now, not when the socket opened.
+                let current = self.state.db.conversation(&conversation.id).await?;
+                change_state(&self.state, &current, wanted).await
+            }
+            other => Err(ApiError::BadRequest(format!(
+                "unknown frame type `{other}`: message or state"
+            ))),
+        }
+    }
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from(reason),
+        })))
+        .await;
 }
