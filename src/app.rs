@@ -168,7 +168,8 @@ fn job_context(
         shutdown.clone(),
     )?
     .with_claim(config.job_lease)
-    .with_bus(bus);
+    .with_bus(bus)
+    .with_keyring(Keyring::new(config.secret_key.as_ref()));
     Ok(JobContext {
         db: db.clone(),
         intake: Arc::new(IntakeSettings::from_config(&config.providers)?),

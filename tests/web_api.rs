@@ -825,3 +825,245 @@ async fn events_written_on_one_node_stream_to_subscribers_on_another_without_gap
     drop((first, second));
     t.drop_database().await;
 }
+
+/// Settings and secrets through the API, then a conversation started in the browser's way:
+/// the run uses the user's own model and key (the server has none), the user's secret is in
+/// the sandbox's environment, and neither the key nor the secret is ever returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_own_llm_and_secrets_drive_a_web_conversation() {
+    use openhands::agent::AgentRuntime;
+    use openhands::agent::settings::AgentSettings;
+    use openhands::crypto::Keyring;
+    use openhands::queue::{self, JobContext, WorkerSettings};
+    use openhands::sandbox::docker::DockerBackend;
+    use support::fake_llm::{FakeLlm, Turn};
+    use support::sandbox::{OwnerCleanup, settings as sandbox_settings};
+
+    let t = TestDb::new(Kind::Postgres).await;
+    let secret: Secret = "web-api-test-secret-key-0123456789abcdef".parse().unwrap();
+    let s = state(&t).with_keyring(Keyring::new(Some(&secret)));
+    let alice = user(&t, "alice").await;
+    let fake = FakeLlm::start(vec![
+        Turn::call(
+            "execute_bash",
+            json!({"command": "echo \"token=$DEPLOY_TOKEN\""}),
+        ),
+        Turn::call("finish", json!({"message": "Printed it."})),
+    ])
+    .await;
+
+    // Without a key on the server, a key cannot be stored.
+    let ephemeral = state(&t);
+    let (status, answer) = call(
+        &ephemeral,
+        "POST",
+        "/api/settings",
+        Some(&alice),
+        Some(r#"{"llm_api_key": "sk-user"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("OPENHANDS_SECRET_KEY")
+    );
+
+    let settings = json!({
+        "llm_model": "openai/gpt-user",
+        "llm_base_url": fake.base_url(),
+        "llm_api_key": "sk-user-own-key",
+        "max_iterations": 20,
+        "max_budget_per_task": 2.5,
+    });
+    let (status, saved) = call(
+        &s,
+        "POST",
+        "/api/settings",
+        Some(&alice),
+        Some(&settings.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(saved["llm_api_key_set"], true);
+    assert_eq!(saved["max_iterations"], 20);
+    assert!(!saved.to_string().contains("sk-user-own-key"));
+    let (_, shown) = call(&s, "GET", "/api/settings", Some(&alice), None).await;
+    assert_eq!(shown, saved);
+    // Bad settings are named and change nothing.
+    for (body, named) in [
+        (
+            r#"{"llm_model": "mystery/model", "llm_base_url": null}"#,
+            "`llm_model`",
+        ),
+        (r#"{"llm_base_url": "ftp://x"}"#, "`llm_base_url`"),
+        (r#"{"max_iterations": 0}"#, "`max_iterations`"),
+        (
+            r#"{"max_budget_per_task": "lots"}"#,
+            "`max_budget_per_task`",
+        ),
+        (r#"{"theme": "dark"}"#, "unknown field `theme`"),
+    ] {
+        let (status, answer) = call(&s, "POST", "/api/settings", Some(&alice), Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(named),
+            "{body}: {answer}"
+        );
+    }
+    assert_eq!(
+        call(&s, "GET", "/api/settings", Some(&alice), None).await.1,
+        saved
+    );
+
+    let (status, made) = call(
+        &s,
+        "POST",
+        "/api/secrets",
+        Some(&alice),
+        Some(r#"{"name": "DEPLOY_TOKEN", "value": "it's-a-secret", "description": "deploys"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let (status, _) = call(
+        &s,
+        "POST",
+        "/api/secrets",
+        Some(&alice),
+        Some(r#"{"name": "DEPLOY_TOKEN", "value": "again"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    for body in [
+        r#"{"name": "1BAD", "value": "x"}"#,
+        r#"{"name": "PATH", "value": "x"}"#,
+        r#"{"name": "OK"}"#,
+    ] {
+        let (status, answer) = call(&s, "POST", "/api/secrets", Some(&alice), Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+    }
+    let (status, _) = call(
+        &s,
+        "PUT",
+        "/api/secrets/OTHER",
+        Some(&alice),
+        Some(r#"{"value": "x"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, listed) = call(&s, "GET", "/api/secrets", Some(&alice), None).await;
+    assert_eq!(listed["secrets"][0]["name"], "DEPLOY_TOKEN");
+    assert_eq!(listed["secrets"][0]["description"], "deploys");
+    assert!(!listed.to_string().contains("it's-a-secret"));
+    let bob = user(&t, "bob").await;
+    let (_, bobs) = call(&s, "GET", "/api/secrets", Some(&bob), None).await;
+    assert_eq!(bobs["secrets"], json!([]));
+    let (status, _) = call(&s, "DELETE", "/api/secrets/DEPLOY_TOKEN", Some(&bob), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, models) = call(&s, "GET", "/api/options/models", Some(&alice), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        models
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.as_str().unwrap().starts_with("anthropic/"))
+    );
+    // Stored sealed.
+    let stored = format!(
+        "{:?}{:?}",
+        t.db.user_llm(&t.db.user_by_login("alice").await.unwrap().unwrap().id)
+            .await
+            .unwrap(),
+        t.db.sealed_secrets_of(&t.db.user_by_login("alice").await.unwrap().unwrap().id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !stored.contains("sk-user-own-key") && !stored.contains("it's-a-secret"),
+        "{stored}"
+    );
+
+    // Workers with no server LLM at all.
+    let sandbox = sandbox_settings();
+    let owner = sandbox.sandbox_owner.clone().unwrap();
+    let _cleanup = OwnerCleanup(owner);
+    let backend = DockerBackend::connect(&sandbox).await.unwrap();
+    let stop = CancellationToken::new();
+    let runtime = AgentRuntime::new(AgentSettings::default(), None, sandbox, stop.clone())
+        .unwrap()
+        .with_sandboxes(backend)
+        .with_bus(s.bus.clone())
+        .with_keyring(Keyring::new(Some(&secret)));
+    let ctx = JobContext {
+        agent: Some(std::sync::Arc::new(runtime)),
+        ..JobContext::new(t.db.clone())
+    };
+    let workers = WorkerSettings {
+        poll_interval: Duration::from_millis(20),
+        ..WorkerSettings::default()
+    };
+    tokio::spawn(queue::run_workers(
+        ctx,
+        workers,
+        stop.clone().cancelled_owned(),
+    ));
+
+    let id = create(
+        &s,
+        &alice,
+        json!({"initial_user_msg": "Print the deploy token."}),
+    )
+    .await;
+    let finished = support::wait_for(
+        "the conversation to finish",
+        Duration::from_secs(120),
+        || async {
+            let c = t.db.conversation(&id).await.unwrap();
+            ["finished", "error"]
+                .contains(&c.status.as_str())
+                .then_some(c)
+        },
+    )
+    .await;
+    let (_, trajectory) = call(
+        &s,
+        "GET",
+        &format!("/api/conversations/{id}/trajectory"),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(finished.status, "finished", "{trajectory:#}");
+    let ran = trajectory["trajectory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["observation"] == "run")
+        .unwrap();
+    assert!(
+        ran["content"]
+            .as_str()
+            .unwrap()
+            .contains("token=it's-a-secret"),
+        "{ran}"
+    );
+    let requests = fake.requests();
+    assert_eq!(requests[0].model, "gpt-user");
+    assert_eq!(
+        requests[0].authorization.as_deref(),
+        Some("Bearer sk-user-own-key")
+    );
+    let (_, shown) = call(
+        &s,
+        "GET",
+        &format!("/api/conversations/{id}"),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(shown["stats"]["llm_calls"], 2);
+    stop.cancel();
+    t.drop_database().await;
+}

@@ -310,6 +310,10 @@ impl LlmClient {
         self
     }
 
+    pub fn prices(&self) -> &PriceTable {
+        &self.prices
+    }
+
     pub fn provider(&self) -> &Provider {
         &self.provider
     }

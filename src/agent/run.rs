@@ -62,6 +62,8 @@ pub struct AgentRuntime {
     pub bus: EventBus,
     /// How long a run's hold on its conversation lasts without renewal.
     pub claim: Duration,
+    /// Opens the LLM keys and secrets users stored.
+    pub keyring: crate::crypto::Keyring,
     sandbox_settings: SandboxSettings,
     sandboxes: OnceCell<Sandboxes>,
     shutdown: CancellationToken,
@@ -91,6 +93,7 @@ impl AgentRuntime {
             prompts,
             bus: EventBus::default(),
             claim: Duration::from_secs(30),
+            keyring: crate::crypto::Keyring::new(None),
             sandbox_settings,
             sandboxes: OnceCell::new(),
             shutdown,
@@ -105,6 +108,11 @@ impl AgentRuntime {
 
     pub fn with_bus(mut self, bus: EventBus) -> Self {
         self.bus = bus;
+        self
+    }
+
+    pub fn with_keyring(mut self, keyring: crate::crypto::Keyring) -> Self {
+        self.keyring = keyring;
         self
     }
 
@@ -371,18 +379,96 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// The model the conversation's owner chose in their settings, else the server's. `Err`
+    /// holds a reason for the user.
+    async fn llm_of(&self, owner_id: &str) -> Result<Result<Option<LlmClient>, String>, Fault> {
+        let own = self.db().user_llm(owner_id).await?;
+        let Some(model) = own.llm_model else {
+            return Ok(Ok(self.runtime.llm.clone()));
+        };
+        let key = match own
+            .llm_api_key
+            .map(|sealed| self.runtime.keyring.open(&sealed))
+        {
+            Some(Ok(key)) => {
+                let Ok(key) = key.parse::<crate::config::Secret>();
+                Some(key)
+            }
+            Some(Err(error)) => {
+                return Ok(Err(format!(
+                    "Your LLM key cannot be read ({error:#}); save it again in the settings."
+                )));
+            }
+            None => None,
+        };
+        let prices = self
+            .runtime
+            .llm
+            .as_ref()
+            .map(|llm| llm.prices().clone())
+            .unwrap_or_default();
+        Ok(
+            match LlmClient::new(&model, key, own.llm_base_url.as_deref()) {
+                Ok(client) => Ok(Some(client.with_prices(prices))),
+                Err(error) => Err(format!("Your LLM settings cannot be used: {error}")),
+            },
+        )
+    }
+
+    /// Puts the owner's secrets in the sandbox's shell environment, without recording them.
+    async fn export_secrets(
+        &self,
+        sandboxes: &dyn crate::sandbox::SandboxBackend,
+        sandbox_id: &str,
+        owner_id: &str,
+    ) -> Result<Result<(), String>, Fault> {
+        let sealed = self.db().sealed_secrets_of(owner_id).await?;
+        if sealed.is_empty() {
+            return Ok(Ok(()));
+        }
+        let mut exports = String::from("set +o history; ");
+        for (name, value) in &sealed {
+            let value = match self.runtime.keyring.open(value) {
+                Ok(value) => value,
+                Err(error) => {
+                    return Ok(Err(format!(
+                        "Your secret {name} cannot be read ({error:#}); save it again in the settings."
+                    )));
+                }
+            };
+            exports.push_str(&format!(
+                "export {name}='{}'; ",
+                value.replace('\'', "'\\''")
+            ));
+        }
+        exports.push_str("set -o history");
+        let request =
+            crate::sandbox::CommandRequest::new(exports).with_timeout(Duration::from_secs(30));
+        match sandboxes.execute(sandbox_id, &request, None).await {
+            Ok(outcome) if outcome.exit_code == 0 => Ok(Ok(())),
+            Ok(_) => Ok(Err("Your secrets could not be set in the sandbox.".into())),
+            Err(error) => Ok(Err(format!(
+                "Your secrets could not be set in the sandbox: {error}"
+            ))),
+        }
+    }
+
     /// One run: prepares the sandbox, then steps until the agent rests.
     async fn drive(&mut self) -> Result<(), Fault> {
         let conversation = self.db().conversation(&self.conversation_id).await?;
         self.title = conversation.title.clone();
         self.set_state(AgentState::Loading, "").await?;
-        let Some(llm) = self.runtime.llm.clone() else {
-            return self
-                .set_state(
-                    AgentState::Error,
-                    "No LLM is configured: set LLM_MODEL and LLM_API_KEY for the workers.",
-                )
-                .await;
+        let llm = match self.llm_of(&conversation.owner_id).await? {
+            Ok(Some(llm)) => llm,
+            Ok(None) => {
+                return self
+                    .set_state(
+                        AgentState::Error,
+                        "No LLM is configured: choose a model and key in the settings, or set LLM_MODEL and LLM_API_KEY for the workers.",
+                    )
+                    .await;
+            }
+            Err(reason) => return self.set_state(AgentState::Error, &reason).await,
         };
         // Lost calls are answered first: nothing may come between a call and its result.
         self.answer_lost_calls().await?;
@@ -626,6 +712,12 @@ impl Run<'_> {
                 .await?;
             // A new sandbox has no undo history.
             self.toolbox.editor = Default::default();
+        }
+        if let Err(reason) = self
+            .export_secrets(sandboxes.as_ref(), &info.id, &conversation.owner_id)
+            .await?
+        {
+            return Ok(Err(reason));
         }
         self.toolbox.sandbox_id = info.id;
         Ok(Ok(()))

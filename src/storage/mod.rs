@@ -13,6 +13,7 @@ mod links;
 mod outbox;
 mod probes;
 mod runs;
+mod settings;
 mod users;
 
 use std::path::Path;
@@ -34,6 +35,7 @@ pub use links::UserLink;
 pub use outbox::{NewOutboxPost, OutboxPost};
 pub use probes::ProbeCompletion;
 pub use runs::{ConversationStats, UserLimits};
+pub use settings::{SecretInfo, UserLlm};
 pub use users::User;
 
 /// Runs one expression against whichever backend `$value` holds, binding the connection,

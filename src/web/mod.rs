@@ -27,6 +27,7 @@ mod error;
 pub mod keys;
 mod params;
 pub mod session;
+mod settings;
 mod sockets;
 mod webhooks;
 
@@ -95,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .merge(conversations::routes())
         .merge(sockets::routes())
         .merge(keys::routes())
+        .merge(settings::routes())
         .merge(webhooks::routes())
         .with_state(state)
 }
