@@ -430,21 +430,15 @@ fn parse_ticket_repository(value: &str) -> Result<TicketRoute, String> {
             "`{key}` is not a project or team key (letters, digits, `_`): {expected}"
         ));
     }
-    let part_ok = |p: &str| {
-        !p.is_empty()
-            && p != "."
-            && p != ".."
-            && p.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    };
-    match repository.split_once('/') {
-        Some((owner, name)) if part_ok(owner) && part_ok(name) => Ok(TicketRoute {
+    if crate::integrations::is_repository_path(repository, 2) {
+        Ok(TicketRoute {
             key: key.to_ascii_uppercase(),
             repository: repository.to_string(),
-        }),
-        _ => Err(format!(
+        })
+    } else {
+        Err(format!(
             "`{repository}` is not a GitHub repository: {expected}"
-        )),
+        ))
     }
 }
 

@@ -29,10 +29,11 @@ impl std::fmt::Debug for Keyring {
     }
 }
 
-fn derive(secret: &[u8], purpose: &str) -> [u8; 32] {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
+/// HMAC-SHA256 of `message` under `key`.
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
         .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
-    mac.update(purpose.as_bytes());
+    mac.update(message);
     mac.finalize().into_bytes().into()
 }
 
@@ -50,8 +51,8 @@ impl Keyring {
 
     fn from_bytes(secret: &[u8], persistent: bool) -> Self {
         Self {
-            session: derive(secret, "openhands session v1"),
-            encryption: derive(secret, "openhands encryption v1"),
+            session: hmac_sha256(secret, b"openhands session v1"),
+            encryption: hmac_sha256(secret, b"openhands encryption v1"),
             persistent,
         }
     }

@@ -13,6 +13,21 @@ pub mod slack;
 
 use axum::http::HeaderMap;
 
+/// Whether `name` is a repository path of 2 to `max_parts` segments (`owner/name`; GitLab's
+/// `group/subgroup/project`), each of letters, digits, `-`, `_` and `.` and never `.` or `..`:
+/// it becomes part of API paths.
+pub fn is_repository_path(name: &str, max_parts: usize) -> bool {
+    let parts: Vec<&str> = name.split('/').collect();
+    (2..=max_parts).contains(&parts.len())
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && *p != "."
+                && *p != ".."
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        })
+}
+
 use crate::config::ProviderConfig;
 use request::{Inbound, ParseError, ParseSettings, Provider};
 use signature::{VerifyError, WebhookSecrets};

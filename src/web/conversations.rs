@@ -231,7 +231,7 @@ async fn create_conversation(
     .map(str::trim)
     .filter(|r| !r.is_empty());
     if let Some(repository) = repository
-        && !is_repository_name(repository)
+        && !crate::integrations::is_repository_path(repository, 20)
     {
         return Err(ApiError::BadRequest(
             "`repository` must be `owner/name` (GitHub) or `group/project` (GitLab)".into(),
@@ -275,19 +275,6 @@ async fn create_conversation(
         StatusCode::CREATED,
         Json(json!({"status": "ok", "conversation_id": conversation.id})),
     ))
-}
-
-/// `owner/name`, or a GitLab `group/subgroup/project`.
-fn is_repository_name(name: &str) -> bool {
-    let parts: Vec<&str> = name.split('/').collect();
-    parts.len() >= 2
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && *p != "."
-                && *p != ".."
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        })
 }
 
 async fn list_conversations(
@@ -393,12 +380,7 @@ async fn start_conversation(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let conversation = visible(&state, &caller, &id).await?;
-    change_state(&state, &conversation, AgentState::Running).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"status": "ok", "conversation_id": conversation.id})),
-    ))
+    requested_state(&state, &caller, &id, AgentState::Running).await
 }
 
 async fn stop_conversation(
@@ -406,8 +388,17 @@ async fn stop_conversation(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let conversation = visible(&state, &caller, &id).await?;
-    change_state(&state, &conversation, AgentState::Stopped).await?;
+    requested_state(&state, &caller, &id, AgentState::Stopped).await
+}
+
+async fn requested_state(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    wanted: AgentState,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let conversation = visible(state, caller, id).await?;
+    change_state(state, &conversation, wanted).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"status": "ok", "conversation_id": conversation.id})),

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
+
+use crate::crypto::hmac_sha256;
 
 use crate::storage::now_millis;
 
@@ -29,11 +29,8 @@ impl SessionSigner {
         Self { key }
     }
 
-    fn mac(&self, message: &str) -> Vec<u8> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
-        mac.update(message.as_bytes());
-        mac.finalize().into_bytes().to_vec()
+    fn mac(&self, message: &str) -> [u8; 32] {
+        hmac_sha256(&self.key, message.as_bytes())
     }
 
     /// The cookie value of a session of `user_id`, valid for [`SESSION_LIFETIME`].
@@ -47,7 +44,7 @@ impl SessionSigner {
     pub fn verify(&self, value: &str) -> Option<String> {
         let (message, mac) = value.rsplit_once('.')?;
         let mac = hex::decode(mac).ok()?;
-        if !bool::from(self.mac(message).ct_eq(&mac)) {
+        if !bool::from(self.mac(message).as_slice().ct_eq(&mac)) {
             return None;
         }
         let (user_id, expires) = message.split_once('.')?;

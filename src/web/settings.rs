@@ -62,15 +62,14 @@ async fn show_settings(
     Ok(Json(settings_json(&state, &caller.0.id).await?))
 }
 
-/// The keyring, when what it seals can be read again after a restart.
-fn sealing_keyring(state: &AppState) -> Result<&crate::crypto::Keyring, ApiError> {
-    if state.keyring.is_persistent() {
-        Ok(&state.keyring)
-    } else {
-        Err(ApiError::Conflict(
+/// `value` sealed for storage, when what the keyring seals can be read again after a restart.
+fn seal(state: &AppState, value: &str) -> Result<String, ApiError> {
+    if !state.keyring.is_persistent() {
+        return Err(ApiError::Conflict(
             "keys and secrets cannot be stored: the server has no OPENHANDS_SECRET_KEY".into(),
-        ))
+        ));
     }
+    state.keyring.seal(value).map_err(ApiError::Internal)
 }
 
 /// Changes the fields given: a field set to null is cleared, one left out stays.
@@ -128,11 +127,7 @@ async fn save_settings(
     }
     if fields.has("llm_api_key") {
         llm.llm_api_key = match fields.text("llm_api_key", 4096)?.map(str::trim) {
-            Some(key) if !key.is_empty() => Some(
-                sealing_keyring(&state)?
-                    .seal(key)
-                    .map_err(ApiError::Internal)?,
-            ),
+            Some(key) if !key.is_empty() => Some(seal(&state, key)?),
             _ => None,
         };
     }
@@ -204,9 +199,7 @@ async fn create_secret(
     check_secret_name(name)?;
     let value = secret_value(&fields, true)?.unwrap_or_default();
     let description = fields.text("description", 500)?;
-    let sealed = sealing_keyring(&state)?
-        .seal(value)
-        .map_err(ApiError::Internal)?;
+    let sealed = seal(&state, value)?;
     state
         .db
         .create_secret(&caller.0.id, name, &sealed, description)
@@ -230,14 +223,7 @@ async fn update_secret(
             "give a new `value`, a `description`, or both".into(),
         ));
     }
-    let sealed = match value {
-        Some(value) => Some(
-            sealing_keyring(&state)?
-                .seal(value)
-                .map_err(ApiError::Internal)?,
-        ),
-        None => None,
-    };
+    let sealed = value.map(|value| seal(&state, value)).transpose()?;
     state
         .db
         .update_secret(&caller.0.id, &name, sealed.as_deref(), description)

@@ -134,16 +134,14 @@ impl Session {
                 frame = self.socket.recv() => match frame {
                     Some(Ok(Message::Text(text))) => {
                         let answer = self.client_frame(&caller, &conversation, &text).await;
-                        if let Err(error) = answer {
-                            let reply = json!({"type": "error", "error": error.to_string()});
-                            if self.socket.send(Message::Text(reply.to_string().into())).await.is_err() {
-                                return;
-                            }
+                        if let Err(error) = answer
+                            && self.send_error(&error.to_string()).await.is_err()
+                        {
+                            return;
                         }
                     }
                     Some(Ok(Message::Binary(_))) => {
-                        let reply = json!({"type": "error", "error": "frames must be JSON text"});
-                        if self.socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                        if self.send_error("frames must be JSON text").await.is_err() {
                             return;
                         }
                     }
@@ -205,6 +203,15 @@ impl Session {
                 return Ok(());
             }
         }
+    }
+
+    /// Tells the client what was wrong with its frame; the socket stays open.
+    async fn send_error(&mut self, error: &str) -> Result<(), ()> {
+        let reply = json!({"type": "error", "error": error});
+        self.socket
+            .send(Message::Text(reply.to_string().into()))
+            .await
+            .map_err(|_| ())
     }
 
     async fn send_event(&mut self, event: &crate::storage::Event) -> Result<(), ()> {

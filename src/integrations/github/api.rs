@@ -217,18 +217,7 @@ impl GithubApp {
 
 /// `repository` must be `owner/name`: it becomes part of API paths.
 fn check_repository(repository: &str) -> anyhow::Result<()> {
-    let mut parts = repository.split('/');
-    let valid = matches!(
-        (parts.next(), parts.next(), parts.next()),
-        (Some(owner), Some(name), None)
-            if [owner, name].iter().all(|p| {
-                !p.is_empty()
-                    && *p != "."
-                    && *p != ".."
-                    && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            })
-    );
-    if valid {
+    if crate::integrations::is_repository_path(repository, 2) {
         Ok(())
     } else {
         Err(anyhow::anyhow!(
