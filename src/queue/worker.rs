@@ -1,5 +1,6 @@
-//! The worker runtime: one apalis worker per job kind, supervised by a monitor that stops
-//! claiming on shutdown and lets in-flight jobs finish within a grace period.
+//! The worker runtime: one apalis worker per job kind, supervised by a monitor. On shutdown
+//! the workers stop claiming, in-flight jobs finish within a grace period, then the monitor
+//! stops the workers.
 
 use std::future::Future;
 use std::time::Duration;
@@ -20,6 +21,9 @@ use crate::agent::{self, RunConversation};
 use crate::intake::{self, Intake, IntakeSettings};
 use crate::storage::Db;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio_util::task::TaskTracker;
 
 /// What every job handler may use.
 #[derive(Clone, Debug)]
@@ -123,10 +127,12 @@ fn retry_policy<J: Job>(
 
 /// Builds the apalis worker of job kind `$job` on `$backend`, handled by `$handler`.
 macro_rules! job_worker {
-    ($settings:expr, $restarts:expr, $backoff:expr, $ctx:expr, $backend:expr, $job:ty, $handler:expr) => {{
+    ($settings:expr, $restarts:expr, $backoff:expr, $ctx:expr, $drain:expr, $backend:expr, $job:ty, $handler:expr) => {{
         let settings: &WorkerSettings = $settings;
+        let drain: &Drain = $drain;
         WorkerBuilder::new(settings.worker_name(<$job as Job>::QUEUE, $restarts))
             .backend($backend)
+            .layer(drain.counting_layer())
             .data($ctx.clone())
             .concurrency(settings.concurrency)
             .retry(retry_policy::<$job>($backoff))
@@ -139,10 +145,11 @@ macro_rules! job_worker {
 
 /// Registers the worker of one job kind with the monitor, on whichever database `db` is.
 macro_rules! register_job {
-    ($monitor:expr, $db:expr, $settings:expr, $backoff:expr, $ctx:expr, $job:ty, $handler:expr) => {{
+    ($monitor:expr, $db:expr, $settings:expr, $backoff:expr, $ctx:expr, $drain:expr, $job:ty, $handler:expr) => {{
         let settings = $settings.clone();
         let backoff = $backoff.clone();
         let ctx = $ctx.clone();
+        let drain: Drain = $drain.clone();
         let queue = <$job as Job>::QUEUE;
         match $db {
             Db::Postgres(pool) => {
@@ -155,9 +162,11 @@ macro_rules! register_job {
                 $monitor.register(move |restarts| {
                     let backend = PostgresStorage::<$job>::new(&pool)
                         .with_config(config.clone())
-                        .poll_with_strategy(EveryInterval::new(settings.poll_interval))
+                        .poll_with_strategy(EveryInterval::new(settings.poll_interval, &drain))
                         .before_start(move |_| tokio::time::sleep(restart_delay(restarts)).map(Ok));
-                    job_worker!(&settings, restarts, &backoff, ctx, backend, $job, $handler)
+                    job_worker!(
+                        &settings, restarts, &backoff, ctx, &drain, backend, $job, $handler
+                    )
                 })
             }
             Db::Sqlite(pool) => {
@@ -170,9 +179,11 @@ macro_rules! register_job {
                 $monitor.register(move |restarts| {
                     let backend = SqliteStorage::<$job>::new(&pool)
                         .with_config(config.clone())
-                        .poll_with_strategy(EveryInterval::new(settings.poll_interval))
+                        .poll_with_strategy(EveryInterval::new(settings.poll_interval, &drain))
                         .before_start(move |_| tokio::time::sleep(restart_delay(restarts)).map(Ok));
-                    job_worker!(&settings, restarts, &backoff, ctx, backend, $job, $handler)
+                    job_worker!(
+                        &settings, restarts, &backoff, ctx, &drain, backend, $job, $handler
+                    )
                 })
             }
         }
@@ -188,20 +199,40 @@ pub async fn run_workers(
 ) -> anyhow::Result<()> {
     let db = ctx.db.clone();
     let backoff = settings.backoff()?;
+    let drain = Drain::default();
     let monitor = Monitor::new()
         .shutdown_timeout(settings.shutdown_grace)
         .should_restart(|worker, error| {
             tracing::warn!(worker = worker.name(), %error, "worker stopped; restarting it");
             true
         });
-    let monitor = register_job!(monitor, &db, settings, backoff, ctx, Probe, probe::handle);
-    let monitor = register_job!(monitor, &db, settings, backoff, ctx, Intake, intake::handle);
     let monitor = register_job!(
         monitor,
         &db,
         settings,
         backoff,
         ctx,
+        drain,
+        Probe,
+        probe::handle
+    );
+    let monitor = register_job!(
+        monitor,
+        &db,
+        settings,
+        backoff,
+        ctx,
+        drain,
+        Intake,
+        intake::handle
+    );
+    let monitor = register_job!(
+        monitor,
+        &db,
+        settings,
+        backoff,
+        ctx,
+        drain,
         RunConversation,
         agent::handle_run
     );
@@ -211,6 +242,7 @@ pub async fn run_workers(
         settings,
         backoff,
         ctx,
+        drain,
         crate::results::DeliverPost,
         crate::results::handle
     );
@@ -219,6 +251,7 @@ pub async fn run_workers(
         .run_with_signal(async move {
             shutdown.await;
             tracing::info!("shutting down workers: no new jobs are claimed");
+            drain.finish_in_flight(settings.shutdown_grace).await;
             Ok(())
         })
         .await
@@ -227,20 +260,87 @@ pub async fn run_workers(
     Ok(())
 }
 
+/// Shutdown in two steps. First the workers stop claiming while still running, so that each
+/// job in flight finishes with its worker's database work (claims, heartbeats, results)
+/// still being driven; then the monitor stops the workers. Stopping them at once would leave
+/// a half-done fetch holding a connection that a finishing job may be waiting for: with
+/// SQLite's single connection, the job would wait out the whole grace period.
+#[derive(Clone, Default)]
+struct Drain {
+    draining: Arc<AtomicBool>,
+    in_flight: TaskTracker,
+}
+
+impl Drain {
+    /// Counts each job from its start to its end.
+    fn counting_layer<F: Future>(
+        &self,
+    ) -> tower::util::MapFutureLayer<impl Fn(F) -> CountedJob<F> + Clone + use<F>> {
+        let in_flight = self.in_flight.clone();
+        tower::util::MapFutureLayer::new(move |job: F| CountedJob {
+            job: Box::pin(job),
+            _token: in_flight.token(),
+        })
+    }
+
+    fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Stops claiming and waits, at most `grace`, for the jobs in flight.
+    async fn finish_in_flight(&self, grace: Duration) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.in_flight.close();
+        let running = self.in_flight.len();
+        if running > 0 {
+            tracing::info!(running, "waiting for the jobs in flight");
+        }
+        if tokio::time::timeout(grace, self.in_flight.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                running = self.in_flight.len(),
+                "jobs still running after the grace period; another worker takes them over"
+            );
+        }
+    }
+}
+
+/// A job's future, counted as in flight until it ends or is dropped.
+struct CountedJob<F> {
+    job: std::pin::Pin<Box<F>>,
+    _token: tokio_util::task::task_tracker::TaskTrackerToken,
+}
+
+impl<F: Future> Future for CountedJob<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.job.as_mut().poll(cx)
+    }
+}
+
 /// Wakes an idle worker every `interval` to look for new jobs. apalis' own interval strategy
 /// arms its next timer without polling it, so after the first tick only the heartbeat (a
 /// third of the lease) woke idle PostgreSQL workers: new jobs waited up to 20 s.
+/// Once shutdown begins it never wakes again.
 struct EveryInterval {
     interval: Duration,
     timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    drain: Drain,
 }
 
 impl EveryInterval {
-    fn new(interval: Duration) -> Self {
+    fn new(interval: Duration, drain: &Drain) -> Self {
         Self {
             // A zero interval would spin.
             interval: interval.max(Duration::from_millis(1)),
             timer: None,
+            drain: drain.clone(),
         }
     }
 }
@@ -253,6 +353,9 @@ impl PollStrategy for EveryInterval {
     ) -> std::task::Poll<Option<()>> {
         let mut ticked = false;
         loop {
+            if self.drain.is_draining() {
+                return std::task::Poll::Pending;
+            }
             let interval = self.interval;
             let timer = self
                 .timer

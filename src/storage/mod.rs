@@ -38,6 +38,9 @@ pub use runs::{ConversationStats, UserLimits};
 pub use settings::{SecretInfo, UserLlm};
 pub use users::User;
 
+/// How long a statement may wait for SQLite's one connection before it fails.
+const SQLITE_QUEUE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Runs one expression against whichever backend `$value` holds, binding the connection,
 /// pool or transaction to `$conn`. The expression is written once and compiled for both.
 macro_rules! on_backend {
@@ -215,10 +218,12 @@ impl Db {
                     .await?;
                 // SQLite runs one write at a time. With one connection, writers queue fairly in
                 // the pool instead of sleeping and retrying in SQLite's busy handler, which
-                // under load costs far more than the wait itself.
+                // under load costs far more than the wait itself. That queue is the wait for
+                // the disk, which can take seconds on a busy machine: it gets its own, longer
+                // limit than connecting does.
                 let pool = SqlitePoolOptions::new()
                     .max_connections(1)
-                    .acquire_timeout(options.connect_timeout)
+                    .acquire_timeout(options.connect_timeout.max(SQLITE_QUEUE_TIMEOUT))
                     .connect_with(connect)
                     .await
                     .map_err(connect_error)?;

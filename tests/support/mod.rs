@@ -166,7 +166,10 @@ pub fn openhands(database_url: &str) -> Command {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", database_url)
-        .env("LOG_LEVEL", "info,apalis_core=warn")
+        .env(
+            "LOG_LEVEL",
+            std::env::var("TEST_LOG_LEVEL").unwrap_or("info,apalis_core=warn".into()),
+        )
         .stdin(Stdio::null());
     command
 }
