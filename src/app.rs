@@ -153,6 +153,7 @@ fn app_state(config: &Config, db: &Db) -> AppState {
         .with_admin_key(config.admin_api_key.clone())
         .with_webhooks(Webhooks::from_config(&config.providers))
         .with_keyring(keyring)
+        .with_http(config.http.clone())
 }
 
 fn job_context(
@@ -202,7 +203,9 @@ async fn serve_http(
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, web::router(state))
+    // The peer address feeds the per-address rate limit.
+    let app = web::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .context("HTTP server failed")?;

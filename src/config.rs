@@ -244,6 +244,8 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
     pub shutdown_grace: Duration,
     #[command(flatten)]
+    pub http: crate::web::middleware::HttpSettings,
+    #[command(flatten)]
     pub providers: ProviderConfig,
     #[command(flatten)]
     pub sandbox: crate::sandbox::SandboxSettings,

@@ -360,6 +360,8 @@ impl LlmClient {
                                     detail,
                                 })?;
                             let cost = self.prices.cost(&self.model, &usage);
+                            metrics::histogram!("openhands_llm_call_seconds")
+                                .record(started.elapsed().as_secs_f64());
                             return Ok(Completion {
                                 message,
                                 usage,

@@ -688,10 +688,16 @@ impl Run<'_> {
             Err(reason) => return Ok(Err(format!("The sandbox could not be started: {reason}"))),
         };
         let previous = self.db().conversation_sandbox(&conversation.id).await?;
+        let started = std::time::Instant::now();
         let info = match sandboxes.start(&conversation.id).await {
             Ok(info) => info,
-            Err(error) => return Ok(Err(format!("The sandbox could not be started: {error}"))),
+            Err(error) => {
+                metrics::counter!("openhands_sandbox_start_failures_total").increment(1);
+                return Ok(Err(format!("The sandbox could not be started: {error}")));
+            }
         };
+        metrics::histogram!("openhands_sandbox_start_seconds")
+            .record(started.elapsed().as_secs_f64());
         self.sandboxes = Some(sandboxes.clone());
         if previous.as_deref() != Some(info.id.as_str()) {
             if let Some(previous) = previous {

@@ -71,6 +71,14 @@ impl Webhooks {
         self
     }
 
+    /// The providers whose webhooks are accepted.
+    pub fn enabled_providers(&self) -> Vec<Provider> {
+        Provider::ALL
+            .into_iter()
+            .filter(|p| self.secrets(*p).is_some())
+            .collect()
+    }
+
     /// The secrets of `provider`; `None` when it is not enabled.
     pub fn secrets(&self, provider: Provider) -> Option<&WebhookSecrets> {
         self.secrets

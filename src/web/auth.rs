@@ -2,8 +2,8 @@
 //! clients send it), the bootstrap admin key, or a browser session cookie.
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use sha2::{Digest, Sha256};
 
 use super::{ApiError, AppState};
@@ -31,13 +31,14 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(token) = presented_key(parts) {
+        if let Some(token) = presented_key(&parts.headers) {
             return match state.user_of_key(token).await? {
                 Some(user) => Ok(Caller(user)),
                 None => Err(ApiError::Unauthorized),
             };
         }
-        if let Some(user_id) = session_cookie(parts).and_then(|c| state.sessions.verify(c)) {
+        if let Some(user_id) = session_cookie(&parts.headers).and_then(|c| state.sessions.verify(c))
+        {
             return match state.db.user(&user_id).await {
                 Ok(user) => Ok(Caller(user)),
                 Err(StorageError::NotFound(_)) => Err(ApiError::Unauthorized),
@@ -66,16 +67,14 @@ impl FromRequestParts<AppState> for Admin {
 }
 
 /// The key a client presents in its headers, if any.
-fn presented_key(parts: &Parts) -> Option<&str> {
-    let bearer = parts
-        .headers
+pub(super) fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     bearer
         .or_else(|| {
-            parts
-                .headers
+            headers
                 .get("x-session-api-key")
                 .and_then(|v| v.to_str().ok())
         })
@@ -83,9 +82,8 @@ fn presented_key(parts: &Parts) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
-fn session_cookie(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
+pub(super) fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())

@@ -1,9 +1,10 @@
-//! The HTTP surface: liveness and health now; webhooks, the REST API, WebSockets and the
-//! dashboard join it here.
+//! The HTTP surface: liveness and health, metrics, webhooks, the REST API and WebSockets,
+//! behind the middleware of `middleware.rs`.
 
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
@@ -25,6 +26,9 @@ pub mod auth;
 mod conversations;
 mod error;
 pub mod keys;
+pub mod metrics;
+pub mod middleware;
+pub mod openapi;
 mod params;
 pub mod session;
 mod settings;
@@ -47,6 +51,9 @@ pub struct AppState {
     pub bus: EventBus,
     pub sessions: SessionSigner,
     pub keyring: Keyring,
+    /// CORS, rate-limit and body-size settings.
+    pub http: Arc<middleware::HttpSettings>,
+    pub rate_limits: Arc<middleware::RateLimits>,
 }
 
 impl AppState {
@@ -62,7 +69,16 @@ impl AppState {
             bus: EventBus::default(),
             sessions: SessionSigner::new(keyring.session_key()),
             keyring,
+            rate_limits: middleware::RateLimits::start(&middleware::HttpSettings::default()),
+            http: Arc::default(),
         }
+    }
+
+    /// Must be called inside the runtime (it starts the rate limits' upkeep).
+    pub fn with_http(mut self, settings: middleware::HttpSettings) -> Self {
+        self.rate_limits = middleware::RateLimits::start(&settings);
+        self.http = Arc::new(settings);
+        self
     }
 
     /// Shares the event bus of workers in the same process.
@@ -89,16 +105,20 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    metrics::install_recorder();
+    let routes = Router::new()
         .route("/alive", get(alive))
         .route("/health", get(health))
+        .merge(metrics::routes())
+        .merge(openapi::routes())
         .merge(admin::routes())
         .merge(conversations::routes())
         .merge(sockets::routes())
         .merge(keys::routes())
         .merge(settings::routes())
         .merge(webhooks::routes())
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(state.http.api_max_body_bytes));
+    middleware::wrap(routes, &state).with_state(state)
 }
 
 /// The process is up and serving HTTP.

@@ -114,6 +114,9 @@ pub fn json_object(
         Ok(_) => Err(ApiError::BadRequest(
             "the body must be a JSON object".into(),
         )),
+        Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(
+            ApiError::TooLarge("the body is larger than this API accepts (API_MAX_BODY_BYTES)"),
+        ),
         Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
     }
 }
