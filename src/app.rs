@@ -126,6 +126,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             samples,
             round_trips,
         }) => crate::bench::sandbox_latency(&config.sandbox, samples, round_trips).await,
+        Command::Bench(BenchCommand::Websocket {
+            subscribers,
+            rate,
+            duration,
+        }) => {
+            let db = open_database(&config).await?;
+            crate::bench::websocket_fan_out(&db, &config, subscribers, rate, duration).await
+        }
         Command::Bench(BenchCommand::Agent { steps }) => {
             let db = open_database(&config).await?;
             crate::bench::agent_step_overhead(&db, &config, steps).await

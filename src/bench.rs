@@ -236,6 +236,11 @@ struct IngestServer {
 
 impl IngestServer {
     async fn start(config: &Config) -> anyhow::Result<Self> {
+        Self::start_with(config, &[("GITHUB_WEBHOOK_SECRET", INGEST_SECRET)]).await
+    }
+
+    /// A `web` process with these extra environment variables.
+    async fn start_with(config: &Config, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -253,7 +258,7 @@ impl IngestServer {
                 "LOG_LEVEL",
                 std::env::var("BENCH_SERVER_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
             )
-            .env("GITHUB_WEBHOOK_SECRET", INGEST_SECRET)
+            .envs(env.iter().copied())
             .stdin(std::process::Stdio::null())
             .spawn()?;
         let server = Self {
@@ -661,4 +666,194 @@ pub async fn agent_step_overhead(db: &Db, config: &Config, steps: u32) -> anyhow
         let _ = backend.remove(&sandbox.id).await;
     }
     result
+}
+
+/// Marks a benchmark event's payload: `bench:<sequence>:<unix time of the append in µs>;`.
+const FAN_OUT_MARK: &str = "bench:";
+
+/// See `openhands bench websocket`.
+pub async fn websocket_fan_out(
+    db: &Db,
+    config: &Config,
+    subscribers: u32,
+    rate: u32,
+    duration: Duration,
+) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    if subscribers == 0 || rate == 0 || duration.is_zero() {
+        bail!("--subscribers, --rate and --duration must each be above 0");
+    }
+    if db.kind() != DatabaseKind::Postgres {
+        bail!(
+            "the fan-out benchmark needs PostgreSQL: events reach the web process through NOTIFY"
+        );
+    }
+    let owner = db
+        .create_user(
+            &format!("bench-{}", uuid::Uuid::new_v4().simple()),
+            None,
+            false,
+        )
+        .await?;
+    let (key, _) = crate::web::keys::issue_key(db, &owner.id, "bench", None).await?;
+    let conversation = db
+        .create_conversation(&crate::storage::NewConversation {
+            owner_id: &owner.id,
+            title: "fan-out benchmark",
+            trigger_kind: "web",
+            repository: None,
+            branch: None,
+            external_ref: None,
+            trigger_url: None,
+        })
+        .await?;
+    let server = IngestServer::start_with(
+        config,
+        &[("RATE_LIMIT_PER_IP", "0"), ("RATE_LIMIT_PER_USER", "0")],
+    )
+    .await?;
+    let idle_kib = memory_kib(server.child.id(), "VmRSS:");
+
+    // Connect every subscriber before the first event.
+    let socket_url = format!(
+        "{}/sockets/events/{}",
+        server.url.replacen("http://", "ws://", 1),
+        conversation.id
+    );
+    let total_events = (u64::from(rate) * duration.as_millis() as u64 / 1000).max(1);
+    let deadline = Instant::now() + duration + Duration::from_secs(60);
+    let mut readers = tokio::task::JoinSet::new();
+    for _ in 0..subscribers {
+        let mut request = socket_url.as_str().into_client_request()?;
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {key}").parse()?);
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .context("a subscriber could not connect")?;
+        readers.spawn(async move {
+            let (_, mut incoming) = socket.split();
+            let mut latencies_us = Vec::with_capacity(total_events as usize);
+            while (latencies_us.len() as u64) < total_events {
+                let frame = match tokio::time::timeout_at(deadline.into(), incoming.next()).await {
+                    Ok(Some(Ok(frame))) => frame,
+                    _ => break,
+                };
+                let Ok(text) = frame.to_text() else { continue };
+                if let Some(sent_us) = fan_out_sent_us(text) {
+                    latencies_us.push(unix_micros().saturating_sub(sent_us));
+                }
+            }
+            latencies_us
+        });
+    }
+    println!(
+        "{subscribers} subscribers connected; appending {rate} events/s for {}",
+        humantime::format_duration(duration)
+    );
+
+    // Append in batches every 10 ms, each batch one transaction, as an agent step does.
+    const TICK: Duration = Duration::from_millis(10);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut appended: u64 = 0;
+    let started = Instant::now();
+    while appended < total_events {
+        tick.tick().await;
+        let due = (u64::from(rate) * started.elapsed().as_micros() as u64 / 1_000_000 + 1)
+            .min(total_events);
+        let mut tx = db.begin().await?;
+        while appended < due {
+            let payload = serde_json::json!({ "content": format!("{FAN_OUT_MARK}{appended}:{};", unix_micros()) });
+            tx.append_event(
+                &conversation.id,
+                &crate::storage::NewEvent {
+                    source: "agent",
+                    kind: "message",
+                    payload: &payload,
+                },
+            )
+            .await?;
+            appended += 1;
+        }
+        tx.commit().await?;
+    }
+    let append_secs = started.elapsed().as_secs_f64();
+    let mut latencies = Vec::new();
+    let mut short = 0;
+    while let Some(result) = readers.join_next().await {
+        let received = result?;
+        if (received.len() as u64) < total_events {
+            short += 1;
+        }
+        latencies.extend(received);
+    }
+    let peak_kib = memory_kib(server.child.id(), "VmHWM:");
+    server.stop();
+    latencies.sort_unstable();
+    let at = |q: f64| -> f64 {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q).round() as usize)
+            .map_or(f64::NAN, |&us| us as f64 / 1000.0)
+    };
+    let expected = total_events * u64::from(subscribers);
+    println!(
+        "appended {appended} events in {append_secs:.1} s ({:.0}/s); delivered {} of {expected} frames; {short} subscribers missed some",
+        appended as f64 / append_secs,
+        latencies.len()
+    );
+    println!(
+        "| subscribers | events/s | deliveries/s | p50 ms | p99 ms | max ms | web RSS idle MB | web peak MB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {subscribers} | {rate} | {:.0} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} |",
+        latencies.len() as f64 / append_secs,
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        idle_kib as f64 / 1024.0,
+        peak_kib as f64 / 1024.0
+    );
+    Ok(())
+}
+
+/// The append time carried by a benchmark event's frame.
+fn fan_out_sent_us(frame: &str) -> Option<u64> {
+    let rest = &frame[frame.find(FAN_OUT_MARK)? + FAN_OUT_MARK.len()..];
+    let (_, rest) = rest.split_once(':')?;
+    rest[..rest.find(';')?].parse().ok()
+}
+
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// A memory figure of a process from `/proc/PID/status`, in KiB (0 when unknown).
+fn memory_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(field))
+                .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod fan_out_tests {
+    use super::*;
+
+    #[test]
+    fn the_append_time_is_read_back_from_a_frame() {
+        let frame = r#"{"id":3,"payload":{"content":"bench:2:1700000000123456;"}}"#;
+        assert_eq!(fan_out_sent_us(frame), Some(1_700_000_000_123_456));
+        assert_eq!(fan_out_sent_us(r#"{"id":3}"#), None);
+    }
 }

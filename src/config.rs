@@ -133,6 +133,20 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 300)]
         round_trips: u32,
     },
+    /// WebSocket fan-out on PostgreSQL: subscribers of one conversation on a `web` process,
+    /// events appended by this process (as a worker on another machine would) at a steady
+    /// rate; delivery latency from append to receipt, and the web process's peak memory.
+    Websocket {
+        /// Subscribers of the conversation.
+        #[arg(long, default_value_t = 1000)]
+        subscribers: u32,
+        /// Events appended per second (in batches every 10 ms).
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        /// How long events are appended.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+    },
     /// Agent-loop overhead per step on DATABASE_URL and a Docker sandbox (SANDBOX_IMAGE), with
     /// a zero-latency scripted model on loopback and `true` as the command.
     Agent {

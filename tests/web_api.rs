@@ -1042,13 +1042,16 @@ async fn a_users_own_llm_and_secrets_drive_a_web_conversation() {
         .iter()
         .find(|e| e["observation"] == "run")
         .unwrap();
+    // The secret was in the sandbox's environment, and its value is hidden from the log (and
+    // so from the model).
     assert!(
         ran["content"]
             .as_str()
             .unwrap()
-            .contains("token=it's-a-secret"),
+            .contains("token=<secret DEPLOY_TOKEN hidden>"),
         "{ran}"
     );
+    assert!(!trajectory.to_string().contains("it's-a-secret"));
     let requests = fake.requests();
     assert_eq!(requests[0].model, "gpt-user");
     assert_eq!(

@@ -489,3 +489,52 @@ fn tool_call(doc: &Value) -> Option<ToolCallMeta> {
         response_id: meta["response_id"].as_str().unwrap_or_default().to_string(),
     })
 }
+
+/// Values shorter than this are not hidden: they would match ordinary text.
+const MIN_HIDDEN_SECRET_CHARS: usize = 4;
+
+/// Replaces each secret value found in the strings of `doc` with `<secret NAME hidden>`, so
+/// output that prints a secret (`env`, `echo $TOKEN`) is never stored or shown.
+pub fn hide_secrets(doc: &mut Value, secrets: &[(String, String)]) {
+    match doc {
+        Value::String(text) => {
+            for (name, value) in secrets {
+                if value.chars().count() >= MIN_HIDDEN_SECRET_CHARS && text.contains(value.as_str())
+                {
+                    *text = text.replace(value.as_str(), &format!("<secret {name} hidden>"));
+                }
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| hide_secrets(item, secrets)),
+        Value::Object(fields) => fields
+            .values_mut()
+            .for_each(|field| hide_secrets(field, secrets)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod hide_secrets_tests {
+    use super::*;
+
+    #[test]
+    fn secret_values_are_hidden_wherever_they_appear() {
+        let secrets = vec![
+            ("API_TOKEN".to_string(), "tok-123456".to_string()),
+            ("PIN".to_string(), "42".to_string()),
+        ];
+        let mut doc = serde_json::json!({
+            "content": "API_TOKEN=tok-123456\nPIN=42",
+            "extras": { "lines": ["x tok-123456 y"], "exit_code": 0 },
+        });
+        hide_secrets(&mut doc, &secrets);
+        assert_eq!(
+            doc["content"],
+            "API_TOKEN=<secret API_TOKEN hidden>\nPIN=42"
+        );
+        assert_eq!(doc["extras"]["lines"][0], "x <secret API_TOKEN hidden> y");
+        assert_eq!(doc["extras"]["exit_code"], 0);
+    }
+}

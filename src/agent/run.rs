@@ -167,6 +167,7 @@ pub(crate) async fn handle(
         history: History::default(),
         toolbox: Toolbox::default(),
         sandboxes: None,
+        secret_values: Vec::new(),
         checkout: None,
         changes: None,
         title: String::new(),
@@ -219,6 +220,8 @@ pub(super) struct Run<'a> {
     pub(super) history: History,
     pub(super) toolbox: Toolbox,
     pub(super) sandboxes: Option<Sandboxes>,
+    /// The owner's secret values exported into the sandbox: hidden from every observation.
+    pub(super) secret_values: Vec<(String, String)>,
     /// The worker's clone of the repository placed in the sandbox by this run, for pushing.
     pub(super) checkout: Option<git::Checkout>,
     /// What became of the agent's changes, for the report of the rest being recorded.
@@ -417,7 +420,7 @@ impl Run<'_> {
 
     /// Puts the owner's secrets in the sandbox's shell environment, without recording them.
     async fn export_secrets(
-        &self,
+        &mut self,
         sandboxes: &dyn crate::sandbox::SandboxBackend,
         sandbox_id: &str,
         owner_id: &str,
@@ -427,6 +430,7 @@ impl Run<'_> {
             return Ok(Ok(()));
         }
         let mut exports = String::from("set +o history; ");
+        let mut opened = Vec::new();
         for (name, value) in &sealed {
             let value = match self.runtime.keyring.open(value) {
                 Ok(value) => value,
@@ -440,8 +444,10 @@ impl Run<'_> {
                 "export {name}='{}'; ",
                 value.replace('\'', "'\\''")
             ));
+            opened.push((name.clone(), value));
         }
         exports.push_str("set -o history");
+        self.secret_values = opened;
         let request =
             crate::sandbox::CommandRequest::new(exports).with_timeout(Duration::from_secs(30));
         match sandboxes.execute(sandbox_id, &request, None).await {
@@ -613,7 +619,8 @@ impl Run<'_> {
                 .execute(sandboxes.as_ref(), &call, action_id, &meta)
                 .await
             {
-                Ok(Some(observation)) => {
+                Ok(Some(mut observation)) => {
+                    events::hide_secrets(&mut observation.doc, &self.secret_values);
                     self.record(vec![observation], None).await?;
                 }
                 Ok(None) => {}
