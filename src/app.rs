@@ -16,6 +16,7 @@ use crate::integrations::Webhooks;
 use crate::live::{self, EventBus};
 use crate::queue::{self, JobContext, probe::Probe};
 use crate::storage::Db;
+use crate::web::login::Login;
 use crate::web::{self, AppState};
 use std::sync::Arc;
 
@@ -162,6 +163,11 @@ fn app_state(config: &Config, db: &Db) -> AppState {
         .with_webhooks(Webhooks::from_config(&config.providers))
         .with_keyring(keyring)
         .with_http(config.http.clone())
+        .with_login(Login::new(
+            &config.login,
+            &config.providers.public_url,
+            &config.providers.github_api_url,
+        ))
 }
 
 fn job_context(

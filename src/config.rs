@@ -260,6 +260,8 @@ pub struct Config {
     #[command(flatten)]
     pub http: crate::web::middleware::HttpSettings,
     #[command(flatten)]
+    pub login: crate::web::login::LoginSettings,
+    #[command(flatten)]
     pub providers: ProviderConfig,
     #[command(flatten)]
     pub sandbox: crate::sandbox::SandboxSettings,
@@ -516,6 +518,7 @@ impl Config {
             );
         }
         self.providers.validate()?;
+        self.login.validate()?;
         self.sandbox.validate()?;
         self.llm.validate()?;
         self.agent.validate()

@@ -125,7 +125,7 @@ fn chosen_repository(routes: &[TicketRoute], request: &Request, key: &str) -> Op
     })
 }
 
-fn host_of(url: &str) -> String {
+pub(crate) fn host_of(url: &str) -> String {
     url::Url::parse(url)
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))

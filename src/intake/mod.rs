@@ -290,6 +290,12 @@ fn context_of(request: &Request, history: &[PriorMessage], diff: &Diff) -> serde
 }
 
 /// The provider account's user name, for a user created on first contact.
+/// The workspace GitHub accounts are linked under (webhook senders and browser sign-ins
+/// alike): the host of GITHUB_API_URL.
+pub(crate) fn github_workspace(api_url: &str) -> String {
+    authorize::host_of(api_url)
+}
+
 pub(crate) fn account_login(provider: Provider, name: &str) -> String {
     format!("{provider}:{name}")
 }

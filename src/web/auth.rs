@@ -61,7 +61,7 @@ impl FromRequestParts<AppState> for Admin {
         if user.is_admin {
             Ok(Admin(user))
         } else {
-            Err(ApiError::Forbidden("this needs an administrator"))
+            Err(ApiError::Forbidden("this needs an administrator".into()))
         }
     }
 }
@@ -83,13 +83,18 @@ pub(super) fn presented_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 pub(super) fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie_value(headers, SESSION_COOKIE)
+}
+
+/// The value of the request's cookie `name`, if it has one.
+pub(super) fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(found, _)| *found == name)
         .map(|(_, value)| value)
 }
 

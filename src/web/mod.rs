@@ -26,6 +26,7 @@ pub mod auth;
 mod conversations;
 mod error;
 pub mod keys;
+pub mod login;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -54,6 +55,8 @@ pub struct AppState {
     /// CORS, rate-limit and body-size settings.
     pub http: Arc<middleware::HttpSettings>,
     pub rate_limits: Arc<middleware::RateLimits>,
+    /// Browser sign-in providers.
+    pub login: Arc<login::Login>,
 }
 
 impl AppState {
@@ -71,7 +74,13 @@ impl AppState {
             keyring,
             rate_limits: middleware::RateLimits::start(&middleware::HttpSettings::default()),
             http: Arc::default(),
+            login: Arc::new(login::Login::disabled()),
         }
+    }
+
+    pub fn with_login(mut self, login: login::Login) -> Self {
+        self.login = Arc::new(login);
+        self
     }
 
     /// Must be called inside the runtime (it starts the rate limits' upkeep).
@@ -115,6 +124,7 @@ pub fn router(state: AppState) -> Router {
         .merge(conversations::routes())
         .merge(sockets::routes())
         .merge(keys::routes())
+        .merge(login::routes())
         .merge(settings::routes())
         .merge(webhooks::routes())
         .layer(DefaultBodyLimit::max(state.http.api_max_body_bytes));
