@@ -343,6 +343,17 @@ fn provider_settings_that_cannot_work_are_named() {
         .arg("web"));
     assert_clear_failure(&output, "MENTION_HANDLE");
 
+    // Sign-in providers need all their settings.
+    let output = run(support::openhands(&url)
+        .env("GITHUB_OAUTH_CLIENT_ID", "Iv1.abc")
+        .arg("web"));
+    assert_clear_failure(&output, "GITHUB_OAUTH_CLIENT_SECRET");
+    let output = run(support::openhands(&url)
+        .env("OIDC_ISSUER", "https://sso.example.com/realms/dev")
+        .env("OIDC_CLIENT_ID", "openhands")
+        .arg("web"));
+    assert_clear_failure(&output, "OIDC_CLIENT_SECRET");
+
     // Workers act on requests, so they need the provider's API settings.
     let output = run(support::openhands(&url)
         .env("GITLAB_WEBHOOK_TOKEN", "t")

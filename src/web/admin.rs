@@ -17,7 +17,8 @@ use crate::intake::Intake;
 use crate::queue;
 use crate::storage::{Delivery, DeliveryStatus, OutboxPost, User, UserLink};
 
-const PROVIDERS: [&str; 5] = ["github", "gitlab", "slack", "jira", "linear"];
+/// Providers whose accounts can be linked: the five that send work, and OpenID sign-in.
+const PROVIDERS: [&str; 6] = ["github", "gitlab", "slack", "jira", "linear", "oidc"];
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 100;
 

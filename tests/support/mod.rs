@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use openhands::storage::{ConnectOptions, Db};
 
 pub mod fake_llm;
+pub mod fake_login;
 pub mod fakes;
 pub mod git_server;
 pub mod sandbox;

@@ -288,7 +288,7 @@ fn refusal(state: &Recorded, headers: &HeaderMap, repository: &str) -> Option<Re
 }
 
 /// A user as GitHub embeds one (`user`, `owner`, …).
-fn user_json(login: &str, id: u64, kind: &str) -> Value {
+pub fn user_json(login: &str, id: u64, kind: &str) -> Value {
     let api = format!("https://api.github.com/users/{login}");
     json!({
         "login": login,
