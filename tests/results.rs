@@ -1165,3 +1165,118 @@ async fn a_post_the_provider_refuses_fails_at_once_and_shows_with_its_delivery()
             .any(|w| w == GITHUB_TOKEN.as_bytes())
     );
 }
+
+/// A conversation started through the web API on a GitHub repository: the worker clones it
+/// through the GitHub App when the owner's linked GitHub account may push there, and otherwise
+/// stops the run saying why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_web_conversation_on_a_repository_clones_it_for_an_owner_who_may_push() {
+    let s = service(vec![
+        Turn::call(
+            "execute_bash",
+            json!({"command": "git -C /workspace/repo log --format=%s -1"}),
+        ),
+        Turn::call("finish", json!({"message": "Read the last commit."})),
+    ])
+    .await;
+    let last_subject = s
+        .git
+        .git("hello-world", &["log", "--format=%s", "-1", "main"])
+        .trim()
+        .to_string();
+    let host = url::Url::parse(&s.fakes.github_api_url())
+        .unwrap()
+        .host_str()
+        .unwrap()
+        .to_string();
+    // mona may write to the repository (see `service`); rita may only read.
+    s.fakes.set_github_account(1001, "mona");
+    s.fakes.set_github_account(1002, "rita");
+    s.fakes.set_github_permission(REPO, "rita", "read");
+
+    let start = |login: &'static str, account: Option<&'static str>| {
+        let s = &s;
+        let host = host.clone();
+        async move {
+            let user = s.t.db.create_user(login, None, false).await.unwrap();
+            if let Some(account) = account {
+                s.t.db
+                    .link_user("github", &host, account, &user.id)
+                    .await
+                    .unwrap();
+            }
+            let (key, _) = openhands::web::keys::issue_key(&s.t.db, &user.id, "test", None)
+                .await
+                .unwrap();
+            let request = Request::post("/api/conversations")
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    json!({"initial_user_msg": "What is the last commit?", "repository": REPO})
+                        .to_string(),
+                ))
+                .unwrap();
+            let response = s.app.clone().oneshot(request).await.unwrap();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            answer["conversation_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{answer}"))
+                .to_string()
+        }
+    };
+    let rested = |id: String, status: &'static str| {
+        let s = &s;
+        async move {
+            wait_for(
+                &format!("conversation {id} to be {status}"),
+                Duration::from_secs(120),
+                || async {
+                    let c = s.t.db.conversation(&id).await.unwrap();
+                    (c.status == status).then_some(())
+                },
+            )
+            .await;
+            s.event_kinds(&id).await
+        }
+    };
+
+    let mona = start("mona-web", Some("1001")).await;
+    let events = rested(mona, "finished").await;
+    assert!(
+        events.iter().any(|(kind, _)| kind == "repository_checkout"),
+        "{events:#?}"
+    );
+    assert!(
+        events.iter().any(|(kind, payload)| kind == "run"
+            && payload.contains("\"observation\"")
+            && payload.contains(&last_subject)),
+        "the agent saw the cloned repository: {events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|(_, payload)| !payload.contains(GITHUB_TOKEN))
+    );
+
+    for (login, account, why) in [
+        ("nolink-web", None, "no GitHub account linked"),
+        ("rita-web", Some("1002"), "`read` permission"),
+    ] {
+        let id = start(login, account).await;
+        let events = rested(id, "error").await;
+        assert!(
+            !events.iter().any(|(kind, _)| kind == "repository_checkout"),
+            "{events:#?}"
+        );
+        let (_, stopped) = events
+            .iter()
+            .rev()
+            .find(|(kind, _)| kind == "agent_state_changed")
+            .unwrap();
+        assert!(stopped.contains(why), "{login}: {stopped}");
+    }
+    s.fake_llm.assert_each_tool_call_answered_once();
+}

@@ -744,14 +744,26 @@ impl Run<'_> {
         sandbox_id: &str,
         conversation: &Conversation,
     ) -> Result<Result<(), String>, Fault> {
-        let Some(place) = self.place() else {
-            return Ok(Ok(()));
+        let source = match (self.place(), conversation.repository.as_deref()) {
+            (Some(place), _) => self.ctx.intake.checkout_source(&place).await,
+            (None, Some(repository)) if conversation.trigger_kind == "web" => self
+                .ctx
+                .intake
+                .web_checkout_source(
+                    self.db(),
+                    &conversation.owner_id,
+                    repository,
+                    conversation.branch.as_deref(),
+                )
+                .await
+                .map(Some),
+            (None, _) => return Ok(Ok(())),
         };
         let repository = conversation
             .repository
             .as_deref()
             .unwrap_or("the repository");
-        let source = match self.ctx.intake.checkout_source(&place).await {
+        let source = match source {
             Ok(Some(source)) => source,
             Ok(None) => return Ok(Ok(())),
             Err(error) => {

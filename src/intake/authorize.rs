@@ -458,6 +458,54 @@ impl IntakeSettings {
         }
     }
 
+    /// What the worker clones for a conversation started through the web API on the GitHub
+    /// repository `repository` (`owner/name`) by the user `owner_id`: only through the GitHub
+    /// App's installation there, and only when the owner's linked GitHub account may push to
+    /// it, as for a mention on GitHub. Errors say what is missing; they never hold a token.
+    pub async fn web_checkout_source(
+        &self,
+        db: &Db,
+        owner_id: &str,
+        repository: &str,
+        branch: Option<&str>,
+    ) -> anyhow::Result<CheckoutSource> {
+        let github = self.github.as_ref().context(
+            "repositories are cloned through the GitHub App, which is not configured (GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY)",
+        )?;
+        let installation_id = github
+            .repository_installation(repository)
+            .await?
+            .with_context(|| {
+                format!("the GitHub App is not installed on {repository} (or it does not exist)")
+            })?;
+        let account = db
+            .user_links(Some(owner_id))
+            .await?
+            .into_iter()
+            .find(|link| link.provider == "github" && link.workspace == self.github_host)
+            .context(
+                "your user has no GitHub account linked: sign in with GitHub, or ask an administrator to link your account",
+            )?;
+        let login = github
+            .login_of(installation_id, &account.external_id)
+            .await?;
+        let permission = github
+            .permission(installation_id, repository, &login)
+            .await?;
+        if !matches!(permission.as_str(), "admin" | "write") {
+            anyhow::bail!(
+                "{login} has `{permission}` permission on {repository}; write or admin is needed"
+            );
+        }
+        Ok(CheckoutSource {
+            remote: github
+                .repository_remote(installation_id, repository)
+                .await?,
+            branch: branch.map(str::to_string),
+            fork: None,
+        })
+    }
+
     /// What the worker clones for a request at `place`: the repository, and for a pull or merge
     /// request its head branch (from the fork it lives in, for a fork's). `None` where the
     /// place is not a repository. Errors never contain the token.

@@ -162,6 +162,23 @@ impl GithubApp {
             .collect())
     }
 
+    /// The current login of the GitHub account `account_id` (logins can change; ids do not).
+    pub async fn login_of(&self, installation_id: u64, account_id: &str) -> anyhow::Result<String> {
+        #[derive(Deserialize)]
+        struct Account {
+            login: String,
+        }
+        let id: u64 = account_id
+            .parse()
+            .with_context(|| format!("`{account_id}` is not a GitHub account id"))?;
+        let client = self.installation(installation_id)?;
+        let account: Account = client
+            .get(format!("/user/{id}"), None::<&()>)
+            .await
+            .with_context(|| format!("cannot read GitHub account {id}"))?;
+        Ok(account.login)
+    }
+
     /// Where to clone `repository` (`owner/name`) from, with a token of the installation.
     /// The token lasts about an hour: ask again before each clone or push.
     pub async fn repository_remote(

@@ -86,6 +86,7 @@ pub(super) fn routes(router: Router<Store>) -> Router<Store> {
             get(permission),
         )
         .route("/github/repos/{owner}/{repo}", get(repository))
+        .route("/github/user/{id}", get(account))
         .route(
             "/github/repos/{owner}/{repo}/installation",
             get(repository_installation),
@@ -230,6 +231,20 @@ async fn permission(
             "user": {"login": login, "id": 1, "type": "User"}
         }))
         .into_response(),
+        None => not_found(),
+    }
+}
+
+/// An account by its id (`GET /user/{id}`).
+async fn account(State(state): Shared, Path(id): Path<u64>, headers: HeaderMap) -> Response {
+    if !bearer(&headers)
+        .unwrap_or_default()
+        .starts_with("ghs_installation_")
+    {
+        return unauthorized();
+    }
+    match state.lock().unwrap().github_accounts.get(&id) {
+        Some(login) => Json(user_json(login, id, "User")).into_response(),
         None => not_found(),
     }
 }

@@ -94,6 +94,8 @@ pub struct Recorded {
     pub diff_requests: Vec<String>,
     /// GitHub: (repository, login) → permission; absent means 404.
     pub github_permissions: HashMap<(String, String), String>,
+    /// GitHub: account id → login.
+    pub github_accounts: HashMap<u64, String>,
     /// GitHub: installation ids that were issued a token.
     pub installation_tokens: Vec<u64>,
     /// GitHub: permission checks, as (installation token, route).
@@ -187,6 +189,14 @@ impl FakeProviders {
             (repository.to_string(), login.to_string()),
             permission.to_string(),
         );
+    }
+
+    pub fn set_github_account(&self, id: u64, login: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .github_accounts
+            .insert(id, login.to_string());
     }
 
     pub fn set_gitlab_level(&self, project: u64, user_id: &str, level: u32) {
