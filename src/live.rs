@@ -5,7 +5,10 @@
 //! processes stream what workers on other nodes write. The bus drops what it published already.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::ws::Utf8Bytes;
 
 use tokio::sync::{Mutex, broadcast};
 
@@ -17,9 +20,42 @@ const CAPACITY: usize = 4096;
 /// Conversations whose last published id is remembered; beyond, the memory starts afresh.
 const TRACKED: usize = 10_000;
 
+/// An event as the bus hands it out. Its text form for WebSocket clients is made once, by the
+/// first subscriber that needs it, and shared by every other: with many subscribers on one
+/// conversation, serializing per subscriber would cost more than sending.
+#[derive(Debug)]
+pub struct LiveEvent {
+    event: Event,
+    frame: OnceLock<Utf8Bytes>,
+}
+
+impl LiveEvent {
+    fn new(event: Event) -> Arc<Self> {
+        Arc::new(Self {
+            event,
+            frame: OnceLock::new(),
+        })
+    }
+
+    /// The event's frame, rendered by `render` the first time it is asked for.
+    pub fn frame(&self, render: impl FnOnce(&Event) -> String) -> Utf8Bytes {
+        self.frame
+            .get_or_init(|| Utf8Bytes::from(render(&self.event)))
+            .clone()
+    }
+}
+
+impl Deref for LiveEvent {
+    type Target = Event;
+
+    fn deref(&self) -> &Event {
+        &self.event
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct EventBus {
-    sender: broadcast::Sender<Arc<Event>>,
+    sender: broadcast::Sender<Arc<LiveEvent>>,
     /// The last id published per conversation: a gap is filled from the log first, so
     /// subscribers see each conversation's events in order even when writers commit out of order.
     published: Arc<Mutex<HashMap<String, i64>>>,
@@ -36,7 +72,7 @@ impl Default for EventBus {
 }
 
 impl EventBus {
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
         self.sender.subscribe()
     }
 
@@ -85,7 +121,7 @@ impl EventBus {
                 {
                     Ok(missing) => {
                         for missed in missing {
-                            let _ = self.sender.send(Arc::new(missed));
+                            let _ = self.sender.send(LiveEvent::new(missed));
                         }
                     }
                     Err(error) => {
@@ -95,7 +131,7 @@ impl EventBus {
             }
             last = event.id;
             // No subscriber is not an error.
-            let _ = self.sender.send(Arc::new(event));
+            let _ = self.sender.send(LiveEvent::new(event));
         }
         published.insert(conversation, last);
     }

@@ -13,14 +13,16 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::get;
+use futures::SinkExt;
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::auth::Caller;
 use super::conversations::{change_state, event_json, message_from, record, visible};
 use super::params::Params;
 use super::{ApiError, AppState};
 use crate::agent::events::AgentState;
+use crate::live::LiveEvent;
 use crate::storage::Conversation;
 
 /// Close codes.
@@ -30,6 +32,8 @@ const NOT_FOUND: u16 = 4004;
 const AUTH_WAIT: Duration = Duration::from_secs(10);
 /// Events read from the log per query while replaying.
 const REPLAY_PAGE: i64 = 500;
+/// Live events written to a client at once, at most.
+const LIVE_BATCH: usize = 256;
 /// The longest client frame accepted.
 const MAX_FRAME_BYTES: usize = 256 * 1024;
 
@@ -111,26 +115,53 @@ impl Session {
         }
         loop {
             tokio::select! {
-                received = live.recv() => match received {
-                    Ok(event) if event.conversation_id == conversation.id => {
-                        if event.id <= self.after {
-                            continue;
-                        }
-                        if event.id > self.after + 1 && self.catch_up(event.id - 1).await.is_err() {
-                            return;
-                        }
-                        if self.send_event(&event).await.is_err() {
-                            return;
+                received = live.recv() => {
+                    // Everything already waiting goes out in one write.
+                    let mut batch = vec![received];
+                    while batch.len() < LIVE_BATCH {
+                        match live.try_recv() {
+                            Ok(event) => batch.push(Ok(event)),
+                            Err(TryRecvError::Empty) => break,
+                            Err(TryRecvError::Lagged(n)) => {
+                                batch.push(Err(RecvError::Lagged(n)));
+                                break;
+                            }
+                            Err(TryRecvError::Closed) => {
+                                batch.push(Err(RecvError::Closed));
+                                break;
+                            }
                         }
                     }
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(_)) => {
-                        if self.catch_up(i64::MAX).await.is_err() {
-                            return;
+                    for received in batch {
+                        match received {
+                            Ok(event) if event.conversation_id == conversation.id => {
+                                if event.id <= self.after {
+                                    continue;
+                                }
+                                if event.id > self.after + 1
+                                    && self.catch_up(event.id - 1).await.is_err()
+                                {
+                                    return;
+                                }
+                                if self.feed_live(&event).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(RecvError::Lagged(_)) => {
+                                if self.catch_up(i64::MAX).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(RecvError::Closed) => {
+                                return close(&mut self.socket, 1001, "server stopping").await;
+                            }
                         }
                     }
-                    Err(RecvError::Closed) => return close(&mut self.socket, 1001, "server stopping").await,
-                },
+                    if self.socket.flush().await.is_err() {
+                        return;
+                    }
+                }
                 frame = self.socket.recv() => match frame {
                     Some(Ok(Message::Text(text))) => {
                         let answer = self.client_frame(&caller, &conversation, &text).await;
@@ -212,6 +243,17 @@ impl Session {
             .send(Message::Text(reply.to_string().into()))
             .await
             .map_err(|_| ())
+    }
+
+    /// Queues a live event without flushing: the batch is flushed once.
+    async fn feed_live(&mut self, event: &LiveEvent) -> Result<(), ()> {
+        let frame = event.frame(|event| event_json(event).to_string());
+        self.socket
+            .feed(Message::Text(frame))
+            .await
+            .map_err(|_| ())?;
+        self.after = event.id;
+        Ok(())
     }
 
     async fn send_event(&mut self, event: &crate::storage::Event) -> Result<(), ()> {
