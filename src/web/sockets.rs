@@ -31,7 +31,7 @@ const NOT_FOUND: u16 = 4004;
 /// How long a client has to send its auth frame.
 const AUTH_WAIT: Duration = Duration::from_secs(10);
 /// Events read from the log per query while replaying.
-const REPLAY_PAGE: i64 = 500;
+pub(super) const REPLAY_PAGE: i64 = 500;
 /// Live events written to a client at once, at most.
 const LIVE_BATCH: usize = 256;
 /// The longest client frame accepted.
@@ -42,7 +42,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Who the upgrade request's headers say is calling, if they say.
-struct MaybeCaller(Option<Caller>);
+pub(super) struct MaybeCaller(pub(super) Option<Caller>);
 
 impl FromRequestParts<AppState> for MaybeCaller {
     type Rejection = std::convert::Infallible;
@@ -326,7 +326,7 @@ impl Session {
     }
 }
 
-async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+pub(super) async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     let _ = socket
         .send(Message::Close(Some(CloseFrame {
             code,
