@@ -166,7 +166,14 @@ impl Legacy {
                         }
                         Err(Refusal::Close(code, message)) => {
                             let _ = self.send_error(&message).await;
-                            return close(&mut self.socket, code, &message).await;
+                            // A close frame's reason holds at most 123 bytes: the error frame
+                            // has the whole story.
+                            let reason = match code {
+                                BAD_AUTH => "authentication failed",
+                                NOT_FOUND => "conversation not found",
+                                _ => "internal error",
+                            };
+                            return close(&mut self.socket, code, reason).await;
                         }
                     }
                 }
