@@ -63,8 +63,8 @@ async fn legacy_socket(
         })
 }
 
-/// The users that may use `/ws` without credentials, when OPENHANDS_LEGACY_WS_USER is set: told
-/// at start-up when it names nobody, since every such connection will then be refused.
+/// Says at start-up whom OPENHANDS_LEGACY_WS_USER lets connections without credentials act as,
+/// or that it names nobody (such connections are then refused).
 pub async fn check_legacy_user(state: &AppState) {
     let Some(login) = legacy_login(state) else {
         return;
@@ -231,8 +231,8 @@ impl Legacy {
                 Ok(())
             }
             _ if USER_ACTIONS.contains(&action) => {
-                let caller = self.caller().await?;
                 let call = user_call(action, args).map_err(Refusal::Frame)?;
+                let caller = self.caller().await?;
                 let conversation_id = self.conversation(&caller, None).await?;
                 // A worker runs it, as it runs the agent: enqueued like a message.
                 record(
