@@ -401,6 +401,10 @@ async fn wrong_frames(t: &TestDb) {
             "`args` must be a JSON object",
         ),
         (
+            r#"{"action": "change_agent_state", "args": {"agent_state": "sideways"}}"#.into(),
+            "must be stopped, paused or running",
+        ),
+        (
             json!({"action": "write", "args": {"path": "big.txt", "content": "x".repeat(5000)}})
                 .to_string(),
             "at most 4096 are taken",
@@ -439,6 +443,16 @@ async fn wrong_frames(t: &TestDb) {
     )
     .await;
     assert_eq!(next_json(&mut socket).await["args"]["content"], "and this");
+    send(
+        &mut socket,
+        r#"{"action": "change_agent_state", "args": {"agent_state": "stopped"}}"#,
+    )
+    .await;
+    let stop = next_json(&mut socket).await;
+    assert_eq!(
+        (&stop["action"], &stop["args"]["agent_state"]),
+        (&json!("change_agent_state"), &json!("stopped"))
+    );
     let kinds: Vec<String> =
         t.db.events_after(&conversation_id, 0, 100)
             .await
@@ -446,7 +460,15 @@ async fn wrong_frames(t: &TestDb) {
             .into_iter()
             .map(|e| format!("{}:{}", e.source, e.kind))
             .collect();
-    assert_eq!(kinds, ["user:message", "user:think", "user:message"]);
+    assert_eq!(
+        kinds,
+        [
+            "user:message",
+            "user:think",
+            "user:message",
+            "user:change_agent_state"
+        ]
+    );
     drop(web);
 }
 

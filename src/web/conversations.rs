@@ -157,6 +157,16 @@ pub(super) async fn change_state(
     Ok(())
 }
 
+/// The state a client asks for by name: stop, pause or resume (or the state's own name).
+pub(super) fn state_named(name: &str) -> Option<AgentState> {
+    match name {
+        "stop" | "stopped" => Some(AgentState::Stopped),
+        "pause" | "paused" => Some(AgentState::Paused),
+        "resume" | "running" => Some(AgentState::Running),
+        _ => None,
+    }
+}
+
 /// A conversation as the API shows it.
 pub(super) async fn view(state: &AppState, conversation: &Conversation) -> Result<Value, ApiError> {
     let stats = state.db.conversation_stats(&conversation.id).await?;

@@ -3,7 +3,7 @@
 //!
 //! Client frames are `{"action", "args"}`: `initialize` (credentials, or `conversation_id` to
 //! follow one of the caller's conversations), `start` / `message` (a user message that runs the
-//! agent), and the user's own actions `run`, `read`, `write`, `browse`, `think`, `finish`. They
+//! agent), `change_agent_state` (stop, pause, resume), and the user's own actions `run`, `read`, `write`, `browse`, `think`, `finish`. They
 //! are recorded in the conversation's log like any other event, and a worker runs them: the web
 //! process never touches a sandbox. The server sends every event of the conversation in the
 //! legacy shapes (`{action, args, message}`, `{observation, content, extras, message}`). A
@@ -20,7 +20,9 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::auth::Caller;
-use super::conversations::{MAX_MESSAGE_CHARS, message_from, record, title_from};
+use super::conversations::{
+    MAX_MESSAGE_CHARS, change_state, message_from, record, state_named, title_from,
+};
 use super::sockets::{MaybeCaller, REPLAY_PAGE, close};
 use super::{ApiError, AppState};
 use crate::agent::events::to_v0;
@@ -193,7 +195,7 @@ impl Legacy {
             .map_err(|e| refuse(format!("the frame is not JSON: {e}")))?;
         let Some(action) = frame["action"].as_str() else {
             return Err(refuse(format!(
-                "a frame is {{\"action\": …, \"args\": {{…}}}} with an action of initialize, start, message, {}",
+                "a frame is {{\"action\": …, \"args\": {{…}}}} with an action of initialize, start, message, change_agent_state, {}",
                 USER_ACTIONS.join(", ")
             )));
         };
@@ -245,8 +247,29 @@ impl Legacy {
                 .await?;
                 Ok(())
             }
+            "change_agent_state" => {
+                let wanted = args["agent_state"].as_str().unwrap_or_default();
+                let wanted = state_named(wanted).ok_or_else(|| {
+                    refuse(format!(
+                        "`args.agent_state` must be stopped, paused or running, not `{wanted}`"
+                    ))
+                })?;
+                self.caller().await?;
+                let Some(feed) = &self.feed else {
+                    return Err(refuse("no conversation yet: send `start` first"));
+                };
+                // Its status now, not when the socket began to follow it.
+                let conversation = self
+                    .state
+                    .db
+                    .conversation(&feed.conversation_id)
+                    .await
+                    .map_err(ApiError::from)?;
+                change_state(&self.state, &conversation, wanted).await?;
+                Ok(())
+            }
             other => Err(refuse(format!(
-                "unknown action `{other}`: use initialize, start, message, {}",
+                "unknown action `{other}`: use initialize, start, message, change_agent_state, {}",
                 USER_ACTIONS.join(", ")
             ))),
         }

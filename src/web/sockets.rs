@@ -18,10 +18,9 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::auth::Caller;
-use super::conversations::{change_state, event_json, message_from, record, visible};
+use super::conversations::{change_state, event_json, message_from, record, state_named, visible};
 use super::params::Params;
 use super::{ApiError, AppState};
-use crate::agent::events::AgentState;
 use crate::live::LiveEvent;
 use crate::storage::Conversation;
 
@@ -305,16 +304,11 @@ impl Session {
                     .as_str()
                     .or_else(|| frame["args"]["agent_state"].as_str())
                     .unwrap_or_default();
-                let wanted = match wanted {
-                    "stop" | "stopped" => AgentState::Stopped,
-                    "pause" | "paused" => AgentState::Paused,
-                    "resume" | "running" => AgentState::Running,
-                    other => {
-                        return Err(ApiError::BadRequest(format!(
-                            "`state` must be stop, pause or resume, not `{other}`"
-                        )));
-                    }
-                };
+                let wanted = state_named(wanted).ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "`state` must be stop, pause or resume, not `{wanted}`"
+                    ))
+                })?;
                 // The conversation's status now, not when the socket opened.
                 let current = self.state.db.conversation(&conversation.id).await?;
                 change_state(&self.state, &current, wanted).await
