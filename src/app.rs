@@ -209,6 +209,7 @@ async fn serve_http(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
+    web::legacy_ws::check_legacy_user(&state).await;
     tracing::info!(%address, "listening on http://{address}");
     // Small answers go out at once: with Nagle's algorithm they would wait for the client's
     // delayed ACK (~40 ms).

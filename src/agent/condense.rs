@@ -79,6 +79,9 @@ pub fn summary_request(previous: Option<&str>, forgotten: &[&Item]) -> Vec<ChatM
         let body = match item {
             Item::UserMessage { content, .. } => format!("user: {content}"),
             Item::AgentMessage { content, .. } => format!("agent: {content}"),
+            Item::UserAction { name, args, .. } => {
+                format!("user: {}", super::history::user_action_text(name, args))
+            }
             Item::Action { name, call, .. } => {
                 format!("action {name}: {} {}", call.function_name, call.arguments)
             }

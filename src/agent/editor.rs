@@ -105,6 +105,31 @@ impl FileEditor {
             .map_err(|e| sandbox_error(path, e))
     }
 
+    /// Writes `text` as the whole file, created or replaced (a user's `write`); the replaced
+    /// version is kept for `undo_edit`.
+    pub async fn overwrite(
+        &mut self,
+        sandbox: &dyn SandboxBackend,
+        sandbox_id: &str,
+        path: &str,
+        text: &str,
+    ) -> Result<String, EditorError> {
+        self.saved = None;
+        let previous = match sandbox.read_file(sandbox_id, path).await {
+            Ok(bytes) => String::from_utf8(bytes).ok(),
+            Err(SandboxError::FileNotFound(_)) => None,
+            Err(error) => return Err(sandbox_error(path, error)),
+        };
+        Self::write(sandbox, sandbox_id, path, text).await?;
+        if let Some(previous) = previous {
+            self.remember(path, previous);
+        }
+        Ok(format!(
+            "The file {path} was written ({} bytes).",
+            text.len()
+        ))
+    }
+
     /// The version the last call saved for `undo_edit`: recorded with the edit, so that the
     /// history can be rebuilt with [`FileEditor::replay`] after a restart.
     pub fn take_saved(&mut self) -> Option<String> {

@@ -147,42 +147,59 @@ pub fn action(name: &str, args: Value, message: String, call: &ToolCallMeta) -> 
     }
 }
 
-/// What came of an action.
+/// An action the user issued themselves (run a command, read or write a file, …): a worker
+/// runs it and answers it with an observation whose `cause` is its id.
+pub fn user_action(name: &str, args: Value, message: String) -> Draft {
+    Draft {
+        source: USER,
+        kind: name.into(),
+        doc: json!({"action": name, "args": args, "message": message}),
+    }
+}
+
+/// What came of an action: of the model's tool call `call`, or of a user's action (`None`).
 pub fn observation(
     name: &str,
     content: &str,
     extras: Value,
     message: String,
     cause: i64,
-    call: &ToolCallMeta,
+    call: Option<&ToolCallMeta>,
 ) -> Draft {
+    let mut doc = json!({
+        "observation": name,
+        "content": content,
+        "extras": extras,
+        "message": message,
+        "cause": cause,
+    });
+    if let Some(call) = call {
+        doc["tool_call_metadata"] = call.to_json();
+    }
     Draft {
         source: ENVIRONMENT,
         kind: name.into(),
-        doc: json!({
-            "observation": name,
-            "content": content,
-            "extras": extras,
-            "message": message,
-            "cause": cause,
-            "tool_call_metadata": call.to_json(),
-        }),
+        doc,
     }
 }
 
-/// An error the model should read: a malformed call, a failed tool, a lost command.
-pub fn error_observation(content: &str, cause: Option<i64>, call: &ToolCallMeta) -> Draft {
+/// An error the model should read: a malformed call, a failed tool, a lost command; or why a
+/// user's action (`call` is `None`) could not run.
+pub fn error_observation(content: &str, cause: Option<i64>, call: Option<&ToolCallMeta>) -> Draft {
+    let mut doc = json!({
+        "observation": "error",
+        "content": content,
+        "extras": {"error_id": ""},
+        "message": content,
+        "cause": cause,
+    });
+    if let Some(call) = call {
+        doc["tool_call_metadata"] = call.to_json();
+    }
     Draft {
         source: ENVIRONMENT,
         kind: "error".into(),
-        doc: json!({
-            "observation": "error",
-            "content": content,
-            "extras": {"error_id": ""},
-            "message": content,
-            "cause": cause,
-            "tool_call_metadata": call.to_json(),
-        }),
+        doc,
     }
 }
 
@@ -358,10 +375,18 @@ pub enum Item {
         id: i64,
         state: AgentState,
         reason: String,
+        /// The user's action that caused it (their `finish`).
+        cause: Option<i64>,
     },
     ChangeRequest {
         id: i64,
         state: AgentState,
+    },
+    /// An action the user issued themselves, answered by the event whose `cause` is its id.
+    UserAction {
+        id: i64,
+        name: String,
+        args: Value,
     },
     Condensation {
         id: i64,
@@ -387,6 +412,7 @@ impl Item {
             | Item::Observation { id, .. }
             | Item::StateChanged { id, .. }
             | Item::ChangeRequest { id, .. }
+            | Item::UserAction { id, .. }
             | Item::Condensation { id, .. }
             | Item::Other { id } => *id,
         }
@@ -450,6 +476,11 @@ impl Item {
                         call,
                         metrics,
                     },
+                    None if event.source == USER => Item::UserAction {
+                        id,
+                        name: action.to_string(),
+                        args,
+                    },
                     None => Item::Other { id },
                 },
             };
@@ -462,6 +493,7 @@ impl Item {
                         id,
                         state,
                         reason: text(&extras["reason"]),
+                        cause: doc["cause"].as_i64(),
                     },
                     None => Item::Other { id },
                 };

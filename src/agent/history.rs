@@ -140,6 +140,28 @@ impl History {
         (steps, cost)
     }
 
+    /// The user's own actions that nothing answered yet (no event names them as its cause),
+    /// oldest first: a worker runs them.
+    pub fn pending_user_actions(&self) -> Vec<(i64, &str, &Value)> {
+        let answered: HashSet<i64> = self
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Observation { cause, .. } | Item::StateChanged { cause, .. } => *cause,
+                _ => None,
+            })
+            .collect();
+        self.items
+            .iter()
+            .filter_map(|item| match item {
+                Item::UserAction { id, name, args } if !answered.contains(id) => {
+                    Some((*id, name.as_str(), args))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Tool calls recorded as actions that have no result: the run stopped while they ran.
     /// `finish` has no result by design.
     pub fn unanswered_calls(&self) -> Vec<(i64, ToolCallMeta)> {
@@ -198,6 +220,7 @@ impl History {
                     Item::UserMessage { .. }
                         | Item::AgentMessage { .. }
                         | Item::Action { .. }
+                        | Item::UserAction { .. }
                         | Item::Observation { .. }
                 )
             })
@@ -314,17 +337,23 @@ impl History {
                         ));
                     }
                 }
-                Item::Observation { content, .. } => {
-                    // A note from the service never splits a response from its results.
+                Item::Observation { .. } | Item::UserAction { .. } => {
+                    let content = match item {
+                        Item::UserAction { name, args, .. } => user_action_text(name, args),
+                        Item::Observation { content, .. } => content.clone(),
+                        _ => continue,
+                    };
+                    // A note from the service, or what the user did themselves, never splits a
+                    // response from its results.
                     let waiting = open
                         .and_then(|r| calls.get(r))
                         .is_some_and(|(_, c)| c.iter().any(|c| !answered.contains(&c.id)));
                     if waiting {
-                        notes.push(content.clone());
+                        notes.push(content);
                     } else {
                         close(&mut out, open.take(), &calls, &answered);
                         out.extend(notes.drain(..).map(ChatMessage::user));
-                        out.push(ChatMessage::user(content.clone()));
+                        out.push(ChatMessage::user(content));
                     }
                 }
                 _ => {}
@@ -338,6 +367,24 @@ impl History {
             )));
         }
         out
+    }
+}
+
+/// How the model is told of an action the user took themselves; its result follows as the
+/// next message.
+pub fn user_action_text(name: &str, args: &Value) -> String {
+    let arg = |key: &str| args[key].as_str().unwrap_or_default();
+    match name {
+        "run" => format!(
+            "The user ran this command in the sandbox:\n{}",
+            arg("command")
+        ),
+        "read" => format!("The user read the file {}.", arg("path")),
+        "write" => format!("The user wrote the file {}.", arg("path")),
+        "browse" => format!("The user fetched {}.", arg("url")),
+        "think" => format!("The user noted: {}", arg("thought")),
+        "finish" => "The user marked the task as finished.".to_string(),
+        other => format!("The user took the action `{other}`."),
     }
 }
 

@@ -236,6 +236,16 @@ enum Next {
     Rest(AgentState, String),
 }
 
+/// How running the user's own pending actions ended.
+enum UserActions {
+    /// Each was run and answered.
+    Done,
+    /// The user's `finish` (this event) ends the task; the actions after it wait.
+    Finish(i64),
+    /// The service could not run one (answered with why); the others wait.
+    Failed(String),
+}
+
 impl Run<'_> {
     fn db(&self) -> &Db {
         &self.ctx.db
@@ -248,6 +258,13 @@ impl Run<'_> {
             self.refresh().await?;
             if self.history.needs_run() {
                 self.drive().await?;
+                continue;
+            }
+            // Actions the user issued to an agent at rest run without asking the LLM. Each
+            // pass answers at least one of them, so this ends.
+            if !self.history.pending_user_actions().is_empty() {
+                self.answer_user_actions().await?;
+                continue;
             }
             if self
                 .db()
@@ -498,6 +515,14 @@ impl Run<'_> {
             if let Some(state) = self.history.stop_request_after(started) {
                 return self.set_state(state, "Requested by the user.").await;
             }
+            // What the user did themselves comes before the model's next step, which sees it.
+            match self.run_user_actions(&conversation, true).await? {
+                UserActions::Done => {}
+                UserActions::Finish(action_id) => return self.finish_for_user(action_id).await,
+                UserActions::Failed(reason) => {
+                    return self.set_state(AgentState::Error, &reason).await;
+                }
+            }
             if let Some(reason) = stuck::check(&self.history) {
                 return self.set_state(AgentState::Error, &reason).await;
             }
@@ -584,7 +609,7 @@ impl Run<'_> {
                     drafts.push(parsed.action(&meta));
                     calls.push((drafts.len() - 1, meta, parsed));
                 }
-                Err(message) => drafts.push(events::error_observation(&message, None, &meta)),
+                Err(message) => drafts.push(events::error_observation(&message, None, Some(&meta))),
             }
             if at == 0 {
                 if let Some(args) = drafts[0].doc.get_mut("args") {
@@ -601,7 +626,11 @@ impl Run<'_> {
             if finished.is_some() {
                 let note = "Not run: the task was finished by an earlier call.";
                 self.record(
-                    vec![events::error_observation(note, Some(action_id), &meta)],
+                    vec![events::error_observation(
+                        note,
+                        Some(action_id),
+                        Some(&meta),
+                    )],
                     None,
                 )
                 .await?;
@@ -616,7 +645,7 @@ impl Run<'_> {
             };
             match self
                 .toolbox
-                .execute(sandboxes.as_ref(), &call, action_id, &meta)
+                .execute(Some(sandboxes.as_ref()), &call, action_id, Some(&meta))
                 .await
             {
                 Ok(Some(mut observation)) => {
@@ -629,7 +658,11 @@ impl Run<'_> {
                         "The sandbox stopped while this ran ({reason}); its result is lost. A new sandbox is being started: files and programs from before are gone."
                     );
                     self.record(
-                        vec![events::error_observation(&note, Some(action_id), &meta)],
+                        vec![events::error_observation(
+                            &note,
+                            Some(action_id),
+                            Some(&meta),
+                        )],
                         None,
                     )
                     .await?;
@@ -640,7 +673,11 @@ impl Run<'_> {
                 Err(ToolFault::Host(reason)) => {
                     let note = format!("The service could not run this: {reason}");
                     self.record(
-                        vec![events::error_observation(&note, Some(action_id), &meta)],
+                        vec![events::error_observation(
+                            &note,
+                            Some(action_id),
+                            Some(&meta),
+                        )],
                         None,
                     )
                     .await?;
@@ -652,6 +689,99 @@ impl Run<'_> {
             Some(_) => Next::Rest(AgentState::Finished, String::new()),
             None => Next::Continue,
         })
+    }
+
+    /// Runs the user's actions of a conversation at rest; its state stays as it is unless the
+    /// user finishes it.
+    async fn answer_user_actions(&mut self) -> Result<(), Fault> {
+        let conversation = self.db().conversation(&self.conversation_id).await?;
+        self.title = conversation.title.clone();
+        match self.run_user_actions(&conversation, false).await? {
+            UserActions::Finish(action_id) => self.finish_for_user(action_id).await,
+            // Already answered with why; the agent's state is not the user's command's.
+            UserActions::Done | UserActions::Failed(_) => Ok(()),
+        }
+    }
+
+    /// Runs the actions the user issued that nothing answered yet, oldest first, and records
+    /// each one's observation (its `cause` is the action). `sandbox_ready`: this run has
+    /// prepared the sandbox already.
+    async fn run_user_actions(
+        &mut self,
+        conversation: &Conversation,
+        mut sandbox_ready: bool,
+    ) -> Result<UserActions, Fault> {
+        let pending: Vec<(i64, Result<Call, String>)> = self
+            .history
+            .pending_user_actions()
+            .into_iter()
+            .map(|(id, name, args)| (id, tools::user_call(name, args)))
+            .collect();
+        for (action_id, call) in pending {
+            let call = match call {
+                Ok(call) => call,
+                Err(problem) => {
+                    let answer = events::error_observation(&problem, Some(action_id), None);
+                    self.record(vec![answer], None).await?;
+                    continue;
+                }
+            };
+            if matches!(call, Call::Finish { .. }) {
+                return Ok(UserActions::Finish(action_id));
+            }
+            if call.needs_sandbox() && !sandbox_ready {
+                if let Err(reason) = self.prepare_sandbox(conversation).await? {
+                    let answer = events::error_observation(&reason, Some(action_id), None);
+                    self.record(vec![answer], None).await?;
+                    return Ok(UserActions::Failed(reason));
+                }
+                self.rebuild_tools();
+                sandbox_ready = true;
+            }
+            let sandboxes = self.sandboxes.clone();
+            match self
+                .toolbox
+                .execute(sandboxes.as_deref(), &call, action_id, None)
+                .await
+            {
+                Ok(Some(mut observation)) => {
+                    events::hide_secrets(&mut observation.doc, &self.secret_values);
+                    self.record(vec![observation], None).await?;
+                }
+                Ok(None) => {}
+                Err(ToolFault::SandboxLost(reason)) => {
+                    let note = format!(
+                        "The sandbox stopped while this ran ({reason}); its result is lost. A new sandbox is started for what comes next: files and programs from before are gone."
+                    );
+                    let answer = events::error_observation(&note, Some(action_id), None);
+                    self.record(vec![answer], None).await?;
+                    sandbox_ready = false;
+                }
+                Err(ToolFault::Host(reason)) => {
+                    let note = format!("The service could not run this: {reason}");
+                    let answer = events::error_observation(&note, Some(action_id), None);
+                    self.record(vec![answer], None).await?;
+                    return Ok(UserActions::Failed(reason));
+                }
+            }
+        }
+        Ok(UserActions::Done)
+    }
+
+    /// Ends the task at the user's `finish` (event `action_id`): the work is published as when
+    /// the agent finishes, and the finished state names the action as its cause.
+    async fn finish_for_user(&mut self, action_id: i64) -> Result<(), Fault> {
+        if self.place().is_some() && self.sandboxes.is_none() {
+            let conversation = self.db().conversation(&self.conversation_id).await?;
+            // Without a sandbox the push reports why it could not happen.
+            let _ = self.prepare_sandbox(&conversation).await?;
+        }
+        self.changes = self.publish().await?;
+        let mut finished = events::state_changed(AgentState::Finished, "Finished by the user.");
+        finished.doc["cause"] = json!(action_id);
+        let recorded = self.record(vec![finished], None).await;
+        self.changes = None;
+        recorded.map(|_| ())
     }
 
     /// Summarises the middle of a long history; `Some` when the LLM failed for good.
@@ -810,7 +940,7 @@ impl Run<'_> {
         }
         let drafts = lost
             .iter()
-            .map(|(id, meta)| events::error_observation(LOST_RESULT, Some(*id), meta))
+            .map(|(id, meta)| events::error_observation(LOST_RESULT, Some(*id), Some(meta)))
             .collect();
         self.record(drafts, None).await?;
         Ok(())
@@ -823,7 +953,7 @@ impl Run<'_> {
         for item in &self.history.items {
             if let Item::Observation { name, extras, .. } = item {
                 match name.as_str() {
-                    "edit" => editor.replay(
+                    "edit" | "write" => editor.replay(
                         extras["command"].as_str().unwrap_or(""),
                         extras["path"].as_str().unwrap_or(""),
                         extras["old_content"].as_str().map(str::to_string),

@@ -192,7 +192,7 @@ mod tests {
                 json!({"exit_code": exit_code}),
                 String::new(),
                 id,
-                &meta,
+                Some(&meta),
             ));
         }
 

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::editor::{EditorCall, FileEditor};
 use super::events::{self, Draft, ToolCallMeta};
 use super::llm::{ToolCall, ToolSpec};
-use crate::sandbox::{CommandRequest, SandboxBackend, SandboxError};
+use crate::sandbox::{CommandRequest, SandboxBackend, SandboxError, WORKSPACE};
 
 pub const EXECUTE_BASH: &str = "execute_bash";
 pub const STR_REPLACE_EDITOR: &str = "str_replace_editor";
@@ -19,6 +19,13 @@ pub const TASK_TRACKER: &str = "task_tracker";
 
 /// The longest per-call timeout the model may ask for.
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// How long a user's `browse` may take to fetch its page.
+const BROWSE_TIMEOUT_SECS: u32 = 60;
+/// The longest page text a `browse` keeps.
+const MAX_PAGE_CHARS: usize = 30_000;
+
+/// The actions a user may issue themselves (the legacy `/ws` protocol's names).
+pub const USER_ACTIONS: [&str; 6] = ["run", "read", "write", "browse", "think", "finish"];
 
 /// The tools offered to the model.
 pub fn specs() -> Vec<ToolSpec> {
@@ -133,6 +140,15 @@ pub enum Call {
     Tasks {
         command: String,
         task_list: Option<Vec<Value>>,
+    },
+    /// A user's `write`: the whole file, created or replaced.
+    Write {
+        path: String,
+        content: String,
+    },
+    /// A user's `browse`: the page at `url`, fetched from inside the sandbox.
+    Browse {
+        url: String,
     },
 }
 
@@ -254,11 +270,107 @@ fn flag(tool: &str, args: &Value, key: &str) -> Result<bool, String> {
     }
 }
 
+/// Reads an action the user issued (`run`, `read`, `write`, `browse`, `think`, `finish` with
+/// their legacy arguments): the one place where those names meet the tools. A relative path
+/// is taken from /workspace. `Err` says what is wrong, for the user.
+pub fn user_call(action: &str, args: &Value) -> Result<Call, String> {
+    if !args.is_object() && !args.is_null() {
+        return Err(format!("the `args` of `{action}` must be a JSON object"));
+    }
+    let text = |key: &str| -> Result<String, String> {
+        match &args[key] {
+            Value::String(value) => Ok(value.clone()),
+            Value::Null => Err(format!("`{action}` needs `args.{key}`, a string")),
+            _ => Err(format!("`args.{key}` of `{action}` must be a string")),
+        }
+    };
+    let path = || -> Result<String, String> {
+        let path = text("path")?;
+        let path = path.trim();
+        if path.is_empty() {
+            return Err(format!("`args.path` of `{action}` must not be empty"));
+        }
+        let absolute = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("{WORKSPACE}/{}", path.trim_start_matches("./"))
+        };
+        crate::sandbox::paths::sandbox_path(&absolute).map_err(|e| e.to_string())
+    };
+    match action {
+        "run" => {
+            let command = text("command")?;
+            if command.trim().is_empty() {
+                return Err("`args.command` of `run` must not be empty".into());
+            }
+            Ok(Call::Bash(CommandRequest::new(command)))
+        }
+        "read" => Ok(Call::Editor(EditorCall {
+            command: "view".into(),
+            path: path()?,
+            ..EditorCall::default()
+        })),
+        "write" => Ok(Call::Write {
+            path: path()?,
+            content: text("content")?,
+        }),
+        "browse" => {
+            let url = text("url")?;
+            let scheme = url::Url::parse(url.trim())
+                .map(|u| u.scheme().to_string())
+                .map_err(|e| format!("`args.url` of `browse` is not a URL ({e})"))?;
+            if !matches!(scheme.as_str(), "http" | "https" | "file") {
+                return Err(format!(
+                    "`browse` fetches http, https and file URLs, not `{scheme}`"
+                ));
+            }
+            Ok(Call::Browse {
+                url: url.trim().to_string(),
+            })
+        }
+        "think" => Ok(Call::Think {
+            thought: text("thought")?,
+        }),
+        "finish" => Ok(Call::Finish {
+            message: ["final_thought", "thought", "message"]
+                .iter()
+                .find_map(|key| args[*key].as_str())
+                .unwrap_or_default()
+                .to_string(),
+            task_completed: args["task_completed"].as_str().map(str::to_string),
+        }),
+        other => Err(format!(
+            "unknown action `{other}`: a user may issue {}",
+            USER_ACTIONS.join(", ")
+        )),
+    }
+}
+
 impl Call {
-    /// The action event recording this call before it runs.
+    /// The action event recording the model's call before it runs.
     pub fn action(&self, meta: &ToolCallMeta) -> Draft {
+        let (name, args, message) = self.described();
+        events::action(name, args, message, meta)
+    }
+
+    /// The action event recording a call the user issued, for a worker to run.
+    pub fn user_action(&self) -> Draft {
+        let (name, args, message) = self.described();
+        events::user_action(name, args, message)
+    }
+
+    /// Whether running it needs the conversation's sandbox.
+    pub fn needs_sandbox(&self) -> bool {
+        matches!(
+            self,
+            Call::Bash(_) | Call::Editor(_) | Call::Write { .. } | Call::Browse { .. }
+        )
+    }
+
+    /// The action's name, arguments and message, in OpenHands' shapes.
+    fn described(&self) -> (&'static str, Value, String) {
         match self {
-            Call::Bash(request) => events::action(
+            Call::Bash(request) => (
                 "run",
                 json!({
                     "command": request.command,
@@ -270,16 +382,11 @@ impl Call {
                     "timeout": request.timeout.map(|t| t.as_secs_f64()),
                 }),
                 format!("Running command: {}", request.command),
-                meta,
             ),
             Call::Editor(call) => {
-                let name = if call.command == "view" {
-                    "read"
-                } else {
-                    "edit"
-                };
-                events::action(
-                    name,
+                let reading = call.command == "view";
+                (
+                    if reading { "read" } else { "edit" },
                     json!({
                         "path": call.path,
                         "command": call.command,
@@ -293,29 +400,34 @@ impl Call {
                     }),
                     format!(
                         "{} {}",
-                        if name == "read" { "Reading" } else { "Editing" },
+                        if reading { "Reading" } else { "Editing" },
                         call.path
                     ),
-                    meta,
                 )
             }
-            Call::Think { thought } => {
-                events::action("think", json!({"thought": thought}), thought.clone(), meta)
-            }
+            Call::Think { thought } => ("think", json!({"thought": thought}), thought.clone()),
             Call::Finish {
                 message,
                 task_completed,
-            } => events::action(
+            } => (
                 "finish",
                 json!({"final_thought": message, "task_completed": task_completed, "outputs": {}}),
                 message.clone(),
-                meta,
             ),
-            Call::Tasks { command, task_list } => events::action(
+            Call::Tasks { command, task_list } => (
                 "task_tracking",
                 json!({"command": command, "task_list": task_list.clone().unwrap_or_default()}),
                 format!("Task list: {command}"),
-                meta,
+            ),
+            Call::Write { path, content } => (
+                "write",
+                json!({"path": path, "content": content, "thought": ""}),
+                format!("Writing {path}"),
+            ),
+            Call::Browse { url } => (
+                "browse",
+                json!({"url": url, "thought": ""}),
+                format!("Browsing {url}"),
             ),
         }
     }
@@ -340,47 +452,52 @@ pub struct Toolbox {
 }
 
 impl Toolbox {
-    /// Runs `call` (recorded as event `action_id`) and returns its observation; `None` for
-    /// `finish`, which has none.
+    /// Runs `call` (recorded as event `action_id`; `meta` is the model's call, `None` for a
+    /// user's action) and returns its observation; `None` for `finish`, which has none.
+    /// `sandboxes` may be `None` only for calls that do not need the sandbox.
     pub async fn execute(
         &mut self,
-        sandboxes: &dyn SandboxBackend,
+        sandboxes: Option<&dyn SandboxBackend>,
         call: &Call,
         action_id: i64,
-        meta: &ToolCallMeta,
+        meta: Option<&ToolCallMeta>,
     ) -> Result<Option<Draft>, ToolFault> {
+        let backend = || sandboxes.ok_or_else(|| ToolFault::Host("the run has no sandbox".into()));
         let draft = match call {
-            Call::Bash(request) => match sandboxes.execute(&self.sandbox_id, request, None).await {
-                Ok(outcome) => events::observation(
-                    "run",
-                    &outcome.output,
-                    json!({
-                        "command": request.command,
-                        "exit_code": outcome.exit_code,
-                        "metadata": {
+            Call::Bash(request) => {
+                match backend()?.execute(&self.sandbox_id, request, None).await {
+                    Ok(outcome) => events::observation(
+                        "run",
+                        &outcome.output,
+                        json!({
+                            "command": request.command,
                             "exit_code": outcome.exit_code,
-                            "pid": -1,
-                            "username": "openhands",
-                            "hostname": null,
-                            "working_dir": null,
-                            "py_interpreter_path": null,
-                            "prefix": "",
-                            "suffix": "",
-                        },
-                        "hidden": false,
-                    }),
-                    format!(
-                        "Command `{}` executed with exit code {}.",
-                        request.command, outcome.exit_code
+                            "metadata": {
+                                "exit_code": outcome.exit_code,
+                                "pid": -1,
+                                "username": "openhands",
+                                "hostname": null,
+                                "working_dir": null,
+                                "py_interpreter_path": null,
+                                "prefix": "",
+                                "suffix": "",
+                            },
+                            "hidden": false,
+                        }),
+                        format!(
+                            "Command `{}` executed with exit code {}.",
+                            request.command, outcome.exit_code
+                        ),
+                        action_id,
+                        meta,
                     ),
-                    action_id,
-                    meta,
-                ),
-                Err(error) => {
-                    events::error_observation(&model_error(error)?, Some(action_id), meta)
+                    Err(error) => {
+                        events::error_observation(&model_error(error)?, Some(action_id), meta)
+                    }
                 }
-            },
+            }
             Call::Editor(edit) => {
+                let sandboxes = backend()?;
                 match self.editor.run(sandboxes, &self.sandbox_id, edit).await {
                     Ok(content) => {
                         let name = if edit.command == "view" {
@@ -436,6 +553,69 @@ impl Toolbox {
                     &content,
                     json!({"command": command, "task_list": self.tasks}),
                     content.clone(),
+                    action_id,
+                    meta,
+                )
+            }
+            Call::Write { path, content } => {
+                let sandboxes = backend()?;
+                match self
+                    .editor
+                    .overwrite(sandboxes, &self.sandbox_id, path, content)
+                    .await
+                {
+                    Ok(written) => events::observation(
+                        "write",
+                        &written,
+                        json!({"path": path, "old_content": self.editor.take_saved()}),
+                        format!("I wrote to the file {path}."),
+                        action_id,
+                        meta,
+                    ),
+                    Err(error) => {
+                        if let Err(fault) = sandboxes.get(&self.sandbox_id).await {
+                            return Err(fault_of(fault));
+                        }
+                        events::error_observation(&error.0, Some(action_id), meta)
+                    }
+                }
+            }
+            Call::Browse { url } => {
+                // curl in the sandbox: the page comes from where the agent works (file:// URLs
+                // included), and the worker's network is not used.
+                let argv: Vec<String> = [
+                    "curl",
+                    "--silent",
+                    "--show-error",
+                    "--location",
+                    "--proto-redir",
+                    "=http,https",
+                    "--max-time",
+                    &BROWSE_TIMEOUT_SECS.to_string(),
+                    url.as_str(),
+                ]
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+                let fetched = backend()?
+                    .exec(&self.sandbox_id, &argv, WORKSPACE)
+                    .await
+                    .map_err(fault_of)?;
+                let failed = fetched.exit_code != 0;
+                let page: String = if failed {
+                    format!(
+                        "The page could not be fetched (curl exit code {}): {}",
+                        fetched.exit_code,
+                        fetched.stderr.trim()
+                    )
+                } else {
+                    fetched.stdout.chars().take(MAX_PAGE_CHARS).collect()
+                };
+                events::observation(
+                    "browse",
+                    &page,
+                    json!({"url": url, "error": failed, "exit_code": fetched.exit_code}),
+                    format!("Visited {url}"),
                     action_id,
                     meta,
                 )

@@ -26,7 +26,7 @@ pub const TRIGGERS: [&str; 6] = ["web", "github", "gitlab", "slack", "jira", "li
 const DEFAULT_PAGE: i64 = 20;
 const MAX_PAGE: i64 = 100;
 /// The longest message or title accepted.
-const MAX_MESSAGE_CHARS: usize = 100_000;
+pub(super) const MAX_MESSAGE_CHARS: usize = 100_000;
 const MAX_TITLE_CHARS: usize = 200;
 
 pub fn routes() -> Router<AppState> {
@@ -109,6 +109,14 @@ pub(super) async fn record(
     Ok(stored)
 }
 
+/// A conversation's title from the first line of its first message.
+pub(super) fn title_from(message: Option<&str>) -> String {
+    message
+        .and_then(|m| m.lines().find(|l| !l.trim().is_empty()))
+        .map(|line| line.trim().chars().take(MAX_TITLE_CHARS).collect())
+        .unwrap_or_else(|| "New conversation".to_string())
+}
+
 /// A message of the caller, as the agent reads it.
 pub(super) fn message_from(caller: &Caller, text: &str) -> Draft {
     events::user_message(
@@ -147,6 +155,16 @@ pub(super) async fn change_state(
         }
     }
     Ok(())
+}
+
+/// The state a client asks for by name: stop, pause or resume (or the state's own name).
+pub(super) fn state_named(name: &str) -> Option<AgentState> {
+    match name {
+        "stop" | "stopped" => Some(AgentState::Stopped),
+        "pause" | "paused" => Some(AgentState::Paused),
+        "resume" | "running" => Some(AgentState::Running),
+        _ => None,
+    }
 }
 
 /// A conversation as the API shows it.
@@ -243,10 +261,7 @@ async fn create_conversation(
         .filter(|b| !b.is_empty());
     let title = match fields.text("title", MAX_TITLE_CHARS)? {
         Some(title) if !title.trim().is_empty() => title.trim().to_string(),
-        _ => message
-            .and_then(|m| m.lines().find(|l| !l.trim().is_empty()))
-            .map(|line| line.trim().chars().take(MAX_TITLE_CHARS).collect())
-            .unwrap_or_else(|| "New conversation".to_string()),
+        _ => title_from(message),
     };
     let mut tx = state.db.begin().await?;
     let conversation = tx

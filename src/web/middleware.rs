@@ -54,6 +54,11 @@ pub struct HttpSettings {
     /// Largest request body the API accepts, in bytes (webhooks allow 25 MB).
     #[arg(long, env = "API_MAX_BODY_BYTES", default_value_t = DEFAULT_API_MAX_BODY_BYTES, global = true)]
     pub api_max_body_bytes: usize,
+    /// The user (login) that connections to the legacy `/ws` WebSocket without credentials act
+    /// as. For local use: whoever reaches the port drives that user's conversations. Unset,
+    /// `/ws` needs credentials like the rest of the API.
+    #[arg(long, env = "OPENHANDS_LEGACY_WS_USER", global = true)]
+    pub legacy_ws_user: Option<String>,
 }
 
 impl Default for HttpSettings {
@@ -64,6 +69,7 @@ impl Default for HttpSettings {
             rate_limit_per_ip: DEFAULT_RATE_LIMIT_PER_IP,
             trust_forwarded_for: false,
             api_max_body_bytes: DEFAULT_API_MAX_BODY_BYTES,
+            legacy_ws_user: None,
         }
     }
 }

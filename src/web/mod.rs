@@ -26,6 +26,7 @@ pub mod auth;
 mod conversations;
 mod error;
 pub mod keys;
+pub mod legacy_ws;
 pub mod login;
 pub mod metrics;
 pub mod middleware;
@@ -123,6 +124,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(conversations::routes())
         .merge(sockets::routes())
+        .merge(legacy_ws::routes())
         .merge(keys::routes())
         .merge(login::routes())
         .merge(settings::routes())

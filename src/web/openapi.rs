@@ -161,6 +161,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     endpoint(
         "get",
+        "/ws",
+        "conversations",
+        User,
+        "WebSocket of the legacy OpenDevin protocol: initialize, start, and the user's run, read, write, browse, think, finish; events in the legacy shapes",
+    ),
+    endpoint(
+        "get",
         "/api/settings",
         "settings",
         User,

@@ -18,10 +18,9 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::auth::Caller;
-use super::conversations::{change_state, event_json, message_from, record, visible};
+use super::conversations::{change_state, event_json, message_from, record, state_named, visible};
 use super::params::Params;
 use super::{ApiError, AppState};
-use crate::agent::events::AgentState;
 use crate::live::LiveEvent;
 use crate::storage::Conversation;
 
@@ -31,7 +30,7 @@ const NOT_FOUND: u16 = 4004;
 /// How long a client has to send its auth frame.
 const AUTH_WAIT: Duration = Duration::from_secs(10);
 /// Events read from the log per query while replaying.
-const REPLAY_PAGE: i64 = 500;
+pub(super) const REPLAY_PAGE: i64 = 500;
 /// Live events written to a client at once, at most.
 const LIVE_BATCH: usize = 256;
 /// The longest client frame accepted.
@@ -42,7 +41,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Who the upgrade request's headers say is calling, if they say.
-struct MaybeCaller(Option<Caller>);
+pub(super) struct MaybeCaller(pub(super) Option<Caller>);
 
 impl FromRequestParts<AppState> for MaybeCaller {
     type Rejection = std::convert::Infallible;
@@ -305,16 +304,11 @@ impl Session {
                     .as_str()
                     .or_else(|| frame["args"]["agent_state"].as_str())
                     .unwrap_or_default();
-                let wanted = match wanted {
-                    "stop" | "stopped" => AgentState::Stopped,
-                    "pause" | "paused" => AgentState::Paused,
-                    "resume" | "running" => AgentState::Running,
-                    other => {
-                        return Err(ApiError::BadRequest(format!(
-                            "`state` must be stop, pause or resume, not `{other}`"
-                        )));
-                    }
-                };
+                let wanted = state_named(wanted).ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "`state` must be stop, pause or resume, not `{wanted}`"
+                    ))
+                })?;
                 // The conversation's status now, not when the socket opened.
                 let current = self.state.db.conversation(&conversation.id).await?;
                 change_state(&self.state, &current, wanted).await
@@ -326,7 +320,7 @@ impl Session {
     }
 }
 
-async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+pub(super) async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     let _ = socket
         .send(Message::Close(Some(CloseFrame {
             code,
