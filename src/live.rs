@@ -17,6 +17,8 @@ use crate::storage::{Db, Event};
 /// Events a slow subscriber may fall behind by before it is told it lagged (it then reads
 /// the log from the database).
 const CAPACITY: usize = 4096;
+/// Announcements handled at once, at most.
+const NOTIFY_BATCH: usize = 1024;
 /// Conversations whose last published id is remembered; beyond, the memory starts afresh.
 const TRACKED: usize = 10_000;
 
@@ -76,18 +78,18 @@ impl EventBus {
         self.sender.subscribe()
     }
 
-    /// Publishes event `id` of a conversation, read from the log with any before it that
-    /// were not published yet.
-    pub async fn announce(&self, db: &Db, conversation_id: &str, id: i64) {
+    /// Publishes events `first..=last` of a conversation, read from the log with any before
+    /// them that were not published yet.
+    pub async fn announce(&self, db: &Db, conversation_id: &str, first: i64, last: i64) {
         let after = {
             let published = self.published.lock().await;
             match published.get(conversation_id) {
-                Some(last) if *last >= id => return,
-                Some(last) => *last,
-                None => id - 1,
+                Some(published) if *published >= last => return,
+                Some(published) => *published,
+                None => first - 1,
             }
         };
-        match db.events_after(conversation_id, after, id - after).await {
+        match db.events_after(conversation_id, after, last - after).await {
             Ok(events) => self.publish(db, events).await,
             Err(error) => {
                 tracing::warn!(%error, conversation_id, "cannot read an announced event")
@@ -171,12 +173,31 @@ pub async fn listen(db: Db, bus: EventBus, stop: tokio_util::sync::CancellationT
             notification = listener.recv() => notification,
         };
         match notification {
-            Ok(notification) => {
-                let Some((conversation_id, id)) = notification.payload().rsplit_once(':') else {
-                    continue;
-                };
-                if let Ok(id) = id.parse::<i64>() {
-                    bus.announce(&db, conversation_id, id).await;
+            Ok(first) => {
+                // The announcements already received (a transaction's come together) are read
+                // from the log with one query per conversation and published together, so
+                // subscribers are woken, and write to their sockets, once per batch.
+                let mut announced: HashMap<String, (i64, i64)> = HashMap::new();
+                let mut next = Some(first);
+                let mut taken = 0;
+                while let Some(notification) = next {
+                    if let Some((conversation_id, id)) = notification.payload().rsplit_once(':')
+                        && let Ok(id) = id.parse::<i64>()
+                    {
+                        let range = announced
+                            .entry(conversation_id.to_string())
+                            .or_insert((id, id));
+                        *range = (range.0.min(id), range.1.max(id));
+                    }
+                    taken += 1;
+                    next = if taken < NOTIFY_BATCH {
+                        listener.next_buffered()
+                    } else {
+                        None
+                    };
+                }
+                for (conversation_id, (first, last)) in announced {
+                    bus.announce(&db, &conversation_id, first, last).await;
                 }
             }
             Err(error) => {
