@@ -163,6 +163,7 @@ fn app_state(config: &Config, db: &Db) -> AppState {
         .with_webhooks(Webhooks::from_config(&config.providers))
         .with_keyring(keyring)
         .with_http(config.http.clone())
+        .with_public_url(&config.providers.public_url)
         .with_login(Login::new(
             &config.login,
             &config.providers.public_url,

@@ -500,6 +500,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/providers", get(providers))
         .route("/auth/{provider}/login", get(start))
         .route("/auth/{provider}/callback", get(finish))
+        .route("/auth/key", post(key_sign_in))
         .route("/auth/logout", post(logout))
         .route("/api/user", get(current_user))
 }
@@ -691,6 +692,37 @@ async fn new_user(db: &Db, identity: &Identity) -> Result<User, StorageError> {
     .await?;
     tx.commit().await?;
     Ok(user)
+}
+
+/// Signs a browser in with an API key (`{"api_key": …}`), for a self-hosted service without a
+/// sign-in provider: the key is checked as a bearer key would be and the browser gets a session
+/// cookie, so the key itself is not kept in the page.
+async fn key_sign_in(
+    State(state): State<AppState>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let key = body["api_key"]
+        .as_str()
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .ok_or_else(|| ApiError::BadRequest("`api_key` is needed".into()))?;
+    let user = state
+        .user_of_key(key)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    tracing::info!(user_id = %user.id, "signed in with an API key");
+    let session = state.login.cookie(
+        SESSION_COOKIE,
+        state.sessions.sign(&user.id),
+        "/",
+        SESSION_LIFETIME,
+    );
+    Ok((
+        [(header::SET_COOKIE, session)],
+        Json(json!({ "id": user.id, "login": user.login, "is_admin": user.is_admin })),
+    )
+        .into_response())
 }
 
 /// Ends the browser session.

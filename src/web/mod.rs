@@ -24,6 +24,7 @@ use session::SessionSigner;
 mod admin;
 pub mod auth;
 mod conversations;
+mod dashboard;
 mod error;
 pub mod keys;
 pub mod legacy_ws;
@@ -58,6 +59,9 @@ pub struct AppState {
     pub rate_limits: Arc<middleware::RateLimits>,
     /// Browser sign-in providers.
     pub login: Arc<login::Login>,
+    /// Where people reach the service (OPENHANDS_PUBLIC_URL, no trailing slash): the webhook
+    /// URLs the dashboard shows.
+    pub public_url: Arc<str>,
 }
 
 impl AppState {
@@ -76,7 +80,13 @@ impl AppState {
             rate_limits: middleware::RateLimits::start(&middleware::HttpSettings::default()),
             http: Arc::default(),
             login: Arc::new(login::Login::disabled()),
+            public_url: Arc::from("http://localhost:3000"),
         }
+    }
+
+    pub fn with_public_url(mut self, url: &str) -> Self {
+        self.public_url = Arc::from(url.trim_end_matches('/'));
+        self
     }
 
     pub fn with_login(mut self, login: login::Login) -> Self {
@@ -127,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         .merge(legacy_ws::routes())
         .merge(keys::routes())
         .merge(login::routes())
+        .merge(dashboard::routes())
         .merge(settings::routes())
         .merge(webhooks::routes())
         .layer(DefaultBodyLimit::max(state.http.api_max_body_bytes));

@@ -1,0 +1,35 @@
+// Sign-in: the configured providers, and an API key for a self-hosted service.
+import { get, post } from './api.js';
+import { h, show, notice } from './dom.js';
+import { signedIn } from './app.js';
+
+export async function loginPage() {
+  document.title = 'Sign in · OpenHands';
+  const next = new URLSearchParams(window.location.search).get('next') || '/conversations';
+  const { providers } = await get('/auth/providers').catch(() => ({ providers: [] }));
+  const message = h('div', { 'aria-live': 'polite' });
+  const key = h('input', { id: 'api-key', type: 'password', autocomplete: 'off', required: true, placeholder: 'oh_…' });
+  const form = h('form', { class: 'card', id: 'key-form' },
+    h('label', { for: 'api-key' }, 'API key'),
+    key,
+    h('button', { type: 'submit' }, 'Sign in with the key'),
+    h('p', { class: 'muted' }, 'Create one with ', h('code', {}, 'openhands user create NAME'), '.'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    message.replaceChildren();
+    try {
+      await post('/auth/key', { api_key: key.value });
+      await signedIn(next);
+    } catch (error) {
+      message.replaceChildren(notice('error', error.status === 401 ? 'That key is not valid.' : error.message));
+    }
+  });
+  const buttons = providers.map((p) => h('a', {
+    class: 'button', href: `${p.login_url}?redirect_to=${encodeURIComponent(next)}`,
+  }, `Sign in with ${p.name}`));
+  show(h('section', { class: 'narrow' },
+    h('h1', {}, 'Sign in'),
+    buttons.length ? h('div', { class: 'stack' }, buttons) : null,
+    form,
+    message));
+}

@@ -1,0 +1,118 @@
+// Settings: the LLM (model, base URL, key — write-only), limits, API keys (shown once,
+// revocable) and secrets (values never shown).
+import { api, get, post } from './api.js';
+import { h, show, notice, when } from './dom.js';
+
+export async function settingsPage() {
+  document.title = 'Settings · OpenHands';
+  const [settings, models] = await Promise.all([
+    get('/api/settings'),
+    get('/api/options/models').catch(() => []),
+  ]);
+  show(h('section', { class: 'narrow' },
+    h('h1', {}, 'Settings'),
+    llmForm(settings, models),
+    await keysSection(),
+    await secretsSection()));
+}
+
+function field(id, label, input) {
+  return [h('label', { for: id }, label), input];
+}
+
+function llmForm(settings, models) {
+  const model = h('input', { id: 'llm-model', list: 'models', value: settings.llm_model || '', placeholder: 'server default' });
+  const baseUrl = h('input', { id: 'llm-base-url', value: settings.llm_base_url || '', placeholder: 'provider default' });
+  const key = h('input', { id: 'llm-api-key', type: 'password', autocomplete: 'off', placeholder: settings.llm_api_key_set ? 'set — type to replace' : 'not set' });
+  const iterations = h('input', { id: 'max-iterations', type: 'number', min: 1, value: settings.max_iterations ?? '' });
+  const budget = h('input', { id: 'max-budget', type: 'number', min: 0, step: '0.01', value: settings.max_budget_per_task ?? '' });
+  const message = h('div', { 'aria-live': 'polite' });
+  const form = h('form', { id: 'llm-form', class: 'card' },
+    h('h2', {}, 'Language model'),
+    h('datalist', { id: 'models' }, (Array.isArray(models) ? models : []).map((m) => h('option', { value: m }))),
+    field('llm-model', 'Model', model),
+    field('llm-base-url', 'Base URL', baseUrl),
+    field('llm-api-key', 'API key', key),
+    field('max-iterations', 'Most steps per task', iterations),
+    field('max-budget', 'Most dollars per task', budget),
+    h('button', { type: 'submit' }, 'Save'),
+    message);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    message.replaceChildren();
+    const body = {
+      llm_model: model.value.trim() || null,
+      llm_base_url: baseUrl.value.trim() || null,
+      max_iterations: iterations.value ? Number(iterations.value) : null,
+      max_budget_per_task: budget.value ? Number(budget.value) : null,
+    };
+    if (key.value) body.llm_api_key = key.value;
+    try {
+      const saved = await post('/api/settings', body);
+      key.value = '';
+      key.placeholder = saved.llm_api_key_set ? 'set — type to replace' : 'not set';
+      message.replaceChildren(notice('info', 'Saved.'));
+    } catch (error) {
+      message.replaceChildren(notice('error', error.message));
+    }
+  });
+  return form;
+}
+
+async function keysSection() {
+  const list = h('ul', { id: 'key-list', class: 'rows' });
+  const shown = h('div', { 'aria-live': 'polite' });
+  const name = h('input', { id: 'key-name', required: true, placeholder: 'e.g. laptop' });
+  const form = h('form', { id: 'key-form-new', class: 'inline' }, field('key-name', 'New key', name), h('button', { type: 'submit' }, 'Create'));
+  async function refresh() {
+    const { keys } = await get('/api/keys');
+    list.replaceChildren(...(keys.length ? keys.map((k) => h('li', { class: 'row' },
+      h('span', {}, `${k.name} (${k.prefix}…)`),
+      h('span', { class: 'meta' }, k.last_used_at ? `used ${when(k.last_used_at)}` : 'never used',
+        k.expires_at ? ` · expires ${when(k.expires_at)}` : ''),
+      h('button', { type: 'button', class: 'small danger', onclick: async () => { await api('DELETE', `/api/keys/${k.id}`); refresh(); } }, 'Revoke')))
+      : [h('li', { class: 'muted' }, 'No API keys.')]));
+  }
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    try {
+      const created = await post('/api/keys', { name: name.value.trim() });
+      name.value = '';
+      shown.replaceChildren(notice('info', 'Copy this key now; it is not shown again:'), h('code', { id: 'new-key', class: 'secret' }, created.key));
+      refresh();
+    } catch (error) {
+      shown.replaceChildren(notice('error', error.message));
+    }
+  });
+  await refresh();
+  return h('div', { class: 'card' }, h('h2', {}, 'API keys'), list, form, shown);
+}
+
+async function secretsSection() {
+  const list = h('ul', { id: 'secret-list', class: 'rows' });
+  const message = h('div', { 'aria-live': 'polite' });
+  const name = h('input', { id: 'secret-name', required: true, placeholder: 'NAME' });
+  const value = h('input', { id: 'secret-value', type: 'password', required: true, autocomplete: 'off' });
+  const form = h('form', { id: 'secret-form', class: 'inline' },
+    field('secret-name', 'Name', name), field('secret-value', 'Value', value), h('button', { type: 'submit' }, 'Add'));
+  async function refresh() {
+    const { secrets } = await get('/api/secrets');
+    list.replaceChildren(...(secrets.length ? secrets.map((s) => h('li', { class: 'row' },
+      h('code', {}, s.name), h('span', { class: 'meta' }, s.description || ''),
+      h('button', { type: 'button', class: 'small danger', onclick: async () => { await api('DELETE', `/api/secrets/${encodeURIComponent(s.name)}`); refresh(); } }, 'Delete')))
+      : [h('li', { class: 'muted' }, 'No secrets. They reach your sandboxes as environment variables.')]));
+  }
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    message.replaceChildren();
+    try {
+      await post('/api/secrets', { name: name.value.trim(), value: value.value });
+      name.value = ''; value.value = '';
+      refresh();
+    } catch (error) {
+      message.replaceChildren(notice('error', error.message));
+    }
+  });
+  await refresh();
+  return h('div', { class: 'card' }, h('h2', {}, 'Secrets'), list, form, message);
+}
