@@ -484,3 +484,76 @@ async fn an_unreachable_provider_is_named_and_the_service_keeps_serving() {
 fn urlencode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
+
+#[tokio::test]
+async fn an_api_key_signs_a_browser_in_and_a_wrong_one_does_not() {
+    let t = TestDb::new(Kind::Sqlite).await;
+    let state = AppState::new(t.db.clone())
+        .with_admin_key(Some(secret(ADMIN_KEY)))
+        .with_public_url("https://openhands.example.test/");
+    let user = t.db.create_user("solo", None, false).await.unwrap();
+    let (key, _) = openhands::web::keys::issue_key(&t.db, &user.id, "laptop", None)
+        .await
+        .unwrap();
+    let mut browser = Browser::new(&state);
+    let sign_in = |body: Value| {
+        Request::builder()
+            .method("POST")
+            .uri("/auth/key")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    for (body, status) in [
+        (json!({"api_key": "oh_wrong"}), StatusCode::UNAUTHORIZED),
+        (json!({"key": key}), StatusCode::BAD_REQUEST),
+    ] {
+        let response = router(state.clone()).oneshot(sign_in(body)).await.unwrap();
+        assert_eq!(response.status(), status);
+        assert!(response.headers().get(header::SET_COOKIE).is_none());
+    }
+    let response = router(state.clone())
+        .oneshot(sign_in(json!({ "api_key": key })))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = cookie::Cookie::parse(
+        response.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .to_string(),
+    )
+    .unwrap();
+    assert_eq!(cookie.name(), "openhands_session");
+    assert_eq!(cookie.http_only(), Some(true));
+    assert!(!cookie.value().contains(&key), "the key is not the session");
+    browser.cookies.insert(cookie.name().to_string(), cookie);
+    assert_eq!(browser.get("/api/user").await.body["login"], "solo");
+    // The integrations page is for administrators.
+    assert_eq!(
+        browser.get("/api/integrations").await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let request = Request::builder()
+        .uri("/api/integrations")
+        .header(header::AUTHORIZATION, format!("Bearer {ADMIN_KEY}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = router(state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = serde_json::from_slice(
+        &axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let providers = body["providers"].as_array().unwrap();
+    assert_eq!(providers.len(), 5);
+    assert_eq!(
+        providers[0]["webhook_url"],
+        "https://openhands.example.test/api/integration/github/events"
+    );
+    assert_eq!(providers[0]["configured"], false);
+    assert_eq!(providers[0]["last_delivery"], Value::Null);
+}
