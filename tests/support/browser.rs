@@ -382,12 +382,14 @@ impl Drop for Browser {
 
 /// Kills chromedriver's process group (the browser with it) and reaps chromedriver.
 fn end_group(driver: &mut ChildGuard) {
-    if matches!(driver.0.try_wait(), Ok(None)) {
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{}", driver.pid()))
-            .stderr(Stdio::null())
-            .status();
+    let pgid = driver.pid();
+    // Only while chromedriver itself is unreaped, so the group id cannot have been reused;
+    // and never a group id of 0 or 1, which would reach far more than this session.
+    if pgid > 1 && matches!(driver.0.try_wait(), Ok(None)) {
+        // SAFETY: killpg takes plain integers and has no memory effects.
+        unsafe {
+            libc::killpg(pgid, libc::SIGKILL);
+        }
     }
     let _ = driver.0.kill();
     let _ = driver.0.wait();
