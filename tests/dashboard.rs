@@ -163,7 +163,10 @@ async fn an_administrator_signs_in_with_a_key_and_sees_every_page() {
     }
     console.extend(browser.console().await);
     let failures = script_failures(&console);
-    assert!(failures.is_empty(), "the pages' scripts failed: {failures:#?}");
+    assert!(
+        failures.is_empty(),
+        "the pages' scripts failed: {failures:#?}"
+    );
 
     browser.close().await;
     t.drop_database().await;
@@ -196,7 +199,9 @@ async fn a_user_reaches_only_their_own_conversations() {
     browser.screenshot("conversations-own").await;
 
     // Bob's conversation by its address: an error, and nothing of it.
-    browser.goto(&web.at(&format!("/conversations/{others}"))).await;
+    browser
+        .goto(&web.at(&format!("/conversations/{others}")))
+        .await;
     browser
         .wait_for_text("#main .notice.error", "conversation not found")
         .await;
@@ -209,7 +214,9 @@ async fn a_user_reaches_only_their_own_conversations() {
     browser.screenshot("conversation-not-found").await;
 
     // Her own opens.
-    browser.goto(&web.at(&format!("/conversations/{own}"))).await;
+    browser
+        .goto(&web.at(&format!("/conversations/{own}")))
+        .await;
     browser
         .wait_for_text("#conversation-header h1", "Fix the flaky parser test")
         .await;
@@ -253,7 +260,10 @@ async fn the_strict_content_security_policy_holds() {
     assert!(!main.contains("Loading…"), "{main}");
     let console = browser.console().await;
     let failures = script_failures(&console);
-    assert!(failures.is_empty(), "the pages' scripts failed: {failures:#?}");
+    assert!(
+        failures.is_empty(),
+        "the pages' scripts failed: {failures:#?}"
+    );
 
     // Inline script does not run, nor does an inline event handler.
     let inline = browser

@@ -121,9 +121,11 @@ impl Browser {
             .stderr(Stdio::null())
             // A group of its own, so that dropping the session ends the browser too.
             .process_group(0);
-        let driver = ChildGuard(command.spawn().unwrap_or_else(|e| {
-            panic!("cannot start {}: {e}", chromedriver.display())
-        }));
+        let driver = ChildGuard(
+            command
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromedriver.display())),
+        );
         let webdriver = format!("http://127.0.0.1:{port}");
         super::wait_for("chromedriver to listen", WAIT, || async {
             tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -405,7 +407,10 @@ impl WebDriverCompatibleCommand for BrowserLog {
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
     }
 
     fn method_and_body(&self, _request_url: &url::Url) -> (Method, Option<String>) {
