@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use openhands::storage::{ConnectOptions, Db};
 
+pub mod browser;
 pub mod fake_llm;
 pub mod fake_login;
 pub mod fakes;

@@ -1,0 +1,26 @@
+# Sourced by the scripts: installs Chromium and its WebDriver server (chromedriver) from
+# Debian's packages when missing, for the dashboard's browser tests. Sets CHROMIUM and
+# CHROMEDRIVER.
+
+apt_updated="${apt_updated:-}"
+if ! declare -F apt_install >/dev/null; then
+  apt_install() {
+    if [ -z "$apt_updated" ]; then
+      apt-get update -qq
+      apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  }
+fi
+
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
+if [ ! -x "$CHROMIUM" ] || [ ! -x "$CHROMEDRIVER" ]; then
+  echo "==> installing chromium and chromium-driver"
+  apt_install chromium chromium-driver
+fi
+if [ ! -x "$CHROMIUM" ] || [ ! -x "$CHROMEDRIVER" ]; then
+  echo "error: $CHROMIUM or $CHROMEDRIVER is still missing after installing chromium and chromium-driver" >&2
+  exit 1
+fi
+export CHROMIUM CHROMEDRIVER

@@ -1,0 +1,300 @@
+//! The dashboard in a real headless Chromium (driven over WebDriver), against the service's
+//! router on a loopback port and a real database: signing in with an API key, every page,
+//! a user kept to their own conversations, and the strict Content-Security-Policy. Screenshots
+//! of each page are kept in `$TEST_OUTPUT_DIR` (else `target/test-output/screenshots/`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use openhands::storage::NewConversation;
+use openhands::web::{AppState, router};
+use serde_json::Value;
+use support::TestDb;
+use support::browser::{Browser, WebServer};
+
+/// The service on a loopback port, over the test's database.
+async fn serve(t: &TestDb) -> WebServer {
+    WebServer::start(router(AppState::new(t.db.clone()))).await
+}
+
+/// A user and their API key.
+async fn user(t: &TestDb, login: &str, admin: bool) -> (String, String) {
+    let user = t.db.create_user(login, None, admin).await.unwrap();
+    let (key, _) = openhands::web::keys::issue_key(&t.db, &user.id, "test", None)
+        .await
+        .unwrap();
+    (user.id, key)
+}
+
+async fn conversation(t: &TestDb, owner_id: &str, title: &str) -> String {
+    t.db.create_conversation(&NewConversation {
+        owner_id,
+        title,
+        trigger_kind: "web",
+        repository: Some("acme/api"),
+        branch: Some("main"),
+        external_ref: None,
+        trigger_url: None,
+    })
+    .await
+    .unwrap()
+    .id
+}
+
+/// Signs in on `/login` with `key` and lands on the conversations.
+async fn sign_in(browser: &Browser, web: &WebServer, key: &str) {
+    browser.goto(&web.at("/login")).await;
+    browser.type_text("form#key-form #api-key", key).await;
+    browser.click("form#key-form button[type=submit]").await;
+    browser.wait("#conversation-list").await;
+    browser.wait_for_path("/conversations").await;
+}
+
+/// Console lines that mean a script was refused or failed: a Content-Security-Policy
+/// violation or an uncaught exception. (A refused request, such as the 401 of a visitor who
+/// is not signed in, is logged too, and is not one of these.)
+fn script_failures(console: &[String]) -> Vec<&String> {
+    console
+        .iter()
+        .filter(|line| {
+            line.contains("Content Security Policy")
+                || line.contains("Uncaught")
+                || line.contains("SyntaxError")
+                || line.contains("TypeError")
+        })
+        .collect()
+}
+
+/// The browser reaches the service on loopback and nothing beyond it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_reaches_the_service_and_only_loopback() {
+    let t = TestDb::sqlite().await;
+    let web = serve(&t).await;
+    let browser = Browser::start().await;
+
+    browser.goto(&web.at("/server_info")).await;
+    let shown = browser.text("body").await;
+    let info: Value = serde_json::from_str(&shown).unwrap_or_else(|e| {
+        panic!("/server_info shows no JSON in the browser ({e}): {shown}");
+    });
+    assert!(info.is_object(), "{info}");
+
+    // A name outside this machine does not resolve.
+    let outside = browser.client().goto("http://example.com/").await;
+    let error = outside.expect_err("the browser reached a name outside this machine");
+    assert!(
+        error.to_string().contains("ERR_NAME_NOT_RESOLVED"),
+        "unexpected error for a name outside this machine: {error}"
+    );
+
+    browser.close().await;
+    t.drop_database().await;
+}
+
+/// An administrator signs in with an API key and sees every page; each is photographed, on a
+/// desktop window and for some on a phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_signs_in_with_a_key_and_sees_every_page() {
+    let t = TestDb::sqlite().await;
+    let (_, key) = user(&t, "ada", true).await;
+    let web = serve(&t).await;
+    let browser = Browser::start().await;
+    let mut console = Vec::new();
+
+    // Not signed in: any page shows the sign-in form.
+    browser.goto(&web.at("/conversations")).await;
+    browser.wait("form#key-form #api-key").await;
+    browser.screenshot("login").await;
+    browser.phone_screenshot("login-phone").await;
+
+    // A wrong key is refused on the page.
+    browser
+        .type_text("form#key-form #api-key", "oh_not-a-key")
+        .await;
+    browser.click("form#key-form button[type=submit]").await;
+    browser
+        .wait_for_text("#main .notice.error", "That key is not valid.")
+        .await;
+    browser.screenshot("login-wrong-key").await;
+    console.extend(browser.console().await);
+
+    sign_in(&browser, &web, &key).await;
+    browser
+        .wait_for_text("#conversation-list", "No conversations yet")
+        .await;
+    assert!(browser.wait("#nav").await.is_displayed().await.unwrap());
+    browser.screenshot("conversations-empty").await;
+    browser.phone_screenshot("conversations-empty-phone").await;
+
+    // Through the navigation, without reloading the page.
+    browser.click("#nav a[href='/new']").await;
+    browser.wait("form#new-form").await;
+    browser.wait_for_path("/new").await;
+    browser.wait_for_text("#main h1", "New conversation").await;
+    browser.screenshot("new").await;
+    browser.phone_screenshot("new-phone").await;
+
+    browser.click("#nav a[href='/settings']").await;
+    browser.wait("form#llm-form").await;
+    browser.wait_for_text("#main h1", "Settings").await;
+    browser.screenshot("settings").await;
+
+    browser.click("#nav a[href='/deliveries']").await;
+    browser
+        .wait_for_text("#delivery-list", "No webhook has arrived yet")
+        .await;
+    browser.screenshot("deliveries").await;
+
+    browser.click("#nav a[href='/integrations']").await;
+    browser.wait_for_text("#main h1", "Integrations").await;
+    browser.wait("#main [data-provider='github']").await;
+    browser.screenshot("integrations").await;
+
+    // The same pages opened directly.
+    for (path, ready) in [
+        ("/new", "form#new-form"),
+        ("/settings", "form#llm-form"),
+        ("/deliveries", "#delivery-list"),
+        ("/integrations", "#main [data-provider]"),
+        ("/conversations", "#conversation-list"),
+    ] {
+        browser.goto(&web.at(path)).await;
+        browser.wait(ready).await;
+    }
+    console.extend(browser.console().await);
+    let failures = script_failures(&console);
+    assert!(
+        failures.is_empty(),
+        "the pages' scripts failed: {failures:#?}"
+    );
+
+    browser.close().await;
+    t.drop_database().await;
+}
+
+/// A user sees only their own conversations: another user's is in neither their list nor
+/// reachable by its address, and the administrators' pages are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_reaches_only_their_own_conversations() {
+    let t = TestDb::sqlite().await;
+    let (alice, alice_key) = user(&t, "alice", false).await;
+    let (bob, _) = user(&t, "bob", false).await;
+    let own = conversation(&t, &alice, "Fix the flaky parser test").await;
+    let others = conversation(&t, &bob, "Rotate the payroll credentials").await;
+    let web = serve(&t).await;
+    let browser = Browser::start().await;
+
+    sign_in(&browser, &web, &alice_key).await;
+    let list = browser
+        .wait_for_text("#conversation-list", "Fix the flaky parser test")
+        .await;
+    assert!(!list.contains("Rotate the payroll"), "{list}");
+    let rows = browser
+        .execute(
+            "return [...document.querySelectorAll('#conversation-list li[data-id]')].map(li => li.dataset.id);",
+            vec![],
+        )
+        .await;
+    assert_eq!(rows, serde_json::json!([own]));
+    browser.screenshot("conversations-own").await;
+
+    // Bob's conversation by its address: an error, and nothing of it.
+    browser
+        .goto(&web.at(&format!("/conversations/{others}")))
+        .await;
+    browser
+        .wait_for_text("#main .notice.error", "conversation not found")
+        .await;
+    let page = browser.text("body").await;
+    assert!(!page.contains("Rotate the payroll"), "{page}");
+    assert!(
+        browser.text_of("#events").await.is_none(),
+        "the conversation view was built for another user's conversation"
+    );
+    browser.screenshot("conversation-not-found").await;
+
+    // Her own opens.
+    browser
+        .goto(&web.at(&format!("/conversations/{own}")))
+        .await;
+    browser
+        .wait_for_text("#conversation-header h1", "Fix the flaky parser test")
+        .await;
+    browser.wait("form#message-form textarea#message").await;
+    browser.screenshot("conversation").await;
+
+    // Not an administrator.
+    for path in ["/deliveries", "/integrations"] {
+        browser.goto(&web.at(path)).await;
+        browser
+            .wait_for_text("#main .notice.error", "This page is for administrators.")
+            .await;
+    }
+    let admin_links = browser
+        .execute(
+            "return [...document.querySelectorAll('#nav [data-admin]')].filter(a => !a.hidden).length;",
+            vec![],
+        )
+        .await;
+    assert_eq!(admin_links, 0, "administrators' links shown to a user");
+
+    browser.close().await;
+    t.drop_database().await;
+}
+
+/// The pages run under the strict Content-Security-Policy: the modules render, and inline
+/// script and inline event handlers are refused (and reported as violations).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_strict_content_security_policy_holds() {
+    let t = TestDb::sqlite().await;
+    let (_, key) = user(&t, "carol", false).await;
+    let web = serve(&t).await;
+    let browser = Browser::start().await;
+
+    sign_in(&browser, &web, &key).await;
+    browser
+        .wait_for_text("#conversation-list", "No conversations yet")
+        .await;
+    // The modules ran: `#main` holds what they rendered, not the shell's placeholder.
+    let main = browser.text("#main").await;
+    assert!(!main.contains("Loading…"), "{main}");
+    let console = browser.console().await;
+    let failures = script_failures(&console);
+    assert!(
+        failures.is_empty(),
+        "the pages' scripts failed: {failures:#?}"
+    );
+
+    // Inline script does not run, nor does an inline event handler.
+    let inline = browser
+        .execute(
+            "const s = document.createElement('script');
+             s.textContent = 'window.inlineRan = true;';
+             document.body.appendChild(s);
+             return window.inlineRan === true;",
+            vec![],
+        )
+        .await;
+    assert_eq!(inline, false, "an inline script ran");
+    let inline_handler = browser
+        .execute(
+            "const b = document.createElement('button');
+             b.setAttribute('onclick', 'window.handlerRan = true;');
+             document.body.appendChild(b);
+             b.click();
+             return window.handlerRan === true;",
+            vec![],
+        )
+        .await;
+    assert_eq!(inline_handler, false, "an inline event handler ran");
+    let console = browser.console().await;
+    assert!(
+        console
+            .iter()
+            .any(|line| line.contains("Content Security Policy")),
+        "the refused inline script is not reported: {console:#?}"
+    );
+
+    browser.close().await;
+    t.drop_database().await;
+}
