@@ -298,3 +298,122 @@ async fn the_strict_content_security_policy_holds() {
     browser.close().await;
     t.drop_database().await;
 }
+
+/// A whole run watched and steered from the dashboard: a new conversation started in the
+/// browser runs against the scripted model in a real Docker sandbox, its command and answer
+/// appear live, a message sent from the page continues it, and Stop ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_is_started_watched_answered_and_stopped_in_the_browser() {
+    use openhands::agent::AgentRuntime;
+    use openhands::agent::llm::LlmClient;
+    use openhands::agent::settings::AgentSettings;
+    use openhands::live::EventBus;
+    use openhands::queue::{self, JobContext, WorkerSettings};
+    use openhands::sandbox::docker::DockerBackend;
+    use serde_json::json;
+    use std::time::Duration;
+    use support::fake_llm::{FakeLlm, Turn};
+    use support::sandbox::{OwnerCleanup, settings as sandbox_settings};
+    use tokio_util::sync::CancellationToken;
+
+    let t = TestDb::sqlite().await;
+    let fake = FakeLlm::start(vec![
+        Turn::call(
+            "execute_bash",
+            json!({"command": "echo hello-from-the-sandbox"}),
+        ),
+        Turn::text("The sandbox says hello. Anything else?"),
+        Turn::call("execute_bash", json!({"command": "sleep 4"})),
+        Turn::call("execute_bash", json!({"command": "echo never-run"})),
+    ])
+    .await;
+    let llm = LlmClient::new(
+        "openai/gpt-fake",
+        Some("sk-test".parse().unwrap()),
+        Some(&fake.base_url()),
+    )
+    .unwrap();
+    let sandbox = sandbox_settings();
+    let _cleanup = OwnerCleanup(sandbox.sandbox_owner.clone().unwrap());
+    let backend = DockerBackend::connect(&sandbox).await.unwrap();
+    let bus = EventBus::default();
+    let stop = CancellationToken::new();
+    let runtime = AgentRuntime::new(AgentSettings::default(), Some(llm), sandbox, stop.clone())
+        .unwrap()
+        .with_sandboxes(backend)
+        .with_bus(bus.clone());
+    let ctx = JobContext {
+        agent: Some(std::sync::Arc::new(runtime)),
+        ..JobContext::new(t.db.clone())
+    };
+    let workers = WorkerSettings {
+        poll_interval: Duration::from_millis(20),
+        ..WorkerSettings::default()
+    };
+    tokio::spawn(queue::run_workers(
+        ctx,
+        workers,
+        stop.clone().cancelled_owned(),
+    ));
+    let web = WebServer::start(router(AppState::new(t.db.clone()).with_bus(bus))).await;
+    let (_, key) = user(&t, "alice", false).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &web, &key).await;
+
+    browser.click("a[href='/new']").await;
+    browser
+        .type_text("#task", "Say hello from the sandbox")
+        .await;
+    browser.click("form#new-form button[type=submit]").await;
+    browser.wait("#events").await;
+    let id = browser
+        .path()
+        .await
+        .strip_prefix("/conversations/")
+        .unwrap()
+        .to_string();
+
+    // The command, its exit code and the agent's answer arrive live.
+    browser
+        .wait_for_text("#events", "$ echo hello-from-the-sandbox")
+        .await;
+    browser.wait_for_text("#events", "exit code 0").await;
+    browser
+        .wait_for_text("#events", "The sandbox says hello. Anything else?")
+        .await;
+    browser.wait_for_text("#connection", "Live").await;
+    browser.screenshot("conversation-live").await;
+
+    // A message from the page continues the run; Stop ends it after the running command.
+    browser.type_text("#message", "Now take a short nap").await;
+    browser.click("form#message-form button[type=submit]").await;
+    browser
+        .wait_for_text("#events", "Now take a short nap")
+        .await;
+    browser.wait_for_text("#events", "$ sleep 4").await;
+    browser.click("#stop").await;
+    browser.wait_for_text("#events", "State: stopped").await;
+    browser
+        .wait_for_text("#conversation-header", "stopped")
+        .await;
+    browser.screenshot("conversation-stopped").await;
+    let header = browser.text("#conversation-header").await;
+    assert!(
+        !header.contains("null") && !header.contains("undefined"),
+        "{header}"
+    );
+    let stored = t.db.conversation(&id).await.unwrap();
+    assert_eq!(stored.status, "stopped");
+    assert_eq!(
+        fake.requests().len(),
+        3,
+        "the step after the stop never ran"
+    );
+    assert!(!browser.text("#events").await.contains("never-run"));
+    let failures = script_failures(&browser.console().await)
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert!(failures.is_empty(), "{failures:#?}");
+    stop.cancel();
+}

@@ -2,7 +2,7 @@
 // a drop from the last event seen (no gap, no duplicate); a box to send a message; stop,
 // pause and resume; the pull requests it opened; tokens, cost and duration.
 import { get, post } from './api.js';
-import { h, show, notice, when, triggerBadge, statusBadge, safeUrl } from './dom.js';
+import { h, show, fill, notice, triggerBadge, statusBadge, safeUrl } from './dom.js';
 import { markdown } from './markdown.js';
 
 const RECONNECT_MS = [500, 1000, 2000, 5000];
@@ -35,7 +35,7 @@ export async function conversationPage(id) {
     const started = Date.parse(c.created_at);
     const updated = Date.parse(c.last_updated_at);
     const minutes = Number.isFinite(started) && Number.isFinite(updated) ? Math.max(0, (updated - started) / 60000) : 0;
-    header.replaceChildren(
+    fill(header,
       h('h1', {}, c.title || 'Untitled'),
       h('p', { class: 'meta' },
         statusBadge(c.status), triggerBadge(c.trigger, c.trigger_url),

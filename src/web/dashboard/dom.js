@@ -23,8 +23,14 @@ export function h(tag, attributes = {}, ...children) {
 /** Replaces the main area's content and moves focus there for keyboard and reader users. */
 export function show(...children) {
   const main = document.getElementById('main');
-  main.replaceChildren(...children);
+  fill(main, ...children);
   return main;
+}
+
+/** Replaces an element's content; absent children (null, false) are left out. */
+export function fill(element, ...children) {
+  element.replaceChildren(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
+  return element;
 }
 
 /** A time as the reader's locale writes it, or an empty string. */
