@@ -417,3 +417,75 @@ async fn a_conversation_is_started_watched_answered_and_stopped_in_the_browser()
     assert!(failures.is_empty(), "{failures:#?}");
     stop.cancel();
 }
+
+/// An administrator opens the deliveries page after a signed webhook arrived: the delivery is
+/// listed with its provider, event and status, and the integrations page shows it as the
+/// provider's last delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_webhook_shows_on_the_deliveries_and_integrations_pages() {
+    use clap::Parser;
+    use hmac::{Hmac, Mac};
+    use openhands::config::Cli;
+    use openhands::integrations::Webhooks;
+    use sha2::Sha256;
+
+    const SECRET: &str = "dashboard-linear-secret";
+    let t = TestDb::sqlite().await;
+    let cli = Cli::try_parse_from([
+        "openhands",
+        "--linear-webhook-secret",
+        SECRET,
+        "--linear-organization-id",
+        "org-1",
+        "serve",
+    ])
+    .unwrap();
+    cli.config.validate().unwrap();
+    let state =
+        AppState::new(t.db.clone()).with_webhooks(Webhooks::from_config(&cli.config.providers));
+    let web = WebServer::start(router(state)).await;
+
+    let mut payload: Value =
+        serde_json::from_str(include_str!("fixtures/linear/comment.create.json")).unwrap();
+    payload["webhookTimestamp"] = serde_json::json!(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    );
+    let body = serde_json::to_vec(&payload).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(&body);
+    let answer = reqwest::Client::new()
+        .post(web.at("/api/integration/linear/events"))
+        .header("content-type", "application/json")
+        .header("linear-delivery", "dashboard-delivery-1")
+        .header("linear-signature", hex::encode(mac.finalize().into_bytes()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 202);
+
+    let (_, key) = user(&t, "root", true).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &web, &key).await;
+    browser.click("#nav a[href='/deliveries']").await;
+    let row = browser
+        .wait_for_text("#delivery-list tbody tr", "Linear")
+        .await;
+    assert!(row.contains("Redeliver"), "{row}");
+    browser.screenshot("deliveries-after-webhook").await;
+    browser.click("#nav a[href='/integrations']").await;
+    let card = browser
+        .wait_for_text("article[data-provider=linear]", "configured")
+        .await;
+    assert!(!card.contains("not configured"), "{card}");
+    assert!(card.contains("Last delivery:"), "{card}");
+    assert!(
+        card.contains("http://localhost:3000/api/integration/linear/events"),
+        "{card}"
+    );
+    let github = browser.text("article[data-provider=github]").await;
+    assert!(github.contains("not configured"), "{github}");
+}
