@@ -164,6 +164,7 @@ fn app_state(config: &Config, db: &Db) -> AppState {
         .with_keyring(keyring)
         .with_http(config.http.clone())
         .with_public_url(&config.providers.public_url)
+        .with_server_llm(config.llm.llm_model.is_some())
         .with_login(Login::new(
             &config.login,
             &config.providers.public_url,

@@ -489,3 +489,50 @@ async fn a_signed_webhook_shows_on_the_deliveries_and_integrations_pages() {
     let github = browser.text("article[data-provider=github]").await;
     assert!(github.contains("not configured"), "{github}");
 }
+
+/// Error states are said plainly: no model for the agent (the server has none and the user
+/// chose none), and why a run stopped in error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_model_and_a_failed_run_are_said_plainly() {
+    use openhands::agent::events::{AgentState, state_changed};
+    use openhands::storage::NewEvent;
+
+    let t = TestDb::sqlite().await;
+    let (alice, key) = user(&t, "alice", false).await;
+    let id = conversation(&t, &alice, "Fix the build").await;
+    let stopped = state_changed(
+        AgentState::Error,
+        "The sandbox could not be started: the Docker engine is not reachable",
+    );
+    t.db.append_event(
+        &id,
+        &NewEvent {
+            source: stopped.source,
+            kind: &stopped.kind,
+            payload: &stopped.doc,
+        },
+    )
+    .await
+    .unwrap();
+
+    let web = serve(&t).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &web, &key).await;
+    browser
+        .wait_for_text("#llm-warning", "No language model is configured")
+        .await;
+    browser.screenshot("conversations-without-a-model").await;
+    browser.goto(&web.at(&format!("/conversations/{id}"))).await;
+    browser
+        .wait_for_text("#run-error", "the Docker engine is not reachable")
+        .await;
+    browser.screenshot("conversation-run-error").await;
+
+    // With a server model there is nothing to warn about.
+    let configured =
+        WebServer::start(router(AppState::new(t.db.clone()).with_server_llm(true))).await;
+    let second = Browser::start().await;
+    sign_in(&second, &configured, &key).await;
+    second.wait("#conversation-list li").await;
+    assert_eq!(second.text_of("#llm-warning").await, None);
+}

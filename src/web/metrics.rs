@@ -180,6 +180,7 @@ async fn server_info(State(state): State<AppState>) -> Json<serde_json::Value> {
         "uptime_seconds": uptime,
         "database": database,
         "providers": state.webhooks.enabled_providers().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        "llm_configured": state.server_llm,
     }))
 }
 

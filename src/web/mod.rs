@@ -62,6 +62,9 @@ pub struct AppState {
     /// Where people reach the service (OPENHANDS_PUBLIC_URL, no trailing slash): the webhook
     /// URLs the dashboard shows.
     pub public_url: Arc<str>,
+    /// Whether the server has a default model (LLM_MODEL): without it, only users who chose
+    /// their own can run the agent, and the dashboard says so.
+    pub server_llm: bool,
 }
 
 impl AppState {
@@ -81,7 +84,13 @@ impl AppState {
             http: Arc::default(),
             login: Arc::new(login::Login::disabled()),
             public_url: Arc::from("http://localhost:3000"),
+            server_llm: false,
         }
+    }
+
+    pub fn with_server_llm(mut self, configured: bool) -> Self {
+        self.server_llm = configured;
+        self
     }
 
     pub fn with_public_url(mut self, url: &str) -> Self {

@@ -15,13 +15,14 @@ export async function conversationPage(id) {
   const events = h('ol', { id: 'events', class: 'events', 'aria-live': 'polite' });
   const connection = h('p', { id: 'connection', class: 'muted', role: 'status' });
   const problem = h('div', { 'aria-live': 'assertive' });
+  const runError = h('div', { id: 'run-error', 'aria-live': 'assertive' });
   const text = h('textarea', { id: 'message', rows: 3, required: true, placeholder: 'Send a message to the agent', 'aria-label': 'Message' });
   const form = h('form', { id: 'message-form', class: 'composer' }, text, h('button', { type: 'submit' }, 'Send'));
   const controls = h('div', { class: 'controls' },
     h('button', { type: 'button', id: 'pause', onclick: () => changeState('pause') }, 'Pause'),
     h('button', { type: 'button', id: 'resume', onclick: () => changeState('resume') }, 'Resume'),
     h('button', { type: 'button', id: 'stop', class: 'danger', onclick: () => changeState('stop') }, 'Stop'));
-  show(h('section', { class: 'conversation' }, header, controls, connection, events, problem, form));
+  show(h('section', { class: 'conversation' }, header, runError, controls, connection, events, problem, form));
 
   const seen = new Set();
   let lastId = 0;
@@ -64,7 +65,15 @@ export async function conversationPage(id) {
       events.append(item);
       if (atBottom) item.scrollIntoView({ block: 'end' });
     }
-    if (event.observation === 'agent_state_changed') refresh();
+    if (event.observation === 'agent_state_changed') {
+      const extras = event.extras || {};
+      // Why a run stopped in error (no model, key refused, sandbox engine down…) is the
+      // first thing to see.
+      fill(runError, extras.agent_state === 'error'
+        ? notice('error', `The run stopped: ${extras.reason || 'an error'}`)
+        : null);
+      refresh();
+    }
   }
 
   function connect() {

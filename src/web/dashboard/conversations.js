@@ -23,6 +23,7 @@ export async function conversationsPage() {
   const list = h('div', { id: 'conversation-list', 'aria-live': 'polite' });
   show(h('section', {},
     h('div', { class: 'heading' }, h('h1', {}, 'Conversations'), h('a', { class: 'button', href: '/new', 'data-link': true }, 'New conversation')),
+    await llmWarning(),
     h('div', { class: 'filters' },
       select('status', 'status', STATUSES.map((s) => [s, s.replaceAll('_', ' ')])),
       select('trigger', 'source', Object.entries(PROVIDER_NAMES)),
@@ -58,6 +59,18 @@ export async function conversationsPage() {
   await refresh();
   const timer = setInterval(refresh, REFRESH_MS);
   return () => clearInterval(timer);
+}
+
+/** Said when no model can run the agent for this user: neither the server's nor their own. */
+async function llmWarning() {
+  const [info, settings] = await Promise.all([
+    get('/server_info').catch(() => null),
+    get('/api/settings').catch(() => null),
+  ]);
+  if (!info || info.llm_configured || (settings && settings.llm_model)) return null;
+  return h('p', { id: 'llm-warning', class: 'notice error', role: 'alert' },
+    'No language model is configured, so the agent cannot run: set LLM_MODEL and LLM_API_KEY on the server, or choose a model and key in ',
+    h('a', { href: '/settings', 'data-link': true }, 'Settings'), '.');
 }
 
 function row(c) {
