@@ -536,3 +536,40 @@ async fn missing_model_and_a_failed_run_are_said_plainly() {
     second.wait("#conversation-list li").await;
     assert_eq!(second.text_of("#llm-warning").await, None);
 }
+
+/// Signing in through GitHub in the browser: the sign-in page offers it, the (fake) GitHub
+/// sends the browser back, and the session shows the account's user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_with_github_in_the_browser() {
+    use openhands::web::login::{Login, LoginSettings};
+    use support::fake_login::{Account, FakeLogin, GITHUB_CLIENT_ID, GITHUB_CLIENT_SECRET};
+
+    let t = TestDb::sqlite().await;
+    let fake = FakeLogin::start("http://127.0.0.1").await;
+    let settings = LoginSettings {
+        github_oauth_client_id: Some(GITHUB_CLIENT_ID.into()),
+        github_oauth_client_secret: Some(GITHUB_CLIENT_SECRET.parse().unwrap()),
+        github_oauth_url: fake.github_oauth_url(),
+        allowed_users: vec!["octocat".into()],
+        ..LoginSettings::default()
+    };
+    let web = WebServer::start_with(|url| {
+        // The callback comes back to where the service is reached.
+        fake.set_public_url(url);
+        router(
+            AppState::new(t.db.clone())
+                .with_public_url(url)
+                .with_login(Login::new(&settings, url, &fake.github_api_url())),
+        )
+    })
+    .await;
+    fake.sign_in_as(Some(Account::new("583231", "octocat")));
+
+    let browser = Browser::start().await;
+    browser.goto(&web.at("/login")).await;
+    browser.screenshot("login-with-providers").await;
+    browser.click("a.button[href^='/auth/github/login']").await;
+    browser.wait("#conversation-list").await;
+    browser.wait_for_path("/conversations").await;
+    browser.wait_for_text("#who", "github:octocat").await;
+}

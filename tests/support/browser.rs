@@ -38,8 +38,15 @@ pub struct WebServer {
 impl WebServer {
     /// Serves `router` with the peer address the middleware reads (`ConnectInfo`).
     pub async fn start(router: Router) -> WebServer {
+        Self::start_with(|_| router).await
+    }
+
+    /// Serves the router `make` builds for the server's own URL (for services that must
+    /// know where they are reached, such as sign-in callbacks).
+    pub async fn start_with(make: impl FnOnce(&str) -> Router) -> WebServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let router = make(&format!("http://{addr}"));
         let task = tokio::spawn(async move {
             axum::serve(
                 listener,

@@ -82,7 +82,7 @@ struct Shared {
     inner: Arc<Mutex<Inner>>,
     base_url: String,
     /// The service's OPENHANDS_PUBLIC_URL: callbacks must go there.
-    public_url: String,
+    public_url: Arc<Mutex<String>>,
 }
 
 pub struct FakeLogin {
@@ -98,7 +98,7 @@ impl FakeLogin {
         let shared = Shared {
             inner: Arc::default(),
             base_url: base_url.clone(),
-            public_url: public_url.trim_end_matches('/').to_string(),
+            public_url: Arc::new(Mutex::new(public_url.trim_end_matches('/').to_string())),
         };
         let app = Router::new()
             .route("/github/login/oauth/authorize", get(github_authorize))
@@ -128,6 +128,11 @@ impl FakeLogin {
         format!("{}/oidc", self.base_url)
     }
 
+    /// Where the service is reached, when it is known only after the fake started.
+    pub fn set_public_url(&self, public_url: &str) {
+        *self.shared.public_url.lock().unwrap() = public_url.trim_end_matches('/').to_string();
+    }
+
     /// Who signs in next (`None`: the user declines at the provider).
     pub fn sign_in_as(&self, account: Option<Account>) {
         self.shared.inner.lock().unwrap().next = account;
@@ -155,7 +160,10 @@ fn authorize(
     query: &HashMap<String, String>,
 ) -> Response {
     let redirect_uri = query.get("redirect_uri").cloned().unwrap_or_default();
-    let expected = format!("{}/auth/{provider}/callback", shared.public_url);
+    let expected = format!(
+        "{}/auth/{provider}/callback",
+        shared.public_url.lock().unwrap()
+    );
     if query.get("client_id").map(String::as_str) != Some(client_id) || redirect_uri != expected {
         return error(StatusCode::BAD_REQUEST, "unknown client or redirect_uri");
     }

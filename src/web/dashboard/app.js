@@ -64,6 +64,7 @@ async function route() {
 function updateNav() {
   const nav = document.getElementById('nav');
   nav.hidden = !me;
+  document.getElementById('who').textContent = me ? me.login : '';
   for (const link of nav.querySelectorAll('[data-admin]')) link.hidden = !(me && me.is_admin);
   for (const link of nav.querySelectorAll('a')) {
     const current = window.location.pathname.startsWith(link.getAttribute('href'));
