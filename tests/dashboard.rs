@@ -573,3 +573,112 @@ async fn signing_in_with_github_in_the_browser() {
     browser.wait_for_path("/conversations").await;
     browser.wait_for_text("#who", "github:octocat").await;
 }
+
+/// The live view survives the web process going away: events written while it is down appear
+/// once it is back, after those already shown, with no gap and no duplicate (PostgreSQL; the
+/// events are written by this test, as a worker on another node would write them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_view_resumes_without_gaps_after_the_web_process_restarts() {
+    use openhands::agent::events::user_message;
+    use openhands::storage::NewEvent;
+    use std::time::Duration;
+    use support::ChildGuard;
+
+    let t = TestDb::postgres().await;
+    let (alice, key) = user(&t, "alice", false).await;
+    let id = conversation(&t, &alice, "Watch me").await;
+    let say = |text: String| {
+        let t = &t;
+        let id = id.clone();
+        async move {
+            let draft = user_message(&text, false, serde_json::json!({}));
+            t.db.append_event(
+                &id,
+                &NewEvent {
+                    source: draft.source,
+                    kind: &draft.kind,
+                    payload: &draft.doc,
+                },
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let port = support::free_port();
+    let start_web = || {
+        ChildGuard::spawn(
+            support::openhands(&t.url)
+                .env("PORT", port.to_string())
+                // Sessions outlive a restart only with a stable key.
+                .env(
+                    "OPENHANDS_SECRET_KEY",
+                    "a-stable-secret-key-of-at-least-32-chars",
+                )
+                .arg("web"),
+        )
+    };
+    let alive = || async move {
+        support::wait_for(
+            "the web process to answer",
+            Duration::from_secs(30),
+            || async move {
+                reqwest::get(format!("http://127.0.0.1:{port}/alive"))
+                    .await
+                    .ok()
+                    .map(|_| ())
+            },
+        )
+        .await;
+    };
+    let mut web = start_web();
+    alive().await;
+    let base = format!("http://127.0.0.1:{port}");
+    let browser = Browser::start().await;
+    browser.goto(&format!("{base}/login")).await;
+    browser.type_text("form#key-form #api-key", &key).await;
+    browser.click("form#key-form button[type=submit]").await;
+    browser.wait("#conversation-list").await;
+    browser.goto(&format!("{base}/conversations/{id}")).await;
+    browser.wait_for_text("#connection", "Live").await;
+    say("first, while connected".into()).await;
+    browser
+        .wait_for_text("#events", "first, while connected")
+        .await;
+
+    web.signal("KILL");
+    web.wait_exit(Duration::from_secs(10));
+    browser.wait_for_text("#connection", "reconnecting").await;
+    for n in 1..=3 {
+        say(format!("written while the web process was down {n}")).await;
+    }
+    web = start_web();
+    alive().await;
+    browser
+        .wait_for_text("#events", "written while the web process was down 3")
+        .await;
+    browser.wait_for_text("#connection", "Live").await;
+    say("after the restart".into()).await;
+    browser.wait_for_text("#events", "after the restart").await;
+    browser.screenshot("conversation-resumed").await;
+
+    let shown = browser
+        .execute(
+            "return [...document.querySelectorAll('#events li')].map(li => li.dataset.eventId);",
+            vec![],
+        )
+        .await;
+    let ids: Vec<i64> = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        (1..=5).collect::<Vec<i64>>(),
+        "every event once, in order"
+    );
+    drop(web);
+    drop(browser);
+    t.drop_database().await;
+}
