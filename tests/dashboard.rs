@@ -682,3 +682,75 @@ async fn the_live_view_resumes_without_gaps_after_the_web_process_restarts() {
     drop(browser);
     t.drop_database().await;
 }
+
+/// Settings in the browser: the model and a key saved (the key never shown again), an API key
+/// shown once and revoked, a secret added without its value ever coming back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_keys_and_secrets_are_managed_in_the_browser() {
+    use openhands::crypto::Keyring;
+
+    let t = TestDb::sqlite().await;
+    let secret: openhands::config::Secret =
+        "a-dashboard-test-secret-key-of-32-chars!".parse().unwrap();
+    let web = WebServer::start(router(
+        AppState::new(t.db.clone()).with_keyring(Keyring::new(Some(&secret))),
+    ))
+    .await;
+    let (alice, key) = user(&t, "alice", false).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &web, &key).await;
+    browser.click("#nav a[href='/settings']").await;
+
+    browser.type_text("#llm-model", "openai/gpt-4o").await;
+    browser
+        .type_text("#llm-api-key", "sk-typed-in-the-browser")
+        .await;
+    browser.click("form#llm-form button[type=submit]").await;
+    browser.wait_for_text("form#llm-form", "Saved.").await;
+    let llm = t.db.user_llm(&alice).await.unwrap();
+    assert_eq!(llm.llm_model.as_deref(), Some("openai/gpt-4o"));
+    assert!(llm.llm_api_key.is_some());
+    let field = browser
+        .execute(
+            "return document.querySelector('#llm-api-key').value;",
+            vec![],
+        )
+        .await;
+    assert_eq!(field, "", "the key is not kept in the page");
+
+    browser.type_text("#key-name", "laptop").await;
+    browser.click("form#key-form-new button[type=submit]").await;
+    let shown = browser.text("#new-key").await;
+    assert!(shown.starts_with("oh_"), "{shown}");
+    browser.wait_for_text("#key-list", "laptop").await;
+    browser.screenshot("settings-key-created").await;
+    browser.click("#key-list li:last-child button.danger").await;
+    let started = std::time::Instant::now();
+    while browser.text("#key-list").await.contains("laptop") {
+        assert!(started.elapsed().as_secs() < 20, "the key was not revoked");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let response = reqwest::Client::new()
+        .get(web.at("/api/user"))
+        .bearer_auth(&shown)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        401,
+        "a revoked key opens nothing"
+    );
+
+    browser.type_text("#secret-name", "DEPLOY_TOKEN").await;
+    browser.type_text("#secret-value", "s3cr3t-value").await;
+    browser.click("form#secret-form button[type=submit]").await;
+    browser.wait_for_text("#secret-list", "DEPLOY_TOKEN").await;
+    browser.goto(&web.at("/settings")).await;
+    browser.wait_for_text("#secret-list", "DEPLOY_TOKEN").await;
+    let page = browser.text("#main").await;
+    assert!(
+        !page.contains("s3cr3t-value") && !page.contains("sk-typed-in-the-browser"),
+        "{page}"
+    );
+}
