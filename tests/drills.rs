@@ -1,0 +1,168 @@
+//! Drills against the built binary on PostgreSQL: the service under a burst of webhooks.
+//! Each drill is bounded in count and time.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use openhands::storage::DeliveryStatus;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use support::{ChildGuard, TestDb, wait_for};
+
+const LINEAR_SECRET: &str = "drill-linear-secret";
+const BURST: usize = 10_000;
+const CLIENTS: usize = 32;
+
+fn resident_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// A signed Linear comment that mentions the agent, from an account nobody linked: intake
+/// refuses it, which is a database-only job.
+fn comment(n: usize) -> (Vec<u8>, String) {
+    let mut payload: Value =
+        serde_json::from_str(include_str!("fixtures/linear/comment.create.json")).unwrap();
+    payload["data"]["id"] = json!(format!("drill-comment-{n}"));
+    payload["webhookTimestamp"] = json!(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    );
+    let body = serde_json::to_vec(&payload).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(LINEAR_SECRET.as_bytes()).unwrap();
+    mac.update(&body);
+    (body, hex::encode(mac.finalize().into_bytes()))
+}
+
+/// 10,000 webhooks in a burst at a `web` process with a `worker` beside it: every one is
+/// answered 202, none is lost, the intake queue drains, and the web process's memory after the
+/// burst is close to what it was after the first thousand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_webhooks_in_a_burst_are_all_kept_and_handled() {
+    let t = TestDb::postgres().await;
+    let port = support::free_port();
+    let role = |name: &str| {
+        let mut command = support::openhands(&t.url);
+        command
+            .env("LINEAR_WEBHOOK_SECRET", LINEAR_SECRET)
+            .env("LINEAR_ORGANIZATION_ID", "org-1")
+            .env("PORT", port.to_string())
+            .env("RATE_LIMIT_PER_IP", "0")
+            .env("LOG_LEVEL", "warn")
+            .arg(name);
+        ChildGuard::spawn(&mut command)
+    };
+    let web = role("web");
+    let _worker = role("worker");
+    let url = format!("http://127.0.0.1:{port}/api/integration/linear/events");
+    wait_for("the web process", Duration::from_secs(30), || async {
+        reqwest::get(format!("http://127.0.0.1:{port}/alive"))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+
+    let client = reqwest::Client::new();
+    let send = |from: usize, to: usize| {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let next = Arc::new(AtomicUsize::new(from));
+            let mut senders = tokio::task::JoinSet::new();
+            for _ in 0..CLIENTS {
+                let (client, url, next) = (client.clone(), url.clone(), next.clone());
+                senders.spawn(async move {
+                    let mut statuses = Vec::new();
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        if n >= to {
+                            return statuses;
+                        }
+                        let (body, signature) = comment(n);
+                        let answer = client
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .header("linear-delivery", format!("drill-{n}"))
+                            .header("linear-signature", signature)
+                            .timeout(Duration::from_secs(60))
+                            .body(body)
+                            .send()
+                            .await;
+                        statuses.push(answer.map(|a| a.status().as_u16()).unwrap_or(0));
+                    }
+                });
+            }
+            let mut statuses = Vec::new();
+            while let Some(done) = senders.join_next().await {
+                statuses.extend(done.unwrap());
+            }
+            statuses
+        }
+    };
+    let mut statuses = send(0, 1_000).await;
+    let warm_kib = resident_kib(web.pid());
+    statuses.extend(send(1_000, BURST).await);
+    let after_kib = resident_kib(web.pid());
+    eprintln!(
+        "web process resident: {warm_kib} KiB after 1,000 deliveries, {after_kib} KiB after {BURST}"
+    );
+    assert_eq!(statuses.len(), BURST);
+    let refused: Vec<&u16> = statuses.iter().filter(|s| **s != 202).collect();
+    assert!(
+        refused.is_empty(),
+        "{} not answered 202: {:?}",
+        refused.len(),
+        &refused[..refused.len().min(10)]
+    );
+
+    // Every delivery is stored once and handled by intake.
+    wait_for(
+        "every delivery to be handled",
+        Duration::from_secs(600),
+        || async {
+            let handled =
+                t.db.deliveries(
+                    Some("linear"),
+                    Some(DeliveryStatus::Unauthorized),
+                    None,
+                    20_000,
+                )
+                .await
+                .unwrap()
+                .len();
+            (handled == BURST).then_some(())
+        },
+    )
+    .await;
+    let all =
+        t.db.deliveries(Some("linear"), None, None, 20_000)
+            .await
+            .unwrap();
+    assert_eq!(all.len(), BURST, "one delivery each, none doubled");
+    let open: Vec<_> =
+        t.db.job_status_counts()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.status != "Done")
+            .collect();
+    assert!(open.is_empty(), "the queue drained: {open:?}");
+    assert!(
+        after_kib <= warm_kib + 64 * 1024,
+        "the web process grew from {warm_kib} KiB after 1,000 deliveries to {after_kib} KiB after {BURST}"
+    );
+    drop(web);
+    t.drop_database().await;
+}
