@@ -936,3 +936,37 @@ async fn pause_and_resume() {
     assert_eq!(runs[1]["content"].as_str().unwrap().trim(), "resumed");
     agent.fake.assert_each_tool_call_answered_once();
 }
+
+/// The model provider timing out, then failing with 500, then answering: each failed request
+/// is retried (LLM_TIMEOUT bounds a request), the run finishes, and the command that ran before
+/// the outage ran once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_timing_out_then_failing_is_retried_without_running_a_tool_twice() {
+    let script = vec![
+        bash("echo ran-once"),
+        finish("too late").after(Duration::from_secs(5)),
+        Turn::error(500, "internal error"),
+        finish("done after the outage"),
+    ];
+    let settings = AgentSettings {
+        llm_timeout: Duration::from_secs(1),
+        ..AgentSettings::default()
+    };
+    let agent = start(Kind::Postgres, "openai/gpt-fake", script, settings).await;
+    let id = agent.ask("web", "go").await;
+    let (state, _) = agent.rest(&id).await;
+    assert_eq!(state, "finished");
+    let events = agent.events(&id).await;
+    let runs = events
+        .iter()
+        .filter(|e| e["action"] == "run" && e["args"]["command"] == "echo ran-once")
+        .count();
+    assert_eq!(runs, 1, "the command ran once: {events:#?}");
+    let finish = events.iter().find(|e| e["action"] == "finish").unwrap();
+    assert_eq!(finish["args"]["final_thought"], "done after the outage");
+    assert_eq!(
+        finish["llm_metrics"]["attempts"], 3,
+        "timed out, failed, answered"
+    );
+    agent.fake.assert_each_tool_call_answered_once();
+}

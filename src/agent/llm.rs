@@ -218,7 +218,12 @@ pub struct LlmClient {
     retry: RetryPolicy,
     prices: PriceTable,
     max_tokens: u32,
+    /// How long one request may take before it counts as failed (and is retried).
+    timeout: Duration,
 }
+
+/// The default of LLM_TIMEOUT.
+pub const DEFAULT_LLM_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl LlmClient {
     /// Routes `model` (`anthropic/claude-…`, `openai/gpt-…`, `openrouter/…`, `ollama/…`,
@@ -286,7 +291,6 @@ impl LlmClient {
         }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(600))
             .build()
             .map_err(|e| LlmError::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok(LlmClient {
@@ -297,11 +301,17 @@ impl LlmClient {
             retry: RetryPolicy::default(),
             prices: PriceTable::default(),
             max_tokens: 8192,
+            timeout: DEFAULT_LLM_TIMEOUT,
         })
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
         self
     }
 
@@ -420,6 +430,7 @@ impl LlmClient {
                 let mut request = self
                     .http
                     .post(format!("{base_url}/chat/completions"))
+                    .timeout(self.timeout)
                     .json(&openai_body(&self.model, messages, tools));
                 if !key.is_empty() {
                     request = request.bearer_auth(key).header("api-key", key);
@@ -429,6 +440,7 @@ impl LlmClient {
             Provider::Anthropic { base_url } => self
                 .http
                 .post(format!("{base_url}/v1/messages"))
+                .timeout(self.timeout)
                 .header("x-api-key", key)
                 .header("anthropic-version", "2023-06-01")
                 .json(&anthropic_body(

@@ -87,6 +87,8 @@ impl AgentRuntime {
         shutdown: CancellationToken,
     ) -> anyhow::Result<AgentRuntime> {
         let prompts = Prompts::load(settings.agent_prompt_dir.as_deref())?;
+        // One place decides the request timeout, for the server's model and users' own.
+        let llm = llm.map(|llm| llm.with_timeout(settings.llm_timeout));
         Ok(AgentRuntime {
             settings,
             llm,
@@ -429,7 +431,11 @@ impl Run<'_> {
             .unwrap_or_default();
         Ok(
             match LlmClient::new(&model, key, own.llm_base_url.as_deref()) {
-                Ok(client) => Ok(Some(client.with_prices(prices))),
+                Ok(client) => Ok(Some(
+                    client
+                        .with_prices(prices)
+                        .with_timeout(self.runtime.settings.llm_timeout),
+                )),
                 Err(error) => Err(format!("Your LLM settings cannot be used: {error}")),
             },
         )

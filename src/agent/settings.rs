@@ -100,6 +100,10 @@ pub struct AgentSettings {
     /// prompt templates.
     #[arg(long, global = true, env = "AGENT_PROMPT_DIR")]
     pub agent_prompt_dir: Option<std::path::PathBuf>,
+    /// How long one LLM request may take before it counts as failed and is retried (the
+    /// server's model and users' own alike).
+    #[arg(long, global = true, env = "LLM_TIMEOUT", default_value = "600s", value_parser = humantime::parse_duration)]
+    pub llm_timeout: std::time::Duration,
 }
 
 impl Default for AgentSettings {
@@ -110,6 +114,7 @@ impl Default for AgentSettings {
             agent_condenser_max_events: 120,
             agent_condenser_keep_first: 4,
             agent_prompt_dir: None,
+            llm_timeout: super::llm::DEFAULT_LLM_TIMEOUT,
         }
     }
 }
@@ -133,6 +138,11 @@ impl AgentSettings {
                 "AGENT_CONDENSER_MAX_EVENTS ({}) must be at least twice AGENT_CONDENSER_KEEP_FIRST ({}) plus 8",
                 self.agent_condenser_max_events, self.agent_condenser_keep_first
             )));
+        }
+        if self.llm_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "LLM_TIMEOUT must be greater than zero (e.g. 120s)",
+            ));
         }
         if let Some(dir) = &self.agent_prompt_dir {
             super::prompt::Prompts::load(Some(dir)).map_err(|e| ConfigError::new(e.to_string()))?;
