@@ -424,10 +424,8 @@ async fn a_conversation_is_started_watched_answered_and_stopped_in_the_browser()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_webhook_shows_on_the_deliveries_and_integrations_pages() {
     use clap::Parser;
-    use hmac::{Hmac, Mac};
     use openhands::config::Cli;
     use openhands::integrations::Webhooks;
-    use sha2::Sha256;
 
     const SECRET: &str = "dashboard-linear-secret";
     let t = TestDb::sqlite().await;
@@ -445,22 +443,12 @@ async fn a_signed_webhook_shows_on_the_deliveries_and_integrations_pages() {
         AppState::new(t.db.clone()).with_webhooks(Webhooks::from_config(&cli.config.providers));
     let web = WebServer::start(router(state)).await;
 
-    let mut payload: Value =
-        serde_json::from_str(include_str!("fixtures/linear/comment.create.json")).unwrap();
-    payload["webhookTimestamp"] = serde_json::json!(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64
-    );
-    let body = serde_json::to_vec(&payload).unwrap();
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(&body);
+    let (body, signature) = support::linear::signed_comment(SECRET, "dashboard-comment-1");
     let answer = reqwest::Client::new()
         .post(web.at("/api/integration/linear/events"))
         .header("content-type", "application/json")
         .header("linear-delivery", "dashboard-delivery-1")
-        .header("linear-signature", hex::encode(mac.finalize().into_bytes()))
+        .header("linear-signature", signature)
         .body(body)
         .send()
         .await

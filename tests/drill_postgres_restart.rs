@@ -9,11 +9,8 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use openhands::storage::DeliveryStatus;
-use serde_json::{Value, json};
-use sha2::Sha256;
-use support::{ChildGuard, TestDb, wait_for};
+use support::{TestDb, linear, wait_for};
 
 const LINEAR_SECRET: &str = "drill-linear-secret";
 
@@ -58,24 +55,8 @@ impl Drop for Restart {
     }
 }
 
-fn comment(n: usize) -> (Vec<u8>, String) {
-    let mut payload: Value =
-        serde_json::from_str(include_str!("fixtures/linear/comment.create.json")).unwrap();
-    payload["data"]["id"] = json!(format!("restart-comment-{n}"));
-    payload["webhookTimestamp"] = json!(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64
-    );
-    let body = serde_json::to_vec(&payload).unwrap();
-    let mut mac = Hmac::<Sha256>::new_from_slice(LINEAR_SECRET.as_bytes()).unwrap();
-    mac.update(&body);
-    (body, hex::encode(mac.finalize().into_bytes()))
-}
-
 async fn deliver(client: &reqwest::Client, url: &str, n: usize) -> Result<u16, String> {
-    let (body, signature) = comment(n);
+    let (body, signature) = linear::signed_comment(LINEAR_SECRET, &format!("restart-comment-{n}"));
     client
         .post(url)
         .header("content-type", "application/json")
@@ -93,27 +74,10 @@ async fn deliver(client: &reqwest::Client, url: &str, n: usize) -> Result<u16, S
 async fn postgres_restarting_loses_no_accepted_delivery_and_the_processes_reconnect() {
     let t = TestDb::postgres().await;
     let port = support::free_port();
-    let role = |name: &str| {
-        let mut command = support::openhands(&t.url);
-        command
-            .env("LINEAR_WEBHOOK_SECRET", LINEAR_SECRET)
-            .env("LINEAR_ORGANIZATION_ID", "org-1")
-            .env("PORT", port.to_string())
-            .env("RATE_LIMIT_PER_IP", "0")
-            .env("LOG_LEVEL", "warn")
-            .arg(name);
-        ChildGuard::spawn(&mut command)
-    };
-    let _web = role("web");
-    let _worker = role("worker");
+    let _web = linear::role(&t.url, LINEAR_SECRET, port, "web");
+    let _worker = linear::role(&t.url, LINEAR_SECRET, port, "worker");
     let url = format!("http://127.0.0.1:{port}/api/integration/linear/events");
-    wait_for("the web process", Duration::from_secs(30), || async {
-        reqwest::get(format!("http://127.0.0.1:{port}/alive"))
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
+    linear::wait_serving(port).await;
     let client = reqwest::Client::new();
     let mut accepted = 0;
     for n in 0..200 {

@@ -8,11 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use openhands::storage::DeliveryStatus;
-use serde_json::{Value, json};
-use sha2::Sha256;
-use support::{ChildGuard, TestDb, wait_for};
+use support::{TestDb, linear, wait_for};
 
 const LINEAR_SECRET: &str = "drill-linear-secret";
 const BURST: usize = 10_000;
@@ -27,24 +24,6 @@ fn resident_kib(pid: i32) -> u64 {
         .unwrap()
 }
 
-/// A signed Linear comment that mentions the agent, from an account nobody linked: intake
-/// refuses it, which is a database-only job.
-fn comment(n: usize) -> (Vec<u8>, String) {
-    let mut payload: Value =
-        serde_json::from_str(include_str!("fixtures/linear/comment.create.json")).unwrap();
-    payload["data"]["id"] = json!(format!("drill-comment-{n}"));
-    payload["webhookTimestamp"] = json!(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64
-    );
-    let body = serde_json::to_vec(&payload).unwrap();
-    let mut mac = Hmac::<Sha256>::new_from_slice(LINEAR_SECRET.as_bytes()).unwrap();
-    mac.update(&body);
-    (body, hex::encode(mac.finalize().into_bytes()))
-}
-
 /// 10,000 webhooks in a burst at a `web` process with a `worker` beside it: every one is
 /// answered 202, none is lost, the intake queue drains, and the web process's memory after the
 /// burst is close to what it was after the first thousand.
@@ -52,27 +31,10 @@ fn comment(n: usize) -> (Vec<u8>, String) {
 async fn ten_thousand_webhooks_in_a_burst_are_all_kept_and_handled() {
     let t = TestDb::postgres().await;
     let port = support::free_port();
-    let role = |name: &str| {
-        let mut command = support::openhands(&t.url);
-        command
-            .env("LINEAR_WEBHOOK_SECRET", LINEAR_SECRET)
-            .env("LINEAR_ORGANIZATION_ID", "org-1")
-            .env("PORT", port.to_string())
-            .env("RATE_LIMIT_PER_IP", "0")
-            .env("LOG_LEVEL", "warn")
-            .arg(name);
-        ChildGuard::spawn(&mut command)
-    };
-    let web = role("web");
-    let _worker = role("worker");
+    let web = linear::role(&t.url, LINEAR_SECRET, port, "web");
+    let worker = linear::role(&t.url, LINEAR_SECRET, port, "worker");
     let url = format!("http://127.0.0.1:{port}/api/integration/linear/events");
-    wait_for("the web process", Duration::from_secs(30), || async {
-        reqwest::get(format!("http://127.0.0.1:{port}/alive"))
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
+    linear::wait_serving(port).await;
 
     let client = reqwest::Client::new();
     let send = |from: usize, to: usize| {
@@ -90,7 +52,8 @@ async fn ten_thousand_webhooks_in_a_burst_are_all_kept_and_handled() {
                         if n >= to {
                             return statuses;
                         }
-                        let (body, signature) = comment(n);
+                        let (body, signature) =
+                            linear::signed_comment(LINEAR_SECRET, &format!("drill-comment-{n}"));
                         let answer = client
                             .post(&url)
                             .header("content-type", "application/json")
@@ -163,6 +126,6 @@ async fn ten_thousand_webhooks_in_a_burst_are_all_kept_and_handled() {
         after_kib <= warm_kib + 64 * 1024,
         "the web process grew from {warm_kib} KiB after 1,000 deliveries to {after_kib} KiB after {BURST}"
     );
-    drop(web);
+    drop((web, worker));
     t.drop_database().await;
 }

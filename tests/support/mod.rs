@@ -14,6 +14,7 @@ pub mod fake_llm;
 pub mod fake_login;
 pub mod fakes;
 pub mod git_server;
+pub mod linear;
 pub mod sandbox;
 
 /// A database of its own for one test: an SQLite file in a temporary directory, or a new

@@ -1,0 +1,54 @@
+//! Linear webhooks for the drills and browser tests: a signed comment that mentions the agent,
+//! and the service's processes with Linear enabled.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use super::{ChildGuard, wait_for};
+
+/// A comment from the fixture with its own `comment_id` and a fresh timestamp, and its
+/// `linear-signature` under `secret`. Its author is linked to nobody, so intake refuses it
+/// with a database-only job.
+pub fn signed_comment(secret: &str, comment_id: &str) -> (Vec<u8>, String) {
+    let mut payload: Value =
+        serde_json::from_str(include_str!("../fixtures/linear/comment.create.json")).unwrap();
+    payload["data"]["id"] = json!(comment_id);
+    payload["webhookTimestamp"] = json!(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    );
+    let body = serde_json::to_vec(&payload).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(&body);
+    (body, hex::encode(mac.finalize().into_bytes()))
+}
+
+/// `openhands ROLE` on `database_url` with Linear enabled under `secret`, web on `port`,
+/// without rate limits.
+pub fn role(database_url: &str, secret: &str, port: u16, role: &str) -> ChildGuard {
+    let mut command = super::openhands(database_url);
+    command
+        .env("LINEAR_WEBHOOK_SECRET", secret)
+        .env("LINEAR_ORGANIZATION_ID", "org-1")
+        .env("PORT", port.to_string())
+        .env("RATE_LIMIT_PER_IP", "0")
+        .env("LOG_LEVEL", "warn")
+        .arg(role);
+    ChildGuard::spawn(&mut command)
+}
+
+/// Waits until the web process on `port` answers.
+pub async fn wait_serving(port: u16) {
+    wait_for("the web process", Duration::from_secs(30), || async move {
+        reqwest::get(format!("http://127.0.0.1:{port}/alive"))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+}
