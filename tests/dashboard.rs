@@ -515,6 +515,7 @@ async fn missing_model_and_a_failed_run_are_said_plainly() {
         .wait_for_text("#run-error", "the Docker engine is not reachable")
         .await;
     browser.screenshot("conversation-run-error").await;
+    drop(browser);
 
     // With a server model there is nothing to warn about.
     let configured =

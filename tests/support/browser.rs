@@ -98,9 +98,15 @@ pub fn screenshot_dir() -> PathBuf {
     dir
 }
 
+/// How many Chromium sessions run at once in one test binary. The tests run four at a time,
+/// and four browsers on a two-core machine starve each other's pages; a test holds one
+/// session at a time (so waiting for a slot cannot deadlock).
+static SESSIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// One Chromium session with its own chromedriver and profile; both end when it is dropped.
 pub struct Browser {
     client: Client,
+    _slot: tokio::sync::SemaphorePermit<'static>,
     /// chromedriver, leader of a process group that also holds the browser it started.
     driver: ChildGuard,
     _profile: tempfile::TempDir,
@@ -111,6 +117,10 @@ impl Browser {
     /// Starts chromedriver on a free loopback port and a headless Chromium session that can
     /// reach nothing but loopback.
     pub async fn start() -> Browser {
+        let slot = SESSIONS
+            .acquire()
+            .await
+            .unwrap_or_else(|e| panic!("the browser slots are closed: {e}"));
         let chromium = program("CHROMIUM", "/usr/bin/chromium", "chromium");
         let chromedriver = program("CHROMEDRIVER", "/usr/bin/chromedriver", "chromium-driver");
         let profile = tempfile::tempdir().unwrap();
@@ -193,6 +203,7 @@ impl Browser {
             });
         Browser {
             client,
+            _slot: slot,
             driver,
             _profile: profile,
             screenshots: screenshot_dir(),
@@ -233,8 +244,10 @@ impl Browser {
             if started.elapsed() > WAIT {
                 let main = self.text_of("#main").await.unwrap_or_default();
                 panic!(
-                    "timed out after {WAIT:?} waiting for `{css}` on {}; the page shows:\n{main}",
-                    self.path().await
+                    "timed out after {WAIT:?} waiting for `{css}` on {}; the page shows:\n{main}\n\
+                     the console says:\n{}",
+                    self.path().await,
+                    self.console_for_failure().await
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -254,8 +267,9 @@ impl Browser {
             if started.elapsed() > WAIT {
                 panic!(
                     "timed out after {WAIT:?} waiting for `{css}` on {} to contain {expected:?}; \
-                     it shows: {text:?}",
-                    self.path().await
+                     it shows: {text:?}\nthe console says:\n{}",
+                    self.path().await,
+                    self.console_for_failure().await
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -353,18 +367,15 @@ impl Browser {
             .issue_cmd(BrowserLog)
             .await
             .unwrap_or_else(|e| panic!("cannot read the browser's console: {e}"));
-        answer
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|entry| {
-                format!(
-                    "{} {}",
-                    entry["level"].as_str().unwrap_or("?"),
-                    entry["message"].as_str().unwrap_or("")
-                )
-            })
-            .collect()
+        log_lines(&answer)
+    }
+
+    /// The console's messages for a failure report (an unreadable console is said, not fatal).
+    async fn console_for_failure(&self) -> String {
+        match self.client.issue_cmd(BrowserLog).await {
+            Ok(answer) => log_lines(&answer).join("\n"),
+            Err(e) => format!("(unreadable: {e})"),
+        }
     }
 
     /// The console's errors since the last read (a Content-Security-Policy violation is one).
@@ -387,6 +398,22 @@ impl Drop for Browser {
     fn drop(&mut self) {
         end_group(&mut self.driver);
     }
+}
+
+/// chromedriver's log entries as `LEVEL message` lines.
+fn log_lines(answer: &Value) -> Vec<String> {
+    answer
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|entry| {
+            format!(
+                "{} {}",
+                entry["level"].as_str().unwrap_or("?"),
+                entry["message"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
 }
 
 /// Kills chromedriver's process group (the browser with it) and reaps chromedriver.
