@@ -43,6 +43,14 @@ const CONTINUE_PROMPT: &str = "Please continue working on the task on whatever a
 If you think you have solved the task, please finish the interaction with the finish tool.\n\
 IMPORTANT: YOU SHOULD NEVER ASK FOR HUMAN HELP.";
 
+/// What the model is told of a call whose sandbox stopped under it. The sandbox is started
+/// again for the next call (its files kept), or replaced, which is said in a note of its own.
+fn sandbox_lost_note(reason: &str) -> String {
+    format!(
+        "The sandbox stopped while this ran ({reason}); its result is lost. It is started again for what comes next: programs that were running are gone."
+    )
+}
+
 /// What a call is told when the run stopped while it ran.
 const LOST_RESULT: &str = "The service restarted while this was running, so its result was lost: it may or may not have taken effect. \
 The shell session was restarted too (working directory and environment variables are back to their defaults). Check the state before repeating it.";
@@ -660,9 +668,7 @@ impl Run<'_> {
                 }
                 Ok(None) => {}
                 Err(ToolFault::SandboxLost(reason)) => {
-                    let note = format!(
-                        "The sandbox stopped while this ran ({reason}); its result is lost. A new sandbox is being started: files and programs from before are gone."
-                    );
+                    let note = sandbox_lost_note(&reason);
                     self.record(
                         vec![events::error_observation(
                             &note,
@@ -756,9 +762,7 @@ impl Run<'_> {
                 }
                 Ok(None) => {}
                 Err(ToolFault::SandboxLost(reason)) => {
-                    let note = format!(
-                        "The sandbox stopped while this ran ({reason}); its result is lost. A new sandbox is started for what comes next: files and programs from before are gone."
-                    );
+                    let note = sandbox_lost_note(&reason);
                     let answer = events::error_observation(&note, Some(action_id), None);
                     self.record(vec![answer], None).await?;
                     sandbox_ready = false;

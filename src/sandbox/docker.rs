@@ -9,7 +9,7 @@
 //! few milliseconds, out of the sandbox user's reach — so a restarted process can tell claimed
 //! containers from warm ones. Containers are addressed by their engine id, which a rename keeps.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::Duration;
 
@@ -47,6 +47,9 @@ const SANDBOX_USER: &str = "openhands";
 /// limit) and exits at once on SIGTERM.
 const KEEPALIVE: &str = "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done";
 const SESSION_STARTUP: Duration = Duration::from_secs(15);
+/// How long a sandbox operation waits for an engine that stopped answering to come back (a
+/// restart of dockerd) before it gives up.
+pub const ENGINE_RETURN_WAIT: Duration = Duration::from_secs(60);
 /// Where a command too long to type is written before it is sourced.
 const SCRIPT_DIR: &str = "/tmp";
 
@@ -267,9 +270,62 @@ impl DockerBackend {
     /// One maintenance pass: pause and remove idle sandboxes, drop dead warm ones, refill the
     /// warm pool.
     pub async fn maintain(&self) -> SandboxResult<Maintenance> {
+        let dead_warm = self.reconcile().await?;
         let mut done = self.reap_idle(Instant::now()).await?;
+        done.removed += dead_warm;
         done.started_warm = self.refill_pool().await?;
         Ok(done)
+    }
+
+    /// Brings what this backend believes in line with the engine, whose containers die when
+    /// it restarts: dead warm sandboxes are removed (the refill replaces them), and claimed ones
+    /// whose container stopped are marked stopped, so their next use starts them again.
+    /// Returns how many warm sandboxes it removed.
+    async fn reconcile(&self) -> SandboxResult<usize> {
+        // Only sandboxes known before the listing: a newer one may be missing from it.
+        let known: Vec<Arc<Entry>> = lock(&self.state).sandboxes.values().cloned().collect();
+        let containers = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(HashMap::from([(
+                    "label".to_string(),
+                    vec![format!("{LABEL_OWNER}={}", self.owner)],
+                )])),
+                ..Default::default()
+            }))
+            .await
+            .map_err(engine_error)?;
+        let alive: HashSet<String> = containers
+            .into_iter()
+            .filter(|c| {
+                matches!(
+                    c.state,
+                    Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::PAUSED)
+                )
+            })
+            .filter_map(|c| c.id)
+            .collect();
+        let dead = known
+            .into_iter()
+            .filter(|e| e.status() != SandboxStatus::Stopped && !alive.contains(&e.container));
+        let mut removed = 0;
+        for entry in dead {
+            if entry.conversation().is_some() {
+                tracing::warn!(sandbox = %entry.id, "the sandbox's container stopped; it is started again on its next use");
+                entry.set_status(SandboxStatus::Stopped);
+                continue;
+            }
+            tracing::warn!(sandbox = %entry.id, "removing a warm sandbox whose container stopped");
+            {
+                let mut state = lock(&self.state);
+                state.warm.retain(|id| id != &entry.id);
+                state.sandboxes.remove(&entry.id);
+            }
+            self.remove_container(&entry.container).await?;
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     /// Pauses sandboxes idle for SANDBOX_PAUSE_AFTER and removes those idle for
@@ -471,15 +527,48 @@ impl DockerBackend {
         }
     }
 
-    /// Why a container is not running, in words, when it is not.
+    /// Waits until the engine answers again, for at most [`ENGINE_RETURN_WAIT`]; whether it
+    /// does. An engine restart takes seconds, and a run should outlive it.
+    async fn engine_returns(&self) -> bool {
+        let deadline = Instant::now() + ENGINE_RETURN_WAIT;
+        loop {
+            if self.docker.ping().await.is_ok() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Why a container is not running, in words, when it is not. When the engine does not
+    /// answer, waits for it to come back first: its containers die when it stops.
     async fn death_reason(&self, entry: &Entry) -> Option<String> {
-        let inspected = match self.docker.inspect_container(&entry.container, None).await {
-            Ok(inspected) => inspected,
-            Err(DockerError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => return Some("its container was removed".into()),
-            Err(_) => return None,
+        let mut engine_was_down = false;
+        let inspected = loop {
+            match self.docker.inspect_container(&entry.container, None).await {
+                Ok(inspected) => break inspected,
+                Err(DockerError::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => return Some("its container was removed".into()),
+                Err(DockerError::DockerResponseServerError { .. }) => return None,
+                Err(_) if engine_was_down => return None,
+                Err(error) => {
+                    tracing::warn!(sandbox = %entry.id, error = %engine_error(error), "the Docker engine stopped answering; waiting for it");
+                    if !self.engine_returns().await {
+                        return Some(format!(
+                            "the Docker engine stopped answering and did not come back within {}",
+                            humantime::format_duration(ENGINE_RETURN_WAIT)
+                        ));
+                    }
+                    engine_was_down = true;
+                }
+            }
         };
+        if engine_was_down && inspected.state.as_ref().and_then(|s| s.running) != Some(true) {
+            return Some("the Docker engine restarted and stopped its container".into());
+        }
         let state = inspected.state?;
         if state.running == Some(true) {
             return None;
@@ -765,6 +854,22 @@ impl DockerBackend {
             .find(|e| e.conversation().as_deref() == Some(conversation_id))
             .cloned()
     }
+
+    /// [`SandboxBackend::start`] without the per-conversation gate.
+    async fn start_unserialized(&self, conversation_id: &str) -> SandboxResult<SandboxInfo> {
+        if let Some(entry) = self.find_entry(conversation_id) {
+            let entry = self.ready(&entry.id).await?;
+            return Ok(self.info(&entry));
+        }
+        if let Some(entry) = self.claim_warm(conversation_id).await? {
+            return Ok(self.info(&entry));
+        }
+        let entry = self.create(Some(conversation_id)).await?;
+        lock(&self.state)
+            .sandboxes
+            .insert(entry.id.clone(), entry.clone());
+        Ok(self.info(&entry))
+    }
 }
 
 /// Connects to the engine named by DOCKER_HOST (else the local socket) and agrees on an API
@@ -809,21 +914,11 @@ impl SandboxBackend for DockerBackend {
                 .clone()
         };
         let _one_start_per_conversation = gate.lock().await;
-        let result = async {
-            if let Some(entry) = self.find_entry(conversation_id) {
-                let entry = self.ready(&entry.id).await?;
-                return Ok(self.info(&entry));
-            }
-            if let Some(entry) = self.claim_warm(conversation_id).await? {
-                return Ok(self.info(&entry));
-            }
-            let entry = self.create(Some(conversation_id)).await?;
-            lock(&self.state)
-                .sandboxes
-                .insert(entry.id.clone(), entry.clone());
-            Ok(self.info(&entry))
+        let mut result = self.start_unserialized(conversation_id).await;
+        if matches!(result, Err(SandboxError::EngineUnavailable(_))) && self.engine_returns().await
+        {
+            result = self.start_unserialized(conversation_id).await;
         }
-        .await;
         let mut starting = self.starting.lock().await;
         // Forget the gate only when nobody else waits on it (the map and this call hold it).
         if Arc::strong_count(&gate) <= 2 {
