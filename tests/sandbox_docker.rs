@@ -645,6 +645,33 @@ async fn a_dead_container_and_a_missing_image_give_clear_errors() {
         message.contains("exited with code 137") && message.contains("start a new one"),
         "{message}"
     );
+    // Started again for its conversation: the same sandbox, its files kept.
+    let again = backend.start("conv-dead").await.unwrap();
+    assert_eq!(again.id, sandbox.id);
+    assert_eq!(run(&backend, &again.id, "echo hi").await.output, "hi\n");
+    // A sandbox whose container was removed is reported so, then replaced by a new one.
+    std::process::Command::new("docker")
+        .args(["rm", "-f", &container])
+        .output()
+        .unwrap();
+    let error = backend
+        .execute(&sandbox.id, &CommandRequest::new("echo hi"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("its container was removed"),
+        "{error}"
+    );
+    let replaced = backend.start("conv-dead").await.unwrap();
+    assert_ne!(replaced.id, sandbox.id);
+    assert_eq!(
+        run(&backend, &replaced.id, "echo new").await.output,
+        "new\n"
+    );
+    assert!(matches!(
+        backend.get(&sandbox.id).await,
+        Err(SandboxError::NotFound(_))
+    ));
 
     let missing = SandboxSettings {
         sandbox_image: "openhands-sandbox:no-such-image".into(),

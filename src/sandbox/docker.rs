@@ -856,10 +856,18 @@ impl DockerBackend {
     }
 
     /// [`SandboxBackend::start`] without the per-conversation gate.
+    /// A sandbox that cannot be started again (its container removed) is replaced.
     async fn start_unserialized(&self, conversation_id: &str) -> SandboxResult<SandboxInfo> {
         if let Some(entry) = self.find_entry(conversation_id) {
-            let entry = self.ready(&entry.id).await?;
-            return Ok(self.info(&entry));
+            match self.ready(&entry.id).await {
+                Ok(entry) => return Ok(self.info(&entry)),
+                Err(SandboxError::Gone { reason, .. }) => {
+                    tracing::warn!(sandbox = %entry.id, %reason, "replacing a sandbox that cannot be started again");
+                    lock(&self.state).sandboxes.remove(&entry.id);
+                    self.remove_container(&entry.container).await?;
+                }
+                Err(error) => return Err(error),
+            }
         }
         if let Some(entry) = self.claim_warm(conversation_id).await? {
             return Ok(self.info(&entry));
