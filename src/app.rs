@@ -126,7 +126,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Sandbox {
             samples,
             round_trips,
-        }) => crate::bench::sandbox_latency(&config.sandbox, samples, round_trips).await,
+        }) => crate::bench::sandbox_latency(&config, samples, round_trips).await,
+        Command::Bench(BenchCommand::Report { file }) => crate::bench::report(&file),
         Command::Bench(BenchCommand::Websocket {
             subscribers,
             rate,

@@ -10,6 +10,247 @@ use crate::config::Config;
 use crate::queue::{self, probe::Probe};
 use crate::storage::{DatabaseKind, Db};
 
+/// Where the benchmarks also write their figures, one `name<TAB>value` line each, for
+/// `openhands bench report` to gather into one table (`./scripts/bench` sets it).
+const FIGURES_VARIABLE: &str = "BENCH_FIGURES";
+
+/// Appends a figure to `$BENCH_FIGURES`, when it is set.
+fn record(name: &str, value: f64) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let Some(path) = std::env::var_os(FIGURES_VARIABLE) else {
+        return Ok(());
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot write the figures file {}", path.to_string_lossy()))?;
+    writeln!(file, "{name}\t{value}")?;
+    Ok(())
+}
+
+/// Prints the figures that the benchmarks wrote to `path` as one markdown table, each beside
+/// the reference measured in the same run and their ratio (the README's benchmark table).
+pub fn report(path: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the figures file {}", path.display()))?;
+    let mut figures = std::collections::HashMap::new();
+    for (number, line) in text.lines().enumerate() {
+        let parsed = line
+            .split_once('\t')
+            .and_then(|(name, value)| Some((name.to_string(), value.trim().parse::<f64>().ok()?)));
+        let Some((name, value)) = parsed else {
+            bail!(
+                "line {} of {} is not `name<TAB>number`: {line:?}",
+                number + 1,
+                path.display()
+            );
+        };
+        figures.insert(name, value);
+    }
+    if figures.is_empty() {
+        bail!(
+            "{} holds no figures: run the benchmarks first (./scripts/bench)",
+            path.display()
+        );
+    }
+    for row in report_rows(&figures) {
+        println!("{row}");
+    }
+    Ok(())
+}
+
+/// The table's lines; a figure that is missing shows as `—`.
+fn report_rows(figures: &std::collections::HashMap<String, f64>) -> Vec<String> {
+    let get = |name: &str| figures.get(name).copied();
+    let number = |value: Option<f64>, decimals: usize| {
+        value.map_or_else(|| "—".to_string(), |v| format!("{v:.decimals$}"))
+    };
+    let pair = |a: &str, b: &str, decimals: usize| {
+        format!(
+            "{} / {}",
+            number(get(a), decimals),
+            number(get(b), decimals)
+        )
+    };
+    let ratio = |value: Option<f64>, reference: Option<f64>| match (value, reference) {
+        // Small ratios keep their first digits rather than round to 0.00.
+        (Some(v), Some(r)) if r > 0.0 && v / r < 0.1 => format!("{:.3}×", v / r),
+        (Some(v), Some(r)) if r > 0.0 => format!("{:.2}×", v / r),
+        _ => "—".to_string(),
+    };
+    let pgbench = get("reference.pgbench_inserts_per_s");
+    let pgbench_text = format!("pgbench single-row INSERTs: {}/s", number(pgbench, 0));
+    let docker_exec = get("reference.docker_exec.p50");
+    let docker_exec_text = format!(
+        "`docker exec … true` (CLI) p50: {} ms",
+        number(docker_exec, 2)
+    );
+    let docker_run = get("reference.docker_run.p50");
+    let docker_run_text = format!(
+        "`docker run --rm … true` (CLI) p50: {} ms",
+        number(docker_run, 0)
+    );
+    let mut rows = vec![
+        "| figure | value | reference, same run | ratio |".to_string(),
+        "|---|---|---|---|".to_string(),
+    ];
+    let mut row = |figure: String, value: String, reference: String, ratio: String| {
+        rows.push(format!("| {figure} | {value} | {reference} | {ratio} |"));
+    };
+    for (backend, label) in [("postgres", "PostgreSQL"), ("sqlite", "SQLite")] {
+        let rate = get(&format!("ingest.rate.{backend}"));
+        row(
+            format!("webhook ingest, {label}: signed GitHub deliveries/s (32 clients)"),
+            number(rate, 0),
+            pgbench_text.clone(),
+            ratio(rate, pgbench),
+        );
+        row(
+            format!("webhook ingest, {label}: latency p50 / p99, ms"),
+            pair(
+                &format!("ingest.p50.{backend}"),
+                &format!("ingest.p99.{backend}"),
+                2,
+            ),
+            "—".into(),
+            "—".into(),
+        );
+    }
+    for (backend, label) in [("postgres", "PostgreSQL"), ("sqlite", "SQLite")] {
+        let enqueue = get(&format!("queue.enqueue.{backend}"));
+        row(
+            format!("queue, {label}: enqueue jobs/s (16 clients)"),
+            number(enqueue, 0),
+            pgbench_text.clone(),
+            ratio(enqueue, pgbench),
+        );
+        for (figure, name) in [("claim+complete", "drain"), ("end to end", "end_to_end")] {
+            let value = get(&format!("queue.{name}.{backend}"));
+            row(
+                format!("queue, {label}: {figure} jobs/s (one worker process)"),
+                number(value, 0),
+                pgbench_text.clone(),
+                ratio(value, pgbench),
+            );
+        }
+    }
+    for (figure, name, reference, reference_text) in [
+        (
+            "warm-pool sandbox acquire",
+            "sandbox.warm",
+            docker_run,
+            &docker_run_text,
+        ),
+        (
+            "cold sandbox create+start",
+            "sandbox.cold",
+            docker_run,
+            &docker_run_text,
+        ),
+        (
+            "command round trip (`true`, warm session)",
+            "sandbox.true",
+            docker_exec,
+            &docker_exec_text,
+        ),
+        (
+            "command round trip through the Runtime API",
+            "sandbox.remote_true",
+            docker_exec,
+            &docker_exec_text,
+        ),
+    ] {
+        row(
+            format!("{figure}: p50 / p99, ms"),
+            pair(&format!("{name}.p50"), &format!("{name}.p99"), 2),
+            reference_text.clone(),
+            ratio(get(&format!("{name}.p50")), reference),
+        );
+    }
+    let own_true = get("agent.true.p50");
+    row(
+        "agent step (`true`, zero-latency model): p50 / p99, ms".into(),
+        pair("agent.step.p50", "agent.step.p99", 2),
+        format!("`true` in the same session p50: {} ms", number(own_true, 2)),
+        ratio(get("agent.step.p50"), own_true),
+    );
+    let reference_ws = get("websocket.reference.p50");
+    row(
+        format!(
+            "WebSocket fan-out, {} subscribers at {} events/s: p50 / p99, ms",
+            number(get("websocket.subscribers"), 0),
+            number(get("websocket.rate"), 0)
+        ),
+        pair("websocket.p50", "websocket.p99", 1),
+        format!("1 subscriber p50: {} ms", number(reference_ws, 1)),
+        ratio(get("websocket.p50"), reference_ws),
+    );
+    row(
+        "WebSocket fan-out: frames delivered".into(),
+        get("websocket.delivered_share").map_or_else(
+            || "—".to_string(),
+            |share| format!("{:.2} %", share * 100.0),
+        ),
+        "—".into(),
+        "—".into(),
+    );
+    let idle_web = get("memory.web_websocket.idle");
+    for (figure, name, reference, reference_text) in [
+        (
+            "web, ingest on PostgreSQL",
+            "memory.web_ingest.postgres",
+            None,
+            "—".to_string(),
+        ),
+        (
+            "web, ingest on SQLite",
+            "memory.web_ingest.sqlite",
+            None,
+            "—".to_string(),
+        ),
+        (
+            "web, WebSocket fan-out",
+            "memory.web_websocket.peak",
+            idle_web,
+            format!("the same process idle: {} MB", number(idle_web, 1)),
+        ),
+        (
+            "worker, queue on PostgreSQL",
+            "memory.worker.postgres",
+            None,
+            "—".to_string(),
+        ),
+        (
+            "worker, queue on SQLite",
+            "memory.worker.sqlite",
+            None,
+            "—".to_string(),
+        ),
+        (
+            "runtime-api, command round trips",
+            "memory.runtime_api",
+            None,
+            "—".to_string(),
+        ),
+    ] {
+        row(
+            format!("peak memory (RSS), {figure}: MB"),
+            number(get(name), 1),
+            reference_text,
+            ratio(get(name), reference),
+        );
+    }
+    rows
+}
+
+fn backend_name(kind: DatabaseKind) -> &'static str {
+    match kind {
+        DatabaseKind::Postgres => "postgres",
+        DatabaseKind::Sqlite => "sqlite",
+    }
+}
+
 /// Enqueue → claim → complete throughput of the job queue, as the median of `rounds`:
 /// - enqueue: `clients` concurrent clients, one durable transaction per job, no workers;
 /// - drain: the workers of one process claim and complete the jobs enqueued before;
@@ -25,11 +266,9 @@ pub async fn queue_throughput(
     if jobs == 0 || clients == 0 || rounds == 0 {
         bail!("--jobs, --clients and --rounds must each be at least 1");
     }
-    let backend = match db.kind() {
-        DatabaseKind::Postgres => "postgres",
-        DatabaseKind::Sqlite => "sqlite",
-    };
+    let backend = backend_name(db.kind());
     let mut enqueue_rates = Vec::new();
+    let mut worker_peak_kib = 0;
     let mut drain_rates = Vec::new();
     let mut end_to_end_rates = Vec::new();
     for round in 1..=rounds {
@@ -38,17 +277,20 @@ pub async fn queue_throughput(
         let enqueue = jobs as f64 / started.elapsed().as_secs_f64();
 
         let mark = db.probe_completion_mark().await?;
-        let workers = start_workers(db, config);
+        let worker = Role::start(config, "worker", &[("SANDBOX_WARM_POOL", "0")]).await?;
+        // Timed from the first completion, so that the process's start is not counted.
+        let first = wait_for_completions(db, mark, 1, round_timeout).await?;
         let started = Instant::now();
         wait_for_completions(db, mark, i64::from(jobs), round_timeout).await?;
-        let drain = jobs as f64 / started.elapsed().as_secs_f64();
+        let drain = (i64::from(jobs) - first) as f64 / started.elapsed().as_secs_f64();
 
         let mark = db.probe_completion_mark().await?;
         let started = Instant::now();
         enqueue_probes(db, jobs, clients).await?;
         wait_for_completions(db, mark, i64::from(jobs), round_timeout).await?;
         let end_to_end = jobs as f64 / started.elapsed().as_secs_f64();
-        workers.stop().await?;
+        worker_peak_kib = worker_peak_kib.max(worker.peak_kib());
+        worker.stop();
 
         println!(
             "round {round}/{rounds}: enqueue {enqueue:.0}/s, drain {drain:.0}/s, end to end {end_to_end:.0}/s"
@@ -61,15 +303,28 @@ pub async fn queue_throughput(
         "queue {backend}: {jobs} jobs x {rounds} rounds, {clients} enqueueing clients, worker concurrency {}",
         config.worker_concurrency
     );
-    println!("| backend | enqueue jobs/s | claim+complete jobs/s | end to end jobs/s |");
-    println!("|---|---|---|---|");
-    println!(
-        "| {backend} | {:.0} | {:.0} | {:.0} |",
+    let (enqueue, drain, end_to_end) = (
         median(&mut enqueue_rates),
         median(&mut drain_rates),
-        median(&mut end_to_end_rates)
+        median(&mut end_to_end_rates),
     );
+    println!(
+        "| backend | enqueue jobs/s | claim+complete jobs/s | end to end jobs/s | worker peak MB |"
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| {backend} | {enqueue:.0} | {drain:.0} | {end_to_end:.0} | {:.1} |",
+        mib(worker_peak_kib)
+    );
+    record(&format!("queue.enqueue.{backend}"), enqueue)?;
+    record(&format!("queue.drain.{backend}"), drain)?;
+    record(&format!("queue.end_to_end.{backend}"), end_to_end)?;
+    record(&format!("memory.worker.{backend}"), mib(worker_peak_kib))?;
     Ok(())
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
 }
 
 /// Enqueues `jobs` probes from `clients` concurrent clients, each job in its own transaction.
@@ -92,41 +347,18 @@ async fn enqueue_probes(db: &Db, jobs: u32, clients: u32) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Workers of this process, running until the token is cancelled.
-struct Workers {
-    stop: CancellationToken,
-    running: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-fn start_workers(db: &Db, config: &Config) -> Workers {
-    let stop = CancellationToken::new();
-    let running = tokio::spawn(queue::run_workers(
-        queue::JobContext::new(db.clone()),
-        config.worker_settings(),
-        stop.clone().cancelled_owned(),
-    ));
-    Workers { stop, running }
-}
-
-impl Workers {
-    /// Stops the workers and waits until they have let go of every job.
-    async fn stop(self) -> anyhow::Result<()> {
-        self.stop.cancel();
-        self.running.await?
-    }
-}
-
+/// Waits until `expected` probes completed after `mark`; how many had.
 async fn wait_for_completions(
     db: &Db,
     mark: i64,
     expected: i64,
     timeout: Duration,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<i64> {
     let started = Instant::now();
     loop {
         let completed = db.probe_completions_since(mark).await?;
         if completed >= expected {
-            return Ok(());
+            return Ok(completed);
         }
         if started.elapsed() > timeout {
             bail!(
@@ -162,7 +394,7 @@ pub async fn ingest_throughput(
     if deliveries == 0 || concurrency == 0 || rounds == 0 {
         bail!("--deliveries, --concurrency and --rounds must each be at least 1");
     }
-    let server = IngestServer::start(config).await?;
+    let server = Role::start(config, "web", &[("GITHUB_WEBHOOK_SECRET", INGEST_SECRET)]).await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency as usize)
         .timeout(Duration::from_secs(30))
@@ -196,23 +428,24 @@ pub async fn ingest_throughput(
         p50s.push(result.p50_ms);
         p99s.push(result.p99_ms);
     }
+    let web_peak_kib = server.peak_kib();
     server.stop();
-    let backend = match DatabaseKind::of_url(config.database_url.expose())? {
-        DatabaseKind::Postgres => "postgres",
-        DatabaseKind::Sqlite => "sqlite",
-    };
+    let backend = backend_name(DatabaseKind::of_url(config.database_url.expose())?);
     println!(
         "ingest {backend}: {deliveries} signed GitHub deliveries ({} bytes each) x {rounds} rounds, concurrency {concurrency}",
         INGEST_PAYLOAD.len()
     );
-    println!("| backend | deliveries/s | p50 ms | p99 ms |");
-    println!("|---|---|---|---|");
+    let (rate, p50, p99) = (median(&mut rates), median(&mut p50s), median(&mut p99s));
+    println!("| backend | deliveries/s | p50 ms | p99 ms | web peak MB |");
+    println!("|---|---|---|---|---|");
     println!(
-        "| {backend} | {:.0} | {:.2} | {:.2} |",
-        median(&mut rates),
-        median(&mut p50s),
-        median(&mut p99s)
+        "| {backend} | {rate:.0} | {p50:.2} | {p99:.2} | {:.1} |",
+        mib(web_peak_kib)
     );
+    record(&format!("ingest.rate.{backend}"), rate)?;
+    record(&format!("ingest.p50.{backend}"), p50)?;
+    record(&format!("ingest.p99.{backend}"), p99)?;
+    record(&format!("memory.web_ingest.{backend}"), mib(web_peak_kib))?;
     Ok(())
 }
 
@@ -228,24 +461,22 @@ fn hmac_sha256(key: &[u8], body: &[u8]) -> Vec<u8> {
     }
 }
 
-/// A `web` process of this binary, on a free loopback port, with GitHub webhooks enabled.
-struct IngestServer {
+/// A process of this binary in one role (`web`, `worker`, `runtime-api`), on DATABASE_URL;
+/// a web or runtime-api process listens on a free loopback port. Killed when dropped.
+struct Role {
     child: std::process::Child,
     url: String,
 }
 
-impl IngestServer {
-    async fn start(config: &Config) -> anyhow::Result<Self> {
-        Self::start_with(config, &[("GITHUB_WEBHOOK_SECRET", INGEST_SECRET)]).await
-    }
-
-    /// A `web` process with these extra environment variables.
-    async fn start_with(config: &Config, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+impl Role {
+    /// Starts `role` with these extra environment variables and waits until a web or
+    /// runtime-api process accepts connections.
+    async fn start(config: &Config, role: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let child = std::process::Command::new(std::env::current_exe()?)
-            .arg("web")
+            .arg(role)
             .env("DATABASE_URL", config.database_url.expose())
             .env(
                 "DATABASE_MAX_CONNECTIONS",
@@ -253,36 +484,54 @@ impl IngestServer {
             )
             .env("HOST", "127.0.0.1")
             .env("PORT", port.to_string())
-            // The server logs warnings only, unless BENCH_SERVER_LOG_LEVEL says otherwise.
+            .env("RUNTIME_API_LISTEN", format!("127.0.0.1:{port}"))
+            // The process logs warnings only, unless BENCH_SERVER_LOG_LEVEL says otherwise.
             .env(
                 "LOG_LEVEL",
                 std::env::var("BENCH_SERVER_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
             )
+            .env_remove(FIGURES_VARIABLE)
             .envs(env.iter().copied())
             .stdin(std::process::Stdio::null())
             .spawn()?;
-        let server = Self {
+        let mut process = Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
         };
+        if role == "worker" {
+            return Ok(process);
+        }
         let started = Instant::now();
         loop {
-            if let Ok(response) = reqwest::get(format!("{}/alive", server.url)).await
-                && response.status().is_success()
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
             {
-                return Ok(server);
+                return Ok(process);
             }
-            if started.elapsed() > Duration::from_secs(30) {
+            if let Some(status) = process.child.try_wait()? {
+                bail!("the {role} process exited ({status}) before it listened");
+            }
+            if started.elapsed() > Duration::from_secs(60) {
                 bail!(
-                    "the web process did not answer on {} within 30 s",
-                    server.url
+                    "the {role} process did not listen on {} within 60 s",
+                    process.url
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    fn stop(mut self) {
+    /// The process's peak resident memory so far, in KiB.
+    fn peak_kib(&self) -> u64 {
+        memory_kib(self.child.id(), "VmHWM:")
+    }
+
+    fn stop(self) {}
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -407,7 +656,7 @@ async fn time_cli(args: &[&str], samples: u32) -> anyhow::Result<Vec<f64>> {
 /// machine's engine; `docker exec … true` and `docker run --rm … true` through the CLI are
 /// measured in the same run as references. Every sandbox it makes is removed at the end.
 pub async fn sandbox_latency(
-    settings: &crate::sandbox::SandboxSettings,
+    config: &Config,
     samples: u32,
     round_trips: u32,
 ) -> anyhow::Result<()> {
@@ -422,7 +671,7 @@ pub async fn sandbox_latency(
             ulid::Ulid::new().to_string().to_lowercase()
         )),
         sandbox_warm_pool: samples as usize,
-        ..settings.clone()
+        ..config.sandbox.clone()
     };
     let backend = DockerBackend::connect(&settings).await?;
     let result = async {
@@ -483,11 +732,80 @@ pub async fn sandbox_latency(
             let p99 = percentile(values, 99.0);
             println!("| {name} | {p50:.2} | {p99:.2} | {count} |");
         }
+        record("sandbox.warm.p50", percentile(&mut acquire, 50.0))?;
+        record("sandbox.warm.p99", percentile(&mut acquire, 99.0))?;
+        record("sandbox.cold.p50", percentile(&mut cold, 50.0))?;
+        record("sandbox.cold.p99", percentile(&mut cold, 99.0))?;
+        record("sandbox.true.p50", percentile(&mut trips, 50.0))?;
+        record("sandbox.true.p99", percentile(&mut trips, 99.0))?;
+        record("reference.docker_exec.p50", percentile(&mut exec_cli, 50.0))?;
+        record("reference.docker_run.p50", percentile(&mut run_cli, 50.0))?;
         Ok::<(), anyhow::Error>(())
     }
     .await;
     for sandbox in backend.list().await.unwrap_or_default() {
         let _ = backend.remove(&sandbox.id).await;
+    }
+    result?;
+    runtime_api_latency(config, round_trips).await
+}
+
+/// The `true` round trip through a `runtime-api` process of this binary on loopback, and that
+/// process's peak memory.
+async fn runtime_api_latency(config: &Config, round_trips: u32) -> anyhow::Result<()> {
+    use crate::sandbox::docker::DockerBackend;
+    use crate::sandbox::remote::RemoteBackend;
+    use crate::sandbox::{CommandRequest, SandboxBackend};
+
+    let owner = format!("bench-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let key = uuid::Uuid::new_v4().simple().to_string();
+    let server = Role::start(
+        config,
+        "runtime-api",
+        &[
+            ("RUNTIME_API_KEY", key.as_str()),
+            ("SANDBOX_WARM_POOL", "0"),
+            ("SANDBOX_OWNER", owner.as_str()),
+            ("SANDBOX_IMAGE", config.sandbox.sandbox_image.as_str()),
+        ],
+    )
+    .await?;
+    let remote = RemoteBackend::new(&server.url, key.parse()?)?;
+    let result = async {
+        let sandbox = remote.start("bench-remote").await?;
+        let request = CommandRequest::new("true");
+        remote.execute(&sandbox.id, &request, None).await?;
+        let mut trips = Vec::new();
+        for _ in 0..round_trips {
+            let started = Instant::now();
+            let outcome = remote.execute(&sandbox.id, &request, None).await?;
+            trips.push(started.elapsed().as_secs_f64() * 1000.0);
+            anyhow::ensure!(outcome.exit_code == 0, "`true` failed: {}", outcome.output);
+        }
+        let (p50, p99) = (percentile(&mut trips, 50.0), percentile(&mut trips, 99.0));
+        let peak = mib(server.peak_kib());
+        println!(
+            "| `true` through the Runtime API (loopback) | {p50:.2} | {p99:.2} | {} |",
+            trips.len()
+        );
+        println!("runtime-api process: {peak:.1} MB at its peak");
+        record("sandbox.remote_true.p50", p50)?;
+        record("sandbox.remote_true.p99", p99)?;
+        record("memory.runtime_api", peak)?;
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    server.stop();
+    // Whatever the process left behind is removed through the engine directly.
+    let cleanup = crate::sandbox::SandboxSettings {
+        sandbox_owner: Some(owner),
+        sandbox_warm_pool: 0,
+        ..config.sandbox.clone()
+    };
+    if let Ok(backend) = DockerBackend::connect(&cleanup).await {
+        for sandbox in backend.list().await.unwrap_or_default() {
+            let _ = backend.remove(&sandbox.id).await;
+        }
     }
     result
 }
@@ -656,6 +974,9 @@ pub async fn agent_step_overhead(db: &Db, config: &Config, steps: u32) -> anyhow
             "| loop overhead (step − command, p50) | {:.2} | — | — |",
             step50 - true50
         );
+        record("agent.step.p50", step50)?;
+        record("agent.step.p99", step99)?;
+        record("agent.true.p50", true50)?;
         Ok::<(), anyhow::Error>(())
     }
     .await;
@@ -696,8 +1017,9 @@ pub async fn websocket_fan_out(
         )
         .await?;
     let (key, _) = crate::web::keys::issue_key(db, &owner.id, "bench", None).await?;
-    let server = IngestServer::start_with(
+    let server = Role::start(
         config,
+        "web",
         &[("RATE_LIMIT_PER_IP", "0"), ("RATE_LIMIT_PER_USER", "0")],
     )
     .await?;
@@ -709,6 +1031,17 @@ pub async fn websocket_fan_out(
     for round in [1, subscribers] {
         let figures =
             fan_out_round(db, &server.url, &owner.id, &key, round, rate, duration).await?;
+        let name = if round == 1 {
+            "websocket.reference"
+        } else {
+            "websocket"
+        };
+        record(&format!("{name}.p50"), figures.p50_ms)?;
+        record(&format!("{name}.p99"), figures.p99_ms)?;
+        record(
+            &format!("{name}.delivered_share"),
+            figures.delivered as f64 / figures.expected.max(1) as f64,
+        )?;
         println!(
             "| {round}{} | {rate} | {} of {} | {:.0} | {:.1} | {:.1} | {:.1} |",
             if round == 1 { " (reference)" } else { "" },
@@ -724,9 +1057,13 @@ pub async fn websocket_fan_out(
     server.stop();
     println!(
         "web process memory: {:.0} MB resident when idle, {:.0} MB at its peak",
-        idle_kib as f64 / 1024.0,
-        peak_kib as f64 / 1024.0
+        mib(idle_kib),
+        mib(peak_kib)
     );
+    record("websocket.subscribers", f64::from(subscribers))?;
+    record("websocket.rate", f64::from(rate))?;
+    record("memory.web_websocket.idle", mib(idle_kib))?;
+    record("memory.web_websocket.peak", mib(peak_kib))?;
     Ok(())
 }
 
@@ -874,6 +1211,31 @@ fn memory_kib(pid: u32, field: &str) -> u64 {
 #[cfg(test)]
 mod fan_out_tests {
     use super::*;
+
+    #[test]
+    fn the_report_sets_figures_beside_their_references() {
+        let figures: std::collections::HashMap<String, f64> = [
+            ("reference.pgbench_inserts_per_s", 10_000.0),
+            ("ingest.rate.postgres", 5_000.0),
+            ("sandbox.true.p50", 2.0),
+            ("sandbox.true.p99", 4.5),
+            ("reference.docker_exec.p50", 40.0),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect();
+        let rows = report_rows(&figures).join("\n");
+        assert!(
+            rows.contains("| webhook ingest, PostgreSQL: signed GitHub deliveries/s (32 clients) | 5000 | pgbench single-row INSERTs: 10000/s | 0.50× |"),
+            "{rows}"
+        );
+        assert!(
+            rows.contains("| command round trip (`true`, warm session): p50 / p99, ms | 2.00 / 4.50 | `docker exec … true` (CLI) p50: 40.00 ms | 0.050× |"),
+            "{rows}"
+        );
+        // A part that did not run shows as missing, not as zero.
+        assert!(rows.contains("| webhook ingest, SQLite: signed GitHub deliveries/s (32 clients) | — | pgbench single-row INSERTs: 10000/s | — |"), "{rows}");
+    }
 
     #[test]
     fn the_append_time_is_read_back_from_a_frame() {

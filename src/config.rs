@@ -147,6 +147,12 @@ pub enum BenchCommand {
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         duration: Duration,
     },
+    /// Prints the figures the benchmarks wrote to a file (BENCH_FIGURES) as one table, each
+    /// beside the reference measured in the same run: what `./scripts/bench` ends with.
+    Report {
+        /// The figures file: one `name<TAB>value` line per figure.
+        file: std::path::PathBuf,
+    },
     /// Agent-loop overhead per step on DATABASE_URL and a Docker sandbox (SANDBOX_IMAGE), with
     /// a zero-latency scripted model on loopback and `true` as the command.
     Agent {
