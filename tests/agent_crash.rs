@@ -7,11 +7,8 @@ mod support;
 
 use std::time::Duration;
 
-use openhands::agent::RunConversation;
-use openhands::agent::events::{self, to_v0};
-use openhands::queue;
-use openhands::storage::{Db, NewConversation, NewEvent};
 use serde_json::{Value, json};
+use support::conversation::{ask, events_of};
 use support::fake_llm::{FakeLlm, Turn};
 use support::sandbox::{OwnerCleanup, owner_containers, remove_owner_containers, test_image};
 use support::{ChildGuard, Kind, TestDb, openhands, wait_for};
@@ -35,50 +32,6 @@ fn worker(database_url: &str, fake: &FakeLlm, owner: &str) -> ChildGuard {
     ChildGuard::spawn(&mut command)
 }
 
-async fn ask(db: &Db, text: &str) -> String {
-    let mut tx = db.begin().await.unwrap();
-    let user = tx.create_user("alice", None, false).await.unwrap();
-    let conversation = tx
-        .create_conversation(&NewConversation {
-            owner_id: &user.id,
-            title: "crash",
-            trigger_kind: "web",
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let message = events::user_message(text, false, json!({}));
-    tx.append_event(
-        &conversation.id,
-        &NewEvent {
-            source: message.source,
-            kind: &message.kind,
-            payload: &message.doc,
-        },
-    )
-    .await
-    .unwrap();
-    queue::enqueue(
-        &mut tx,
-        &RunConversation {
-            conversation_id: conversation.id.clone(),
-        },
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    conversation.id
-}
-
-async fn events_of(db: &Db, id: &str) -> Vec<Value> {
-    db.events_after(id, 0, 10_000)
-        .await
-        .unwrap()
-        .iter()
-        .map(to_v0)
-        .collect()
-}
-
 fn edit(args: Value) -> Turn {
     Turn::call("str_replace_editor", args)
 }
@@ -91,7 +44,7 @@ fn bash(command: &str) -> Turn {
 /// worker finish. `between` runs after the kill. Returns the final events.
 async fn killed_mid_run(fake: &FakeLlm, owner: &str, between: impl FnOnce()) -> Vec<Value> {
     let t = TestDb::new(Kind::Postgres).await;
-    let id = ask(&t.db, "edit notes.txt").await;
+    let id = ask(&t.db, "crash", "edit notes.txt").await;
     let mut first = worker(&t.url, fake, owner);
     wait_for(
         "the long command to start",

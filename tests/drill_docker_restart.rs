@@ -10,13 +10,10 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use openhands::agent::RunConversation;
-use openhands::agent::events::{self, to_v0};
-use openhands::queue;
-use openhands::storage::{Db, NewConversation, NewEvent};
 use serde_json::{Value, json};
+use support::conversation::{ask, events_of};
 use support::fake_llm::{FakeLlm, Turn};
-use support::sandbox::{OwnerCleanup, test_image};
+use support::sandbox::{OwnerCleanup, running_owner_containers, test_image};
 use support::{ChildGuard, TestDb, openhands, wait_for};
 
 /// Whether the engine answers (`docker info`).
@@ -135,50 +132,6 @@ fn worker(database_url: &str, fake: &FakeLlm, owner: &str) -> ChildGuard {
     ChildGuard::spawn(&mut command)
 }
 
-async fn ask(db: &Db, text: &str) -> String {
-    let mut tx = db.begin().await.unwrap();
-    let user = tx.create_user("alice", None, false).await.unwrap();
-    let conversation = tx
-        .create_conversation(&NewConversation {
-            owner_id: &user.id,
-            title: "engine restart",
-            trigger_kind: "web",
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let message = events::user_message(text, false, json!({}));
-    tx.append_event(
-        &conversation.id,
-        &NewEvent {
-            source: message.source,
-            kind: &message.kind,
-            payload: &message.doc,
-        },
-    )
-    .await
-    .unwrap();
-    queue::enqueue(
-        &mut tx,
-        &RunConversation {
-            conversation_id: conversation.id.clone(),
-        },
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    conversation.id
-}
-
-async fn events_of(db: &Db, id: &str) -> Vec<Value> {
-    db.events_after(id, 0, 10_000)
-        .await
-        .unwrap()
-        .iter()
-        .map(to_v0)
-        .collect()
-}
-
 fn bash(command: &str) -> Turn {
     Turn::call("execute_bash", json!({"command": command}))
 }
@@ -195,19 +148,6 @@ fn observation_of<'a>(events: &'a [Value], command: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no observation of {command}: {events:#?}"))
 }
 
-/// The owner's containers the engine reports running.
-fn running_containers(owner: &str) -> Vec<String> {
-    let listed = Command::new("docker")
-        .args(["ps", "-q", "--filter"])
-        .arg(format!("label=openhands.owner={owner}"))
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&listed.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_restarting_loses_the_running_command_and_the_run_goes_on() {
     let _engine_back = EngineBack;
@@ -221,7 +161,7 @@ async fn the_engine_restarting_loses_the_running_command_and_the_run_goes_on() {
     .await;
     let t = TestDb::postgres().await;
     let worker = worker(&t.url, &fake, &owner);
-    let id = ask(&t.db, "wait a minute").await;
+    let id = ask(&t.db, "engine restart", "wait a minute").await;
 
     wait_for(
         "the long command to start",
@@ -237,7 +177,7 @@ async fn the_engine_restarting_loses_the_running_command_and_the_run_goes_on() {
     .await;
     // The conversation's sandbox and two warm ones.
     wait_for("the warm pool to fill", Duration::from_secs(60), || async {
-        (running_containers(&owner).len() == 3).then_some(())
+        (running_owner_containers(&owner).len() == 3).then_some(())
     })
     .await;
     let before = t.db.conversation_sandbox(&id).await.unwrap();
@@ -300,7 +240,7 @@ async fn the_engine_restarting_loses_the_running_command_and_the_run_goes_on() {
     wait_for(
         "the warm pool to refill",
         Duration::from_secs(60),
-        || async { (running_containers(&owner).len() == 3).then_some(()) },
+        || async { (running_owner_containers(&owner).len() == 3).then_some(()) },
     )
     .await;
     drop(worker);

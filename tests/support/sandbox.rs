@@ -55,8 +55,17 @@ pub fn remove_owner_containers(owner: &str) {
 
 /// The containers (ids) of `owner`, as the engine lists them.
 pub fn owner_containers(owner: &str) -> Vec<String> {
+    list_owner_containers(owner, "-aq")
+}
+
+/// The running containers (ids) of `owner`.
+pub fn running_owner_containers(owner: &str) -> Vec<String> {
+    list_owner_containers(owner, "-q")
+}
+
+fn list_owner_containers(owner: &str, which: &str) -> Vec<String> {
     let listed = std::process::Command::new("docker")
-        .args(["ps", "-aq", "--filter"])
+        .args(["ps", which, "--filter"])
         .arg(format!("label=openhands.owner={owner}"))
         .output()
         .expect("docker ps");
