@@ -18,7 +18,9 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::exec::{StartExecOptions, StartExecResults};
-use bollard::models::{ContainerCreateBody, ContainerSummaryStateEnum, ExecConfig, HostConfig};
+use bollard::models::{
+    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, ExecConfig, HostConfig,
+};
 use bollard::query_parameters::{
     CreateContainerOptions, DownloadFromContainerOptions, ListContainersOptions,
     RemoveContainerOptions, RenameContainerOptions, StopContainerOptions, UploadToContainerOptions,
@@ -188,11 +190,9 @@ impl DockerBackend {
         }
     }
 
-    /// Finds this owner's containers after a restart: claimed ones are registered again,
-    /// running unclaimed ones return to the warm pool, dead unclaimed ones are removed.
-    async fn adopt(&self) -> SandboxResult<()> {
-        let containers = self
-            .docker
+    /// Every container of this owner, running or not.
+    async fn owner_containers(&self) -> SandboxResult<Vec<ContainerSummary>> {
+        self.docker
             .list_containers(Some(ListContainersOptions {
                 all: true,
                 filters: Some(HashMap::from([(
@@ -202,7 +202,13 @@ impl DockerBackend {
                 ..Default::default()
             }))
             .await
-            .map_err(engine_error)?;
+            .map_err(engine_error)
+    }
+
+    /// Finds this owner's containers after a restart: claimed ones are registered again,
+    /// running unclaimed ones return to the warm pool, dead unclaimed ones are removed.
+    async fn adopt(&self) -> SandboxResult<()> {
+        let containers = self.owner_containers().await?;
         for container in containers {
             let labels = container.labels.unwrap_or_default();
             let (Some(id), Some(name)) = (labels.get(LABEL_SANDBOX).cloned(), container.id) else {
@@ -284,18 +290,7 @@ impl DockerBackend {
     async fn reconcile(&self) -> SandboxResult<usize> {
         // Only sandboxes known before the listing: a newer one may be missing from it.
         let known: Vec<Arc<Entry>> = lock(&self.state).sandboxes.values().cloned().collect();
-        let containers = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(HashMap::from([(
-                    "label".to_string(),
-                    vec![format!("{LABEL_OWNER}={}", self.owner)],
-                )])),
-                ..Default::default()
-            }))
-            .await
-            .map_err(engine_error)?;
+        let containers = self.owner_containers().await?;
         let alive: HashSet<String> = containers
             .into_iter()
             .filter(|c| {
