@@ -346,6 +346,49 @@ async fn github_failing_for_a_while_and_a_lost_answer_still_post_once() {
     assert!(mutations.iter().any(|m| m == lost), "{mutations:#?}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_status_comment_is_replaced_by_a_new_one() {
+    // The model answers late, so the acknowledgement is out (and deleted) before the run ends.
+    let mut late = script();
+    late[0] = late[0].clone().after(Duration::from_secs(4));
+    let s = service(late).await;
+    s.send_mention().await;
+    let (acknowledged, text) = wait_for("the status comment", Duration::from_secs(30), || async {
+        s.fakes.github_comments(REPO, 17).first().cloned()
+    })
+    .await;
+    assert!(
+        text.starts_with("I'm on it!"),
+        "the run ended before the status comment could be deleted: {text}"
+    );
+    s.fakes.delete_github_comment(acknowledged);
+    let comments = s.settled_comments().await;
+    assert_eq!(comments.len(), 1, "one new status comment: {comments:#?}");
+    assert!(comments[0].contains("nothing to fix"), "{}", comments[0]);
+    let replacement = s.fakes.github_comments(REPO, 17)[0].0;
+    assert_ne!(replacement, acknowledged);
+    // The edit was refused once with 404; nothing is failed and the status post now names the
+    // new comment, so later edits go to it.
+    let mutations = s.fakes.mutations();
+    let refused = format!("/issues/comments/{acknowledged} -> 404");
+    assert!(
+        mutations.iter().any(|m| m.ends_with(&refused)),
+        "{mutations:#?}"
+    );
+    let conversation =
+        s.t.db
+            .conversation_by_external_ref("github", &format!("{REPO}#17"))
+            .await
+            .unwrap()
+            .unwrap();
+    let posts = s.t.db.outbox_posts_of(&conversation.id).await.unwrap();
+    assert!(posts.iter().all(|p| p.status == "sent"), "{posts:#?}");
+    let status = posts.iter().find(|p| p.kind == "status").unwrap();
+    let result: serde_json::Value =
+        serde_json::from_str(status.result.as_deref().unwrap()).unwrap();
+    assert_eq!(result["comment_id"], replacement, "{posts:#?}");
+}
+
 fn slack_mention() -> Request<Body> {
     let body = std::fs::read(format!(
         "{}/tests/fixtures/slack/app_mention.json",
@@ -1163,6 +1206,26 @@ async fn a_post_the_provider_refuses_fails_at_once_and_shows_with_its_delivery()
         !body
             .windows(GITHUB_TOKEN.len())
             .any(|w| w == GITHUB_TOKEN.as_bytes())
+    );
+    // The conversation's own view says so too.
+    let conversation_id = view["conversation_id"].as_str().unwrap();
+    let request = Request::get(format!("/api/conversations/{conversation_id}"))
+        .header("authorization", format!("Bearer {ADMIN_KEY}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = s.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let conversation: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let failed = conversation["failed_posts"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{conversation:#}");
+    assert_eq!(failed[0]["provider"], "github");
+    assert_eq!(failed[0]["kind"], "reaction");
+    assert!(
+        failed[0]["last_error"].as_str().unwrap().contains("404"),
+        "{conversation:#}"
     );
 }
 

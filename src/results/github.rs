@@ -3,8 +3,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    PostError, StatusEdit, document, field, kind, marker, number, status_edit, status_text, text,
-    transient,
+    PostError, StatusEdit, document, field, is_gone, kind, marker, number, record_replaced_status,
+    status_edit, status_text, text, transient,
 };
 use crate::integrations::github::{GithubApp, NewPull, ReactionSubject};
 use crate::integrations::request::Request;
@@ -69,17 +69,25 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
             let message = &status_text(ctx, &target, &body, false).await?;
             match status {
                 StatusEdit::Superseded => Ok(json!({"superseded": true})),
-                StatusEdit::Edit { id, marker } => {
-                    github
+                StatusEdit::Edit { id, status_key } => {
+                    let edited = github
                         .update_comment(
                             number(place, "installation_id")?,
                             text(place, "repository")?,
                             id,
-                            &format!("{message}\n\n{marker}"),
+                            &format!("{message}\n\n{}", marker(&status_key)),
                         )
-                        .await
-                        .map_err(transient)?;
-                    Ok(json!({"comment_id": id}))
+                        .await;
+                    match edited {
+                        Ok(()) => Ok(json!({"comment_id": id})),
+                        // Someone deleted the status comment: a new one takes its place.
+                        Err(error) if is_gone(&error) => {
+                            let id = post_comment(github, place, &status_key, message).await?;
+                            record_replaced_status(ctx, &status_key, id).await?;
+                            Ok(json!({"comment_id": id}))
+                        }
+                        Err(error) => Err(transient(error)),
+                    }
                 }
                 StatusEdit::PostNew => {
                     let comment_id =

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::{
-    PostError, StatusEdit, document, field, kind, marker, number, status_edit, status_text, text,
-    transient,
+    PostError, StatusEdit, document, field, is_gone, kind, marker, number, record_replaced_status,
+    status_edit, status_text, text, transient,
 };
 use crate::integrations::gitlab::GitlabApi;
 use crate::integrations::request::{Place, Request};
@@ -71,17 +71,25 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
             let message = &status_text(ctx, &target, &body, false).await?;
             match status {
                 StatusEdit::Superseded => Ok(json!({"superseded": true})),
-                StatusEdit::Edit { id, marker } => {
-                    gitlab
+                StatusEdit::Edit { id, status_key } => {
+                    let edited = gitlab
                         .update_note(
                             number(place, "project_id")?,
                             text(place, "noteable")?,
                             id,
-                            &format!("{message}\n\n{marker}"),
+                            &format!("{message}\n\n{}", marker(&status_key)),
                         )
-                        .await
-                        .map_err(transient)?;
-                    Ok(json!({"comment_id": id}))
+                        .await;
+                    match edited {
+                        Ok(()) => Ok(json!({"comment_id": id})),
+                        // Someone deleted the status note: a new one takes its place.
+                        Err(error) if is_gone(&error) => {
+                            let id = post_note(gitlab, place, &status_key, message).await?;
+                            record_replaced_status(ctx, &status_key, id).await?;
+                            Ok(json!({"comment_id": id}))
+                        }
+                        Err(error) => Err(transient(error)),
+                    }
                 }
                 StatusEdit::PostNew => {
                     let id = post_note(gitlab, place, &post.idempotency_key, message).await?;

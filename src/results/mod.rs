@@ -643,7 +643,23 @@ pub(crate) fn text<'a>(value: &'a Value, name: &str) -> Result<&'a str, PostErro
 pub(crate) fn transient(error: anyhow::Error) -> PostError {
     let message = format!("{error:#}");
     let refused = |status: u16| (400..500).contains(&status) && status != 408 && status != 429;
-    let status = error.chain().find_map(|cause| {
+    match refusal_status(&error) {
+        Some(status) if refused(status) => {
+            PostError::Permanent(format!("{message} (the provider answered {status})"))
+        }
+        _ => PostError::Transient(message),
+    }
+}
+
+/// Whether the provider answered that the thing addressed is not there (404 or 410): a
+/// deleted comment, say.
+pub(crate) fn is_gone(error: &anyhow::Error) -> bool {
+    matches!(refusal_status(error), Some(404 | 410))
+}
+
+/// The HTTP status a provider answered with, where it is one; GitHub's rate-limit 403 is none.
+fn refusal_status(error: &anyhow::Error) -> Option<u16> {
+    error.chain().find_map(|cause| {
         if let Some(e) = cause.downcast_ref::<reqwest::Error>() {
             return e.status().map(|s| s.as_u16());
         }
@@ -655,13 +671,21 @@ pub(crate) fn transient(error: anyhow::Error) -> PostError {
             return (!limited).then_some(source.status_code.as_u16());
         }
         None
-    });
-    match status {
-        Some(status) if refused(status) => {
-            PostError::Permanent(format!("{message} (the provider answered {status})"))
-        }
-        _ => PostError::Transient(message),
-    }
+    })
+}
+
+/// The status comment posted under `status_key` was deleted and `comment_id` took its place:
+/// later edits go to the new one.
+pub(crate) async fn record_replaced_status(
+    ctx: &JobContext,
+    status_key: &str,
+    comment_id: u64,
+) -> Result<(), PostError> {
+    let status = dependency(ctx, status_key).await?;
+    ctx.db
+        .set_outbox_result(status.id, &json!({"comment_id": comment_id}))
+        .await
+        .map_err(|e| PostError::Transient(e.to_string()))
 }
 
 /// The post another one depends on, by key.
@@ -692,8 +716,8 @@ pub(crate) async fn wait_for_acknowledgement(
 pub(crate) enum StatusEdit {
     /// A newer text went out already.
     Superseded,
-    /// Edit the comment `id`, keeping the status comment's `marker`.
-    Edit { id: u64, marker: String },
+    /// Edit the comment `id`, the status comment posted under `status_key` (its marker stays).
+    Edit { id: u64, status_key: String },
     /// The status comment could not be posted: post this text as a comment of its own.
     PostNew,
 }
@@ -735,7 +759,7 @@ pub(crate) async fn status_edit(
             .and_then(|r| r["comment_id"].as_u64())
             .map(|id| StatusEdit::Edit {
                 id,
-                marker: marker(&status.idempotency_key),
+                status_key: status.idempotency_key.clone(),
             })
             .unwrap_or(StatusEdit::PostNew)),
         _ => Ok(StatusEdit::PostNew),

@@ -109,6 +109,21 @@ impl Db {
         )
     }
 
+    /// Replaces what the provider made of a sent post (its comment was deleted and another
+    /// one took its place).
+    pub async fn set_outbox_result(&self, id: i64, result: &serde_json::Value) -> Result<()> {
+        let done = on_backend!(self, pool => sqlx::query("UPDATE outbox SET result = $2 WHERE id = $1")
+            .bind(id)
+            .bind(result.to_string())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        if done == 0 {
+            return Err(StorageError::NotFound("outbox post"));
+        }
+        Ok(())
+    }
+
     /// Records one delivery attempt in a transaction of its own.
     pub async fn record_outbox_attempt(
         &self,

@@ -399,6 +399,15 @@ impl FakeProviders {
         self.recorded(|r| r.mutations.clone())
     }
 
+    /// Deletes comment `id` as a person on GitHub would: edits of it then answer 404.
+    pub fn delete_github_comment(&self, id: u64) {
+        self.state
+            .lock()
+            .unwrap()
+            .github_comments
+            .retain(|c| c.id != id);
+    }
+
     /// The (id, body) of the comments the app posted on issue or pull request `number`.
     pub fn github_comments(&self, repository: &str, number: u64) -> Vec<(u64, String)> {
         self.recorded(|r| {
