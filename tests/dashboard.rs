@@ -1,7 +1,8 @@
 //! The dashboard in a real headless Chromium (driven over WebDriver), against the service's
 //! router on a loopback port and a real database: signing in with an API key, every page,
 //! a user kept to their own conversations, and the strict Content-Security-Policy. Screenshots
-//! of each page are kept in `$TEST_OUTPUT_DIR` (else `target/test-output/screenshots/`).
+//! of each page are kept in `$TEST_OUTPUT_DIR/screenshots/` (`TEST_OUTPUT_DIR` defaults to
+//! `target/test-output`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;

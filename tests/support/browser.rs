@@ -4,7 +4,8 @@
 //! Chromium and chromedriver come from Debian's packages, installed by `./scripts/test`
 //! (`scripts/lib/chromium.sh`); `CHROMIUM` and `CHROMEDRIVER` name them (by default
 //! `/usr/bin/chromium` and `/usr/bin/chromedriver`). A test that finds them missing fails and
-//! says so. Screenshots go to `$TEST_OUTPUT_DIR` when set, else `target/test-output/screenshots/`.
+//! says so. Screenshots go to `$TEST_OUTPUT_DIR/screenshots/` (`TEST_OUTPUT_DIR` defaults to
+//! `target/test-output` under the repository; `./scripts/test` sets it beside its test log).
 
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
@@ -86,13 +87,14 @@ fn program(variable: &str, default: &str, package: &str) -> PathBuf {
     path
 }
 
-/// Where screenshots are kept: `$TEST_OUTPUT_DIR`, else `target/test-output/screenshots/`
-/// under the repository.
+/// Where screenshots are kept: `$TEST_OUTPUT_DIR/screenshots/`, with `TEST_OUTPUT_DIR`
+/// defaulting to `target/test-output` under the repository.
 pub fn screenshot_dir() -> PathBuf {
-    let dir = match std::env::var_os("TEST_OUTPUT_DIR") {
+    let output = match std::env::var_os("TEST_OUTPUT_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-output/screenshots"),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-output"),
     };
+    let dir = output.join("screenshots");
     std::fs::create_dir_all(&dir)
         .unwrap_or_else(|e| panic!("cannot create the screenshot directory {dir:?}: {e}"));
     dir
