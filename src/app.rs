@@ -31,11 +31,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::spawn(live::listen(db.clone(), bus.clone(), shutdown.clone()));
             let state = app_state(&config, &db).with_bus(bus.clone());
             let http = serve_http(listener, state, shutdown.clone());
-            let workers = queue::run_workers(
-                job_context(&config, &db, &shutdown, bus)?,
-                config.worker_settings(),
-                shutdown.clone().cancelled_owned(),
-            );
+            let workers = run_workers(&config, &db, &shutdown, bus)?;
             let result = tokio::try_join!(http, workers);
             db.close().await;
             result.map(|_| ())
@@ -54,12 +50,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker => {
             let db = open_database(&config).await?;
             let shutdown = shutdown_on_signal();
-            let result = queue::run_workers(
-                job_context(&config, &db, &shutdown, EventBus::default())?,
-                config.worker_settings(),
-                shutdown.cancelled_owned(),
-            )
-            .await;
+            let result = run_workers(&config, &db, &shutdown, EventBus::default())?.await;
             db.close().await;
             result
         }
@@ -171,6 +162,29 @@ fn app_state(config: &Config, db: &Db) -> AppState {
             &config.providers.public_url,
             &config.providers.github_api_url,
         ))
+}
+
+/// The job workers of this process, and the watch on its sandbox engine.
+fn run_workers(
+    config: &Config,
+    db: &Db,
+    shutdown: &CancellationToken,
+    bus: EventBus,
+) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + use<>> {
+    let ctx = job_context(config, db, shutdown, bus)?;
+    let settings = config.worker_settings();
+    if let Some(agent) = &ctx.agent {
+        tokio::spawn(
+            agent
+                .clone()
+                .watch_sandbox_engine(db.clone(), settings.instance.clone()),
+        );
+    }
+    Ok(queue::run_workers(
+        ctx,
+        settings,
+        shutdown.clone().cancelled_owned(),
+    ))
 }
 
 fn job_context(

@@ -2,11 +2,13 @@
 //! commit, to subscribers in this process, in id order per conversation. Writers in this
 //! process publish what they commit; on PostgreSQL every appended event is also announced with
 //! NOTIFY (a trigger), and [`listen`] reads announced events from the log, so that web
-//! processes stream what workers on other nodes write. The bus drops what it published already.
+//! processes stream what workers on other nodes write (on SQLite, [`listen`] polls the log).
+//! The bus drops what it published already.
 
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 
@@ -142,13 +144,19 @@ impl EventBus {
 /// The NOTIFY channel of appended events (see the `events_announce` trigger).
 pub const EVENTS_CHANNEL: &str = "openhands_events";
 
-/// Publishes the events other processes append, until `stop`: LISTENs on PostgreSQL (SQLite
-/// has one process, which publishes what it writes). A lost connection is made again; events
-/// announced meanwhile reach subscribers with the next event of their conversation, which
-/// fills the gap from the log.
+/// How often a web process on SQLite looks for events other processes appended.
+const SQLITE_POLL: Duration = Duration::from_millis(250);
+/// How far back each look goes: a write stamped before a look but committed after it is
+/// still seen by the next one.
+const SQLITE_LOOK_BACK: Duration = Duration::from_secs(5);
+
+/// Publishes the events other processes append, until `stop`: LISTENs on PostgreSQL, polls
+/// on SQLite (a `web` and a `worker` process may share one SQLite file). A lost connection is
+/// made again; events announced meanwhile reach subscribers with the next event of their
+/// conversation, which fills the gap from the log.
 pub async fn listen(db: Db, bus: EventBus, stop: tokio_util::sync::CancellationToken) {
     let Db::Postgres(pool) = &db else {
-        return;
+        return poll(db, bus, stop).await;
     };
     let mut listener = loop {
         let attempt = async {
@@ -205,6 +213,28 @@ pub async fn listen(db: Db, bus: EventBus, stop: tokio_util::sync::CancellationT
                 tracing::warn!(%error, "lost the event listener's connection; reconnecting");
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
+        }
+    }
+}
+
+/// SQLite has no NOTIFY: every `SQLITE_POLL` the conversations changed lately are read, and
+/// those with events this process has not published have them announced.
+async fn poll(db: Db, bus: EventBus, stop: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(SQLITE_POLL) => {}
+        }
+        let since = crate::storage::now_millis() - SQLITE_LOOK_BACK.as_millis() as i64;
+        match db.conversations_changed_since(since).await {
+            Ok(changed) => {
+                for (conversation_id, last) in changed {
+                    if last > 0 {
+                        bus.announce(&db, &conversation_id, last, last).await;
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot look for new events"),
         }
     }
 }

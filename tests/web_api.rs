@@ -768,7 +768,18 @@ async fn a_socket_replays_then_streams_live_events_and_takes_messages_and_state_
 /// duplicate at the boundary between replay and live, although it joins mid-stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_written_on_one_node_stream_to_subscribers_on_another_without_gaps() {
-    let t = TestDb::new(Kind::Postgres).await;
+    events_stream_across_nodes(Kind::Postgres).await;
+}
+
+/// The same with two processes on one SQLite file (a `web` and a `worker`): the web process
+/// polls for what the other writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_events_another_process_writes_stream_too() {
+    events_stream_across_nodes(Kind::Sqlite).await;
+}
+
+async fn events_stream_across_nodes(kind: Kind) {
+    let t = TestDb::new(kind).await;
     let first = node(&t).await;
     let second = node(&t).await;
     let alice = user(&t, "alice").await;
@@ -1069,4 +1080,57 @@ async fn a_users_own_llm_and_secrets_drive_a_web_conversation() {
     assert_eq!(shown["stats"]["llm_calls"], 2);
     stop.cancel();
     t.drop_database().await;
+}
+
+/// Workers check their sandbox engine and /server_info reports what they saw: `unknown`
+/// before any check, `down` with the reason when no worker can start sandboxes (a Runtime API
+/// that does not answer), `up` once one can (the real Docker engine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_info_says_whether_workers_can_start_sandboxes() {
+    use openhands::agent::AgentRuntime;
+    use openhands::agent::settings::AgentSettings;
+    use openhands::sandbox::{BackendKind, SandboxSettings};
+
+    let t = TestDb::new(Kind::Sqlite).await;
+    let state = state(&t);
+    let engine = || async {
+        let (status, info) = call(&state, "GET", "/server_info", None, None).await;
+        assert_eq!(status, StatusCode::OK);
+        info["sandbox_engine"].clone()
+    };
+    assert_eq!(engine().await["state"], "unknown");
+
+    let stop = CancellationToken::new();
+    let watch = |settings: SandboxSettings, instance: &str| {
+        let runtime =
+            AgentRuntime::new(AgentSettings::default(), None, settings, stop.clone()).unwrap();
+        tokio::spawn(
+            std::sync::Arc::new(runtime).watch_sandbox_engine(t.db.clone(), instance.to_string()),
+        );
+    };
+    // Nothing listens on port 9 of loopback.
+    watch(
+        SandboxSettings {
+            sandbox_backend: BackendKind::Remote,
+            runtime_api_url: Some("http://127.0.0.1:9".into()),
+            runtime_api_key: Some("runtime-key".parse().unwrap()),
+            ..SandboxSettings::default()
+        },
+        "worker-without-engine",
+    );
+    let down = support::wait_for("a down check", Duration::from_secs(30), || async {
+        let engine = engine().await;
+        (engine["state"] == "down").then_some(engine)
+    })
+    .await;
+    let reason = down["reason"].as_str().unwrap();
+    assert!(reason.contains("127.0.0.1:9"), "{down}");
+    assert!(!reason.contains("runtime-key"), "{down}");
+
+    watch(support::sandbox::settings(), "worker-with-docker");
+    support::wait_for("an up check", Duration::from_secs(30), || async {
+        (engine().await["state"] == "up").then_some(())
+    })
+    .await;
+    stop.cancel();
 }

@@ -13,4 +13,4 @@ pub mod stuck;
 pub mod tools;
 
 pub(crate) use run::handle as handle_run;
-pub use run::{AgentRuntime, RunConversation};
+pub use run::{AgentRuntime, RunConversation, SANDBOX_ENGINE};

@@ -3,6 +3,7 @@
 //! sees it; the loop's state is rebuilt from that log, so a run killed at any point is
 //! continued by another worker without losing or repeating anything unannounced.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::{BoxDynError, Data, TaskId};
@@ -140,6 +141,44 @@ impl AgentRuntime {
             .await
             .cloned()
             .map_err(|e| e.to_string())
+    }
+}
+
+/// The dependency name under which workers record whether they can start sandboxes.
+pub const SANDBOX_ENGINE: &str = "sandbox_engine";
+/// How often a worker checks its sandbox engine.
+const ENGINE_CHECK_INTERVAL: Duration = Duration::from_secs(15);
+/// How long the engine may take to answer a check.
+const ENGINE_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl AgentRuntime {
+    /// Records, every [`ENGINE_CHECK_INTERVAL`] until shutdown, whether this worker
+    /// (`instance`) can start sandboxes, for the web processes to report.
+    pub async fn watch_sandbox_engine(self: Arc<Self>, db: Db, instance: String) {
+        loop {
+            let check = async {
+                let sandboxes = self.sandboxes().await?;
+                sandboxes.check().await.map_err(|e| e.to_string())
+            };
+            let down = match tokio::time::timeout(ENGINE_CHECK_TIMEOUT, check).await {
+                Ok(Ok(())) => None,
+                Ok(Err(reason)) => Some(reason),
+                Err(_) => Some(format!(
+                    "the sandbox engine did not answer within {} s",
+                    ENGINE_CHECK_TIMEOUT.as_secs()
+                )),
+            };
+            if let Err(error) = db
+                .record_dependency_check(SANDBOX_ENGINE, &instance, down.as_deref())
+                .await
+            {
+                tracing::warn!(%error, "cannot record the sandbox engine's state");
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(ENGINE_CHECK_INTERVAL) => {}
+            }
+        }
     }
 }
 

@@ -908,6 +908,14 @@ impl SandboxBackend for DockerBackend {
         "docker"
     }
 
+    async fn check(&self) -> SandboxResult<()> {
+        self.docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| SandboxError::EngineUnavailable(e.to_string()))
+    }
+
     async fn start(&self, conversation_id: &str) -> SandboxResult<SandboxInfo> {
         let gate = {
             let mut starting = self.starting.lock().await;

@@ -219,6 +219,11 @@ pub trait SandboxBackend: Send + Sync + 'static {
     ) -> SandboxResult<()>;
     /// A tar archive of `path` (a file or a directory, under its own name).
     async fn get_archive(&self, sandbox_id: &str, path: &str) -> SandboxResult<Vec<u8>>;
+
+    /// Whether sandboxes can be started: the engine (or the Runtime API) answers.
+    async fn check(&self) -> SandboxResult<()> {
+        self.list().await.map(|_| ())
+    }
 }
 
 /// Serde for an optional duration in (fractional) seconds, as OpenHands' `timeout` parameter.

@@ -247,6 +247,18 @@ impl Db {
         )
     }
 
+    /// The (id, last event id) of conversations changed at or after `since` (milliseconds).
+    pub async fn conversations_changed_since(&self, since: i64) -> Result<Vec<(String, i64)>> {
+        Ok(
+            on_backend!(self, pool => sqlx::query_as::<_, (String, i64)>(
+            "SELECT id, last_event_id FROM conversations WHERE updated_at >= $1",
+        )
+        .bind(since)
+        .fetch_all(pool)
+        .await?),
+        )
+    }
+
     /// A user's conversations, most recently active first.
     pub async fn conversations_of(&self, owner_id: &str, limit: i64) -> Result<Vec<Conversation>> {
         Ok(

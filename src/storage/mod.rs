@@ -5,6 +5,7 @@
 //! it for the PostgreSQL and the SQLite connection alike. Only the DDL in `migrations/` is
 //! written per backend.
 
+mod checks;
 mod conversations;
 mod deliveries;
 mod jobs;
@@ -26,6 +27,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
+pub use checks::DependencyCheck;
 pub use conversations::{
     Conversation, ConversationFilter, Event, EventRange, NewConversation, NewEvent,
 };

@@ -181,7 +181,35 @@ async fn server_info(State(state): State<AppState>) -> Json<serde_json::Value> {
         "database": database,
         "providers": state.webhooks.enabled_providers().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
         "llm_configured": state.server_llm,
+        "sandbox_engine": sandbox_engine(&state.db).await,
     }))
+}
+
+/// A worker's check older than this says nothing about the engine now.
+const CHECK_FRESH_MS: i64 = 60_000;
+
+/// The sandbox engine as the workers last saw it: `up` when one of them can start sandboxes,
+/// `down` (with why) when none can, `unknown` when no worker checked lately.
+async fn sandbox_engine(db: &crate::storage::Db) -> serde_json::Value {
+    let since = crate::storage::now_millis() - CHECK_FRESH_MS;
+    match db
+        .dependency_checks(crate::agent::SANDBOX_ENGINE, since)
+        .await
+    {
+        Ok(checks) if checks.iter().any(|c| c.state == "up") => {
+            json!({"state": "up", "reason": null})
+        }
+        Ok(checks) => match checks.first() {
+            Some(latest) => json!({"state": "down", "reason": latest.reason}),
+            None => {
+                json!({"state": "unknown", "reason": "no worker has checked the sandbox engine in the last minute"})
+            }
+        },
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the sandbox engine's state");
+            json!({"state": "unknown", "reason": "the database did not answer"})
+        }
+    }
 }
 
 #[cfg(test)]
