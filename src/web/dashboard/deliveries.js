@@ -16,7 +16,8 @@ export async function deliveriesPage() {
         h('a', { href: '/integrations', 'data-link': true }, 'See what to register with each provider.')));
       return;
     }
-    list.replaceChildren(h('table', { class: 'table' },
+    // A phone scrolls the table sideways, not the page; the region takes the keyboard for it.
+    list.replaceChildren(h('div', { class: 'table-scroll', tabindex: 0, role: 'region', 'aria-label': 'Deliveries' }, h('table', { class: 'table' },
       h('thead', {}, h('tr', {}, ['Received', 'Provider', 'Event', 'Status', 'Reason', 'Conversation', ''].map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', {}, deliveries.map((d) => h('tr', { 'data-delivery': d.id },
         h('td', {}, when(d.received_at)),
@@ -37,7 +38,7 @@ export async function deliveriesPage() {
               message.replaceChildren(notice('error', error.message));
             }
           },
-        }, 'Redeliver')))))));
+        }, 'Redeliver'))))))));
   }
   await refresh();
 }

@@ -1,6 +1,6 @@
 // A new conversation: the task, and optionally a repository and branch.
-import { post } from './api.js';
-import { h, show, notice } from './dom.js';
+import { get, post } from './api.js';
+import { h, show, notice, sandboxWarning } from './dom.js';
 import { navigate } from './app.js';
 
 export async function newPage() {
@@ -28,5 +28,6 @@ export async function newPage() {
       message.replaceChildren(notice('error', error.message));
     }
   });
-  show(h('section', { class: 'narrow' }, h('h1', {}, 'New conversation'), form));
+  const info = await get('/server_info').catch(() => null);
+  show(h('section', { class: 'narrow' }, h('h1', {}, 'New conversation'), sandboxWarning(info), form));
 }
