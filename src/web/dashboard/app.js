@@ -1,7 +1,7 @@
 // The dashboard's entry: who is signed in, the navigation, and routing between pages
 // without reloading.
 import { get, post } from './api.js';
-import { show, notice } from './dom.js';
+import { show, notice, samePath } from './dom.js';
 import { loginPage } from './login.js';
 import { conversationsPage } from './conversations.js';
 import { conversationPage } from './conversation.js';
@@ -39,7 +39,12 @@ async function route() {
   }
   updateNav();
   if (!me || path === '/login') {
-    if (me) return navigate('/conversations');
+    if (me) return navigate(samePath(new URLSearchParams(window.location.search).get('next')) || '/conversations');
+    if (path !== '/login') {
+      // Signing in comes back to the page that was asked for.
+      const asked = window.location.pathname + window.location.search + window.location.hash;
+      window.history.replaceState({}, '', `/login?next=${encodeURIComponent(asked)}`);
+    }
     return loginPage();
   }
   for (const [pattern, page, access] of ROUTES) {
@@ -72,10 +77,10 @@ function updateNav() {
   }
 }
 
-/** After signing in: forget the old user, read the new one, go where asked. */
+/** After signing in: forget the old user, read the new one, go where asked (on this site only). */
 export async function signedIn(next) {
   me = null;
-  navigate(next || '/conversations');
+  navigate(samePath(next) || '/conversations');
 }
 
 document.addEventListener('click', (event) => {

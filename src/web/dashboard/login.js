@@ -1,11 +1,12 @@
 // Sign-in: the configured providers, and an API key for a self-hosted service.
 import { get, post } from './api.js';
-import { h, show, notice } from './dom.js';
+import { h, show, notice, samePath } from './dom.js';
 import { signedIn } from './app.js';
 
 export async function loginPage() {
   document.title = 'Sign in · OpenHands';
-  const next = new URLSearchParams(window.location.search).get('next') || '/conversations';
+  // Only a path on this site: a link to the sign-in page cannot send anyone elsewhere.
+  const next = samePath(new URLSearchParams(window.location.search).get('next')) || '/conversations';
   const { providers } = await get('/auth/providers').catch(() => ({ providers: [] }));
   const message = h('div', { 'aria-live': 'polite' });
   const key = h('input', { id: 'api-key', type: 'password', autocomplete: 'off', required: true, placeholder: 'oh_…' });

@@ -16,6 +16,17 @@ export async function settingsPage() {
     await secretsSection()));
 }
 
+/** Runs a button's request, then `after`; a failure is said in `message`. */
+async function act(message, request, after) {
+  message.replaceChildren();
+  try {
+    await request();
+    await after();
+  } catch (error) {
+    message.replaceChildren(notice('error', error.message));
+  }
+}
+
 function field(id, label, input) {
   return [h('label', { for: id }, label), input];
 }
@@ -62,6 +73,7 @@ function llmForm(settings, models) {
 async function keysSection() {
   const list = h('ul', { id: 'key-list', class: 'rows' });
   const shown = h('div', { 'aria-live': 'polite' });
+  const listMessage = h('div', { 'aria-live': 'assertive' });
   const name = h('input', { id: 'key-name', required: true, placeholder: 'e.g. laptop' });
   const form = h('form', { id: 'key-form-new', class: 'inline' }, field('key-name', 'New key', name), h('button', { type: 'submit' }, 'Create'));
   async function refresh() {
@@ -70,7 +82,7 @@ async function keysSection() {
       h('span', {}, `${k.name} (${k.prefix}…)`),
       h('span', { class: 'meta' }, k.last_used_at ? `used ${when(k.last_used_at)}` : 'never used',
         k.expires_at ? ` · expires ${when(k.expires_at)}` : ''),
-      h('button', { type: 'button', class: 'small danger', onclick: async () => { await api('DELETE', `/api/keys/${k.id}`); refresh(); } }, 'Revoke')))
+      h('button', { type: 'button', class: 'small danger', onclick: () => act(listMessage, () => api('DELETE', `/api/keys/${k.id}`), refresh) }, 'Revoke')))
       : [h('li', { class: 'muted' }, 'No API keys.')]));
   }
   form.addEventListener('submit', async (event) => {
@@ -85,7 +97,7 @@ async function keysSection() {
     }
   });
   await refresh();
-  return h('div', { class: 'card' }, h('h2', {}, 'API keys'), list, form, shown);
+  return h('div', { class: 'card' }, h('h2', {}, 'API keys'), list, listMessage, form, shown);
 }
 
 async function secretsSection() {
@@ -99,7 +111,7 @@ async function secretsSection() {
     const { secrets } = await get('/api/secrets');
     list.replaceChildren(...(secrets.length ? secrets.map((s) => h('li', { class: 'row' },
       h('code', {}, s.name), h('span', { class: 'meta' }, s.description || ''),
-      h('button', { type: 'button', class: 'small danger', onclick: async () => { await api('DELETE', `/api/secrets/${encodeURIComponent(s.name)}`); refresh(); } }, 'Delete')))
+      h('button', { type: 'button', class: 'small danger', onclick: () => act(message, () => api('DELETE', `/api/secrets/${encodeURIComponent(s.name)}`), refresh) }, 'Delete')))
       : [h('li', { class: 'muted' }, 'No secrets. They reach your sandboxes as environment variables.')]));
   }
   form.addEventListener('submit', async (event) => {
