@@ -42,6 +42,60 @@ async fn conversation(t: &TestDb, owner_id: &str, title: &str) -> String {
     .id
 }
 
+/// A conversation started from `trigger`, with a link back to where it was asked.
+async fn triggered_conversation(
+    t: &TestDb,
+    owner_id: &str,
+    title: &str,
+    trigger: &str,
+    trigger_url: Option<&str>,
+) -> String {
+    t.db.create_conversation(&NewConversation {
+        owner_id,
+        title,
+        trigger_kind: trigger,
+        repository: Some("acme/api"),
+        branch: Some("main"),
+        external_ref: None,
+        trigger_url,
+    })
+    .await
+    .unwrap()
+    .id
+}
+
+/// Appends an event to a conversation's log, as a worker would.
+async fn append(t: &TestDb, id: &str, draft: &openhands::agent::events::Draft) -> i64 {
+    t.db.append_event(
+        id,
+        &openhands::storage::NewEvent {
+            source: draft.source,
+            kind: &draft.kind,
+            payload: &draft.doc,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Sets a conversation's status, as a run would.
+async fn set_status(t: &TestDb, id: &str, status: &str) {
+    let mut tx = t.db.begin().await.unwrap();
+    tx.set_conversation_status(id, status).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// The ids of the conversations the list shows, in order.
+async fn listed_ids(browser: &Browser) -> Vec<String> {
+    let ids = browser
+        .execute(
+            "return [...document.querySelectorAll('#conversation-list li[data-id]')].map(li => li.dataset.id);",
+            vec![],
+        )
+        .await;
+    serde_json::from_value(ids).unwrap()
+}
+
 /// Signs in on `/login` with `key` and lands on the conversations.
 async fn sign_in(browser: &Browser, web: &WebServer, key: &str) {
     browser.goto(&web.at("/login")).await;
@@ -139,17 +193,20 @@ async fn an_administrator_signs_in_with_a_key_and_sees_every_page() {
     browser.wait("form#llm-form").await;
     browser.wait_for_text("#main h1", "Settings").await;
     browser.screenshot("settings").await;
+    browser.phone_screenshot("settings-phone").await;
 
     browser.click("#nav a[href='/deliveries']").await;
     browser
         .wait_for_text("#delivery-list", "No webhook has arrived yet")
         .await;
     browser.screenshot("deliveries").await;
+    browser.phone_screenshot("deliveries-phone").await;
 
     browser.click("#nav a[href='/integrations']").await;
     browser.wait_for_text("#main h1", "Integrations").await;
     browser.wait("#main [data-provider='github']").await;
     browser.screenshot("integrations").await;
+    browser.phone_screenshot("integrations-phone").await;
 
     // The same pages opened directly.
     for (path, ready) in [
@@ -223,6 +280,7 @@ async fn a_user_reaches_only_their_own_conversations() {
         .await;
     browser.wait("form#message-form textarea#message").await;
     browser.screenshot("conversation").await;
+    browser.phone_screenshot("conversation-phone").await;
 
     // Not an administrator.
     for path in ["/deliveries", "/integrations"] {
@@ -465,6 +523,31 @@ async fn a_signed_webhook_shows_on_the_deliveries_and_integrations_pages() {
         .await;
     assert!(row.contains("Redeliver"), "{row}");
     browser.screenshot("deliveries-after-webhook").await;
+    // On a phone the table scrolls sideways in its own box; the page itself does not.
+    browser.resize(support::browser::PHONE).await;
+    let widths = browser
+        .execute(
+            "const box = document.querySelector('#delivery-list .table-scroll');
+             return {
+               page: document.documentElement.scrollWidth,
+               window: window.innerWidth,
+               table: box.scrollWidth,
+               box: box.clientWidth,
+               overflow: getComputedStyle(box).overflowX,
+             };",
+            vec![],
+        )
+        .await;
+    assert!(
+        widths["page"].as_u64() <= widths["window"].as_u64(),
+        "the page scrolls sideways: {widths}"
+    );
+    assert!(
+        widths["table"].as_u64() > widths["box"].as_u64() && widths["overflow"] == "auto",
+        "the table does not scroll in its box: {widths}"
+    );
+    browser.screenshot("deliveries-after-webhook-phone").await;
+    browser.resize(support::browser::DESKTOP).await;
     browser.click("#nav a[href='/integrations']").await;
     let card = browser
         .wait_for_text("article[data-provider=linear]", "configured")
@@ -743,4 +826,579 @@ async fn settings_keys_and_secrets_are_managed_in_the_browser() {
         !page.contains("s3cr3t-value") && !page.contains("sk-typed-in-the-browser"),
         "{page}"
     );
+
+    // Deleting a secret that is already gone says so, on the page.
+    t.db.delete_secret(&alice, "DEPLOY_TOKEN").await.unwrap();
+    browser.click("#secret-list li button.danger").await;
+    browser
+        .wait_for_text("#main .card:last-child .notice.error", "not found")
+        .await;
+    browser.screenshot("settings-delete-failed").await;
+}
+
+/// More conversations than one page holds: the first page shows the newest, "Load older
+/// conversations" reaches the oldest, a refresh keeps every page opened, and the status filter
+/// offers `rejected`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_conversations_are_reached_page_by_page() {
+    let t = TestDb::sqlite().await;
+    let (alice, key) = user(&t, "alice", false).await;
+    let mut ids = Vec::new();
+    for n in 1..=105 {
+        ids.push(conversation(&t, &alice, &format!("Task {n:03}")).await);
+    }
+    set_status(&t, &ids[49], "rejected").await;
+    let web = serve(&t).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &web, &key).await;
+
+    // The API's own pages (conversations made in the same millisecond are ordered by id).
+    let api_page = |page_id: Option<String>| {
+        let (web, key) = (&web, &key);
+        async move {
+            let mut url = web.at("/api/conversations?limit=100");
+            if let Some(page_id) = page_id {
+                url.push_str(&format!("&page_id={page_id}"));
+            }
+            let page: Value = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let ids: Vec<String> = page["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["conversation_id"].as_str().unwrap().to_string())
+                .collect();
+            (ids, page["next_page_id"].as_str().map(String::from))
+        }
+    };
+    let (first_page, next) = api_page(None).await;
+    let (second_page, after) = api_page(next).await;
+    assert_eq!((first_page.len(), second_page.len(), after), (100, 5, None));
+    let mut every: Vec<String> = first_page.iter().chain(&second_page).cloned().collect();
+    let mut sorted = every.clone();
+    sorted.sort();
+    let mut created = ids.clone();
+    created.sort();
+    assert_eq!(sorted, created);
+
+    // The newest hundred first; the five oldest are one click away.
+    browser
+        .wait_for_text("#conversation-list", "Task 105")
+        .await;
+    assert_eq!(listed_ids(&browser).await, first_page);
+    browser.screenshot("conversations-first-page").await;
+    let oldest = second_page.last().unwrap();
+    assert!(
+        browser
+            .text_of(&format!("#conversation-list li[data-id='{oldest}']"))
+            .await
+            .is_none()
+    );
+    browser.click("#load-more").await;
+    browser
+        .wait(&format!("#conversation-list li[data-id='{oldest}']"))
+        .await;
+    assert_eq!(listed_ids(&browser).await, every);
+    let more_shown = browser
+        .execute(
+            "const b = document.querySelector('#load-more'); return b.offsetParent !== null;",
+            vec![],
+        )
+        .await;
+    assert_eq!(more_shown, false, "the button stays after the last page");
+    browser.screenshot("conversations-last-page").await;
+
+    // A refresh brings a new conversation and keeps the older page.
+    let newer = conversation(&t, &alice, "Task 106").await;
+    browser
+        .wait(&format!("#conversation-list li[data-id='{newer}']"))
+        .await;
+    every.insert(0, newer);
+    assert_eq!(listed_ids(&browser).await, every);
+
+    // Rejected conversations can be picked out.
+    browser
+        .wait("#filter-status")
+        .await
+        .select_by_value("rejected")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    while listed_ids(&browser).await != vec![ids[49].clone()] {
+        assert!(
+            started.elapsed() < support::browser::WAIT,
+            "the rejected filter shows {:?}",
+            listed_ids(&browser).await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        browser
+            .text("#conversation-list")
+            .await
+            .contains("rejected")
+    );
+    let failures = script_failures(&browser.console().await)
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert!(failures.is_empty(), "{failures:#?}");
+    browser.close().await;
+    t.drop_database().await;
+}
+
+/// Where a conversation was started shows as an icon and the source's name, linking back to
+/// the issue it came from, in the list and in the conversation's own view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trigger_shows_an_icon_and_links_back_to_the_issue() {
+    const ISSUE: &str = "https://github.com/acme/api/issues/42";
+    let t = TestDb::sqlite().await;
+    let (alice, key) = user(&t, "alice", false).await;
+    let from_github =
+        triggered_conversation(&t, &alice, "Fix the login bug", "github", Some(ISSUE)).await;
+    let from_web = conversation(&t, &alice, "Tidy the README").await;
+    let web = serve(&t).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &web, &key).await;
+
+    // An icon the page draws (visible, with a shape), the name beside it, and the link.
+    let check = "const [scope, href] = arguments;
+        const link = document.querySelector(`${scope} a.trigger-link`);
+        const icon = document.querySelector(`${scope} .badge.trigger svg.icon path`);
+        const box = icon && icon.closest('svg').getBoundingClientRect();
+        return {
+          href: link && link.getAttribute('href'),
+          label: link && link.getAttribute('aria-label'),
+          text: link && link.textContent,
+          shape: icon && icon.getAttribute('d').length > 20,
+          drawn: Boolean(box && box.width > 0 && box.height > 0),
+          hidden_from_readers: icon && icon.closest('svg').getAttribute('aria-hidden'),
+        };";
+    let row = format!("#conversation-list li[data-id='{from_github}']");
+    browser.wait(&format!("{row} a.trigger-link")).await;
+    let shown = browser
+        .execute(check, vec![row.clone().into(), ISSUE.into()])
+        .await;
+    assert_eq!(shown["href"], ISSUE, "{shown}");
+    assert_eq!(shown["text"], "GitHub", "{shown}");
+    assert_eq!(shown["shape"], true, "{shown}");
+    assert_eq!(shown["drawn"], true, "{shown}");
+    assert_eq!(shown["hidden_from_readers"], "true", "{shown}");
+    assert!(
+        shown["label"].as_str().unwrap().contains("GitHub issue"),
+        "{shown}"
+    );
+    // A web conversation has its icon and name, and no link.
+    let web_row = format!("#conversation-list li[data-id='{from_web}']");
+    let web_badge = browser.text(&format!("{web_row} .badge.trigger")).await;
+    assert_eq!(web_badge, "Web");
+    browser
+        .wait(&format!("{web_row} .badge.trigger svg.icon"))
+        .await;
+    assert_eq!(
+        browser.text_of(&format!("{web_row} a.trigger-link")).await,
+        None
+    );
+    browser.screenshot("conversations-triggers").await;
+
+    browser
+        .goto(&web.at(&format!("/conversations/{from_github}")))
+        .await;
+    browser
+        .wait("#conversation-header a.trigger-link svg.icon")
+        .await;
+    let shown = browser
+        .execute(check, vec!["#conversation-header".into(), ISSUE.into()])
+        .await;
+    assert_eq!(shown["href"], ISSUE, "{shown}");
+    assert_eq!(shown["drawn"], true, "{shown}");
+    let failures = script_failures(&browser.console().await)
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert!(failures.is_empty(), "{failures:#?}");
+    browser.close().await;
+    t.drop_database().await;
+}
+
+/// Every button's text against its background, as `(label, contrast ratio)`, with WCAG's
+/// relative luminance; a transparent background is the nearest painted one behind it.
+async fn button_contrasts(browser: &Browser) -> Vec<(String, f64)> {
+    let found = browser
+        .execute(
+            "const parse = (c) => {
+               const m = c.match(/rgba?\\(([^)]+)\\)/);
+               if (!m) return null;
+               const p = m[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number);
+               return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 };
+             };
+             const luminance = ({ r, g, b }) => {
+               const f = (v) => { v /= 255; return v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+               return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+             };
+             const behind = (element) => {
+               for (let e = element; e; e = e.parentElement) {
+                 const c = parse(getComputedStyle(e).backgroundColor);
+                 if (c && c.a > 0) return c;
+               }
+               return { r: 255, g: 255, b: 255, a: 1 };
+             };
+             return [...document.querySelectorAll('button, .button')]
+               .filter((b) => b.offsetParent !== null)
+               .map((b) => {
+                 const fg = luminance(parse(getComputedStyle(b).color));
+                 const bg = luminance(behind(b));
+                 const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+                 return [`${b.textContent.trim()} (${b.className || b.tagName})`, ratio];
+               });",
+            vec![],
+        )
+        .await;
+    serde_json::from_value(found).unwrap()
+}
+
+/// The buttons' text is readable (at least 4.5:1) in the light and the dark colour scheme,
+/// the danger buttons too, on the list, the settings and a conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buttons_are_readable_in_the_light_and_dark_schemes() {
+    let t = TestDb::sqlite().await;
+    let (alice, key) = user(&t, "alice", false).await;
+    let id = conversation(&t, &alice, "Fix the flaky parser test").await;
+    let web = serve(&t).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &web, &key).await;
+
+    for scheme in ["light", "dark"] {
+        browser.prefer_color_scheme(scheme).await;
+        let background = browser
+            .execute(
+                "return getComputedStyle(document.documentElement).backgroundColor;",
+                vec![],
+            )
+            .await;
+        let expected = if scheme == "dark" {
+            "rgb(13, 17, 23)"
+        } else {
+            "rgb(255, 255, 255)"
+        };
+        assert_eq!(background, expected, "the {scheme} theme is not in use");
+        for (path, ready, danger) in [
+            ("/conversations", "#conversation-list li", false),
+            ("/settings", "#key-list button.danger", true),
+            (
+                &format!("/conversations/{id}") as &str,
+                "#conversation-header h1",
+                true,
+            ),
+        ] {
+            browser.goto(&web.at(path)).await;
+            browser.wait(ready).await;
+            let contrasts = button_contrasts(&browser).await;
+            assert!(!contrasts.is_empty(), "no button on {path}");
+            if danger {
+                assert!(
+                    contrasts.iter().any(|(label, _)| label.contains("danger")),
+                    "no danger button measured on {path}: {contrasts:?}"
+                );
+            }
+            let poor: Vec<_> = contrasts.iter().filter(|(_, ratio)| *ratio < 4.5).collect();
+            assert!(
+                poor.is_empty(),
+                "buttons under 4.5:1 on {path} ({scheme}): {poor:?}"
+            );
+        }
+        browser.screenshot(&format!("conversation-{scheme}")).await;
+        browser.goto(&web.at("/settings")).await;
+        browser.wait("form#llm-form").await;
+        browser.screenshot(&format!("settings-{scheme}")).await;
+    }
+    browser.close().await;
+    t.drop_database().await;
+}
+
+/// What the agent did, as the conversation view shows it: Markdown in its message (with
+/// markup in the text shown as text, never run), a file edit as a coloured diff, a thought,
+/// the pull request it opened, and the tokens and cost spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conversation_view_shows_markdown_diffs_thoughts_pull_requests_and_cost() {
+    use openhands::agent::events::{ToolCallMeta, action, agent_message, user_message};
+    use openhands::storage::{ConversationStats, NewOutboxPost};
+    use serde_json::json;
+
+    const PULL_REQUEST: &str = "https://github.com/acme/api/pull/7";
+    let t = TestDb::sqlite().await;
+    let (alice, key) = user(&t, "alice", false).await;
+    let id = conversation(&t, &alice, "Fix the off-by-one").await;
+    let call = |n: u32| ToolCallMeta {
+        function_name: "tool".into(),
+        tool_call_id: format!("call-{n}"),
+        arguments: "{}".into(),
+        response_id: format!("response-{n}"),
+    };
+    append(
+        &t,
+        &id,
+        &user_message("Fix the off-by-one", false, json!({})),
+    )
+    .await;
+    append(
+        &t,
+        &id,
+        &action(
+            "think",
+            json!({"thought": "The tokenizer drops the last byte"}),
+            "The tokenizer drops the last byte".into(),
+            &call(1),
+        ),
+    )
+    .await;
+    append(
+        &t,
+        &id,
+        &action(
+            "edit",
+            json!({
+                "path": "/workspace/src/parser.rs",
+                "command": "str_replace",
+                "old_str": "let end = len - 1;",
+                "new_str": "let end = len;",
+            }),
+            "Editing /workspace/src/parser.rs".into(),
+            &call(2),
+        ),
+    )
+    .await;
+    append(
+        &t,
+        &id,
+        &agent_message(
+            "The fix is **ready**: see [the notes](https://example.com/notes) and run `cargo test`.\n\n\
+             <script>window.scriptRan = true</script> <img src=x onerror=\"window.imageRan = true\">",
+            None,
+            "response-3",
+        ),
+    )
+    .await;
+    let mut tx = t.db.begin().await.unwrap();
+    tx.add_llm_usage(
+        &id,
+        &ConversationStats {
+            llm_calls: 3,
+            prompt_tokens: 1200,
+            completion_tokens: 34,
+            cached_tokens: 0,
+            cost_usd: 0.0123,
+            llm_latency_ms: 900,
+        },
+    )
+    .await
+    .unwrap();
+    let target = json!({"repository": "acme/api"});
+    let body = json!({"title": "Fix the off-by-one"});
+    let post = tx
+        .add_outbox_post(&NewOutboxPost {
+            conversation_id: Some(&id),
+            provider: "github",
+            kind: openhands::results::kind::CHANGE_REQUEST,
+            target: &target,
+            body: &body,
+            idempotency_key: "change-request:dashboard-test",
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    t.db.record_outbox_attempt(post, Ok(Some(&json!({"url": PULL_REQUEST}))), false)
+        .await
+        .unwrap();
+
+    let web = serve(&t).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &web, &key).await;
+    browser.goto(&web.at(&format!("/conversations/{id}"))).await;
+    let message = ".event.agent.message .markdown";
+    browser.wait_for_text(message, "The fix is ready").await;
+
+    // Markdown: bold, a link (opened elsewhere, without the referrer), code.
+    assert_eq!(browser.text(&format!("{message} strong")).await, "ready");
+    let link = browser
+        .wait(&format!("{message} a[href='https://example.com/notes']"))
+        .await;
+    assert_eq!(link.text().await.unwrap(), "the notes");
+    assert_eq!(
+        link.attr("rel").await.unwrap().as_deref(),
+        Some("noopener noreferrer")
+    );
+    assert_eq!(browser.text(&format!("{message} code")).await, "cargo test");
+    // Markup in the message is text: shown, and neither an element nor run.
+    let text = browser.text(message).await;
+    assert!(
+        text.contains("<script>window.scriptRan = true</script>")
+            && text.contains("<img src=x onerror=\"window.imageRan = true\">"),
+        "{text}"
+    );
+    let ran = browser
+        .execute(
+            "return {
+               elements: document.querySelectorAll('#events script, #events img').length,
+               script: window.scriptRan === true,
+               image: window.imageRan === true,
+             };",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        ran,
+        json!({"elements": 0, "script": false, "image": false}),
+        "markup in a message became the page's"
+    );
+
+    // The edit as removed and added lines, each in its colour.
+    browser
+        .wait_for_text(".event.edit", "Edited /workspace/src/parser.rs")
+        .await;
+    assert_eq!(
+        browser.text(".event.edit .diff .line.removed").await,
+        "-let end = len - 1;"
+    );
+    assert_eq!(
+        browser.text(".event.edit .diff .line.added").await,
+        "+let end = len;"
+    );
+    let colours = browser
+        .execute(
+            "const colour = (css) => getComputedStyle(document.querySelector(css)).color;
+             return [colour('.event.edit .diff'), colour('.diff .line.removed'), colour('.diff .line.added')];",
+            vec![],
+        )
+        .await;
+    let [plain, removed, added] = [&colours[0], &colours[1], &colours[2]];
+    assert!(
+        removed != added && removed != plain && added != plain,
+        "the diff's lines are not coloured: {colours}"
+    );
+
+    // The thought, the pull request, and what the run cost.
+    browser
+        .wait_for_text(
+            ".event.thought .thought",
+            "The tokenizer drops the last byte",
+        )
+        .await;
+    let pull_request = browser
+        .wait(&format!("#pull-requests a[href='{PULL_REQUEST}']"))
+        .await;
+    assert_eq!(pull_request.text().await.unwrap(), PULL_REQUEST);
+    let stats = browser.text("#stats").await;
+    assert!(
+        stats.contains("1234 tokens") && stats.contains("$0.0123"),
+        "{stats}"
+    );
+    browser.screenshot("conversation-rendered").await;
+    browser
+        .phone_screenshot("conversation-rendered-phone")
+        .await;
+    let failures = script_failures(&browser.console().await)
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert!(failures.is_empty(), "{failures:#?}");
+    browser.close().await;
+    t.drop_database().await;
+}
+
+/// Pause and Resume on a conversation at rest: pausing changes its state at once (the event
+/// shows, the API says paused), resuming asks for a run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_resume_from_the_conversation_view() {
+    let t = TestDb::sqlite().await;
+    let (alice, key) = user(&t, "alice", false).await;
+    let id = conversation(&t, &alice, "Wait for me").await;
+    set_status(&t, &id, "awaiting_user_input").await;
+    let web = serve(&t).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &web, &key).await;
+    browser.goto(&web.at(&format!("/conversations/{id}"))).await;
+    browser.wait_for_text("#connection", "Live").await;
+
+    browser.click("#pause").await;
+    browser.wait_for_text("#events", "State: paused").await;
+    browser
+        .wait_for_text("#conversation-header .badge", "paused")
+        .await;
+    let shown = reqwest::Client::new()
+        .get(web.at(&format!("/api/conversations/{id}")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(shown["status"], "paused", "{shown}");
+    browser.screenshot("conversation-paused").await;
+
+    browser.click("#resume").await;
+    browser
+        .wait_for_text("#events", "Agent state changed to running")
+        .await;
+    let events = t.db.events_after(&id, 0, 100).await.unwrap();
+    let last = events.last().unwrap();
+    assert_eq!(last.kind, "change_agent_state");
+    let doc: Value = serde_json::from_str(&last.payload).unwrap();
+    assert_eq!(doc["args"]["agent_state"], "running", "{doc}");
+    use openhands::queue::Job;
+    let queued =
+        t.db.jobs(openhands::agent::RunConversation::QUEUE, None, 10)
+            .await;
+    assert_eq!(queued.unwrap().len(), 1, "resuming asked for no run");
+    browser.close().await;
+    t.drop_database().await;
+}
+
+/// Signing in comes back to the page that was asked for, and only ever to a page of this site.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_returns_to_the_page_asked_for_on_this_site_only() {
+    let t = TestDb::sqlite().await;
+    let (alice, key) = user(&t, "alice", false).await;
+    let id = conversation(&t, &alice, "Where was I").await;
+    let web = serve(&t).await;
+    let browser = Browser::start().await;
+
+    browser.goto(&web.at(&format!("/conversations/{id}"))).await;
+    browser.wait("form#key-form #api-key").await;
+    browser
+        .wait_for_path(&format!("/login?next=%2Fconversations%2F{id}"))
+        .await;
+    browser.type_text("form#key-form #api-key", &key).await;
+    browser.click("form#key-form button[type=submit]").await;
+    browser
+        .wait_for_text("#conversation-header h1", "Where was I")
+        .await;
+    browser.wait_for_path(&format!("/conversations/{id}")).await;
+
+    // Elsewhere is never where signing in leads.
+    for next in [
+        "%2F%2Fexample.com%2Felsewhere",
+        "https%3A%2F%2Fexample.com%2F",
+        "%2F%5Cexample.com",
+        "javascript%3Aalert(1)",
+    ] {
+        browser.click("#sign-out").await;
+        browser.wait("form#key-form #api-key").await;
+        browser.goto(&web.at(&format!("/login?next={next}"))).await;
+        browser.type_text("form#key-form #api-key", &key).await;
+        browser.click("form#key-form button[type=submit]").await;
+        browser.wait("#conversation-list").await;
+        browser.wait_for_path("/conversations").await;
+    }
+    browser.close().await;
+    t.drop_database().await;
 }

@@ -362,6 +362,28 @@ impl Browser {
         }
     }
 
+    /// Makes the page see `prefers-color-scheme: dark` (or light), as a reader's system would
+    /// ask for it; through Chromium's DevTools protocol, which chromedriver passes on.
+    pub async fn prefer_color_scheme(&self, scheme: &str) {
+        self.client
+            .issue_cmd(DevTools {
+                cmd: "Emulation.setEmulatedMedia",
+                params: json!({"features": [{"name": "prefers-color-scheme", "value": scheme}]}),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("cannot ask for the {scheme} colour scheme: {e}"));
+        let seen = self
+            .execute(
+                "return matchMedia(`(prefers-color-scheme: ${arguments[0]})`).matches;",
+                vec![json!(scheme)],
+            )
+            .await;
+        assert_eq!(
+            seen, true,
+            "the page does not see the {scheme} colour scheme"
+        );
+    }
+
     /// The console's messages since the last call (each read once), as `LEVEL message`.
     pub async fn console(&self) -> Vec<String> {
         let answer = self
@@ -451,5 +473,32 @@ impl WebDriverCompatibleCommand for BrowserLog {
 
     fn method_and_body(&self, _request_url: &url::Url) -> (Method, Option<String>) {
         (Method::POST, Some(json!({"type": "browser"}).to_string()))
+    }
+}
+
+/// A command of Chromium's DevTools protocol (`POST /session/{id}/goog/cdp/execute`).
+#[derive(Debug)]
+struct DevTools {
+    cmd: &'static str,
+    params: Value,
+}
+
+impl WebDriverCompatibleCommand for DevTools {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (Method, Option<String>) {
+        (
+            Method::POST,
+            Some(json!({"cmd": self.cmd, "params": self.params}).to_string()),
+        )
     }
 }
