@@ -113,6 +113,8 @@ pub struct Browser {
     driver: ChildGuard,
     _profile: tempfile::TempDir,
     screenshots: PathBuf,
+    /// Console messages read while opening pages, kept for [`Browser::console`].
+    console_kept: std::sync::Mutex<Vec<String>>,
 }
 
 impl Browser {
@@ -209,6 +211,7 @@ impl Browser {
             driver,
             _profile: profile,
             screenshots: screenshot_dir(),
+            console_kept: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -217,12 +220,29 @@ impl Browser {
         &self.client
     }
 
-    /// Opens `url` and waits for the document to load.
+    /// Opens `url` and waits for the document (and the modules it imports) to load.
+    ///
+    /// Chromium aborts its requests, loopback's too, with `ERR_NETWORK_CHANGED` when a network
+    /// interface comes or goes, as Docker's do while other tests start sandboxes: a load so
+    /// aborted is made again, a few times at most. Nothing else is retried.
     pub async fn goto(&self, url: &str) {
-        self.client
-            .goto(url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            let opened = self.client.goto(url).await;
+            let lines = self.read_console().await;
+            let aborted = match &opened {
+                Ok(()) => lines
+                    .iter()
+                    .any(|line| line.contains("ERR_NETWORK_CHANGED")),
+                Err(e) => e.to_string().contains("ERR_NETWORK_CHANGED"),
+            };
+            if aborted && attempt < ATTEMPTS {
+                continue;
+            }
+            opened.unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
+            self.console_kept.lock().unwrap().extend(lines);
+            return;
+        }
     }
 
     /// The page's current path (and query).
@@ -386,6 +406,14 @@ impl Browser {
 
     /// The console's messages since the last call (each read once), as `LEVEL message`.
     pub async fn console(&self) -> Vec<String> {
+        let fresh = self.read_console().await;
+        let mut lines = std::mem::take(&mut *self.console_kept.lock().unwrap());
+        lines.extend(fresh);
+        lines
+    }
+
+    /// The messages chromedriver has not handed out yet.
+    async fn read_console(&self) -> Vec<String> {
         let answer = self
             .client
             .issue_cmd(BrowserLog)
@@ -396,10 +424,12 @@ impl Browser {
 
     /// The console's messages for a failure report (an unreadable console is said, not fatal).
     async fn console_for_failure(&self) -> String {
+        let mut lines = self.console_kept.lock().unwrap().clone();
         match self.client.issue_cmd(BrowserLog).await {
-            Ok(answer) => log_lines(&answer).join("\n"),
-            Err(e) => format!("(unreadable: {e})"),
+            Ok(answer) => lines.extend(log_lines(&answer)),
+            Err(e) => lines.push(format!("(unreadable: {e})")),
         }
+        lines.join("\n")
     }
 
     /// The console's errors since the last read (a Content-Security-Policy violation is one).
