@@ -55,6 +55,99 @@ async fn user_key(t: &TestDb, login: &str) -> String {
         .0
 }
 
+/// All of a user's keys share the user's bucket, and so do the messages the user sends over
+/// a WebSocket: each may start a run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_keys_and_socket_frames_share_one_rate_limit() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let t = TestDb::sqlite().await;
+    let limited = HttpSettings {
+        rate_limit_per_user: 4,
+        ..settings()
+    };
+    let url = serve(router(state(&t, limited))).await;
+    let client = reqwest::Client::new();
+    let first = user_key(&t, "alice").await;
+    let alice = t.db.user_by_login("alice").await.unwrap().unwrap();
+    let (second, _) = openhands::web::keys::issue_key(&t.db, &alice.id, "second", None)
+        .await
+        .unwrap();
+    let conversation =
+        t.db.create_conversation(&openhands::storage::NewConversation {
+            owner_id: &alice.id,
+            title: "limits",
+            trigger_kind: "web",
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let list = |key: &str| {
+        client
+            .get(format!("{url}/api/conversations"))
+            .bearer_auth(key)
+            .send()
+    };
+    // Two requests with each key: the bucket of 4 is spent.
+    let mut remaining = Vec::new();
+    for key in [&first, &second, &first] {
+        let response = list(key).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        remaining.push(
+            header(&response, "x-ratelimit-remaining")
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(remaining, ["3", "2", "1"]);
+    // The socket's upgrade request takes the last one.
+    let mut request = format!(
+        "{}/sockets/events/{}",
+        url.replace("http://", "ws://"),
+        conversation.id
+    )
+    .into_client_request()
+    .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {second}").parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(
+        list(&second).await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // A message frame over the limit is refused with an error frame; nothing is recorded.
+    socket
+        .send(Message::text(r#"{"type":"message","content":"one more"}"#))
+        .await
+        .unwrap();
+    let error = loop {
+        match socket.next().await.unwrap().unwrap() {
+            Message::Text(text) => {
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                if frame["type"] == "error" {
+                    break frame;
+                }
+            }
+            _ => continue,
+        }
+    };
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("too many requests"),
+        "{error}"
+    );
+    let conversation = t.db.conversation(&conversation.id).await.unwrap();
+    assert_eq!(
+        conversation.last_event_id, 0,
+        "the refused message was not recorded"
+    );
+}
+
 async fn conversation_count(t: &TestDb) -> i64 {
     let Db::Sqlite(pool) = &t.db else {
         unreachable!()

@@ -1134,3 +1134,50 @@ async fn server_info_says_whether_workers_can_start_sandboxes() {
     .await;
     stop.cancel();
 }
+
+/// Whatever is wrong with a request, the answer is a JSON error saying what.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_is_json_and_says_what_is_wrong() {
+    let t = TestDb::new(Kind::Sqlite).await;
+    let state = state(&t);
+    let cases = [
+        (
+            "GET",
+            "/api/nothing-here",
+            StatusCode::NOT_FOUND,
+            "/api/nothing-here",
+        ),
+        ("PUT", "/alive", StatusCode::METHOD_NOT_ALLOWED, "PUT"),
+        (
+            "DELETE",
+            "/api/conversations",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "DELETE",
+        ),
+        (
+            "POST",
+            "/api/deliveries/abc/redeliver",
+            StatusCode::BAD_REQUEST,
+            "must be a number",
+        ),
+        (
+            "GET",
+            "/api/deliveries/abc",
+            StatusCode::BAD_REQUEST,
+            "must be a number",
+        ),
+        (
+            "GET",
+            "/sockets/events/some-id",
+            StatusCode::BAD_REQUEST,
+            "WebSocket",
+        ),
+        ("GET", "/ws", StatusCode::BAD_REQUEST, "WebSocket"),
+    ];
+    for (method, uri, expected, says) in cases {
+        let (status, body) = call(&state, method, uri, Some(ADMIN_KEY), None).await;
+        assert_eq!(status, expected, "{method} {uri}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{method} {uri}: {body}");
+    }
+}

@@ -34,17 +34,29 @@ impl Db {
         .unwrap_or_default())
     }
 
-    pub async fn set_user_llm(&self, user_id: &str, llm: &UserLlm) -> Result<()> {
-        on_backend!(self, pool => sqlx::query(
-            "UPDATE users SET llm_model = $2, llm_base_url = $3, llm_api_key = $4 WHERE id = $1",
+    /// Stores a user's LLM settings and limits in one write.
+    pub async fn set_user_settings(
+        &self,
+        user_id: &str,
+        llm: &UserLlm,
+        limits: &super::UserLimits,
+    ) -> Result<()> {
+        let done = on_backend!(self, pool => sqlx::query(
+            "UPDATE users SET llm_model = $2, llm_base_url = $3, llm_api_key = $4, \
+             max_iterations = $5, max_budget_usd = $6 WHERE id = $1",
         )
         .bind(user_id)
         .bind(&llm.llm_model)
         .bind(&llm.llm_base_url)
         .bind(&llm.llm_api_key)
+        .bind(limits.max_iterations)
+        .bind(limits.max_budget_usd)
         .execute(pool)
         .await?
         .rows_affected());
+        if done == 0 {
+            return Err(super::StorageError::NotFound("user"));
+        }
         Ok(())
     }
 

@@ -45,8 +45,9 @@ fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 async fn redeliver(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let id = delivery_id(&id)?;
     let mut tx = state.db.begin().await?;
     let delivery = tx.delivery(id).await?;
     if delivery.request.is_none() {
@@ -324,9 +325,7 @@ async fn show_delivery(
     _admin: Admin,
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::BadRequest(format!("delivery id must be a number; got `{id}`")))?;
+    let id = delivery_id(&id)?;
     let delivery = state.db.delivery(id).await?;
     let posts = match &delivery.conversation_id {
         Some(conversation_id) => state.db.outbox_posts_of(conversation_id).await?,
@@ -336,4 +335,10 @@ async fn show_delivery(
         delivery: delivery.into(),
         posts: posts.into_iter().map(PostView::from).collect(),
     }))
+}
+
+/// A delivery's id from the path.
+fn delivery_id(id: &str) -> Result<i64, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::BadRequest(format!("delivery id must be a number; got `{id}`")))
 }

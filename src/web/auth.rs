@@ -116,15 +116,19 @@ pub fn new_api_key() -> String {
 impl AppState {
     /// The user a presented key stands for: the bootstrap admin key, or a stored API key.
     pub async fn user_of_key(&self, key: &str) -> Result<Option<User>, ApiError> {
-        if let Some(admin_key) = &self.admin_api_key
+        let user = if let Some(admin_key) = &self.admin_api_key
             && admin_key.matches(key)
         {
-            return Ok(Some(self.bootstrap_admin().await?));
+            Some(self.bootstrap_admin().await?)
+        } else if key.starts_with(API_KEY_PREFIX) {
+            self.db.user_of_api_key(&key_hash(key)).await?
+        } else {
+            None
+        };
+        if let Some(user) = &user {
+            self.rate_limits.remember_key_owner(key_hash(key), &user.id);
         }
-        if !key.starts_with(API_KEY_PREFIX) {
-            return Ok(None);
-        }
-        Ok(self.db.user_of_api_key(&key_hash(key)).await?)
+        Ok(user)
     }
 
     /// The administrator the bootstrap key acts as, made on its first use.

@@ -19,6 +19,7 @@ use crate::agent::events::{self, AgentState, Draft};
 use crate::queue;
 use crate::storage::{
     Conversation, ConversationFilter, Event, EventRange, NewConversation, NewEvent, StorageError,
+    Tx,
 };
 
 /// The triggers a conversation can have.
@@ -77,6 +78,21 @@ pub(super) async fn record(
     run: bool,
 ) -> Result<Vec<Event>, ApiError> {
     let mut tx = state.db.begin().await?;
+    let stored = append_drafts(&mut tx, conversation_id, drafts, status, run).await?;
+    tx.commit().await?;
+    state.bus.publish(&state.db, stored.clone()).await;
+    Ok(stored)
+}
+
+/// Appends `drafts` inside `tx` (and enqueues a run when `run`); publishing them is the
+/// caller's, after the commit.
+async fn append_drafts(
+    tx: &mut Tx,
+    conversation_id: &str,
+    drafts: &[Draft],
+    status: Option<&str>,
+    run: bool,
+) -> Result<Vec<Event>, ApiError> {
     let mut stored = Vec::with_capacity(drafts.len());
     for draft in drafts {
         stored.push(
@@ -96,7 +112,7 @@ pub(super) async fn record(
     }
     if run {
         queue::enqueue(
-            &mut tx,
+            tx,
             &RunConversation {
                 conversation_id: conversation_id.to_string(),
             },
@@ -104,8 +120,6 @@ pub(super) async fn record(
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("cannot enqueue the run: {e}")))?;
     }
-    tx.commit().await?;
-    state.bus.publish(&state.db, stored.clone()).await;
     Ok(stored)
 }
 
@@ -274,17 +288,22 @@ async fn create_conversation(
             ..Default::default()
         })
         .await?;
+    // The conversation and its first message are one write: never one without the other.
+    let stored = match message {
+        Some(message) => {
+            append_drafts(
+                &mut tx,
+                &conversation.id,
+                &[message_from(&caller, message)],
+                None,
+                true,
+            )
+            .await?
+        }
+        None => Vec::new(),
+    };
     tx.commit().await?;
-    if let Some(message) = message {
-        record(
-            &state,
-            &conversation.id,
-            &[message_from(&caller, message)],
-            None,
-            true,
-        )
-        .await?;
-    }
+    state.bus.publish(&state.db, stored).await;
     tracing::info!(conversation_id = %conversation.id, user_id = %caller.0.id, "conversation created");
     Ok((
         StatusCode::CREATED,

@@ -18,6 +18,13 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// No route serves the path.
+    #[error("{0}")]
+    NoRoute(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -45,7 +52,9 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
@@ -63,4 +72,17 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// A WebSocket route asked without a WebSocket handshake: the rejection's status, with the
+/// same JSON error as every other.
+pub fn not_a_websocket(
+    rejection: axum::extract::ws::rejection::WebSocketUpgradeRejection,
+) -> Response {
+    let status = rejection.status();
+    let message = format!(
+        "{}; this path takes a WebSocket connection",
+        rejection.body_text().trim_end_matches('.')
+    );
+    (status, Json(json!({ "error": message }))).into_response()
 }

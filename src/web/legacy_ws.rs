@@ -13,6 +13,7 @@
 
 use axum::Router;
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
@@ -43,8 +44,12 @@ pub fn routes() -> Router<AppState> {
 async fn legacy_socket(
     State(state): State<AppState>,
     caller: MaybeCaller,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return super::error::not_a_websocket(rejection),
+    };
     let frame_limit = state.http.api_max_body_bytes;
     // Frames a little over the limit are read and answered with an error frame; only far
     // larger ones end the connection.
@@ -190,6 +195,14 @@ impl Legacy {
             .await
     }
 
+    /// A frame that starts work counts against its user's rate limit like a request.
+    fn take_for(&self, caller: &Caller) -> Result<(), Refusal> {
+        self.state
+            .rate_limits
+            .take_for_user(&caller.0.id)
+            .map_err(Refusal::Frame)
+    }
+
     async fn client_frame(&mut self, text: &str) -> Result<(), Refusal> {
         let frame: Value = serde_json::from_str(text)
             .map_err(|e| refuse(format!("the frame is not JSON: {e}")))?;
@@ -221,6 +234,7 @@ impl Legacy {
                     )));
                 }
                 let caller = self.caller().await?;
+                self.take_for(&caller)?;
                 let conversation_id = self.conversation(&caller, Some(text)).await?;
                 record(
                     &self.state,
@@ -235,6 +249,7 @@ impl Legacy {
             _ if USER_ACTIONS.contains(&action) => {
                 let call = user_call(action, args).map_err(Refusal::Frame)?;
                 let caller = self.caller().await?;
+                self.take_for(&caller)?;
                 let conversation_id = self.conversation(&caller, None).await?;
                 // A worker runs it, as it runs the agent: enqueued like a message.
                 record(

@@ -2,6 +2,7 @@
 //! span and sent back as `x-request-id`), a panic guard answering 500, CORS, rate limits,
 //! cache headers and, on matched routes, metrics. Body limits are set on the router.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Weak};
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use clap::ArgAction;
@@ -159,7 +160,13 @@ pub struct RateLimits {
     per_user: Option<Limit<String>>,
     per_ip: Option<Limit<IpAddr>>,
     trust_forwarded_for: bool,
+    /// The user of each API key seen to authenticate (by the key's hash), so that all of a
+    /// user's keys share the user's bucket.
+    key_owners: std::sync::Mutex<HashMap<String, String>>,
 }
+
+/// Keys whose owner is remembered, at most; beyond, the memory starts afresh.
+const REMEMBERED_KEYS: usize = 10_000;
 
 impl std::fmt::Debug for RateLimits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -181,6 +188,7 @@ impl RateLimits {
             per_user: Limit::new(settings.rate_limit_per_user),
             per_ip: Limit::new(settings.rate_limit_per_ip),
             trust_forwarded_for: settings.trust_forwarded_for,
+            key_owners: std::sync::Mutex::default(),
         });
         let weak: Weak<Self> = Arc::downgrade(&limits);
         tokio::spawn(async move {
@@ -198,6 +206,43 @@ impl RateLimits {
             }
         });
         limits
+    }
+
+    /// Notes that the key with this hash is `user_id`'s: its requests count against the user.
+    pub fn remember_key_owner(&self, key_hash: String, user_id: &str) {
+        let Ok(mut owners) = self.key_owners.lock() else {
+            return;
+        };
+        if owners.len() >= REMEMBERED_KEYS && !owners.contains_key(&key_hash) {
+            owners.clear();
+        }
+        owners.insert(key_hash, user_id.to_string());
+    }
+
+    /// The user of the key with this hash, when it authenticated before.
+    fn key_owner(&self, key_hash: &str) -> Option<String> {
+        self.key_owners
+            .lock()
+            .ok()
+            .and_then(|owners| owners.get(key_hash).cloned())
+    }
+
+    /// Takes one action of a signed-in user outside HTTP requests (a WebSocket frame) from the
+    /// user's bucket; refused, says when to retry.
+    pub fn take_for_user(&self, user_id: &str) -> Result<(), String> {
+        let Some(limit) = &self.per_user else {
+            return Ok(());
+        };
+        match limit.take(&format!("user:{user_id}")) {
+            Verdict::Allowed(_) => Ok(()),
+            Verdict::Refused {
+                limit,
+                retry_after_secs,
+            } => Err(format!(
+                "too many requests from this user: at most {limit} a minute; retry in {} s",
+                retry_after_secs.max(1)
+            )),
+        }
     }
 
     fn client_address(&self, request: &Request) -> Option<IpAddr> {
@@ -225,13 +270,22 @@ fn is_exempt(path: &str) -> bool {
 }
 
 /// Who a request is, for its bucket: the signed-in user of a valid session cookie, or the
-/// key it presents (hashed, so keys are not kept in memory). A key is checked against the
-/// database only later; wrong keys still spend the address's bucket.
-fn credential_of(state: &AppState, request: &Request) -> Option<String> {
-    if let Some(key) = auth::presented_key(request.headers()) {
-        return Some(format!("key:{}", auth::key_hash(key)));
+/// user of the key it presents (looked up once per key and process), so that all of a user's
+/// keys share one bucket. A key no user has is its own bucket (hashed, so keys are not kept in
+/// memory), and spends the address's too.
+async fn credential_of(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    if let Some(key) = auth::presented_key(headers) {
+        let hash = auth::key_hash(key);
+        if let Some(user_id) = state.rate_limits.key_owner(&hash) {
+            return Some(format!("user:{user_id}"));
+        }
+        return Some(match state.user_of_key(key).await {
+            Ok(Some(user)) => format!("user:{}", user.id),
+            // A database fault is the handler's to report.
+            _ => format!("key:{hash}"),
+        });
     }
-    auth::session_cookie(request.headers())
+    auth::session_cookie(headers)
         .and_then(|cookie| state.sessions.verify(cookie))
         .map(|user_id| format!("user:{user_id}"))
 }
@@ -251,7 +305,11 @@ async fn rate_limit(State(state): State<AppState>, request: Request, next: Next)
             } => return too_many_requests(limit, retry_after_secs, "this address"),
         }
     }
-    if let (Some(limit), Some(credential)) = (&limits.per_user, credential_of(&state, &request)) {
+    let credential = match &limits.per_user {
+        Some(_) => credential_of(&state, request.headers()).await,
+        None => None,
+    };
+    if let (Some(limit), Some(credential)) = (&limits.per_user, credential) {
         match limit.take(&credential) {
             // The user's bucket is the one a client manages; it is shown when there is one.
             Verdict::Allowed(quota) => shown = Some(quota),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
 use serde_json::json;
@@ -149,8 +149,21 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::routes())
         .merge(settings::routes())
         .merge(webhooks::routes())
+        // Set before the fallback: in the other order the fallback is not used.
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(no_route)
         .layer(DefaultBodyLimit::max(state.http.api_max_body_bytes));
     middleware::wrap(routes, &state).with_state(state)
+}
+
+/// A path no route serves: the same JSON error as every other.
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NoRoute(format!("nothing is served at {method} {}", uri.path()))
+}
+
+/// A path served, but not for this method.
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{} does not take {method}", uri.path()))
 }
 
 /// The process is up and serving HTTP.

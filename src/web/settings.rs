@@ -137,8 +137,10 @@ async fn save_settings(
     if fields.has("max_budget_per_task") {
         limits.max_budget_usd = fields.number("max_budget_per_task", 0.0, 1_000_000.0)?;
     }
-    state.db.set_user_llm(&caller.0.id, &llm).await?;
-    state.db.set_user_limits(&caller.0.id, &limits).await?;
+    state
+        .db
+        .set_user_settings(&caller.0.id, &llm, &limits)
+        .await?;
     tracing::info!(user_id = %caller.0.id, "settings saved");
     Ok(Json(settings_json(&state, &caller.0.id).await?))
 }

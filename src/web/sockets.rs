@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -61,8 +62,12 @@ async fn events_socket(
     Path(conversation_id): Path<String>,
     caller: MaybeCaller,
     params: Params,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return Ok(super::error::not_a_websocket(rejection)),
+    };
     params.only(&["after"])?;
     let after = params.int("after", 0, i64::MAX, 0)?;
     Ok(upgrade
@@ -272,6 +277,11 @@ impl Session {
         conversation: &Conversation,
         text: &str,
     ) -> Result<(), ApiError> {
+        // Each frame may start a run: frames count against the user's rate limit like requests.
+        self.state
+            .rate_limits
+            .take_for_user(&caller.0.id)
+            .map_err(ApiError::TooManyRequests)?;
         let frame: Value = serde_json::from_str(text)
             .map_err(|e| ApiError::BadRequest(format!("the frame is not JSON: {e}")))?;
         let kind = frame["type"]
