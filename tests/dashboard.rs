@@ -610,6 +610,42 @@ async fn missing_model_and_a_failed_run_are_said_plainly() {
     assert_eq!(second.text_of("#llm-warning").await, None);
 }
 
+/// When no worker can start sandboxes, the conversation list and the new-conversation page say
+/// so with the workers' reason; once one can again, the banner is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_engine_that_is_down_is_said_before_a_run_fails() {
+    let t = TestDb::sqlite().await;
+    let (_, key) = user(&t, "alice", false).await;
+    t.db.record_dependency_check(
+        openhands::agent::SANDBOX_ENGINE,
+        "worker-1",
+        Some("cannot reach the Docker engine at unix:///var/run/docker.sock"),
+    )
+    .await
+    .unwrap();
+    let web = serve(&t).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &web, &key).await;
+    browser
+        .wait_for_text("#sandbox-warning", "cannot reach the Docker engine")
+        .await;
+    browser
+        .screenshot("conversations-sandbox-engine-down")
+        .await;
+    browser.goto(&web.at("/new")).await;
+    browser
+        .wait_for_text("#sandbox-warning", "runs cannot start")
+        .await;
+    browser.screenshot("new-sandbox-engine-down").await;
+
+    t.db.record_dependency_check(openhands::agent::SANDBOX_ENGINE, "worker-1", None)
+        .await
+        .unwrap();
+    browser.goto(&web.at("/conversations")).await;
+    browser.wait("#conversation-list").await;
+    assert_eq!(browser.text_of("#sandbox-warning").await, None);
+}
+
 /// Signing in through GitHub in the browser: the sign-in page offers it, the (fake) GitHub
 /// sends the browser back, and the session shows the account's user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
