@@ -1095,10 +1095,7 @@ async fn fan_out_round(
             owner_id,
             title: "fan-out benchmark",
             trigger_kind: "web",
-            repository: None,
-            branch: None,
-            external_ref: None,
-            trigger_url: None,
+            ..Default::default()
         })
         .await?;
     // Connect every subscriber before the first event.

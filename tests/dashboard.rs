@@ -34,6 +34,7 @@ async fn conversation(t: &TestDb, owner_id: &str, title: &str) -> String {
         trigger_kind: "web",
         repository: Some("acme/api"),
         branch: Some("main"),
+        git_provider: Some("github"),
         external_ref: None,
         trigger_url: None,
     })
@@ -56,6 +57,7 @@ async fn triggered_conversation(
         trigger_kind: trigger,
         repository: Some("acme/api"),
         branch: Some("main"),
+        git_provider: Some("github"),
         external_ref: None,
         trigger_url,
     })
@@ -608,6 +610,37 @@ async fn missing_model_and_a_failed_run_are_said_plainly() {
     sign_in(&second, &configured, &key).await;
     second.wait("#conversation-list li").await;
     assert_eq!(second.text_of("#llm-warning").await, None);
+}
+
+/// A new conversation on a repository: its host, path and branch are what the form said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_conversation_names_its_repository_host_and_branch() {
+    let t = TestDb::sqlite().await;
+    let (_, key) = user(&t, "alice", false).await;
+    let web = serve(&t).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &web, &key).await;
+    browser.goto(&web.at("/new")).await;
+    browser.type_text("#task", "Fix the flaky test").await;
+    browser.click("#git-provider option[value=gitlab]").await;
+    browser.type_text("#repository", "acme/tools/widgets").await;
+    browser.type_text("#branch", "release-2").await;
+    browser.screenshot("new-with-repository").await;
+    browser.click("form#new-form button[type=submit]").await;
+    browser.wait("#events").await;
+    let id = browser
+        .path()
+        .await
+        .strip_prefix("/conversations/")
+        .unwrap()
+        .to_string();
+    let conversation = t.db.conversation(&id).await.unwrap();
+    assert_eq!(
+        conversation.repository.as_deref(),
+        Some("acme/tools/widgets")
+    );
+    assert_eq!(conversation.git_provider.as_deref(), Some("gitlab"));
+    assert_eq!(conversation.branch.as_deref(), Some("release-2"));
 }
 
 /// When no worker can start sandboxes, the conversation list and the new-conversation page say

@@ -1343,3 +1343,111 @@ async fn a_web_conversation_on_a_repository_clones_it_for_an_owner_who_may_push(
     }
     s.fake_llm.assert_each_tool_call_answered_once();
 }
+
+/// A conversation started through the web API on a GitLab project (`git_provider: gitlab`):
+/// cloned with GITLAB_TOKEN when the owner's linked GitLab account is a Developer there, and
+/// otherwise stopped saying why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_web_conversation_on_a_gitlab_project_clones_it_for_a_developer() {
+    let s = service(vec![
+        Turn::call(
+            "execute_bash",
+            json!({"command": "git -C /workspace/repo log --format=%s -1"}),
+        ),
+        Turn::call("finish", json!({"message": "Read the last commit."})),
+    ])
+    .await;
+    let last_subject = s
+        .gitlab_git
+        .git("widgets", &["log", "--format=%s", "-1", "main"])
+        .trim()
+        .to_string();
+    let host = url::Url::parse(&s.fakes.gitlab_api_url())
+        .unwrap()
+        .host_str()
+        .unwrap()
+        .to_string();
+    s.fakes.set_gitlab_project_path("acme/widgets", 42);
+    s.fakes.set_gitlab_level(42, "7", 30);
+    s.fakes.set_gitlab_level(42, "8", 20);
+
+    let start = |login: &'static str, account: &'static str| {
+        let s = &s;
+        let host = host.clone();
+        async move {
+            let user = s.t.db.create_user(login, None, false).await.unwrap();
+            s.t.db
+                .link_user("gitlab", &host, account, &user.id)
+                .await
+                .unwrap();
+            let (key, _) = openhands::web::keys::issue_key(&s.t.db, &user.id, "test", None)
+                .await
+                .unwrap();
+            let request = Request::post("/api/conversations")
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    json!({
+                        "initial_user_msg": "What is the last commit?",
+                        "repository": "acme/widgets",
+                        "git_provider": "gitlab",
+                    })
+                    .to_string(),
+                ))
+                .unwrap();
+            let response = s.app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::CREATED);
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let id = answer["conversation_id"].as_str().unwrap().to_string();
+            let c = s.t.db.conversation(&id).await.unwrap();
+            assert_eq!(c.git_provider.as_deref(), Some("gitlab"));
+            id
+        }
+    };
+    let rested = |id: String, status: &'static str| {
+        let s = &s;
+        async move {
+            wait_for(
+                &format!("conversation {id} to be {status}"),
+                Duration::from_secs(120),
+                || async {
+                    let c = s.t.db.conversation(&id).await.unwrap();
+                    (c.status == status).then_some(())
+                },
+            )
+            .await;
+            s.event_kinds(&id).await
+        }
+    };
+
+    let developer = start("dev-web", "7").await;
+    let events = rested(developer, "finished").await;
+    assert!(
+        events.iter().any(|(kind, payload)| kind == "run"
+            && payload.contains("\"observation\"")
+            && payload.contains(&last_subject)),
+        "the agent saw the cloned project: {events:#?}"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|(_, payload)| !payload.contains(fakes::GITLAB_TOKEN))
+    );
+
+    let reporter = start("reporter-web", "8").await;
+    let events = rested(reporter, "error").await;
+    assert!(
+        !events.iter().any(|(kind, _)| kind == "repository_checkout"),
+        "{events:#?}"
+    );
+    let (_, stopped) = events
+        .iter()
+        .rev()
+        .find(|(kind, _)| kind == "agent_state_changed")
+        .unwrap();
+    assert!(stopped.contains("access level 20"), "{stopped}");
+    s.fake_llm.assert_each_tool_call_answered_once();
+}

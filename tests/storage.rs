@@ -51,6 +51,7 @@ async fn conversations_by_external_ref(t: &TestDb) {
         trigger_kind: "github",
         repository: Some("acme/widgets"),
         branch: None,
+        git_provider: Some("github"),
         external_ref: Some("acme/widgets#42"),
         trigger_url: Some("https://github.com/acme/widgets/issues/42"),
     };

@@ -1180,4 +1180,52 @@ async fn every_error_is_json_and_says_what_is_wrong() {
         let error = body["error"].as_str().unwrap_or_default();
         assert!(error.contains(says), "{method} {uri}: {body}");
     }
+    for (body, says) in [
+        (
+            r#"{"repository": "group/sub/project", "git_provider": "github"}"#,
+            "`owner/name`",
+        ),
+        (
+            r#"{"repository": "acme/api", "git_provider": "bitbucket"}"#,
+            "`git_provider`",
+        ),
+        (r#"{"repository": "acme/../api"}"#, "`repository`"),
+    ] {
+        let (status, answer) = call(
+            &state,
+            "POST",
+            "/api/conversations",
+            Some(ADMIN_KEY),
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{answer}");
+    }
+    // A path of nested groups can only be GitLab's.
+    let (status, answer) = call(
+        &state,
+        "POST",
+        "/api/conversations",
+        Some(ADMIN_KEY),
+        Some(r#"{"repository": "group/sub/project"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let id = answer["conversation_id"].as_str().unwrap();
+    let (_, shown) = call(
+        &state,
+        "GET",
+        &format!("/api/conversations/{id}"),
+        Some(ADMIN_KEY),
+        None,
+    )
+    .await;
+    assert_eq!(shown["git_provider"], "gitlab", "{shown}");
+    let (_, listed) = call(&state, "GET", "/api/conversations", Some(ADMIN_KEY), None).await;
+    assert_eq!(
+        listed["results"].as_array().unwrap().len(),
+        1,
+        "nothing written for the refused ones: {listed}"
+    );
 }

@@ -8,3 +8,6 @@ CREATE TABLE dependency_checks (
     checked_at  BIGINT NOT NULL,
     PRIMARY KEY (name, instance)
 );
+
+-- The host of a web conversation's repository: github or gitlab.
+ALTER TABLE conversations ADD COLUMN git_provider TEXT;

@@ -11,3 +11,6 @@ CREATE TABLE dependency_checks (
 
 -- Web processes poll for conversations with new events (SQLite has no NOTIFY).
 CREATE INDEX conversations_by_update ON conversations (updated_at);
+
+-- The host of a web conversation's repository: github or gitlab.
+ALTER TABLE conversations ADD COLUMN git_provider TEXT;

@@ -932,6 +932,7 @@ impl Run<'_> {
                     self.db(),
                     &conversation.owner_id,
                     repository,
+                    conversation.git_provider.as_deref(),
                     conversation.branch.as_deref(),
                 )
                 .await

@@ -467,8 +467,14 @@ impl IntakeSettings {
         db: &Db,
         owner_id: &str,
         repository: &str,
+        git_provider: Option<&str>,
         branch: Option<&str>,
     ) -> anyhow::Result<CheckoutSource> {
+        if git_provider == Some("gitlab") {
+            return self
+                .web_gitlab_checkout_source(db, owner_id, repository, branch)
+                .await;
+        }
         let github = self.github.as_ref().context(
             "repositories are cloned through the GitHub App, which is not configured (GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY)",
         )?;
@@ -501,6 +507,47 @@ impl IntakeSettings {
             remote: github
                 .repository_remote(installation_id, repository)
                 .await?,
+            branch: branch.map(str::to_string),
+            fork: None,
+        })
+    }
+
+    /// The same on GitLab (`group/project`): cloned with GITLAB_TOKEN, and only when the
+    /// owner's linked GitLab account is a Developer or more there, as for a mention on GitLab.
+    async fn web_gitlab_checkout_source(
+        &self,
+        db: &Db,
+        owner_id: &str,
+        repository: &str,
+        branch: Option<&str>,
+    ) -> anyhow::Result<CheckoutSource> {
+        let gitlab = self
+            .gitlab
+            .as_ref()
+            .context("GitLab repositories are cloned with GITLAB_TOKEN, which is not set")?;
+        let account = db
+            .user_links(Some(owner_id))
+            .await?
+            .into_iter()
+            .find(|link| link.provider == "gitlab" && link.workspace == self.gitlab_host)
+            .context(
+                "your user has no GitLab account linked: ask an administrator to link your account",
+            )?;
+        let (project_id, remote) = gitlab
+            .project_by_path(repository)
+            .await
+            .with_context(|| format!("the GitLab project {repository} cannot be read"))?;
+        let level = gitlab
+            .access_level(project_id, &account.external_id)
+            .await?;
+        if level < gitlab::DEVELOPER {
+            anyhow::bail!(
+                "your GitLab account has access level {level} on {repository}; Developer ({}) or higher is needed",
+                gitlab::DEVELOPER
+            );
+        }
+        Ok(CheckoutSource {
+            remote,
             branch: branch.map(str::to_string),
             fork: None,
         })

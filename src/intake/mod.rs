@@ -206,6 +206,7 @@ async fn record_request(
                     trigger_kind: provider,
                     repository: request.repository(),
                     branch: request.branch(),
+                    git_provider: request.git_provider(),
                     external_ref: Some(&external_ref),
                     trigger_url: request.url.as_deref(),
                 })

@@ -307,6 +307,16 @@ impl Request {
         }
     }
 
+    /// Where [`Request::repository`] is hosted: `github` or `gitlab`.
+    pub fn git_provider(&self) -> Option<&'static str> {
+        self.repository()?;
+        match &self.place {
+            Place::GitlabIssue { .. } | Place::GitlabMergeRequest { .. } => Some("gitlab"),
+            // Tickets' repositories are GitHub's (OPENHANDS_TICKET_REPOSITORIES).
+            _ => Some("github"),
+        }
+    }
+
     /// Names the repository a Jira or Linear ticket's work goes to (nothing for other places).
     pub fn set_ticket_repository(&mut self, ticket: TicketRepository) {
         if let Place::JiraIssue { repository, .. } | Place::LinearIssue { repository, .. } =

@@ -17,6 +17,8 @@ pub struct Conversation {
     pub trigger_kind: String,
     pub repository: Option<String>,
     pub branch: Option<String>,
+    /// Where a web conversation's repository is: `github` or `gitlab`.
+    pub git_provider: Option<String>,
     /// The provider-neutral key of the issue, pull request, thread or ticket it belongs to.
     pub external_ref: Option<String>,
     /// A web link to where it was asked, for a conversation a provider started.
@@ -33,6 +35,7 @@ pub struct NewConversation<'a> {
     pub trigger_kind: &'a str,
     pub repository: Option<&'a str>,
     pub branch: Option<&'a str>,
+    pub git_provider: Option<&'a str>,
     pub external_ref: Option<&'a str>,
     pub trigger_url: Option<&'a str>,
 }
@@ -59,8 +62,8 @@ pub struct NewEvent<'a> {
 macro_rules! select_conversations {
     ($rest:literal) => {
         concat!(
-            "SELECT id, owner_id, title, status, trigger_kind, repository, branch, external_ref, \
-             trigger_url, last_event_id, created_at, updated_at FROM conversations ",
+            "SELECT id, owner_id, title, status, trigger_kind, repository, branch, git_provider, \
+             external_ref, trigger_url, last_event_id, created_at, updated_at FROM conversations ",
             $rest
         )
     };
@@ -80,6 +83,7 @@ impl Tx {
             trigger_kind: new.trigger_kind.to_string(),
             repository: new.repository.map(super::text),
             branch: new.branch.map(super::text),
+            git_provider: new.git_provider.map(str::to_string),
             external_ref: new.external_ref.map(super::text),
             trigger_url: new.trigger_url.map(super::text),
             last_event_id: 0,
@@ -88,8 +92,8 @@ impl Tx {
         };
         on_backend!(self, tx => sqlx::query(
             "INSERT INTO conversations (id, owner_id, title, status, trigger_kind, repository, branch, \
-             external_ref, trigger_url, last_event_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, 0, $9, $9)",
+             external_ref, trigger_url, git_provider, last_event_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $11, 0, $9, $9)",
         )
         .bind(&conversation.id)
         .bind(&conversation.owner_id)
@@ -101,6 +105,7 @@ impl Tx {
         .bind(&conversation.external_ref)
         .bind(now)
         .bind(&conversation.trigger_url)
+        .bind(&conversation.git_provider)
         .execute(&mut **tx)
         .await
         .map(|done| done.rows_affected()))

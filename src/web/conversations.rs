@@ -123,6 +123,29 @@ async fn append_drafts(
     Ok(stored)
 }
 
+/// Where a web conversation's `repository` is hosted: `provider` when given, else GitHub for
+/// `owner/name` and GitLab for a path of nested groups, which GitHub cannot have.
+fn repository_host(
+    repository: &str,
+    provider: Option<&'static str>,
+) -> Result<&'static str, ApiError> {
+    let parts = repository.split('/').count();
+    match provider {
+        Some("github") | None
+            if parts == 2 && crate::integrations::is_repository_path(repository, 2) =>
+        {
+            Ok("github")
+        }
+        Some("github") => Err(ApiError::BadRequest(
+            "`repository` on GitHub must be `owner/name`".into(),
+        )),
+        _ if crate::integrations::is_repository_path(repository, 20) => Ok("gitlab"),
+        _ => Err(ApiError::BadRequest(
+            "`repository` must be `owner/name` (GitHub) or `group/project` (GitLab)".into(),
+        )),
+    }
+}
+
 /// A conversation's title from the first line of its first message.
 pub(super) fn title_from(message: Option<&str>) -> String {
     message
@@ -207,6 +230,7 @@ pub(super) async fn view(state: &AppState, conversation: &Conversation) -> Resul
         "trigger_url": conversation.trigger_url,
         "selected_repository": conversation.repository,
         "selected_branch": conversation.branch,
+        "git_provider": conversation.git_provider,
         "pull_requests": pull_requests,
         "failed_posts": failed_posts,
         "owner_id": conversation.owner_id,
@@ -250,6 +274,7 @@ async fn create_conversation(
             "repository",
             "selected_repository",
             "selected_branch",
+            "git_provider",
             "title",
         ],
     )?;
@@ -262,13 +287,20 @@ async fn create_conversation(
     }
     .map(str::trim)
     .filter(|r| !r.is_empty());
-    if let Some(repository) = repository
-        && !crate::integrations::is_repository_path(repository, 20)
-    {
-        return Err(ApiError::BadRequest(
-            "`repository` must be `owner/name` (GitHub) or `group/project` (GitLab)".into(),
-        ));
-    }
+    let git_provider = match fields.text("git_provider", 20)?.map(str::trim) {
+        None | Some("") => None,
+        Some("github") => Some("github"),
+        Some("gitlab") => Some("gitlab"),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "`git_provider` must be github or gitlab, not `{other}`"
+            )));
+        }
+    };
+    let git_provider = match repository {
+        Some(repository) => Some(repository_host(repository, git_provider)?),
+        None => None,
+    };
     let branch = fields
         .text("selected_branch", 200)?
         .map(str::trim)
@@ -285,6 +317,7 @@ async fn create_conversation(
             trigger_kind: "web",
             repository,
             branch,
+            git_provider,
             ..Default::default()
         })
         .await?;

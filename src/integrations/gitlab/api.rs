@@ -34,6 +34,7 @@ struct Author {
 
 #[derive(Deserialize)]
 struct Project {
+    id: u64,
     /// The `https://` URL git clones from.
     http_url_to_repo: String,
 }
@@ -156,6 +157,24 @@ impl GitlabApi {
 impl GitlabApi {
     /// Where to clone project `project_id` from, with the configured token.
     pub async fn project_remote(&self, project_id: u64) -> anyhow::Result<GitRemote> {
+        let project = self.project(&project_id.to_string()).await?;
+        Ok(GitRemote::gitlab(
+            project.http_url_to_repo,
+            Some(self.token.clone()),
+        ))
+    }
+
+    /// The id of the project at `path` (`group/project`) and where to clone it from.
+    pub async fn project_by_path(&self, path: &str) -> anyhow::Result<(u64, GitRemote)> {
+        let project = self.project(&urlencode(path)).await?;
+        Ok((
+            project.id,
+            GitRemote::gitlab(project.http_url_to_repo, Some(self.token.clone())),
+        ))
+    }
+
+    /// Project `project_id`: its number, or its URL-encoded path.
+    async fn project(&self, project_id: &str) -> anyhow::Result<Project> {
         let url = format!("{}/projects/{project_id}", self.api_url);
         let project: Project = self
             .http
@@ -171,10 +190,7 @@ impl GitlabApi {
             .with_context(|| {
                 format!("GitLab's answer about project {project_id} is not understood")
             })?;
-        Ok(GitRemote::gitlab(
-            project.http_url_to_repo,
-            Some(self.token.clone()),
-        ))
+        Ok(project)
     }
 
     /// The changes of merge request `iid` as one unified diff, a `diff --git` header per file.

@@ -146,11 +146,23 @@ async fn member(
     }
 }
 
-async fn project(State(state): Shared, Path(project): Path<u64>, headers: HeaderMap) -> Response {
+/// A project by id, or by its URL-encoded path.
+async fn project(
+    State(state): Shared,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if !is_token(&headers) {
         return unauthorized();
     }
     let state = state.lock().unwrap();
+    let Some(project) = project
+        .parse::<u64>()
+        .ok()
+        .or_else(|| state.gitlab_project_paths.get(&project).copied())
+    else {
+        return not_found("Project");
+    };
     let url = state
         .gitlab_repo_urls
         .get(&project)

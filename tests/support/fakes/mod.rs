@@ -86,6 +86,8 @@ pub struct Recorded {
     pub issued_tokens: Vec<String>,
     /// GitLab: project id → `http_url_to_repo`; absent means `{base_url}/git/project-{id}.git`.
     pub gitlab_repo_urls: HashMap<u64, String>,
+    /// GitLab: project path (`group/project`) → id, for projects asked for by path.
+    pub gitlab_project_paths: HashMap<String, u64>,
     /// GitLab: (project id, iid) → the merge request's file diffs; absent means two files.
     pub gitlab_diffs: HashMap<(u64, u64), Vec<Value>>,
     /// When set, both providers' diff endpoints answer with this status.
@@ -246,6 +248,15 @@ impl FakeProviders {
             .unwrap()
             .gitlab_repo_urls
             .insert(project, url.to_string());
+    }
+
+    /// Project `project` is also found by its `path` (`group/project`).
+    pub fn set_gitlab_project_path(&self, path: &str, project: u64) {
+        self.state
+            .lock()
+            .unwrap()
+            .gitlab_project_paths
+            .insert(path.to_string(), project);
     }
 
     pub fn set_gitlab_diffs(&self, project: u64, iid: u64, files: Vec<Value>) {
