@@ -265,6 +265,20 @@ async fn authentication_and_ownership(t: &TestDb) {
         "Bob changed nothing"
     );
 
+    // An administrator may follow it, as over the REST API.
+    let root = t.db.create_user("root", None, true).await.unwrap();
+    let (root_key, _) = openhands::web::keys::issue_key(&t.db, &root.id, "test", None)
+        .await
+        .unwrap();
+    let mut socket = connect(&plain.address, Some(&root_key)).await;
+    send(
+        &mut socket,
+        &json!({"action": "initialize", "args": {"conversation_id": conversation_id}}).to_string(),
+    )
+    .await;
+    let replayed = next_json(&mut socket).await;
+    assert_eq!(replayed["id"].as_i64(), Some(1), "{replayed}");
+
     // Alice, with her key in `initialize`, follows it again: its log, replayed.
     let mut socket = connect(&plain.address, None).await;
     send(

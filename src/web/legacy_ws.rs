@@ -360,7 +360,7 @@ impl Legacy {
             }
             Value::String(id) => {
                 match self.state.db.conversation(id).await {
-                    Ok(conversation) if conversation.owner_id == caller.0.id => {}
+                    Ok(conversation) if caller.may_see(&conversation.owner_id) => {}
                     Ok(_) | Err(StorageError::NotFound(_)) => {
                         return Err(Refusal::Close(NOT_FOUND, "conversation not found".into()));
                     }
