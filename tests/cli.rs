@@ -82,6 +82,66 @@ async fn serve_with_defaults_creates_the_sqlite_database_and_answers() {
     assert!(server.wait_exit(Duration::from_secs(30)).success());
 }
 
+/// `openhands user create NAME --admin` bootstraps the first administrator: its key, printed
+/// once, reaches the administrators' API of the service on the same database; a second user of
+/// that name is refused in one line; a plain user's key is not an administrator's.
+#[tokio::test]
+async fn user_create_admin_makes_a_key_that_administers() {
+    let dir = tempfile::tempdir().unwrap();
+    let create = |login: &str, admin: bool| {
+        let mut command = Command::new(support::binary());
+        command
+            .env_clear()
+            .current_dir(dir.path())
+            .args(["user", "create", login]);
+        if admin {
+            command.arg("--admin");
+        }
+        run(&mut command)
+    };
+    let created = create("root", true);
+    let stdout = String::from_utf8_lossy(&created.stdout).to_string();
+    assert!(
+        created.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert!(stdout.contains("administrator user `root`"), "{stdout}");
+    let admin_key = stdout.lines().last().unwrap().trim().to_string();
+    assert!(admin_key.starts_with("oh_"), "{stdout}");
+    assert_clear_failure(&create("root", true), "exists already");
+    let plain = create("alice", false);
+    let plain_key = String::from_utf8_lossy(&plain.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+
+    let port = free_port();
+    let mut command = Command::new(support::binary());
+    command
+        .env_clear()
+        .current_dir(dir.path())
+        .args(["web", "--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _server = ChildGuard::spawn(&mut command);
+    wait_until_serving(port).await;
+    let deliveries = |key: String| async move {
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/api/deliveries"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(deliveries(admin_key).await, 200);
+    assert_eq!(deliveries(plain_key).await, 403);
+}
+
 #[tokio::test]
 async fn health_answers_503_when_postgres_goes_away_and_the_server_keeps_running() {
     let test_db = TestDb::postgres().await;
