@@ -131,7 +131,7 @@ async fn every_documented_route_answers_and_the_document_is_served() {
             endpoint.method
         );
         assert!(
-            !(status == StatusCode::NOT_FOUND && body.is_empty()),
+            !is_no_route(status, &body),
             "{} {path} has no route",
             endpoint.method
         );
@@ -142,13 +142,11 @@ async fn every_documented_route_answers_and_the_document_is_served() {
         .body(Body::empty())
         .unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    assert!(
-        axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert!(is_no_route(status, &body), "{status} {body:?}");
 
     let request = Request::builder()
         .uri("/api/openapi.json")
@@ -164,4 +162,76 @@ async fn every_documented_route_answers_and_the_document_is_served() {
     .unwrap();
     assert_eq!(served, document());
     assert_eq!(served["openapi"], "3.1.0");
+}
+
+/// The answer of the router's fallback: no route serves the path.
+fn is_no_route(status: StatusCode, body: &[u8]) -> bool {
+    status == StatusCode::NOT_FOUND
+        && String::from_utf8_lossy(body).contains("nothing is served at")
+}
+
+/// What endpoints read is documented from the very lists the handlers check their input
+/// against: no handler lists its fields or query parameters anywhere else.
+#[test]
+fn inputs_are_documented_from_the_lists_the_handlers_check() {
+    use openhands::web::openapi::INPUTS;
+
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/web");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).unwrap();
+        for call in ["params.only(", "Fields::new("] {
+            let mut rest = source.as_str();
+            while let Some(at) = rest.find(call) {
+                rest = &rest[at + call.len()..];
+                let arguments = balanced(rest);
+                assert!(
+                    !arguments.contains("&["),
+                    "{} lists its input inline in `{call}{arguments})`: name the list and add it to openapi::INPUTS",
+                    path.display()
+                );
+            }
+        }
+    }
+    let documented: BTreeSet<(&str, &str)> = ENDPOINTS.iter().map(|e| (e.method, e.path)).collect();
+    let document = document();
+    for inputs in INPUTS {
+        assert!(
+            documented.contains(&(inputs.method, inputs.path)),
+            "{} {} is not a route",
+            inputs.method,
+            inputs.path
+        );
+        let operation = &document["paths"][inputs.path][inputs.method];
+        for name in inputs.query {
+            assert!(
+                operation["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["name"] == *name && p["in"] == "query"),
+                "{name} of {} {}: {operation}",
+                inputs.method,
+                inputs.path
+            );
+        }
+        for name in inputs.body {
+            assert!(
+                operation["requestBody"]["content"]["application/json"]["schema"]["properties"]
+                    .get(*name)
+                    .is_some(),
+                "{name} of {} {}: {operation}",
+                inputs.method,
+                inputs.path
+            );
+        }
+    }
+    let created = &document["paths"]["/api/conversations"]["post"]["requestBody"];
+    assert!(
+        created.to_string().contains("initial_user_msg"),
+        "{created}"
+    );
 }

@@ -22,6 +22,31 @@ use crate::storage::{
     Tx,
 };
 
+/// The fields of `POST /api/conversations`.
+pub const CREATE_FIELDS: &[&str] = &[
+    "initial_user_msg",
+    "repository",
+    "selected_repository",
+    "selected_branch",
+    "git_provider",
+    "title",
+];
+/// The query of `GET /api/conversations`.
+pub const LIST_QUERY: &[&str] = &["page_id", "limit", "status", "repository", "trigger"];
+/// The fields of `PATCH /api/conversations/{id}`.
+pub const TITLE_FIELDS: &[&str] = &["title"];
+/// The fields of `POST /api/conversations/{id}/message`.
+pub const MESSAGE_FIELDS: &[&str] = &["message"];
+/// The query of `GET /api/conversations/{id}/events`.
+pub const EVENTS_QUERY: &[&str] = &[
+    "start_id",
+    "end_id",
+    "reverse",
+    "limit",
+    "event_type",
+    "source",
+];
+
 /// The triggers a conversation can have.
 pub const TRIGGERS: [&str; 6] = ["web", "github", "gitlab", "slack", "jira", "linear"];
 const DEFAULT_PAGE: i64 = 20;
@@ -267,17 +292,7 @@ async fn create_conversation(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = json_object(body)?;
-    let fields = Fields::new(
-        &body,
-        &[
-            "initial_user_msg",
-            "repository",
-            "selected_repository",
-            "selected_branch",
-            "git_provider",
-            "title",
-        ],
-    )?;
+    let fields = Fields::new(&body, CREATE_FIELDS)?;
     let message = fields
         .text("initial_user_msg", MAX_MESSAGE_CHARS)?
         .filter(|m| !m.trim().is_empty());
@@ -349,7 +364,7 @@ async fn list_conversations(
     caller: Caller,
     params: Params,
 ) -> Result<Json<Value>, ApiError> {
-    params.only(&["page_id", "limit", "status", "repository", "trigger"])?;
+    params.only(LIST_QUERY)?;
     let limit = params.int("limit", 1, MAX_PAGE, DEFAULT_PAGE)?;
     let statuses: Vec<&str> = AgentState::ALL.iter().map(|s| s.as_str()).collect();
     let status = params.choice("status", &statuses)?;
@@ -414,7 +429,7 @@ async fn rename_conversation(
 ) -> Result<Json<Value>, ApiError> {
     let conversation = visible(&state, &caller, &id).await?;
     let body = json_object(body)?;
-    let fields = Fields::new(&body, &["title"])?;
+    let fields = Fields::new(&body, TITLE_FIELDS)?;
     let title = fields.required_text("title", MAX_TITLE_CHARS)?.trim();
     state
         .db
@@ -480,7 +495,7 @@ async fn send_message(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let conversation = visible(&state, &caller, &id).await?;
     let body = json_object(body)?;
-    let fields = Fields::new(&body, &["message"])?;
+    let fields = Fields::new(&body, MESSAGE_FIELDS)?;
     let message = fields.required_text("message", MAX_MESSAGE_CHARS)?;
     let stored = record(
         &state,
@@ -503,14 +518,7 @@ async fn list_events(
     params: Params,
 ) -> Result<Json<Value>, ApiError> {
     let conversation = visible(&state, &caller, &id).await?;
-    params.only(&[
-        "start_id",
-        "end_id",
-        "reverse",
-        "limit",
-        "event_type",
-        "source",
-    ])?;
+    params.only(EVENTS_QUERY)?;
     let limit = params.int("limit", 1, 100, 20)?;
     let kinds: Vec<String> = params
         .text("event_type")

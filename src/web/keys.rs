@@ -19,6 +19,9 @@ use crate::storage::{ApiKey, now_millis};
 const SHOWN_PREFIX: usize = 10;
 const MAX_EXPIRY_DAYS: i64 = 3650;
 
+/// The fields of `POST /api/keys`.
+pub const NEW_KEY_FIELDS: &[&str] = &["name", "expires_in_days"];
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/keys", get(list_keys).post(create_key))
@@ -57,7 +60,7 @@ async fn create_key(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = json_object(body)?;
-    let fields = Fields::new(&body, &["name", "expires_in_days"])?;
+    let fields = Fields::new(&body, NEW_KEY_FIELDS)?;
     let name = fields.required_text("name", 100)?.trim();
     let expires_at = fields
         .integer("expires_in_days", 1, MAX_EXPIRY_DAYS)?

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 
-use super::AppState;
+use super::{AppState, conversations, keys, settings, sockets};
 
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -393,6 +393,73 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
 ];
 
+/// What an endpoint reads besides its path: query parameters and the fields of its JSON body.
+/// The handlers check their input against these same lists, so the document cannot drift.
+pub struct Inputs {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub query: &'static [&'static str],
+    pub body: &'static [&'static str],
+}
+
+const fn inputs(
+    method: &'static str,
+    path: &'static str,
+    query: &'static [&'static str],
+    body: &'static [&'static str],
+) -> Inputs {
+    Inputs {
+        method,
+        path,
+        query,
+        body,
+    }
+}
+
+/// The inputs of the endpoints that take any.
+pub const INPUTS: &[Inputs] = &[
+    inputs(
+        "post",
+        "/api/conversations",
+        &[],
+        conversations::CREATE_FIELDS,
+    ),
+    inputs("get", "/api/conversations", conversations::LIST_QUERY, &[]),
+    inputs(
+        "patch",
+        "/api/conversations/{id}",
+        &[],
+        conversations::TITLE_FIELDS,
+    ),
+    inputs(
+        "post",
+        "/api/conversations/{id}/message",
+        &[],
+        conversations::MESSAGE_FIELDS,
+    ),
+    inputs(
+        "get",
+        "/api/conversations/{id}/events",
+        conversations::EVENTS_QUERY,
+        &[],
+    ),
+    inputs("post", "/api/keys", &[], keys::NEW_KEY_FIELDS),
+    inputs("post", "/api/settings", &[], settings::SETTINGS_FIELDS),
+    inputs("post", "/api/secrets", &[], settings::NEW_SECRET_FIELDS),
+    inputs(
+        "put",
+        "/api/secrets/{name}",
+        &[],
+        settings::SECRET_UPDATE_FIELDS,
+    ),
+    inputs(
+        "get",
+        "/sockets/events/{conversation_id}",
+        sockets::SOCKET_QUERY,
+        &[],
+    ),
+];
+
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/openapi.json", get(openapi))
 }
@@ -438,9 +505,18 @@ pub fn document() -> Value {
 }
 
 fn operation(endpoint: &Endpoint) -> Value {
-    let parameters: Vec<Value> = path_parameters(endpoint.path)
+    let inputs = INPUTS
+        .iter()
+        .find(|i| i.method == endpoint.method && i.path == endpoint.path);
+    let mut parameters: Vec<Value> = path_parameters(endpoint.path)
         .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
         .collect();
+    let query = inputs.map(|i| i.query).unwrap_or_default();
+    parameters.extend(
+        query
+            .iter()
+            .map(|name| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" } })),
+    );
     let error = json!({ "description": "What is wrong", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
     let mut responses = Map::new();
     responses.insert("2XX".into(), json!({ "description": "Done" }));
@@ -462,6 +538,21 @@ fn operation(endpoint: &Endpoint) -> Value {
     });
     if endpoint.access == Access::Admin {
         operation["description"] = json!("Administrators only.");
+    }
+    if let Some(inputs) = inputs.filter(|i| !i.body.is_empty()) {
+        let properties: Map<String, Value> = inputs
+            .body
+            .iter()
+            .map(|name| (name.to_string(), json!({})))
+            .collect();
+        operation["requestBody"] = json!({
+            "required": true,
+            "content": { "application/json": { "schema": {
+                "type": "object",
+                "properties": properties,
+                "additionalProperties": false,
+            } } },
+        });
     }
     operation
 }

@@ -17,6 +17,19 @@ use super::params::{Fields, json_object};
 use super::{ApiError, AppState};
 use crate::agent::llm::LlmClient;
 
+/// The fields of `POST /api/settings`.
+pub const SETTINGS_FIELDS: &[&str] = &[
+    "llm_model",
+    "llm_base_url",
+    "llm_api_key",
+    "max_iterations",
+    "max_budget_per_task",
+];
+/// The fields of `POST /api/secrets`.
+pub const NEW_SECRET_FIELDS: &[&str] = &["name", "value", "description"];
+/// The fields of `PUT /api/secrets/{name}`.
+pub const SECRET_UPDATE_FIELDS: &[&str] = &["value", "description"];
+
 const MAX_SECRET_BYTES: usize = 64 * 1024;
 /// Names the sandbox's own environment needs, which a secret must not replace.
 const RESERVED_NAMES: [&str; 6] = ["PATH", "HOME", "USER", "SHELL", "PWD", "TERM"];
@@ -79,16 +92,7 @@ async fn save_settings(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = json_object(body)?;
-    let fields = Fields::new(
-        &body,
-        &[
-            "llm_model",
-            "llm_base_url",
-            "llm_api_key",
-            "max_iterations",
-            "max_budget_per_task",
-        ],
-    )?;
+    let fields = Fields::new(&body, SETTINGS_FIELDS)?;
     let mut llm = state.db.user_llm(&caller.0.id).await?;
     let mut limits = state.db.user_limits(&caller.0.id).await?;
     if fields.has("llm_model") {
@@ -196,7 +200,7 @@ async fn create_secret(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = json_object(body)?;
-    let fields = Fields::new(&body, &["name", "value", "description"])?;
+    let fields = Fields::new(&body, NEW_SECRET_FIELDS)?;
     let name = fields.required_text("name", 100)?.trim();
     check_secret_name(name)?;
     let value = secret_value(&fields, true)?.unwrap_or_default();
@@ -217,7 +221,7 @@ async fn update_secret(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = json_object(body)?;
-    let fields = Fields::new(&body, &["value", "description"])?;
+    let fields = Fields::new(&body, SECRET_UPDATE_FIELDS)?;
     let value = secret_value(&fields, false)?;
     let description = fields.text("description", 500)?;
     if value.is_none() && description.is_none() {

@@ -57,6 +57,9 @@ impl FromRequestParts<AppState> for MaybeCaller {
     }
 }
 
+/// The query of `GET /sockets/events/{conversation_id}`.
+pub const SOCKET_QUERY: &[&str] = &["after"];
+
 async fn events_socket(
     State(state): State<AppState>,
     Path(conversation_id): Path<String>,
@@ -68,7 +71,7 @@ async fn events_socket(
         Ok(upgrade) => upgrade,
         Err(rejection) => return Ok(super::error::not_a_websocket(rejection)),
     };
-    params.only(&["after"])?;
+    params.only(SOCKET_QUERY)?;
     let after = params.int("after", 0, i64::MAX, 0)?;
     Ok(upgrade
         .max_message_size(MAX_FRAME_BYTES)
