@@ -716,6 +716,82 @@ async fn signing_in_with_github_in_the_browser() {
     browser.wait_for_text("#who", "github:octocat").await;
 }
 
+/// Signing in through OpenID Connect in the browser, from a page asked for before signing in:
+/// the provider sends the browser back to that page, signed in as the account's user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_with_openid_connect_returns_to_the_page_asked_for() {
+    use openhands::web::login::{Login, LoginSettings};
+    use support::fake_login::{Account, FakeLogin, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET};
+
+    let t = TestDb::sqlite().await;
+    let fake = FakeLogin::start("http://127.0.0.1").await;
+    let settings = LoginSettings {
+        oidc_issuer: Some(fake.oidc_issuer()),
+        oidc_client_id: Some(OIDC_CLIENT_ID.into()),
+        oidc_client_secret: Some(OIDC_CLIENT_SECRET.parse().unwrap()),
+        oidc_display_name: "Keycloak".into(),
+        allowed_users: vec!["alice@example.com".into()],
+        ..LoginSettings::default()
+    };
+    let web = WebServer::start_with(|url| {
+        fake.set_public_url(url);
+        router(
+            AppState::new(t.db.clone())
+                .with_public_url(url)
+                .with_login(Login::new(&settings, url, &fake.github_api_url())),
+        )
+    })
+    .await;
+    fake.sign_in_as(Some(
+        Account::new("kc-sub-1", "alice").with_email("alice@example.com", true),
+    ));
+
+    let browser = Browser::start().await;
+    browser.goto(&web.at("/settings")).await;
+    browser.wait_for_path("/login?next=%2Fsettings").await;
+    browser
+        .wait_for_text(
+            "a.button[href^='/auth/oidc/login']",
+            "Sign in with Keycloak",
+        )
+        .await;
+    browser.screenshot("login-with-openid-connect").await;
+    browser.click("a.button[href^='/auth/oidc/login']").await;
+    browser.wait_for_path("/settings").await;
+    browser.wait_for_text("#who", "oidc:alice").await;
+}
+
+/// The conversation list narrows to a title search, and shows a conversation started
+/// elsewhere (a webhook, another browser) without a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_is_searched_and_updates_by_itself() {
+    let t = TestDb::sqlite().await;
+    let (alice, key) = user(&t, "alice", false).await;
+    conversation(&t, &alice, "Fix the flaky login test").await;
+    conversation(&t, &alice, "Upgrade the parser").await;
+    let web = serve(&t).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &web, &key).await;
+    browser
+        .wait_for_text("#conversation-list", "Upgrade the parser")
+        .await;
+    browser.type_text("#search", "flaky").await;
+    let shown = browser
+        .wait_for_text("#conversation-list", "Fix the flaky login test")
+        .await;
+    assert!(!shown.contains("Upgrade the parser"), "{shown}");
+    browser.screenshot("conversations-searched").await;
+    browser.execute("document.querySelector('#search').value = ''; document.querySelector('#search').dispatchEvent(new Event('input'));", vec![]).await;
+    browser
+        .wait_for_text("#conversation-list", "Upgrade the parser")
+        .await;
+
+    conversation(&t, &alice, "Answer the Slack thread").await;
+    browser
+        .wait_for_text("#conversation-list", "Answer the Slack thread")
+        .await;
+}
+
 /// The live view survives the web process going away: events written while it is down appear
 /// once it is back, after those already shown, with no gap and no duplicate (PostgreSQL; the
 /// events are written by this test, as a worker on another node would write them).
