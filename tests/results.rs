@@ -350,7 +350,7 @@ async fn github_failing_for_a_while_and_a_lost_answer_still_post_once() {
 async fn a_deleted_status_comment_is_replaced_by_a_new_one() {
     // The model answers late, so the acknowledgement is out (and deleted) before the run ends.
     let mut late = script();
-    late[0] = late[0].clone().after(Duration::from_secs(4));
+    late[0] = late[0].clone().after(Duration::from_secs(8));
     let s = service(late).await;
     s.send_mention().await;
     let (acknowledged, text) = wait_for("the status comment", Duration::from_secs(30), || async {
