@@ -550,6 +550,55 @@ async fn a_signed_webhook_shows_on_the_deliveries_and_integrations_pages() {
     );
     browser.screenshot("deliveries-after-webhook-phone").await;
     browser.resize(support::browser::DESKTOP).await;
+
+    // The delivery as its intake leaves it: accepted, leading to a conversation.
+    let delivery =
+        t.db.deliveries(None, None, None, 1)
+            .await
+            .unwrap()
+            .remove(0);
+    let (owner, _) = user(&t, "linear-user", false).await;
+    let led_to = conversation(&t, &owner, "From Linear").await;
+    let mut tx = t.db.begin().await.unwrap();
+    tx.finish_intake(
+        delivery.id,
+        "intake-1",
+        openhands::storage::DeliveryStatus::Accepted,
+        None,
+        Some(&led_to),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    browser.goto(&web.at("/deliveries")).await;
+    let row = browser
+        .wait_for_text("#delivery-list tbody tr", "accepted")
+        .await;
+    assert!(row.contains("Comment"), "the event is shown: {row}");
+    // Redelivered: the page says so and the intake is queued again.
+    browser.click("#delivery-list tbody tr button").await;
+    browser
+        .wait_for_text(
+            "#main",
+            &format!("Delivery {} is being handled again.", delivery.id),
+        )
+        .await;
+    let intake_jobs: i64 =
+        t.db.job_status_counts()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|row| row.queue.contains("intake"))
+            .map(|row| row.count)
+            .sum();
+    assert_eq!(intake_jobs, 2, "the first intake and the redelivery");
+    // The conversation it led to is one click away.
+    browser.click("#delivery-list tbody tr a").await;
+    browser
+        .wait_for_path(&format!("/conversations/{led_to}"))
+        .await;
+    browser.wait_for_text("h1", "From Linear").await;
+
     browser.click("#nav a[href='/integrations']").await;
     let card = browser
         .wait_for_text("article[data-provider=linear]", "configured")
