@@ -50,6 +50,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker => {
             let db = open_database(&config).await?;
             let shutdown = shutdown_on_signal();
+            if let (Some(address), Some(key)) = (config.metrics_listen, &config.admin_api_key) {
+                let listener = TcpListener::bind(address).await.with_context(|| {
+                    format!("cannot serve metrics on {address} (METRICS_LISTEN)")
+                })?;
+                tokio::spawn(web::metrics::serve_process_metrics(
+                    listener,
+                    key.clone(),
+                    shutdown.clone(),
+                ));
+            }
             let result = run_workers(&config, &db, &shutdown, EventBus::default())?.await;
             db.close().await;
             result

@@ -250,6 +250,11 @@ pub struct Config {
         global = true
     )]
     pub admin_api_key: Option<Secret>,
+    /// Where a `worker` process serves its own Prometheus metrics (sandbox start and LLM call
+    /// timings), e.g. `127.0.0.1:9464`, to the OPENHANDS_ADMIN_API_KEY only; unset, it serves
+    /// none (the web processes' `/metrics` has the rest).
+    #[arg(long, env = "METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// The key that signs browser sessions and encrypts stored LLM keys and secrets: any
     /// string of at least 32 characters, the same on every web and worker process. Unset, a
     /// random key is used, so sessions end at restart and keys and secrets cannot be stored.
@@ -494,6 +499,12 @@ impl Config {
         }
         if self.database_max_connections == 0 {
             return bad("DATABASE_MAX_CONNECTIONS must be at least 1".into());
+        }
+        if self.metrics_listen.is_some() && self.admin_api_key.is_none() {
+            return bad(
+                "METRICS_LISTEN needs OPENHANDS_ADMIN_API_KEY: a worker serves its metrics to that key only"
+                    .into(),
+            );
         }
         if self.host.trim().is_empty() {
             return bad(

@@ -226,6 +226,15 @@ fn bad_values_are_named() {
         .env("JOB_LEASE", "1s")
         .arg("worker"));
     assert_clear_failure(&output, "JOB_LEASE");
+    let output = run(support::openhands(&url)
+        .env("METRICS_LISTEN", "127.0.0.1:9464")
+        .arg("worker"));
+    assert_clear_failure(&output, "OPENHANDS_ADMIN_API_KEY");
+    let output = run(support::openhands(&url)
+        .env("METRICS_LISTEN", "nowhere")
+        .arg("worker"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nowhere"));
     let output = run(support::openhands(&url).env("PORT", "70000").arg("web"));
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("70000"));

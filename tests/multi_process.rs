@@ -96,14 +96,22 @@ async fn two_web_and_two_worker_processes_share_one_database_and_a_runtime_api()
             .env("QUEUE_POLL_INTERVAL", "20ms")
             .env("LOG_LEVEL", "warn")
             .arg(name);
-        if let Some(port) = port {
-            command.env("PORT", port.to_string());
+        // A web process listens on `port`; a worker serves its own metrics there.
+        match (name, port) {
+            ("worker", Some(port)) => {
+                command.env("METRICS_LISTEN", format!("127.0.0.1:{port}"));
+            }
+            (_, Some(port)) => {
+                command.env("PORT", port.to_string());
+            }
+            _ => {}
         }
         ChildGuard::spawn(&mut command)
     };
     let (first, second) = (free_port(), free_port());
     let _webs = [role("web", Some(first)), role("web", Some(second))];
-    let _workers = [role("worker", None), role("worker", None)];
+    let metrics_ports = [free_port(), free_port()];
+    let _workers = metrics_ports.map(|port| role("worker", Some(port)));
     for port in [first, second] {
         wait_for("a web process", Duration::from_secs(30), || async move {
             reqwest::get(format!("http://127.0.0.1:{port}/alive"))
@@ -186,6 +194,32 @@ async fn two_web_and_two_worker_processes_share_one_database_and_a_runtime_api()
 
     // One run by one worker: the model was asked twice, each call answered once.
     assert_eq!(llm.requests().len(), 2);
+    // The worker that ran it timed its two LLM calls; its metrics are its own, and served to
+    // the administrators' key only.
+    let client = reqwest::Client::new();
+    let mut timed = 0;
+    for port in metrics_ports {
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        let refused = client.get(&url).send().await.unwrap();
+        assert_eq!(refused.status().as_u16(), 401);
+        let text = client
+            .get(&url)
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        timed += text
+            .lines()
+            .find_map(|line| line.strip_prefix("openhands_llm_call_seconds_count "))
+            .map_or(0, |count| count.trim().parse::<u64>().unwrap());
+    }
+    assert_eq!(
+        timed, 2,
+        "the LLM calls, timed by the worker that made them"
+    );
     llm.assert_each_tool_call_answered_once();
     // The sandbox came from the Runtime API.
     let runtimes: Value = reqwest::Client::new()

@@ -57,6 +57,40 @@ pub fn install_recorder() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
+/// Serves this process's own metrics (a worker's, which has no other HTTP) at `/metrics` to
+/// `Authorization: Bearer KEY`, until `shutdown`.
+pub async fn serve_process_metrics(
+    listener: tokio::net::TcpListener,
+    key: crate::config::Secret,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let recorder = install_recorder();
+    let app = Router::new().route(
+        "/metrics",
+        get(move |headers: axum::http::HeaderMap| async move {
+            let presented = super::auth::presented_key(&headers);
+            if !presented.is_some_and(|k| key.matches(k)) {
+                return ApiError::Unauthorized.into_response();
+            }
+            let mut response = recorder
+                .map(PrometheusHandle::render)
+                .unwrap_or_default()
+                .into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            response
+        }),
+    );
+    if let Err(error) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+    {
+        tracing::warn!(%error, "the metrics listener stopped");
+    }
+}
+
 /// Administrators only: the figures tell who uses the service how much.
 async fn metrics(State(state): State<AppState>, _admin: Admin) -> Result<Response, ApiError> {
     let mut text = install_recorder()
