@@ -1229,85 +1229,114 @@ async fn a_post_the_provider_refuses_fails_at_once_and_shows_with_its_delivery()
     );
 }
 
-/// A conversation started through the web API on a GitHub repository: the worker clones it
-/// through the GitHub App when the owner's linked GitHub account may push there, and otherwise
-/// stops the run saying why.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_web_conversation_on_a_repository_clones_it_for_an_owner_who_may_push() {
-    let s = service(vec![
+/// The script of the web-conversation tests: read the clone's last commit, then finish.
+fn last_commit_script() -> Vec<Turn> {
+    vec![
         Turn::call(
             "execute_bash",
             json!({"command": "git -C /workspace/repo log --format=%s -1"}),
         ),
         Turn::call("finish", json!({"message": "Read the last commit."})),
-    ])
-    .await;
+    ]
+}
+
+/// The host of a provider's API URL: the workspace its accounts are linked under.
+fn host_of(api_url: &str) -> String {
+    url::Url::parse(api_url)
+        .unwrap()
+        .host_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The last state change's text in `events` (kind, payload).
+fn last_state(events: &[(String, String)]) -> &str {
+    &events
+        .iter()
+        .rev()
+        .find(|(kind, _)| kind == "agent_state_changed")
+        .unwrap()
+        .1
+}
+
+impl Service {
+    /// A new user `login`, with the provider account `link` (provider, workspace, account id)
+    /// when given, asks the web API for a conversation on `repository`; returns its id.
+    async fn start_web_conversation(
+        &self,
+        login: &str,
+        link: Option<(&str, &str, &str)>,
+        repository: serde_json::Value,
+    ) -> String {
+        let user = self.t.db.create_user(login, None, false).await.unwrap();
+        if let Some((provider, workspace, account)) = link {
+            self.t
+                .db
+                .link_user(provider, workspace, account, &user.id)
+                .await
+                .unwrap();
+        }
+        let (key, _) = openhands::web::keys::issue_key(&self.t.db, &user.id, "test", None)
+            .await
+            .unwrap();
+        let mut body = json!({"initial_user_msg": "What is the last commit?"});
+        if let (Some(body), Some(repository)) = (body.as_object_mut(), repository.as_object()) {
+            body.extend(repository.clone());
+        }
+        let request = Request::post("/api/conversations")
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        answer["conversation_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{answer}"))
+            .to_string()
+    }
+
+    /// Waits until conversation `id` is `status`; returns its events.
+    async fn rested(&self, id: &str, status: &str) -> Vec<(String, String)> {
+        wait_for(
+            &format!("conversation {id} to be {status}"),
+            Duration::from_secs(120),
+            || async {
+                let c = self.t.db.conversation(id).await.unwrap();
+                (c.status == status).then_some(())
+            },
+        )
+        .await;
+        self.event_kinds(id).await
+    }
+}
+
+/// A conversation started through the web API on a GitHub repository: the worker clones it
+/// through the GitHub App when the owner's linked GitHub account may push there, and otherwise
+/// stops the run saying why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_web_conversation_on_a_repository_clones_it_for_an_owner_who_may_push() {
+    let s = service(last_commit_script()).await;
     let last_subject = s
         .git
         .git("hello-world", &["log", "--format=%s", "-1", "main"])
         .trim()
         .to_string();
-    let host = url::Url::parse(&s.fakes.github_api_url())
-        .unwrap()
-        .host_str()
-        .unwrap()
-        .to_string();
+    let host = host_of(&s.fakes.github_api_url());
     // mona may write to the repository (see `service`); rita may only read.
     s.fakes.set_github_account(1001, "mona");
     s.fakes.set_github_account(1002, "rita");
     s.fakes.set_github_permission(REPO, "rita", "read");
+    let on_repo = json!({"repository": REPO});
 
-    let start = |login: &'static str, account: Option<&'static str>| {
-        let s = &s;
-        let host = host.clone();
-        async move {
-            let user = s.t.db.create_user(login, None, false).await.unwrap();
-            if let Some(account) = account {
-                s.t.db
-                    .link_user("github", &host, account, &user.id)
-                    .await
-                    .unwrap();
-            }
-            let (key, _) = openhands::web::keys::issue_key(&s.t.db, &user.id, "test", None)
-                .await
-                .unwrap();
-            let request = Request::post("/api/conversations")
-                .header("authorization", format!("Bearer {key}"))
-                .header("content-type", "application/json")
-                .body(Body::from(
-                    json!({"initial_user_msg": "What is the last commit?", "repository": REPO})
-                        .to_string(),
-                ))
-                .unwrap();
-            let response = s.app.clone().oneshot(request).await.unwrap();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-            answer["conversation_id"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{answer}"))
-                .to_string()
-        }
-    };
-    let rested = |id: String, status: &'static str| {
-        let s = &s;
-        async move {
-            wait_for(
-                &format!("conversation {id} to be {status}"),
-                Duration::from_secs(120),
-                || async {
-                    let c = s.t.db.conversation(&id).await.unwrap();
-                    (c.status == status).then_some(())
-                },
-            )
-            .await;
-            s.event_kinds(&id).await
-        }
-    };
-
-    let mona = start("mona-web", Some("1001")).await;
-    let events = rested(mona, "finished").await;
+    let mona = s
+        .start_web_conversation("mona-web", Some(("github", &host, "1001")), on_repo.clone())
+        .await;
+    let events = s.rested(&mona, "finished").await;
     assert!(
         events.iter().any(|(kind, _)| kind == "repository_checkout"),
         "{events:#?}"
@@ -1328,17 +1357,14 @@ async fn a_web_conversation_on_a_repository_clones_it_for_an_owner_who_may_push(
         ("nolink-web", None, "no GitHub account linked"),
         ("rita-web", Some("1002"), "`read` permission"),
     ] {
-        let id = start(login, account).await;
-        let events = rested(id, "error").await;
+        let link = account.map(|account| ("github", host.as_str(), account));
+        let id = s.start_web_conversation(login, link, on_repo.clone()).await;
+        let events = s.rested(&id, "error").await;
         assert!(
             !events.iter().any(|(kind, _)| kind == "repository_checkout"),
             "{events:#?}"
         );
-        let (_, stopped) = events
-            .iter()
-            .rev()
-            .find(|(kind, _)| kind == "agent_state_changed")
-            .unwrap();
+        let stopped = last_state(&events);
         assert!(stopped.contains(why), "{login}: {stopped}");
     }
     s.fake_llm.assert_each_tool_call_answered_once();
@@ -1349,82 +1375,31 @@ async fn a_web_conversation_on_a_repository_clones_it_for_an_owner_who_may_push(
 /// otherwise stopped saying why.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_web_conversation_on_a_gitlab_project_clones_it_for_a_developer() {
-    let s = service(vec![
-        Turn::call(
-            "execute_bash",
-            json!({"command": "git -C /workspace/repo log --format=%s -1"}),
-        ),
-        Turn::call("finish", json!({"message": "Read the last commit."})),
-    ])
-    .await;
+    let s = service(last_commit_script()).await;
     let last_subject = s
         .gitlab_git
         .git("widgets", &["log", "--format=%s", "-1", "main"])
         .trim()
         .to_string();
-    let host = url::Url::parse(&s.fakes.gitlab_api_url())
-        .unwrap()
-        .host_str()
-        .unwrap()
-        .to_string();
+    let host = host_of(&s.fakes.gitlab_api_url());
     s.fakes.set_gitlab_project_path("acme/widgets", 42);
     s.fakes.set_gitlab_level(42, "7", 30);
     s.fakes.set_gitlab_level(42, "8", 20);
-
+    let on_project = json!({"repository": "acme/widgets", "git_provider": "gitlab"});
     let start = |login: &'static str, account: &'static str| {
-        let s = &s;
-        let host = host.clone();
+        let (s, host, on_project) = (&s, host.clone(), on_project.clone());
         async move {
-            let user = s.t.db.create_user(login, None, false).await.unwrap();
-            s.t.db
-                .link_user("gitlab", &host, account, &user.id)
-                .await
-                .unwrap();
-            let (key, _) = openhands::web::keys::issue_key(&s.t.db, &user.id, "test", None)
-                .await
-                .unwrap();
-            let request = Request::post("/api/conversations")
-                .header("authorization", format!("Bearer {key}"))
-                .header("content-type", "application/json")
-                .body(Body::from(
-                    json!({
-                        "initial_user_msg": "What is the last commit?",
-                        "repository": "acme/widgets",
-                        "git_provider": "gitlab",
-                    })
-                    .to_string(),
-                ))
-                .unwrap();
-            let response = s.app.clone().oneshot(request).await.unwrap();
-            assert_eq!(response.status(), StatusCode::CREATED);
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-            let id = answer["conversation_id"].as_str().unwrap().to_string();
+            let id = s
+                .start_web_conversation(login, Some(("gitlab", &host, account)), on_project)
+                .await;
             let c = s.t.db.conversation(&id).await.unwrap();
             assert_eq!(c.git_provider.as_deref(), Some("gitlab"));
             id
         }
     };
-    let rested = |id: String, status: &'static str| {
-        let s = &s;
-        async move {
-            wait_for(
-                &format!("conversation {id} to be {status}"),
-                Duration::from_secs(120),
-                || async {
-                    let c = s.t.db.conversation(&id).await.unwrap();
-                    (c.status == status).then_some(())
-                },
-            )
-            .await;
-            s.event_kinds(&id).await
-        }
-    };
 
     let developer = start("dev-web", "7").await;
-    let events = rested(developer, "finished").await;
+    let events = s.rested(&developer, "finished").await;
     assert!(
         events.iter().any(|(kind, payload)| kind == "run"
             && payload.contains("\"observation\"")
@@ -1438,16 +1413,12 @@ async fn a_web_conversation_on_a_gitlab_project_clones_it_for_a_developer() {
     );
 
     let reporter = start("reporter-web", "8").await;
-    let events = rested(reporter, "error").await;
+    let events = s.rested(&reporter, "error").await;
     assert!(
         !events.iter().any(|(kind, _)| kind == "repository_checkout"),
         "{events:#?}"
     );
-    let (_, stopped) = events
-        .iter()
-        .rev()
-        .find(|(kind, _)| kind == "agent_state_changed")
-        .unwrap();
+    let stopped = last_state(&events);
     assert!(stopped.contains("access level 20"), "{stopped}");
     s.fake_llm.assert_each_tool_call_answered_once();
 }
