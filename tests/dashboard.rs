@@ -122,6 +122,13 @@ fn script_failures(console: &[String]) -> Vec<&String> {
         .collect()
 }
 
+/// Fails listing the page's script failures, if it had any.
+async fn assert_no_script_failures(browser: &Browser) {
+    let console = browser.console().await;
+    let failures = script_failures(&console);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
 /// The browser reaches the service on loopback and nothing beyond it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_reaches_the_service_and_only_loopback() {
@@ -319,12 +326,7 @@ async fn the_strict_content_security_policy_holds() {
     // The modules ran: `#main` holds what they rendered, not the shell's placeholder.
     let main = browser.text("#main").await;
     assert!(!main.contains("Loading…"), "{main}");
-    let console = browser.console().await;
-    let failures = script_failures(&console);
-    assert!(
-        failures.is_empty(),
-        "the pages' scripts failed: {failures:#?}"
-    );
+    assert_no_script_failures(&browser).await;
 
     // Inline script does not run, nor does an inline event handler.
     let inline = browser
@@ -471,11 +473,7 @@ async fn a_conversation_is_started_watched_answered_and_stopped_in_the_browser()
         "the step after the stop never ran"
     );
     assert!(!browser.text("#events").await.contains("never-run"));
-    let failures = script_failures(&browser.console().await)
-        .into_iter()
-        .cloned()
-        .collect::<Vec<_>>();
-    assert!(failures.is_empty(), "{failures:#?}");
+    assert_no_script_failures(&browser).await;
     stop.cancel();
 }
 
@@ -1139,11 +1137,7 @@ async fn older_conversations_are_reached_page_by_page() {
             .await
             .contains("rejected")
     );
-    let failures = script_failures(&browser.console().await)
-        .into_iter()
-        .cloned()
-        .collect::<Vec<_>>();
-    assert!(failures.is_empty(), "{failures:#?}");
+    assert_no_script_failures(&browser).await;
     browser.close().await;
     t.drop_database().await;
 }
@@ -1213,11 +1207,7 @@ async fn the_trigger_shows_an_icon_and_links_back_to_the_issue() {
         .await;
     assert_eq!(shown["href"], ISSUE, "{shown}");
     assert_eq!(shown["drawn"], true, "{shown}");
-    let failures = script_failures(&browser.console().await)
-        .into_iter()
-        .cloned()
-        .collect::<Vec<_>>();
-    assert!(failures.is_empty(), "{failures:#?}");
+    assert_no_script_failures(&browser).await;
     browser.close().await;
     t.drop_database().await;
 }
@@ -1499,11 +1489,7 @@ async fn the_conversation_view_shows_markdown_diffs_thoughts_pull_requests_and_c
     browser
         .phone_screenshot("conversation-rendered-phone")
         .await;
-    let failures = script_failures(&browser.console().await)
-        .into_iter()
-        .cloned()
-        .collect::<Vec<_>>();
-    assert!(failures.is_empty(), "{failures:#?}");
+    assert_no_script_failures(&browser).await;
     browser.close().await;
     t.drop_database().await;
 }
