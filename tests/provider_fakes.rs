@@ -415,6 +415,159 @@ async fn octocrab_default_retries_repost_a_comment_whose_answer_was_lost() {
     assert_eq!(fakes.github_comments(REPO, 7).len(), 2);
 }
 
+fn github_app(fakes: &FakeProviders) -> GithubApp {
+    GithubApp::new(
+        &fakes.github_api_url(),
+        fakes::GITHUB_APP_ID,
+        fakes::GITHUB_APP_PRIVATE_KEY,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn github_installations_list_their_repositories_across_pages() {
+    let fakes = FakeProviders::start().await;
+    // 150 repositories: 120 of one installation (two pages), 30 of another.
+    let mut expected: Vec<String> = Vec::new();
+    for i in 0..120 {
+        let name = format!("acme/service-{i:03}");
+        fakes.set_github_installation(&name, 11);
+        expected.push(name);
+    }
+    for i in 0..30 {
+        let name = format!("globex/tool-{i:02}");
+        fakes.set_github_installation(&name, 22);
+        expected.push(name);
+    }
+    // A repository the installation cannot see is not listed.
+    fakes.set_github_installation("globex/secret", 22);
+    fakes.hide_github_repository("globex/secret");
+
+    let app = github_app(&fakes);
+    assert_eq!(app.installations().await.unwrap(), vec![11, 22]);
+    let mut listed = app.installation_repositories(11).await.unwrap();
+    assert_eq!(listed.len(), 120);
+    listed.extend(app.installation_repositories(22).await.unwrap());
+    assert_eq!(listed, expected);
+    // One token per installation, reused across pages.
+    assert_eq!(
+        fakes.recorded(|r| r.installation_tokens.clone()),
+        vec![11, 22]
+    );
+
+    // The pages in GitHub's shape, linked as GitHub links them.
+    let http = reqwest::Client::new();
+    let url = format!("{}/installation/repositories", fakes.github_api_url());
+    let first = http
+        .get(&url)
+        .query(&[("per_page", "100")])
+        .bearer_auth("ghs_installation_11")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let link = first.headers()["link"].to_str().unwrap().to_string();
+    assert_eq!(
+        link,
+        format!(
+            "<{url}?per_page=100&page=2>; rel=\"next\", <{url}?per_page=100&page=2>; rel=\"last\""
+        )
+    );
+    let page: Value = first.json().await.unwrap();
+    assert_eq!(page["total_count"], 120);
+    assert_eq!(page["repositories"].as_array().unwrap().len(), 100);
+    let repository = &page["repositories"][0];
+    assert_eq!(repository["full_name"], "acme/service-000");
+    assert_eq!(repository["name"], "service-000");
+    assert_eq!(repository["owner"]["login"], "acme");
+    assert_eq!(repository["private"], true);
+    assert_eq!(repository["default_branch"], "main");
+    assert_eq!(
+        repository["html_url"],
+        "https://github.com/acme/service-000"
+    );
+    assert!(
+        repository["clone_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/git/acme/service-000.git")
+    );
+    assert_ne!(repository["id"], page["repositories"][1]["id"]);
+    let second = http
+        .get(&url)
+        .query(&[("per_page", "100"), ("page", "2")])
+        .bearer_auth("ghs_installation_11")
+        .send()
+        .await
+        .unwrap();
+    let link = second.headers()["link"].to_str().unwrap().to_string();
+    assert!(!link.contains("rel=\"next\""), "{link}");
+    assert!(link.contains("page=1>; rel=\"prev\""), "{link}");
+    let page: Value = second.json().await.unwrap();
+    assert_eq!(page["repositories"].as_array().unwrap().len(), 20);
+    // A token the fake never issued, or the app's own JWT, lists nothing.
+    for token in ["ghs_installation_99", "not-a-token"] {
+        let refused = http.get(&url).bearer_auth(token).send().await.unwrap();
+        assert_eq!(refused.status(), 401, "{token}");
+    }
+}
+
+#[tokio::test]
+async fn github_app_installations_are_listed_across_pages() {
+    let fakes = FakeProviders::start().await;
+    // 205 installations, one repository each: three pages of 100.
+    for id in 1..=205u64 {
+        fakes.set_github_installation(&format!("org-{id:03}/app"), 5000 + id);
+    }
+    // A second repository of an installation adds no installation.
+    fakes.set_github_installation("org-001/other", 5001);
+    let app = github_app(&fakes);
+    let ids = app.installations().await.unwrap();
+    assert_eq!(ids, (5001..=5205).collect::<Vec<u64>>());
+
+    // The app's answer in GitHub's shape, asked with the app's JWT only.
+    let http = reqwest::Client::new();
+    let url = format!("{}/app/installations", fakes.github_api_url());
+    let refused = http
+        .get(&url)
+        .bearer_auth("ghs_installation_5001")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+}
+
+#[tokio::test]
+async fn github_listing_failures_say_what_failed_without_a_credential() {
+    let fakes = FakeProviders::start().await;
+    fakes.set_github_installation(REPO, 7);
+    // Another app's id: GitHub refuses the JWT, and no installation token is issued.
+    let stranger = GithubApp::new(
+        &fakes.github_api_url(),
+        fakes::GITHUB_APP_ID + 1,
+        fakes::GITHUB_APP_PRIVATE_KEY,
+    )
+    .unwrap();
+    let installations = format!("{:#}", stranger.installations().await.unwrap_err());
+    assert!(
+        installations.starts_with("cannot list the GitHub App's installations"),
+        "{installations}"
+    );
+    let repositories = format!(
+        "{:#}",
+        stranger.installation_repositories(7).await.unwrap_err()
+    );
+    assert!(
+        repositories.starts_with("cannot list the repositories of GitHub App installation 7"),
+        "{repositories}"
+    );
+    // Neither an installation token nor the app's JWT (base64 JSON: `eyJ…`) is repeated.
+    for error in [installations, repositories] {
+        assert!(!error.contains("ghs_") && !error.contains("eyJ"), "{error}");
+    }
+    assert!(fakes.recorded(|r| r.issued_tokens.is_empty()));
+}
+
 fn gitlab_url(fakes: &FakeProviders, path: &str) -> String {
     format!("{}/projects/42/{path}", fakes.gitlab_api_url())
 }
@@ -628,6 +781,126 @@ async fn gitlab_faults_refuse_without_change_or_change_and_lose_the_answer() {
         fakes.mutations(),
         vec![format!("{notes} -> 503"), format!("{notes} -> 500")]
     );
+}
+
+#[tokio::test]
+async fn gitlab_projects_are_listed_across_pages_and_searched() {
+    let fakes = FakeProviders::start().await;
+    // 120 projects: 115 services (two pages when searched for), 5 tools.
+    for id in 1..=115u64 {
+        fakes.set_gitlab_project_path(&format!("acme/Service-{id:03}"), id);
+    }
+    for id in 116..=120u64 {
+        fakes.set_gitlab_project_path(&format!("globex/tool-{id}"), id);
+    }
+    let gitlab = GitlabApi::new(
+        &fakes.gitlab_api_url(),
+        fakes::GITLAB_TOKEN.parse().unwrap(),
+    )
+    .unwrap();
+
+    let all = gitlab.projects(None).await.unwrap();
+    assert_eq!(all.len(), 120);
+    // Newest first, as GitLab orders them.
+    assert_eq!(all[0], (120, "globex/tool-120".to_string()));
+    assert_eq!(all[119], (1, "acme/Service-001".to_string()));
+    let found = gitlab.projects(Some("service")).await.unwrap();
+    let mut expected: Vec<(u64, String)> = (1..=115u64)
+        .map(|id| (id, format!("acme/Service-{id:03}")))
+        .collect();
+    expected.reverse();
+    assert_eq!(found, expected);
+    assert_eq!(
+        gitlab.projects(Some("TOOL-12")).await.unwrap(),
+        vec![(120, "globex/tool-120".to_string())]
+    );
+    assert!(gitlab.projects(Some("nothing")).await.unwrap().is_empty());
+
+    // Every page asked for the projects the account develops in, in the simple shape.
+    let listings = fakes.recorded(|r| r.gitlab_project_listings.clone());
+    let asked: Vec<(Option<&str>, &str)> = listings
+        .iter()
+        .map(|q| (q.get("search").map(String::as_str), q["page"].as_str()))
+        .collect();
+    assert_eq!(
+        asked,
+        vec![
+            (None, "1"),
+            (None, "2"),
+            (Some("service"), "1"),
+            (Some("service"), "2"),
+            (Some("TOOL-12"), "1"),
+            (Some("nothing"), "1"),
+        ]
+    );
+    for query in &listings {
+        assert_eq!(query["membership"], "true");
+        assert_eq!(query["min_access_level"], "30");
+        assert_eq!(query["simple"], "true");
+        assert_eq!(query["per_page"], "100");
+    }
+
+    // GitLab's headers and project shape.
+    let response = reqwest::Client::new()
+        .get(format!("{}/projects", fakes.gitlab_api_url()))
+        .query(&[("search", "service"), ("per_page", "100")])
+        .header("PRIVATE-TOKEN", fakes::GITLAB_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| response.headers()[name].to_str().unwrap().to_string();
+    assert_eq!(header("x-page"), "1");
+    assert_eq!(header("x-per-page"), "100");
+    assert_eq!(header("x-total"), "115");
+    assert_eq!(header("x-next-page"), "2");
+    assert_eq!(header("x-prev-page"), "");
+    assert!(
+        header("link").contains("rel=\"next\""),
+        "{}",
+        header("link")
+    );
+    let page: Vec<Value> = response.json().await.unwrap();
+    assert_eq!(page.len(), 100);
+    let project = &page[0];
+    assert_eq!(project["id"], 115);
+    assert_eq!(project["path_with_namespace"], "acme/Service-115");
+    assert_eq!(project["path"], "Service-115");
+    assert_eq!(project["name"], "Service-115");
+    assert_eq!(project["default_branch"], "main");
+    assert_eq!(project["namespace"]["full_path"], "acme");
+    assert!(
+        project["http_url_to_repo"]
+            .as_str()
+            .unwrap()
+            .ends_with("/git/project-115.git")
+    );
+    assert!(
+        project["web_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/acme/Service-115")
+    );
+}
+
+#[tokio::test]
+async fn gitlab_listing_failures_say_what_failed_without_the_token() {
+    let fakes = FakeProviders::start().await;
+    fakes.set_gitlab_project_path("acme/widgets", 42);
+    let stranger = GitlabApi::new(
+        &fakes.gitlab_api_url(),
+        "glpat-someone-elses".parse().unwrap(),
+    )
+    .unwrap();
+    let error = format!(
+        "{:#}",
+        stranger.projects(Some("widgets")).await.unwrap_err()
+    );
+    assert!(
+        error.starts_with("cannot list the GitLab projects the token's account develops in"),
+        "{error}"
+    );
+    assert!(error.contains("401"), "{error}");
+    assert!(!error.contains("glpat-"), "{error}");
 }
 
 type Connector = SlackClientHyperConnector<

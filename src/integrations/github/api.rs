@@ -232,6 +232,72 @@ impl GithubApp {
     }
 }
 
+/// Pages read when listing installations or repositories, and what one page holds (GitHub's
+/// most): at most 1000 of each.
+const LIST_PAGES: u32 = 10;
+const LIST_PER_PAGE: &str = "100";
+
+impl GithubApp {
+    /// The ids of the app's installations (the accounts it is installed on), as the app itself
+    /// sees them; at most 1000.
+    pub async fn installations(&self) -> anyhow::Result<Vec<u64>> {
+        #[derive(Deserialize)]
+        struct Installation {
+            id: u64,
+        }
+        let found: Vec<Installation> = read_pages(&self.app, "/app/installations")
+            .await
+            .context("cannot list the GitHub App's installations")?;
+        Ok(found.into_iter().map(|i| i.id).collect())
+    }
+
+    /// The `owner/name` of each repository installation `installation_id` can reach, in
+    /// GitHub's order; at most 1000.
+    pub async fn installation_repositories(
+        &self,
+        installation_id: u64,
+    ) -> anyhow::Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Listed {
+            full_name: String,
+        }
+        let client = self.installation(installation_id)?;
+        let found: Vec<Listed> = read_pages(&client, "/installation/repositories")
+            .await
+            .with_context(|| {
+                format!("cannot list the repositories of GitHub App installation {installation_id}")
+            })?;
+        Ok(found.into_iter().map(|r| r.full_name).collect())
+    }
+}
+
+/// The items of up to [`LIST_PAGES`] pages at `route`, a JSON array or an object holding one
+/// (`repositories`, `installations`, …). GitHub's `Link` header says whether another page
+/// follows; its URL is not fetched as is but asked for by number on `route`, because octocrab
+/// sends its credentials only with relative routes (or to api.github.com).
+async fn read_pages<T: serde::de::DeserializeOwned>(
+    client: &Octocrab,
+    route: &str,
+) -> octocrab::Result<Vec<T>> {
+    let mut items = Vec::new();
+    for page in 1..=LIST_PAGES {
+        let page = page.to_string();
+        let mut answer: octocrab::Page<T> = client
+            .get(
+                route,
+                Some(&[("per_page", LIST_PER_PAGE), ("page", page.as_str())]),
+            )
+            .await?;
+        let read = answer.take_items();
+        let more = answer.next.is_some() && !read.is_empty();
+        items.extend(read);
+        if !more {
+            break;
+        }
+    }
+    Ok(items)
+}
+
 /// `repository` must be `owner/name`: it becomes part of API paths.
 fn check_repository(repository: &str) -> anyhow::Result<()> {
     if crate::integrations::is_repository_path(repository, 2) {

@@ -297,6 +297,109 @@ fn write_file_diff(text: &mut String, file: &FileDiff) {
     }
 }
 
+/// Pages of projects read when listing them, of [`PROJECTS_PER_PAGE`] each.
+const PROJECT_PAGES: u32 = 10;
+const PROJECTS_PER_PAGE: usize = 100;
+
+impl GitlabApi {
+    /// The (id, `group/project` path) of each project where the token's account is at least a
+    /// Developer, in GitLab's order; with `search`, only those whose name or path contains it.
+    /// At most 1000.
+    pub async fn projects(&self, search: Option<&str>) -> anyhow::Result<Vec<(u64, String)>> {
+        #[derive(Deserialize)]
+        struct Listed {
+            id: u64,
+            path_with_namespace: String,
+        }
+        let failed = "cannot list the GitLab projects the token's account develops in";
+        let mut query = vec![
+            ("membership", "true".to_string()),
+            ("min_access_level", DEVELOPER.to_string()),
+            ("simple", "true".to_string()),
+            ("per_page", PROJECTS_PER_PAGE.to_string()),
+        ];
+        if let Some(search) = search.map(str::trim).filter(|s| !s.is_empty()) {
+            query.push(("search", search.to_string()));
+        }
+        let list = self.url("/projects");
+        let mut next = NextPage::Number(1);
+        let mut projects = Vec::new();
+        for _ in 0..PROJECT_PAGES {
+            let request = match &next {
+                NextPage::Number(page) => {
+                    self.http.get(&list).query(&query).query(&[("page", page)])
+                }
+                NextPage::Url(url) => self.http.get(url),
+                NextPage::None => break,
+            };
+            let response = self
+                .send(request, "list the projects")
+                .await
+                .context(failed)?;
+            let following = next_page(response.headers(), &self.api_url);
+            let listed: Vec<Listed> = response.json().await.context(failed)?;
+            // Without pagination headers, only a full page may have a next one.
+            next = match (following, &next) {
+                (Some(following), _) => following,
+                (None, NextPage::Number(page)) if listed.len() >= PROJECTS_PER_PAGE => {
+                    NextPage::Number(page + 1)
+                }
+                (None, _) => NextPage::None,
+            };
+            if listed.is_empty() {
+                break;
+            }
+            projects.extend(listed.into_iter().map(|p| (p.id, p.path_with_namespace)));
+        }
+        Ok(projects)
+    }
+}
+
+/// Which page of a GitLab list to ask for next.
+#[derive(Debug, PartialEq, Eq)]
+enum NextPage {
+    /// This page number of the same list.
+    Number(u64),
+    /// The URL GitLab gave (keyset pagination), below the API's own URL.
+    Url(String),
+    /// The list is complete.
+    None,
+}
+
+/// The next page as the answer's headers tell it: `x-next-page` (empty on the last page), else
+/// the `Link` header's `rel="next"`; `None` when the answer says nothing about pages. A link
+/// elsewhere than below `api_url` is not followed (the token would go with it); its page
+/// number is asked for instead.
+fn next_page(headers: &reqwest::header::HeaderMap, api_url: &str) -> Option<NextPage> {
+    if let Some(value) = headers.get("x-next-page") {
+        let value = value.to_str().unwrap_or_default().trim();
+        return Some(match value.parse() {
+            Ok(page) => NextPage::Number(page),
+            Err(_) => NextPage::None,
+        });
+    }
+    let links = headers.get(reqwest::header::LINK)?.to_str().ok()?;
+    let next = links.split(',').find_map(|link| {
+        let (target, params) = link.split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"");
+        is_next.then(|| target.trim().trim_start_matches('<').trim_end_matches('>'))
+    });
+    let Some(next) = next else {
+        return Some(NextPage::None);
+    };
+    if next.starts_with(&format!("{api_url}/")) {
+        return Some(NextPage::Url(next.to_string()));
+    }
+    let page = url::Url::parse(next).ok().and_then(|url| {
+        url.query_pairs()
+            .find(|(name, _)| name == "page")
+            .and_then(|(_, value)| value.parse().ok())
+    });
+    Some(page.map_or(NextPage::None, NextPage::Number))
+}
+
 /// Percent-encodes a path segment.
 fn urlencode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
@@ -525,5 +628,61 @@ impl GitlabApi {
             .await
             .context("GitLab's note is not understood")?;
         Ok(note.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    const API: &str = "https://gitlab.example.com/api/v4";
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn the_next_page_comes_from_x_next_page_first() {
+        let next = next_page(&headers(&[("x-next-page", "3"), ("x-page", "2")]), API);
+        assert_eq!(next, Some(NextPage::Number(3)));
+        // The last page carries the header empty.
+        let last = next_page(&headers(&[("x-next-page", ""), ("x-page", "4")]), API);
+        assert_eq!(last, Some(NextPage::None));
+        assert_eq!(next_page(&headers(&[]), API), None);
+    }
+
+    #[test]
+    fn without_x_next_page_the_link_header_is_followed_only_below_the_api() {
+        let keyset = headers(&[(
+            "link",
+            "<https://gitlab.example.com/api/v4/projects?id_after=42&membership=true&pagination=keyset&per_page=100>; rel=\"next\"",
+        )]);
+        assert_eq!(
+            next_page(&keyset, API),
+            Some(NextPage::Url(
+                "https://gitlab.example.com/api/v4/projects?id_after=42&membership=true&pagination=keyset&per_page=100".into()
+            ))
+        );
+        // Another host: only its page number is taken.
+        let elsewhere = headers(&[(
+            "link",
+            "<https://other.example.com/api/v4/projects?page=1&per_page=100>; rel=\"prev\", <https://other.example.com/api/v4/projects?page=2&per_page=100>; rel=\"next\"",
+        )]);
+        assert_eq!(next_page(&elsewhere, API), Some(NextPage::Number(2)));
+        let no_number = headers(&[(
+            "link",
+            "<https://other.example.com/api/v4/projects?id_after=42>; rel=\"next\"",
+        )]);
+        assert_eq!(next_page(&no_number, API), Some(NextPage::None));
+        let only_first = headers(&[(
+            "link",
+            "<https://gitlab.example.com/api/v4/projects?page=1>; rel=\"first\"",
+        )]);
+        assert_eq!(next_page(&only_first, API), Some(NextPage::None));
     }
 }

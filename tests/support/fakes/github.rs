@@ -1,4 +1,5 @@
 //! GitHub's REST API as the GitHub App and its installations see it: installation tokens,
+//! the app's installations and each one's repositories (paginated with a `Link` header),
 //! collaborator permissions, repositories, issue comments and reactions, pull requests and
 //! their diffs, replies to review comments.
 
@@ -81,6 +82,11 @@ pub(super) fn routes(router: Router<Store>) -> Router<Store> {
             "/github/app/installations/{id}/access_tokens",
             post(installation_token),
         )
+        .route("/github/app/installations", get(list_installations))
+        .route(
+            "/github/installation/repositories",
+            get(list_installation_repositories),
+        )
         .route(
             "/github/repos/{owner}/{repo}/collaborators/{login}/permission",
             get(permission),
@@ -143,6 +149,7 @@ async fn installation_token(
     let mut state = state.lock().unwrap();
     state.installation_tokens.push(id);
     state.issued_tokens.push(token.clone());
+    state.github_token_installations.insert(token.clone(), id);
     Json(json!({
         "token": token,
         "expires_at": "2099-01-01T00:00:00Z",
@@ -185,6 +192,156 @@ fn app_jwt_refusal(headers: &HeaderMap) -> Option<Response> {
     None
 }
 
+/// One page of `items` as GitHub pages lists: `per_page` (default 30, at most 100) from `page`
+/// (default 1), and the `Link` header naming the pages around it when there are several.
+fn page_of(
+    state: &Recorded,
+    route: &str,
+    query: &HashMap<String, String>,
+    items: Vec<Value>,
+) -> (Vec<Value>, Option<String>) {
+    let number = |name: &str, default: usize| {
+        query
+            .get(name)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(default)
+    };
+    let per_page = number("per_page", 30).clamp(1, 100);
+    let page = number("page", 1).max(1);
+    let pages = items.len().div_ceil(per_page).max(1);
+    let start = (page - 1).saturating_mul(per_page).min(items.len());
+    let end = (start + per_page).min(items.len());
+    let link = |n: usize, rel: &str| {
+        format!(
+            "<{}{route}?per_page={per_page}&page={n}>; rel=\"{rel}\"",
+            api_url(state)
+        )
+    };
+    let mut links = Vec::new();
+    if page > 1 {
+        links.push(link((page - 1).min(pages), "prev"));
+    }
+    if page < pages {
+        links.push(link(page + 1, "next"));
+        links.push(link(pages, "last"));
+    }
+    if page > 1 {
+        links.push(link(1, "first"));
+    }
+    let shown = items[start..end].to_vec();
+    (shown, (!links.is_empty()).then(|| links.join(", ")))
+}
+
+/// `answer`, with the `Link` header when there is one.
+fn with_link(answer: Value, link: Option<String>) -> Response {
+    let mut response = Json(answer).into_response();
+    if let Some(link) = link {
+        response.headers_mut().insert("link", link.parse().unwrap());
+    }
+    response
+}
+
+/// An installation as `GET /app/installations` lists it; its account owns `owner`'s
+/// repositories.
+fn installation_json(state: &Recorded, id: u64, owner: &str) -> Value {
+    let account_id = numeric_id(owner);
+    json!({
+        "id": id,
+        "client_id": "Iv1.8a61f9b3a7aba766",
+        "account": user_json(owner, account_id, "Organization"),
+        "repository_selection": "selected",
+        "access_tokens_url": format!("{}/app/installations/{id}/access_tokens", api_url(state)),
+        "repositories_url": format!("{}/installation/repositories", api_url(state)),
+        "html_url": format!("https://github.com/organizations/{owner}/settings/installations/{id}"),
+        "app_id": GITHUB_APP_ID,
+        "app_slug": "openhands",
+        "target_id": account_id,
+        "target_type": "Organization",
+        "permissions": {"issues": "write", "contents": "write", "pull_requests": "write", "metadata": "read"},
+        "events": ["issue_comment", "issues", "pull_request"],
+        "created_at": "2024-04-01T09:00:00Z",
+        "updated_at": "2024-04-01T09:00:00Z",
+        "single_file_name": null,
+        "has_multiple_single_files": false,
+        "single_file_paths": [],
+        "suspended_by": null,
+        "suspended_at": null
+    })
+}
+
+/// A stable positive id for `name` (accounts, repositories).
+fn numeric_id(name: &str) -> u64 {
+    u64::from_str_radix(&sha_of(name)[..7], 16).unwrap() + 1
+}
+
+/// `GET /app/installations`, asked as the app: one entry per installation id set with
+/// `set_github_installation`, lowest id first.
+async fn list_installations(
+    State(state): Shared,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = app_jwt_refusal(&headers) {
+        return refusal;
+    }
+    let state = state.lock().unwrap();
+    // Each installation's account: the owner of its first repository.
+    let mut owners: std::collections::BTreeMap<u64, &str> = std::collections::BTreeMap::new();
+    let mut repositories: Vec<(&String, &u64)> = state.github_installations.iter().collect();
+    repositories.sort();
+    for (repository, id) in repositories {
+        let owner = repository.split('/').next().unwrap_or_default();
+        owners.entry(*id).or_insert(owner);
+    }
+    let installations: Vec<Value> = owners
+        .into_iter()
+        .map(|(id, owner)| installation_json(&state, id, owner))
+        .collect();
+    let (shown, link) = page_of(&state, "/app/installations", &query, installations);
+    with_link(Value::Array(shown), link)
+}
+
+/// `GET /installation/repositories` with an installation's token: the repositories set with
+/// `set_github_installation` for that installation (hidden ones aside), by name.
+async fn list_installation_repositories(
+    State(state): Shared,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let state = state.lock().unwrap();
+    let Some(installation) =
+        bearer(&headers).and_then(|token| state.github_token_installations.get(&token).copied())
+    else {
+        return unauthorized();
+    };
+    let mut names: Vec<&String> = state
+        .github_installations
+        .iter()
+        .filter(|(repository, id)| {
+            **id == installation && !state.github_hidden.contains(repository)
+        })
+        .map(|(repository, _)| repository)
+        .collect();
+    names.sort();
+    let repositories: Vec<Value> = names
+        .into_iter()
+        .map(|name| {
+            let (owner, repo) = name.split_once('/').unwrap_or((name, ""));
+            repository_json(&state, owner, repo)
+        })
+        .collect();
+    let total = repositories.len();
+    let (shown, link) = page_of(&state, "/installation/repositories", &query, repositories);
+    with_link(
+        json!({
+            "total_count": total,
+            "repository_selection": "selected",
+            "repositories": shown
+        }),
+        link,
+    )
+}
+
 /// `GET /repos/{owner}/{repo}/installation`, asked as the app.
 async fn repository_installation(
     State(state): Shared,
@@ -200,7 +357,7 @@ async fn repository_installation(
             "id": id,
             "app_id": GITHUB_APP_ID,
             "target_type": "Organization",
-            "account": user_json(&owner, 1, "Organization"),
+            "account": user_json(&owner, numeric_id(&owner), "Organization"),
             "permissions": {"issues": "write", "contents": "write", "pull_requests": "write"},
             "events": ["issue_comment", "issues", "pull_request"],
             "repository_selection": "selected"
@@ -351,16 +508,22 @@ fn repository_json(state: &Recorded, owner: &str, repo: &str) -> Value {
         .get(&full_name)
         .cloned()
         .unwrap_or_else(|| format!("{}/git/{full_name}.git", state.base_url));
+    let id = numeric_id(&full_name);
     json!({
-        "id": 1296269,
-        "node_id": "MDEwOlJlcG9zaXRvcnkxMjk2MjY5",
+        "id": id,
+        "node_id": format!("R_kgDO{id:08}"),
         "name": repo,
         "full_name": full_name,
         "private": true,
-        "owner": user_json(owner, 1, "Organization"),
+        "owner": user_json(owner, numeric_id(owner), "Organization"),
         "html_url": format!("https://github.com/{full_name}"),
+        "description": null,
         "url": format!("{}/repos/{full_name}", api_url(state)),
         "clone_url": clone_url,
+        "ssh_url": format!("git@github.com:{full_name}.git"),
+        "created_at": "2024-04-01T09:00:00Z",
+        "updated_at": "2024-05-01T09:00:00Z",
+        "pushed_at": "2024-05-01T09:00:00Z",
         "default_branch": default_branch(state, &full_name),
         "visibility": "private",
         "fork": false,
@@ -645,14 +808,14 @@ pub(super) fn pull_json(state: &Recorded, pull: &GithubPull) -> Value {
             "label": format!("{}:{}", pull.head_owner, pull.head_ref),
             "ref": pull.head_ref,
             "sha": head_sha,
-            "user": user_json(&pull.head_owner, 1, "Organization"),
+            "user": user_json(&pull.head_owner, numeric_id(&pull.head_owner), "Organization"),
             "repo": if pull.head_owner == owner { repo_json.clone() } else { repository_json(state, &pull.head_owner, repo) }
         },
         "base": {
             "label": format!("{owner}:{}", pull.base_ref),
             "ref": pull.base_ref,
             "sha": sha_of(&format!("{owner}:{}", pull.base_ref)),
-            "user": user_json(owner, 1, "Organization"),
+            "user": user_json(owner, numeric_id(owner), "Organization"),
             "repo": repo_json
         },
         "_links": {

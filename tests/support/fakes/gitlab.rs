@@ -1,5 +1,6 @@
-//! GitLab's REST API v4 with an access token: project members, projects, notes and their
-//! discussions, award emoji, merge requests and their diffs.
+//! GitLab's REST API v4 with an access token: project members, projects (one at a time, and
+//! the list of those the token's account develops in, paginated with GitLab's headers), notes
+//! and their discussions, award emoji, merge requests and their diffs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -63,6 +64,7 @@ const FIRST_MERGE_REQUEST_IID: u64 = 100;
 pub(super) fn routes(router: Router<Store>) -> Router<Store> {
     router
         .route("/gitlab/projects/{project}/members/all/{user}", get(member))
+        .route("/gitlab/projects", get(list_projects))
         .route("/gitlab/projects/{project}", get(project))
         .route(
             "/gitlab/projects/{project}/merge_requests",
@@ -175,6 +177,145 @@ async fn project(
         "http_url_to_repo": url
     }))
     .into_response()
+}
+
+/// A project in the shape `GET /projects?simple=true` lists it.
+fn simple_project_json(state: &Recorded, id: u64, path: &str) -> Value {
+    let (namespace, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let group = namespace.rsplit('/').next().unwrap_or(namespace);
+    let host = state
+        .base_url
+        .trim_start_matches("http://")
+        .split(':')
+        .next()
+        .unwrap_or("localhost");
+    let http_url_to_repo = state
+        .gitlab_repo_urls
+        .get(&id)
+        .cloned()
+        .unwrap_or_else(|| format!("{}/git/project-{id}.git", state.base_url));
+    json!({
+        "id": id,
+        "description": null,
+        "name": name,
+        "name_with_namespace": path.replace('/', " / "),
+        "path": name,
+        "path_with_namespace": path,
+        "created_at": "2024-04-01T09:00:00.000Z",
+        "default_branch": "main",
+        "tag_list": [],
+        "topics": [],
+        "ssh_url_to_repo": format!("git@{host}:{path}.git"),
+        "http_url_to_repo": http_url_to_repo,
+        "web_url": format!("{}/{path}", state.base_url),
+        "readme_url": format!("{}/{path}/-/blob/main/README.md", state.base_url),
+        "forks_count": 0,
+        "avatar_url": null,
+        "star_count": 0,
+        "last_activity_at": "2024-05-01T09:00:00.000Z",
+        "namespace": {
+            "id": u64::from_str_radix(&sha_of(namespace)[..6], 16).unwrap() + 1,
+            "name": group,
+            "path": group,
+            "kind": "group",
+            "full_path": namespace,
+            "parent_id": null,
+            "avatar_url": null,
+            "web_url": format!("{}/groups/{namespace}", state.base_url)
+        }
+    })
+}
+
+/// `GET /projects`: the projects set with `set_gitlab_project_path`, all of them the token's
+/// account's with Developer access or more, newest (highest id) first; `search` keeps those
+/// whose path contains it, in any case. Pages of `per_page` (default 20, at most 100) with
+/// GitLab's `x-page`, `x-per-page`, `x-total`, `x-total-pages`, `x-next-page`, `x-prev-page`
+/// and `Link` headers. Each listing's query is recorded.
+async fn list_projects(
+    State(state): Shared,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if !is_token(&headers) {
+        return unauthorized();
+    }
+    let mut state = state.lock().unwrap();
+    state.gitlab_project_listings.push(query.clone());
+    let search = query.get("search").map(|s| s.to_lowercase());
+    let mut projects: Vec<(u64, String)> = state
+        .gitlab_project_paths
+        .iter()
+        .filter(|(path, _)| {
+            search
+                .as_deref()
+                .is_none_or(|s| path.to_lowercase().contains(s))
+        })
+        .map(|(path, id)| (*id, path.clone()))
+        .collect();
+    projects.sort_by(|a, b| b.cmp(a));
+    let number = |name: &str, default: usize| {
+        query
+            .get(name)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(default)
+    };
+    let per_page = number("per_page", 20).clamp(1, 100);
+    let page = number("page", 1).max(1);
+    let total = projects.len();
+    let pages = total.div_ceil(per_page).max(1);
+    let start = (page - 1).saturating_mul(per_page).min(total);
+    let end = (start + per_page).min(total);
+    let shown: Vec<Value> = projects[start..end]
+        .iter()
+        .map(|(id, path)| simple_project_json(&state, *id, path))
+        .collect();
+    let next = if page < pages {
+        (page + 1).to_string()
+    } else {
+        String::new()
+    };
+    let prev = if page > 1 {
+        (page - 1).to_string()
+    } else {
+        String::new()
+    };
+    // The link repeats the query, as GitLab's does.
+    let mut kept: Vec<(&String, &String)> = query.iter().filter(|(k, _)| *k != "page").collect();
+    kept.sort();
+    let link = |n: usize, rel: &str| {
+        let mut url = url::form_urlencoded::Serializer::new(String::new());
+        url.append_pair("page", &n.to_string());
+        for (k, v) in &kept {
+            url.append_pair(k, v);
+        }
+        format!(
+            "<{}/gitlab/projects?{}>; rel=\"{rel}\"",
+            state.base_url,
+            url.finish()
+        )
+    };
+    let mut links = Vec::new();
+    if page > 1 {
+        links.push(link(page - 1, "prev"));
+    }
+    if page < pages {
+        links.push(link(page + 1, "next"));
+    }
+    links.push(link(1, "first"));
+    links.push(link(pages, "last"));
+    (
+        [
+            ("x-page", page.to_string()),
+            ("x-per-page", per_page.to_string()),
+            ("x-total", total.to_string()),
+            ("x-total-pages", pages.to_string()),
+            ("x-next-page", next),
+            ("x-prev-page", prev),
+            ("link", links.join(", ")),
+        ],
+        Json(shown),
+    )
+        .into_response()
 }
 
 async fn notes_or_diffs(

@@ -88,6 +88,8 @@ pub struct Recorded {
     pub gitlab_repo_urls: HashMap<u64, String>,
     /// GitLab: project path (`group/project`) → id, for projects asked for by path.
     pub gitlab_project_paths: HashMap<String, u64>,
+    /// GitLab: the query of each project listing (`GET /projects`), in order.
+    pub gitlab_project_listings: Vec<HashMap<String, String>>,
     /// GitLab: (project id, iid) → the merge request's file diffs; absent means two files.
     pub gitlab_diffs: HashMap<(u64, u64), Vec<Value>>,
     /// When set, both providers' diff endpoints answer with this status.
@@ -100,6 +102,8 @@ pub struct Recorded {
     pub github_accounts: HashMap<u64, String>,
     /// GitHub: installation ids that were issued a token.
     pub installation_tokens: Vec<u64>,
+    /// GitHub: each installation token issued → the installation it acts for.
+    pub github_token_installations: HashMap<String, u64>,
     /// GitHub: permission checks, as (installation token, route).
     pub permission_checks: Vec<(String, String)>,
     /// GitLab: (project id, user id) → access level; absent means 404.
@@ -217,7 +221,8 @@ impl FakeProviders {
             .insert(repository.to_string(), url.to_string());
     }
 
-    /// Installs the app on `repository` as installation `id`.
+    /// Installs the app on `repository` as installation `id`: the app lists the installation,
+    /// and the installation lists the repository.
     pub fn set_github_installation(&self, repository: &str, id: u64) {
         self.state
             .lock()
@@ -250,7 +255,8 @@ impl FakeProviders {
             .insert(project, url.to_string());
     }
 
-    /// Project `project` is also found by its `path` (`group/project`).
+    /// Project `project` is also found by its `path` (`group/project`), and listed among the
+    /// projects the token's account develops in.
     pub fn set_gitlab_project_path(&self, path: &str, project: u64) {
         self.state
             .lock()
