@@ -11,7 +11,7 @@ use octocrab::service::middleware::retry::RetryConfig;
 use openhands::integrations::github::GithubApp;
 use openhands::integrations::gitlab::GitlabApi;
 use openhands::integrations::request::PriorMessage;
-use openhands::integrations::slack::SlackApi;
+use openhands::integrations::slack::{MenuOption, REPOSITORY_ACTION, SlackApi, repository_menu};
 use serde_json::{Value, json};
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
@@ -1101,6 +1101,84 @@ async fn slack_faults_are_http_failures() {
             "POST /slack/chat.postMessage -> 500"
         ]
     );
+}
+
+#[tokio::test]
+async fn slack_replies_carry_the_repository_menu() {
+    let fakes = FakeProviders::start().await;
+    let service = SlackApi::new(
+        &fakes.slack_api_url(),
+        &fakes::SLACK_BOT_TOKEN.parse().unwrap(),
+    )
+    .unwrap();
+    let options: Vec<MenuOption> = ["acme/widgets", "acme/api", "globex/tools"]
+        .into_iter()
+        .map(|name| MenuOption {
+            label: name.to_string(),
+            value: name.to_string(),
+        })
+        .collect();
+    let menu = repository_menu("Which repository should I work on?", &options);
+    let ts = service
+        .post_reply(
+            "C0001",
+            THREAD,
+            "Which repository should I work on?",
+            Some(&menu),
+            "menu-1",
+        )
+        .await
+        .unwrap();
+
+    let held = fakes.slack_messages("C0001", THREAD);
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0]["ts"], ts.as_str());
+    assert_eq!(held[0]["text"], "Which repository should I work on?");
+    assert_eq!(held[0]["metadata"]["event_payload"]["key"], "menu-1");
+    let section = &held[0]["blocks"][0];
+    assert_eq!(section["type"], "section");
+    assert_eq!(section["text"]["type"], "mrkdwn");
+    let select = &section["accessory"];
+    assert_eq!(select["type"], "static_select");
+    assert_eq!(select["action_id"], REPOSITORY_ACTION);
+    assert_eq!(select["placeholder"]["text"], "Choose a repository");
+    let values: Vec<&str> = select["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(values, vec!["acme/widgets", "acme/api", "globex/tools"]);
+    // What was posted is the menu as built.
+    assert_eq!(held[0]["blocks"], menu);
+    assert_eq!(
+        service.find_reply("C0001", THREAD, "menu-1").await.unwrap(),
+        Some(ts)
+    );
+
+    // Without blocks, a plain reply; with blocks that are not a blocks array, nothing is sent.
+    service
+        .post_reply("C0001", THREAD, "Working on it…", None, "status-1")
+        .await
+        .unwrap();
+    let held = fakes.slack_messages("C0001", THREAD);
+    assert_eq!(held.len(), 2);
+    assert!(held[1].get("blocks").is_none(), "{}", held[1]);
+    let error = service
+        .post_reply(
+            "C0001",
+            THREAD,
+            "x",
+            Some(&json!({"type": "section"})),
+            "bad-1",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{error:#}").starts_with("the reply's blocks are not Block Kit blocks"),
+        "{error:#}"
+    );
+    assert_eq!(fakes.slack_messages("C0001", THREAD).len(), 2);
 }
 
 fn adf(text: &str) -> Value {

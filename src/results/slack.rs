@@ -41,7 +41,7 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
                 return Ok(json!({"ts": ts}));
             }
             let ts = slack
-                .post_reply(channel, thread_ts, text(&body, "text")?, key)
+                .post_reply(channel, thread_ts, text(&body, "text")?, None, key)
                 .await
                 .map_err(transient)?;
             Ok(json!({"ts": ts}))

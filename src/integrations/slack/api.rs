@@ -148,14 +148,21 @@ impl SlackApi {
     }
 
     /// Replies in the thread with `text`, marked with `key` in the message's metadata; returns
-    /// the reply's ts.
+    /// the reply's ts. `blocks`, a Block Kit `blocks` array, lays the message out (`text` is
+    /// then what notifications show); blocks that do not read as slack-morphism's blocks (not
+    /// an array of block objects) are an error, and nothing is posted.
     pub async fn post_reply(
         &self,
         channel: &str,
         thread_ts: &str,
         text: &str,
+        blocks: Option<&serde_json::Value>,
         key: &str,
     ) -> anyhow::Result<String> {
+        let blocks: Option<Vec<SlackBlock>> = blocks
+            .map(|blocks| serde_json::from_value(blocks.clone()))
+            .transpose()
+            .context("the reply's blocks are not Block Kit blocks")?;
         let session = self.client.open_session(&self.token);
         let metadata = SlackMessageMetadata {
             event_type: POST_EVENT_TYPE.to_string(),
@@ -164,13 +171,15 @@ impl SlackApi {
                 key.to_string(),
             )])),
         };
-        let request = SlackApiChatPostMessageRequest::new(
-            SlackChannelId::new(channel.to_string()),
-            SlackMessageContent::new()
-                .with_text(text.to_string())
-                .with_metadata(metadata),
-        )
-        .with_thread_ts(SlackTs::new(thread_ts.to_string()));
+        let mut content = SlackMessageContent::new()
+            .with_text(text.to_string())
+            .with_metadata(metadata);
+        if let Some(blocks) = blocks {
+            content = content.with_blocks(blocks);
+        }
+        let request =
+            SlackApiChatPostMessageRequest::new(SlackChannelId::new(channel.to_string()), content)
+                .with_thread_ts(SlackTs::new(thread_ts.to_string()));
         let posted = session
             .chat_post_message(&request)
             .await
