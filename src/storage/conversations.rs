@@ -23,6 +23,8 @@ pub struct Conversation {
     pub external_ref: Option<String>,
     /// A web link to where it was asked, for a conversation a provider started.
     pub trigger_url: Option<String>,
+    /// The title is a stand-in that the model replaces with one of its own on the first run.
+    pub title_pending: bool,
     pub last_event_id: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -38,6 +40,8 @@ pub struct NewConversation<'a> {
     pub git_provider: Option<&'a str>,
     pub external_ref: Option<&'a str>,
     pub trigger_url: Option<&'a str>,
+    /// The title is a stand-in (a message's first line) for the model to replace.
+    pub title_pending: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -63,7 +67,8 @@ macro_rules! select_conversations {
     ($rest:literal) => {
         concat!(
             "SELECT id, owner_id, title, status, trigger_kind, repository, branch, git_provider, \
-             external_ref, trigger_url, last_event_id, created_at, updated_at FROM conversations ",
+             external_ref, trigger_url, title_pending, last_event_id, created_at, updated_at \
+             FROM conversations ",
             $rest
         )
     };
@@ -86,14 +91,15 @@ impl Tx {
             git_provider: new.git_provider.map(str::to_string),
             external_ref: new.external_ref.map(super::text),
             trigger_url: new.trigger_url.map(super::text),
+            title_pending: new.title_pending,
             last_event_id: 0,
             created_at: now,
             updated_at: now,
         };
         on_backend!(self, tx => sqlx::query(
             "INSERT INTO conversations (id, owner_id, title, status, trigger_kind, repository, branch, \
-             external_ref, trigger_url, git_provider, last_event_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $11, 0, $9, $9)",
+             external_ref, trigger_url, git_provider, title_pending, last_event_id, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $11, $12, 0, $9, $9)",
         )
         .bind(&conversation.id)
         .bind(&conversation.owner_id)
@@ -106,6 +112,7 @@ impl Tx {
         .bind(now)
         .bind(&conversation.trigger_url)
         .bind(&conversation.git_provider)
+        .bind(conversation.title_pending)
         .execute(&mut **tx)
         .await
         .map(|done| done.rows_affected()))
@@ -170,6 +177,31 @@ impl Tx {
         )
         .bind(conversation_id)
         .bind(status)
+        .bind(now_millis())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected());
+        if done == 0 {
+            return Err(StorageError::NotFound("conversation"));
+        }
+        Ok(())
+    }
+}
+
+impl Tx {
+    /// Records the repository chosen for a conversation (`None`: it works without one).
+    pub async fn set_conversation_repository(
+        &mut self,
+        conversation_id: &str,
+        repository: Option<&str>,
+        git_provider: Option<&str>,
+    ) -> Result<()> {
+        let done = on_backend!(self, tx => sqlx::query(
+            "UPDATE conversations SET repository = $2, git_provider = $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(conversation_id)
+        .bind(repository.map(super::text))
+        .bind(git_provider)
         .bind(now_millis())
         .execute(&mut **tx)
         .await?
@@ -354,7 +386,7 @@ impl Db {
 
     pub async fn set_conversation_title(&self, id: &str, title: &str) -> Result<()> {
         let done = on_backend!(self, pool => sqlx::query(
-            "UPDATE conversations SET title = $2, updated_at = $3 WHERE id = $1",
+            "UPDATE conversations SET title = $2, title_pending = FALSE, updated_at = $3 WHERE id = $1",
         )
         .bind(id)
         .bind(super::text(title))
@@ -366,6 +398,22 @@ impl Db {
             return Err(StorageError::NotFound("conversation"));
         }
         Ok(())
+    }
+
+    /// Replaces a stand-in title with the model's; false when someone renamed the conversation
+    /// meanwhile (their title stays).
+    pub async fn set_written_title(&self, id: &str, title: &str) -> Result<bool> {
+        let done = on_backend!(self, pool => sqlx::query(
+            "UPDATE conversations SET title = $2, title_pending = FALSE, updated_at = $3 \
+             WHERE id = $1 AND title_pending",
+        )
+        .bind(id)
+        .bind(super::text(title))
+        .bind(now_millis())
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done == 1)
     }
 
     /// Deletes a conversation with its events and posts; its deliveries stay, unlinked.

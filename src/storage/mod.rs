@@ -5,11 +5,13 @@
 //! it for the PostgreSQL and the SQLite connection alike. Only the DDL in `migrations/` is
 //! written per backend.
 
+mod channels;
 mod checks;
 mod conversations;
 mod deliveries;
 mod jobs;
 mod keys;
+mod link_tokens;
 mod links;
 mod metrics;
 mod outbox;
@@ -27,6 +29,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
+pub use channels::ChannelRepository;
 pub use checks::DependencyCheck;
 pub use conversations::{
     Conversation, ConversationFilter, Event, EventRange, NewConversation, NewEvent,
@@ -34,6 +37,7 @@ pub use conversations::{
 pub use deliveries::{Delivery, DeliveryStatus, NewDelivery};
 pub use jobs::{JobRecord, JobStatusCount};
 pub use keys::ApiKey;
+pub use link_tokens::{LinkToken, NewLinkToken};
 pub use links::UserLink;
 pub use metrics::{LlmTotals, StatusCount};
 pub use outbox::{NewOutboxPost, OutboxPost};
