@@ -41,6 +41,7 @@ impl Prompts {
     pub fn load(dir: Option<&Path>) -> Result<Prompts, PromptError> {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
         for (name, built_in) in [(SYSTEM, BUILT_IN_SYSTEM), (USER, BUILT_IN_USER)] {
             let source = match dir.map(|d| d.join(name)).filter(|p| p.exists()) {
                 Some(path) => std::fs::read_to_string(&path).map_err(|e| {
@@ -94,14 +95,14 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn a_pull_request_prompt_carries_branch_review_and_diff() {
+    fn a_pull_request_prompt_is_rendered_line_by_line() {
         let prompts = Prompts::load(None).unwrap();
         let context = json!({
             "place": {"kind": "github_pull_request", "installation_id": 1, "repository": "acme/app",
                       "number": 7, "branch": "feature",
                       "review": {"path": "src/lib.rs", "line": 12, "diff_hunk": "@@ -1 +1 @@", "reply_to": "9"}},
             "title": "Speed up parsing", "body": "It is slow.", "url": "https://example.test/pr/7",
-            "history": [{"author": "alice", "text": "looks good"}],
+            "history": [{"author": "alice", "text": "one"}, {"author": "bob", "text": "two"}],
             "diff": "diff --git a/src/lib.rs b/src/lib.rs",
         });
         let text = prompts
@@ -112,16 +113,31 @@ mod tests {
                 message: "@openhands please rename it",
             })
             .unwrap();
-        for expected in [
-            "pull request \"Speed up parsing\" in acme/app (branch `feature`)",
-            "It is slow.",
-            "alice: looks good",
-            "File: src/lib.rs, line 12",
-            "diff --git a/src/lib.rs",
-            "@openhands please rename it",
-        ] {
-            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
-        }
+        let expected = "\
+You were asked for help on the pull request \"Speed up parsing\" in acme/app (branch `feature`).
+Link: https://example.test/pr/7
+
+<DESCRIPTION>
+It is slow.
+</DESCRIPTION>
+
+<EARLIER_MESSAGES>
+alice: one
+bob: two
+</EARLIER_MESSAGES>
+
+<REVIEW_COMMENT_LOCATION>
+File: src/lib.rs, line 12
+@@ -1 +1 @@
+</REVIEW_COMMENT_LOCATION>
+
+<DIFF>
+diff --git a/src/lib.rs b/src/lib.rs
+</DIFF>
+
+The request:
+@openhands please rename it";
+        assert_eq!(text, expected);
         let system = prompts
             .system(&PromptContext {
                 repository: Some("acme/app"),
@@ -129,6 +145,45 @@ mod tests {
             })
             .unwrap();
         assert!(system.contains("acme/app is checked out in /workspace/repo"));
+    }
+
+    #[test]
+    fn issue_thread_and_ticket_prompts_are_rendered_line_by_line() {
+        let prompts = Prompts::load(None).unwrap();
+        let render = |context: serde_json::Value, repository: Option<&str>| {
+            prompts
+                .first_message(&PromptContext {
+                    repository,
+                    branch: None,
+                    context: Some(&context),
+                    message: "fix it",
+                })
+                .unwrap()
+        };
+        assert_eq!(
+            render(
+                json!({"place": {"kind": "github_issue", "installation_id": 1, "repository": "acme/app", "number": 3},
+                       "title": "Crash", "url": "https://example.test/issues/3"}),
+                Some("acme/app")
+            ),
+            "You were asked for help on the issue \"Crash\" in acme/app.\nLink: https://example.test/issues/3\n\nThe request:\nfix it"
+        );
+        assert_eq!(
+            render(
+                json!({"place": {"kind": "slack_thread", "team_id": "T1", "channel": "C1", "thread_ts": "1.2"},
+                       "history": [{"author": "U1", "text": "it broke"}]}),
+                Some("acme/api")
+            ),
+            "You were asked for help in a Slack thread, on the repository acme/api.\n\n<EARLIER_MESSAGES>\nU1: it broke\n</EARLIER_MESSAGES>\n\nThe request:\nfix it"
+        );
+        assert_eq!(
+            render(
+                json!({"place": {"kind": "jira_issue", "site": "https://x.atlassian.net", "issue_key": "ENG-1"},
+                       "title": "Typo", "body": "In the README."}),
+                None
+            ),
+            "You were asked for help on the ticket \"Typo\".\n\n<DESCRIPTION>\nIn the README.\n</DESCRIPTION>\n\nThe request:\nfix it"
+        );
     }
 
     #[test]
