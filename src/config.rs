@@ -302,6 +302,11 @@ pub struct ProviderConfig {
     /// A ticket may name another of these repositories to work on it instead.
     #[arg(long, env = "OPENHANDS_TICKET_REPOSITORIES", value_delimiter = ',', value_parser = parse_ticket_repository, global = true)]
     pub ticket_repositories: Vec<TicketRoute>,
+    /// The repository of each Slack channel's requests that name none, comma-separated
+    /// `CHANNEL=owner/name` (`CHANNEL=gitlab:group/project` for GitLab; a nested group means
+    /// GitLab). Administrators may set more through the admin API, which wins.
+    #[arg(long, env = "SLACK_CHANNEL_REPOSITORIES", value_delimiter = ',', value_parser = parse_channel_repository, global = true)]
+    pub slack_channel_repositories: Vec<ChannelRoute>,
     /// The mention that asks the agent for something, with its `@`.
     #[arg(
         long,
@@ -469,6 +474,70 @@ fn parse_ticket_repository(value: &str) -> Result<TicketRoute, String> {
             "`{repository}` is not a GitHub repository: {expected}"
         ))
     }
+}
+
+/// The repository a Slack channel's requests work on when they name none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelRoute {
+    /// The channel's id, e.g. `C0123ABCD`.
+    pub channel: String,
+    pub repository: String,
+    /// `github` or `gitlab`.
+    pub git_provider: &'static str,
+}
+
+/// A repository as people write it in settings: `owner/name` (GitHub), `group/sub/project`
+/// (GitLab, for its nested group), or either with a `github:` / `gitlab:` prefix. Returns the
+/// path and its host.
+pub fn parse_repository_setting(value: &str) -> Result<(String, &'static str), String> {
+    let value = value.trim();
+    let (host, path) = match value.split_once(':') {
+        Some(("github", path)) => (Some("github"), path.trim()),
+        Some(("gitlab", path)) => (Some("gitlab"), path.trim()),
+        Some((other, _)) => {
+            return Err(format!(
+                "`{other}:` is not a repository host; write github: or gitlab: (or nothing, for GitHub)"
+            ));
+        }
+        None => (None, value),
+    };
+    if !crate::integrations::is_repository_path(path, 20) {
+        return Err(format!(
+            "`{path}` is not a repository path (owner/name, or group/subgroup/project)"
+        ));
+    }
+    let nested = path.matches('/').count() > 1;
+    let host = match host {
+        Some("github") if nested => {
+            return Err(format!(
+                "`{path}` has more than two parts, so it cannot be a GitHub repository"
+            ));
+        }
+        Some(host) => host,
+        None if nested => "gitlab",
+        None => "github",
+    };
+    Ok((path.to_string(), host))
+}
+
+fn parse_channel_repository(value: &str) -> Result<ChannelRoute, String> {
+    let expected = "expected CHANNEL=owner/name, e.g. C0123ABCD=acme/api";
+    let (channel, repository) = value
+        .split_once('=')
+        .ok_or_else(|| format!("`{value}` has no `=`: {expected}"))?;
+    let channel = channel.trim();
+    if channel.is_empty() || !channel.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "`{channel}` is not a Slack channel id (letters and digits, e.g. C0123ABCD): {expected}"
+        ));
+    }
+    let (repository, git_provider) =
+        parse_repository_setting(repository).map_err(|e| format!("{e}: {expected}"))?;
+    Ok(ChannelRoute {
+        channel: channel.to_ascii_uppercase(),
+        repository,
+        git_provider,
+    })
 }
 
 /// A configuration value that cannot work, with what to do about it.
@@ -643,6 +712,22 @@ impl ProviderConfig {
             && (self.github_app_id.is_none() || self.github_app_private_key.is_none())
         {
             return bad("OPENHANDS_TICKET_REPOSITORIES is set, so GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY are needed too (tickets are worked on through the GitHub App)".into());
+        }
+        for route in &self.slack_channel_repositories {
+            if route.git_provider == "github"
+                && (self.github_app_id.is_none() || self.github_app_private_key.is_none())
+            {
+                return bad(format!(
+                    "SLACK_CHANNEL_REPOSITORIES names the GitHub repository {}, so GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY are needed too",
+                    route.repository
+                ));
+            }
+            if route.git_provider == "gitlab" && self.gitlab_token.is_none() {
+                return bad(format!(
+                    "SLACK_CHANNEL_REPOSITORIES names the GitLab project {}, so GITLAB_TOKEN is needed too",
+                    route.repository
+                ));
+            }
         }
         Ok(())
     }

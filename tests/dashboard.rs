@@ -37,6 +37,7 @@ async fn conversation(t: &TestDb, owner_id: &str, title: &str) -> String {
         git_provider: Some("github"),
         external_ref: None,
         trigger_url: None,
+        title_pending: false,
     })
     .await
     .unwrap()
@@ -60,6 +61,7 @@ async fn triggered_conversation(
         git_provider: Some("github"),
         external_ref: None,
         trigger_url,
+        title_pending: false,
     })
     .await
     .unwrap()

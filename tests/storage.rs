@@ -54,6 +54,7 @@ async fn conversations_by_external_ref(t: &TestDb) {
         git_provider: Some("github"),
         external_ref: Some("acme/widgets#42"),
         trigger_url: Some("https://github.com/acme/widgets/issues/42"),
+        title_pending: false,
     };
     let conversation = t.db.create_conversation(&new).await.unwrap();
     assert_eq!(conversation.status, "loading");

@@ -944,9 +944,8 @@ async fn repository_remotes(t: &TestDb) {
     fakes.set_github_clone_url("octo-org/hello-world", enterprise);
     let remote = service
         .intake
-        .repository_remote(&place)
+        .remote_of(&place.repository_ref().unwrap())
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(remote.url, enterprise);
     assert_eq!(remote.username, "x-access-token");
@@ -964,9 +963,8 @@ async fn repository_remotes(t: &TestDb) {
     fakes.set_github_clone_url("octo-org/hello-world", &server.url("hello-world"));
     let remote = service
         .intake
-        .repository_remote(&place)
+        .remote_of(&place.repository_ref().unwrap())
         .await
-        .unwrap()
         .unwrap();
     let credentials = format!("{}:{}", remote.username, token);
     let listed = std::process::Command::new("git")
@@ -998,9 +996,8 @@ async fn repository_remotes(t: &TestDb) {
     };
     let remote = service
         .intake
-        .repository_remote(&other)
+        .remote_of(&other.repository_ref().unwrap())
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(remote.url, format!("{}/git/octo-org/other.git", fakes.url));
     assert_eq!(
@@ -1017,7 +1014,11 @@ async fn repository_remotes(t: &TestDb) {
     fakes.hide_github_repository("octo-org/hidden");
     let error = format!(
         "{:#}",
-        service.intake.repository_remote(&hidden).await.unwrap_err()
+        service
+            .intake
+            .remote_of(&hidden.repository_ref().unwrap())
+            .await
+            .unwrap_err()
     );
     assert!(
         error.contains("cannot read the repository octo-org/hidden from GitHub"),
@@ -1031,7 +1032,7 @@ async fn repository_remotes(t: &TestDb) {
     };
     let error = service
         .intake
-        .repository_remote(&invalid)
+        .remote_of(&invalid.repository_ref().unwrap())
         .await
         .unwrap_err();
     assert!(error.to_string().contains("not a GitHub repository name"));
@@ -1050,9 +1051,8 @@ async fn repository_remotes(t: &TestDb) {
     let place: Place = serde_json::from_value(context["place"].clone()).unwrap();
     let remote = service
         .intake
-        .repository_remote(&place)
+        .remote_of(&place.repository_ref().unwrap())
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(remote.url, format!("{}/git/project-42.git", fakes.url));
     assert_eq!(remote.username, "oauth2");
@@ -1060,9 +1060,8 @@ async fn repository_remotes(t: &TestDb) {
     fakes.set_gitlab_repo_url(42, "https://gitlab.example.com/acme/widgets.git");
     let remote = service
         .intake
-        .repository_remote(&place)
+        .remote_of(&place.repository_ref().unwrap())
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(remote.url, "https://gitlab.example.com/acme/widgets.git");
 
@@ -1072,14 +1071,7 @@ async fn repository_remotes(t: &TestDb) {
         channel: "C0001".into(),
         thread_ts: "1714567890.123456".into(),
     };
-    assert!(
-        service
-            .intake
-            .repository_remote(&thread)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(thread.repository_ref().is_none());
 }
 
 on_both_backends! {

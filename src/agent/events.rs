@@ -7,6 +7,7 @@
 
 use serde_json::{Value, json};
 
+use crate::integrations::request::RepositoryRef;
 use crate::storage::Event;
 
 pub const USER: &str = "user";
@@ -231,6 +232,68 @@ pub fn repository_checkout(
     }
 }
 
+/// The kinds of the events that record which repository a conversation works on.
+pub const REPOSITORY_QUESTION: &str = "repository_question";
+pub const REPOSITORY_SELECTED: &str = "repository_selected";
+
+/// The agent asked where it was asked which repository to work on, offering `choices`;
+/// `problems` says why repositories the request named cannot be used.
+pub fn repository_question(
+    question: &str,
+    choices: &[RepositoryRef],
+    problems: &[String],
+) -> Draft {
+    Draft {
+        source: ENVIRONMENT,
+        kind: REPOSITORY_QUESTION.into(),
+        doc: json!({"question": question, "choices": choices, "problems": problems}),
+    }
+}
+
+/// The repository the conversation works on (`None`: it works without one), how it was
+/// decided (`named`, `chosen`, `channel`, `ticket_route`, `none`) and by whom.
+pub fn repository_selected(repository: Option<&RepositoryRef>, how: &str, by: &str) -> Draft {
+    Draft {
+        source: ENVIRONMENT,
+        kind: REPOSITORY_SELECTED.into(),
+        doc: json!({
+            "repository": repository,
+            "name": repository.map(RepositoryRef::name),
+            "git_provider": repository.map(RepositoryRef::git_provider),
+            "how": how,
+            "by": by,
+        }),
+    }
+}
+
+/// Where a conversation from Slack, Jira or Linear stands on its repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepositoryState {
+    /// Nothing was asked or decided (conversations of a repository's own issues, web ones).
+    Undecided,
+    /// The agent asked which repository to use and waits for the answer.
+    Waiting,
+    /// Decided: this one, or none.
+    Selected(Option<RepositoryRef>),
+}
+
+/// The state recorded by the newest of a conversation's repository events.
+pub fn repository_state(newest: Option<&Event>) -> RepositoryState {
+    let Some(event) = newest else {
+        return RepositoryState::Undecided;
+    };
+    match event.kind.as_str() {
+        REPOSITORY_QUESTION => RepositoryState::Waiting,
+        REPOSITORY_SELECTED => RepositoryState::Selected(selected_in(event)),
+        _ => RepositoryState::Undecided,
+    }
+}
+
+fn selected_in(event: &Event) -> Option<RepositoryRef> {
+    let doc: Value = serde_json::from_str(&event.payload).ok()?;
+    serde_json::from_value(doc.get("repository")?.clone()).ok()
+}
+
 /// What became of the agent's changes when it finished: pushed to a branch, or why not. The
 /// model sees it in a later task.
 pub fn git_push(content: &str, extras: Value) -> Draft {
@@ -395,6 +458,16 @@ pub enum Item {
         summary: String,
         metrics: Option<Value>,
     },
+    /// The knowledge microagents the conversation may recall (not shown to the model).
+    Catalog {
+        id: i64,
+        doc: Value,
+    },
+    /// The repository chosen for the conversation (`None`: none).
+    RepositorySelected {
+        id: i64,
+        repository: Option<RepositoryRef>,
+    },
     /// Anything else (kept for ids, ignored by the loop).
     Other {
         id: i64,
@@ -414,6 +487,8 @@ impl Item {
             | Item::ChangeRequest { id, .. }
             | Item::UserAction { id, .. }
             | Item::Condensation { id, .. }
+            | Item::RepositorySelected { id, .. }
+            | Item::Catalog { id, .. }
             | Item::Other { id } => *id,
         }
     }
@@ -439,6 +514,15 @@ impl Item {
         }
         if event.kind == CHECKOUT {
             return Item::Checkout { id, doc };
+        }
+        if event.kind == super::recall::CATALOG {
+            return Item::Catalog { id, doc };
+        }
+        if event.kind == REPOSITORY_SELECTED {
+            return Item::RepositorySelected {
+                id,
+                repository: selected_in(event),
+            };
         }
         let metrics = doc.get("llm_metrics").cloned();
         if let Some(action) = doc.get("action").and_then(Value::as_str) {

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::events::{AgentState, Item, ToolCallMeta};
 use super::llm::{ChatMessage, Role, ToolCall};
 use super::tools::FINISH;
+use crate::integrations::request::{Place, RepositoryRef};
 use crate::storage::Event;
 
 /// What an unanswered `finish` call is told in later prompts.
@@ -40,6 +41,28 @@ impl History {
             Item::Context { doc, .. } => Some(doc),
             _ => None,
         })
+    }
+
+    /// Where the request was made, for a conversation a provider started.
+    pub fn place(&self) -> Option<Place> {
+        self.context()
+            .and_then(|c| serde_json::from_value::<Place>(c["place"].clone()).ok())
+    }
+
+    /// The repository the conversation works on: its issue's or pull request's own, else the
+    /// newest one chosen for it (Slack, tickets); `None` without one.
+    pub fn repository(&self) -> Option<RepositoryRef> {
+        if let Some(own) = self.place().and_then(|p| p.repository_ref()) {
+            return Some(own);
+        }
+        self.items
+            .iter()
+            .rev()
+            .find_map(|item| match item {
+                Item::RepositorySelected { repository, .. } => Some(repository.clone()),
+                _ => None,
+            })
+            .flatten()
     }
 
     /// The latest repository placed in the sandbox.
@@ -224,6 +247,8 @@ impl History {
                         | Item::Observation { .. }
                 )
             })
+            // A recall that found nothing says nothing.
+            .filter(|item| !matches!(item, Item::Observation { name, content, .. } if name == super::recall::RECALL && content.is_empty()))
             .filter(|item| !ranges.iter().any(|(s, e)| (*s..=*e).contains(&item.id())))
             .collect()
     }

@@ -5,11 +5,15 @@ pub mod editor;
 pub mod events;
 pub mod history;
 pub mod llm;
+pub mod microagents;
 pub mod prompt;
 mod publish;
+pub mod recall;
 mod run;
+mod scripts;
 pub mod settings;
 pub mod stuck;
+pub mod title;
 pub mod tools;
 
 pub(crate) use run::handle as handle_run;

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::events;
 use super::run::Run;
-use crate::integrations::request::Place;
+use crate::integrations::request::{Place, RepositoryRef};
 use crate::results::Changes;
 use crate::sandbox::git;
 
@@ -30,7 +30,7 @@ impl Run<'_> {
     /// Git and provider failures become the returned `error`, for the user; only database
     /// faults are errors.
     pub(super) async fn publish(&mut self) -> anyhow::Result<Option<Changes>> {
-        let Some(place) = self.place() else {
+        let (Some(place), Some(repository)) = (self.place(), self.history.repository()) else {
             return Ok(None);
         };
         let Some(recorded) = self.history.checkout().and_then(|doc| {
@@ -43,13 +43,14 @@ impl Run<'_> {
         }) else {
             return Ok(None);
         };
-        // Work asked for on an issue or ticket goes to a new branch and a pull/merge request;
-        // on a pull/merge request, to its own branch.
+        // Work asked for on an issue, ticket or Slack thread goes to a new branch and a
+        // pull/merge request; on a pull/merge request, to its own branch.
         let work_item = match &place {
             Place::GithubIssue { number, .. } => Some(number.to_string()),
             Place::GitlabIssue { iid, .. } => Some(iid.to_string()),
             Place::JiraIssue { issue_key, .. } => Some(issue_key.clone()),
             Place::LinearIssue { identifier, .. } => Some(identifier.clone()),
+            Place::SlackThread { .. } => Some(self.conversation_id().chars().take(8).collect()),
             _ => None,
         };
         let open_request = work_item.is_some();
@@ -63,8 +64,12 @@ impl Run<'_> {
             commits: 0,
             open_request,
             error: None,
+            pre_commit_failure: None,
         };
-        match self.push(&place, &recorded, &changes.branch).await {
+        match self
+            .push(&place, &repository, &recorded, &changes.branch)
+            .await
+        {
             Ok(commits) => changes.commits = commits,
             Err(error) => changes.error = Some(format!("{error:#}")),
         }
@@ -90,6 +95,7 @@ impl Run<'_> {
     async fn push(
         &mut self,
         place: &Place,
+        repository: &RepositoryRef,
         recorded: &Recorded,
         branch: &str,
     ) -> anyhow::Result<u32> {
@@ -103,10 +109,7 @@ impl Run<'_> {
             Some(checkout) if checkout.base == recorded.base => checkout,
             // Cloned by an earlier run: clone again on this worker.
             _ => {
-                let source = intake
-                    .checkout_source(place)
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("the place of the request has no repository"))?;
+                let source = intake.checkout_source(Some(place), repository).await?;
                 git::reopen(
                     &source.remote,
                     &recorded.branch,
@@ -129,10 +132,7 @@ impl Run<'_> {
                 }
                 return Ok(0);
             }
-            let remote = intake
-                .repository_remote(place)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("the place of the request has no repository"))?;
+            let remote = intake.remote_of(repository).await?;
             let pushed = git::push_back(sandboxes.as_ref(), &sandbox_id, &local, &remote, branch).await?;
             tracing::info!(branch, commits = pushed.commits, head = %pushed.head, "work pushed");
             Ok(pushed.commits)

@@ -18,6 +18,7 @@ use super::history::History;
 use super::llm::{Completion, LlmClient, LlmError};
 use super::prompt::REPOSITORY_DIR;
 use super::prompt::{PromptContext, Prompts};
+use super::scripts::PreCommit;
 use super::settings::AgentSettings;
 use super::stuck;
 use super::tools::{self, Call, ToolFault, Toolbox};
@@ -263,7 +264,7 @@ type Fault = anyhow::Error;
 
 pub(super) struct Run<'a> {
     pub(super) ctx: &'a JobContext,
-    runtime: &'a AgentRuntime,
+    pub(super) runtime: &'a AgentRuntime,
     conversation_id: String,
     runner: String,
     pub(super) history: History,
@@ -298,6 +299,10 @@ enum UserActions {
 impl Run<'_> {
     fn db(&self) -> &Db {
         &self.ctx.db
+    }
+
+    pub(super) fn conversation_id(&self) -> &str {
+        &self.conversation_id
     }
 
     /// Runs while there is work, and lets go of the conversation only when no event arrived
@@ -369,6 +374,7 @@ impl Run<'_> {
                 let reason = draft.doc["extras"]["reason"].as_str().unwrap_or("");
                 if let Some(summary) = self.summary(state, reason) {
                     let place = self.place();
+                    let repository = self.history.repository();
                     let ticket_url = self
                         .history
                         .context()
@@ -380,6 +386,7 @@ impl Run<'_> {
                         title: &self.title,
                         ticket_url: ticket_url.as_deref(),
                         place: place.as_ref(),
+                        repository: repository.as_ref(),
                         changes: self.changes.as_ref(),
                     };
                     crate::results::report_rest(&mut tx, &rest, &self.ctx.intake.public_url)
@@ -408,9 +415,19 @@ impl Run<'_> {
 
     /// Where the request was made, for a conversation a provider started.
     pub(super) fn place(&self) -> Option<Place> {
+        self.history.place()
+    }
+
+    /// The title work is named after (branches, pull requests): the or ticket's own,
+    /// else the conversation's.
+    fn work_title(&self, conversation: &Conversation) -> String {
         self.history
             .context()
-            .and_then(|c| serde_json::from_value::<Place>(c["place"].clone()).ok())
+            .and_then(|c| c["title"].as_str())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .unwrap_or(&conversation.title)
+            .to_string()
     }
 
     /// What is posted back when the agent comes to rest in `state`: its final message, its
@@ -532,7 +549,7 @@ impl Run<'_> {
     /// One run: prepares the sandbox, then steps until the agent rests.
     async fn drive(&mut self) -> Result<(), Fault> {
         let conversation = self.db().conversation(&self.conversation_id).await?;
-        self.title = conversation.title.clone();
+        self.title = self.work_title(&conversation);
         self.set_state(AgentState::Loading, "").await?;
         let llm = match self.llm_of(&conversation.owner_id).await? {
             Ok(Some(llm)) => llm,
@@ -552,6 +569,16 @@ impl Run<'_> {
             return self.set_state(AgentState::Error, &reason).await;
         }
         self.rebuild_tools();
+        self.recall_workspace(
+            conversation.repository.as_deref(),
+            conversation.git_provider.as_deref(),
+        )
+        .await?;
+        if conversation.title_pending {
+            self.write_title(&llm).await?;
+            let renamed = self.db().conversation(&self.conversation_id).await?;
+            self.title = self.work_title(&renamed);
+        }
         self.set_state(AgentState::Running, "").await?;
         let started = self.history.last_id;
         let limits = self.db().user_limits(&conversation.owner_id).await?;
@@ -576,6 +603,7 @@ impl Run<'_> {
                     return self.set_state(AgentState::Error, &reason).await;
                 }
             }
+            self.recall_knowledge().await?;
             if let Some(reason) = stuck::check(&self.history) {
                 return self.set_state(AgentState::Error, &reason).await;
             }
@@ -596,7 +624,15 @@ impl Run<'_> {
             }
             if let Next::Rest(state, reason) = self.step(&llm, &conversation).await? {
                 if state == AgentState::Finished {
+                    let still_failing = match self.pre_commit_gate().await? {
+                        PreCommit::Retry => continue,
+                        PreCommit::StillFailing(failure) => Some(failure),
+                        PreCommit::Passed => None,
+                    };
                     self.changes = self.publish().await?;
+                    if let Some(changes) = &mut self.changes {
+                        changes.pre_commit_failure = still_failing;
+                    }
                 }
                 let recorded = self.set_state(state, &reason).await;
                 self.changes = None;
@@ -746,7 +782,7 @@ impl Run<'_> {
     /// user finishes it.
     async fn answer_user_actions(&mut self) -> Result<(), Fault> {
         let conversation = self.db().conversation(&self.conversation_id).await?;
-        self.title = conversation.title.clone();
+        self.title = self.work_title(&conversation);
         match self.run_user_actions(&conversation, false).await? {
             UserActions::Finish(action_id) => self.finish_for_user(action_id).await,
             // Already answered with why; the agent's state is not the user's command's.
@@ -885,7 +921,8 @@ impl Run<'_> {
         metrics::histogram!("openhands_sandbox_start_seconds")
             .record(started.elapsed().as_secs_f64());
         self.sandboxes = Some(sandboxes.clone());
-        if previous.as_deref() != Some(info.id.as_str()) {
+        let fresh = previous.as_deref() != Some(info.id.as_str());
+        if fresh {
             if let Some(previous) = previous {
                 let note = format!(
                     "The earlier sandbox ({previous}) was lost and a new one was started: files and programs from before are gone, and the repository was checked out again."
@@ -911,6 +948,9 @@ impl Run<'_> {
         {
             return Ok(Err(reason));
         }
+        if fresh {
+            self.run_setup_script(sandboxes.as_ref(), &info.id).await?;
+        }
         self.toolbox.sandbox_id = info.id;
         Ok(Ok(()))
     }
@@ -923,8 +963,16 @@ impl Run<'_> {
         sandbox_id: &str,
         conversation: &Conversation,
     ) -> Result<Result<(), String>, Fault> {
-        let source = match (self.place(), conversation.repository.as_deref()) {
-            (Some(place), _) => self.ctx.intake.checkout_source(&place).await,
+        let source = match (
+            self.history.repository(),
+            conversation.repository.as_deref(),
+        ) {
+            (Some(repository), _) => self
+                .ctx
+                .intake
+                .checkout_source(self.place().as_ref(), &repository)
+                .await
+                .map(Some),
             (None, Some(repository)) if conversation.trigger_kind == "web" => self
                 .ctx
                 .intake

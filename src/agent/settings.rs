@@ -100,6 +100,10 @@ pub struct AgentSettings {
     /// prompt templates.
     #[arg(long, global = true, env = "AGENT_PROMPT_DIR")]
     pub agent_prompt_dir: Option<std::path::PathBuf>,
+    /// A directory of the service's own instructions and knowledge microagents (`*.md`, with
+    /// `triggers` in the front matter for knowledge), given to the agent in every conversation.
+    #[arg(long, global = true, env = "OPENHANDS_SKILLS_DIR")]
+    pub skills_dir: Option<std::path::PathBuf>,
     /// How long one LLM request may take before it counts as failed and is retried (the
     /// server's model and users' own alike).
     #[arg(long, global = true, env = "LLM_TIMEOUT", default_value = "600s", value_parser = humantime::parse_duration)]
@@ -114,6 +118,7 @@ impl Default for AgentSettings {
             agent_condenser_max_events: 120,
             agent_condenser_keep_first: 4,
             agent_prompt_dir: None,
+            skills_dir: None,
             llm_timeout: super::llm::DEFAULT_LLM_TIMEOUT,
         }
     }
@@ -143,6 +148,14 @@ impl AgentSettings {
             return Err(ConfigError::new(
                 "LLM_TIMEOUT must be greater than zero (e.g. 120s)",
             ));
+        }
+        if let Some(dir) = &self.skills_dir
+            && !dir.is_dir()
+        {
+            return Err(ConfigError::new(format!(
+                "OPENHANDS_SKILLS_DIR {} is not a directory",
+                dir.display()
+            )));
         }
         if let Some(dir) = &self.agent_prompt_dir {
             super::prompt::Prompts::load(Some(dir)).map_err(|e| ConfigError::new(e.to_string()))?;

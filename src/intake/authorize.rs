@@ -1,15 +1,16 @@
 //! Who may ask: on GitHub, anyone with write or admin permission on the repository; on
 //! GitLab, Developers and above; on Slack, Jira and Linear, members of a workspace we serve
-//! whose account an administrator linked to a user of ours.
+//! whose account is linked to a user of ours (by themselves, through a one-time link they are
+//! offered, or by an administrator).
 
 use anyhow::Context;
 
-use crate::config::{ProviderConfig, TicketRoute};
+use crate::config::{ChannelRoute, ProviderConfig, TicketRoute};
 use crate::integrations::github::GithubApp;
 use crate::integrations::gitlab::{self, GitlabApi};
 use crate::integrations::jira::JiraApi;
 use crate::integrations::linear::LinearApi;
-use crate::integrations::request::{Place, PriorMessage, Provider, Request, TicketRepository};
+use crate::integrations::request::{Place, PriorMessage, Provider, RepositoryRef, Request};
 use crate::integrations::slack::SlackApi;
 use crate::sandbox::git::GitRemote;
 use crate::storage::{Db, StorageError, Tx, User};
@@ -40,6 +41,11 @@ pub struct IntakeSettings {
     pub draft_change_requests: bool,
     /// The GitHub repository of each Jira project / Linear team.
     pub ticket_repositories: Vec<TicketRoute>,
+    /// The repository of each Slack channel's requests that name none (below what the admin
+    /// API sets).
+    pub channel_repositories: Vec<ChannelRoute>,
+    /// How people address the agent (`@openhands`), for the questions it asks.
+    pub mention_handle: String,
 }
 
 /// What the worker clones for a request.
@@ -69,60 +75,18 @@ pub enum Decision {
     },
     Denied {
         reason: String,
-        /// A private note to the sender on how to get access.
-        hint: Option<Hint>,
+        /// The sender's account is not linked: they are offered a link to link it themselves.
+        link: Option<LinkOffer>,
     },
 }
 
-/// An ephemeral Slack message to one user.
-#[derive(Debug)]
-pub struct Hint {
-    pub channel: String,
-    pub user: String,
-    pub thread_ts: Option<String>,
-    pub text: String,
-}
-
-/// The configured repository a ticket's request names (the earliest in its text, then its
-/// title, then its description), else the one configured for the ticket's key.
-fn chosen_repository(routes: &[TicketRoute], request: &Request, key: &str) -> Option<String> {
-    let named = |text: &str| {
-        let text = text.to_ascii_lowercase();
-        routes
-            .iter()
-            .filter_map(|route| {
-                let name = route.repository.to_ascii_lowercase();
-                text.match_indices(&name)
-                    .find(|(at, _)| {
-                        let part_of_name = |c: char| c.is_ascii_alphanumeric() || "-_".contains(c);
-                        let before = text[..*at].chars().next_back();
-                        let mut after = text[at + name.len()..].chars();
-                        // `acme/api` in `acme/api.`, `/acme/api/pull/3`, `(acme/api)`, but not
-                        // in `acme/api-docs` or `acme/api.js`.
-                        before.is_none_or(|c| !(part_of_name(c) || c == '.'))
-                            && match after.next() {
-                                None => true,
-                                Some('.') => !after.next().is_some_and(part_of_name),
-                                Some(c) => !part_of_name(c),
-                            }
-                    })
-                    .map(|(at, _)| (at, route.repository.clone()))
-            })
-            .min_by_key(|(at, _)| *at)
-            .map(|(_, repository)| repository)
-    };
-    let texts = [
-        Some(request.text.as_str()),
-        request.title.as_deref(),
-        request.body.as_deref(),
-    ];
-    let prefix = key.split('-').next().unwrap_or(key);
-    texts.into_iter().flatten().find_map(named).or_else(|| {
-        routes
-            .iter()
-            .find(|route| route.key.eq_ignore_ascii_case(prefix))
-            .map(|route| route.repository.clone())
-    })
+/// A provider account that may be linked through a one-time link.
+#[derive(Debug, Clone)]
+pub struct LinkOffer {
+    pub provider: Provider,
+    pub workspace: String,
+    pub external_id: String,
+    pub account_name: String,
 }
 
 pub(crate) fn host_of(url: &str) -> String {
@@ -133,7 +97,25 @@ pub(crate) fn host_of(url: &str) -> String {
 }
 
 fn deny(reason: String) -> Decision {
-    Decision::Denied { reason, hint: None }
+    Decision::Denied { reason, link: None }
+}
+
+/// Refuses an unlinked account, offering it a link.
+fn unlinked(
+    reason: String,
+    provider: Provider,
+    workspace: &str,
+    sender: &crate::integrations::request::Sender,
+) -> Decision {
+    Decision::Denied {
+        reason,
+        link: Some(LinkOffer {
+            provider,
+            workspace: workspace.to_string(),
+            external_id: sender.id.clone(),
+            account_name: sender.name.clone(),
+        }),
+    }
 }
 
 impl IntakeSettings {
@@ -192,6 +174,8 @@ impl IntakeSettings {
             linear,
             draft_change_requests: config.draft_pull_requests,
             ticket_repositories: config.ticket_repositories.clone(),
+            channel_repositories: config.slack_channel_repositories.clone(),
+            mention_handle: config.mention_handle.trim().to_string(),
         })
     }
 
@@ -258,11 +242,7 @@ impl IntakeSettings {
                     )))
                 }
             }
-            Place::SlackThread {
-                team_id,
-                channel,
-                thread_ts,
-            } => {
+            Place::SlackThread { team_id, .. } => {
                 if !self.slack_teams.iter().any(|t| t == team_id) {
                     return Ok(deny(format!(
                         "Slack workspace {team_id} is not served (SLACK_TEAM_ID)"
@@ -272,22 +252,15 @@ impl IntakeSettings {
                     Some(user) => Ok(Decision::Allowed {
                         owner: Owner::Linked(user),
                     }),
-                    None => Ok(Decision::Denied {
-                        reason: format!(
+                    None => Ok(unlinked(
+                        format!(
                             "Slack user {} of workspace {team_id} is not linked to a user",
                             sender.id
                         ),
-                        hint: Some(Hint {
-                            channel: channel.clone(),
-                            user: sender.id.clone(),
-                            thread_ts: Some(thread_ts.clone()),
-                            text: format!(
-                                "I can't work on this yet: your Slack account is not linked to an OpenHands user. \
-                                 Ask an OpenHands administrator to link Slack user {} in workspace {team_id} to your account, then ask again.",
-                                sender.id
-                            ),
-                        }),
-                    }),
+                        Provider::Slack,
+                        team_id,
+                        sender,
+                    )),
                 }
             }
             Place::JiraIssue { site, .. } => {
@@ -301,10 +274,15 @@ impl IntakeSettings {
                     Some(user) => Ok(Decision::Allowed {
                         owner: Owner::Linked(user),
                     }),
-                    None => Ok(deny(format!(
-                        "Jira account {} ({}) is not linked to a user",
-                        sender.id, sender.name
-                    ))),
+                    None => Ok(unlinked(
+                        format!(
+                            "Jira account {} ({}) is not linked to a user",
+                            sender.id, sender.name
+                        ),
+                        Provider::Jira,
+                        &site,
+                        sender,
+                    )),
                 }
             }
             Place::LinearIssue {
@@ -323,10 +301,15 @@ impl IntakeSettings {
                     Some(user) => Ok(Decision::Allowed {
                         owner: Owner::Linked(user),
                     }),
-                    None => Ok(deny(format!(
-                        "Linear user {} ({}) is not linked to a user",
-                        sender.id, sender.name
-                    ))),
+                    None => Ok(unlinked(
+                        format!(
+                            "Linear user {} ({}) is not linked to a user",
+                            sender.id, sender.name
+                        ),
+                        Provider::Linear,
+                        organization_id,
+                        sender,
+                    )),
                 }
             }
         }
@@ -373,87 +356,25 @@ impl IntakeSettings {
         }
     }
 
-    /// The GitHub repository a Jira or Linear ticket is worked on: a configured repository the
-    /// request names (its `owner/name`, e.g. in a link), else the one configured for the
-    /// ticket's key; `None` for other places, when none applies, or when the GitHub App is not
-    /// installed on it. Only configured repositories: who may ask on a ticket is decided by
-    /// the ticket system, not by GitHub.
-    pub async fn ticket_repository(
-        &self,
-        request: &Request,
-    ) -> anyhow::Result<Option<TicketRepository>> {
-        let Some(key) = request.ticket_key() else {
-            return Ok(None);
-        };
-        let Some(repository) = chosen_repository(&self.ticket_repositories, request, key) else {
-            return Ok(None);
-        };
-        let github = self.github.as_ref().context(
-            "OPENHANDS_TICKET_REPOSITORIES needs the GitHub App (GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY)",
-        )?;
-        match github.repository_installation(&repository).await? {
-            Some(installation_id) => Ok(Some(TicketRepository {
+    /// Where the worker clones `repository` from, with a fresh token (GitHub's last about an
+    /// hour: ask again before each clone or push). Errors never contain the token.
+    pub async fn remote_of(&self, repository: &RepositoryRef) -> anyhow::Result<GitRemote> {
+        match repository {
+            RepositoryRef::Github {
                 installation_id,
                 repository,
-            })),
-            None => {
-                tracing::warn!(%repository, ticket = key, "the GitHub App is not installed on the ticket's repository; the ticket is worked on without it");
-                Ok(None)
-            }
-        }
-    }
-
-    /// Where the worker clones the repository of `place` from (as recorded in a conversation's
-    /// `request_context`), with a fresh token; `None` where the place is not a repository
-    /// (Slack, Jira, Linear). Errors never contain the token.
-    pub async fn repository_remote(&self, place: &Place) -> anyhow::Result<Option<GitRemote>> {
-        match place {
-            Place::GithubIssue {
-                installation_id,
-                repository,
-                ..
-            }
-            | Place::GithubPullRequest {
-                installation_id,
-                repository,
-                ..
             } => {
                 let github = self.github.as_ref().context(
                     "cloning from GitHub needs GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY",
                 )?;
-                Ok(Some(
-                    github
-                        .repository_remote(*installation_id, repository)
-                        .await?,
-                ))
+                github.repository_remote(*installation_id, repository).await
             }
-            Place::GitlabIssue { project_id, .. }
-            | Place::GitlabMergeRequest { project_id, .. } => {
+            RepositoryRef::Gitlab { project_id, .. } => {
                 let gitlab = self
                     .gitlab
                     .as_ref()
                     .context("cloning from GitLab needs GITLAB_TOKEN")?;
-                Ok(Some(gitlab.project_remote(*project_id).await?))
-            }
-            Place::JiraIssue {
-                repository: Some(ticket),
-                ..
-            }
-            | Place::LinearIssue {
-                repository: Some(ticket),
-                ..
-            } => {
-                let github = self.github.as_ref().context(
-                    "cloning from GitHub needs GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY",
-                )?;
-                Ok(Some(
-                    github
-                        .repository_remote(ticket.installation_id, &ticket.repository)
-                        .await?,
-                ))
-            }
-            Place::SlackThread { .. } | Place::JiraIssue { .. } | Place::LinearIssue { .. } => {
-                Ok(None)
+                gitlab.project_remote(*project_id).await
             }
         }
     }
@@ -553,25 +474,26 @@ impl IntakeSettings {
         })
     }
 
-    /// What the worker clones for a request at `place`: the repository, and for a pull or merge
-    /// request its head branch (from the fork it lives in, for a fork's). `None` where the
-    /// place is not a repository. Errors never contain the token.
-    pub async fn checkout_source(&self, place: &Place) -> anyhow::Result<Option<CheckoutSource>> {
-        let Some(remote) = self.repository_remote(place).await? else {
-            return Ok(None);
-        };
+    /// What the worker clones of `repository` for a conversation asked at `place`: the default
+    /// branch, or for a pull or merge request its head branch (from the fork it lives in, for
+    /// a fork's). Errors never contain the token.
+    pub async fn checkout_source(
+        &self,
+        place: Option<&Place>,
+        repository: &RepositoryRef,
+    ) -> anyhow::Result<CheckoutSource> {
         let mut source = CheckoutSource {
-            remote,
+            remote: self.remote_of(repository).await?,
             branch: None,
             fork: None,
         };
         match place {
-            Place::GithubPullRequest {
+            Some(Place::GithubPullRequest {
                 installation_id,
                 repository,
                 number,
                 ..
-            } => {
+            }) => {
                 let github = self.github.as_ref().context("GitHub is not configured")?;
                 let head = github
                     .pull_request_head(*installation_id, repository, *number)
@@ -582,9 +504,9 @@ impl IntakeSettings {
                 }
                 source.branch = Some(head.branch);
             }
-            Place::GitlabMergeRequest {
+            Some(Place::GitlabMergeRequest {
                 project_id, iid, ..
-            } => {
+            }) => {
                 let gitlab = self.gitlab.as_ref().context("GitLab is not configured")?;
                 let head = gitlab.merge_request_head(*project_id, *iid).await?;
                 if head.source_project_id != *project_id {
@@ -595,7 +517,7 @@ impl IntakeSettings {
             }
             _ => {}
         }
-        Ok(Some(source))
+        Ok(source)
     }
 
     /// The diff of the pull or merge request of `place`, cut to [`MAX_DIFF_CHARS`]; `None`
@@ -624,16 +546,18 @@ impl IntakeSettings {
         Ok(Some(cut_diff(diff, MAX_DIFF_CHARS)))
     }
 
-    /// Sends the hint; fails when Slack is not configured or refuses it.
-    pub async fn send_hint(&self, hint: &Hint) -> anyhow::Result<()> {
+    /// Shows `text` to `user` alone in a Slack thread; fails when Slack is not configured or
+    /// refuses it.
+    pub async fn send_ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        thread_ts: &str,
+        text: &str,
+    ) -> anyhow::Result<()> {
         let slack = self.slack.as_ref().context("SLACK_BOT_TOKEN is not set")?;
         slack
-            .post_ephemeral(
-                &hint.channel,
-                &hint.user,
-                hint.thread_ts.as_deref(),
-                &hint.text,
-            )
+            .post_ephemeral(channel, user, Some(thread_ts), text)
             .await
     }
 
@@ -701,92 +625,7 @@ async fn linked(
 
 #[cfg(test)]
 mod tests {
-    use super::{TicketRoute, chosen_repository, cut_diff};
-    use crate::integrations::request::{Place, Provider, Request, Sender, Trigger};
-
-    fn ticket(key: &str, text: &str, body: Option<&str>) -> Request {
-        Request {
-            provider: Provider::Jira,
-            trigger: Trigger::Mention,
-            sender: Sender {
-                id: "1".into(),
-                name: "alice".into(),
-            },
-            place: Place::JiraIssue {
-                site: "https://acme.atlassian.net".into(),
-                issue_key: key.into(),
-                repository: None,
-            },
-            text: text.into(),
-            title: Some("A title".into()),
-            body: body.map(str::to_string),
-            url: None,
-            source_id: "comment-1".into(),
-        }
-    }
-
-    #[test]
-    fn a_ticket_works_on_the_repository_of_its_key_or_a_configured_one_it_names() {
-        let routes = vec![
-            TicketRoute {
-                key: "ENG".into(),
-                repository: "acme/api".into(),
-            },
-            TicketRoute {
-                key: "OPS".into(),
-                repository: "Acme/infra".into(),
-            },
-        ];
-        let chosen = |key: &str, text: &str, body: Option<&str>| {
-            chosen_repository(&routes, &ticket(key, text, body), key)
-        };
-        assert_eq!(
-            chosen("ENG-1", "@openhands fix it", None).as_deref(),
-            Some("acme/api")
-        );
-        assert_eq!(
-            chosen("eng-1", "@openhands fix it", None).as_deref(),
-            Some("acme/api")
-        );
-        assert_eq!(chosen("WEB-1", "@openhands fix it", None), None);
-        // Named in the comment, in a link, or in the description.
-        for text in [
-            "@openhands fix it in acme/infra.",
-            "@openhands see https://github.com/ACME/infra/pull/3",
-            "@openhands (acme/infra)",
-        ] {
-            assert_eq!(
-                chosen("ENG-1", text, None).as_deref(),
-                Some("Acme/infra"),
-                "{text}"
-            );
-        }
-        assert_eq!(
-            chosen("WEB-1", "@openhands go", Some("Lives in acme/infra")).as_deref(),
-            Some("Acme/infra")
-        );
-        // The earliest named wins; the comment before the description.
-        assert_eq!(
-            chosen(
-                "WEB-1",
-                "@openhands acme/api, not acme/infra",
-                Some("acme/infra")
-            )
-            .as_deref(),
-            Some("acme/api")
-        );
-        // Longer names that only start like a configured one are not it.
-        for text in [
-            "acme/api-docs",
-            "acme/api.js",
-            "xacme/api",
-            "acme/infra_old",
-        ] {
-            assert_eq!(chosen("WEB-1", text, None), None, "{text}");
-        }
-        // A repository that is not configured is never chosen.
-        assert_eq!(chosen("WEB-1", "@openhands work in evil/repo", None), None);
-    }
+    use super::cut_diff;
 
     #[test]
     fn short_diffs_are_kept_and_long_ones_cut_at_a_line() {

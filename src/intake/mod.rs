@@ -1,23 +1,31 @@
 //! From an accepted delivery to a conversation: the HTTP handler stores each delivery with an
 //! intake job ([`accept`]); the job checks that the sender may ask (repository permission or a
-//! linked account), then creates or continues the conversation of that issue, pull/merge
-//! request, thread or ticket, and enqueues its run.
+//! linked account, offering an unlinked one a link to link itself), decides which repository a
+//! request from Slack, Jira or Linear works on (asking when it cannot tell), then creates or
+//! continues the conversation of that issue, pull/merge request, thread or ticket, and
+//! enqueues its run.
 
 pub mod accept;
 mod authorize;
+pub mod links;
+pub mod repository;
 
 use apalis::prelude::{BoxDynError, Data};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::agent::RunConversation;
-use crate::integrations::request::{PriorMessage, Provider, Request};
+use crate::agent::events::{self as agent_events, RepositoryState};
+use crate::integrations::request::{Place, PriorMessage, Provider, Request, Trigger};
 use crate::queue::{self, Job, JobContext};
-use crate::storage::{DeliveryStatus, Event, NewConversation, NewEvent, Tx, User};
+use crate::storage::{
+    Conversation, DeliveryStatus, Event, EventRange, NewConversation, NewEvent, Tx, User,
+};
 use tracing::Instrument;
 
 use authorize::Decision;
-pub use authorize::{CheckoutSource, IntakeSettings, MAX_DIFF_CHARS};
+pub use authorize::{CheckoutSource, IntakeSettings, LinkOffer, MAX_DIFF_CHARS};
+use repository::Plan;
 
 /// Handle the request of one accepted delivery (stored with the delivery, so the job stays
 /// small).
@@ -57,95 +65,266 @@ async fn intake(job: Intake, ctx: &JobContext) -> Result<(), BoxDynError> {
     let Some(request) = delivery.request.as_deref() else {
         return Err(format!("delivery {} holds no request", job.delivery).into());
     };
-    let mut request: Request = serde_json::from_str(request)?;
+    let request: Request = serde_json::from_str(request)?;
     tracing::debug!(provider = %request.provider, "authorizing");
-    let decision = ctx.intake.authorize(&ctx.db, &request).await?;
-    // A new conversation starts with what was said before it, the pull/merge request's diff
-    // and a ticket's repository, read before the transaction opens (SQLite has one connection; a provider call
-    // must not hold it).
-    let (history, diff) = match &decision {
-        Decision::Allowed { .. } if is_new_conversation(ctx, &request).await? => {
-            if let Some(repository) = ctx.intake.ticket_repository(&request).await? {
-                request.set_ticket_repository(repository);
-            }
-            let history = ctx.intake.history(&request).await?;
-            (history, diff_of(ctx, &request).await)
+    match ctx.intake.authorize(&ctx.db, &request).await? {
+        Decision::Denied { reason, link } => refuse(ctx, &job, &request, &reason, link).await,
+        Decision::Allowed { owner } => admit(ctx, &job, request, owner).await,
+    }
+}
+
+/// Records a refused request; an unlinked account is offered a one-time link (privately on
+/// Slack, in a comment on a ticket) that links it and then runs this request.
+async fn refuse(
+    ctx: &JobContext,
+    job: &Intake,
+    request: &Request,
+    reason: &str,
+    link: Option<LinkOffer>,
+) -> Result<(), BoxDynError> {
+    let mut tx = ctx.db.begin().await?;
+    if tx.delivery(job.delivery).await?.intake_id.as_deref() == Some(job.intake_id.as_str()) {
+        return Ok(());
+    }
+    let offered = match &link {
+        Some(offer) => {
+            let url = links::offer(&mut tx, offer, job.delivery, &ctx.intake.public_url).await?;
+            let text = links::invitation(offer, request, &url);
+            crate::results::offer_link(&mut tx, request, &text).await?;
+            Some(text)
         }
-        _ => (Vec::new(), Diff::default()),
+        None => None,
+    };
+    let reason = match &offered {
+        Some(_) => format!("{reason}; a link to link the account was offered"),
+        None => reason.to_string(),
+    };
+    tx.finish_intake(
+        job.delivery,
+        &job.intake_id,
+        DeliveryStatus::Unauthorized,
+        Some(&reason),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(%reason, "request not authorized");
+    // Told once, after the outcome is stored: a retry of this job does not repeat it.
+    if let (
+        Some(text),
+        Place::SlackThread {
+            channel, thread_ts, ..
+        },
+    ) = (offered, &request.place)
+        && let Err(error) = ctx
+            .intake
+            .send_ephemeral(channel, &request.sender.id, thread_ts, &text)
+            .await
+    {
+        tracing::warn!(error = %format!("{error:#}"), "could not tell the sender how to link their account");
+    }
+    Ok(())
+}
+
+/// What is read from providers for an admitted request before the transaction opens (SQLite
+/// has one connection; a provider call must not hold it).
+#[derive(Debug, Default)]
+struct Prepared {
+    history: Vec<PriorMessage>,
+    diff: Diff,
+    /// What to do about the repository of a Slack or ticket request.
+    plan: Option<Plan>,
+}
+
+/// Why an admitted request does nothing after all.
+enum Skip {
+    /// Stored as ignored, with the reason.
+    Ignore(String),
+    /// Ignored, and the sender is told why (privately on Slack).
+    Tell(String),
+}
+
+async fn admit(
+    ctx: &JobContext,
+    job: &Intake,
+    request: Request,
+    owner: authorize::Owner,
+) -> Result<(), BoxDynError> {
+    let existing = ctx
+        .db
+        .conversation_by_external_ref(request.provider.as_str(), &request.external_ref())
+        .await?;
+    let prepared = match prepare(ctx, &request, &owner, existing.as_ref()).await? {
+        Ok(prepared) => prepared,
+        Err(skip) => return skip_request(ctx, job, &request, skip).await,
     };
     let mut tx = ctx.db.begin().await?;
     if tx.delivery(job.delivery).await?.intake_id.as_deref() == Some(job.intake_id.as_str()) {
         return Ok(());
     }
-    match decision {
-        Decision::Denied { reason, hint } => {
-            tx.finish_intake(
-                job.delivery,
-                &job.intake_id,
-                DeliveryStatus::Unauthorized,
-                Some(&reason),
-                None,
-            )
-            .await?;
-            tx.commit().await?;
-            tracing::info!(%reason, "request not authorized");
-            if let Some(hint) = hint {
-                // Told once, after the outcome is stored: a retry of this job does not repeat it.
-                if let Err(error) = ctx.intake.send_hint(&hint).await {
-                    tracing::warn!(error = %format!("{error:#}"), "could not tell the sender how to link their account");
-                }
-            }
-            Ok(())
-        }
-        Decision::Allowed { owner } => {
-            let key = request.request_key();
-            if let Some(first) = tx.claim_request(&key, job.delivery).await? {
-                let reason = format!("the same request arrived before as delivery {first}");
-                tx.finish_intake(
-                    job.delivery,
-                    &job.intake_id,
-                    DeliveryStatus::Duplicate,
-                    Some(&reason),
-                    None,
-                )
-                .await?;
-                tx.commit().await?;
-                return Ok(());
-            }
-            let owner = match owner {
-                authorize::Owner::Linked(user) => user,
-                authorize::Owner::Account { workspace } => {
-                    ctx.intake
-                        .account_user(&mut tx, &request, &workspace)
-                        .await?
-                }
-            };
-            let (conversation_id, stored) = record_request(
-                &mut tx,
-                &job,
-                &request,
-                &owner,
-                &history,
-                &diff,
-                &ctx.intake.public_url,
-            )
-            .await?;
-            tx.finish_intake(
-                job.delivery,
-                &job.intake_id,
-                DeliveryStatus::Accepted,
-                None,
-                Some(&conversation_id),
-            )
-            .await?;
-            tx.commit().await?;
-            if let Some(agent) = &ctx.agent {
-                agent.bus.publish(&ctx.db, stored).await;
-            }
-            tracing::info!(conversation_id = %conversation_id, user_id = %owner.id, "request accepted");
-            Ok(())
-        }
+    let key = request.request_key();
+    if let Some(first) = tx.claim_request(&key, job.delivery).await? {
+        let reason = format!("the same request arrived before as delivery {first}");
+        tx.finish_intake(
+            job.delivery,
+            &job.intake_id,
+            DeliveryStatus::Duplicate,
+            Some(&reason),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(());
     }
+    let owner = match owner {
+        authorize::Owner::Linked(user) => user,
+        authorize::Owner::Account { workspace } => {
+            ctx.intake
+                .account_user(&mut tx, &request, &workspace)
+                .await?
+        }
+    };
+    let (conversation_id, stored) =
+        record_request(&mut tx, job, &request, &owner, &prepared, &ctx.intake).await?;
+    tx.finish_intake(
+        job.delivery,
+        &job.intake_id,
+        DeliveryStatus::Accepted,
+        None,
+        Some(&conversation_id),
+    )
+    .await?;
+    tx.commit().await?;
+    if let Some(agent) = &ctx.agent {
+        agent.bus.publish(&ctx.db, stored).await;
+    }
+    tracing::info!(conversation_id = %conversation_id, user_id = %owner.id, "request accepted");
+    Ok(())
+}
+
+/// Reads what a new conversation starts with (earlier messages, the diff) and decides what to
+/// do about the repository of a Slack or ticket request.
+async fn prepare(
+    ctx: &JobContext,
+    request: &Request,
+    owner: &authorize::Owner,
+    existing: Option<&Conversation>,
+) -> Result<Result<Prepared, Skip>, BoxDynError> {
+    let mut prepared = Prepared::default();
+    let state = match existing {
+        Some(conversation) => repository_state(ctx, conversation).await?,
+        None => RepositoryState::Undecided,
+    };
+    if request.trigger == Trigger::Choice {
+        let Some(conversation) = existing else {
+            return Ok(Err(Skip::Ignore(
+                "no conversation asked for a repository in this thread".into(),
+            )));
+        };
+        if state != RepositoryState::Waiting {
+            return Ok(Err(Skip::Tell(
+                "The repository of this conversation was chosen already.".into(),
+            )));
+        }
+        let authorize::Owner::Linked(user) = owner else {
+            return Ok(Err(Skip::Ignore(
+                "a choice from an unlinked account".into(),
+            )));
+        };
+        if user.id != conversation.owner_id {
+            return Ok(Err(Skip::Tell(
+                "Only the person who asked can choose the repository.".into(),
+            )));
+        }
+        prepared.plan = Some(
+            ctx.intake
+                .plan_choice(&ctx.db, &user.id, &request.text)
+                .await?,
+        );
+        return Ok(Ok(prepared));
+    }
+    if existing.is_none() {
+        prepared.history = ctx.intake.history(request).await?;
+        prepared.diff = diff_of(ctx, request).await;
+    }
+    let chooses_repository = matches!(
+        request.place,
+        Place::SlackThread { .. } | Place::JiraIssue { .. } | Place::LinearIssue { .. }
+    );
+    if let (true, authorize::Owner::Linked(user)) = (chooses_repository, owner) {
+        prepared.plan = match (existing, &state) {
+            (None, _) => Some(ctx.intake.plan_new(&ctx.db, request, &user.id).await?),
+            (Some(_), RepositoryState::Waiting) => {
+                Some(ctx.intake.plan_answer(&ctx.db, request, &user.id).await?)
+            }
+            _ => None,
+        };
+    }
+    Ok(Ok(prepared))
+}
+
+/// Where a conversation stands on its repository, from its newest repository event.
+async fn repository_state(
+    ctx: &JobContext,
+    conversation: &Conversation,
+) -> Result<RepositoryState, BoxDynError> {
+    let kinds = [
+        agent_events::REPOSITORY_QUESTION.to_string(),
+        agent_events::REPOSITORY_SELECTED.to_string(),
+    ];
+    let newest = ctx
+        .db
+        .events_in(
+            &conversation.id,
+            &EventRange {
+                start_id: 0,
+                reverse: true,
+                kinds: &kinds,
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await?;
+    Ok(agent_events::repository_state(newest.first()))
+}
+
+/// Stores a request that does nothing after all, telling the sender why when there is a reason
+/// for them.
+async fn skip_request(
+    ctx: &JobContext,
+    job: &Intake,
+    request: &Request,
+    skip: Skip,
+) -> Result<(), BoxDynError> {
+    let (reason, tell) = match skip {
+        Skip::Ignore(reason) => (reason, false),
+        Skip::Tell(reason) => (reason, true),
+    };
+    let mut tx = ctx.db.begin().await?;
+    if tx.delivery(job.delivery).await?.intake_id.as_deref() == Some(job.intake_id.as_str()) {
+        return Ok(());
+    }
+    tx.finish_intake(
+        job.delivery,
+        &job.intake_id,
+        DeliveryStatus::Ignored,
+        Some(&reason),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    if tell
+        && let Place::SlackThread {
+            channel, thread_ts, ..
+        } = &request.place
+        && let Err(error) = ctx
+            .intake
+            .send_ephemeral(channel, &request.sender.id, thread_ts, &reason)
+            .await
+    {
+        tracing::warn!(error = %format!("{error:#}"), "could not tell the sender why their choice was ignored");
+    }
+    Ok(())
 }
 
 /// A pull/merge request's diff for the agent, or why it could not be read.
@@ -170,45 +349,46 @@ async fn diff_of(ctx: &JobContext, request: &Request) -> Diff {
     }
 }
 
-async fn is_new_conversation(ctx: &JobContext, request: &Request) -> Result<bool, BoxDynError> {
-    Ok(ctx
-        .db
-        .conversation_by_external_ref(request.provider.as_str(), &request.external_ref())
-        .await?
-        .is_none())
-}
-
 /// Creates the conversation of the request's issue, thread or ticket (or continues the one it
-/// has), records the request for the agent and enqueues a run. Returns the conversation's id.
+/// has), records the request for the agent, decides or asks its repository, and enqueues a run
+/// unless it waits for the answer. Returns the conversation's id.
 async fn record_request(
     tx: &mut Tx,
     job: &Intake,
     request: &Request,
     owner: &User,
-    history: &[PriorMessage],
-    diff: &Diff,
-    public_url: &str,
+    prepared: &Prepared,
+    intake: &IntakeSettings,
 ) -> Result<(String, Vec<Event>), BoxDynError> {
     let provider = request.provider.as_str();
     let external_ref = request.external_ref();
     let existing = tx
         .conversation_by_external_ref(provider, &external_ref)
         .await?;
+    let decided = match &prepared.plan {
+        Some(Plan::Work { repository, .. }) => Some(repository.as_ref()),
+        _ => None,
+    };
     let mut stored = Vec::new();
     let conversation = match existing {
         Some(conversation) => conversation,
         None => {
             let title = title_of(request);
+            let repository = decided
+                .flatten()
+                .cloned()
+                .or_else(|| request.place.repository_ref());
             let conversation = tx
                 .create_conversation(&NewConversation {
                     owner_id: &owner.id,
                     title: &title,
                     trigger_kind: provider,
-                    repository: request.repository(),
+                    repository: repository.as_ref().map(|r| r.name()),
                     branch: request.branch(),
-                    git_provider: request.git_provider(),
+                    git_provider: repository.as_ref().map(|r| r.git_provider()),
                     external_ref: Some(&external_ref),
                     trigger_url: request.url.as_deref(),
+                    title_pending: title_is_written(request),
                 })
                 .await?;
             stored.push(
@@ -217,7 +397,7 @@ async fn record_request(
                     &NewEvent {
                         source: "environment",
                         kind: "request_context",
-                        payload: &context_of(request, history, diff),
+                        payload: &context_of(request, &prepared.history, &prepared.diff),
                     },
                 )
                 .await?,
@@ -225,47 +405,143 @@ async fn record_request(
             conversation
         }
     };
-    let message = crate::agent::events::user_message(
-        &request.text,
-        false,
-        json!({
-            "trigger": request.trigger,
-            "sender": request.sender,
-            "user_id": owner.id,
-            "url": request.url,
-            "delivery": job.delivery,
-        }),
-    );
-    stored.push(
-        tx.append(
-            &conversation.id,
-            &NewEvent {
-                source: message.source,
-                kind: &message.kind,
-                payload: &message.doc,
+    // A choice from a menu is not a message.
+    if request.trigger != Trigger::Choice {
+        let message = crate::agent::events::user_message(
+            &request.text,
+            false,
+            json!({
+                "trigger": request.trigger,
+                "sender": request.sender,
+                "user_id": owner.id,
+                "url": request.url,
+                "delivery": job.delivery,
+            }),
+        );
+        stored.push(append_draft(tx, &conversation.id, &message).await?);
+    }
+    let public_url = &intake.public_url;
+    let run = match &prepared.plan {
+        None => {
+            crate::results::acknowledge(tx, request, &conversation.id, public_url, None).await?;
+            true
+        }
+        Some(Plan::Work { repository, how }) => {
+            let selected =
+                agent_events::repository_selected(repository.as_ref(), how, &request.sender.name);
+            stored.push(append_draft(tx, &conversation.id, &selected).await?);
+            tx.set_conversation_repository(
+                &conversation.id,
+                repository.as_ref().map(|r| r.name()),
+                repository.as_ref().map(|r| r.git_provider()),
+            )
+            .await?;
+            crate::results::acknowledge(
+                tx,
+                request,
+                &conversation.id,
+                public_url,
+                Some(repository.as_ref()),
+            )
+            .await?;
+            true
+        }
+        Some(Plan::Ask { choices, problems }) => {
+            let question = crate::results::RepositoryQuestion {
+                choices,
+                problems,
+                mention_handle: &intake.mention_handle,
+                public_url,
+            };
+            let asked = agent_events::repository_question(
+                "Which repository should I work on?",
+                choices,
+                problems,
+            );
+            stored.push(append_draft(tx, &conversation.id, &asked).await?);
+            tx.set_conversation_status(
+                &conversation.id,
+                agent_events::AgentState::AwaitingUserInput.as_str(),
+            )
+            .await?;
+            crate::results::ask_repository(tx, request, &conversation.id, &question).await?;
+            false
+        }
+        Some(Plan::KeepWaiting) => false,
+    };
+    if run {
+        queue::enqueue(
+            tx,
+            &RunConversation {
+                conversation_id: conversation.id.clone(),
             },
         )
-        .await?,
-    );
-    crate::results::acknowledge(tx, request, &conversation.id, public_url).await?;
-    queue::enqueue(
-        tx,
-        &RunConversation {
-            conversation_id: conversation.id.clone(),
-        },
-    )
-    .await?;
+        .await?;
+    }
     Ok((conversation.id, stored))
 }
 
-/// A conversation's title: the issue's or ticket's, else the first line of what was asked.
+async fn append_draft(
+    tx: &mut Tx,
+    conversation_id: &str,
+    draft: &agent_events::Draft,
+) -> Result<Event, BoxDynError> {
+    Ok(tx
+        .append(
+            conversation_id,
+            &NewEvent {
+                source: draft.source,
+                kind: &draft.kind,
+                payload: &draft.doc,
+            },
+        )
+        .await?)
+}
+
+/// Whether the conversation's title is a stand-in for the model to replace: a Slack thread's
+/// (its first line); issues, pull/merge requests and tickets have titles of their own.
+fn title_is_written(request: &Request) -> bool {
+    matches!(request.place, Place::SlackThread { .. })
+}
+
+/// A conversation's title: `owner/repo#N: title` for an issue or pull request
+/// (`group/project!N: title` for a merge request), `KEY: title` for a ticket, else the first
+/// line of what was asked.
 fn title_of(request: &Request) -> String {
-    let title = request
+    let first_line = || request.text.lines().next().unwrap_or("").trim().to_string();
+    let own = request
         .title
         .as_deref()
-        .filter(|t| !t.trim().is_empty())
-        .unwrap_or_else(|| request.text.lines().next().unwrap_or(""))
-        .trim();
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let title = match (&request.place, own) {
+        (
+            Place::GithubIssue {
+                repository, number, ..
+            }
+            | Place::GithubPullRequest {
+                repository, number, ..
+            },
+            Some(title),
+        ) => format!("{repository}#{number}: {title}"),
+        (
+            Place::GitlabIssue {
+                project_path, iid, ..
+            },
+            Some(title),
+        ) => format!("{project_path}#{iid}: {title}"),
+        (
+            Place::GitlabMergeRequest {
+                project_path, iid, ..
+            },
+            Some(title),
+        ) => format!("{project_path}!{iid}: {title}"),
+        (_, Some(title)) => match request.ticket_key() {
+            Some(key) => format!("{key}: {title}"),
+            None => title.to_string(),
+        },
+        (_, None) => first_line(),
+    };
     let title: String = title.chars().take(200).collect();
     if title.is_empty() {
         format!("{} request", request.provider)

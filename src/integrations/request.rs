@@ -143,6 +143,9 @@ pub enum Trigger {
     Mention,
     /// A new message in a Slack thread; a request only where a conversation already runs.
     ThreadReply,
+    /// A repository picked from the menu the agent posted in a Slack thread; the request's
+    /// text is the option's value (see [`RepositoryRef::choice_value`]).
+    Choice,
 }
 
 /// Who asked, as the provider knows them.
@@ -225,14 +228,135 @@ pub enum Place {
     },
 }
 
+impl Place {
+    /// The repository this place is in: an issue's or pull/merge request's own, or the one a
+    /// ticket's conversation was given when it started (older conversations recorded it here).
+    pub fn repository_ref(&self) -> Option<RepositoryRef> {
+        match self {
+            Place::GithubIssue {
+                installation_id,
+                repository,
+                ..
+            }
+            | Place::GithubPullRequest {
+                installation_id,
+                repository,
+                ..
+            }
+            | Place::JiraIssue {
+                repository:
+                    Some(TicketRepository {
+                        installation_id,
+                        repository,
+                    }),
+                ..
+            }
+            | Place::LinearIssue {
+                repository:
+                    Some(TicketRepository {
+                        installation_id,
+                        repository,
+                    }),
+                ..
+            } => Some(RepositoryRef::Github {
+                installation_id: *installation_id,
+                repository: repository.clone(),
+            }),
+            Place::GitlabIssue {
+                project_id,
+                project_path,
+                ..
+            }
+            | Place::GitlabMergeRequest {
+                project_id,
+                project_path,
+                ..
+            } => Some(RepositoryRef::Gitlab {
+                project_id: *project_id,
+                path: project_path.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// A GitHub repository a Jira or Linear ticket's work is cloned from, pushed to and opened as a
-/// pull request on, through the GitHub App's installation on it.
+/// pull request on, through the GitHub App's installation on it. Conversations started before
+/// repositories were recorded as their own events kept it in the place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketRepository {
     pub installation_id: u64,
     /// `owner/name`.
     pub repository: String,
 }
+
+/// A repository the agent works on, and how the service reaches it: through the GitHub App's
+/// installation on it, or with GITLAB_TOKEN.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "host", rename_all = "lowercase")]
+pub enum RepositoryRef {
+    Github {
+        installation_id: u64,
+        /// `owner/name`.
+        repository: String,
+    },
+    Gitlab {
+        project_id: u64,
+        /// `group/subgroup/project`.
+        path: String,
+    },
+}
+
+impl RepositoryRef {
+    /// `owner/name` or `group/project`.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Github { repository, .. } => repository,
+            Self::Gitlab { path, .. } => path,
+        }
+    }
+
+    /// `github` or `gitlab`, as conversations record it.
+    pub fn git_provider(&self) -> &'static str {
+        match self {
+            Self::Github { .. } => "github",
+            Self::Gitlab { .. } => "gitlab",
+        }
+    }
+
+    /// The value of this repository in a menu of choices: `github:owner/name`.
+    pub fn choice_value(&self) -> String {
+        format!("{}:{}", self.git_provider(), self.name())
+    }
+}
+
+/// What a menu choice's value names: a host and a path, or no repository (`None`).
+pub fn parse_choice_value(value: &str) -> Result<Option<(&'static str, &str)>, ParseError> {
+    if value == NO_REPOSITORY {
+        return Ok(None);
+    }
+    let (host, path) = value
+        .split_once(':')
+        .ok_or_else(|| ParseError::new(format!("`{value}` is not a repository choice")))?;
+    let host = match host {
+        "github" => "github",
+        "gitlab" => "gitlab",
+        other => {
+            return Err(ParseError::new(format!(
+                "`{other}` is not a repository host (github or gitlab)"
+            )));
+        }
+    };
+    if path.is_empty() || !path.contains('/') {
+        return Err(ParseError::new(format!(
+            "`{path}` is not a repository path"
+        )));
+    }
+    Ok(Some((host, path)))
+}
+
+/// The menu value that asks for work without a repository.
+pub const NO_REPOSITORY: &str = "none";
 
 /// Someone asked the agent for something, somewhere.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -309,21 +433,7 @@ impl Request {
 
     /// Where [`Request::repository`] is hosted: `github` or `gitlab`.
     pub fn git_provider(&self) -> Option<&'static str> {
-        self.repository()?;
-        match &self.place {
-            Place::GitlabIssue { .. } | Place::GitlabMergeRequest { .. } => Some("gitlab"),
-            // Tickets' repositories are GitHub's (OPENHANDS_TICKET_REPOSITORIES).
-            _ => Some("github"),
-        }
-    }
-
-    /// Names the repository a Jira or Linear ticket's work goes to (nothing for other places).
-    pub fn set_ticket_repository(&mut self, ticket: TicketRepository) {
-        if let Place::JiraIssue { repository, .. } | Place::LinearIssue { repository, .. } =
-            &mut self.place
-        {
-            *repository = Some(ticket);
-        }
+        self.place.repository_ref().map(|r| r.git_provider())
     }
 
     /// The ticket's key (`ENG-42`), for a Jira or Linear request.

@@ -16,7 +16,7 @@ use apalis::prelude::{BoxDynError, Data};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::integrations::request::{Place, Provider, Request};
+use crate::integrations::request::{NO_REPOSITORY, Place, Provider, RepositoryRef, Request};
 use crate::queue::{self, Job, JobContext};
 use crate::storage::{NewOutboxPost, OutboxPost, Tx};
 
@@ -179,33 +179,48 @@ pub fn conversation_link(public_url: &str, conversation_id: &str) -> String {
 
 /// Acknowledges an accepted request where it was made: a reaction on what asked, and the
 /// status comment (a thread reply on Slack, a comment on a ticket) with the conversation's link.
+/// `working_on` names the repository decided for a Slack or ticket request (`Some(None)`:
+/// none), said in the status.
 pub async fn acknowledge(
     tx: &mut Tx,
     request: &Request,
     conversation_id: &str,
     public_url: &str,
+    working_on: Option<Option<&RepositoryRef>>,
 ) -> Result<(), BoxDynError> {
     let request_key = request.request_key();
     let link = conversation_link(public_url, conversation_id);
-    let text = format!("I'm on it! You can follow my progress here: {link}");
+    let text = match working_on {
+        None => format!("I'm on it! You can follow my progress here: {link}"),
+        Some(Some(repository)) => format!(
+            "I'm on it, working on `{}`. You can follow my progress here: {link}",
+            repository.name()
+        ),
+        Some(None) => {
+            format!("I'm on it (without a repository). You can follow my progress here: {link}")
+        }
+    };
     if let Place::SlackThread {
         channel, thread_ts, ..
     } = &request.place
     {
-        // The message that asked: its ts follows the channel in the source id.
+        // The message that asked: its ts follows the channel in the source id. A choice made
+        // in the agent's own menu gets no reaction.
         let asked = request.source_id.rsplit(':').next().unwrap_or(thread_ts);
-        add_post(
-            tx,
-            &NewOutboxPost {
-                conversation_id: Some(conversation_id),
-                provider: "slack",
-                kind: kind::REACTION,
-                target: &json!({"channel": channel, "ts": asked}),
-                body: &json!({"name": "eyes"}),
-                idempotency_key: &format!("{request_key}:reaction"),
-            },
-        )
-        .await?;
+        if request.trigger != crate::integrations::request::Trigger::Choice {
+            add_post(
+                tx,
+                &NewOutboxPost {
+                    conversation_id: Some(conversation_id),
+                    provider: "slack",
+                    kind: kind::REACTION,
+                    target: &json!({"channel": channel, "ts": asked}),
+                    body: &json!({"name": "eyes"}),
+                    idempotency_key: &format!("{request_key}:reaction"),
+                },
+            )
+            .await?;
+        }
         return add_post(
             tx,
             &NewOutboxPost {
@@ -310,6 +325,141 @@ pub async fn acknowledge(
     Ok(())
 }
 
+/// Where replies to a request from Slack, Jira or Linear go, and under which provider.
+fn reply_target(request: &Request) -> Option<(&'static str, Value)> {
+    match &request.place {
+        Place::SlackThread {
+            channel, thread_ts, ..
+        } => Some(("slack", json!({"channel": channel, "thread_ts": thread_ts}))),
+        Place::JiraIssue { issue_key, .. } => Some(("jira", json!({"issue_key": issue_key}))),
+        Place::LinearIssue { issue_id, .. } => Some(("linear", json!({"issue_id": issue_id}))),
+        _ => None,
+    }
+}
+
+/// Asks where the request was made which repository to work on: on Slack a reaction on the
+/// message and a menu of `choices` (and "No repository") in the thread; on a ticket a comment
+/// listing them, to be answered by naming one. `problems` says why named ones cannot be used.
+/// The question is the request's status post: what the run reports later follows it.
+pub async fn ask_repository(
+    tx: &mut Tx,
+    request: &Request,
+    conversation_id: &str,
+    question: &RepositoryQuestion<'_>,
+) -> Result<(), BoxDynError> {
+    let Some((provider, target)) = reply_target(request) else {
+        return Ok(());
+    };
+    let request_key = request.request_key();
+    let link = conversation_link(question.public_url, conversation_id);
+    let mut text = String::new();
+    for problem in question.problems {
+        text.push_str(&format!("I can't work on {problem}.\n"));
+    }
+    let body = if provider == "slack" {
+        if let Place::SlackThread { channel, .. } = &request.place
+            && request.trigger != crate::integrations::request::Trigger::Choice
+        {
+            let asked = request.source_id.rsplit(':').next().unwrap_or_default();
+            add_post(
+                tx,
+                &NewOutboxPost {
+                    conversation_id: Some(conversation_id),
+                    provider,
+                    kind: kind::REACTION,
+                    target: &json!({"channel": channel, "ts": asked}),
+                    body: &json!({"name": "eyes"}),
+                    idempotency_key: &format!("{request_key}:reaction"),
+                },
+            )
+            .await?;
+        }
+        text.push_str(&format!(
+            "Which repository should I work on? Pick it below, or name it in this thread (`owner/name`). <{link}|Conversation>"
+        ));
+        let mut options: Vec<crate::integrations::slack::MenuOption> = question
+            .choices
+            .iter()
+            .map(|choice| crate::integrations::slack::MenuOption {
+                label: choice.name().to_string(),
+                value: choice.choice_value(),
+            })
+            .collect();
+        options.push(crate::integrations::slack::MenuOption {
+            label: "No repository".to_string(),
+            value: NO_REPOSITORY.to_string(),
+        });
+        let blocks = crate::integrations::slack::repository_menu(&text, &options);
+        json!({"text": text, "blocks": blocks})
+    } else {
+        let handle = question.mention_handle;
+        text.push_str(&format!(
+            "Which repository should I work on? Reply with {handle} and its name, e.g. `{handle} owner/name`, or `{handle} no repository`."
+        ));
+        if !question.choices.is_empty() {
+            const LISTED: usize = 20;
+            let names: Vec<String> = question
+                .choices
+                .iter()
+                .take(LISTED)
+                .map(|c| format!("`{}`", c.name()))
+                .collect();
+            text.push_str(&format!("\nYou may use: {}", names.join(", ")));
+            if question.choices.len() > LISTED {
+                text.push_str(&format!(" and {} more", question.choices.len() - LISTED));
+            }
+            text.push('.');
+        }
+        text.push_str(&format!("\n\nConversation: {link}"));
+        json!({"text": text})
+    };
+    add_post(
+        tx,
+        &NewOutboxPost {
+            conversation_id: Some(conversation_id),
+            provider,
+            kind: kind::STATUS,
+            target: &target,
+            body: &body,
+            idempotency_key: &format!("{request_key}:status"),
+        },
+    )
+    .await
+}
+
+/// What [`ask_repository`] asks.
+#[derive(Debug)]
+pub struct RepositoryQuestion<'a> {
+    pub choices: &'a [RepositoryRef],
+    pub problems: &'a [String],
+    /// How people address the agent, for a ticket's answer.
+    pub mention_handle: &'a str,
+    pub public_url: &'a str,
+}
+
+/// Offers an unlinked Jira or Linear user the link that links their account, as a comment on
+/// the ticket (Slack members get it privately instead, from intake).
+pub async fn offer_link(tx: &mut Tx, request: &Request, text: &str) -> Result<(), BoxDynError> {
+    let Some((provider, target)) = reply_target(request) else {
+        return Ok(());
+    };
+    if provider == "slack" {
+        return Ok(());
+    }
+    add_post(
+        tx,
+        &NewOutboxPost {
+            conversation_id: None,
+            provider,
+            kind: kind::REPLY,
+            target: &target,
+            body: &json!({"text": text}),
+            idempotency_key: &format!("{}:link", request.request_key()),
+        },
+    )
+    .await
+}
+
 /// What the run did with the repository when the agent finished.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Changes {
@@ -323,6 +473,9 @@ pub struct Changes {
     pub open_request: bool,
     /// Why the work could not be pushed.
     pub error: Option<String>,
+    /// The repository's pre-commit script still fails on the work, in words.
+    #[serde(default)]
+    pub pre_commit_failure: Option<String>,
 }
 
 /// How a run came to rest, for the posts that report it.
@@ -339,6 +492,8 @@ pub struct Rest<'a> {
     pub ticket_url: Option<&'a str>,
     /// Where the request was made.
     pub place: Option<&'a Place>,
+    /// The repository the work went to.
+    pub repository: Option<&'a RepositoryRef>,
     pub changes: Option<&'a Changes>,
 }
 
@@ -378,6 +533,9 @@ pub async fn report_rest(
                 format!("**{text}**")
             }
         };
+        if let Some(failure) = &changes.pre_commit_failure {
+            summary.push_str(&format!("\n\n{}", bold(failure)));
+        }
         if let Some(error) = &changes.error {
             summary.push_str(&format!(
                 "\n\n{} {error}",
@@ -439,60 +597,53 @@ pub async fn report_rest(
 }
 
 /// Adds the post that opens a pull/merge request from the pushed branch; returns its key.
-/// One per branch: a follow-up on the same issue or ticket pushes to the branch its request
-/// shows. A ticket's pull request is opened on the GitHub repository it is worked on.
+/// One per branch: a follow-up on the same issue, thread or ticket pushes to the branch its
+/// request shows. A Slack thread's or ticket's pull/merge request is opened on the repository
+/// chosen for it.
 async fn open_change_request(
     tx: &mut Tx,
     rest: &Rest<'_>,
     changes: &Changes,
     link: &str,
 ) -> Result<Option<String>, BoxDynError> {
-    let Some(place) = rest.place else {
+    let (Some(place), Some(repository)) = (rest.place, rest.repository) else {
         return Ok(None);
     };
-    let (provider, target, title, closing) = match place {
-        Place::GithubIssue {
-            installation_id,
-            repository,
-            number,
-        } => (
-            "github",
-            json!({"installation_id": installation_id, "repository": repository, "number": number}),
+    let (title, closing) = match place {
+        Place::GithubIssue { number, .. } => (
             format!("Fix #{number}: {}", rest.title),
             format!("Fixes #{number}"),
         ),
-        Place::GitlabIssue {
-            project_id, iid, ..
-        } => (
-            "gitlab",
-            json!({"project_id": project_id}),
+        Place::GitlabIssue { iid, .. } => (
             format!("Fix #{iid}: {}", rest.title),
             format!("Closes #{iid}"),
         ),
-        Place::JiraIssue {
-            issue_key: key,
-            repository: Some(ticket),
-            ..
-        }
+        Place::JiraIssue { issue_key: key, .. }
         | Place::LinearIssue {
-            identifier: key,
-            repository: Some(ticket),
-            ..
+            identifier: key, ..
         } => (
-            "github",
-            json!({"installation_id": ticket.installation_id, "repository": ticket.repository}),
             format!("{key}: {}", rest.title),
             match rest.ticket_url {
                 Some(url) => format!("Ticket: [{key}]({url})"),
                 None => format!("Ticket: {key}"),
             },
         ),
+        Place::SlackThread { .. } => (rest.title.to_string(), "Asked in Slack.".to_string()),
         _ => return Ok(None),
+    };
+    let (provider, mut target) = match repository {
+        RepositoryRef::Github {
+            installation_id,
+            repository,
+        } => (
+            "github",
+            json!({"installation_id": installation_id, "repository": repository}),
+        ),
+        RepositoryRef::Gitlab { project_id, .. } => ("gitlab", json!({"project_id": project_id})),
     };
     let key = format!("{}:change_request:{}", rest.conversation_id, changes.branch);
     let title: String = title.chars().take(250).collect();
     let body = format!("{}\n\n{closing}\n\n[Conversation]({link})", rest.summary);
-    let mut target = target;
     target["head"] = json!(changes.branch);
     target["base"] = json!(changes.base_branch);
     add_post(

@@ -1,6 +1,8 @@
 //! Posting to Slack: a reaction on the message that asked, and replies in its thread. Slack
-//! messages are not edited: the acknowledgement and each summary are replies of their own,
-//! each marked with its post's key in the message metadata so that it is found, not doubled.
+//! messages are not edited: the acknowledgement (or the question which repository to work on,
+//! with its menu) and each summary are replies of their own, each marked with its post's key in
+//! the message metadata so that it is found, not doubled. A summary carries the link of the
+//! pull/merge request its run opened.
 
 use serde_json::{Value, json};
 
@@ -40,8 +42,10 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
             {
                 return Ok(json!({"ts": ts}));
             }
+            let message = super::status_text(ctx, &target, &body, true).await?;
+            let blocks = body.get("blocks").filter(|b| b.is_array());
             let ts = slack
-                .post_reply(channel, thread_ts, text(&body, "text")?, None, key)
+                .post_reply(channel, thread_ts, &message, blocks, key)
                 .await
                 .map_err(transient)?;
             Ok(json!({"ts": ts}))

@@ -247,6 +247,32 @@ pub async fn clone_into(
     })
 }
 
+/// A shallow copy of `remote`'s default branch on the worker, to read files from (never placed
+/// in a sandbox, never run). Returns the temporary directory, which goes when dropped, and the
+/// clone's path inside it.
+pub async fn shallow_clone(remote: &GitRemote) -> anyhow::Result<(TempDir, PathBuf)> {
+    check_url(&remote.url)?;
+    let dir = tempfile::Builder::new()
+        .prefix("openhands-git-")
+        .tempdir()
+        .context("cannot create a temporary directory for the clone on the worker")?;
+    let local = dir.path().join(LOCAL_REPO);
+    let args: Vec<OsString> = vec![
+        "clone".into(),
+        "--quiet".into(),
+        "--depth=1".into(),
+        "--no-recurse-submodules".into(),
+        "--".into(),
+        remote.url.clone().into(),
+        local.clone().into_os_string(),
+    ];
+    let cloned = run_git(dir.path(), dir.path(), &args, Some(remote)).await?;
+    if !cloned.success {
+        return Err(classify(remote, "clone", "read", None, &cloned.stderr).into());
+    }
+    Ok((dir, local))
+}
+
 /// The worker's side of a checkout made earlier (by a run that ended, or a worker that
 /// died): clones `branch` of `remote` again, without a working tree, and makes sure the
 /// cloned commit `base` is in it, so that the sandbox's commits can be pushed.

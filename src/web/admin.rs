@@ -1,5 +1,6 @@
 //! The admin API, for administrators (an administrator's API key, or the bootstrap
-//! `OPENHANDS_ADMIN_API_KEY`): what the webhooks did, users and their provider accounts.
+//! `OPENHANDS_ADMIN_API_KEY`): what the webhooks did, users and their provider accounts, and
+//! the repository of each Slack channel.
 
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
@@ -7,11 +8,12 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Json;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::auth::Admin;
+use super::params::{Fields, json_object};
 use super::{ApiError, AppState};
 use crate::intake::Intake;
 use crate::queue;
@@ -33,6 +35,61 @@ pub fn routes() -> Router<AppState> {
             "/api/user-links/{provider}/{workspace}/{external_id}",
             delete(delete_link),
         )
+        .route("/api/slack-channels", get(list_channels))
+        .route(
+            "/api/slack-channels/{channel}",
+            put(set_channel).delete(delete_channel),
+        )
+}
+
+/// The fields of `PUT /api/slack-channels/{channel}`.
+pub const CHANNEL_FIELDS: &[&str] = &["repository"];
+
+/// Every channel's repository as set here (SLACK_CHANNEL_REPOSITORIES gives the defaults
+/// below them).
+async fn list_channels(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let channels = state.db.channel_repositories().await?;
+    Ok(Json(json!({ "channels": channels })))
+}
+
+async fn set_channel(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(channel): Path<String>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Json<crate::storage::ChannelRepository>, ApiError> {
+    let body = json_object(body)?;
+    let fields = Fields::new(&body, CHANNEL_FIELDS)?;
+    let repository = fields.required_text("repository", 300)?;
+    let channel = channel.trim().to_ascii_uppercase();
+    if channel.is_empty() || !channel.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ApiError::BadRequest(format!(
+            "`{channel}` is not a Slack channel id (letters and digits, e.g. C0123ABCD)"
+        )));
+    }
+    let (repository, git_provider) =
+        crate::config::parse_repository_setting(repository).map_err(ApiError::BadRequest)?;
+    let set = state
+        .db
+        .set_channel_repository(&channel, &repository, git_provider)
+        .await?;
+    Ok(Json(set))
+}
+
+async fn delete_channel(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(channel): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let channel = channel.trim().to_ascii_uppercase();
+    if state.db.delete_channel_repository(&channel).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("channel repository"))
+    }
 }
 
 /// A JSON body, or a 400 that says what is wrong with it.

@@ -320,9 +320,10 @@ async fn create_conversation(
         .text("selected_branch", 200)?
         .map(str::trim)
         .filter(|b| !b.is_empty());
-    let title = match fields.text("title", MAX_TITLE_CHARS)? {
-        Some(title) if !title.trim().is_empty() => title.trim().to_string(),
-        _ => title_from(message),
+    // Without a title of the user's, the first line stands in until the model writes one.
+    let (title, title_pending) = match fields.text("title", MAX_TITLE_CHARS)? {
+        Some(title) if !title.trim().is_empty() => (title.trim().to_string(), false),
+        _ => (title_from(message), true),
     };
     let mut tx = state.db.begin().await?;
     let conversation = tx
@@ -333,6 +334,7 @@ async fn create_conversation(
             repository,
             branch,
             git_provider,
+            title_pending,
             ..Default::default()
         })
         .await?;

@@ -69,6 +69,7 @@ pub fn routes() -> Router<AppState> {
         .route("/deliveries", get(shell))
         .route("/settings", get(shell))
         .route("/integrations", get(shell))
+        .route("/link/{token}", get(shell))
         .route("/assets/{version}/{file}", get(asset))
         .route("/api/integrations", get(integrations))
 }

@@ -27,6 +27,9 @@ pub enum ApiError {
     TooManyRequests(String),
     #[error("{0}")]
     Conflict(String),
+    /// What was asked for existed but is no more (a used or expired link).
+    #[error("{0}")]
+    Gone(String),
     #[error("{0}")]
     TooLarge(&'static str),
     /// A service this one depends on (a sign-in provider) failed.
@@ -56,6 +59,7 @@ impl IntoResponse for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(error) => {

@@ -423,6 +423,16 @@ fn cors(origins: &[HeaderValue]) -> CorsLayer {
         .max_age(Duration::from_secs(3600))
 }
 
+/// A request's path as logs show it: a one-time link's token is left out.
+fn logged_path(path: &str) -> std::borrow::Cow<'_, str> {
+    for prefix in ["/link/", "/api/links/"] {
+        if path.starts_with(prefix) {
+            return format!("{prefix}…").into();
+        }
+    }
+    path.into()
+}
+
 /// Wraps the routes in the layers above.
 pub fn wrap(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
     let request_id = HeaderName::from_static("x-request-id");
@@ -439,8 +449,9 @@ pub fn wrap(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
-                // The path only: query strings may carry tokens.
-                tracing::info_span!("http", method = %request.method(), path = request.uri().path(), request_id = id)
+                // The path only: query strings may carry tokens; so do link paths.
+                let path = logged_path(request.uri().path());
+                tracing::info_span!("http", method = %request.method(), path = %path, request_id = id)
             }),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
@@ -450,6 +461,13 @@ pub fn wrap(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_tokens_stay_out_of_logged_paths() {
+        assert_eq!(logged_path("/link/abc123"), "/link/…");
+        assert_eq!(logged_path("/api/links/abc123"), "/api/links/…");
+        assert_eq!(logged_path("/api/conversations/x"), "/api/conversations/x");
+    }
 
     #[test]
     fn origins_are_checked() {

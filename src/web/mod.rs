@@ -28,6 +28,7 @@ mod dashboard;
 mod error;
 pub mod keys;
 pub mod legacy_ws;
+mod links;
 pub mod login;
 pub mod metrics;
 pub mod middleware;
@@ -145,6 +146,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sockets::routes())
         .merge(legacy_ws::routes())
         .merge(keys::routes())
+        .merge(links::routes())
         .merge(login::routes())
         .merge(dashboard::routes())
         .merge(settings::routes())

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 
-use super::{AppState, conversations, keys, settings, sockets};
+use super::{AppState, admin, conversations, keys, settings, sockets};
 
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +126,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     endpoint(
         "get",
+        "/link/{token}",
+        "dashboard",
+        Public,
+        "The dashboard: follow a one-time link that links a Slack, Jira or Linear account to the signed-in user",
+    ),
+    endpoint(
+        "get",
         "/assets/{version}/{file}",
         "dashboard",
         Public,
@@ -144,6 +151,55 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "webhooks",
         Signed,
         "A provider's webhook delivery (github, gitlab, slack, jira, linear)",
+    ),
+    endpoint(
+        "post",
+        "/api/integration/slack/interactivity",
+        "webhooks",
+        Signed,
+        "Slack's interactivity request URL: a repository picked from the agent's menu",
+    ),
+    endpoint(
+        "get",
+        "/api/links/{token}",
+        "sign-in",
+        User,
+        "The provider account a one-time link would link, while it may be followed (410 when used or expired)",
+    ),
+    endpoint(
+        "post",
+        "/api/links/{token}",
+        "sign-in",
+        User,
+        "Follow a one-time link: link its account to the caller and run the requests it was refused",
+    ),
+    endpoint(
+        "delete",
+        "/api/user/links/{provider}/{workspace}/{external_id}",
+        "sign-in",
+        User,
+        "Unlink one of the caller's provider accounts",
+    ),
+    endpoint(
+        "get",
+        "/api/slack-channels",
+        "admin",
+        Admin,
+        "The repository of each Slack channel's requests that name none",
+    ),
+    endpoint(
+        "put",
+        "/api/slack-channels/{channel}",
+        "admin",
+        Admin,
+        "Set a Slack channel's repository: repository (owner/name, group/project, github: or gitlab: prefix)",
+    ),
+    endpoint(
+        "delete",
+        "/api/slack-channels/{channel}",
+        "admin",
+        Admin,
+        "Remove a Slack channel's repository",
     ),
     endpoint(
         "get",
@@ -444,6 +500,12 @@ pub const INPUTS: &[Inputs] = &[
         &[],
     ),
     inputs("post", "/api/keys", &[], keys::NEW_KEY_FIELDS),
+    inputs(
+        "put",
+        "/api/slack-channels/{channel}",
+        &[],
+        admin::CHANNEL_FIELDS,
+    ),
     inputs("post", "/api/settings", &[], settings::SETTINGS_FIELDS),
     inputs("post", "/api/secrets", &[], settings::NEW_SECRET_FIELDS),
     inputs(

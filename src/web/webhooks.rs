@@ -1,5 +1,6 @@
 //! `POST /api/integration/{provider}/events`: verify on the raw body, recognise the request,
-//! store the delivery with its intake job, answer.
+//! store the delivery with its intake job, answer. `POST /api/integration/slack/interactivity`
+//! takes Slack's interactions the same way (a repository picked from the agent's menu).
 //!
 //! Answers: provider not enabled → 404; body over 25 MB → 413; bad or missing signature → 401;
 //! signed but not understood → 400; seen before → 200 (nothing new done); ignored → 200;
@@ -16,15 +17,20 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use crate::intake::accept::{Outcome, Stored, Submission};
-use crate::integrations::request::{Inbound, Parsed, Provider, Trigger};
-use crate::integrations::{parse, verify};
+use crate::integrations::request::{Inbound, Parsed, Place, Provider, Request, Sender, Trigger};
+use crate::integrations::{parse, slack, verify};
 use crate::storage::now_millis;
 
 /// GitHub's own maximum webhook payload, and ours for every provider.
 pub const MAX_WEBHOOK_BODY: usize = 25 * 1024 * 1024;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/integration/{provider}/events", post(receive))
+    Router::new()
+        .route("/api/integration/{provider}/events", post(receive))
+        .route(
+            "/api/integration/slack/interactivity",
+            post(slack_interactivity),
+        )
 }
 
 fn answer(status: StatusCode, body: Value) -> Response {
@@ -110,6 +116,88 @@ async fn receive(
             StatusCode::OK,
             json!({ "status": "duplicate", "message": "this delivery was received before" }),
         ),
+        Err(e) => unavailable(provider, &e.to_string()),
+    }
+}
+
+/// Slack's interactivity request URL. Slack wants a 200 within three seconds: the choice is
+/// stored with its intake job and answered at once; the agent's reply follows in the thread.
+async fn slack_interactivity(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let provider = Provider::Slack;
+    let Some(secrets) = state.webhooks.secrets(provider) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "the slack integration is not enabled",
+        );
+    };
+    let body = match read_body(&headers, body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    if let Err(e) = verify(provider, &headers, &body, secrets, now_millis()) {
+        tracing::info!(%provider, reason = %e, "interaction rejected");
+        return error(StatusCode::UNAUTHORIZED, e.to_string());
+    }
+    let action = match slack::parse_interaction(&body) {
+        Ok(slack::Interactive::Action(action)) => action,
+        Ok(slack::Interactive::Ignored(reason)) => {
+            return answer(
+                StatusCode::OK,
+                json!({ "status": "ignored", "reason": reason }),
+            );
+        }
+        Err(e) => {
+            tracing::info!(%provider, reason = %e, "interaction not understood");
+            return error(StatusCode::BAD_REQUEST, e.to_string());
+        }
+    };
+    let event = format!("block_actions:{}", action.action_id);
+    let outcome = if action.action_id == slack::REPOSITORY_ACTION {
+        Outcome::Request(Box::new(Request {
+            provider,
+            trigger: Trigger::Choice,
+            sender: Sender {
+                id: action.user_id.clone(),
+                name: action.user_name.clone().unwrap_or(action.user_id.clone()),
+            },
+            place: Place::SlackThread {
+                team_id: action.team_id,
+                channel: action.channel,
+                thread_ts: action.thread_ts,
+            },
+            text: action.value,
+            title: None,
+            body: None,
+            url: None,
+            source_id: format!("choice:{}", action.id),
+        }))
+    } else {
+        Outcome::Ignored(format!(
+            "the action {} is not one of the agent's",
+            action.action_id
+        ))
+    };
+    let submission = Submission {
+        provider,
+        delivery_id: format!("interaction:{}", action.id),
+        event,
+        payload: body,
+        outcome,
+    };
+    match state.deliveries.store(submission).await {
+        Ok(Stored::Accepted(id)) => answer(
+            StatusCode::OK,
+            json!({ "status": "accepted", "delivery": id }),
+        ),
+        Ok(Stored::Ignored(id)) => answer(
+            StatusCode::OK,
+            json!({ "status": "ignored", "delivery": id }),
+        ),
+        Ok(Stored::Duplicate) => answer(StatusCode::OK, json!({ "status": "duplicate" })),
         Err(e) => unavailable(provider, &e.to_string()),
     }
 }

@@ -3,7 +3,9 @@
 //! Anthropic messages (`/v1/messages`).
 //!
 //! Each request that offers tools consumes the next scripted [`Turn`]; a request without tools is
-//! a history summary and gets `SUMMARY <n>` without consuming one. Every request is recorded in a
+//! a history summary and gets `SUMMARY <n>` without consuming one, unless it asks for a
+//! conversation's title (the agent's title instructions as its system message), which gets
+//! [`TITLE`] (or the title set with [`FakeLlm::set_title`]). Every request is recorded in a
 //! neutral form, and each one that offers tools is checked for tool-call discipline: every tool
 //! call in its history was issued by the fake and is answered by exactly one tool result,
 //! directly after the assistant message that made it, as both providers demand.
@@ -25,6 +27,9 @@ use serde_json::{Value, json};
 pub const PROMPT_TOKENS: u64 = 100;
 pub const COMPLETION_TOKENS: u64 = 20;
 pub const CACHED_TOKENS: u64 = 10;
+
+/// The title every title request gets unless a test sets another.
+pub const TITLE: &str = "A title from the model";
 
 /// One scripted answer to a request that offers tools.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,6 +154,8 @@ pub enum Answer {
     Error(u16),
     /// `SUMMARY <n>` to a request without tools.
     Summary(usize),
+    /// The title, to a request for one.
+    Title,
     /// 400: the script had no turn left.
     Exhausted,
 }
@@ -186,6 +193,8 @@ struct Inner {
     /// Ids issued by the latest reply.
     last_issued: Vec<String>,
     summaries: usize,
+    titles: usize,
+    title: Option<String>,
     responses: usize,
 }
 
@@ -249,6 +258,16 @@ impl FakeLlm {
     /// Requests without tools, answered `SUMMARY <n>`.
     pub fn summary_requests(&self) -> usize {
         self.lock().summaries
+    }
+
+    /// Requests for a conversation's title.
+    pub fn title_requests(&self) -> usize {
+        self.lock().titles
+    }
+
+    /// The answer to title requests from now on.
+    pub fn set_title(&self, title: &str) {
+        self.lock().title = Some(title.to_string());
     }
 
     /// What went wrong so far, one line each, naming the request and the tool call id.
@@ -318,7 +337,15 @@ impl FakeLlm {
                     inner.answered.insert(id.clone());
                 }
             }
-            let next = if tools.is_empty() {
+            let asks_title = messages.first().is_some_and(|m| {
+                m.role == "system"
+                    && m.text
+                        .starts_with(openhands::agent::title::TITLE_INSTRUCTIONS)
+            });
+            let next = if tools.is_empty() && asks_title {
+                inner.titles += 1;
+                Next::Title(inner.title.clone().unwrap_or_else(|| TITLE.to_string()))
+            } else if tools.is_empty() {
                 inner.summaries += 1;
                 Next::Summary(inner.summaries)
             } else {
@@ -366,6 +393,16 @@ impl FakeLlm {
                     Some(text),
                     Vec::new(),
                     Answer::Summary(n),
+                );
+            }
+            Next::Title(title) => {
+                return self.reply(
+                    index,
+                    format,
+                    &model,
+                    Some(title),
+                    Vec::new(),
+                    Answer::Title,
                 );
             }
             Next::Exhausted => {
@@ -513,6 +550,7 @@ impl FakeLlm {
 
 enum Next {
     Summary(usize),
+    Title(String),
     Exhausted,
     Turn(Turn),
 }

@@ -78,6 +78,11 @@ impl GitServer {
     /// A bare repository `repo` with one commit on `main` (README: "hello\n"); returns the
     /// commit.
     pub fn create_repo(&self, repo: &str) -> String {
+        self.create_repo_with(repo, &[])
+    }
+
+    /// Like [`Self::create_repo`], with these files (path, contents) in the commit as well.
+    pub fn create_repo_with(&self, repo: &str, files: &[(&str, &str)]) -> String {
         let bare = self.repo_path(repo);
         git(self.root.path(), &["init", "-q", "--bare", "-b", "main"])
             .arg(&bare)
@@ -87,7 +92,12 @@ impl GitServer {
         std::fs::create_dir_all(&seed).unwrap();
         git(&seed, &["init", "-q", "-b", "main"]).run();
         std::fs::write(seed.join("README"), "hello\n").unwrap();
-        git(&seed, &["add", "README"]).run();
+        for (path, contents) in files {
+            let file = seed.join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, contents).unwrap();
+        }
+        git(&seed, &["add", "-A"]).run();
         git(&seed, &["commit", "-q", "-m", "initial commit"]).run();
         git(&seed, &["push", "-q"])
             .arg(&bare)
