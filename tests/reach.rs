@@ -1097,7 +1097,7 @@ async fn the_repositorys_instructions_knowledge_and_setup_reach_the_model() {
         ],
         Setup {
             files: INSTRUCTED,
-            owner_files: Some(&[("AGENTS.md", "Sign your commits.\n")]),
+            owner_files: Some(&[("microagents/signing.md", "Sign your commits.\n")]),
             skills: &[("house.md", "Keep commit messages short.\n")],
         },
     )
@@ -1149,7 +1149,7 @@ async fn the_repositorys_instructions_knowledge_and_setup_reach_the_model() {
          ## .openhands/microagents/style.md (Codertocat/Hello-World)\n\
          Indent with four spaces.\n\
          \n\
-         ## AGENTS.md (Codertocat/.openhands)\n\
+         ## microagents/signing.md (Codertocat/.openhands)\n\
          Sign your commits.\n\
          \n\
          ## house.md (service)\n\

@@ -43,21 +43,23 @@
 //!
 //! # Names, content and front matter
 //!
-//! A file's name is its front matter's `name` when that is given, else its path below the
-//! microagents or skills folder without `.md` (`repo`, `frontend/react`), or a `SKILL.md`'s
-//! folder name. Front matter is optional: a first line of three or more dashes opens it and the
-//! next such line closes it; without a closing line the whole file is the body, as
-//! `python-frontmatter` reads it. Content is the body without the front matter, trimmed; a
-//! file with an empty body adds nothing and is left out. `AGENTS.md` and `.cursorrules` are
-//! other tools' formats and are taken whole, with no front matter, as upstream does.
+//! A file's name is its front matter's `name` when that is given and not empty, else its
+//! path below the microagents or skills folder without `.md` (`repo`, `frontend/react`), or a
+//! `SKILL.md`'s folder name. Front matter is optional: a first line of three or more dashes
+//! opens it and the next such line closes it; without a closing line the whole file is the
+//! body, as `python-frontmatter` reads it. Content is the body without the front matter,
+//! trimmed; a file with an empty body adds nothing and is left out. `AGENTS.md` and
+//! `.cursorrules` are other tools' formats and are taken whole, with no front matter, as
+//! upstream does.
 //!
-//! In the front matter, `triggers` must be a list of non-empty strings; `name`, when given,
-//! a single value. A file with `inputs` (a list) is a task in upstream's terms: it is knowledge
-//! triggered also by `/name`, and its content ends with a request to ask for missing values.
-//! Other keys are ignored; front matter that is not a mapping is ignored too, as upstream
-//! does. Invalid YAML, a `triggers` that is not a list of strings, YAML aliases that expand
-//! past 10,000 values, or more than one YAML document skip that file with a note naming it and
-//! the reason.
+//! In the front matter, `triggers` must be a list of non-empty strings (an empty list means
+//! none; a key with no value is refused, as upstream refuses it); `name`, when given, a single
+//! value. A file with `inputs` (a list) is one the user calls up by name, as upstream has it:
+//! it is knowledge triggered also by `/name`, and its content ends with a request to ask for
+//! missing values. Other keys are ignored; front matter that is not a mapping is ignored too,
+//! as upstream does. Invalid YAML, a `triggers` that is not a list of strings, YAML aliases
+//! that expand past 10,000 values, or more than one YAML document skip that file with a note
+//! naming it and the reason.
 //!
 //! # Order
 //!
@@ -171,7 +173,8 @@ pub fn read_repository(root: &Path, source: &str) -> Found {
     let mut microagents = Vec::new();
     let mut skills = Vec::new();
     for (rel, layout) in dirs {
-        let entries = reader.read_dir_of_files(root, rel, layout);
+        let mut entries = reader.read_dir_of_files(root, rel, layout);
+        entries.sort_by(|a, b| a.path().cmp(b.path()));
         match layout {
             Layout::Microagents => microagents = entries,
             Layout::Skills => skills = entries,
@@ -180,7 +183,7 @@ pub fn read_repository(root: &Path, source: &str) -> Found {
 
     // The SDK lets `.openhands/skills` win over `.openhands/microagents` on a shared name.
     let (mut instructions, knowledge) = reader.split_entries(skills.into_iter().chain(microagents));
-    let repo_md = dirs_repo_md(source);
+    let repo_md = repo_md_path(source);
     instructions.sort_by(|a, b| (a.path != repo_md, &a.path).cmp(&(b.path != repo_md, &b.path)));
     leading.extend(instructions);
     reader.finish(leading, knowledge)
@@ -192,7 +195,8 @@ pub fn read_skills_dir(dir: &Path, source: &str) -> Found {
     if !reader.root_is_dir(dir) {
         return reader.finish(Vec::new(), Vec::new());
     }
-    let entries = reader.read_dir_of_files(dir, "", Layout::Skills);
+    let mut entries = reader.read_dir_of_files(dir, "", Layout::Skills);
+    entries.sort_by(|a, b| a.path().cmp(b.path()));
     let (mut instructions, knowledge) = reader.split_entries(entries.into_iter());
     instructions.sort_by(|a, b| a.path.cmp(&b.path));
     reader.finish(instructions, knowledge)
@@ -362,6 +366,15 @@ struct Candidate {
 enum Entry {
     Instruction(Instruction),
     Knowledge(Knowledge),
+}
+
+impl Entry {
+    fn path(&self) -> &str {
+        match self {
+            Entry::Instruction(i) => &i.path,
+            Entry::Knowledge(k) => &k.path,
+        }
+    }
 }
 
 /// What one call has seen so far: its notes and how much of its walk budget is spent.
@@ -723,7 +736,7 @@ impl<'a> Reader<'a> {
             return None;
         }
         if let Some(inputs) = meta.inputs {
-            // Upstream's task microagents: called up by `/name`, asking for what they lack.
+            // A microagent with inputs is called up by `/name` and asks for what it lacks, as upstream's do.
             let call = format!("/{name}");
             if !triggers.contains(&call) {
                 triggers.push(call);
@@ -782,7 +795,7 @@ impl<'a> Reader<'a> {
 }
 
 /// The path of the `repo.md` that leads the always-on microagents of `source`.
-fn dirs_repo_md(source: &str) -> &'static str {
+fn repo_md_path(source: &str) -> &'static str {
     if is_config_repository(source) {
         "microagents/repo.md"
     } else {
@@ -850,7 +863,7 @@ fn name_some(items: &[String]) -> String {
     text
 }
 
-/// Whether `text` holds a `${variable}` as upstream's task microagents write them.
+/// Whether `text` holds a `${variable}` as upstream's microagents with inputs write them.
 fn has_variable(text: &str) -> bool {
     text.split("${").skip(1).any(|rest| {
         let Some((name, _)) = rest.split_once('}') else {
@@ -895,7 +908,7 @@ fn is_boundary(line: &str) -> bool {
 struct Meta {
     name: Option<String>,
     triggers: Option<Vec<String>>,
-    /// How many inputs a task microagent declares, when it is one.
+    /// How many inputs a microagent declares, when it has the key.
     inputs: Option<usize>,
 }
 
@@ -994,9 +1007,9 @@ struct Open {
 fn yaml_tree(yaml: &str) -> Result<Option<Node>, String> {
     let invalid = |e: yaml_rust2::ScanError| {
         format!(
-            "its front matter is not valid YAML ({} on line {} of the file)",
+            "its front matter is not valid YAML ({} on line {} of the front matter)",
             e.info(),
-            e.marker().line() + 1
+            e.marker().line()
         )
     };
     let too_big = || {
@@ -1340,7 +1353,7 @@ mod tests {
             ),
             (
                 ".openhands/microagents/two.md",
-                "---\na: 1\n...\n--- \nb: 2\n---\nBody.",
+                "---\na: 1\n...\nb: 2\n---\nBody.",
             ),
             (
                 ".openhands/microagents/fine.md",
@@ -1482,18 +1495,19 @@ mod tests {
     }
 
     #[test]
-    fn task_microagents_are_called_up_by_their_name() {
+    fn microagents_with_inputs_are_called_up_by_their_name() {
         let root = tree(&[(
             ".openhands/microagents/fix_test.md",
             "---\nname: fix_test\ninputs:\n  - name: TEST\n    description: the failing test\n---\nMake ${TEST} pass.",
         )]);
         let found = read_repository(root.path(), "acme/api");
         assert!(found.instructions.is_empty());
-        let task = &found.knowledge[0];
-        assert_eq!(task.triggers, vec!["/fix_test"]);
-        assert_eq!(task.trigger_in("/fix_test for me"), Some("/fix_test"));
+        let called = &found.knowledge[0];
+        assert_eq!(called.triggers, vec!["/fix_test"]);
+        assert_eq!(called.trigger_in("/fix_test for me"), Some("/fix_test"));
         assert!(
-            task.content
+            called
+                .content
                 .starts_with("Make ${TEST} pass.\n\nIf the user has not given")
         );
     }
@@ -1652,7 +1666,7 @@ mod tests {
             );
         }
         let found = read_repository(root.path(), "acme/api");
-        assert!(found.instructions.len() < MAX_ENTRIES);
+        assert!(found.instructions.len() <= MAX_ENTRIES);
         assert!(found.instructions.len() > 400);
         assert!(has_note(&found, &["stopped after 500 directory entries"]));
     }
@@ -1694,6 +1708,21 @@ mod tests {
                 ".openhands/microagents/db.md is skipped",
                 "already given by .openhands/skills/db.md"
             ]
+        ));
+
+        // Within one folder the first by path wins, whatever order the walk met them in.
+        let root = tree(&[
+            ("z.md", "---\nname: dup\ntriggers: [x]\n---\nLast by path."),
+            (
+                "a/b.md",
+                "---\nname: dup\ntriggers: [x]\n---\nFirst by path.",
+            ),
+        ]);
+        let found = read_skills_dir(root.path(), "service");
+        assert_eq!(names_of_knowledge(&found), vec![("dup", "a/b.md")]);
+        assert!(has_note(
+            &found,
+            &["z.md is skipped", "already given by a/b.md"]
         ));
     }
 
@@ -1756,7 +1785,7 @@ mod tests {
             names_of_knowledge(&found),
             vec![
                 ("golang", "lang/go.md"),
-                ("rust", "lang/rust.md"),
+                ("lang/rust", "lang/rust.md"),
                 ("review", "review/SKILL.md"),
             ]
         );
