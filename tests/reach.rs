@@ -568,8 +568,8 @@ async fn a_slack_request_naming_a_repository_ends_in_a_pull_request_linked_in_it
     assert_eq!(
         first.messages[1].text,
         "You were asked for help in a Slack thread, on the repository Codertocat/Hello-World.\n\n\
-         <EARLIER_MESSAGES>\n\n</EARLIER_MESSAGES>\n\nThe request:\nplease add a hello script to Codertocat/Hello-World"
-            .replace("\n\n<EARLIER_MESSAGES>\n\n</EARLIER_MESSAGES>", ""),
+         <EARLIER_MESSAGES>\nU0CAROL03: the nightly build is red\n</EARLIER_MESSAGES>\n\n\
+         The request:\nplease add a hello script to Codertocat/Hello-World",
     );
     s.fake_llm.assert_each_tool_call_answered_once();
 }

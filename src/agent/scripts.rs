@@ -168,7 +168,7 @@ async fn run_script(
             ),
             -1,
         ),
-        Ok(outcome) => (outcome.output, outcome.exit_code),
+        Ok(outcome) => (outcome.output.trim_end().to_string(), outcome.exit_code),
         Err(error) => (format!("[the script could not be run: {error}]"), -1),
     }
 }
