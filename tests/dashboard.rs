@@ -469,11 +469,7 @@ async fn a_conversation_is_started_watched_answered_and_stopped_in_the_browser()
     );
     let stored = t.db.conversation(&id).await.unwrap();
     assert_eq!(stored.status, "stopped");
-    assert_eq!(
-        fake.requests().len(),
-        3,
-        "the step after the stop never ran"
-    );
+    assert_eq!(fake.tool_requests(), 3, "the step after the stop never ran");
     assert!(!browser.text("#events").await.contains("never-run"));
     assert_no_script_failures(&browser).await;
     stop.cancel();

@@ -926,11 +926,11 @@ async fn an_unlinked_member_follows_a_one_time_link_and_their_request_runs() {
     // Her linked accounts, and Unlink; another's link cannot be removed by her.
     let (_, me) = s.call("GET", "/api/user", &key).await;
     assert_eq!(me["accounts"][0]["external_id"], "U0CAROL01", "{me}");
-    let alice_slack = format!("/api/user/links/slack/T0001/{ALICE_SLACK}");
+    let alice_slack = format!("/api/user/accounts/slack/T0001/{ALICE_SLACK}");
     let (status, _) = s.call("DELETE", &alice_slack, &key).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = s
-        .call("DELETE", "/api/user/links/slack/T0001/U0CAROL01", &key)
+        .call("DELETE", "/api/user/accounts/slack/T0001/U0CAROL01", &key)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, me) = s.call("GET", "/api/user", &key).await;

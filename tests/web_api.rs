@@ -1077,7 +1077,9 @@ async fn a_users_own_llm_and_secrets_drive_a_web_conversation() {
         None,
     )
     .await;
-    assert_eq!(shown["stats"]["llm_calls"], 2);
+    // The title the model wrote, then two steps.
+    assert_eq!(shown["stats"]["llm_calls"], 3);
+    assert_eq!(fake.title_requests(), 1);
     stop.cancel();
     t.drop_database().await;
 }

@@ -1,6 +1,7 @@
 //! Feeds arbitrary deliveries to every provider's webhook parser, and their bodies to the
-//! mention matcher: both must answer (a request, an ignored delivery or an error) for any
-//! input, and never panic.
+//! mention matcher, to the reader of repository names and to Slack's interactivity parser:
+//! each must answer (a request, an ignored delivery or an error) for any input, and never
+//! panic.
 //!
 //! The input is laid out so that a real payload makes a good seed: one byte for the provider,
 //! then four optional headers of mostly fixed size, then the body as all the remaining bytes.
@@ -16,6 +17,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use openhands::integrations::mention::mentions;
 use openhands::integrations::parse;
+use openhands::intake::repository::{Hosts, named_in};
 use openhands::integrations::request::{ParseSettings, Provider};
 
 /// The headers the parsers read.
@@ -119,5 +121,8 @@ fuzz_target!(|input: Input<'_>| {
     let headers = input.header_map();
     let settings = ParseSettings::default();
     let _ = parse(input.provider(), &headers, input.body, &settings);
-    let _ = mentions(&String::from_utf8_lossy(input.body), "@openhands");
+    let text = String::from_utf8_lossy(input.body);
+    let _ = mentions(&text, "@openhands");
+    let _ = named_in(&text, &Hosts::of("api.github.com", "gitlab.com"));
+    let _ = openhands::integrations::slack::parse_interaction(input.body);
 });

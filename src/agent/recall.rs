@@ -53,13 +53,21 @@ impl Run<'_> {
         }
         found.limit();
         let checked_out = repository_name.filter(|_| self.history.checkout().is_some());
-        let recall = workspace_recall(&found, checked_out, branch.as_deref());
-        let catalog = Draft {
-            source: events::ENVIRONMENT,
-            kind: CATALOG.into(),
-            doc: json!({"knowledge": found.knowledge}),
-        };
-        self.record(vec![catalog, recall], None).await?;
+        // Without a repository and with nothing found there is nothing to say, and nothing
+        // costly to read again next time.
+        if checked_out.is_none() && found.is_empty() && found.notes.is_empty() {
+            return Ok(());
+        }
+        let mut drafts = Vec::new();
+        if !found.knowledge.is_empty() {
+            drafts.push(Draft {
+                source: events::ENVIRONMENT,
+                kind: CATALOG.into(),
+                doc: json!({"knowledge": found.knowledge}),
+            });
+        }
+        drafts.push(workspace_recall(&found, checked_out, branch.as_deref()));
+        self.record(drafts, None).await?;
         Ok(())
     }
 

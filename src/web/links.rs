@@ -1,7 +1,7 @@
 //! People link their own provider accounts: `GET`/`POST /api/links/{token}` show and follow a
 //! one-time link offered to an unlinked Slack member, Jira or Linear user (the dashboard's
 //! `/link/{token}` page calls them once the person is signed in), and
-//! `DELETE /api/user/links/…` removes one of the caller's own links.
+//! `DELETE /api/user/accounts/…` removes one of the caller's own links.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -20,7 +20,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/links/{token}", get(show_link).post(follow_link))
         .route(
-            "/api/user/links/{provider}/{workspace}/{external_id}",
+            "/api/user/accounts/{provider}/{workspace}/{external_id}",
             delete(unlink),
         )
 }

@@ -175,7 +175,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     endpoint(
         "delete",
-        "/api/user/links/{provider}/{workspace}/{external_id}",
+        "/api/user/accounts/{provider}/{workspace}/{external_id}",
         "sign-in",
         User,
         "Unlink one of the caller's provider accounts",
