@@ -1267,3 +1267,67 @@ async fn a_failing_pre_commit_script_is_fixed_by_the_agent_before_the_push() {
     );
     s.fake_llm.assert_each_tool_call_answered_once();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pre_commit_script_that_stays_red_is_reported_with_the_work() {
+    let mut script = vec![Turn::call(
+        "execute_bash",
+        json!({"command": "cd /workspace/repo && echo change > CHANGE && git add CHANGE && git commit -qm 'Make the change'"}),
+    )];
+    for attempt in 1..=3 {
+        script.push(Turn::call(
+            "finish",
+            json!({"message": format!("Made the change (attempt {attempt}).")}),
+        ));
+    }
+    let s = service(
+        script,
+        Setup {
+            files: &[(
+                ".openhands/pre-commit.sh",
+                "echo 'lint fails' >&2\nexit 1\n",
+            )],
+            ..Setup::default()
+        },
+    )
+    .await;
+    s.accept(github_comment(
+        "@openhands please make the change",
+        "gh-red",
+    ))
+    .await;
+    let conversation = s
+        .settled("github", &format!("{REPO}#17"), "finished", 4)
+        .await;
+    let events = s.events(&conversation.id).await;
+    let runs = events
+        .iter()
+        .filter(|e| e["observation"] == "run" && e["extras"]["script"] == "pre-commit")
+        .count();
+    assert_eq!(runs, 3, "three attempts, then the work goes out");
+    assert_eq!(
+        subjects(
+            &s.git,
+            "hello-world",
+            "openhands/17-parser-panics-on-empty-input"
+        ),
+        vec!["Make the change"]
+    );
+    let status = wait_for(
+        "the status comment to say so",
+        Duration::from_secs(60),
+        || async {
+            s.fakes
+                .github_comments(REPO, 17)
+                .into_iter()
+                .map(|(_, body)| body)
+                .find(|body| body.contains("attempt 3"))
+        },
+    )
+    .await;
+    assert!(
+        status.contains("pre-commit script (.openhands/pre-commit.sh) still fails (exit code 1)"),
+        "{status}"
+    );
+    assert_eq!(s.fakes.github_pulls(REPO).len(), 1);
+}

@@ -22,6 +22,131 @@ on_both_backends! {
     outbox_posts_are_stored_once_per_idempotency_key => outbox_is_idempotent;
     migrations_can_run_again => migrations_can_run_again;
     a_failing_migration_leaves_the_database_as_it_was => failing_migration_changes_nothing;
+    link_tokens_are_used_once_and_only_before_they_expire => link_tokens_are_used_once;
+    a_rename_wins_over_the_models_title => a_rename_wins_over_the_models_title;
+    slack_channels_have_one_repository_each => slack_channels_have_one_repository_each;
+}
+
+async fn link_tokens_are_used_once(t: &TestDb) {
+    use openhands::storage::NewLinkToken;
+    let carol = t.db.create_user("carol", None, false).await.unwrap();
+    let mut tx = t.db.begin().await.unwrap();
+    let ids = tx
+        .record_deliveries(&[NewDelivery {
+            provider: "slack",
+            delivery_id: "Ev-1",
+            event: "event_callback:app_mention",
+            status: DeliveryStatus::Unauthorized,
+            reason: None,
+            payload: b"{}",
+            request: Some("{}"),
+        }])
+        .await
+        .unwrap();
+    let delivery = ids[0].unwrap();
+    let offer = |delivery_id, lifetime_ms| NewLinkToken {
+        provider: "slack",
+        workspace: "T0001",
+        external_id: "U0CAROL01",
+        account_name: "U0CAROL01",
+        delivery_id,
+        lifetime_ms,
+    };
+    tx.create_link_token("hash-1", &offer(Some(delivery), 60_000))
+        .await
+        .unwrap();
+    tx.create_link_token("hash-2", &offer(None, 60_000))
+        .await
+        .unwrap();
+    tx.create_link_token("hash-expired", &offer(Some(delivery), -1))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let found = t.db.link_token("hash-1").await.unwrap().unwrap();
+    assert_eq!(found.external_id, "U0CAROL01");
+    assert_eq!(found.delivery_id, Some(delivery));
+    assert!(found.used_at.is_none() && found.expires_at > found.created_at);
+    assert!(t.db.link_token("unknown").await.unwrap().is_none());
+
+    // Using the account's tokens uses all the valid ones at once; the expired one stays.
+    let mut tx = t.db.begin().await.unwrap();
+    let held = tx
+        .use_link_tokens_of("slack", "T0001", "U0CAROL01", &carol.id)
+        .await
+        .unwrap();
+    assert_eq!(held, vec![delivery]);
+    let again = tx
+        .use_link_tokens_of("slack", "T0001", "U0CAROL01", &carol.id)
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+    tx.commit().await.unwrap();
+    for hash in ["hash-1", "hash-2"] {
+        let used = t.db.link_token(hash).await.unwrap().unwrap();
+        assert_eq!(used.used_by.as_deref(), Some(carol.id.as_str()));
+    }
+    assert!(
+        t.db.link_token("hash-expired")
+            .await
+            .unwrap()
+            .unwrap()
+            .used_at
+            .is_none()
+    );
+}
+
+async fn a_rename_wins_over_the_models_title(t: &TestDb) {
+    let owner = t.db.create_user("owner", None, false).await.unwrap();
+    let new = |title| NewConversation {
+        owner_id: &owner.id,
+        title,
+        trigger_kind: "web",
+        title_pending: true,
+        ..Default::default()
+    };
+    let written =
+        t.db.create_conversation(&new("fix the parser please"))
+            .await
+            .unwrap();
+    assert!(written.title_pending);
+    assert!(
+        t.db.set_written_title(&written.id, "Fix the parser")
+            .await
+            .unwrap()
+    );
+    let stored = t.db.conversation(&written.id).await.unwrap();
+    assert_eq!(stored.title, "Fix the parser");
+    assert!(!stored.title_pending);
+    // Written once: a second answer does not replace it.
+    assert!(!t.db.set_written_title(&written.id, "Other").await.unwrap());
+
+    let renamed = t.db.create_conversation(&new("first line")).await.unwrap();
+    t.db.set_conversation_title(&renamed.id, "Mine")
+        .await
+        .unwrap();
+    assert!(
+        !t.db
+            .set_written_title(&renamed.id, "The model's")
+            .await
+            .unwrap()
+    );
+    assert_eq!(t.db.conversation(&renamed.id).await.unwrap().title, "Mine");
+}
+
+async fn slack_channels_have_one_repository_each(t: &TestDb) {
+    assert!(t.db.channel_repository("C0001").await.unwrap().is_none());
+    t.db.set_channel_repository("C0001", "acme/api", "github")
+        .await
+        .unwrap();
+    let set =
+        t.db.set_channel_repository("C0001", "platform/infra/deploy", "gitlab")
+            .await
+            .unwrap();
+    assert_eq!(t.db.channel_repository("C0001").await.unwrap(), Some(set));
+    assert_eq!(t.db.channel_repositories().await.unwrap().len(), 1);
+    assert!(t.db.delete_channel_repository("C0001").await.unwrap());
+    assert!(!t.db.delete_channel_repository("C0001").await.unwrap());
 }
 
 async fn users_have_unique_logins(t: &TestDb) {
