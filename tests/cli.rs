@@ -270,6 +270,43 @@ fn bad_values_are_named() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{value}: {stderr}");
     }
+    for (value, expected) in [
+        ("C0123", "has no `=`"),
+        ("C 0123=acme/api", "`C 0123` is not a Slack channel id"),
+        ("C0123=acme", "`acme` is not a repository path"),
+        ("C0123=github:a/b/c", "cannot be a GitHub repository"),
+        (
+            "C0123=bitbucket:a/b",
+            "`bitbucket:` is not a repository host",
+        ),
+    ] {
+        let output = run(support::openhands(&url)
+            .env("SLACK_CHANNEL_REPOSITORIES", value)
+            .arg("worker"));
+        assert_eq!(output.status.code(), Some(2), "{value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{value}: {stderr}");
+    }
+    // A worker needs the provider that reaches a channel's repository.
+    for (value, expected) in [
+        ("C0123=gitlab:platform/infra", "GITLAB_TOKEN is needed too"),
+        (
+            "C0123=acme/api",
+            "GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY are needed too",
+        ),
+    ] {
+        let output = run(support::openhands(&url)
+            .env("SLACK_CHANNEL_REPOSITORIES", value)
+            .arg("worker"));
+        assert_clear_failure(&output, expected);
+    }
+    let output = run(support::openhands(&url)
+        .env("OPENHANDS_SKILLS_DIR", "/nonexistent/skills")
+        .arg("migrate"));
+    assert_clear_failure(
+        &output,
+        "OPENHANDS_SKILLS_DIR /nonexistent/skills is not a directory",
+    );
 }
 
 #[test]

@@ -157,12 +157,17 @@ impl Run<'_> {
     }
 
     /// The instructions of the owner's `.openhands` repository (a GitHub organisation or
-    /// user, a GitLab group), when the service can read it.
+    /// user; a GitLab group's `openhands-config`), when the service can read it.
     async fn read_owner_instructions(&self, name: &str, host: &str) -> Found {
         let Some((owner, _)) = name.rsplit_once('/') else {
             return Found::default();
         };
-        let path = format!("{owner}/.openhands");
+        // GitLab does not allow a project named `.openhands`: its groups keep theirs in
+        // `openhands-config`, as OpenHands does.
+        let path = match host {
+            "gitlab" => format!("{owner}/openhands-config"),
+            _ => format!("{owner}/.openhands"),
+        };
         let intake = &self.ctx.intake;
         let reachable = match host {
             "gitlab" if intake.gitlab.is_none() => return Found::default(),
