@@ -261,31 +261,57 @@ fn workspace_recall(found: &Found, repository: Option<&str>, branch: Option<&str
             |k| json!({"name": k.name, "source": k.source, "path": k.path, "triggers": k.triggers}),
         )
         .collect();
+    recall(
+        content,
+        json!({
+            "recall_type": "workspace_context",
+            "repo_name": repository.unwrap_or(""),
+            "repo_directory": if repository.is_some() { REPOSITORY_DIR } else { "" },
+            "repo_branch": branch.unwrap_or(""),
+            "repo_instructions": instructions,
+            "date": today(),
+            "working_dir": WORKSPACE,
+            "instructions": loaded,
+            "knowledge_available": available,
+            "notes": found.notes,
+        }),
+        "Added workspace context",
+        None,
+    )
+}
+
+/// A `recall` observation: `extras` over the fields OpenHands clients expect of one.
+fn recall(content: String, extras: Value, message: &str, cause: Option<i64>) -> Draft {
+    let mut all = json!({
+        "recall_type": "",
+        "repo_name": "",
+        "repo_directory": "",
+        "repo_branch": "",
+        "repo_instructions": "",
+        "runtime_hosts": {},
+        "additional_agent_instructions": "",
+        "date": "",
+        "custom_secrets_descriptions": {},
+        "conversation_instructions": "",
+        "working_dir": "",
+        "microagent_knowledge": [],
+    });
+    if let (Some(all), Value::Object(extras)) = (all.as_object_mut(), extras) {
+        all.extend(extras);
+    }
+    let mut doc = json!({
+        "observation": RECALL,
+        "content": content,
+        "extras": all,
+        "message": message,
+    });
+    if let Some(cause) = cause {
+        doc["cause"] = json!(cause);
+    }
     Draft {
         source: events::ENVIRONMENT,
         kind: RECALL.into(),
-        doc: json!({
-            "observation": RECALL,
-            "content": content,
-            "extras": {
-                "recall_type": "workspace_context",
-                "repo_name": repository.unwrap_or(""),
-                "repo_directory": if repository.is_some() { REPOSITORY_DIR } else { "" },
-                "repo_branch": branch.unwrap_or(""),
-                "repo_instructions": instructions,
-                "runtime_hosts": {},
-                "additional_agent_instructions": "",
-                "date": today(),
-                "custom_secrets_descriptions": {},
-                "conversation_instructions": "",
-                "working_dir": WORKSPACE,
-                "microagent_knowledge": [],
-                "instructions": loaded,
-                "knowledge_available": available,
-                "notes": found.notes,
-            },
-            "message": "Added workspace context",
-        }),
+        doc,
     }
 }
 
@@ -314,30 +340,12 @@ fn knowledge_recall(triggered: &[(&Knowledge, String)], cause: i64) -> Draft {
         .iter()
         .map(|(agent, trigger)| json!({"name": agent.name, "trigger": trigger, "content": agent.content}))
         .collect();
-    Draft {
-        source: events::ENVIRONMENT,
-        kind: RECALL.into(),
-        doc: json!({
-            "observation": RECALL,
-            "content": content,
-            "extras": {
-                "recall_type": "knowledge",
-                "repo_name": "",
-                "repo_directory": "",
-                "repo_branch": "",
-                "repo_instructions": "",
-                "runtime_hosts": {},
-                "additional_agent_instructions": "",
-                "date": "",
-                "custom_secrets_descriptions": {},
-                "conversation_instructions": "",
-                "working_dir": "",
-                "microagent_knowledge": knowledge,
-            },
-            "message": "Added microagent knowledge",
-            "cause": cause,
-        }),
-    }
+    recall(
+        content,
+        json!({"recall_type": "knowledge", "microagent_knowledge": knowledge}),
+        "Added microagent knowledge",
+        Some(cause),
+    )
 }
 
 /// Today's date, `YYYY-MM-DD`.

@@ -1084,7 +1084,7 @@ fn llm_failure(error: &LlmError) -> Next {
 }
 
 /// One call's figures: for the event, and for the conversation's sums.
-fn figures(llm: &LlmClient, completion: &Completion) -> (Value, ConversationStats) {
+pub(super) fn figures(llm: &LlmClient, completion: &Completion) -> (Value, ConversationStats) {
     let latency_ms = completion.latency.as_millis() as i64;
     let usage = &completion.usage;
     let metrics = json!({

@@ -6,7 +6,6 @@
 use super::events::Item;
 use super::llm::{ChatMessage, LlmClient};
 use super::run::Run;
-use crate::storage::ConversationStats;
 
 pub const MAX_TITLE_CHARS: usize = 50;
 /// The most characters of the first message the model reads for a title.
@@ -42,15 +41,7 @@ impl Run<'_> {
                 return Ok(());
             }
         };
-        let usage = &completion.usage;
-        let stats = ConversationStats {
-            llm_calls: 1,
-            prompt_tokens: usage.prompt_tokens as i64,
-            completion_tokens: usage.completion_tokens as i64,
-            cached_tokens: usage.cached_tokens as i64,
-            cost_usd: completion.cost,
-            llm_latency_ms: completion.latency.as_millis() as i64,
-        };
+        let (_, stats) = super::run::figures(llm, &completion);
         let mut tx = self.ctx.db.begin().await?;
         tx.add_llm_usage(self.conversation_id(), &stats).await?;
         tx.commit().await?;

@@ -734,6 +734,16 @@ mod tests {
             paths("clone https://gitlab.com/acme/web.git"),
             vec![("acme/web".to_string(), Some("gitlab"))]
         );
+        // Longer names that start like another are names of their own.
+        assert_eq!(
+            paths("acme/api-docs acme/api.js xacme/api acme/infra_old"),
+            vec![
+                ("acme/api-docs".to_string(), None),
+                ("acme/api.js".to_string(), None),
+                ("xacme/api".to_string(), None),
+                ("acme/infra_old".to_string(), None),
+            ]
+        );
         // Links to other hosts, absolute and relative paths name nothing.
         assert!(paths("read https://example.com/acme/api first").is_empty());
         assert!(paths("the file /workspace/repo/README and ./src/lib").is_empty());
