@@ -1580,3 +1580,585 @@ async fn signing_in_returns_to_the_page_asked_for_on_this_site_only() {
     browser.close().await;
     t.drop_database().await;
 }
+
+/// A one-time link for `account` of `workspace` (`provider`'s), as the intake offers it to an
+/// unlinked sender, holding a refused request; its token.
+async fn offered_link(
+    t: &TestDb,
+    provider: openhands::integrations::request::Provider,
+    workspace: &str,
+    account: &str,
+    name: &str,
+) -> String {
+    use openhands::intake::{LinkOffer, links};
+    use openhands::storage::{DeliveryStatus, NewDelivery};
+
+    let mut tx = t.db.begin().await.unwrap();
+    let delivery = tx
+        .record_delivery(&NewDelivery {
+            provider: provider.as_str(),
+            delivery_id: &format!("refused-{account}"),
+            event: "app_mention",
+            status: DeliveryStatus::Unauthorized,
+            reason: Some("the account is not linked"),
+            payload: b"{}",
+            request: None,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let offer = LinkOffer {
+        provider,
+        workspace: workspace.into(),
+        external_id: account.into(),
+        account_name: name.into(),
+    };
+    let url = links::offer(&mut tx, &offer, delivery, "http://localhost:3000")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    url.rsplit('/').next().unwrap().to_string()
+}
+
+/// A real double click on the element matching `css`: two presses and releases of the mouse.
+async fn double_click(browser: &Browser, css: &str) {
+    use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+
+    let element = browser.wait(css).await;
+    let press = || PointerAction::Down {
+        button: MOUSE_BUTTON_LEFT,
+    };
+    let release = || PointerAction::Up {
+        button: MOUSE_BUTTON_LEFT,
+    };
+    let mouse = MouseActions::new("mouse".into())
+        .then(PointerAction::MoveToElement {
+            element,
+            duration: None,
+            x: 0.0,
+            y: 0.0,
+        })
+        .then(press())
+        .then(release())
+        .then(press())
+        .then(release());
+    browser.client().perform_actions(mouse).await.unwrap();
+    browser.client().release_actions().await.unwrap();
+}
+
+/// The caller's linked accounts, as `GET /api/user` lists them.
+async fn accounts_of(web: &WebServer, key: &str) -> Vec<Value> {
+    let me = reqwest::Client::new()
+        .get(web.at("/api/user"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    me["accounts"].as_array().cloned().unwrap_or_default()
+}
+
+/// The one-time link page: followed signed out, it comes back after signing in; it says which
+/// account it links to whom; a double click on Link links it once (the refused request is
+/// queued again, once); used again, unknown, or for an account linked to someone else, it says
+/// so in words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_is_linked_once_from_its_one_time_link() {
+    use openhands::integrations::request::Provider;
+
+    let t = TestDb::sqlite().await;
+    let (carol, key) = user(&t, "carol", false).await;
+    let (bob, _) = user(&t, "bob", false).await;
+    t.db.link_user("slack", "T0001", "U0BOB0001", &bob)
+        .await
+        .unwrap();
+    let token = offered_link(&t, Provider::Slack, "T0001", "U0CAROL01", "U0CAROL01").await;
+    let web = serve(&t).await;
+    let browser = Browser::start().await;
+
+    // Signed out: the sign-in page, which comes back to the link.
+    let page = format!("/link/{token}");
+    browser.goto(&web.at(&page)).await;
+    browser.wait("form#key-form #api-key").await;
+    browser
+        .wait_for_path(&format!("/login?next=%2Flink%2F{token}"))
+        .await;
+    browser.type_text("form#key-form #api-key", &key).await;
+    browser.click("form#key-form button[type=submit]").await;
+    browser.wait_for_path(&page).await;
+    browser
+        .wait_for_text(
+            "#link-question",
+            "Link the Slack account U0CAROL01 of the workspace T0001 to your user carol?",
+        )
+        .await;
+    browser.screenshot("link").await;
+    browser.phone_screenshot("link-phone").await;
+
+    // A double click posts once: a second post would be refused as used and said on the page.
+    double_click(&browser, "#link-account").await;
+    browser
+        .wait_for_text("#main .notice.info", "is now linked to your user")
+        .await;
+    browser
+        .wait_for_text("#link-done", "The request it was refused runs now.")
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(browser.text_of("#link-error").await, None);
+    let requests = browser
+        .execute(
+            "return performance.getEntriesByType('resource')
+               .filter((e) => new URL(e.name).pathname === arguments[0]).length;",
+            vec![format!("/api/links/{token}").into()],
+        )
+        .await;
+    assert_eq!(
+        requests, 2,
+        "one GET to show the link and one POST to follow it"
+    );
+    browser.screenshot("link-linked").await;
+    browser.phone_screenshot("link-linked-phone").await;
+
+    let accounts = accounts_of(&web, &key).await;
+    assert_eq!(accounts.len(), 1, "{accounts:?}");
+    assert_eq!(accounts[0]["provider"], "slack");
+    assert_eq!(accounts[0]["workspace"], "T0001");
+    assert_eq!(accounts[0]["external_id"], "U0CAROL01");
+    let used =
+        t.db.link_token(&openhands::intake::links::token_hash(&token))
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(used.used_at.is_some());
+    assert_eq!(used.used_by.as_deref(), Some(carol.as_str()));
+    let intake_jobs: i64 =
+        t.db.job_status_counts()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|row| row.queue.contains("intake"))
+            .map(|row| row.count)
+            .sum();
+    assert_eq!(intake_jobs, 1, "the refused request is queued again once");
+
+    browser.click("#link-done a[href='/conversations']").await;
+    browser.wait_for_path("/conversations").await;
+    browser.wait("#conversation-list").await;
+
+    // Used already: the server's words, which say to ask again.
+    browser.goto(&web.at(&page)).await;
+    let used = browser.wait_for_text("#link-error", "used already").await;
+    assert!(used.contains("ask again"), "{used}");
+    assert_eq!(browser.text_of("#link-account").await, None);
+    browser.screenshot("link-used").await;
+
+    // A token nobody offered.
+    browser.goto(&web.at("/link/0123456789abcdef")).await;
+    browser
+        .wait_for_text("#link-error", "This link is not known")
+        .await;
+    browser.screenshot("link-unknown").await;
+
+    // Bob's account: shown, but Link says it belongs to another user.
+    let bobs = offered_link(&t, Provider::Slack, "T0001", "U0BOB0001", "Bob").await;
+    browser.goto(&web.at(&format!("/link/{bobs}"))).await;
+    browser
+        .wait_for_text("#link-question", "Slack account U0BOB0001 (Bob)")
+        .await;
+    browser.click("#link-account").await;
+    browser
+        .wait_for_text("#link-error", "linked to another user already")
+        .await;
+    browser.screenshot("link-elsewhere").await;
+    assert_eq!(accounts_of(&web, &key).await.len(), 1);
+    assert_no_script_failures(&browser).await;
+    browser.close().await;
+    t.drop_database().await;
+}
+
+/// Waits for the page's confirmation dialog, accepts or dismisses it; its text.
+async fn answer_confirmation(browser: &Browser, accept: bool) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(text) = browser.client().get_alert_text().await {
+            if accept {
+                browser.client().accept_alert().await.unwrap();
+            } else {
+                browser.client().dismiss_alert().await.unwrap();
+            }
+            return text;
+        }
+        assert!(
+            started.elapsed() < support::browser::WAIT,
+            "no confirmation was asked"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Settings list the accounts linked to the user; Unlink asks first (dismissed, nothing
+/// changes), then removes the account, a Jira site's URL too; one already gone is said on the
+/// page; with none left the list says how accounts get linked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linked_accounts_are_listed_and_unlinked_in_settings() {
+    const JIRA_SITE: &str = "https://acme.atlassian.net";
+    let t = TestDb::sqlite().await;
+    let (alice, key) = user(&t, "alice", false).await;
+    t.db.link_user("slack", "T0001", "U0ALICE01", &alice)
+        .await
+        .unwrap();
+    t.db.link_user("jira", JIRA_SITE, "5b10ac8d82e05b22cc7d4ef5", &alice)
+        .await
+        .unwrap();
+    t.db.link_user("linear", "org-1", "linear-alice", &alice)
+        .await
+        .unwrap();
+    let web = serve(&t).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &web, &key).await;
+    browser.click("#nav a[href='/settings']").await;
+
+    let slack = "#account-list li[data-provider=slack]";
+    let jira = "#account-list li[data-provider=jira]";
+    browser.wait_for_text(slack, "U0ALICE01").await;
+    let shown = browser
+        .wait_for_text(jira, "5b10ac8d82e05b22cc7d4ef5")
+        .await;
+    assert!(shown.contains(JIRA_SITE), "{shown}");
+    let to_accounts = "document.querySelector('#accounts').scrollIntoView();";
+    browser.execute(to_accounts, vec![]).await;
+    browser.screenshot("settings-accounts").await;
+    browser.resize(support::browser::PHONE).await;
+    browser.execute(to_accounts, vec![]).await;
+    browser.screenshot("settings-accounts-phone").await;
+    browser.resize(support::browser::DESKTOP).await;
+
+    // Unlinked elsewhere meanwhile: said on the page, and the list catches up.
+    let linear = "#account-list li[data-provider=linear]";
+    browser.wait_for_text(linear, "linear-alice").await;
+    assert!(
+        t.db.unlink_user("linear", "org-1", "linear-alice")
+            .await
+            .unwrap()
+    );
+    browser.click(&format!("{linear} button")).await;
+    answer_confirmation(&browser, true).await;
+    browser
+        .wait_for_text(
+            "#account-message .notice.error",
+            "The Linear account linear-alice of org-1 is no longer linked to you.",
+        )
+        .await;
+    support::wait_for(
+        "the Linear account to leave the list",
+        support::browser::WAIT,
+        || async { browser.text_of(linear).await.is_none().then_some(()) },
+    )
+    .await;
+
+    // Asked first: dismissed, nothing is unlinked.
+    browser.click(&format!("{jira} button")).await;
+    let asked = answer_confirmation(&browser, false).await;
+    assert!(asked.contains("Unlink the Jira account"), "{asked}");
+    assert_eq!(accounts_of(&web, &key).await.len(), 2);
+    assert!(browser.text_of(jira).await.is_some());
+
+    // Accepted: the Jira site's URL reaches the server as one part of the path.
+    browser.click(&format!("{jira} button")).await;
+    answer_confirmation(&browser, true).await;
+    support::wait_for(
+        "the Jira account to leave the list",
+        support::browser::WAIT,
+        || async { browser.text_of(jira).await.is_none().then_some(()) },
+    )
+    .await;
+    let left = t.db.user_links(Some(&alice)).await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].provider, "slack");
+
+    browser.click(&format!("{slack} button")).await;
+    answer_confirmation(&browser, true).await;
+    let empty = browser
+        .wait_for_text("#account-list", "No accounts are linked to you")
+        .await;
+    assert!(empty.contains("follow the link the agent sends"), "{empty}");
+    assert!(accounts_of(&web, &key).await.is_empty());
+    assert_eq!(browser.text_of("#account-message .notice").await, None);
+    browser.resize(support::browser::PHONE).await;
+    browser.execute(to_accounts, vec![]).await;
+    browser.screenshot("settings-accounts-none-phone").await;
+    browser.resize(support::browser::DESKTOP).await;
+    assert_no_script_failures(&browser).await;
+    browser.close().await;
+    t.drop_database().await;
+}
+
+/// What the repository told the agent, in the conversation view: its instructions (the paths,
+/// the knowledge it offers, what was left out, the text collapsed), knowledge a message
+/// triggered, its setup and pre-commit scripts with their exit codes, and which repository was
+/// asked for and chosen; the catalog of knowledge is not shown, and markup from the repository
+/// stays text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conversation_view_shows_what_the_repository_told_the_agent() {
+    use openhands::agent::events::{
+        Draft, ENVIRONMENT, repository_question, repository_selected, user_message,
+    };
+    use openhands::integrations::request::RepositoryRef;
+    use serde_json::json;
+
+    let t = TestDb::sqlite().await;
+    let (alice, key) = user(&t, "alice", false).await;
+    let id = conversation(&t, &alice, "Deploy the fix").await;
+    let api = RepositoryRef::Github {
+        installation_id: 1,
+        repository: "acme/api".into(),
+    };
+    let web_app = RepositoryRef::Github {
+        installation_id: 1,
+        repository: "acme/web".into(),
+    };
+    let mut drafts = vec![
+        user_message("Please deploy the fix", false, json!({})),
+        repository_question(
+            "Which repository should I work on?",
+            &[api.clone(), web_app],
+            &["acme/secret cannot be reached by the service".to_string()],
+        ),
+        repository_selected(Some(&api), "chosen", "U0ALICE01"),
+    ];
+    // As the run records them (src/agent/recall.rs, src/agent/scripts.rs).
+    let catalog = Draft {
+        source: ENVIRONMENT,
+        kind: "microagent_catalog".into(),
+        doc: json!({"knowledge": [{
+            "name": "deploy", "source": "acme/api", "path": ".openhands/microagents/deploy.md",
+            "triggers": ["deploy", "release"], "content": "Run ./deploy.sh staging first.",
+        }]}),
+    };
+    let workspace = Draft {
+        source: ENVIRONMENT,
+        kind: "recall".into(),
+        doc: json!({
+            "observation": "recall",
+            "content": "<REPOSITORY_INFO>\nThe repository acme/api is checked out in /workspace/repo.\n</REPOSITORY_INFO>\n\n<REPOSITORY_INSTRUCTIONS>\n## AGENTS.md (acme/api)\nRun cargo test. <img src=x onerror=\"window.repositoryRan = true\">\n</REPOSITORY_INSTRUCTIONS>",
+            "extras": {
+                "recall_type": "workspace_context",
+                "repo_name": "acme/api",
+                "repo_directory": "/workspace/repo",
+                "repo_branch": "main",
+                "repo_instructions": "## AGENTS.md (acme/api)\nRun cargo test.",
+                "runtime_hosts": {},
+                "additional_agent_instructions": "",
+                "date": "2026-01-01",
+                "custom_secrets_descriptions": {},
+                "conversation_instructions": "",
+                "working_dir": "/workspace",
+                "microagent_knowledge": [],
+                "instructions": [
+                    {"name": "AGENTS", "source": "acme/api", "path": "AGENTS.md"},
+                    {"name": "repo", "source": "acme/.openhands", "path": ".openhands/microagents/repo.md"},
+                ],
+                "knowledge_available": [{
+                    "name": "deploy", "source": "acme/api",
+                    "path": ".openhands/microagents/deploy.md", "triggers": ["deploy", "release"],
+                }],
+                "notes": ["<b>.cursorrules</b> was cut to 20000 characters"],
+            },
+            "message": "Added workspace context",
+        }),
+    };
+    let script = |name: &str, path: &str, exit_code: i64, output: &str| Draft {
+        source: ENVIRONMENT,
+        kind: "run".into(),
+        doc: json!({
+            "observation": "run",
+            "content": output,
+            "extras": {
+                "command": format!("bash {path}"),
+                "exit_code": exit_code,
+                "script": name,
+                "hidden": false,
+                "metadata": {"exit_code": exit_code, "working_dir": "/workspace/repo"},
+            },
+            "message": format!("Ran {path}"),
+        }),
+    };
+    let knowledge = Draft {
+        source: ENVIRONMENT,
+        kind: "recall".into(),
+        doc: json!({
+            "observation": "recall",
+            "content": "<EXTRA_INFO>\nRun ./deploy.sh staging first.\n</EXTRA_INFO>",
+            "extras": {
+                "recall_type": "knowledge",
+                "microagent_knowledge": [
+                    {"name": "deploy", "trigger": "deploy", "content": "Run ./deploy.sh staging first."},
+                ],
+            },
+            "message": "Added microagent knowledge",
+            "cause": 1,
+        }),
+    };
+    drafts.extend([
+        catalog,
+        workspace,
+        script(
+            "setup",
+            ".openhands/setup.sh",
+            0,
+            "The repository's setup script (.openhands/setup.sh) ran before you started. Its output:\nInstalled 12 packages",
+        ),
+        knowledge,
+        script(
+            "pre-commit",
+            ".openhands/pre-commit.sh",
+            1,
+            "The repository's pre-commit script (.openhands/pre-commit.sh) failed with exit code 1. Its output:\nclippy: 2 warnings",
+        ),
+    ]);
+    for draft in &drafts {
+        append(&t, &id, draft).await;
+    }
+
+    let web = serve(&t).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &web, &key).await;
+    browser.goto(&web.at(&format!("/conversations/{id}"))).await;
+    browser
+        .wait_for_text("#events .event.script.failed", "Pre-commit script")
+        .await;
+
+    // Which repository: asked, then chosen.
+    let question = browser
+        .text("#events [data-kind=repository_question]")
+        .await;
+    assert!(
+        question.contains("Asked which repository to work on, offering acme/api, acme/web")
+            && question.contains("acme/secret cannot be reached by the service"),
+        "{question}"
+    );
+    assert_eq!(
+        browser
+            .text("#events [data-kind=repository_selected]")
+            .await,
+        "Working on acme/api (chosen by U0ALICE01)"
+    );
+
+    // The repository's instructions: the paths and what it offers, the text collapsed.
+    let workspace = "#events .event.recall.workspace";
+    let card = browser
+        .wait_for_text(workspace, "Repository instructions")
+        .await;
+    for expected in [
+        "AGENTS.md",
+        ".openhands/microagents/repo.md from acme/.openhands",
+        "deploy (\"deploy\", \"release\")",
+        "<b>.cursorrules</b> was cut to 20000 characters",
+    ] {
+        assert!(card.contains(expected), "{expected:?} is not in {card}");
+    }
+    assert!(
+        !card.contains("REPOSITORY_INFO"),
+        "the text is not collapsed: {card}"
+    );
+    // Above the composer, which stays at the bottom of the window.
+    let summary = format!("{workspace} details summary");
+    browser
+        .execute(
+            "document.querySelector(arguments[0]).scrollIntoView({ block: 'center' });",
+            vec![summary.clone().into()],
+        )
+        .await;
+    browser.click(&summary).await;
+    browser
+        .wait_for_text(&format!("{workspace} details pre"), "<REPOSITORY_INFO>")
+        .await;
+
+    // Knowledge a message triggered, its content collapsed.
+    let knowledge = "#events .event.recall.knowledge";
+    assert_eq!(
+        browser.text(&format!("{knowledge} summary")).await,
+        "Knowledge: deploy (triggered by \"deploy\")"
+    );
+    let open = browser
+        .execute(
+            "return document.querySelector(arguments[0]).open;",
+            vec![format!("{knowledge} details").into()],
+        )
+        .await;
+    assert_eq!(open, false);
+
+    // The scripts: which, and how they ended.
+    let setup = browser.text("#events .event.script.ok").await;
+    assert!(
+        setup.contains("Setup script")
+            && setup.contains(".openhands/setup.sh")
+            && setup.contains("passed · exit code 0"),
+        "{setup}"
+    );
+    let pre_commit = browser.text("#events .event.script.failed").await;
+    assert!(
+        pre_commit.contains(".openhands/pre-commit.sh")
+            && pre_commit.contains("failed · exit code 1"),
+        "{pre_commit}"
+    );
+    let colours = browser
+        .execute(
+            "const colour = (css) => getComputedStyle(document.querySelector(css)).color;
+             return [colour('.event.script.ok .badge'), colour('.event.script.failed .badge')];",
+            vec![],
+        )
+        .await;
+    assert_ne!(
+        colours[0], colours[1],
+        "success and failure look alike: {colours}"
+    );
+
+    // The catalog is bookkeeping; markup from the repository is text.
+    let shown = browser
+        .execute(
+            "return {
+               kinds: [...document.querySelectorAll('#events > li')].map((li) => li.dataset.kind),
+               images: document.querySelectorAll('#events img, #events b').length,
+               ran: window.repositoryRan === true,
+             };",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        shown,
+        json!({
+            "kinds": ["message", "repository_question", "repository_selected", "recall", "run", "recall", "run"],
+            "images": 0,
+            "ran": false,
+        })
+    );
+    browser.screenshot("conversation-repository").await;
+    browser
+        .execute(
+            "document.querySelector('.event.script.failed').scrollIntoView({ block: 'center' });",
+            vec![],
+        )
+        .await;
+    browser.screenshot("conversation-repository-scripts").await;
+
+    // On a phone the page does not scroll sideways.
+    browser.resize(support::browser::PHONE).await;
+    let widths = browser
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            vec![],
+        )
+        .await;
+    browser.screenshot("conversation-repository-phone").await;
+    assert!(
+        widths[0].as_u64() <= widths[1].as_u64(),
+        "the page scrolls sideways: {widths}"
+    );
+    browser.resize(support::browser::DESKTOP).await;
+    assert_no_script_failures(&browser).await;
+    browser.close().await;
+    t.drop_database().await;
+}

@@ -9,6 +9,7 @@ import { newPage } from './new.js';
 import { deliveriesPage } from './deliveries.js';
 import { settingsPage } from './settings.js';
 import { integrationsPage } from './integrations.js';
+import { linkPage } from './link.js';
 
 /** The signed-in user, or null. */
 export let me = null;
@@ -22,6 +23,7 @@ const ROUTES = [
   [/^\/deliveries$/, () => deliveriesPage(), 'admin'],
   [/^\/integrations$/, () => integrationsPage(), 'admin'],
   [/^\/settings$/, () => settingsPage()],
+  [/^\/link\/([A-Za-z0-9_-]+)$/, (token) => linkPage(token)],
 ];
 
 export function navigate(path) {

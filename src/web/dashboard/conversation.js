@@ -150,7 +150,16 @@ export function renderEvent(event) {
   const item = (kind, ...children) => h('li', { class: `event ${who} ${kind}`, 'data-event-id': event.id, 'data-kind': event.kind },
     h('span', { class: 'who' }, who === 'user' ? 'You' : who === 'agent' ? 'Agent' : 'Service'), ...children);
   const args = event.args || {};
-  const extras = event.extras || {};
+  // What the service records for itself (the repository asked for or chosen, the catalog of
+  // knowledge) carries its fields at the top and no observation; read it as one of its kind.
+  const own = !event.action && !event.observation;
+  const observation = event.observation || (own ? event.kind : undefined);
+  const extras = event.extras || (own ? event : {});
+  if (observation === 'microagent_catalog') return null;
+  if (observation === 'recall') return recallItem(event, extras, item);
+  if (observation === 'run' && Object.hasOwn(SCRIPTS, extras.script)) return scriptItem(event, extras, item);
+  if (observation === 'repository_question') return item('repository', repositoryQuestion(extras));
+  if (observation === 'repository_selected') return item('repository', h('p', { class: 'muted' }, repositorySelected(extras)));
   if (event.action === 'message') {
     if (args.automatic) return null;
     return item('message', markdown(args.content ?? event.message));
@@ -175,6 +184,94 @@ export function renderEvent(event) {
   if (event.observation) return item('note', folded(event.message || event.observation, event.content, 'ok'));
   if (event.action) return item('note', h('p', { class: 'muted' }, event.message || event.action));
   return null;
+}
+
+/** The repository's own scripts, by the name their `run` observation gives them. */
+const SCRIPTS = {
+  setup: { label: 'Setup script', path: '.openhands/setup.sh' },
+  'pre-commit': { label: 'Pre-commit script', path: '.openhands/pre-commit.sh' },
+};
+
+/** What the repository told the agent: its instructions (once), or knowledge a message
+ * triggered. Everything in it comes from the repository, so it is only ever text. */
+function recallItem(event, extras, item) {
+  if (extras.recall_type === 'workspace_context') {
+    const instructions = list(extras.instructions);
+    const knowledge = list(extras.knowledge_available);
+    const notes = list(extras.notes);
+    return item('recall workspace',
+      h('p', { class: 'card-title' }, 'Repository instructions'),
+      instructions.length
+        ? h('ul', { class: 'files' }, instructions.map((i) => h('li', {},
+          h('code', {}, String(i.path ?? i.name ?? '')), i.source ? h('span', { class: 'muted' }, ` from ${i.source}`) : null)))
+        : h('p', { class: 'muted' }, 'No instructions were found.'),
+      knowledge.length
+        ? h('div', { class: 'knowledge-available' },
+          h('p', {}, 'Knowledge the agent recalls when a message mentions it:'),
+          h('ul', { class: 'files' }, knowledge.map((k) => h('li', {},
+            h('strong', {}, String(k.name ?? '')),
+            list(k.triggers).length ? ` (${list(k.triggers).map((t) => `"${t}"`).join(', ')})` : '',
+            k.path ? [' ', h('code', {}, String(k.path))] : null,
+            k.source ? h('span', { class: 'muted' }, ` from ${k.source}`) : null))))
+        : null,
+      notes.length ? h('div', { class: 'workspace-notes' }, h('p', {}, 'Notes:'),
+        h('ul', { class: 'notes' }, notes.map((n) => h('li', {}, String(n))))) : null,
+      event.content ? folded('What the agent read', event.content, 'ok') : null);
+  }
+  if (extras.recall_type === 'knowledge') {
+    const entries = list(extras.microagent_knowledge);
+    if (!entries.length) return null;
+    return item('recall knowledge', entries.map((k) => h('details', { class: 'fold ok knowledge' },
+      h('summary', {}, `Knowledge: ${k.name ?? ''}`, k.trigger ? ` (triggered by "${k.trigger}")` : ''),
+      h('pre', {}, String(k.content ?? '')))));
+  }
+  return item('note', folded(event.message || 'Recalled', event.content, 'ok'));
+}
+
+/** A run of the repository's setup or pre-commit script: which, how it ended, its output. */
+function scriptItem(event, extras, item) {
+  const script = SCRIPTS[extras.script];
+  const code = extras.exit_code ?? (extras.metadata || {}).exit_code;
+  const passed = code === 0;
+  return item(`script ${passed ? 'ok' : 'failed'}`,
+    h('p', { class: 'card-title' }, `${script.label} `, h('code', {}, script.path), ' ',
+      h('span', { class: `badge ${passed ? 'status-finished' : 'status-failed'}` },
+        `${passed ? 'passed' : 'failed'} · exit code ${code ?? '?'}`)),
+    folded('Output', event.content, passed ? 'ok' : 'failed'));
+}
+
+/** A repository as the service records it (`{host, repository}` or `{host, path}`). */
+function repositoryName(repository) {
+  return repository ? String(repository.repository ?? repository.path ?? repository.name ?? '') : '';
+}
+
+function repositoryQuestion(extras) {
+  const choices = list(extras.choices).map(repositoryName).filter(Boolean);
+  const problems = list(extras.problems);
+  return [
+    h('p', { class: 'muted' }, 'Asked which repository to work on',
+      choices.length ? `, offering ${choices.join(', ')}` : '', '.'),
+    problems.length ? h('ul', { class: 'notes' }, problems.map((p) => h('li', {}, String(p)))) : null,
+  ];
+}
+
+const HOW = {
+  named: (by) => `named by ${by}`,
+  chosen: (by) => `chosen by ${by}`,
+  channel: () => "the channel's repository",
+  ticket_route: () => "the ticket's repository",
+};
+
+function repositorySelected(extras) {
+  const by = extras.by ? String(extras.by) : 'the requester';
+  const how = Object.hasOwn(HOW, extras.how) ? ` (${HOW[extras.how](by)})` : '';
+  if (!extras.name) return extras.how === 'chosen' ? `Working without a repository${how}` : 'Working without a repository';
+  return `Working on ${extras.name}${how}`;
+}
+
+/** An array from data that should hold one, else an empty one. */
+function list(value) {
+  return Array.isArray(value) ? value : [];
 }
 
 function folded(summary, content, kind) {

@@ -1,7 +1,7 @@
 // Settings: the LLM (model, base URL, key — write-only), limits, API keys (shown once,
-// revocable) and secrets (values never shown).
+// revocable), the provider accounts linked to the user, and secrets (values never shown).
 import { api, get, post } from './api.js';
-import { h, show, notice, when } from './dom.js';
+import { h, show, notice, when, PROVIDER_NAMES, triggerIcon } from './dom.js';
 
 export async function settingsPage() {
   document.title = 'Settings · OpenHands';
@@ -13,6 +13,7 @@ export async function settingsPage() {
     h('h1', {}, 'Settings'),
     llmForm(settings, models),
     await keysSection(),
+    await accountsSection(),
     await secretsSection()));
 }
 
@@ -127,4 +128,48 @@ async function secretsSection() {
   });
   await refresh();
   return h('div', { class: 'card' }, h('h2', {}, 'Secrets'), list, form, message);
+}
+
+/** Providers whose accounts also sign in: unlinking one parts it from this user's sign-in. */
+const SIGN_IN_PROVIDERS = new Set(['github', 'gitlab', 'oidc']);
+
+async function accountsSection() {
+  const list = h('ul', { id: 'account-list', class: 'rows' });
+  const message = h('div', { id: 'account-message', 'aria-live': 'assertive' });
+  async function refresh() {
+    // Read afresh: a link followed in another tab shows here too.
+    const { accounts } = await get('/api/user');
+    list.replaceChildren(...(accounts && accounts.length ? accounts.map((a) => {
+      const provider = PROVIDER_NAMES[a.provider] || a.provider;
+      const label = `${provider} account ${a.external_id} of ${a.workspace}`;
+      const unlink = async () => {
+        const warning = SIGN_IN_PROVIDERS.has(a.provider)
+          ? ' If you sign in with this account, signing in with it will no longer reach this user.'
+          : ' Its requests are refused until it is linked again.';
+        if (!window.confirm(`Unlink the ${label}?${warning}`)) return;
+        const path = ['', 'api', 'user', 'links', a.provider, a.workspace, a.external_id]
+          .map(encodeURIComponent).join('/');
+        message.replaceChildren();
+        try {
+          await api('DELETE', path);
+        } catch (error) {
+          message.replaceChildren(notice('error', error.status === 404
+            ? `The ${label} is no longer linked to you.`
+            : `The ${label} could not be unlinked: ${error.message}`));
+        }
+        // Either way the list shows what is linked now.
+        await refresh().catch((error) => message.replaceChildren(notice('error', error.message)));
+      };
+      return h('li', { class: 'row account', 'data-provider': a.provider, 'data-account': a.external_id },
+        h('span', { class: 'account-name' },
+          h('span', { class: `badge trigger trigger-${a.provider}` }, triggerIcon(a.provider), provider),
+          ' ', h('code', {}, a.external_id)),
+        h('span', { class: 'meta' }, a.workspace, a.created_at ? ` · linked ${when(a.created_at)}` : ''),
+        h('button', { type: 'button', class: 'small danger', 'aria-label': `Unlink the ${label}`, onclick: unlink }, 'Unlink'));
+    }) : [h('li', { class: 'muted', id: 'no-accounts' },
+      'No accounts are linked to you. A Slack, Jira or Linear account is linked when you follow the link the agent sends you there, and a GitHub account when you sign in with it.')]));
+  }
+  await refresh();
+  return h('div', { class: 'card', id: 'accounts' }, h('h2', {}, 'Linked accounts'),
+    h('p', { class: 'muted intro' }, 'Requests from these accounts run as you.'), list, message);
 }
