@@ -147,7 +147,7 @@ async function accountsSection() {
           ? ' If you sign in with this account, signing in with it will no longer reach this user.'
           : ' Its requests are refused until it is linked again.';
         if (!window.confirm(`Unlink the ${label}?${warning}`)) return;
-        const path = ['', 'api', 'user', 'links', a.provider, a.workspace, a.external_id]
+        const path = ['', 'api', 'user', 'accounts', a.provider, a.workspace, a.external_id]
           .map(encodeURIComponent).join('/');
         message.replaceChildren();
         try {
