@@ -546,21 +546,6 @@ impl IntakeSettings {
         Ok(Some(cut_diff(diff, MAX_DIFF_CHARS)))
     }
 
-    /// Shows `text` to `user` alone in a Slack thread; fails when Slack is not configured or
-    /// refuses it.
-    pub async fn send_ephemeral(
-        &self,
-        channel: &str,
-        user: &str,
-        thread_ts: &str,
-        text: &str,
-    ) -> anyhow::Result<()> {
-        let slack = self.slack.as_ref().context("SLACK_BOT_TOKEN is not set")?;
-        slack
-            .post_ephemeral(channel, user, Some(thread_ts), text)
-            .await
-    }
-
     /// The user of a GitHub/GitLab account, created (and linked) on its first request.
     pub async fn account_user(
         &self,

@@ -86,17 +86,14 @@ async fn refuse(
     if tx.delivery(job.delivery).await?.intake_id.as_deref() == Some(job.intake_id.as_str()) {
         return Ok(());
     }
-    let offered = match &link {
+    let reason = match &link {
         Some(offer) => {
             let url = links::offer(&mut tx, offer, job.delivery, &ctx.intake.public_url).await?;
             let text = links::invitation(offer, request, &url);
-            crate::results::offer_link(&mut tx, request, &text).await?;
-            Some(text)
+            let key = format!("link:{}", job.intake_id);
+            crate::results::tell_sender(&mut tx, request, &text, &key).await?;
+            format!("{reason}; a link to link the account was offered")
         }
-        None => None,
-    };
-    let reason = match &offered {
-        Some(_) => format!("{reason}; a link to link the account was offered"),
         None => reason.to_string(),
     };
     tx.finish_intake(
@@ -109,20 +106,6 @@ async fn refuse(
     .await?;
     tx.commit().await?;
     tracing::info!(%reason, "request not authorized");
-    // Told once, after the outcome is stored: a retry of this job does not repeat it.
-    if let (
-        Some(text),
-        Place::SlackThread {
-            channel, thread_ts, ..
-        },
-    ) = (offered, &request.place)
-        && let Err(error) = ctx
-            .intake
-            .send_ephemeral(channel, &request.sender.id, thread_ts, &text)
-            .await
-    {
-        tracing::warn!(error = %format!("{error:#}"), "could not tell the sender how to link their account");
-    }
     Ok(())
 }
 
@@ -288,8 +271,8 @@ async fn repository_state(
     Ok(agent_events::repository_state(newest.first()))
 }
 
-/// Stores a request that does nothing after all, telling the sender why when there is a reason
-/// for them.
+/// Stores a request that does nothing after all, telling the sender why (in the same
+/// transaction, through the outbox) when there is a reason for them.
 async fn skip_request(
     ctx: &JobContext,
     job: &Intake,
@@ -304,6 +287,10 @@ async fn skip_request(
     if tx.delivery(job.delivery).await?.intake_id.as_deref() == Some(job.intake_id.as_str()) {
         return Ok(());
     }
+    if tell {
+        let key = format!("told:{}", job.intake_id);
+        crate::results::tell_sender(&mut tx, request, &reason, &key).await?;
+    }
     tx.finish_intake(
         job.delivery,
         &job.intake_id,
@@ -313,17 +300,6 @@ async fn skip_request(
     )
     .await?;
     tx.commit().await?;
-    if tell
-        && let Place::SlackThread {
-            channel, thread_ts, ..
-        } = &request.place
-        && let Err(error) = ctx
-            .intake
-            .send_ephemeral(channel, &request.sender.id, thread_ts, &reason)
-            .await
-    {
-        tracing::warn!(error = %format!("{error:#}"), "could not tell the sender why their choice was ignored");
-    }
     Ok(())
 }
 

@@ -53,6 +53,9 @@ pub mod kind {
     pub const REPLY: &str = "reply";
     /// A pull/merge request opened from the branch the run pushed.
     pub const CHANGE_REQUEST: &str = "change_request";
+    /// A message only its Slack recipient sees (Slack cannot find it again: a lost answer
+    /// may show it twice, which is harmless).
+    pub const EPHEMERAL: &str = "ephemeral";
 }
 
 /// Why a delivery did not happen this time.
@@ -437,24 +440,33 @@ pub struct RepositoryQuestion<'a> {
     pub public_url: &'a str,
 }
 
-/// Offers an unlinked Jira or Linear user the link that links their account, as a comment on
-/// the ticket (Slack members get it privately instead, from intake).
-pub async fn offer_link(tx: &mut Tx, request: &Request, text: &str) -> Result<(), BoxDynError> {
-    let Some((provider, target)) = reply_target(request) else {
+/// Tells the sender of a request something meant for them: privately on Slack (an ephemeral
+/// message in the thread), as a reply comment on a ticket. `key` names this telling, so that
+/// it is posted once.
+pub async fn tell_sender(
+    tx: &mut Tx,
+    request: &Request,
+    text: &str,
+    key: &str,
+) -> Result<(), BoxDynError> {
+    let Some((provider, mut target)) = reply_target(request) else {
         return Ok(());
     };
-    if provider == "slack" {
-        return Ok(());
-    }
+    let kind = if provider == "slack" {
+        target["user"] = json!(request.sender.id);
+        kind::EPHEMERAL
+    } else {
+        kind::REPLY
+    };
     add_post(
         tx,
         &NewOutboxPost {
             conversation_id: None,
             provider,
-            kind: kind::REPLY,
+            kind,
             target: &target,
             body: &json!({"text": text}),
-            idempotency_key: &format!("{}:link", request.request_key()),
+            idempotency_key: &format!("{}:{key}", request.request_key()),
         },
     )
     .await

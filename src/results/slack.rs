@@ -2,7 +2,7 @@
 //! messages are not edited: the acknowledgement (or the question which repository to work on,
 //! with its menu) and each summary are replies of their own, each marked with its post's key in
 //! the message metadata so that it is found, not doubled. A summary carries the link of the
-//! pull/merge request its run opened.
+//! pull/merge request its run opened. Notes for the sender alone are ephemeral messages.
 
 use serde_json::{Value, json};
 
@@ -49,6 +49,18 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
                 .await
                 .map_err(transient)?;
             Ok(json!({"ts": ts}))
+        }
+        kind::EPHEMERAL => {
+            slack
+                .post_ephemeral(
+                    channel,
+                    text(&target, "user")?,
+                    Some(text(&target, "thread_ts")?),
+                    text(&body, "text")?,
+                )
+                .await
+                .map_err(transient)?;
+            Ok(json!({}))
         }
         other => Err(PostError::Permanent(format!(
             "unknown Slack post kind `{other}`"
