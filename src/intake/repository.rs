@@ -477,6 +477,12 @@ impl IntakeSettings {
         request: &Request,
         owner_id: &str,
     ) -> anyhow::Result<Plan> {
+        if asks_for_no_repository(&request.text) {
+            return Ok(Plan::Work {
+                repository: None,
+                how: "named",
+            });
+        }
         let accounts = self.accounts_of(db, owner_id).await?;
         let (usable, problems) = self.usable_named(request, &accounts, &request.text).await?;
         if usable.len() == 1 {
@@ -625,6 +631,17 @@ impl IntakeSettings {
     }
 }
 
+/// Whether an answer to the question which repository to use says "no repository" (the
+/// words the question offers on a ticket).
+fn asks_for_no_repository(text: &str) -> bool {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    words.windows(2).any(|pair| pair == ["no", "repository"])
+}
+
 /// Words of a message that may name a repository: letters and digits, three or more, minus
 /// the commonest English words.
 fn words_of(text: &str) -> Vec<String> {
@@ -766,6 +783,14 @@ mod tests {
             .join(" ");
         assert_eq!(paths(&text).len(), MAX_NAMED);
         assert_eq!(paths("a/b A/B a/b").len(), 1);
+    }
+
+    #[test]
+    fn no_repository_is_an_answer() {
+        assert!(asks_for_no_repository("@openhands no repository"));
+        assert!(asks_for_no_repository("No Repository, please."));
+        assert!(!asks_for_no_repository("no repositories here: acme/api"));
+        assert!(!asks_for_no_repository("the repository is acme/api"));
     }
 
     #[test]
