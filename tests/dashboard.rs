@@ -68,6 +68,17 @@ async fn triggered_conversation(
     .id
 }
 
+/// Intake jobs ever queued, whatever became of them.
+async fn intake_jobs(t: &TestDb) -> i64 {
+    t.db.job_status_counts()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|row| row.queue.contains("intake"))
+        .map(|row| row.count)
+        .sum()
+}
+
 /// Appends an event to a conversation's log, as a worker would.
 async fn append(t: &TestDb, id: &str, draft: &openhands::agent::events::Draft) -> i64 {
     t.db.append_event(
@@ -579,14 +590,7 @@ async fn a_signed_webhook_shows_on_the_deliveries_and_integrations_pages() {
             &format!("Delivery {} is being handled again.", delivery.id),
         )
         .await;
-    let intake_jobs: i64 =
-        t.db.job_status_counts()
-            .await
-            .unwrap()
-            .iter()
-            .filter(|row| row.queue.contains("intake"))
-            .map(|row| row.count)
-            .sum();
+    let intake_jobs = intake_jobs(&t).await;
     assert_eq!(intake_jobs, 2, "the first intake and the redelivery");
     // The conversation it led to is one click away.
     browser.click("#delivery-list tbody tr a").await;
@@ -1733,14 +1737,7 @@ async fn an_account_is_linked_once_from_its_one_time_link() {
             .unwrap();
     assert!(used.used_at.is_some());
     assert_eq!(used.used_by.as_deref(), Some(carol.as_str()));
-    let intake_jobs: i64 =
-        t.db.job_status_counts()
-            .await
-            .unwrap()
-            .iter()
-            .filter(|row| row.queue.contains("intake"))
-            .map(|row| row.count)
-            .sum();
+    let intake_jobs = intake_jobs(&t).await;
     assert_eq!(intake_jobs, 1, "the refused request is queued again once");
 
     browser.click("#link-done a[href='/conversations']").await;

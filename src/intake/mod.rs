@@ -537,7 +537,7 @@ fn context_of(request: &Request, history: &[PriorMessage], diff: &Diff) -> serde
         "title": request.title,
         "body": request.body,
         "url": request.url,
-        "repository": request.repository(),
+        "repository": request.place.repository_ref().map(|r| r.name().to_string()),
         "branch": request.branch(),
     })
 }

@@ -411,27 +411,7 @@ impl Request {
         }
     }
 
-    /// The repository the agent works on, when the place is one.
-    pub fn repository(&self) -> Option<&str> {
-        match &self.place {
-            Place::GithubIssue { repository, .. } | Place::GithubPullRequest { repository, .. } => {
-                Some(repository)
-            }
-            Place::GitlabIssue { project_path, .. }
-            | Place::GitlabMergeRequest { project_path, .. } => Some(project_path),
-            Place::JiraIssue {
-                repository: Some(ticket),
-                ..
-            }
-            | Place::LinearIssue {
-                repository: Some(ticket),
-                ..
-            } => Some(&ticket.repository),
-            _ => None,
-        }
-    }
-
-    /// Where [`Request::repository`] is hosted: `github` or `gitlab`.
+    /// Where the place's own repository is hosted: `github` or `gitlab`.
     pub fn git_provider(&self) -> Option<&'static str> {
         self.place.repository_ref().map(|r| r.git_provider())
     }
