@@ -7,14 +7,17 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::{self, AgentRuntime, RunConversation};
 use crate::config::{
     BenchCommand, Cli, Command, Config, QueueCommand, SandboxCommand, UserCommand,
 };
 use crate::crypto::Keyring;
-use crate::intake::IntakeSettings;
+use crate::intake::{self, Intake};
+use crate::integrations::Providers;
 use crate::integrations::Webhooks;
 use crate::live::{self, EventBus};
-use crate::queue::{self, JobContext, probe::Probe};
+use crate::queue::{self, JobContext, WorkerSettings, Workers, probe::Probe};
+use crate::results::{self, DeliverPost};
 use crate::storage::Db;
 use crate::web::login::Login;
 use crate::web::{self, AppState};
@@ -31,7 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::spawn(live::listen(db.clone(), bus.clone(), shutdown.clone()));
             let state = app_state(&config, &db).with_bus(bus.clone());
             let http = serve_http(listener, state, shutdown.clone());
-            let workers = run_workers(&config, &db, &shutdown, bus)?;
+            let workers = start_workers(&config, &db, &shutdown, bus)?;
             let result = tokio::try_join!(http, workers);
             db.close().await;
             result.map(|_| ())
@@ -60,7 +63,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     shutdown.clone(),
                 ));
             }
-            let result = run_workers(&config, &db, &shutdown, EventBus::default())?.await;
+            let result = start_workers(&config, &db, &shutdown, EventBus::default())?.await;
             db.close().await;
             result
         }
@@ -175,48 +178,56 @@ fn app_state(config: &Config, db: &Db) -> AppState {
 }
 
 /// The job workers of this process, and the watch on its sandbox engine.
-fn run_workers(
+fn start_workers(
     config: &Config,
     db: &Db,
     shutdown: &CancellationToken,
     bus: EventBus,
 ) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + use<>> {
-    let ctx = job_context(config, db, shutdown, bus)?;
-    let settings = config.worker_settings();
-    if let Some(agent) = &ctx.agent {
-        tokio::spawn(
-            agent
-                .clone()
-                .watch_sandbox_engine(db.clone(), settings.instance.clone()),
-        );
-    }
-    Ok(queue::run_workers(
-        ctx,
-        settings,
-        shutdown.clone().cancelled_owned(),
-    ))
-}
-
-fn job_context(
-    config: &Config,
-    db: &Db,
-    shutdown: &CancellationToken,
-    bus: EventBus,
-) -> anyhow::Result<JobContext> {
-    let agent = crate::agent::AgentRuntime::new(
+    let ctx = JobContext {
+        db: db.clone(),
+        providers: Arc::new(Providers::from_config(&config.providers)?),
+        bus,
+    };
+    let agent = AgentRuntime::new(
         config.agent.clone(),
         config.llm.client()?,
         config.sandbox.clone(),
         shutdown.clone(),
     )?
     .with_claim(config.job_lease)
-    .with_bus(bus)
     .with_keyring(Keyring::new(config.secret_key.as_ref()));
-    Ok(JobContext {
-        db: db.clone(),
-        intake: Arc::new(IntakeSettings::from_config(&config.providers)?),
-        agent: Some(Arc::new(agent)),
-    })
+    let agent = Arc::new(agent);
+    let settings = config.worker_settings();
+    tokio::spawn(
+        agent
+            .clone()
+            .watch_sandbox_engine(db.clone(), settings.instance.clone()),
+    );
+    Ok(run_workers(
+        ctx,
+        Some(agent),
+        settings,
+        shutdown.clone().cancelled_owned(),
+    ))
+}
+
+/// Runs the workers of every job kind until `shutdown` resolves: the one place where job
+/// kinds meet their handlers. Without an agent runtime, run jobs are left to other workers.
+pub async fn run_workers(
+    ctx: JobContext,
+    agent: Option<Arc<AgentRuntime>>,
+    settings: WorkerSettings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let workers = Workers::new(ctx, settings)?;
+    let workers = queue::register_job!(workers, Intake, intake::handle);
+    let workers = queue::register_job!(workers, DeliverPost, results::handle);
+    let workers = match agent {
+        Some(agent) => queue::register_job!(workers, RunConversation, agent::handle_run, agent),
+        None => workers,
+    };
+    workers.run(shutdown).await
 }
 
 async fn bind(config: &Config) -> anyhow::Result<TcpListener> {

@@ -883,12 +883,10 @@ pub async fn agent_step_overhead(db: &Db, config: &Config, steps: u32) -> anyhow
     let stop = CancellationToken::new();
     let runtime = AgentRuntime::new(settings, Some(llm), sandbox_settings, stop.clone())?
         .with_sandboxes(backend.clone());
-    let ctx = queue::JobContext {
-        agent: Some(Arc::new(runtime)),
-        ..queue::JobContext::new(db.clone())
-    };
-    let workers = tokio::spawn(queue::run_workers(
+    let ctx = queue::JobContext::new(db.clone());
+    let workers = tokio::spawn(crate::app::run_workers(
         ctx,
+        Some(Arc::new(runtime)),
         config.worker_settings(),
         stop.clone().cancelled_owned(),
     ));

@@ -9,7 +9,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::config::Secret;
+use crate::setting::Secret;
 
 /// What stored ciphertexts start with: the scheme, so that it can change later.
 const SEALED_PREFIX: &str = "v1:";
@@ -99,6 +99,13 @@ impl Keyring {
         })?;
         String::from_utf8(plain).context("the stored value is not text")
     }
+}
+
+/// The stored form of an API key or one-time token: its SHA-256, in hex. Such values are long
+/// and random, so a plain hash is enough, and it lets a value be found by its hash.
+pub fn key_hash(key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 #[cfg(test)]

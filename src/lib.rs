@@ -16,5 +16,6 @@ pub mod logging;
 pub mod queue;
 pub mod results;
 pub mod sandbox;
+pub mod setting;
 pub mod storage;
 pub mod web;

@@ -12,7 +12,7 @@ use openhands::agent::AgentRuntime;
 use openhands::agent::events::{self, to_v0};
 use openhands::agent::llm::{LlmClient, PriceTable, RetryPolicy};
 use openhands::agent::settings::AgentSettings;
-use openhands::intake::IntakeSettings;
+use openhands::integrations::Providers;
 use openhands::integrations::github::GithubApp;
 use openhands::queue::{self, JobContext, WorkerSettings};
 use openhands::sandbox::docker::DockerBackend;
@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 struct Agent {
     t: TestDb,
     fake: FakeLlm,
-    runtime: Arc<AgentRuntime>,
+    bus: openhands::live::EventBus,
     owner: String,
     stop: CancellationToken,
     _cleanup: OwnerCleanup,
@@ -58,15 +58,7 @@ async fn start_with_prices(
     settings: AgentSettings,
     prices: PriceTable,
 ) -> Agent {
-    start_with(
-        kind,
-        model,
-        script,
-        settings,
-        prices,
-        IntakeSettings::default(),
-    )
-    .await
+    start_with(kind, model, script, settings, prices, Providers::default()).await
 }
 
 async fn start_with(
@@ -75,7 +67,7 @@ async fn start_with(
     script: Vec<Turn>,
     settings: AgentSettings,
     prices: PriceTable,
-    intake: IntakeSettings,
+    providers: Providers,
 ) -> Agent {
     let t = TestDb::new(kind).await;
     let fake = FakeLlm::start(script).await;
@@ -97,10 +89,10 @@ async fn start_with(
             .with_sandboxes(backend),
     );
     let ctx = JobContext {
-        agent: Some(runtime.clone()),
-        intake: Arc::new(intake),
+        providers: Arc::new(providers),
         ..JobContext::new(t.db.clone())
     };
+    let bus = ctx.bus.clone();
     let workers = WorkerSettings {
         concurrency: 4,
         poll_interval: Duration::from_millis(20),
@@ -108,15 +100,16 @@ async fn start_with(
         retry_max_delay: Duration::from_millis(200),
         ..WorkerSettings::default()
     };
-    tokio::spawn(queue::run_workers(
+    tokio::spawn(openhands::app::run_workers(
         ctx,
+        Some(runtime.clone()),
         workers,
         stop.clone().cancelled_owned(),
     ));
     Agent {
         t,
         fake,
-        runtime,
+        bus,
         owner: owner.clone(),
         stop,
         _cleanup: OwnerCleanup(owner),
@@ -294,7 +287,7 @@ async fn create_run_edit_finish(kind: Kind, model: &str) {
         finish("The script prints goodbye."),
     ];
     let agent = start(kind, model, script, AgentSettings::default()).await;
-    let mut live = agent.runtime.bus.subscribe();
+    let mut live = agent.bus.subscribe();
     let id = agent
         .ask("web", "Write hello.py and make it say goodbye")
         .await;
@@ -723,7 +716,7 @@ async fn a_github_request_works_in_a_clone_of_its_repository() {
     let server = support::git_server::GitServer::start("ghs_installation_4242").await;
     server.create_repo("hello-world");
     fakes.set_github_clone_url("octo-org/hello-world", &server.url("hello-world"));
-    let intake = IntakeSettings {
+    let providers = Providers {
         github: Some(
             GithubApp::new(
                 &fakes.github_api_url(),
@@ -732,7 +725,7 @@ async fn a_github_request_works_in_a_clone_of_its_repository() {
             )
             .unwrap(),
         ),
-        ..IntakeSettings::default()
+        ..Providers::default()
     };
     let script = vec![
         bash("cat /workspace/repo/README && git -C /workspace/repo log --format=%s"),
@@ -744,7 +737,7 @@ async fn a_github_request_works_in_a_clone_of_its_repository() {
         script,
         AgentSettings::default(),
         PriceTable::default(),
-        intake,
+        providers,
     )
     .await;
     let context = json!({
@@ -796,7 +789,7 @@ async fn a_github_request_works_in_a_clone_of_its_repository() {
 async fn an_unreachable_repository_is_a_clear_error() {
     let fakes = support::fakes::FakeProviders::start().await;
     fakes.hide_github_repository("octo-org/hidden");
-    let intake = IntakeSettings {
+    let providers = Providers {
         github: Some(
             GithubApp::new(
                 &fakes.github_api_url(),
@@ -805,7 +798,7 @@ async fn an_unreachable_repository_is_a_clear_error() {
             )
             .unwrap(),
         ),
-        ..IntakeSettings::default()
+        ..Providers::default()
     };
     let agent = start_with(
         Kind::Sqlite,
@@ -813,7 +806,7 @@ async fn an_unreachable_repository_is_a_clear_error() {
         vec![],
         AgentSettings::default(),
         PriceTable::default(),
-        intake,
+        providers,
     )
     .await;
     let context = json!({"place": {"kind": "github_issue", "installation_id": 4242, "repository": "octo-org/hidden", "number": 2}});

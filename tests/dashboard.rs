@@ -384,7 +384,7 @@ async fn a_conversation_is_started_watched_answered_and_stopped_in_the_browser()
     use openhands::agent::llm::LlmClient;
     use openhands::agent::settings::AgentSettings;
     use openhands::live::EventBus;
-    use openhands::queue::{self, JobContext, WorkerSettings};
+    use openhands::queue::{JobContext, WorkerSettings};
     use openhands::sandbox::docker::DockerBackend;
     use serde_json::json;
     use std::time::Duration;
@@ -416,18 +416,19 @@ async fn a_conversation_is_started_watched_answered_and_stopped_in_the_browser()
     let stop = CancellationToken::new();
     let runtime = AgentRuntime::new(AgentSettings::default(), Some(llm), sandbox, stop.clone())
         .unwrap()
-        .with_sandboxes(backend)
-        .with_bus(bus.clone());
+        .with_sandboxes(backend);
+    let runtime = std::sync::Arc::new(runtime);
     let ctx = JobContext {
-        agent: Some(std::sync::Arc::new(runtime)),
+        bus: bus.clone(),
         ..JobContext::new(t.db.clone())
     };
     let workers = WorkerSettings {
         poll_interval: Duration::from_millis(20),
         ..WorkerSettings::default()
     };
-    tokio::spawn(queue::run_workers(
+    tokio::spawn(openhands::app::run_workers(
         ctx,
+        Some(runtime),
         workers,
         stop.clone().cancelled_owned(),
     ));
@@ -957,7 +958,7 @@ async fn settings_keys_and_secrets_are_managed_in_the_browser() {
     use openhands::crypto::Keyring;
 
     let t = TestDb::sqlite().await;
-    let secret: openhands::config::Secret =
+    let secret: openhands::setting::Secret =
         "a-dashboard-test-secret-key-of-32-chars!".parse().unwrap();
     let web = WebServer::start(router(
         AppState::new(t.db.clone()).with_keyring(Keyring::new(Some(&secret))),

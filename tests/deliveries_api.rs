@@ -5,7 +5,7 @@ mod support;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use openhands::config::Secret;
+use openhands::setting::Secret;
 use openhands::storage::{DeliveryStatus, NewDelivery};
 use openhands::web::{AppState, router};
 use serde_json::Value;

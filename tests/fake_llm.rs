@@ -8,7 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use openhands::agent::llm::{ChatMessage, LlmClient, LlmError, RetryPolicy, ToolSpec};
-use openhands::config::Secret;
+use openhands::setting::Secret;
 use serde_json::{Value, json};
 use support::fake_llm::{
     Answer, CACHED_TOKENS, COMPLETION_TOKENS, FakeLlm, Format, PROMPT_TOKENS, Turn,

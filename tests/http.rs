@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::routing::get;
-use openhands::config::Secret;
+use openhands::setting::Secret;
 use openhands::storage::Db;
 use openhands::web::middleware::{self, HttpSettings};
 use openhands::web::{AppState, router};

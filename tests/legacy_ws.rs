@@ -13,7 +13,7 @@ use futures::{SinkExt, StreamExt};
 use openhands::agent::AgentRuntime;
 use openhands::agent::llm::LlmClient;
 use openhands::agent::settings::AgentSettings;
-use openhands::queue::{self, JobContext, WorkerSettings};
+use openhands::queue::{JobContext, WorkerSettings};
 use openhands::sandbox::docker::DockerBackend;
 use openhands::web::middleware::HttpSettings;
 use openhands::web::{AppState, router};
@@ -513,18 +513,19 @@ async fn workers(t: &TestDb, state: &AppState, script: Vec<Turn>) -> Workers {
     let stop = CancellationToken::new();
     let runtime = AgentRuntime::new(AgentSettings::default(), Some(llm), sandbox, stop.clone())
         .unwrap()
-        .with_sandboxes(backend)
-        .with_bus(state.bus.clone());
+        .with_sandboxes(backend);
+    let runtime = Arc::new(runtime);
     let ctx = JobContext {
-        agent: Some(Arc::new(runtime)),
+        bus: state.bus.clone(),
         ..JobContext::new(t.db.clone())
     };
     let settings = WorkerSettings {
         poll_interval: Duration::from_millis(20),
         ..WorkerSettings::default()
     };
-    tokio::spawn(queue::run_workers(
+    tokio::spawn(openhands::app::run_workers(
         ctx,
+        Some(runtime),
         settings,
         stop.clone().cancelled_owned(),
     ));

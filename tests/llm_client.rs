@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use openhands::agent::llm::{ChatMessage, LlmClient, LlmError, PriceTable, RetryPolicy, ToolSpec};
-use openhands::config::Secret;
+use openhands::setting::Secret;
 use serde_json::{Value, json};
 
 /// One scripted answer: status, extra headers, body.

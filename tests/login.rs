@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
-use openhands::config::Secret;
+use openhands::setting::Secret;
 use openhands::web::login::{Login, LoginSettings};
 use openhands::web::{AppState, router};
 use serde_json::{Value, json};

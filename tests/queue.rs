@@ -98,11 +98,9 @@ async fn retries_then_failure(t: &TestDb) {
     let never_job = queue::enqueue_now(&t.db, &never).await.unwrap();
 
     let shutdown = CancellationToken::new();
-    let workers = tokio::spawn(queue::run_workers(
-        queue::JobContext::new(t.db.clone()),
-        fast_settings(),
-        shutdown.clone().cancelled_owned(),
-    ));
+    let workers =
+        queue::Workers::new(queue::JobContext::new(t.db.clone()), fast_settings()).unwrap();
+    let workers = tokio::spawn(workers.run(shutdown.clone().cancelled_owned()));
 
     let completions = wait_for_completion(t, "recovers").await;
     assert_eq!(completions.len(), 1);
@@ -327,11 +325,8 @@ async fn idle_worker_polls(t: &TestDb) {
         lease: Duration::from_secs(600),
         ..fast_settings()
     };
-    let workers = tokio::spawn(queue::run_workers(
-        queue::JobContext::new(t.db.clone()),
-        settings,
-        stop.clone().cancelled_owned(),
-    ));
+    let workers = queue::Workers::new(queue::JobContext::new(t.db.clone()), settings).unwrap();
+    let workers = tokio::spawn(workers.run(stop.clone().cancelled_owned()));
     for round in 0..3 {
         // Long enough for the workers to go idle after their first polls.
         tokio::time::sleep(Duration::from_millis(500)).await;

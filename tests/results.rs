@@ -18,9 +18,9 @@ use openhands::agent::AgentRuntime;
 use openhands::agent::llm::LlmClient;
 use openhands::agent::settings::AgentSettings;
 use openhands::config::Cli;
-use openhands::intake::IntakeSettings;
+use openhands::integrations::Providers;
 use openhands::integrations::Webhooks;
-use openhands::queue::{self, JobContext, WorkerSettings};
+use openhands::queue::{JobContext, WorkerSettings};
 use openhands::sandbox::docker::DockerBackend;
 use openhands::web::{AppState, router};
 use serde_json::json;
@@ -140,9 +140,8 @@ async fn service(script: Vec<Turn>) -> Service {
         .unwrap()
         .with_sandboxes(backend);
     let ctx = JobContext {
-        db: t.db.clone(),
-        intake: Arc::new(IntakeSettings::from_config(&cli.config.providers).unwrap()),
-        agent: Some(Arc::new(runtime)),
+        providers: Arc::new(Providers::from_config(&cli.config.providers).unwrap()),
+        ..JobContext::new(t.db.clone())
     };
     let workers = WorkerSettings {
         concurrency: 4,
@@ -151,8 +150,9 @@ async fn service(script: Vec<Turn>) -> Service {
         retry_max_delay: Duration::from_millis(200),
         ..WorkerSettings::default()
     };
-    tokio::spawn(queue::run_workers(
+    tokio::spawn(openhands::app::run_workers(
         ctx,
+        Some(Arc::new(runtime)),
         workers,
         stop.clone().cancelled_owned(),
     ));

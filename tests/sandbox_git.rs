@@ -8,10 +8,10 @@ mod support;
 
 use std::sync::Arc;
 
-use openhands::config::Secret;
 use openhands::sandbox::docker::DockerBackend;
 use openhands::sandbox::git::{self, GitRemote};
 use openhands::sandbox::{CommandRequest, NetworkMode, SandboxBackend, SandboxSettings};
+use openhands::setting::Secret;
 use support::git_server::GitServer;
 use support::sandbox::OwnerCleanup;
 

@@ -7,13 +7,13 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use openhands::config::Secret;
 use openhands::sandbox::docker::DockerBackend;
 use openhands::sandbox::remote::RemoteBackend;
 use openhands::sandbox::runtime_api::router;
 use openhands::sandbox::{
     CommandRequest, FileKind, SandboxBackend, SandboxError, SandboxStatus, Sandboxes,
 };
+use openhands::setting::Secret;
 use serde_json::{Value, json};
 use support::sandbox::{OwnerCleanup, owner_containers, settings, test_image};
 use support::{ChildGuard, free_port, wait_for};

@@ -9,8 +9,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use futures::{SinkExt, StreamExt};
-use openhands::config::Secret;
 use openhands::live::{self, EventBus};
+use openhands::setting::Secret;
 use openhands::storage::NewEvent;
 use openhands::web::{AppState, router};
 use serde_json::{Value, json};
@@ -564,7 +564,7 @@ async fn api_keys(t: &TestDb) {
         &carol.id,
         "old",
         "oh_expired",
-        &openhands::web::auth::key_hash(expired),
+        &openhands::crypto::key_hash(expired),
         Some(openhands::storage::now_millis() - 1),
     )
     .await
@@ -845,7 +845,7 @@ async fn a_users_own_llm_and_secrets_drive_a_web_conversation() {
     use openhands::agent::AgentRuntime;
     use openhands::agent::settings::AgentSettings;
     use openhands::crypto::Keyring;
-    use openhands::queue::{self, JobContext, WorkerSettings};
+    use openhands::queue::{JobContext, WorkerSettings};
     use openhands::sandbox::docker::DockerBackend;
     use support::fake_llm::{FakeLlm, Turn};
     use support::sandbox::{OwnerCleanup, settings as sandbox_settings};
@@ -1005,18 +1005,19 @@ async fn a_users_own_llm_and_secrets_drive_a_web_conversation() {
     let runtime = AgentRuntime::new(AgentSettings::default(), None, sandbox, stop.clone())
         .unwrap()
         .with_sandboxes(backend)
-        .with_bus(s.bus.clone())
         .with_keyring(Keyring::new(Some(&secret)));
+    let runtime = std::sync::Arc::new(runtime);
     let ctx = JobContext {
-        agent: Some(std::sync::Arc::new(runtime)),
+        bus: s.bus.clone(),
         ..JobContext::new(t.db.clone())
     };
     let workers = WorkerSettings {
         poll_interval: Duration::from_millis(20),
         ..WorkerSettings::default()
     };
-    tokio::spawn(queue::run_workers(
+    tokio::spawn(openhands::app::run_workers(
         ctx,
+        Some(runtime),
         workers,
         stop.clone().cancelled_owned(),
     ));

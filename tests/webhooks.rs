@@ -15,10 +15,11 @@ use base64::Engine as _;
 use clap::Parser;
 use hmac::{Hmac, Mac};
 use openhands::config::Cli;
-use openhands::intake::{IntakeSettings, MAX_DIFF_CHARS};
+use openhands::integrations::Providers;
 use openhands::integrations::Webhooks;
+use openhands::integrations::providers::MAX_DIFF_CHARS;
 use openhands::integrations::request::Place;
-use openhands::queue::{self, JobContext, WorkerSettings};
+use openhands::queue::{JobContext, WorkerSettings};
 use openhands::storage::{Delivery, now_millis};
 use openhands::web::{AppState, router};
 use serde_json::{Value, json};
@@ -70,7 +71,7 @@ struct Service {
     app: Router,
     fakes: FakeProviders,
     /// What the workers use to reach the providers.
-    intake: Arc<IntakeSettings>,
+    intake: Arc<Providers>,
     stop: CancellationToken,
 }
 
@@ -131,11 +132,10 @@ async fn service(t: &TestDb) -> Service {
     let state = AppState::new(t.db.clone())
         .with_admin_key(Some(ADMIN_KEY.parse().unwrap()))
         .with_webhooks(Webhooks::from_config(&cli.config.providers));
-    let intake = Arc::new(IntakeSettings::from_config(&cli.config.providers).unwrap());
+    let intake = Arc::new(Providers::from_config(&cli.config.providers).unwrap());
     let ctx = JobContext {
-        db: t.db.clone(),
-        intake: intake.clone(),
-        agent: None,
+        providers: intake.clone(),
+        ..JobContext::new(t.db.clone())
     };
     let stop = CancellationToken::new();
     let settings = WorkerSettings {
@@ -145,8 +145,9 @@ async fn service(t: &TestDb) -> Service {
         retry_max_delay: Duration::from_millis(200),
         ..WorkerSettings::default()
     };
-    tokio::spawn(queue::run_workers(
+    tokio::spawn(openhands::app::run_workers(
         ctx,
+        None,
         settings,
         stop.clone().cancelled_owned(),
     ));

@@ -104,12 +104,12 @@ impl Run<'_> {
             .clone()
             .ok_or_else(|| anyhow::anyhow!("the sandbox is gone"))?;
         let sandbox_id = self.toolbox.sandbox_id.clone();
-        let intake = &self.ctx.intake;
+        let providers = &self.ctx.providers;
         let local = match self.checkout.take() {
             Some(checkout) if checkout.base == recorded.base => checkout,
             // Cloned by an earlier run: clone again on this worker.
             _ => {
-                let source = intake.checkout_source(Some(place), repository).await?;
+                let source = providers.checkout_source(Some(place), repository).await?;
                 git::reopen(
                     &source.remote,
                     &recorded.branch,
@@ -132,7 +132,7 @@ impl Run<'_> {
                 }
                 return Ok(0);
             }
-            let remote = intake.remote_of(repository).await?;
+            let remote = providers.remote_of(repository).await?;
             let pushed = git::push_back(sandboxes.as_ref(), &sandbox_id, &local, &remote, branch).await?;
             tracing::info!(branch, commits = pushed.commits, head = %pushed.head, "work pushed");
             Ok(pushed.commits)

@@ -168,11 +168,11 @@ impl Run<'_> {
             "gitlab" => format!("{owner}/openhands-config"),
             _ => format!("{owner}/.openhands"),
         };
-        let intake = &self.ctx.intake;
+        let providers = &self.ctx.providers;
         let reachable = match host {
-            "gitlab" if intake.gitlab.is_none() => return Found::default(),
-            "github" if intake.github.is_none() => return Found::default(),
-            _ => intake.configured_repository(&path, host).await,
+            "gitlab" if providers.gitlab.is_none() => return Found::default(),
+            "github" if providers.github.is_none() => return Found::default(),
+            _ => providers.configured_repository(&path, host).await,
         };
         let repository = match reachable {
             Ok(Some(repository)) => repository,
@@ -200,7 +200,7 @@ impl Run<'_> {
         &self,
         repository: &RepositoryRef,
     ) -> anyhow::Result<(tempfile::TempDir, std::path::PathBuf)> {
-        let remote = self.ctx.intake.remote_of(repository).await?;
+        let remote = self.ctx.providers.remote_of(repository).await?;
         git::shallow_clone(&remote).await
     }
 

@@ -23,7 +23,6 @@ use super::settings::AgentSettings;
 use super::stuck;
 use super::tools::{self, Call, ToolFault, Toolbox};
 use crate::integrations::request::Place;
-use crate::live::EventBus;
 use crate::queue::{Job, JobContext};
 use crate::sandbox::git;
 use crate::sandbox::{SandboxSettings, Sandboxes};
@@ -69,7 +68,6 @@ pub struct AgentRuntime {
     /// The server's default model; `None` when LLM_MODEL is unset.
     pub llm: Option<LlmClient>,
     pub prompts: Prompts,
-    pub bus: EventBus,
     /// How long a run's hold on its conversation lasts without renewal.
     pub claim: Duration,
     /// Opens the LLM keys and secrets users stored.
@@ -103,7 +101,6 @@ impl AgentRuntime {
             settings,
             llm,
             prompts,
-            bus: EventBus::default(),
             claim: Duration::from_secs(30),
             keyring: crate::crypto::Keyring::new(None),
             sandbox_settings,
@@ -115,11 +112,6 @@ impl AgentRuntime {
     /// Uses these sandboxes instead of connecting to the configured backend.
     pub fn with_sandboxes(self, sandboxes: Sandboxes) -> Self {
         let _ = self.sandboxes.set(sandboxes);
-        self
-    }
-
-    pub fn with_bus(mut self, bus: EventBus) -> Self {
-        self.bus = bus;
         self
     }
 
@@ -186,11 +178,10 @@ impl AgentRuntime {
 pub(crate) async fn handle(
     job: RunConversation,
     ctx: Data<JobContext>,
+    runtime: Data<Arc<AgentRuntime>>,
     task_id: TaskId,
 ) -> Result<(), BoxDynError> {
-    let Some(runtime) = ctx.agent.clone() else {
-        return Err("this worker has no agent runtime".into());
-    };
+    let runtime: Arc<AgentRuntime> = (*runtime).clone();
     let db = ctx.db.clone();
     let conversation_id = job.conversation_id;
     // The job's id: the same job picked up again after a crash holds the claim already.
@@ -389,7 +380,7 @@ impl Run<'_> {
                         repository: repository.as_ref(),
                         changes: self.changes.as_ref(),
                     };
-                    crate::results::report_rest(&mut tx, &rest, &self.ctx.intake.public_url)
+                    crate::results::report_rest(&mut tx, &rest, &self.ctx.providers.public_url)
                         .await
                         .map_err(|e| anyhow::anyhow!("cannot record the result post: {e}"))?;
                 }
@@ -409,7 +400,7 @@ impl Run<'_> {
         } else {
             self.refresh().await?;
         }
-        self.runtime.bus.publish(self.db(), stored).await;
+        self.ctx.bus.publish(self.db(), stored).await;
         Ok(ids)
     }
 
@@ -477,7 +468,7 @@ impl Run<'_> {
             .map(|sealed| self.runtime.keyring.open(&sealed))
         {
             Some(Ok(key)) => {
-                let Ok(key) = key.parse::<crate::config::Secret>();
+                let Ok(key) = key.parse::<crate::setting::Secret>();
                 Some(key)
             }
             Some(Err(error)) => {
@@ -969,13 +960,13 @@ impl Run<'_> {
         ) {
             (Some(repository), _) => self
                 .ctx
-                .intake
+                .providers
                 .checkout_source(self.place().as_ref(), &repository)
                 .await
                 .map(Some),
             (None, Some(repository)) if conversation.trigger_kind == "web" => self
                 .ctx
-                .intake
+                .providers
                 .web_checkout_source(
                     self.db(),
                     &conversation.owner_id,

@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::llm::{LlmClient, PriceTable};
-use crate::config::{ConfigError, Secret};
+use crate::setting::{ConfigError, Secret};
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct LlmSettings {
@@ -26,7 +26,7 @@ pub struct LlmSettings {
 impl LlmSettings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.llm_base_url {
-            crate::config::check_url("LLM_BASE_URL", url)?;
+            crate::setting::check_url("LLM_BASE_URL", url)?;
         }
         // The client reads the price table too.
         match self.llm_model {

@@ -28,7 +28,7 @@ fn new_token() -> String {
 
 /// How a token is stored and looked up.
 pub fn token_hash(token: &str) -> String {
-    crate::web::auth::key_hash(token)
+    crate::crypto::key_hash(token)
 }
 
 /// Stores a new link for `offer` that runs `delivery` once linked; returns its URL.

@@ -7,6 +7,7 @@
 
 pub mod accept;
 mod authorize;
+pub mod classify;
 pub mod links;
 pub mod repository;
 
@@ -16,6 +17,7 @@ use serde_json::json;
 
 use crate::agent::RunConversation;
 use crate::agent::events::{self as agent_events, RepositoryState};
+use crate::integrations::Providers;
 use crate::integrations::request::{Place, PriorMessage, Provider, Request, Trigger};
 use crate::queue::{self, Job, JobContext};
 use crate::storage::{
@@ -24,7 +26,7 @@ use crate::storage::{
 use tracing::Instrument;
 
 use authorize::Decision;
-pub use authorize::{CheckoutSource, IntakeSettings, LinkOffer, MAX_DIFF_CHARS};
+pub use authorize::LinkOffer;
 use repository::Plan;
 
 /// Handle the request of one accepted delivery (stored with the delivery, so the job stays
@@ -67,7 +69,7 @@ async fn intake(job: Intake, ctx: &JobContext) -> Result<(), BoxDynError> {
     };
     let request: Request = serde_json::from_str(request)?;
     tracing::debug!(provider = %request.provider, "authorizing");
-    match ctx.intake.authorize(&ctx.db, &request).await? {
+    match authorize::authorize(&ctx.providers, &ctx.db, &request).await? {
         Decision::Denied { reason, link } => refuse(ctx, &job, &request, &reason, link).await,
         Decision::Allowed { owner } => admit(ctx, &job, request, owner).await,
     }
@@ -88,7 +90,7 @@ async fn refuse(
     }
     let reason = match &link {
         Some(offer) => {
-            let url = links::offer(&mut tx, offer, job.delivery, &ctx.intake.public_url).await?;
+            let url = links::offer(&mut tx, offer, job.delivery, &ctx.providers.public_url).await?;
             let text = links::invitation(offer, request, &url);
             let key = format!("link:{}", job.intake_id);
             crate::results::tell_sender(&mut tx, request, &text, &key).await?;
@@ -162,13 +164,11 @@ async fn admit(
     let owner = match owner {
         authorize::Owner::Linked(user) => user,
         authorize::Owner::Account { workspace } => {
-            ctx.intake
-                .account_user(&mut tx, &request, &workspace)
-                .await?
+            authorize::account_user(&mut tx, &request, &workspace).await?
         }
     };
     let (conversation_id, stored) =
-        record_request(&mut tx, job, &request, &owner, &prepared, &ctx.intake).await?;
+        record_request(&mut tx, job, &request, &owner, &prepared, &ctx.providers).await?;
     tx.finish_intake(
         job.delivery,
         &job.intake_id,
@@ -178,9 +178,7 @@ async fn admit(
     )
     .await?;
     tx.commit().await?;
-    if let Some(agent) = &ctx.agent {
-        agent.bus.publish(&ctx.db, stored).await;
-    }
+    ctx.bus.publish(&ctx.db, stored).await;
     tracing::info!(conversation_id = %conversation_id, user_id = %owner.id, "request accepted");
     Ok(())
 }
@@ -220,14 +218,14 @@ async fn prepare(
             )));
         }
         prepared.plan = Some(
-            ctx.intake
+            ctx.providers
                 .plan_choice(&ctx.db, &user.id, &request.text)
                 .await?,
         );
         return Ok(Ok(prepared));
     }
     if existing.is_none() {
-        prepared.history = ctx.intake.history(request).await?;
+        prepared.history = ctx.providers.history(request).await?;
         prepared.diff = diff_of(ctx, request).await;
     }
     let chooses_repository = matches!(
@@ -236,10 +234,12 @@ async fn prepare(
     );
     if let (true, authorize::Owner::Linked(user)) = (chooses_repository, owner) {
         prepared.plan = match (existing, &state) {
-            (None, _) => Some(ctx.intake.plan_new(&ctx.db, request, &user.id).await?),
-            (Some(_), RepositoryState::Waiting) => {
-                Some(ctx.intake.plan_answer(&ctx.db, request, &user.id).await?)
-            }
+            (None, _) => Some(ctx.providers.plan_new(&ctx.db, request, &user.id).await?),
+            (Some(_), RepositoryState::Waiting) => Some(
+                ctx.providers
+                    .plan_answer(&ctx.db, request, &user.id)
+                    .await?,
+            ),
             _ => None,
         };
     }
@@ -312,7 +312,7 @@ struct Diff {
 
 /// Reads the diff; a failure is recorded for the agent, and does not refuse the request.
 async fn diff_of(ctx: &JobContext, request: &Request) -> Diff {
-    match ctx.intake.diff(&request.place).await {
+    match ctx.providers.diff(&request.place).await {
         Ok(text) => Diff { text, error: None },
         Err(error) => {
             let error = format!("{error:#}");
@@ -334,7 +334,7 @@ async fn record_request(
     request: &Request,
     owner: &User,
     prepared: &Prepared,
-    intake: &IntakeSettings,
+    providers: &Providers,
 ) -> Result<(String, Vec<Event>), BoxDynError> {
     let provider = request.provider.as_str();
     let external_ref = request.external_ref();
@@ -396,7 +396,7 @@ async fn record_request(
         );
         stored.push(append_draft(tx, &conversation.id, &message).await?);
     }
-    let public_url = &intake.public_url;
+    let public_url = &providers.public_url;
     let run = match &prepared.plan {
         None => {
             crate::results::acknowledge(tx, request, &conversation.id, public_url, None).await?;
@@ -426,7 +426,7 @@ async fn record_request(
             let question = crate::results::RepositoryQuestion {
                 choices,
                 problems,
-                mention_handle: &intake.mention_handle,
+                mention_handle: &providers.mention_handle,
                 public_url,
             };
             let asked = agent_events::repository_question(
@@ -546,7 +546,7 @@ fn context_of(request: &Request, history: &[PriorMessage], diff: &Diff) -> serde
 /// The workspace GitHub accounts are linked under (webhook senders and browser sign-ins
 /// alike): the host of GITHUB_API_URL.
 pub(crate) fn github_workspace(api_url: &str) -> String {
-    authorize::host_of(api_url)
+    crate::integrations::providers::host_of(api_url)
 }
 
 pub(crate) fn account_login(provider: Provider, name: &str) -> String {

@@ -12,7 +12,7 @@
 use anyhow::Context;
 use futures::StreamExt;
 
-use super::IntakeSettings;
+use crate::integrations::Providers;
 use crate::integrations::gitlab;
 use crate::integrations::request::{Place, Provider, RepositoryRef, Request};
 use crate::storage::Db;
@@ -192,7 +192,7 @@ pub enum Plan {
     KeepWaiting,
 }
 
-impl IntakeSettings {
+impl Providers {
     fn hosts(&self) -> Hosts {
         Hosts::of(&self.github_host, &self.gitlab_host)
     }

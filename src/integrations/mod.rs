@@ -7,7 +7,9 @@ pub mod gitlab;
 pub mod jira;
 pub mod linear;
 pub mod mention;
+pub mod providers;
 pub mod request;
+pub mod settings;
 pub mod signature;
 pub mod slack;
 
@@ -28,8 +30,9 @@ pub fn is_repository_path(name: &str, max_parts: usize) -> bool {
         })
 }
 
-use crate::config::ProviderConfig;
+pub use providers::Providers;
 use request::{Inbound, ParseError, ParseSettings, Provider};
+use settings::ProviderConfig;
 use signature::{VerifyError, WebhookSecrets};
 
 /// What the webhook endpoint needs: the secrets of each enabled provider and how to recognise

@@ -7,7 +7,7 @@
 //! `Failed` with its error.
 
 pub mod probe;
-mod worker;
+pub(crate) mod worker;
 
 use apalis::prelude::{TaskBuilder, TaskId};
 use serde::Serialize;
@@ -15,7 +15,8 @@ use serde::de::DeserializeOwned;
 
 use crate::storage::{Db, StorageError, Tx};
 
-pub use worker::{JobContext, WorkerSettings, run_workers};
+pub(crate) use worker::register_job;
+pub use worker::{JobContext, WorkerSettings, Workers};
 
 /// A kind of job: its payload type, the queue it lives in and how often it is tried.
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {

@@ -1,38 +1,35 @@
 //! The worker runtime: one apalis worker per job kind, supervised by a monitor. On shutdown
 //! the workers stop claiming, in-flight jobs finish within a grace period, then the monitor
-//! stops the workers.
+//! stops the workers. It knows no job kind but its own probe: the others are registered with
+//! [`register_job!`](crate::queue::register_job) where the service is assembled.
 
 use std::future::Future;
 use std::time::Duration;
 
-use apalis::prelude::{BackendExt, ParallelizeExt};
-use apalis::prelude::{BackoffRetryPolicy, Monitor, RetryPolicy, WorkerBuilder, WorkerBuilderExt};
+use apalis::prelude::{BackoffRetryPolicy, Monitor, RetryPolicy};
 use apalis::prelude::{PollSnapshot, PollStrategy};
-use apalis_postgres::PostgresStorage;
-use apalis_sqlite::SqliteStorage;
 use tower::retry::backoff::{ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
 use tower::util::rng::HasherRng;
 
-use futures::FutureExt;
-
 use super::Job;
 use super::probe::{self, Probe};
-use crate::agent::{self, RunConversation};
-use crate::intake::{self, Intake, IntakeSettings};
+use crate::integrations::Providers;
+use crate::live::EventBus;
 use crate::storage::Db;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio_util::task::TaskTracker;
 
-/// What every job handler may use.
+/// What every job handler may use. The run job's handler is also handed the agent runtime,
+/// which only workers that run agents have.
 #[derive(Clone, Debug)]
 pub struct JobContext {
     pub db: Db,
-    /// How intake reaches the providers.
-    pub intake: Arc<IntakeSettings>,
-    /// What the run job needs; a worker without it leaves runs to other workers.
-    pub agent: Option<Arc<agent::AgentRuntime>>,
+    /// Every provider client.
+    pub providers: Arc<Providers>,
+    /// Where committed events are published to live subscribers.
+    pub bus: EventBus,
 }
 
 impl JobContext {
@@ -40,8 +37,8 @@ impl JobContext {
     pub fn new(db: Db) -> Self {
         Self {
             db,
-            intake: Arc::default(),
-            agent: None,
+            providers: Arc::default(),
+            bus: EventBus::default(),
         }
     }
 }
@@ -86,13 +83,13 @@ impl Default for WorkerSettings {
 const HEARTBEATS_PER_LEASE: u32 = 3;
 
 impl WorkerSettings {
-    fn heartbeat_interval(&self) -> Duration {
+    pub(crate) fn heartbeat_interval(&self) -> Duration {
         (self.lease / HEARTBEATS_PER_LEASE).max(Duration::from_secs(1))
     }
 
     /// A worker restarted after a failure registers under a new name, so that the queue does
     /// not mistake it for its still-registered predecessor.
-    fn worker_name(&self, queue: &str, restarts: usize) -> String {
+    pub(crate) fn worker_name(&self, queue: &str, restarts: usize) -> String {
         format!("{}-{queue}-{restarts}", self.instance)
     }
 
@@ -109,7 +106,7 @@ impl WorkerSettings {
 
 /// How long a worker waits before starting again after its `restarts`-th failure (a lost
 /// database, say): nothing the first time, then 1 s, doubling up to 30 s.
-fn restart_delay(restarts: usize) -> Duration {
+pub(crate) fn restart_delay(restarts: usize) -> Duration {
     match restarts {
         0 => Duration::ZERO,
         n => Duration::from_secs(1 << (n - 1).min(5)).min(Duration::from_secs(30)),
@@ -117,7 +114,7 @@ fn restart_delay(restarts: usize) -> Duration {
 }
 
 /// Retries a failing job of kind `J` until it has had `J::MAX_ATTEMPTS` attempts.
-fn retry_policy<J: Job>(
+pub(crate) fn retry_policy<J: Job>(
     backoff: &ExponentialBackoffMaker,
 ) -> BackoffRetryPolicy<ExponentialBackoff> {
     // The first attempt is not a retry.
@@ -125,139 +122,188 @@ fn retry_policy<J: Job>(
         .with_backoff(backoff.clone().make_backoff())
 }
 
-/// Builds the apalis worker of job kind `$job` on `$backend`, handled by `$handler`.
+/// Builds the apalis worker of job kind `$job` on `$backend`, handled by `$handler`, with the
+/// job context and `$extra` as the handler's `Data` arguments.
 macro_rules! job_worker {
-    ($settings:expr, $restarts:expr, $backoff:expr, $ctx:expr, $drain:expr, $backend:expr, $job:ty, $handler:expr) => {{
-        let settings: &WorkerSettings = $settings;
-        let drain: &Drain = $drain;
-        WorkerBuilder::new(settings.worker_name(<$job as Job>::QUEUE, $restarts))
-            .backend($backend)
-            .layer(drain.counting_layer())
-            .data($ctx.clone())
-            .concurrency(settings.concurrency)
-            .retry(retry_policy::<$job>($backoff))
-            // A panicking job counts as a failed attempt instead of taking the worker down.
-            .catch_panic()
-            .parallelize(tokio::spawn)
-            .build($handler)
+    ($registration:expr, $restarts:expr, $backend:expr, $job:ty, $handler:expr, $extra:expr) => {{
+        use $crate::queue::worker::builder::*;
+        let registration: &$crate::queue::worker::Registration = $registration;
+        WorkerBuilder::new(
+            registration
+                .settings
+                .worker_name(<$job as $crate::queue::Job>::QUEUE, $restarts),
+        )
+        .backend($backend)
+        .layer(registration.drain.counting_layer())
+        .data(registration.ctx.clone())
+        .data($extra.clone())
+        .concurrency(registration.settings.concurrency)
+        .retry($crate::queue::worker::retry_policy::<$job>(
+            &registration.backoff,
+        ))
+        // A panicking job counts as a failed attempt instead of taking the worker down.
+        .catch_panic()
+        .parallelize(tokio::spawn)
+        .build($handler)
     }};
 }
+pub(crate) use job_worker;
 
-/// Registers the worker of one job kind with the monitor, on whichever database `db` is.
+/// Registers the worker of job kind `$job` with `$workers` (a [`Workers`]), on whichever
+/// database it runs; `$extra`, when given, is handed to `$handler` as one more `Data`
+/// argument after the job context.
 macro_rules! register_job {
-    ($monitor:expr, $db:expr, $settings:expr, $backoff:expr, $ctx:expr, $drain:expr, $job:ty, $handler:expr) => {{
-        let settings = $settings.clone();
-        let backoff = $backoff.clone();
-        let ctx = $ctx.clone();
-        let drain: Drain = $drain.clone();
-        let queue = <$job as Job>::QUEUE;
-        match $db {
-            Db::Postgres(pool) => {
-                let config = apalis_postgres::Config::default()
-                    .queue(queue)
-                    .batch_size(settings.batch_size)
-                    .heartbeat_interval(settings.heartbeat_interval())
-                    .missed_heartbeats(HEARTBEATS_PER_LEASE as usize);
+    ($workers:expr, $job:ty, $handler:expr) => {
+        $crate::queue::register_job!($workers, $job, $handler, ())
+    };
+    ($workers:expr, $job:ty, $handler:expr, $extra:expr) => {{
+        use $crate::queue::worker::builder::*;
+        let mut workers: $crate::queue::Workers = $workers;
+        let registration = workers.registration.clone();
+        let queue = <$job as $crate::queue::Job>::QUEUE;
+        let extra = $extra;
+        let monitor = workers.monitor;
+        workers.monitor = match &registration.ctx.db {
+            $crate::storage::Db::Postgres(pool) => {
+                let config = registration.postgres_config(queue);
                 let pool = pool.clone();
-                $monitor.register(move |restarts| {
+                monitor.register(move |restarts| {
                     let backend = PostgresStorage::<$job>::new(&pool)
                         .with_config(config.clone())
-                        .poll_with_strategy(EveryInterval::new(settings.poll_interval, &drain))
-                        .before_start(move |_| tokio::time::sleep(restart_delay(restarts)).map(Ok));
-                    job_worker!(
-                        &settings, restarts, &backoff, ctx, &drain, backend, $job, $handler
+                        .poll_with_strategy(registration.poll_strategy())
+                        .before_start(move |_| {
+                            tokio::time::sleep($crate::queue::worker::restart_delay(restarts))
+                                .map(Ok)
+                        });
+                    $crate::queue::worker::job_worker!(
+                        &registration,
+                        restarts,
+                        backend,
+                        $job,
+                        $handler,
+                        extra
                     )
                 })
             }
-            Db::Sqlite(pool) => {
-                let config = apalis_sqlite::Config::default()
-                    .queue(queue)
-                    .batch_size(settings.batch_size)
-                    .heartbeat_interval(settings.heartbeat_interval())
-                    .missed_heartbeats(HEARTBEATS_PER_LEASE as usize);
+            $crate::storage::Db::Sqlite(pool) => {
+                let config = registration.sqlite_config(queue);
                 let pool = pool.clone();
-                $monitor.register(move |restarts| {
+                monitor.register(move |restarts| {
                     let backend = SqliteStorage::<$job>::new(&pool)
                         .with_config(config.clone())
-                        .poll_with_strategy(EveryInterval::new(settings.poll_interval, &drain))
-                        .before_start(move |_| tokio::time::sleep(restart_delay(restarts)).map(Ok));
-                    job_worker!(
-                        &settings, restarts, &backoff, ctx, &drain, backend, $job, $handler
+                        .poll_with_strategy(registration.poll_strategy())
+                        .before_start(move |_| {
+                            tokio::time::sleep($crate::queue::worker::restart_delay(restarts))
+                                .map(Ok)
+                        });
+                    $crate::queue::worker::job_worker!(
+                        &registration,
+                        restarts,
+                        backend,
+                        $job,
+                        $handler,
+                        extra
                     )
                 })
             }
-        }
+        };
+        workers
     }};
 }
+pub(crate) use register_job;
 
-/// Runs the workers of every job kind until `shutdown` resolves, then stops claiming and
-/// waits up to the grace period for in-flight jobs.
-pub async fn run_workers(
-    ctx: JobContext,
-    settings: WorkerSettings,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let db = ctx.db.clone();
-    let backoff = settings.backoff()?;
-    let drain = Drain::default();
-    let monitor = Monitor::new()
-        .shutdown_timeout(settings.shutdown_grace)
-        .should_restart(|worker, error| {
-            tracing::warn!(worker = worker.name(), %error, "worker stopped; restarting it");
-            true
-        });
-    let monitor = register_job!(
-        monitor,
-        &db,
-        settings,
-        backoff,
-        ctx,
-        drain,
-        Probe,
-        probe::handle
-    );
-    let monitor = register_job!(
-        monitor,
-        &db,
-        settings,
-        backoff,
-        ctx,
-        drain,
-        Intake,
-        intake::handle
-    );
-    let monitor = register_job!(
-        monitor,
-        &db,
-        settings,
-        backoff,
-        ctx,
-        drain,
-        RunConversation,
-        agent::handle_run
-    );
-    let monitor = register_job!(
-        monitor,
-        &db,
-        settings,
-        backoff,
-        ctx,
-        drain,
-        crate::results::DeliverPost,
-        crate::results::handle
-    );
-    tracing::info!(instance = %settings.instance, concurrency = settings.concurrency, "workers started");
-    monitor
-        .run_with_signal(async move {
-            shutdown.await;
-            tracing::info!("shutting down workers: no new jobs are claimed");
-            drain.finish_in_flight(settings.shutdown_grace).await;
-            Ok(())
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("worker monitor failed: {e}"))?;
-    tracing::info!("workers stopped");
-    Ok(())
+/// What the registration macros bring into scope.
+pub(crate) mod builder {
+    pub use apalis::prelude::{BackendExt, ParallelizeExt, WorkerBuilder, WorkerBuilderExt};
+    pub use apalis_postgres::PostgresStorage;
+    pub use apalis_sqlite::SqliteStorage;
+    pub use futures::FutureExt;
+}
+
+/// What registering a worker needs; cloned into each worker's restart closure.
+#[derive(Clone)]
+pub(crate) struct Registration {
+    pub ctx: JobContext,
+    pub settings: WorkerSettings,
+    pub backoff: ExponentialBackoffMaker,
+    pub drain: Drain,
+}
+
+impl Registration {
+    pub fn postgres_config(&self, queue: &str) -> apalis_postgres::Config {
+        apalis_postgres::Config::default()
+            .queue(queue)
+            .batch_size(self.settings.batch_size)
+            .heartbeat_interval(self.settings.heartbeat_interval())
+            .missed_heartbeats(HEARTBEATS_PER_LEASE as usize)
+    }
+
+    pub fn sqlite_config(&self, queue: &str) -> apalis_sqlite::Config {
+        apalis_sqlite::Config::default()
+            .queue(queue)
+            .batch_size(self.settings.batch_size)
+            .heartbeat_interval(self.settings.heartbeat_interval())
+            .missed_heartbeats(HEARTBEATS_PER_LEASE as usize)
+    }
+
+    pub fn poll_strategy(&self) -> EveryInterval {
+        EveryInterval::new(self.settings.poll_interval, &self.drain)
+    }
+}
+
+/// The workers of every registered job kind, run until shutdown.
+pub struct Workers {
+    pub(crate) registration: Registration,
+    pub(crate) monitor: Monitor,
+}
+
+impl Workers {
+    /// Workers on `ctx.db`, with the queue's own probe job registered.
+    pub fn new(ctx: JobContext, settings: WorkerSettings) -> anyhow::Result<Self> {
+        let backoff = settings.backoff()?;
+        let monitor = Monitor::new()
+            .shutdown_timeout(settings.shutdown_grace)
+            .should_restart(|worker, error| {
+                tracing::warn!(worker = worker.name(), %error, "worker stopped; restarting it");
+                true
+            });
+        let workers = Workers {
+            registration: Registration {
+                ctx,
+                settings,
+                backoff,
+                drain: Drain::default(),
+            },
+            monitor,
+        };
+        Ok(register_job!(workers, Probe, probe::handle))
+    }
+
+    /// Runs the workers until `shutdown` resolves, then stops claiming and waits up to the
+    /// grace period for in-flight jobs.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Workers {
+            registration,
+            monitor,
+        } = self;
+        let settings = registration.settings;
+        let drain = registration.drain;
+        tracing::info!(instance = %settings.instance, concurrency = settings.concurrency, "workers started");
+        monitor
+            .run_with_signal(async move {
+                shutdown.await;
+                tracing::info!("shutting down workers: no new jobs are claimed");
+                drain.finish_in_flight(settings.shutdown_grace).await;
+                Ok(())
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("worker monitor failed: {e}"))?;
+        tracing::info!("workers stopped");
+        Ok(())
+    }
 }
 
 /// Shutdown in two steps. First the workers stop claiming while still running, so that each
@@ -266,14 +312,14 @@ pub async fn run_workers(
 /// a half-done fetch holding a connection that a finishing job may be waiting for: with
 /// SQLite's single connection, the job would wait out the whole grace period.
 #[derive(Clone, Default)]
-struct Drain {
+pub(crate) struct Drain {
     draining: Arc<AtomicBool>,
     in_flight: TaskTracker,
 }
 
 impl Drain {
     /// Counts each job from its start to its end.
-    fn counting_layer<F: Future>(
+    pub(crate) fn counting_layer<F: Future>(
         &self,
     ) -> tower::util::MapFutureLayer<impl Fn(F) -> CountedJob<F> + Clone + use<F>> {
         let in_flight = self.in_flight.clone();
@@ -308,7 +354,7 @@ impl Drain {
 }
 
 /// A job's future, counted as in flight until it ends or is dropped.
-struct CountedJob<F> {
+pub(crate) struct CountedJob<F> {
     job: std::pin::Pin<Box<F>>,
     _token: tokio_util::task::task_tracker::TaskTrackerToken,
 }
@@ -328,7 +374,7 @@ impl<F: Future> Future for CountedJob<F> {
 /// arms its next timer without polling it, so after the first tick only the heartbeat (a
 /// third of the lease) woke idle PostgreSQL workers: new jobs waited up to 20 s.
 /// Once shutdown begins it never wakes again.
-struct EveryInterval {
+pub(crate) struct EveryInterval {
     interval: Duration,
     timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
     drain: Drain,

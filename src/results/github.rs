@@ -30,7 +30,7 @@ pub(super) fn subject_of(request: &Request, number: u64) -> ReactionSubject {
 }
 
 fn app(ctx: &JobContext) -> Result<&GithubApp, PostError> {
-    ctx.intake.github.as_ref().ok_or_else(|| {
+    ctx.providers.github.as_ref().ok_or_else(|| {
         PostError::Permanent(
             "GitHub is not configured (GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY)".into(),
         )
@@ -116,7 +116,7 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
                             head,
                             base: text(&target, "base")?,
                             body: text(&body, "body")?,
-                            draft: ctx.intake.draft_change_requests,
+                            draft: ctx.providers.draft_change_requests,
                         },
                     )
                     .await

@@ -38,7 +38,7 @@ pub(super) fn subject_of(request: &Request, noteable: &str) -> String {
 }
 
 fn api(ctx: &JobContext) -> Result<&GitlabApi, PostError> {
-    ctx.intake
+    ctx.providers
         .gitlab
         .as_ref()
         .ok_or_else(|| PostError::Permanent("GitLab is not configured (GITLAB_TOKEN)".into()))
@@ -109,7 +109,7 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
                 Some(request) => request,
                 None => {
                     let title = text(&body, "title")?;
-                    let title = if ctx.intake.draft_change_requests {
+                    let title = if ctx.providers.draft_change_requests {
                         format!("Draft: {title}")
                     } else {
                         title.to_string()

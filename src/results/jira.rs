@@ -9,7 +9,7 @@ use crate::queue::JobContext;
 use crate::storage::OutboxPost;
 
 fn api(ctx: &JobContext) -> Result<&JiraApi, PostError> {
-    ctx.intake.jira.as_ref().ok_or_else(|| {
+    ctx.providers.jira.as_ref().ok_or_else(|| {
         PostError::Permanent(
             "Jira is not configured for comments (JIRA_BASE_URL, JIRA_EMAIL, JIRA_API_TOKEN)"
                 .into(),

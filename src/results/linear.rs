@@ -9,7 +9,7 @@ use crate::queue::JobContext;
 use crate::storage::OutboxPost;
 
 fn api(ctx: &JobContext) -> Result<&LinearApi, PostError> {
-    ctx.intake.linear.as_ref().ok_or_else(|| {
+    ctx.providers.linear.as_ref().ok_or_else(|| {
         PostError::Permanent("Linear is not configured for comments (LINEAR_API_KEY)".into())
     })
 }

@@ -12,7 +12,7 @@ use crate::queue::JobContext;
 use crate::storage::OutboxPost;
 
 fn api(ctx: &JobContext) -> Result<&SlackApi, PostError> {
-    ctx.intake
+    ctx.providers
         .slack
         .as_ref()
         .ok_or_else(|| PostError::Permanent("Slack is not configured (SLACK_BOT_TOKEN)".into()))

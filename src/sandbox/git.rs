@@ -22,7 +22,7 @@ use tokio::process::Command;
 use super::archive::{self, SANDBOX_UID};
 use super::paths::sandbox_path;
 use super::{ExecOutput, SandboxBackend};
-use crate::config::Secret;
+use crate::setting::Secret;
 
 /// Where a repository lives and how the worker authenticates to it.
 #[derive(Debug, Clone)]

@@ -23,7 +23,7 @@ use super::{
     CommandOutcome, CommandRequest, ExecOutput, FileEntry, OutputSink, SandboxBackend,
     SandboxError, SandboxInfo, SandboxResult,
 };
-use crate::config::Secret;
+use crate::setting::Secret;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Lifecycle calls (start, stop, pause, …): starting a container takes seconds, not minutes.

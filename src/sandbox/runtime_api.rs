@@ -33,7 +33,7 @@ use super::{
     CommandOutcome, CommandRequest, ExecOutput, FileEntry, SandboxError, SandboxInfo,
     SandboxSettings, SandboxStatus, Sandboxes,
 };
-use crate::config::Secret;
+use crate::setting::Secret;
 
 /// The header that carries the key.
 pub const KEY_HEADER: &str = "x-api-key";

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::config::{ConfigError, Secret};
+use crate::setting::{ConfigError, Secret};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
@@ -183,7 +183,7 @@ impl SandboxSettings {
             );
         }
         if let Some(url) = &self.runtime_api_url {
-            crate::config::check_url("RUNTIME_API_URL", url)?;
+            crate::setting::check_url("RUNTIME_API_URL", url)?;
         }
         match self.sandbox_backend {
             BackendKind::Remote if self.runtime_api_url.is_none() => {

@@ -71,7 +71,8 @@ async fn set_channel(
         )));
     }
     let (repository, git_provider) =
-        crate::config::parse_repository_setting(repository).map_err(ApiError::BadRequest)?;
+        crate::integrations::settings::parse_repository_setting(repository)
+            .map_err(ApiError::BadRequest)?;
     let set = state
         .db
         .set_channel_repository(&channel, &repository, git_provider)

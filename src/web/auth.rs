@@ -4,9 +4,9 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use sha2::{Digest, Sha256};
 
 use super::{ApiError, AppState};
+use crate::crypto::key_hash;
 use crate::storage::{StorageError, User};
 
 /// The name of the browser session cookie.
@@ -96,12 +96,6 @@ pub(super) fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(found, _)| *found == name)
         .map(|(_, value)| value)
-}
-
-/// The stored form of an API key: its SHA-256, in hex. Keys are long and random, so a plain
-/// hash is enough, and it lets a key be found by its hash.
-pub fn key_hash(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 /// A new API key: the prefix and 256 bits from the system's random source.

@@ -9,10 +9,11 @@ use axum::response::Json;
 use axum::routing::{delete, get};
 use serde_json::{Value, json};
 
-use super::auth::{Caller, key_hash, new_api_key};
+use super::auth::{Caller, new_api_key};
 use super::conversations::iso;
 use super::params::{Fields, json_object};
 use super::{ApiError, AppState};
+use crate::crypto::key_hash;
 use crate::storage::{ApiKey, now_millis};
 
 /// The characters of a key kept to tell keys apart.

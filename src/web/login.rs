@@ -34,7 +34,7 @@ use tokio::sync::Mutex;
 use super::auth::{Caller, SESSION_COOKIE};
 use super::session::SESSION_LIFETIME;
 use super::{ApiError, AppState};
-use crate::config::{ConfigError, Secret, check_url};
+use crate::setting::{ConfigError, Secret, check_url};
 use crate::storage::{Db, StorageError, User};
 
 /// The cookie that carries a sign-in between its two legs.

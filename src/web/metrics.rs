@@ -61,7 +61,7 @@ pub fn install_recorder() -> Option<&'static PrometheusHandle> {
 /// `Authorization: Bearer KEY`, until `shutdown`.
 pub async fn serve_process_metrics(
     listener: tokio::net::TcpListener,
-    key: crate::config::Secret,
+    key: crate::setting::Secret,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     let recorder = install_recorder();

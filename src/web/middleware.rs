@@ -275,7 +275,7 @@ fn is_exempt(path: &str) -> bool {
 /// memory), and spends the address's too.
 async fn credential_of(state: &AppState, headers: &HeaderMap) -> Option<String> {
     if let Some(key) = auth::presented_key(headers) {
-        let hash = auth::key_hash(key);
+        let hash = crate::crypto::key_hash(key);
         if let Some(user_id) = state.rate_limits.key_owner(&hash) {
             return Some(format!("user:{user_id}"));
         }

@@ -13,11 +13,11 @@ use serde_json::json;
 
 use std::sync::Arc;
 
-use crate::config::Secret;
 use crate::crypto::Keyring;
 use crate::intake::accept::DeliveryWriter;
 use crate::integrations::Webhooks;
 use crate::live::EventBus;
+use crate::setting::Secret;
 use crate::storage::{DatabaseKind, Db};
 use session::SessionSigner;
 

@@ -1,5 +1,5 @@
-//! `POST /api/integration/{provider}/events`: verify on the raw body, recognise the request,
-//! store the delivery with its intake job, answer. `POST /api/integration/slack/interactivity`
+//! `POST /api/integration/{provider}/events`: verify on the raw body, parse, submit to intake
+//! (which decides what the delivery asks for and stores it with its intake job), answer. `POST /api/integration/slack/interactivity`
 //! takes Slack's interactions the same way (a repository picked from the agent's menu).
 //!
 //! Answers: provider not enabled → 404; body over 25 MB → 413; bad or missing signature → 401;
@@ -16,8 +16,9 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::intake::accept::{Outcome, Stored, Submission};
-use crate::integrations::request::{Inbound, Parsed, Place, Provider, Request, Sender, Trigger};
+use crate::intake::accept::{Stored, Submission};
+use crate::intake::classify::{classify, classify_interaction};
+use crate::integrations::request::{Inbound, Provider};
 use crate::integrations::{parse, slack, verify};
 use crate::storage::now_millis;
 
@@ -76,25 +77,9 @@ async fn receive(
             return error(StatusCode::BAD_REQUEST, e.to_string());
         }
     };
-    let outcome = match parsed {
-        Parsed::Request(request) if request.trigger == Trigger::ThreadReply => {
-            // A thread reply asks for something only where a conversation already runs.
-            match state
-                .db
-                .conversation_by_external_ref(provider.as_str(), &request.external_ref())
-                .await
-            {
-                Ok(Some(_)) => Outcome::Request(request),
-                Ok(None) => Outcome::Ignored("no conversation runs in this thread".into()),
-                Err(e) => return unavailable(provider, &e.to_string()),
-            }
-        }
-        Parsed::Request(request) => match crate::results::is_own_post(&state.db, &request).await {
-            Ok(true) => Outcome::Ignored("a post of the agent itself".into()),
-            Ok(false) => Outcome::Request(request),
-            Err(e) => return unavailable(provider, &format!("{e:#}")),
-        },
-        Parsed::Ignored(reason) => Outcome::Ignored(reason),
+    let outcome = match classify(&state.db, parsed).await {
+        Ok(outcome) => outcome,
+        Err(e) => return unavailable(provider, &format!("{e:#}")),
     };
     let submission = Submission {
         provider,
@@ -156,34 +141,11 @@ async fn slack_interactivity(
         }
     };
     let event = format!("block_actions:{}", action.action_id);
-    let outcome = if action.action_id == slack::REPOSITORY_ACTION {
-        Outcome::Request(Box::new(Request {
-            provider,
-            trigger: Trigger::Choice,
-            sender: Sender {
-                id: action.user_id.clone(),
-                name: action.user_name.clone().unwrap_or(action.user_id.clone()),
-            },
-            place: Place::SlackThread {
-                team_id: action.team_id,
-                channel: action.channel,
-                thread_ts: action.thread_ts,
-            },
-            text: action.value,
-            title: None,
-            body: None,
-            url: None,
-            source_id: format!("choice:{}", action.id),
-        }))
-    } else {
-        Outcome::Ignored(format!(
-            "the action {} is not one of the agent's",
-            action.action_id
-        ))
-    };
+    let delivery_id = format!("interaction:{}", action.id);
+    let outcome = classify_interaction(action);
     let submission = Submission {
         provider,
-        delivery_id: format!("interaction:{}", action.id),
+        delivery_id,
         event,
         payload: body,
         outcome,

@@ -11,9 +11,9 @@ use octocrab::models::{AppId, InstallationId};
 use octocrab::secrecy::ExposeSecret;
 use serde::Deserialize;
 
-use crate::config::Secret;
 use crate::integrations::request::PriorMessage;
 use crate::sandbox::git::GitRemote;
+use crate::setting::Secret;
 
 /// The GitHub App, with one client per installation it has been asked about.
 #[derive(Debug)]

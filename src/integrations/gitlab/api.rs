@@ -5,9 +5,9 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::config::Secret;
 use crate::integrations::request::PriorMessage;
 use crate::sandbox::git::GitRemote;
+use crate::setting::Secret;
 
 /// GitLab's access level of a Developer: the least that may ask the agent for work.
 pub const DEVELOPER: u32 = 30;

@@ -8,7 +8,7 @@ use anyhow::Context;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::config::Secret;
+use crate::setting::Secret;
 
 /// The comment property that names the post a comment is.
 const POST_PROPERTY: &str = "openhands";

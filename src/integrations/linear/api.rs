@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::config::Secret;
+use crate::setting::Secret;
 
 #[derive(Debug, Clone)]
 pub struct LinearApi {

@@ -3,8 +3,8 @@
 use anyhow::Context;
 use slack_morphism::prelude::*;
 
-use crate::config::Secret;
 use crate::integrations::request::PriorMessage;
+use crate::setting::Secret;
 
 type Connector = SlackClientHyperConnector<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
