@@ -8,9 +8,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{self, AgentRuntime, RunConversation};
-use crate::config::{
-    BenchCommand, Cli, Command, Config, QueueCommand, SandboxCommand, UserCommand,
-};
+use crate::config::{Cli, Command, Config, QueueCommand, SandboxCommand, UserCommand};
 use crate::crypto::Keyring;
 use crate::intake::{self, Intake};
 use crate::integrations::Providers;
@@ -107,42 +105,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::RuntimeApi => {
             crate::sandbox::runtime_api::serve(&config.sandbox, shutdown_on_signal()).await
         }
-        Command::Bench(BenchCommand::Queue {
-            jobs,
-            clients,
-            rounds,
-            round_timeout,
-        }) => {
-            let db = open_database(&config).await?;
-            crate::bench::queue_throughput(&db, &config, jobs, clients, rounds, round_timeout).await
-        }
-        Command::Bench(BenchCommand::Ingest {
-            deliveries,
-            concurrency,
-            rounds,
-            round_timeout,
-        }) => {
-            // Migrated here, so that the web process starts on a ready database.
-            open_database(&config).await?.close().await;
-            crate::bench::ingest_throughput(&config, deliveries, concurrency, rounds, round_timeout)
-                .await
-        }
-        Command::Bench(BenchCommand::Sandbox {
-            samples,
-            round_trips,
-        }) => crate::bench::sandbox_latency(&config, samples, round_trips).await,
-        Command::Bench(BenchCommand::Report { file }) => crate::bench::report(&file),
-        Command::Bench(BenchCommand::Websocket {
-            subscribers,
-            rate,
-            duration,
-        }) => {
-            let db = open_database(&config).await?;
-            crate::bench::websocket_fan_out(&db, &config, subscribers, rate, duration).await
-        }
-        Command::Bench(BenchCommand::Agent { steps }) => {
-            let db = open_database(&config).await?;
-            crate::bench::agent_step_overhead(&db, &config, steps).await
+        Command::Bench(_) => {
+            anyhow::bail!("benchmarks are run through openhands::bench::run, as the binary does")
         }
     }
 }

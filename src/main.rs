@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use openhands::config::Cli;
+use openhands::config::{Cli, Command};
 
 fn main() -> ExitCode {
     // Unknown flags and malformed values: clap prints what is wrong and exits with code 2.
@@ -18,7 +18,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(openhands::app::run(cli)) {
+    // Benchmarks drive the assembled service from outside, so they are reached from here.
+    let work = async move {
+        match cli.command {
+            Command::Bench(command) => openhands::bench::run(&cli.config, command).await,
+            _ => openhands::app::run(cli).await,
+        }
+    };
+    match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
