@@ -164,15 +164,28 @@ async fn bad_parameters(t: &TestDb) {
     for (uri, expected) in [
         (
             "/api/deliveries?provider=bitbucket",
-            "provider must be one of",
+            "`provider` must be one of github, gitlab",
         ),
-        ("/api/deliveries?status=lost", "status must be one of"),
-        ("/api/deliveries?limit=0", "limit must be between 1 and 100"),
+        (
+            "/api/deliveries?status=lost",
+            "`status` must be one of accepted",
+        ),
+        (
+            "/api/deliveries?limit=0",
+            "`limit` must be a whole number from 1 to 100",
+        ),
         (
             "/api/deliveries?limit=101",
-            "limit must be between 1 and 100",
+            "`limit` must be a whole number from 1 to 100",
         ),
-        ("/api/deliveries?before=yesterday", "before"),
+        (
+            "/api/deliveries?before=yesterday",
+            "`before` must be a whole number",
+        ),
+        (
+            "/api/deliveries?colour=red",
+            "unknown query parameter `colour`",
+        ),
         ("/api/deliveries/abc", "delivery id must be a number"),
     ] {
         let (status, body) = get(state(t, Some(KEY)), uri, Some(KEY)).await;

@@ -1232,3 +1232,164 @@ async fn every_error_is_json_and_says_what_is_wrong() {
         "nothing written for the refused ones: {listed}"
     );
 }
+
+/// One GET through the router: status, `cache-control`, `content-type` and body text.
+async fn get_raw(state: &AppState, uri: &str) -> (StatusCode, String, String, String) {
+    let request = Request::builder().uri(uri).body(Body::empty()).unwrap();
+    let response = router(state.clone()).oneshot(request).await.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (cache, kind) = (header("cache-control"), header("content-type"));
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+        .await
+        .unwrap();
+    (
+        status,
+        cache,
+        kind,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+/// A dashboard asset is cached for a year only when it is found: a missing one is the JSON
+/// 404 of the rest of the API, and caches must not keep it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_asset_is_not_cached_as_missing() {
+    let t = TestDb::new(Kind::Sqlite).await;
+    let state = state(&t);
+    for uri in ["/assets/0/0", "/assets/0/app.jsx"] {
+        let (status, cache, kind, body) = get_raw(&state, uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}: {body}");
+        assert!(
+            !cache.contains("immutable") && !cache.contains("max-age"),
+            "{uri}: {cache}"
+        );
+        assert_eq!(kind, "application/json", "{uri}");
+        let error: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(error["error"], "asset not found", "{uri}");
+    }
+    // A found one, of this build's version, still is cached.
+    let (_, _, _, page) = get_raw(&state, "/").await;
+    let script = page
+        .split('"')
+        .find(|part| part.starts_with("/assets/") && part.ends_with("/app.js"))
+        .unwrap()
+        .to_string();
+    let (status, cache, _, _) = get_raw(&state, &script).await;
+    assert_eq!(status, StatusCode::OK, "{script}");
+    assert_eq!(cache, "public, max-age=31536000, immutable");
+}
+
+/// The admin API refuses fields and query parameters it does not know, as the rest of the API
+/// does, and writes nothing for a refused request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_refuses_unknown_fields_and_parameters() {
+    let t = TestDb::new(Kind::Sqlite).await;
+    let s = state(&t);
+    let key = Some(ADMIN_KEY);
+    for (method, uri, body, named) in [
+        (
+            "POST",
+            "/api/users",
+            Some(r#"{"login": "x", "role": "root"}"#),
+            "unknown field `role`",
+        ),
+        (
+            "GET",
+            "/api/user-links?bogus=1",
+            None,
+            "unknown query parameter `bogus`",
+        ),
+        (
+            "POST",
+            "/api/user-links",
+            Some(
+                r#"{"provider": "slack", "workspace": "T1", "external_id": "U1", "user": "admin", "note": "x"}"#,
+            ),
+            "unknown field `note`",
+        ),
+        (
+            "POST",
+            "/api/user-links",
+            Some(
+                r#"{"provider": "myspace", "workspace": "T1", "external_id": "U1", "user": "admin"}"#,
+            ),
+            "`provider` must be one of github, gitlab, slack, jira, linear, oidc",
+        ),
+        (
+            "DELETE",
+            "/api/user-links/slack/T1/U1?force=true",
+            None,
+            "unknown query parameter `force`",
+        ),
+        (
+            "PUT",
+            "/api/slack-channels/C0123",
+            Some(r#"{"repository": "acme/api", "branch": "main"}"#),
+            "unknown field `branch`",
+        ),
+        (
+            "GET",
+            "/api/slack-channels?all=1",
+            None,
+            "unknown query parameter `all`",
+        ),
+        (
+            "GET",
+            "/api/deliveries?bogus=1",
+            None,
+            "unknown query parameter `bogus`",
+        ),
+        (
+            "GET",
+            "/api/deliveries/1?verbose=1",
+            None,
+            "unknown query parameter `verbose`",
+        ),
+        (
+            "POST",
+            "/api/deliveries/1/redeliver?now=1",
+            None,
+            "unknown query parameter `now`",
+        ),
+        (
+            "GET",
+            "/api/integrations?x=1",
+            None,
+            "unknown query parameter `x`",
+        ),
+        (
+            "POST",
+            "/api/users",
+            Some(r#"{"login": "x", "is_admin": "yes"}"#),
+            "`is_admin` must be true or false",
+        ),
+    ] {
+        let (status, answer) = call(&s, method, uri, key, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {uri}: {answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.contains(named), "{method} {uri}: {error}");
+    }
+    assert!(t.db.user_by_login("x").await.unwrap().is_none());
+    assert!(t.db.user_links(None).await.unwrap().is_empty());
+    assert!(t.db.channel_repositories().await.unwrap().is_empty());
+    // What they do know is still taken.
+    let (status, answer) = call(
+        &s,
+        "POST",
+        "/api/users",
+        key,
+        Some(r#"{"login": "x", "email": null, "is_admin": false}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let (status, answer) = call(&s, "GET", "/api/user-links?user=x", key, None).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}

@@ -23,7 +23,8 @@ pub struct Draft {
 }
 
 /// The agent states, with OpenHands' names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum AgentState {
     Loading,
     Running,

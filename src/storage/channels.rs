@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::{Db, Result, now_millis, on_backend, text};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ChannelRepository {
     pub channel: String,
     pub repository: String,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use super::{Db, Result, StorageError, Tx, now_millis, on_backend, text};
 
 /// What became of a delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     Accepted,

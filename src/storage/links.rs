@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::{Db, Result, StorageError, Tx, User, conflict_on_unique, now_millis, on_backend, text};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct UserLink {
     pub provider: String,
     /// The GitHub/GitLab host, Slack team id, Jira site or Linear organization id.

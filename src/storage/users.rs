@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::{Db, Result, StorageError, Tx, conflict_on_unique, now_millis, on_backend};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct User {
     pub id: String,
     pub login: String,

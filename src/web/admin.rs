@@ -3,26 +3,47 @@
 //! the repository of each Slack channel.
 
 use axum::Router;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Json;
 use axum::routing::{delete, get, post, put};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Admin;
-use super::params::{Fields, json_object};
+use super::params::{Body, NoQuery, Query};
 use super::{ApiError, AppState};
 use crate::intake::Intake;
 use crate::queue;
-use crate::storage::{Delivery, DeliveryStatus, OutboxPost, User, UserLink};
+use crate::storage::{ChannelRepository, Delivery, DeliveryStatus, OutboxPost, User, UserLink};
+
+const DEFAULT_PAGE: i64 = 50;
 
 /// Providers whose accounts can be linked: the five that send work, and OpenID sign-in.
-const PROVIDERS: [&str; 6] = ["github", "gitlab", "slack", "jira", "linear", "oidc"];
-const DEFAULT_PAGE: i64 = 50;
-const MAX_PAGE: i64 = 100;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum AccountProvider {
+    Github,
+    Gitlab,
+    Slack,
+    Jira,
+    Linear,
+    Oidc,
+}
+
+impl AccountProvider {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Github => "github",
+            Self::Gitlab => "gitlab",
+            Self::Slack => "slack",
+            Self::Jira => "jira",
+            Self::Linear => "linear",
+            Self::Oidc => "oidc",
+        }
+    }
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -42,28 +63,59 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// The fields of `PUT /api/slack-channels/{channel}`.
-pub const CHANNEL_FIELDS: &[&str] = &["repository"];
+/// The body of `PUT /api/slack-channels/{channel}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ChannelBody {
+    /// `owner/name` or `group/project`, with a `github:` or `gitlab:` prefix where the host
+    /// is not the default.
+    #[schema(min_length = 1, max_length = 300, example = "acme/api")]
+    repository: String,
+}
+
+/// Every channel's repository set here.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ChannelList {
+    channels: Vec<ChannelRepository>,
+}
 
 /// Every channel's repository as set here (SLACK_CHANNEL_REPOSITORIES gives the defaults
 /// below them).
-async fn list_channels(
+#[utoipa::path(
+    get,
+    path = "/api/slack-channels",
+    tag = "admin",
+    summary = "The repository of each Slack channel's requests that name none",
+    extensions(("x-access" = json!("admin"))),
+    params(NoQuery),
+    responses((status = 200, description = "The channels", body = ChannelList)),
+)]
+pub(super) async fn list_channels(
     State(state): State<AppState>,
     _admin: Admin,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    _query: Query<NoQuery>,
+) -> Result<Json<ChannelList>, ApiError> {
     let channels = state.db.channel_repositories().await?;
-    Ok(Json(json!({ "channels": channels })))
+    Ok(Json(ChannelList { channels }))
 }
 
-async fn set_channel(
+#[utoipa::path(
+    put,
+    path = "/api/slack-channels/{channel}",
+    tag = "admin",
+    summary = "Set a Slack channel's repository",
+    extensions(("x-access" = json!("admin"))),
+    params(NoQuery, ("channel" = String, Path, description = "The Slack channel id (e.g. C0123ABCD)")),
+    request_body = ChannelBody,
+    responses((status = 200, description = "Set", body = ChannelRepository)),
+)]
+pub(super) async fn set_channel(
     State(state): State<AppState>,
     _admin: Admin,
+    _query: Query<NoQuery>,
     Path(channel): Path<String>,
-    body: Result<Json<serde_json::Value>, JsonRejection>,
-) -> Result<Json<crate::storage::ChannelRepository>, ApiError> {
-    let body = json_object(body)?;
-    let fields = Fields::new(&body, CHANNEL_FIELDS)?;
-    let repository = fields.required_text("repository", 300)?;
+    Body(body): Body<ChannelBody>,
+) -> Result<Json<ChannelRepository>, ApiError> {
     let channel = channel.trim().to_ascii_uppercase();
     if channel.is_empty() || !channel.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(ApiError::BadRequest(format!(
@@ -71,7 +123,7 @@ async fn set_channel(
         )));
     }
     let (repository, git_provider) =
-        crate::integrations::settings::parse_repository_setting(repository)
+        crate::integrations::settings::parse_repository_setting(&body.repository)
             .map_err(ApiError::BadRequest)?;
     let set = state
         .db
@@ -80,9 +132,19 @@ async fn set_channel(
     Ok(Json(set))
 }
 
-async fn delete_channel(
+#[utoipa::path(
+    delete,
+    path = "/api/slack-channels/{channel}",
+    tag = "admin",
+    summary = "Remove a Slack channel's repository",
+    extensions(("x-access" = json!("admin"))),
+    params(NoQuery, ("channel" = String, Path, description = "The Slack channel id")),
+    responses((status = 204, description = "Removed")),
+)]
+pub(super) async fn delete_channel(
     State(state): State<AppState>,
     _admin: Admin,
+    _query: Query<NoQuery>,
     Path(channel): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let channel = channel.trim().to_ascii_uppercase();
@@ -93,18 +155,36 @@ async fn delete_channel(
     }
 }
 
-/// A JSON body, or a 400 that says what is wrong with it.
-fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(value)| value)
-        .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+/// What a re-run answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Redelivered {
+    /// `accepted`.
+    status: String,
+    delivery: i64,
+    /// The intake job's id.
+    #[schema(value_type = Object)]
+    job: Value,
 }
 
 /// Re-runs the intake of a delivery's request (after linking the sender, say).
-async fn redeliver(
+#[utoipa::path(
+    post,
+    path = "/api/deliveries/{id}/redeliver",
+    tag = "admin",
+    summary = "Run a delivery's intake again",
+    extensions(("x-access" = json!("admin"))),
+    params(NoQuery, ("id" = i64, Path, description = "The delivery's id")),
+    responses(
+        (status = 202, description = "Queued", body = Redelivered),
+        (status = 409, description = "The delivery asked for nothing"),
+    ),
+)]
+pub(super) async fn redeliver(
     State(state): State<AppState>,
     _admin: Admin,
+    _query: Query<NoQuery>,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<Redelivered>), ApiError> {
     let id = delivery_id(&id)?;
     let mut tx = state.db.begin().await?;
     let delivery = tx.delivery(id).await?;
@@ -121,28 +201,49 @@ async fn redeliver(
     tx.commit().await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "status": "accepted", "delivery": id, "job": job })),
+        Json(Redelivered {
+            status: "accepted".into(),
+            delivery: id,
+            job: json!(job),
+        }),
     ))
 }
 
-#[derive(Debug, Deserialize)]
-struct NewUserBody {
+/// The body of `POST /api/users`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewUserBody {
+    #[schema(min_length = 1, max_length = 100)]
     login: String,
     email: Option<String>,
+    /// False by default.
     #[serde(default)]
     is_admin: bool,
 }
 
-async fn create_user(
+#[utoipa::path(
+    post,
+    path = "/api/users",
+    tag = "admin",
+    summary = "Create a user",
+    extensions(("x-access" = json!("admin"))),
+    params(NoQuery),
+    request_body = NewUserBody,
+    responses(
+        (status = 201, description = "Created", body = User),
+        (status = 409, description = "The login is taken"),
+    ),
+)]
+pub(super) async fn create_user(
     State(state): State<AppState>,
     _admin: Admin,
-    body: Result<Json<NewUserBody>, JsonRejection>,
+    _query: Query<NoQuery>,
+    Body(body): Body<NewUserBody>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
-    let body = json_body(body)?;
     let login = body.login.trim();
-    if login.is_empty() || login.len() > 100 {
+    if login.is_empty() {
         return Err(ApiError::BadRequest(
-            "`login` must be 1 to 100 characters".into(),
+            "`login` is required and must not be blank".into(),
         ));
     }
     let user = state
@@ -152,32 +253,48 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
-#[derive(Debug, Deserialize)]
-struct NewLinkBody {
-    provider: String,
+/// The body of `POST /api/user-links`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewLinkBody {
+    #[schema(inline)]
+    provider: AccountProvider,
+    /// The GitHub/GitLab host, Slack team id, Jira site or Linear organization id.
+    #[schema(min_length = 1)]
     workspace: String,
+    /// The provider's id of the account.
+    #[schema(min_length = 1)]
     external_id: String,
     /// The user's login.
+    #[schema(min_length = 1)]
     user: String,
 }
 
 /// Links a provider account (a Slack, Jira or Linear member, or a GitHub/GitLab account) to a
 /// user, who then owns the conversations that account starts.
-async fn create_link(
+#[utoipa::path(
+    post,
+    path = "/api/user-links",
+    tag = "admin",
+    summary = "Link a provider account to a user",
+    extensions(("x-access" = json!("admin"))),
+    params(NoQuery),
+    request_body = NewLinkBody,
+    responses(
+        (status = 201, description = "Linked", body = UserLink),
+        (status = 404, description = "No user has this login"),
+        (status = 409, description = "The account is linked already"),
+    ),
+)]
+pub(super) async fn create_link(
     State(state): State<AppState>,
     _admin: Admin,
-    body: Result<Json<NewLinkBody>, JsonRejection>,
+    _query: Query<NoQuery>,
+    Body(body): Body<NewLinkBody>,
 ) -> Result<(StatusCode, Json<UserLink>), ApiError> {
-    let body = json_body(body)?;
-    if !PROVIDERS.contains(&body.provider.as_str()) {
-        return Err(ApiError::BadRequest(format!(
-            "`provider` must be one of {}",
-            PROVIDERS.join(", ")
-        )));
-    }
     if body.workspace.trim().is_empty() || body.external_id.trim().is_empty() {
         return Err(ApiError::BadRequest(
-            "`workspace` and `external_id` must not be empty".into(),
+            "`workspace` and `external_id` must not be blank".into(),
         ));
     }
     let user = state
@@ -186,7 +303,7 @@ async fn create_link(
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     // Jira sites are compared without a trailing slash, in lower case.
-    let workspace = if body.provider == "jira" {
+    let workspace = if body.provider == AccountProvider::Jira {
         body.workspace
             .trim()
             .trim_end_matches('/')
@@ -197,7 +314,7 @@ async fn create_link(
     let link = state
         .db
         .link_user(
-            &body.provider,
+            body.provider.as_str(),
             &workspace,
             body.external_id.trim(),
             &user.id,
@@ -206,18 +323,34 @@ async fn create_link(
     Ok((StatusCode::CREATED, Json(link)))
 }
 
-#[derive(Debug, Deserialize)]
-struct LinkQuery {
+/// The query of `GET /api/user-links`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct LinkQuery {
     /// Only the links of the user with this login.
     user: Option<String>,
 }
 
-async fn list_links(
+/// Links, as the admin API lists them.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct LinkList {
+    links: Vec<UserLink>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/user-links",
+    tag = "admin",
+    summary = "Links from Slack, Jira, Linear and other accounts to users",
+    extensions(("x-access" = json!("admin"))),
+    params(LinkQuery),
+    responses((status = 200, description = "The links", body = LinkList)),
+)]
+pub(super) async fn list_links(
     State(state): State<AppState>,
     _admin: Admin,
-    query: Result<Query<LinkQuery>, QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    Query(query): Query<LinkQuery>,
+) -> Result<Json<LinkList>, ApiError> {
     let user_id = match query.user.as_deref() {
         Some(login) => Some(
             state
@@ -230,12 +363,27 @@ async fn list_links(
         None => None,
     };
     let links = state.db.user_links(user_id.as_deref()).await?;
-    Ok(Json(json!({ "links": links })))
+    Ok(Json(LinkList { links }))
 }
 
-async fn delete_link(
+#[utoipa::path(
+    delete,
+    path = "/api/user-links/{provider}/{workspace}/{external_id}",
+    tag = "admin",
+    summary = "Remove a link",
+    extensions(("x-access" = json!("admin"))),
+    params(
+        NoQuery,
+        ("provider" = String, Path, description = "The account's provider"),
+        ("workspace" = String, Path, description = "The account's workspace, team, site or host"),
+        ("external_id" = String, Path, description = "The provider's id of the account"),
+    ),
+    responses((status = 204, description = "Removed")),
+)]
+pub(super) async fn delete_link(
     State(state): State<AppState>,
     _admin: Admin,
+    _query: Query<NoQuery>,
     Path((provider, workspace, external_id)): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     if state
@@ -249,28 +397,36 @@ async fn delete_link(
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct DeliveryQuery {
-    provider: Option<String>,
-    status: Option<String>,
+/// The query of `GET /api/deliveries`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct DeliveryQuery {
+    /// Only this provider's deliveries.
+    #[param(inline)]
+    provider: Option<AccountProvider>,
+    /// Only deliveries that came to this.
+    #[param(inline)]
+    status: Option<DeliveryStatus>,
     /// Only deliveries with a smaller id: the `next_before` of the previous page.
     before: Option<i64>,
+    /// Deliveries per page (50 by default).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
 }
 
 /// A delivery as the API shows it (the raw payload stays in the database).
-#[derive(Debug, Serialize)]
-struct DeliveryView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct DeliveryView {
     id: i64,
     provider: String,
     delivery_id: String,
     event: String,
+    /// Milliseconds since the epoch.
     received_at: i64,
     status: String,
     reason: Option<String>,
     conversation_id: Option<String>,
 }
-
 impl From<Delivery> for DeliveryView {
     fn from(d: Delivery) -> Self {
         Self {
@@ -287,8 +443,8 @@ impl From<Delivery> for DeliveryView {
 }
 
 /// A post of the outbox as the API shows it: what went back to the provider, or why not.
-#[derive(Debug, Serialize)]
-struct PostView {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct PostView {
     id: i64,
     provider: String,
     kind: String,
@@ -316,55 +472,45 @@ impl From<OutboxPost> for PostView {
 }
 
 /// One delivery, with the posts of the conversation it led to.
-#[derive(Debug, Serialize)]
-struct DeliveryDetail {
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct DeliveryDetail {
     #[serde(flatten)]
     delivery: DeliveryView,
     posts: Vec<PostView>,
 }
 
-#[derive(Debug, Serialize)]
-struct DeliveryPage {
+/// A page of deliveries, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct DeliveryPage {
     deliveries: Vec<DeliveryView>,
     /// Pass as `before` for the next page; absent on the last page.
     next_before: Option<i64>,
 }
 
-async fn list_deliveries(
+#[utoipa::path(
+    get,
+    path = "/api/deliveries",
+    tag = "admin",
+    summary = "Recent webhook deliveries and what became of them",
+    extensions(("x-access" = json!("admin"))),
+    params(DeliveryQuery),
+    responses((status = 200, description = "A page of deliveries", body = DeliveryPage)),
+)]
+pub(super) async fn list_deliveries(
     State(state): State<AppState>,
     _admin: Admin,
-    query: Result<Query<DeliveryQuery>, QueryRejection>,
+    Query(query): Query<DeliveryQuery>,
 ) -> Result<Json<DeliveryPage>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let provider = match query.provider.as_deref() {
-        Some(p) if !PROVIDERS.contains(&p) => {
-            return Err(ApiError::BadRequest(format!(
-                "provider must be one of {}; got `{p}`",
-                PROVIDERS.join(", ")
-            )));
-        }
-        other => other,
-    };
-    let status = match query.status.as_deref() {
-        None => None,
-        Some(text) => Some(DeliveryStatus::parse(text).ok_or_else(|| {
-            let known: Vec<&str> = DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect();
-            ApiError::BadRequest(format!(
-                "status must be one of {}; got `{text}`",
-                known.join(", ")
-            ))
-        })?),
-    };
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {MAX_PAGE}; got {limit}"
-        )));
-    }
     // One more than asked tells whether there is a next page.
     let mut deliveries = state
         .db
-        .deliveries(provider, status, query.before, limit + 1)
+        .deliveries(
+            query.provider.map(AccountProvider::as_str),
+            query.status,
+            query.before,
+            limit + 1,
+        )
         .await?;
     let next_before = if deliveries.len() as i64 > limit {
         deliveries.truncate(limit as usize);
@@ -378,9 +524,19 @@ async fn list_deliveries(
     }))
 }
 
-async fn show_delivery(
+#[utoipa::path(
+    get,
+    path = "/api/deliveries/{id}",
+    tag = "admin",
+    summary = "One delivery with its posts",
+    extensions(("x-access" = json!("admin"))),
+    params(NoQuery, ("id" = i64, Path, description = "The delivery's id")),
+    responses((status = 200, description = "The delivery", body = DeliveryDetail)),
+)]
+pub(super) async fn show_delivery(
     State(state): State<AppState>,
     _admin: Admin,
+    _query: Query<NoQuery>,
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
     let id = delivery_id(&id)?;

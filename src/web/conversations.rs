@@ -4,15 +4,16 @@
 //! answers 404, as one that does not exist.
 
 use axum::Router;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Json;
 use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
-use super::params::{Fields, Params, json_object};
+use super::params::{Body, Query};
 use super::{ApiError, AppState};
 use crate::agent::RunConversation;
 use crate::agent::events::{self, AgentState, Draft};
@@ -22,35 +23,231 @@ use crate::storage::{
     Tx,
 };
 
-/// The fields of `POST /api/conversations`.
-pub const CREATE_FIELDS: &[&str] = &[
-    "initial_user_msg",
-    "repository",
-    "selected_repository",
-    "selected_branch",
-    "git_provider",
-    "title",
-];
-/// The query of `GET /api/conversations`.
-pub const LIST_QUERY: &[&str] = &["page_id", "limit", "status", "repository", "trigger"];
-/// The fields of `PATCH /api/conversations/{id}`.
-pub const TITLE_FIELDS: &[&str] = &["title"];
-/// The fields of `POST /api/conversations/{id}/message`.
-pub const MESSAGE_FIELDS: &[&str] = &["message"];
-/// The query of `GET /api/conversations/{id}/events`.
-pub const EVENTS_QUERY: &[&str] = &[
-    "start_id",
-    "end_id",
-    "reverse",
-    "limit",
-    "event_type",
-    "source",
-];
+/// The body of `POST /api/conversations`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewConversationBody {
+    /// The task: the first message the agent reads. Without one, the conversation waits for a
+    /// message.
+    #[schema(max_length = 100_000)]
+    initial_user_msg: Option<String>,
+    /// `owner/name` on GitHub, `group/project` (groups may nest) on GitLab.
+    #[schema(max_length = 200)]
+    repository: Option<String>,
+    /// The same as `repository`, under the name OpenHands' clients use.
+    #[schema(max_length = 200)]
+    selected_repository: Option<String>,
+    #[schema(max_length = 200)]
+    selected_branch: Option<String>,
+    /// Where `repository` is hosted; by default GitHub for `owner/name` and GitLab for a path
+    /// of nested groups.
+    #[schema(inline)]
+    git_provider: Option<GitHost>,
+    /// By default the first line of `initial_user_msg`, until the model names the conversation.
+    #[schema(max_length = 200)]
+    title: Option<String>,
+}
 
-/// The triggers a conversation can have.
-pub const TRIGGERS: [&str; 6] = ["web", "github", "gitlab", "slack", "jira", "linear"];
+/// Where a web conversation's repository is hosted.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum GitHost {
+    Github,
+    Gitlab,
+}
+
+/// The query of `GET /api/conversations`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
+    /// The `next_page_id` of the previous page.
+    page_id: Option<String>,
+    /// Conversations per page (20 by default).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<i64>,
+    /// Only conversations in this state.
+    #[param(inline)]
+    status: Option<AgentState>,
+    /// Only conversations of this repository (`owner/name`).
+    repository: Option<String>,
+    /// Only conversations started this way.
+    #[param(inline)]
+    trigger: Option<TriggerKind>,
+}
+
+/// How a conversation was started: from the web, or by a provider's webhook.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum TriggerKind {
+    Web,
+    Github,
+    Gitlab,
+    Slack,
+    Jira,
+    Linear,
+}
+
+impl TriggerKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Web => "web",
+            Self::Github => "github",
+            Self::Gitlab => "gitlab",
+            Self::Slack => "slack",
+            Self::Jira => "jira",
+            Self::Linear => "linear",
+        }
+    }
+}
+
+/// The body of `PATCH /api/conversations/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TitleBody {
+    #[schema(min_length = 1, max_length = 200)]
+    title: String,
+}
+
+/// The body of `POST /api/conversations/{id}/message`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MessageBody {
+    #[schema(min_length = 1, max_length = 100_000)]
+    message: String,
+}
+
+/// The query of `GET /api/conversations/{id}/events`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct EventsQuery {
+    /// The first event id to return (0 by default).
+    #[param(minimum = 0)]
+    start_id: Option<i64>,
+    /// The last event id to return.
+    #[param(minimum = 0)]
+    end_id: Option<i64>,
+    /// Newest first.
+    reverse: Option<bool>,
+    /// Events per page (20 by default).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<i64>,
+    /// Only events of these kinds, comma-separated (e.g. `message,run`).
+    event_type: Option<String>,
+    /// Only events from this source.
+    #[param(inline)]
+    source: Option<EventSource>,
+}
+
+/// Who wrote an event.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum EventSource {
+    User,
+    Agent,
+    Environment,
+}
+
+impl EventSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Agent => "agent",
+            Self::Environment => "environment",
+        }
+    }
+}
+
+/// A conversation as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ConversationView {
+    conversation_id: String,
+    title: String,
+    /// The agent's state.
+    #[schema(value_type = AgentState)]
+    status: String,
+    /// How it was started: `web` or the provider's name.
+    trigger: String,
+    /// Where it was asked, for one a provider started.
+    trigger_url: Option<String>,
+    selected_repository: Option<String>,
+    selected_branch: Option<String>,
+    /// `github` or `gitlab`.
+    git_provider: Option<String>,
+    /// The pull or merge requests the agent opened.
+    pull_requests: Vec<String>,
+    /// Answers to the provider that could not be posted.
+    failed_posts: Vec<FailedPost>,
+    owner_id: String,
+    /// RFC 3339.
+    created_at: String,
+    /// RFC 3339.
+    last_updated_at: String,
+    last_event_id: i64,
+    stats: Stats,
+}
+
+/// An answer to the provider that could not be posted.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct FailedPost {
+    provider: String,
+    kind: String,
+    attempts: i32,
+    last_error: Option<String>,
+}
+
+/// What the model cost so far.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Stats {
+    llm_calls: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    cached_tokens: i64,
+    cost_usd: f64,
+    llm_latency_ms: i64,
+}
+
+/// A page of conversations.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ConversationPage {
+    results: Vec<ConversationView>,
+    /// Pass as `page_id` for the next page; null on the last page.
+    next_page_id: Option<String>,
+}
+
+/// What a change to a conversation answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Accepted {
+    /// `ok`.
+    status: String,
+    conversation_id: String,
+}
+
+/// What a message answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct MessageAccepted {
+    /// `ok`.
+    status: String,
+    /// The id of the message's event.
+    event_id: Option<i64>,
+}
+
+/// A page of events: each its own document, with `id`, `timestamp`, `source` and `kind`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct EventPage {
+    #[schema(value_type = Vec<Object>)]
+    events: Vec<Value>,
+    has_more: bool,
+}
+
+/// A conversation's whole log, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Trajectory {
+    conversation_id: String,
+    #[schema(value_type = Vec<Object>)]
+    trajectory: Vec<Value>,
+}
+
 const DEFAULT_PAGE: i64 = 20;
-const MAX_PAGE: i64 = 100;
 /// The longest message or title accepted.
 pub(super) const MAX_MESSAGE_CHARS: usize = 100_000;
 const MAX_TITLE_CHARS: usize = 200;
@@ -150,18 +347,15 @@ async fn append_drafts(
 
 /// Where a web conversation's `repository` is hosted: `provider` when given, else GitHub for
 /// `owner/name` and GitLab for a path of nested groups, which GitHub cannot have.
-fn repository_host(
-    repository: &str,
-    provider: Option<&'static str>,
-) -> Result<&'static str, ApiError> {
+fn repository_host(repository: &str, provider: Option<GitHost>) -> Result<&'static str, ApiError> {
     let parts = repository.split('/').count();
     match provider {
-        Some("github") | None
+        Some(GitHost::Github) | None
             if parts == 2 && crate::integrations::is_repository_path(repository, 2) =>
         {
             Ok("github")
         }
-        Some("github") => Err(ApiError::BadRequest(
+        Some(GitHost::Github) => Err(ApiError::BadRequest(
             "`repository` on GitHub must be `owner/name`".into(),
         )),
         _ if crate::integrations::is_repository_path(repository, 20) => Ok("gitlab"),
@@ -230,47 +424,53 @@ pub(super) fn state_named(name: &str) -> Option<AgentState> {
 }
 
 /// A conversation as the API shows it.
-pub(super) async fn view(state: &AppState, conversation: &Conversation) -> Result<Value, ApiError> {
+pub(super) async fn view(
+    state: &AppState,
+    conversation: &Conversation,
+) -> Result<ConversationView, ApiError> {
     let stats = state.db.conversation_stats(&conversation.id).await?;
     let posts = state.db.outbox_posts_of(&conversation.id).await?;
-    let pull_requests: Vec<Value> = posts
+    let pull_requests = posts
         .iter()
         .filter(|p| p.kind == crate::results::kind::CHANGE_REQUEST && p.status == "sent")
         .filter_map(|p| p.result.as_deref())
         .filter_map(|r| serde_json::from_str::<Value>(r).ok())
-        .filter_map(|r| r["url"].as_str().map(|url| json!(url)))
+        .filter_map(|r| r["url"].as_str().map(str::to_string))
         .collect();
-    let failed_posts: Vec<Value> = posts
+    let failed_posts = posts
         .iter()
         .filter(|p| p.status == "failed")
-        .map(|p| {
-            json!({"provider": p.provider, "kind": p.kind, "attempts": p.attempts, "last_error": p.last_error})
+        .map(|p| FailedPost {
+            provider: p.provider.clone(),
+            kind: p.kind.clone(),
+            attempts: p.attempts,
+            last_error: p.last_error.clone(),
         })
         .collect();
-    Ok(json!({
-        "conversation_id": conversation.id,
-        "title": conversation.title,
-        "status": conversation.status,
-        "trigger": conversation.trigger_kind,
-        "trigger_url": conversation.trigger_url,
-        "selected_repository": conversation.repository,
-        "selected_branch": conversation.branch,
-        "git_provider": conversation.git_provider,
-        "pull_requests": pull_requests,
-        "failed_posts": failed_posts,
-        "owner_id": conversation.owner_id,
-        "created_at": iso(conversation.created_at),
-        "last_updated_at": iso(conversation.updated_at),
-        "last_event_id": conversation.last_event_id,
-        "stats": {
-            "llm_calls": stats.llm_calls,
-            "prompt_tokens": stats.prompt_tokens,
-            "completion_tokens": stats.completion_tokens,
-            "cached_tokens": stats.cached_tokens,
-            "cost_usd": stats.cost_usd,
-            "llm_latency_ms": stats.llm_latency_ms,
+    Ok(ConversationView {
+        conversation_id: conversation.id.clone(),
+        title: conversation.title.clone(),
+        status: conversation.status.clone(),
+        trigger: conversation.trigger_kind.clone(),
+        trigger_url: conversation.trigger_url.clone(),
+        selected_repository: conversation.repository.clone(),
+        selected_branch: conversation.branch.clone(),
+        git_provider: conversation.git_provider.clone(),
+        pull_requests,
+        failed_posts,
+        owner_id: conversation.owner_id.clone(),
+        created_at: iso(conversation.created_at),
+        last_updated_at: iso(conversation.updated_at),
+        last_event_id: conversation.last_event_id,
+        stats: Stats {
+            llm_calls: stats.llm_calls,
+            prompt_tokens: stats.prompt_tokens,
+            completion_tokens: stats.completion_tokens,
+            cached_tokens: stats.cached_tokens,
+            cost_usd: stats.cost_usd,
+            llm_latency_ms: stats.llm_latency_ms,
         },
-    }))
+    })
 }
 
 /// An event as the API and the WebSocket show it: its document with id, time and source.
@@ -286,43 +486,42 @@ pub fn event_json(event: &Event) -> Value {
     doc
 }
 
-async fn create_conversation(
+#[utoipa::path(
+    post,
+    path = "/api/conversations",
+    tag = "conversations",
+    summary = "Start a conversation",
+    extensions(("x-access" = json!("user"))),
+    request_body = NewConversationBody,
+    responses((status = 201, description = "Created; with a message, the agent is queued", body = Accepted)),
+)]
+pub(super) async fn create_conversation(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<Value>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body = json_object(body)?;
-    let fields = Fields::new(&body, CREATE_FIELDS)?;
-    let message = fields
-        .text("initial_user_msg", MAX_MESSAGE_CHARS)?
+    Body(body): Body<NewConversationBody>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let message = body
+        .initial_user_msg
+        .as_deref()
         .filter(|m| !m.trim().is_empty());
-    let repository = match fields.text("repository", 200)? {
-        Some(repository) => Some(repository),
-        None => fields.text("selected_repository", 200)?,
-    }
-    .map(str::trim)
-    .filter(|r| !r.is_empty());
-    let git_provider = match fields.text("git_provider", 20)?.map(str::trim) {
-        None | Some("") => None,
-        Some("github") => Some("github"),
-        Some("gitlab") => Some("gitlab"),
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "`git_provider` must be github or gitlab, not `{other}`"
-            )));
-        }
-    };
+    let repository = body
+        .repository
+        .as_deref()
+        .or(body.selected_repository.as_deref())
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
     let git_provider = match repository {
-        Some(repository) => Some(repository_host(repository, git_provider)?),
+        Some(repository) => Some(repository_host(repository, body.git_provider)?),
         None => None,
     };
-    let branch = fields
-        .text("selected_branch", 200)?
+    let branch = body
+        .selected_branch
+        .as_deref()
         .map(str::trim)
         .filter(|b| !b.is_empty());
     // Without a title of the user's, the first line stands in until the model writes one.
-    let (title, title_pending) = match fields.text("title", MAX_TITLE_CHARS)? {
-        Some(title) if !title.trim().is_empty() => (title.trim().to_string(), false),
+    let (title, title_pending) = match body.title.as_deref().map(str::trim) {
+        Some(title) if !title.is_empty() => (title.to_string(), false),
         _ => (title_from(message), true),
     };
     let mut tx = state.db.begin().await?;
@@ -355,31 +554,40 @@ async fn create_conversation(
     tx.commit().await?;
     state.bus.publish(&state.db, stored).await;
     tracing::info!(conversation_id = %conversation.id, user_id = %caller.0.id, "conversation created");
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"status": "ok", "conversation_id": conversation.id})),
-    ))
+    Ok((StatusCode::CREATED, Json(accepted(&conversation.id))))
 }
 
-async fn list_conversations(
+fn accepted(conversation_id: &str) -> Accepted {
+    Accepted {
+        status: "ok".into(),
+        conversation_id: conversation_id.to_string(),
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/conversations",
+    tag = "conversations",
+    summary = "Conversations, newest first (administrators see everyone's)",
+    extensions(("x-access" = json!("user"))),
+    params(ListQuery),
+    responses((status = 200, description = "A page", body = ConversationPage)),
+)]
+pub(super) async fn list_conversations(
     State(state): State<AppState>,
     caller: Caller,
-    params: Params,
-) -> Result<Json<Value>, ApiError> {
-    params.only(LIST_QUERY)?;
-    let limit = params.int("limit", 1, MAX_PAGE, DEFAULT_PAGE)?;
-    let statuses: Vec<&str> = AgentState::ALL.iter().map(|s| s.as_str()).collect();
-    let status = params.choice("status", &statuses)?;
-    let trigger = params.choice("trigger", &TRIGGERS)?;
-    let before = match params.text("page_id") {
+    Query(query): Query<ListQuery>,
+) -> Result<Json<ConversationPage>, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    let before = match query.page_id.as_deref() {
         Some(page) => Some(parse_page_id(page)?),
         None => None,
     };
     let filter = ConversationFilter {
         owner_id: (!caller.0.is_admin).then_some(caller.0.id.as_str()),
-        status: status.as_deref(),
-        repository: params.text("repository"),
-        trigger_kind: trigger.as_deref(),
+        status: query.status.map(AgentState::as_str),
+        repository: query.repository.as_deref(),
+        trigger_kind: query.trigger.map(TriggerKind::as_str),
         before: before.as_ref().map(|(at, id)| (*at, id.as_str())),
         limit: limit + 1,
     };
@@ -394,9 +602,10 @@ async fn list_conversations(
     for conversation in &page {
         results.push(view(&state, conversation).await?);
     }
-    Ok(Json(
-        json!({"results": results, "next_page_id": next_page_id}),
-    ))
+    Ok(Json(ConversationPage {
+        results,
+        next_page_id,
+    }))
 }
 
 fn parse_page_id(page: &str) -> Result<(i64, String), ApiError> {
@@ -414,25 +623,47 @@ fn parse_page_id(page: &str) -> Result<(i64, String), ApiError> {
         })
 }
 
-async fn show_conversation(
+#[utoipa::path(
+    get,
+    path = "/api/conversations/{id}",
+    tag = "conversations",
+    summary = "A conversation with its trigger, pull requests and statistics",
+    extensions(("x-access" = json!("user"))),
+    params(("id" = String, Path, description = "The conversation's id")),
+    responses((status = 200, description = "The conversation", body = ConversationView)),
+)]
+pub(super) async fn show_conversation(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConversationView>, ApiError> {
     let conversation = visible(&state, &caller, &id).await?;
     Ok(Json(view(&state, &conversation).await?))
 }
 
-async fn rename_conversation(
+#[utoipa::path(
+    patch,
+    path = "/api/conversations/{id}",
+    tag = "conversations",
+    summary = "Rename a conversation",
+    extensions(("x-access" = json!("user"))),
+    params(("id" = String, Path, description = "The conversation's id")),
+    request_body = TitleBody,
+    responses((status = 200, description = "The renamed conversation", body = ConversationView)),
+)]
+pub(super) async fn rename_conversation(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+    Body(body): Body<TitleBody>,
+) -> Result<Json<ConversationView>, ApiError> {
     let conversation = visible(&state, &caller, &id).await?;
-    let body = json_object(body)?;
-    let fields = Fields::new(&body, TITLE_FIELDS)?;
-    let title = fields.required_text("title", MAX_TITLE_CHARS)?.trim();
+    let title = body.title.trim();
+    if title.is_empty() {
+        return Err(ApiError::BadRequest(
+            "`title` is required and must not be blank".into(),
+        ));
+    }
     state
         .db
         .set_conversation_title(&conversation.id, title)
@@ -441,7 +672,19 @@ async fn rename_conversation(
     Ok(Json(view(&state, &conversation).await?))
 }
 
-async fn delete_conversation(
+#[utoipa::path(
+    delete,
+    path = "/api/conversations/{id}",
+    tag = "conversations",
+    summary = "Delete a conversation at rest",
+    extensions(("x-access" = json!("user"))),
+    params(("id" = String, Path, description = "The conversation's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 409, description = "Still running: stop it first"),
+    ),
+)]
+pub(super) async fn delete_conversation(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -459,19 +702,37 @@ async fn delete_conversation(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn start_conversation(
+#[utoipa::path(
+    post,
+    path = "/api/conversations/{id}/start",
+    tag = "conversations",
+    summary = "Resume the agent",
+    extensions(("x-access" = json!("user"))),
+    params(("id" = String, Path, description = "The conversation's id")),
+    responses((status = 202, description = "Asked", body = Accepted)),
+)]
+pub(super) async fn start_conversation(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     requested_state(&state, &caller, &id, AgentState::Running).await
 }
 
-async fn stop_conversation(
+#[utoipa::path(
+    post,
+    path = "/api/conversations/{id}/stop",
+    tag = "conversations",
+    summary = "Stop the agent",
+    extensions(("x-access" = json!("user"))),
+    params(("id" = String, Path, description = "The conversation's id")),
+    responses((status = 202, description = "Asked", body = Accepted)),
+)]
+pub(super) async fn stop_conversation(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     requested_state(&state, &caller, &id, AgentState::Stopped).await
 }
 
@@ -480,50 +741,71 @@ async fn requested_state(
     caller: &Caller,
     id: &str,
     wanted: AgentState,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let conversation = visible(state, caller, id).await?;
     change_state(state, &conversation, wanted).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"status": "ok", "conversation_id": conversation.id})),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(accepted(&conversation.id))))
 }
 
-async fn send_message(
+#[utoipa::path(
+    post,
+    path = "/api/conversations/{id}/message",
+    tag = "conversations",
+    summary = "Send the agent a message",
+    extensions(("x-access" = json!("user"))),
+    params(("id" = String, Path, description = "The conversation's id")),
+    request_body = MessageBody,
+    responses((status = 202, description = "Recorded; the agent is queued", body = MessageAccepted)),
+)]
+pub(super) async fn send_message(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Result<Json<Value>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    Body(body): Body<MessageBody>,
+) -> Result<(StatusCode, Json<MessageAccepted>), ApiError> {
     let conversation = visible(&state, &caller, &id).await?;
-    let body = json_object(body)?;
-    let fields = Fields::new(&body, MESSAGE_FIELDS)?;
-    let message = fields.required_text("message", MAX_MESSAGE_CHARS)?;
+    if body.message.trim().is_empty() {
+        return Err(ApiError::BadRequest(
+            "`message` is required and must not be blank".into(),
+        ));
+    }
     let stored = record(
         &state,
         &conversation.id,
-        &[message_from(&caller, message)],
+        &[message_from(&caller, &body.message)],
         None,
         true,
     )
     .await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"status": "ok", "event_id": stored.first().map(|e| e.id)})),
+        Json(MessageAccepted {
+            status: "ok".into(),
+            event_id: stored.first().map(|e| e.id),
+        }),
     ))
 }
 
-async fn list_events(
+#[utoipa::path(
+    get,
+    path = "/api/conversations/{id}/events",
+    tag = "conversations",
+    summary = "A conversation's events, by id range, direction, kind and source",
+    extensions(("x-access" = json!("user"))),
+    params(("id" = String, Path, description = "The conversation's id"), EventsQuery),
+    responses((status = 200, description = "A page of events", body = EventPage)),
+)]
+pub(super) async fn list_events(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    params: Params,
-) -> Result<Json<Value>, ApiError> {
+    Query(query): Query<EventsQuery>,
+) -> Result<Json<EventPage>, ApiError> {
     let conversation = visible(&state, &caller, &id).await?;
-    params.only(EVENTS_QUERY)?;
-    let limit = params.int("limit", 1, 100, 20)?;
-    let kinds: Vec<String> = params
-        .text("event_type")
+    let limit = query.limit.unwrap_or(20);
+    let kinds: Vec<String> = query
+        .event_type
+        .as_deref()
         .map(|t| {
             t.split(',')
                 .map(|k| k.trim().to_string())
@@ -539,30 +821,38 @@ async fn list_events(
             "`event_type` holds `{bad}`, which is not an event type (e.g. message, run, agent_state_changed)"
         )));
     }
-    let source = params.choice("source", &["user", "agent", "environment"])?;
     let range = EventRange {
-        start_id: params.int("start_id", 0, i64::MAX, 0)?,
-        end_id: params.optional_int("end_id", 0)?,
-        reverse: params.flag("reverse")?,
+        start_id: query.start_id.unwrap_or(0),
+        end_id: query.end_id,
+        reverse: query.reverse.unwrap_or(false),
         kinds: &kinds,
-        source: source.as_deref(),
+        source: query.source.map(EventSource::as_str),
         limit: limit + 1,
     };
     let mut events = state.db.events_in(&conversation.id, &range).await?;
     let has_more = events.len() as i64 > limit;
     events.truncate(limit as usize);
-    Ok(Json(json!({
-        "events": events.iter().map(event_json).collect::<Vec<_>>(),
-        "has_more": has_more,
-    })))
+    Ok(Json(EventPage {
+        events: events.iter().map(event_json).collect(),
+        has_more,
+    }))
 }
 
 /// The whole log, oldest first.
-async fn trajectory(
+#[utoipa::path(
+    get,
+    path = "/api/conversations/{id}/trajectory",
+    tag = "conversations",
+    summary = "A conversation's whole event log",
+    extensions(("x-access" = json!("user"))),
+    params(("id" = String, Path, description = "The conversation's id")),
+    responses((status = 200, description = "Every event, oldest first", body = Trajectory)),
+)]
+pub(super) async fn trajectory(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Trajectory>, ApiError> {
     let conversation = visible(&state, &caller, &id).await?;
     const PAGE: i64 = 1000;
     let mut events = Vec::new();
@@ -578,8 +868,27 @@ async fn trajectory(
             break;
         }
     }
-    Ok(Json(json!({
-        "conversation_id": conversation.id,
-        "trajectory": events,
-    })))
+    Ok(Json(Trajectory {
+        conversation_id: conversation.id,
+        trajectory: events,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::PartialSchema;
+
+    /// The schemas' limits are literals (the derive takes no constants): they must say what
+    /// the rest of the service holds to.
+    #[test]
+    fn the_schema_limits_are_the_constants() {
+        let message = serde_json::to_value(MessageBody::schema()).unwrap_or_default();
+        assert_eq!(
+            message["properties"]["message"]["maxLength"],
+            MAX_MESSAGE_CHARS
+        );
+        let title = serde_json::to_value(TitleBody::schema()).unwrap_or_default();
+        assert_eq!(title["properties"]["title"]["maxLength"], MAX_TITLE_CHARS);
+    }
 }

@@ -5,19 +5,21 @@
 //!
 //! Assets live under `/assets/{version}/…`, where the version is a digest of their contents:
 //! they are cached for a year, and a new build is a new path (modules import each other by
-//! relative paths, so they stay within one version).
+//! relative paths, so they stay within one version). A missing asset is a JSON 404 that is
+//! not cached.
 
 use std::sync::OnceLock;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::auth::Admin;
+use super::params::{NoQuery, Query};
 use super::{ApiError, AppState};
 use crate::integrations::request::Provider;
 
@@ -58,6 +60,35 @@ const ASSETS: [(&str, &str, &str); 13] = [
 ];
 const JS: &str = "text/javascript; charset=utf-8";
 const SHELL: &str = include_str!("dashboard/index.html");
+
+/// The pages, each answered with the shell, and what each shows. The OpenAPI document lists
+/// them from here; a test checks that they are the routes below.
+pub(super) const PAGES: [(&str, &str); 9] = [
+    ("/", "The dashboard: conversations"),
+    ("/login", "The dashboard: sign in"),
+    ("/conversations", "The dashboard: conversations"),
+    (
+        "/conversations/{id}",
+        "The dashboard: one conversation, live",
+    ),
+    ("/new", "The dashboard: a new conversation"),
+    (
+        "/deliveries",
+        "The dashboard: webhook deliveries (administrators)",
+    ),
+    (
+        "/settings",
+        "The dashboard: LLM settings, API keys, secrets",
+    ),
+    (
+        "/integrations",
+        "The dashboard: providers and their webhook URLs (administrators)",
+    ),
+    (
+        "/link/{token}",
+        "The dashboard: follow a one-time link that links a Slack, Jira or Linear account to the signed-in user",
+    ),
+];
 
 /// Every page answers the shell; the modules route in the browser.
 pub fn routes() -> Router<AppState> {
@@ -107,9 +138,24 @@ async fn shell() -> Response {
     response
 }
 
-async fn asset(Path((version_asked, file)): Path<(String, String)>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/assets/{version}/{file}",
+    tag = "dashboard",
+    summary = "The dashboard's embedded scripts and styles",
+    extensions(("x-access" = json!("public"))),
+    params(
+        ("version" = String, Path, description = "The digest of the assets the page was built with"),
+        ("file" = String, Path, description = "The file's name (e.g. app.js)"),
+    ),
+    responses(
+        (status = 200, description = "The file; cached for a year when the version is today's", content_type = "text/javascript", body = String),
+        (status = 404, description = "No such asset (not cached)"),
+    ),
+)]
+pub(super) async fn asset(Path((version_asked, file)): Path<(String, String)>) -> Response {
     let Some((_, content_type, contents)) = ASSETS.iter().find(|(name, _, _)| *name == file) else {
-        return (StatusCode::NOT_FOUND, "no such asset").into_response();
+        return ApiError::NotFound("asset").into_response();
     };
     let mut response = ([(header::CONTENT_TYPE, *content_type)], *contents).into_response();
     response.headers_mut().insert(
@@ -127,9 +173,19 @@ async fn asset(Path((version_asked, file)): Path<(String, String)>) -> Response 
 }
 
 /// What each provider needs registered, whether it is configured, and what it last sent.
-async fn integrations(
+#[utoipa::path(
+    get,
+    path = "/api/integrations",
+    tag = "admin",
+    summary = "Each provider: configured or not, its webhook URL and events, its last delivery",
+    extensions(("x-access" = json!("admin"))),
+    params(NoQuery),
+    responses((status = 200, description = "The providers", body = Object)),
+)]
+pub(super) async fn integrations(
     State(state): State<AppState>,
     _admin: Admin,
+    _query: Query<NoQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let enabled = state.webhooks.enabled_providers();
     let mut providers = Vec::new();

@@ -41,7 +41,19 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/ws", get(legacy_socket))
 }
 
-async fn legacy_socket(
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "conversations",
+    summary = "WebSocket of the legacy OpenDevin protocol",
+    description = "Frames `{\"action\", \"args\"}`: initialize, start, message, change_agent_state, and the user's own run, read, write, browse, think, finish; events come back in the legacy shapes.",
+    extensions(("x-access" = json!("user"))),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket handshake"),
+    ),
+)]
+pub(super) async fn legacy_socket(
     State(state): State<AppState>,
     caller: MaybeCaller,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,

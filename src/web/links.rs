@@ -8,7 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Json;
 use axum::routing::{delete, get};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::conversations::iso;
@@ -25,14 +26,38 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-fn link_json(token: &LinkToken) -> Value {
-    json!({
-        "provider": token.provider,
-        "workspace": token.workspace,
-        "external_id": token.external_id,
-        "account_name": token.account_name,
-        "expires_at": iso(token.expires_at),
-    })
+/// The provider account a one-time link links.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct LinkView {
+    provider: String,
+    /// The Slack team id, Jira site or Linear organization id.
+    workspace: String,
+    external_id: String,
+    /// The account's name as the provider showed it.
+    account_name: String,
+    /// RFC 3339.
+    expires_at: String,
+}
+
+/// A link followed.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Linked {
+    #[serde(flatten)]
+    link: LinkView,
+    /// `linked`.
+    status: String,
+    /// The deliveries whose refused requests now run again.
+    requests: Vec<i64>,
+}
+
+fn link_view(token: &LinkToken) -> LinkView {
+    LinkView {
+        provider: token.provider.clone(),
+        workspace: token.workspace.clone(),
+        external_id: token.external_id.clone(),
+        account_name: token.account_name.clone(),
+        expires_at: iso(token.expires_at),
+    }
 }
 
 impl From<LinkError> for ApiError {
@@ -48,30 +73,69 @@ impl From<LinkError> for ApiError {
 }
 
 /// The account a link would link, while it may still be followed.
-async fn show_link(
+#[utoipa::path(
+    get,
+    path = "/api/links/{token}",
+    tag = "sign-in",
+    summary = "The provider account a one-time link would link, while it may be followed",
+    extensions(("x-access" = json!("user"))),
+    params(("token" = String, Path, description = "The link's token")),
+    responses(
+        (status = 200, description = "The account", body = LinkView),
+        (status = 410, description = "The link was used or has expired"),
+    ),
+)]
+pub(super) async fn show_link(
     State(state): State<AppState>,
     _caller: Caller,
     Path(token): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LinkView>, ApiError> {
     let token = links::describe(&state.db, &token).await?;
-    Ok(Json(link_json(&token)))
+    Ok(Json(link_view(&token)))
 }
 
 /// Links the account to the caller and runs the requests it was refused.
-async fn follow_link(
+#[utoipa::path(
+    post,
+    path = "/api/links/{token}",
+    tag = "sign-in",
+    summary = "Follow a one-time link: link its account to the caller and run the requests it was refused",
+    extensions(("x-access" = json!("user"))),
+    params(("token" = String, Path, description = "The link's token")),
+    responses(
+        (status = 200, description = "Linked", body = Linked),
+        (status = 409, description = "The account is linked to someone else"),
+        (status = 410, description = "The link was used or has expired"),
+    ),
+)]
+pub(super) async fn follow_link(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path(token): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Linked>, ApiError> {
     let linked = links::redeem(&state.db, &token, &user).await?;
-    let mut body = link_json(&linked.token);
-    body["status"] = json!("linked");
-    body["requests"] = json!(linked.requests);
-    Ok(Json(body))
+    Ok(Json(Linked {
+        link: link_view(&linked.token),
+        status: "linked".into(),
+        requests: linked.requests,
+    }))
 }
 
 /// Removes one of the caller's links (404 for someone else's).
-async fn unlink(
+#[utoipa::path(
+    delete,
+    path = "/api/user/accounts/{provider}/{workspace}/{external_id}",
+    tag = "sign-in",
+    summary = "Unlink one of the caller's provider accounts",
+    extensions(("x-access" = json!("user"))),
+    params(
+        ("provider" = String, Path, description = "The account's provider"),
+        ("workspace" = String, Path, description = "The account's workspace, team, site or host"),
+        ("external_id" = String, Path, description = "The provider's id of the account"),
+    ),
+    responses((status = 204, description = "Unlinked")),
+)]
+pub(super) async fn unlink(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path((provider, workspace, external_id)): Path<(String, String, String)>,

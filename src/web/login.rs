@@ -30,8 +30,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use tokio::sync::Mutex;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Caller, SESSION_COOKIE};
+use super::params::{Body, Query as ApiQuery};
 use super::session::SESSION_LIFETIME;
 use super::{ApiError, AppState};
 use crate::setting::{ConfigError, Secret, check_url};
@@ -505,22 +507,54 @@ pub fn routes() -> Router<AppState> {
         .route("/api/user", get(current_user))
 }
 
-async fn providers(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "providers": state.login.providers() }))
+/// The enabled sign-in providers.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Providers {
+    /// Each with its `id`, `name` and `login_url`.
+    #[schema(value_type = Vec<Object>)]
+    providers: Vec<Value>,
 }
 
-#[derive(Debug, Deserialize)]
-struct StartQuery {
+#[utoipa::path(
+    get,
+    path = "/auth/providers",
+    tag = "sign-in",
+    summary = "The enabled sign-in providers (github, oidc) and their login URLs",
+    extensions(("x-access" = json!("public"))),
+    responses((status = 200, description = "The providers", body = Providers)),
+)]
+pub(super) async fn providers(State(state): State<AppState>) -> Json<Providers> {
+    Json(Providers {
+        providers: state.login.providers(),
+    })
+}
+
+/// The query of `GET /auth/{provider}/login`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct StartQuery {
+    /// A path of this service to return to once signed in (`/` by default).
     redirect_to: Option<String>,
 }
 
 /// Sends the browser to the provider, with a fresh state, PKCE challenge and nonce.
-async fn start(
+#[utoipa::path(
+    get,
+    path = "/auth/{provider}/login",
+    tag = "sign-in",
+    summary = "Start signing in: redirects to the provider",
+    extensions(("x-access" = json!("public"))),
+    params(("provider" = String, Path, description = "`github` or `oidc`"), StartQuery),
+    responses(
+        (status = 303, description = "To the provider's sign-in page"),
+        (status = 404, description = "No such provider is enabled"),
+    ),
+)]
+pub(super) async fn start(
     State(state): State<AppState>,
     Path(provider): Path<String>,
-    query: Result<Query<StartQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<StartQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let redirect = local_path(query.redirect_to.as_deref())?;
     let login = &state.login;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -576,8 +610,11 @@ async fn start(
     Ok(redirect_to(url.as_str(), [cookie]))
 }
 
-#[derive(Debug, Deserialize)]
-struct CallbackQuery {
+/// The query of `GET /auth/{provider}/callback`, as the provider sends it. Other parameters
+/// (providers add their own, such as `iss` or `session_state`) are let through.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
@@ -586,7 +623,16 @@ struct CallbackQuery {
 
 /// The provider sends the browser back: check the state, trade the code for who signed in,
 /// and start a session.
-async fn finish(
+#[utoipa::path(
+    get,
+    path = "/auth/{provider}/callback",
+    tag = "sign-in",
+    summary = "Where the provider sends the browser back; sets the session cookie",
+    extensions(("x-access" = json!("public"))),
+    params(("provider" = String, Path, description = "`github` or `oidc`"), CallbackQuery),
+    responses((status = 303, description = "Signed in: to the page the sign-in started from")),
+)]
+pub(super) async fn finish(
     State(state): State<AppState>,
     Path(provider): Path<String>,
     headers: HeaderMap,
@@ -694,19 +740,47 @@ async fn new_user(db: &Db, identity: &Identity) -> Result<User, StorageError> {
     Ok(user)
 }
 
+/// The body of `POST /auth/key`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct KeySignInBody {
+    /// An API key (`oh_…`) or the bootstrap admin key.
+    #[schema(min_length = 1)]
+    api_key: String,
+}
+
+/// The user a browser is signed in as.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SignedIn {
+    id: String,
+    login: String,
+    is_admin: bool,
+}
+
 /// Signs a browser in with an API key (`{"api_key": …}`), for a self-hosted service without a
 /// sign-in provider: the key is checked as a bearer key would be and the browser gets a session
 /// cookie, so the key itself is not kept in the page.
-async fn key_sign_in(
+#[utoipa::path(
+    post,
+    path = "/auth/key",
+    tag = "sign-in",
+    summary = "Sign a browser in with an API key: sets the session cookie",
+    extensions(("x-access" = json!("public"))),
+    request_body = KeySignInBody,
+    responses(
+        (status = 200, description = "Signed in", body = SignedIn),
+        (status = 401, description = "The key is not one of this service's"),
+    ),
+)]
+pub(super) async fn key_sign_in(
     State(state): State<AppState>,
-    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    Body(body): Body<KeySignInBody>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let key = body["api_key"]
-        .as_str()
-        .map(str::trim)
+    let key = Some(body.api_key.trim())
         .filter(|key| !key.is_empty())
-        .ok_or_else(|| ApiError::BadRequest("`api_key` is needed".into()))?;
+        .ok_or_else(|| {
+            ApiError::BadRequest("`api_key` is required and must not be blank".into())
+        })?;
     let user = state
         .user_of_key(key)
         .await?
@@ -720,13 +794,25 @@ async fn key_sign_in(
     );
     Ok((
         [(header::SET_COOKIE, session)],
-        Json(json!({ "id": user.id, "login": user.login, "is_admin": user.is_admin })),
+        Json(SignedIn {
+            id: user.id,
+            login: user.login,
+            is_admin: user.is_admin,
+        }),
     )
         .into_response())
 }
 
 /// Ends the browser session.
-async fn logout(State(state): State<AppState>) -> Response {
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "sign-in",
+    summary = "End the browser session",
+    extensions(("x-access" = json!("public"))),
+    responses((status = 204, description = "The session cookie is cleared")),
+)]
+pub(super) async fn logout(State(state): State<AppState>) -> Response {
     let clear = state
         .login
         .cookie(SESSION_COOKIE, String::new(), "/", Duration::ZERO);
@@ -734,18 +820,36 @@ async fn logout(State(state): State<AppState>) -> Response {
 }
 
 /// The signed-in user and the provider accounts linked to them.
-async fn current_user(
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct CurrentUser {
+    id: String,
+    login: String,
+    email: Option<String>,
+    is_admin: bool,
+    accounts: Vec<crate::storage::UserLink>,
+}
+
+/// The signed-in user and the provider accounts linked to them.
+#[utoipa::path(
+    get,
+    path = "/api/user",
+    tag = "sign-in",
+    summary = "The signed-in user and their linked provider accounts",
+    extensions(("x-access" = json!("user"))),
+    responses((status = 200, description = "The user", body = CurrentUser)),
+)]
+pub(super) async fn current_user(
     State(state): State<AppState>,
     Caller(user): Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CurrentUser>, ApiError> {
     let accounts = state.db.user_links(Some(&user.id)).await?;
-    Ok(Json(json!({
-        "id": user.id,
-        "login": user.login,
-        "email": user.email,
-        "is_admin": user.is_admin,
-        "accounts": accounts,
-    })))
+    Ok(Json(CurrentUser {
+        id: user.id,
+        login: user.login,
+        email: user.email,
+        is_admin: user.is_admin,
+        accounts,
+    }))
 }
 
 /// The page to return to after signing in: a path on this service, never another site.

@@ -92,7 +92,18 @@ pub async fn serve_process_metrics(
 }
 
 /// Administrators only: the figures tell who uses the service how much.
-async fn metrics(State(state): State<AppState>, _admin: Admin) -> Result<Response, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    summary = "Prometheus metrics",
+    extensions(("x-access" = json!("admin"))),
+    responses((status = 200, description = "The Prometheus text format", content_type = "text/plain", body = String)),
+)]
+pub(super) async fn metrics(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> Result<Response, ApiError> {
     let mut text = install_recorder()
         .map(PrometheusHandle::render)
         .unwrap_or_default();
@@ -202,7 +213,15 @@ fn label(value: &str) -> String {
 }
 
 /// What this process is: version, uptime, database, enabled providers. Nothing secret.
-async fn server_info(State(state): State<AppState>) -> Json<serde_json::Value> {
+#[utoipa::path(
+    get,
+    path = "/server_info",
+    tag = "service",
+    summary = "Version, uptime, database, enabled providers and the sandbox engine's state",
+    extensions(("x-access" = json!("public"))),
+    responses((status = 200, description = "What this process is", body = Object)),
+)]
+pub(super) async fn server_info(State(state): State<AppState>) -> Json<serde_json::Value> {
     let database = match state.db.kind() {
         DatabaseKind::Postgres => "postgres",
         DatabaseKind::Sqlite => "sqlite",

@@ -352,12 +352,13 @@ fn too_many_requests(limit: u32, retry_after_secs: u64, whose: &str) -> Response
     response
 }
 
-/// API answers are never cached; embedded static assets (content-addressed) are kept long.
+/// API answers are never cached; embedded static assets (content-addressed) are kept long,
+/// but only those found: a missing one must not stay missing in caches for a year.
 async fn cache_headers(request: Request, next: Next) -> Response {
     let is_asset = request.uri().path().starts_with("/assets/");
     let mut response = next.run(request).await;
     if !response.headers().contains_key(header::CACHE_CONTROL) {
-        let value = if is_asset {
+        let value = if is_asset && response.status().is_success() {
             "public, max-age=31536000, immutable"
         } else {
             "no-store"

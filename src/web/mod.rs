@@ -151,6 +151,8 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::routes())
         .merge(settings::routes())
         .merge(webhooks::routes())
+        // On every route, after routing (it reads the matched template), before any extractor.
+        .route_layer(axum::middleware::from_fn(params::path_params_are_utf8))
         // Set before the fallback: in the other order the fallback is not used.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(no_route)
@@ -169,7 +171,15 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 }
 
 /// The process is up and serving HTTP.
-async fn alive() -> Json<serde_json::Value> {
+#[utoipa::path(
+    get,
+    path = "/alive",
+    tag = "service",
+    summary = "The process is up",
+    extensions(("x-access" = json!("public"))),
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Object)),
+)]
+pub(super) async fn alive() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
@@ -177,7 +187,18 @@ async fn alive() -> Json<serde_json::Value> {
 const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The process and what it depends on: 200 when all answer, 503 when one does not.
-async fn health(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "service",
+    summary = "The process and its database answer (503 when not)",
+    extensions(("x-access" = json!("public"))),
+    responses(
+        (status = 200, description = "All answer", body = Object),
+        (status = 503, description = "A dependency does not answer", body = Object),
+    ),
+)]
+pub(super) async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let backend = match state.db.kind() {
         DatabaseKind::Postgres => "postgres",
         DatabaseKind::Sqlite => "sqlite",

@@ -4,33 +4,134 @@
 //! returned: settings say only whether a key is set, and secrets list only names.
 
 use axum::Router;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Json;
 use axum::routing::{get, put};
-use serde_json::{Value, json};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, Type};
 
 use super::auth::Caller;
 use super::conversations::iso;
-use super::params::{Fields, json_object};
+use super::params::Body;
 use super::{ApiError, AppState};
 use crate::agent::llm::LlmClient;
 
-/// The fields of `POST /api/settings`.
-pub const SETTINGS_FIELDS: &[&str] = &[
-    "llm_model",
-    "llm_base_url",
-    "llm_api_key",
-    "max_iterations",
-    "max_budget_per_task",
-];
-/// The fields of `POST /api/secrets`.
-pub const NEW_SECRET_FIELDS: &[&str] = &["name", "value", "description"];
-/// The fields of `PUT /api/secrets/{name}`.
-pub const SECRET_UPDATE_FIELDS: &[&str] = &["value", "description"];
+/// The body of `POST /api/settings`: a field left out stays as it is, a field set to null
+/// goes back to the server's default.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SettingsBody {
+    /// The model, as `provider/name` (e.g. `anthropic/claude-sonnet-4-5`).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 200)]
+    llm_model: Option<Option<String>>,
+    /// An OpenAI-compatible endpoint (http or https) for the model.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 500)]
+    llm_base_url: Option<Option<String>>,
+    /// The model provider's key; stored sealed and never shown again.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 4096)]
+    llm_api_key: Option<Option<String>>,
+    /// The most steps the agent takes in one run.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 10000)]
+    max_iterations: Option<Option<i64>>,
+    /// The most one task may spend on the model, in US dollars.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>, minimum = 0, maximum = 1000000)]
+    max_budget_per_task: Option<Option<f64>>,
+}
 
-const MAX_SECRET_BYTES: usize = 64 * 1024;
+/// A field that is present, null or not: `Some(None)` for null, where an absent one is `None`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// The body of `POST /api/secrets`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewSecretBody {
+    /// An environment variable's name: letters, digits and `_`, not starting with a digit.
+    #[schema(min_length = 1, max_length = 100, example = "DEPLOY_TOKEN")]
+    name: String,
+    /// Given to the agent's sandbox as the variable's value; never shown again.
+    #[schema(min_length = 1, max_length = 65536)]
+    value: String,
+    #[schema(max_length = 500)]
+    description: Option<String>,
+}
+
+/// The body of `PUT /api/secrets/{name}`: a new value, a new description, or both.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SecretUpdateBody {
+    value: Option<String>,
+    description: Option<String>,
+}
+
+// Written out rather than derived: utoipa-gen 5.5 writes `min_properties` as `maxProperties`.
+impl utoipa::PartialSchema for SecretUpdateBody {
+    fn schema() -> RefOr<Schema> {
+        let text = |max: usize| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(max))
+        };
+        ObjectBuilder::new()
+            .description(Some(
+                "A new value, a new description, or both; neither may be null.",
+            ))
+            .property("value", text(65536))
+            .property("description", text(500))
+            .min_properties(Some(1))
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+            .into()
+    }
+}
+
+impl ToSchema for SecretUpdateBody {}
+
+/// The caller's LLM settings and limits; null means the server's default.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SettingsView {
+    llm_model: Option<String>,
+    llm_base_url: Option<String>,
+    /// Whether a key of the caller's is stored (the key is never shown).
+    llm_api_key_set: bool,
+    max_iterations: Option<i64>,
+    max_budget_per_task: Option<f64>,
+}
+
+/// A secret as listed: never its value.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SecretView {
+    name: String,
+    description: Option<String>,
+    /// RFC 3339.
+    created_at: String,
+    /// RFC 3339.
+    updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SecretList {
+    secrets: Vec<SecretView>,
+}
+
+/// The secret written.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SecretName {
+    name: String,
+}
+
 /// Names the sandbox's own environment needs, which a secret must not replace.
 const RESERVED_NAMES: [&str; 6] = ["PATH", "HOME", "USER", "SHELL", "PWD", "TERM"];
 /// Model names offered in settings forms; any other name a provider knows works too.
@@ -56,23 +157,31 @@ pub fn routes() -> Router<AppState> {
         .route("/api/options/models", get(models))
 }
 
-async fn settings_json(state: &AppState, user_id: &str) -> Result<Value, ApiError> {
+async fn settings_view(state: &AppState, user_id: &str) -> Result<SettingsView, ApiError> {
     let llm = state.db.user_llm(user_id).await?;
     let limits = state.db.user_limits(user_id).await?;
-    Ok(json!({
-        "llm_model": llm.llm_model,
-        "llm_base_url": llm.llm_base_url,
-        "llm_api_key_set": llm.llm_api_key.is_some(),
-        "max_iterations": limits.max_iterations,
-        "max_budget_per_task": limits.max_budget_usd,
-    }))
+    Ok(SettingsView {
+        llm_model: llm.llm_model,
+        llm_base_url: llm.llm_base_url,
+        llm_api_key_set: llm.llm_api_key.is_some(),
+        max_iterations: limits.max_iterations,
+        max_budget_per_task: limits.max_budget_usd,
+    })
 }
 
-async fn show_settings(
+#[utoipa::path(
+    get,
+    path = "/api/settings",
+    tag = "settings",
+    summary = "The caller's LLM settings and limits",
+    extensions(("x-access" = json!("user"))),
+    responses((status = 200, description = "The settings", body = SettingsView)),
+)]
+pub(super) async fn show_settings(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(settings_json(&state, &caller.0.id).await?))
+) -> Result<Json<SettingsView>, ApiError> {
+    Ok(Json(settings_view(&state, &caller.0.id).await?))
 }
 
 /// `value` sealed for storage, when what the keyring seals can be read again after a restart.
@@ -85,29 +194,35 @@ fn seal(state: &AppState, value: &str) -> Result<String, ApiError> {
     state.keyring.seal(value).map_err(ApiError::Internal)
 }
 
+/// A text setting as stored: trimmed, and none when blank.
+fn trimmed(value: Option<String>) -> Option<String> {
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
 /// Changes the fields given: a field set to null is cleared, one left out stays.
-async fn save_settings(
+#[utoipa::path(
+    post,
+    path = "/api/settings",
+    tag = "settings",
+    summary = "Change the caller's model, endpoint, key and limits",
+    extensions(("x-access" = json!("user"))),
+    request_body = SettingsBody,
+    responses((status = 200, description = "The settings now", body = SettingsView)),
+)]
+pub(super) async fn save_settings(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let body = json_object(body)?;
-    let fields = Fields::new(&body, SETTINGS_FIELDS)?;
+    Body(body): Body<SettingsBody>,
+) -> Result<Json<SettingsView>, ApiError> {
     let mut llm = state.db.user_llm(&caller.0.id).await?;
     let mut limits = state.db.user_limits(&caller.0.id).await?;
-    if fields.has("llm_model") {
-        llm.llm_model = fields
-            .text("llm_model", 200)?
-            .map(str::trim)
-            .filter(|m| !m.is_empty())
-            .map(str::to_string);
+    if let Some(model) = body.llm_model {
+        llm.llm_model = trimmed(model);
     }
-    if fields.has("llm_base_url") {
-        llm.llm_base_url = fields
-            .text("llm_base_url", 500)?
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .map(str::to_string);
+    if let Some(url) = body.llm_base_url {
+        llm.llm_base_url = trimmed(url);
         if let Some(url) = &llm.llm_base_url {
             let parsed = url::Url::parse(url)
                 .map_err(|e| ApiError::BadRequest(format!("`llm_base_url` is not a URL: {e}")))?;
@@ -129,24 +244,24 @@ async fn save_settings(
                 .replace("LLM_BASE_URL", "`llm_base_url`")
         )));
     }
-    if fields.has("llm_api_key") {
-        llm.llm_api_key = match fields.text("llm_api_key", 4096)?.map(str::trim) {
-            Some(key) if !key.is_empty() => Some(seal(&state, key)?),
-            _ => None,
+    if let Some(key) = body.llm_api_key {
+        llm.llm_api_key = match trimmed(key) {
+            Some(key) => Some(seal(&state, &key)?),
+            None => None,
         };
     }
-    if fields.has("max_iterations") {
-        limits.max_iterations = fields.integer("max_iterations", 1, 10_000)?;
+    if let Some(max_iterations) = body.max_iterations {
+        limits.max_iterations = max_iterations;
     }
-    if fields.has("max_budget_per_task") {
-        limits.max_budget_usd = fields.number("max_budget_per_task", 0.0, 1_000_000.0)?;
+    if let Some(budget) = body.max_budget_per_task {
+        limits.max_budget_usd = budget;
     }
     state
         .db
         .set_user_settings(&caller.0.id, &llm, &limits)
         .await?;
     tracing::info!(user_id = %caller.0.id, "settings saved");
-    Ok(Json(settings_json(&state, &caller.0.id).await?))
+    Ok(Json(settings_view(&state, &caller.0.id).await?))
 }
 
 /// A secret's name is an environment variable's.
@@ -171,73 +286,105 @@ fn check_secret_name(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn secret_value<'a>(fields: &Fields<'a>, required: bool) -> Result<Option<&'a str>, ApiError> {
-    let value = fields.text("value", MAX_SECRET_BYTES)?;
-    if required && value.is_none_or(str::is_empty) {
-        return Err(ApiError::BadRequest("`value` is required".into()));
-    }
-    Ok(value)
-}
-
-async fn list_secrets(
+#[utoipa::path(
+    get,
+    path = "/api/secrets",
+    tag = "settings",
+    summary = "The caller's secrets, without values",
+    extensions(("x-access" = json!("user"))),
+    responses((status = 200, description = "The secrets", body = SecretList)),
+)]
+pub(super) async fn list_secrets(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SecretList>, ApiError> {
     let secrets = state.db.secrets_of(&caller.0.id).await?;
-    Ok(Json(json!({
-        "secrets": secrets.iter().map(|s| json!({
-            "name": s.name,
-            "description": s.description,
-            "created_at": iso(s.created_at),
-            "updated_at": iso(s.updated_at),
-        })).collect::<Vec<_>>()
-    })))
+    Ok(Json(SecretList {
+        secrets: secrets
+            .into_iter()
+            .map(|s| SecretView {
+                name: s.name,
+                description: s.description,
+                created_at: iso(s.created_at),
+                updated_at: iso(s.updated_at),
+            })
+            .collect(),
+    }))
 }
 
-async fn create_secret(
+#[utoipa::path(
+    post,
+    path = "/api/secrets",
+    tag = "settings",
+    summary = "Add a secret, given to the agent's sandbox as an environment variable",
+    extensions(("x-access" = json!("user"))),
+    request_body = NewSecretBody,
+    responses((status = 201, description = "Stored", body = SecretName)),
+)]
+pub(super) async fn create_secret(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<Value>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body = json_object(body)?;
-    let fields = Fields::new(&body, NEW_SECRET_FIELDS)?;
-    let name = fields.required_text("name", 100)?.trim();
+    Body(body): Body<NewSecretBody>,
+) -> Result<(StatusCode, Json<SecretName>), ApiError> {
+    let name = body.name.trim();
     check_secret_name(name)?;
-    let value = secret_value(&fields, true)?.unwrap_or_default();
-    let description = fields.text("description", 500)?;
-    let sealed = seal(&state, value)?;
+    let sealed = seal(&state, &body.value)?;
     state
         .db
-        .create_secret(&caller.0.id, name, &sealed, description)
+        .create_secret(&caller.0.id, name, &sealed, body.description.as_deref())
         .await?;
     tracing::info!(user_id = %caller.0.id, secret = name, "secret stored");
-    Ok((StatusCode::CREATED, Json(json!({"name": name}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(SecretName {
+            name: name.to_string(),
+        }),
+    ))
 }
 
-async fn update_secret(
+#[utoipa::path(
+    put,
+    path = "/api/secrets/{name}",
+    tag = "settings",
+    summary = "Change a secret's value or description",
+    extensions(("x-access" = json!("user"))),
+    params(("name" = String, Path, description = "The secret's name")),
+    request_body = SecretUpdateBody,
+    responses((status = 200, description = "Changed", body = SecretName)),
+)]
+pub(super) async fn update_secret(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    body: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let body = json_object(body)?;
-    let fields = Fields::new(&body, SECRET_UPDATE_FIELDS)?;
-    let value = secret_value(&fields, false)?;
-    let description = fields.text("description", 500)?;
-    if value.is_none() && description.is_none() {
-        return Err(ApiError::BadRequest(
-            "give a new `value`, a `description`, or both".into(),
-        ));
-    }
-    let sealed = value.map(|value| seal(&state, value)).transpose()?;
+    Body(body): Body<SecretUpdateBody>,
+) -> Result<Json<SecretName>, ApiError> {
+    let sealed = body
+        .value
+        .as_deref()
+        .map(|value| seal(&state, value))
+        .transpose()?;
     state
         .db
-        .update_secret(&caller.0.id, &name, sealed.as_deref(), description)
+        .update_secret(
+            &caller.0.id,
+            &name,
+            sealed.as_deref(),
+            body.description.as_deref(),
+        )
         .await?;
-    Ok(Json(json!({"name": name})))
+    Ok(Json(SecretName { name }))
 }
 
-async fn delete_secret(
+#[utoipa::path(
+    delete,
+    path = "/api/secrets/{name}",
+    tag = "settings",
+    summary = "Delete a secret",
+    extensions(("x-access" = json!("user"))),
+    params(("name" = String, Path, description = "The secret's name")),
+    responses((status = 204, description = "Deleted")),
+)]
+pub(super) async fn delete_secret(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -246,6 +393,14 @@ async fn delete_secret(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn models(_caller: Caller) -> Json<Value> {
-    Json(json!(SUGGESTED_MODELS))
+#[utoipa::path(
+    get,
+    path = "/api/options/models",
+    tag = "settings",
+    summary = "Model names to offer",
+    extensions(("x-access" = json!("user"))),
+    responses((status = 200, description = "Model names", body = Vec<String>)),
+)]
+pub(super) async fn models(_caller: Caller) -> Json<&'static [&'static str]> {
+    Json(&SUGGESTED_MODELS)
 }

@@ -15,12 +15,14 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::get;
 use futures::SinkExt;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use utoipa::IntoParams;
 
 use super::auth::Caller;
 use super::conversations::{change_state, event_json, message_from, record, state_named, visible};
-use super::params::Params;
+use super::params::Query;
 use super::{ApiError, AppState};
 use crate::live::LiveEvent;
 use crate::storage::Conversation;
@@ -58,21 +60,39 @@ impl FromRequestParts<AppState> for MaybeCaller {
 }
 
 /// The query of `GET /sockets/events/{conversation_id}`.
-pub const SOCKET_QUERY: &[&str] = &["after"];
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct SocketQuery {
+    /// The last event id the client has: stored events after it come first (0 by default).
+    #[param(minimum = 0)]
+    after: Option<i64>,
+}
 
-async fn events_socket(
+#[utoipa::path(
+    get,
+    path = "/sockets/events/{conversation_id}",
+    tag = "conversations",
+    summary = "WebSocket: stored events after ?after=N, then live ones",
+    extensions(("x-access" = json!("user"))),
+    params(("conversation_id" = String, Path, description = "The conversation's id"), SocketQuery),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket handshake"),
+    ),
+)]
+pub(super) async fn events_socket(
     State(state): State<AppState>,
     Path(conversation_id): Path<String>,
     caller: MaybeCaller,
-    params: Params,
+    query: Result<Query<SocketQuery>, ApiError>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => return Ok(super::error::not_a_websocket(rejection)),
     };
-    params.only(SOCKET_QUERY)?;
-    let after = params.int("after", 0, i64::MAX, 0)?;
+    let Query(query) = query?;
+    let after = query.after.unwrap_or(0);
     Ok(upgrade
         .max_message_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| async move {

@@ -42,7 +42,23 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     answer(status, json!({ "error": message.into() }))
 }
 
-async fn receive(
+#[utoipa::path(
+    post,
+    path = "/api/integration/{provider}/events",
+    tag = "webhooks",
+    summary = "A provider's webhook delivery",
+    extensions(("x-access" = json!("signed"))),
+    params(("provider" = String, Path, description = "github, gitlab, slack, jira or linear")),
+    request_body(content = Object, description = "The provider's own payload, as it signed it"),
+    responses(
+        (status = 202, description = "Accepted: stored with its intake job", body = Object),
+        (status = 200, description = "Ignored, or received before", body = Object),
+        (status = 401, description = "Bad or missing signature"),
+        (status = 404, description = "No such provider is enabled"),
+        (status = 503, description = "Not stored; the provider should retry"),
+    ),
+)]
+pub(super) async fn receive(
     State(state): State<AppState>,
     Path(provider): Path<String>,
     headers: HeaderMap,
@@ -107,7 +123,20 @@ async fn receive(
 
 /// Slack's interactivity request URL. Slack wants a 200 within three seconds: the choice is
 /// stored with its intake job and answered at once; the agent's reply follows in the thread.
-async fn slack_interactivity(
+#[utoipa::path(
+    post,
+    path = "/api/integration/slack/interactivity",
+    tag = "webhooks",
+    summary = "Slack's interactivity request URL: a repository picked from the agent's menu",
+    extensions(("x-access" = json!("signed"))),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Slack's form with its `payload`"),
+    responses(
+        (status = 200, description = "Stored, ignored, or received before", body = Object),
+        (status = 401, description = "Bad or missing signature"),
+        (status = 404, description = "Slack is not enabled"),
+    ),
+)]
+pub(super) async fn slack_interactivity(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
