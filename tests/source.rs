@@ -1,13 +1,19 @@
-//! The documentation stays true to the code and to itself, without any service running:
+//! Checks of the source tree itself, without any service running.
+//!
+//! The documentation stays true to the code and to itself:
 //!
 //! - every environment variable the service reads (a clap `env = "NAME"` under `src/`, or a
 //!   direct `env::var("NAME")` / `var_os("NAME")`) is documented in `docs/configuration.md`,
 //!   so that page can be the complete reference operators rely on;
 //! - every relative link in `README.md` and `docs/*.md` leads somewhere: the file exists, and a
 //!   `#anchor` into a markdown file names one of its headings, as GitHub renders them.
+//!
+//! And the crate's top-level modules depend on each other one way: no module reaches, through
+//! `crate::…` paths, a module that reaches back to it. A cycle is what lets a change anywhere
+//! touch everything; the failure names the modules of the cycle and a file of each hop.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 fn root() -> &'static Path {
@@ -236,5 +242,168 @@ fn every_relative_link_resolves() {
         "{} broken links:\n{}",
         broken.len(),
         broken.join("\n")
+    );
+}
+
+/// The crate's top-level modules, as `src/lib.rs` declares them.
+fn top_level_modules() -> BTreeSet<String> {
+    let lib = std::fs::read_to_string(root().join("src/lib.rs")).unwrap();
+    lib.lines()
+        .filter_map(|line| line.trim().strip_prefix("pub mod "))
+        .map(|rest| rest.trim_end_matches(';').trim().to_string())
+        .collect()
+}
+
+/// The first segment of every `crate::` path in `code`, including each item of a
+/// `crate::{a, b::c}` group.
+fn crate_paths(code: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for part in code.split("crate::").skip(1) {
+        if let Some(group) = part.strip_prefix('{') {
+            let mut depth = 0;
+            let mut item = String::new();
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        found.push(std::mem::take(&mut item));
+                        continue;
+                    }
+                    _ => {}
+                }
+                if depth == 0 {
+                    item.push(c);
+                }
+            }
+            found.push(item);
+        } else {
+            found.push(part.to_string());
+        }
+    }
+    found
+        .iter()
+        .map(|path| {
+            path.trim()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<String>()
+        })
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+/// Which top-level module uses which, with one file of each use. Unit tests (after a
+/// `#[cfg(test)]`) are left out: they may use anything.
+fn module_uses() -> BTreeMap<String, BTreeMap<String, String>> {
+    let modules = top_level_modules();
+    let src = root().join("src");
+    let mut uses: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for file in rust_files(&src) {
+        let relative = file
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        let first = relative.split('/').next().unwrap().trim_end_matches(".rs");
+        if !modules.contains(first) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        for used in crate_paths(code) {
+            if used != first && modules.contains(&used) {
+                uses.entry(first.to_string())
+                    .or_default()
+                    .entry(used)
+                    .or_insert_with(|| relative.clone());
+            }
+        }
+    }
+    uses
+}
+
+/// A cycle in `uses`, as the modules along it (the first repeated at the end), if any.
+fn find_cycle(uses: &BTreeMap<String, BTreeMap<String, String>>) -> Option<Vec<String>> {
+    fn visit(
+        module: &str,
+        uses: &BTreeMap<String, BTreeMap<String, String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|m| m == module) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(module.to_string());
+            return Some(cycle);
+        }
+        if done.contains(module) {
+            return None;
+        }
+        path.push(module.to_string());
+        for next in uses.get(module).into_iter().flat_map(|m| m.keys()) {
+            if let Some(cycle) = visit(next, uses, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(module.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    uses.keys()
+        .find_map(|module| visit(module, uses, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn top_level_modules_depend_on_each_other_one_way() {
+    let uses = module_uses();
+    let edges: usize = uses.values().map(BTreeMap::len).sum();
+    // The scan must see the crate's real structure, or the check below proves nothing.
+    assert!(
+        edges > 30,
+        "only {edges} uses between modules found: {uses:?}"
+    );
+    assert!(uses["web"].contains_key("storage") && uses["app"].contains_key("queue"));
+    if let Some(cycle) = find_cycle(&uses) {
+        let hops: Vec<String> = cycle
+            .windows(2)
+            .map(|hop| {
+                format!(
+                    "{} -> {} (in src/{})",
+                    hop[0], hop[1], uses[&hop[0]][&hop[1]]
+                )
+            })
+            .collect();
+        panic!(
+            "the modules {} use each other:\n{}",
+            cycle.join(" -> "),
+            hops.join("\n")
+        );
+    }
+}
+
+#[test]
+fn the_cycle_check_finds_cycles_and_reads_grouped_paths() {
+    let paths = crate_paths(
+        "use crate::{agent::events, storage::{Db, Tx}};\nlet x = crate::queue::enqueue;",
+    );
+    assert_eq!(paths, ["agent", "storage", "queue"]);
+    let edge = |from: &str, to: &str| {
+        (
+            from.to_string(),
+            BTreeMap::from([(to.to_string(), String::new())]),
+        )
+    };
+    let one_way = BTreeMap::from([edge("web", "intake"), edge("intake", "storage")]);
+    assert_eq!(find_cycle(&one_way), None);
+    let cyclic = BTreeMap::from([
+        edge("web", "intake"),
+        edge("intake", "queue"),
+        edge("queue", "web"),
+    ]);
+    assert_eq!(
+        find_cycle(&cyclic).unwrap(),
+        ["intake", "queue", "web", "intake"]
     );
 }
