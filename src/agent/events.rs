@@ -5,9 +5,11 @@
 //! `extras`, `message`, `cause`, and `tool_call_metadata` linking a tool call to its result.
 //! [`to_v0`] adds `id`, `timestamp` and `source` for clients.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::integrations::request::RepositoryRef;
+use super::microagents::Knowledge;
+use crate::integrations::request::{Place, RepositoryRef};
 use crate::storage::Event;
 
 pub const USER: &str = "user";
@@ -20,6 +22,18 @@ pub struct Draft {
     pub source: &'static str,
     pub kind: String,
     pub doc: Value,
+}
+
+impl Draft {
+    /// The state and reason of an `agent_state_changed` observation; `None` for other events.
+    pub fn state_change(&self) -> Option<(&str, &str)> {
+        if self.kind != "agent_state_changed" {
+            return None;
+        }
+        let extras = &self.doc["extras"];
+        let state = extras["agent_state"].as_str()?;
+        Some((state, extras["reason"].as_str().unwrap_or("")))
+    }
 }
 
 /// The agent states, with OpenHands' names.
@@ -219,6 +233,23 @@ pub fn environment_note(content: &str) -> Draft {
 
 /// The repository placed in the sandbox: what a later push needs (the branch and commit it
 /// started from), not shown to the model.
+/// A repository placed in the sandbox, as its event records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkout {
+    /// `owner/name`; `None` for a repository the web API named without a provider.
+    #[serde(default)]
+    pub repository: Option<String>,
+    /// The branch the agent's work goes to.
+    pub branch: String,
+    /// The branch it started from.
+    pub base: String,
+    /// Where it is in the sandbox.
+    pub path: String,
+    /// The fork the branch lives in, for a pull/merge request from a fork.
+    #[serde(default)]
+    pub fork: Option<String>,
+}
+
 pub fn repository_checkout(
     repository: Option<&str>,
     branch: &str,
@@ -401,12 +432,12 @@ pub enum Item {
     /// The request's context (place, title, body, earlier messages, diff).
     Context {
         id: i64,
-        doc: Value,
+        context: RequestContext,
     },
     /// A repository placed in the sandbox.
     Checkout {
         id: i64,
-        doc: Value,
+        checkout: Checkout,
     },
     UserMessage {
         id: i64,
@@ -433,7 +464,7 @@ pub enum Item {
         cause: Option<i64>,
         call: Option<ToolCallMeta>,
         exit_code: Option<i64>,
-        extras: Value,
+        extras: Extras,
     },
     StateChanged {
         id: i64,
@@ -462,7 +493,7 @@ pub enum Item {
     /// The knowledge microagents the conversation may recall (not shown to the model).
     Catalog {
         id: i64,
-        doc: Value,
+        knowledge: Vec<Knowledge>,
     },
     /// The repository chosen for the conversation (`None`: none).
     RepositorySelected {
@@ -504,6 +535,21 @@ impl Item {
         }
     }
 
+    /// What the LLM call that produced this event cost, in US dollars (0 for other events).
+    pub fn cost(&self) -> f64 {
+        self.metrics()
+            .and_then(|metrics| metrics["cost"].as_f64())
+            .unwrap_or(0.0)
+    }
+
+    /// The reasoning the model gave with a tool call (`""` for other events).
+    pub fn thought(&self) -> &str {
+        match self {
+            Item::Action { args, .. } => args["thought"].as_str().unwrap_or(""),
+            _ => "",
+        }
+    }
+
     pub fn read(event: &Event) -> Item {
         let id = event.id;
         let Ok(doc) = serde_json::from_str::<Value>(&event.payload) else {
@@ -511,13 +557,20 @@ impl Item {
         };
         let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
         if event.kind == "request_context" {
-            return Item::Context { id, doc };
+            return Item::Context {
+                id,
+                context: RequestContext::read(doc),
+            };
         }
         if event.kind == CHECKOUT {
-            return Item::Checkout { id, doc };
+            return match serde_json::from_value(doc) {
+                Ok(checkout) => Item::Checkout { id, checkout },
+                Err(_) => Item::Other { id },
+            };
         }
         if event.kind == super::recall::CATALOG {
-            return Item::Catalog { id, doc };
+            let knowledge = serde_json::from_value(doc["knowledge"].clone()).unwrap_or_default();
+            return Item::Catalog { id, knowledge };
         }
         if event.kind == REPOSITORY_SELECTED {
             return Item::RepositorySelected {
@@ -583,17 +636,82 @@ impl Item {
                     None => Item::Other { id },
                 };
             }
+            let extras = Extras::read(&extras);
             return Item::Observation {
                 id,
                 name: observation.to_string(),
                 content: text(&doc["content"]),
                 cause: doc["cause"].as_i64(),
                 call: tool_call(&doc),
-                exit_code: extras["exit_code"].as_i64(),
+                exit_code: extras.exit_code,
                 extras,
             };
         }
         Item::Other { id }
+    }
+}
+
+/// The request's context as the loop reads it; the whole document is what the prompt renders.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestContext {
+    /// Where the request was made; `None` for the web API's conversations.
+    pub place: Option<Place>,
+    /// The issue's, pull request's or ticket's title.
+    pub title: Option<String>,
+    /// The issue's, pull request's or ticket's address.
+    pub url: Option<String>,
+    pub doc: Value,
+}
+
+impl RequestContext {
+    fn read(doc: Value) -> RequestContext {
+        let text = |name: &str| doc[name].as_str().map(str::to_string);
+        RequestContext {
+            place: serde_json::from_value(doc["place"].clone()).ok(),
+            title: text("title"),
+            url: text("url"),
+            doc,
+        }
+    }
+}
+
+/// What the loop reads of an observation's `extras`; the rest is for clients. A field of
+/// another type than these reads as absent, without hiding the others.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extras {
+    pub exit_code: Option<i64>,
+    /// `recall` observations: `workspace_context` or `knowledge`.
+    pub recall_type: Option<String>,
+    /// `knowledge` recalls: the names of the microagents recalled.
+    pub recalled: Vec<String>,
+    /// `run` observations of the repository's own scripts: `setup` or `pre-commit`.
+    pub script: Option<String>,
+    /// Editor observations, replayed into the editor's undo history.
+    pub command: Option<String>,
+    pub path: Option<String>,
+    pub old_content: Option<String>,
+    /// `task_tracking` observations: the whole task list.
+    pub task_list: Option<Vec<Value>>,
+}
+
+impl Extras {
+    fn read(extras: &Value) -> Extras {
+        let text = |name: &str| extras[name].as_str().map(str::to_string);
+        Extras {
+            exit_code: extras["exit_code"].as_i64(),
+            recall_type: text("recall_type"),
+            recalled: extras["microagent_knowledge"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|k| k["name"].as_str().map(str::to_string))
+                .collect(),
+            script: text("script"),
+            command: text("command"),
+            path: text("path"),
+            old_content: text("old_content"),
+            task_list: extras["task_list"].as_array().cloned(),
+        }
     }
 }
 

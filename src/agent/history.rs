@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use super::events::{AgentState, Item, ToolCallMeta};
+use super::events::{AgentState, Checkout, Item, RequestContext, ToolCallMeta};
 use super::llm::{ChatMessage, Role, ToolCall};
 use super::tools::FINISH;
 use crate::integrations::request::{Place, RepositoryRef};
@@ -36,17 +36,16 @@ impl History {
     }
 
     /// The request's context, if the conversation came from a provider.
-    pub fn context(&self) -> Option<&Value> {
+    pub fn context(&self) -> Option<&RequestContext> {
         self.items.iter().find_map(|item| match item {
-            Item::Context { doc, .. } => Some(doc),
+            Item::Context { context, .. } => Some(context),
             _ => None,
         })
     }
 
     /// Where the request was made, for a conversation a provider started.
     pub fn place(&self) -> Option<Place> {
-        self.context()
-            .and_then(|c| serde_json::from_value::<Place>(c["place"].clone()).ok())
+        self.context().and_then(|c| c.place.clone())
     }
 
     /// The repository the conversation works on: its issue's or pull request's own, else the
@@ -66,9 +65,9 @@ impl History {
     }
 
     /// The latest repository placed in the sandbox.
-    pub fn checkout(&self) -> Option<&Value> {
+    pub fn checkout(&self) -> Option<&Checkout> {
         self.items.iter().rev().find_map(|item| match item {
-            Item::Checkout { doc, .. } => Some(doc),
+            Item::Checkout { checkout, .. } => Some(checkout),
             _ => None,
         })
     }
@@ -153,8 +152,8 @@ impl History {
         let mut steps = 0;
         let mut cost = 0.0;
         for item in &self.items[self.task_start()..] {
-            if let Some(metrics) = item.metrics() {
-                cost += metrics["cost"].as_f64().unwrap_or(0.0);
+            if item.metrics().is_some() {
+                cost += item.cost();
                 if !matches!(item, Item::Condensation { .. }) {
                     steps += 1;
                 }
@@ -279,7 +278,7 @@ impl History {
         let mut calls: HashMap<&str, (String, Vec<ToolCall>)> = HashMap::new();
         for item in &view {
             let (call, thought) = match item {
-                Item::Action { call, args, .. } => (call, args["thought"].as_str().unwrap_or("")),
+                Item::Action { call, .. } => (call, item.thought()),
                 Item::Observation {
                     call: Some(call), ..
                 } => (call, ""),

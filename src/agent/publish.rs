@@ -33,13 +33,11 @@ impl Run<'_> {
         let (Some(place), Some(repository)) = (self.place(), self.history.repository()) else {
             return Ok(None);
         };
-        let Some(recorded) = self.history.checkout().and_then(|doc| {
-            Some(Recorded {
-                branch: doc["branch"].as_str()?.to_string(),
-                base: doc["base"].as_str()?.to_string(),
-                path: doc["path"].as_str()?.to_string(),
-                fork: doc["fork"].as_str().map(str::to_string),
-            })
+        let Some(recorded) = self.history.checkout().map(|checkout| Recorded {
+            branch: checkout.branch.clone(),
+            base: checkout.base.clone(),
+            path: checkout.path.clone(),
+            fork: checkout.fork.clone(),
         }) else {
             return Ok(None);
         };

@@ -37,7 +37,7 @@ impl Run<'_> {
         let branch = self
             .history
             .checkout()
-            .and_then(|c| c["branch"].as_str().map(str::to_string));
+            .map(|checkout| checkout.branch.clone());
         if let Some(name) = repository_name {
             found.merge(self.read_repository_instructions(name).await);
             let host = git_provider.unwrap_or("github");
@@ -74,14 +74,12 @@ impl Run<'_> {
     /// Recalls each knowledge microagent whose trigger appears in a user message and that was
     /// not recalled before; one event per message that triggers any.
     pub(super) async fn recall_knowledge(&mut self) -> anyhow::Result<()> {
-        let Some(catalog) = self.history.items.iter().rev().find_map(|item| match item {
-            Item::Catalog { doc, .. } => Some(doc.clone()),
+        let Some(knowledge) = self.history.items.iter().rev().find_map(|item| match item {
+            Item::Catalog { knowledge, .. } => Some(knowledge.clone()),
             _ => None,
         }) else {
             return Ok(());
         };
-        let knowledge: Vec<Knowledge> =
-            serde_json::from_value(catalog["knowledge"].clone()).unwrap_or_default();
         if knowledge.is_empty() {
             return Ok(());
         }
@@ -91,14 +89,13 @@ impl Run<'_> {
             .iter()
             .filter_map(|item| match item {
                 Item::Observation { name, extras, .. }
-                    if name == RECALL && extras["recall_type"] == "knowledge" =>
+                    if name == RECALL && extras.recall_type.as_deref() == Some("knowledge") =>
                 {
-                    extras["microagent_knowledge"].as_array().cloned()
+                    Some(extras.recalled.clone())
                 }
                 _ => None,
             })
             .flatten()
-            .filter_map(|k| k["name"].as_str().map(str::to_string))
             .collect();
         let mut drafts = Vec::new();
         for item in &self.history.items {
@@ -219,7 +216,7 @@ fn note(text: String) -> Found {
 
 fn is_workspace_recall(item: &Item) -> bool {
     matches!(item, Item::Observation { name, extras, .. }
-        if name == RECALL && extras["recall_type"] == "workspace_context")
+        if name == RECALL && extras.recall_type.as_deref() == Some("workspace_context"))
 }
 
 /// The `workspace_context` recall: what the model reads of the repository and its

@@ -356,20 +356,14 @@ impl Run<'_> {
                     },
                 )
                 .await?;
-            if draft.kind == "agent_state_changed"
-                && let Some(state) = draft.doc["extras"]["agent_state"].as_str()
-            {
+            if let Some((state, reason)) = draft.state_change() {
                 tx.set_conversation_status(&self.conversation_id, state)
                     .await?;
                 // Where the request was made hears how the run ended, exactly once.
-                let reason = draft.doc["extras"]["reason"].as_str().unwrap_or("");
                 if let Some(summary) = self.summary(state, reason) {
                     let place = self.place();
                     let repository = self.history.repository();
-                    let ticket_url = self
-                        .history
-                        .context()
-                        .and_then(|c| c["url"].as_str().map(str::to_string));
+                    let ticket_url = self.history.context().and_then(|c| c.url.clone());
                     let rest = crate::results::Rest {
                         conversation_id: &self.conversation_id,
                         state_event_id: event.id,
@@ -414,7 +408,7 @@ impl Run<'_> {
     fn work_title(&self, conversation: &Conversation) -> String {
         self.history
             .context()
-            .and_then(|c| c["title"].as_str())
+            .and_then(|c| c.title.as_deref())
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .unwrap_or(&conversation.title)
@@ -637,7 +631,7 @@ impl Run<'_> {
         if let Some(rest) = self.condense(llm).await? {
             return Ok(rest);
         }
-        let context = self.history.context().cloned();
+        let context = self.history.context().map(|c| c.doc.clone());
         let prompt_context = PromptContext {
             repository: conversation.repository.as_deref(),
             branch: conversation.branch.as_deref(),
@@ -1043,12 +1037,12 @@ impl Run<'_> {
             if let Item::Observation { name, extras, .. } = item {
                 match name.as_str() {
                     "edit" | "write" => editor.replay(
-                        extras["command"].as_str().unwrap_or(""),
-                        extras["path"].as_str().unwrap_or(""),
-                        extras["old_content"].as_str().map(str::to_string),
+                        extras.command.as_deref().unwrap_or(""),
+                        extras.path.as_deref().unwrap_or(""),
+                        extras.old_content.clone(),
                     ),
                     "task_tracking" => {
-                        if let Some(list) = extras["task_list"].as_array() {
+                        if let Some(list) = &extras.task_list {
                             tasks = list.clone();
                         }
                     }

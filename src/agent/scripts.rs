@@ -76,7 +76,7 @@ impl Run<'_> {
             return Ok(PreCommit::Passed);
         };
         let sandbox_id = self.toolbox.sandbox_id.clone();
-        let repository_dir = checkout["path"].as_str().unwrap_or_default().to_string();
+        let repository_dir = checkout.path.clone();
         let script = format!("{repository_dir}/{PRE_COMMIT_SCRIPT}");
         let present = sandboxes
             .exec(&sandbox_id, &["test".into(), "-f".into(), script], "/")
@@ -137,7 +137,9 @@ impl Run<'_> {
             .iter()
             .filter(|item| {
                 matches!(item, Item::Observation { name, extras, exit_code, .. }
-                    if name == "run" && extras["script"] == "pre-commit" && *exit_code != Some(0))
+                    if name == "run"
+                        && extras.script.as_deref() == Some("pre-commit")
+                        && *exit_code != Some(0))
             })
             .count()
     }
