@@ -2,9 +2,10 @@
 
 use serde_json::{Value, json};
 
+use super::target::{GithubIssue, GithubTarget};
 use super::{
-    PostError, StatusEdit, document, field, is_gone, kind, marker, number, record_replaced_status,
-    status_edit, status_text, text, transient,
+    PostError, StatusEdit, document, is_gone, marker, record_replaced_status, status_edit,
+    status_text, text, transient,
 };
 use crate::integrations::github::{GithubApp, NewPull, ReactionSubject};
 use crate::integrations::request::Request;
@@ -37,43 +38,43 @@ fn app(ctx: &JobContext) -> Result<&GithubApp, PostError> {
     })
 }
 
-pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value, PostError> {
+pub(super) async fn deliver(
+    ctx: &JobContext,
+    post: &OutboxPost,
+    target: GithubTarget,
+) -> Result<Value, PostError> {
     let github = app(ctx)?;
-    let target = document(&post.target)?;
     let body = document(&post.body)?;
-    match post.kind.as_str() {
-        kind::REACTION => {
-            let subject: ReactionSubject =
-                serde_json::from_value(field(&target, "subject")?.clone()).map_err(|e| {
-                    PostError::Permanent(format!("the reaction's subject is not understood: {e}"))
-                })?;
+    match target {
+        GithubTarget::Reaction(reaction) => {
             github
                 .add_reaction(
-                    number(&target, "installation_id")?,
-                    text(&target, "repository")?,
-                    subject,
+                    reaction.installation_id,
+                    &reaction.repository,
+                    reaction.subject,
                     text(&body, "content")?,
                 )
                 .await
                 .map_err(transient)?;
             Ok(json!({}))
         }
-        kind::STATUS => {
+        GithubTarget::Comment(issue) => {
             let comment_id =
-                post_comment(github, &target, &post.idempotency_key, text(&body, "text")?).await?;
+                post_comment(github, &issue, &post.idempotency_key, text(&body, "text")?).await?;
             Ok(json!({"comment_id": comment_id}))
         }
-        kind::STATUS_UPDATE => {
-            let place = field(&target, "place")?;
-            let status = status_edit(ctx, post, &target).await?;
-            let message = &status_text(ctx, &target, &body, false).await?;
+        GithubTarget::StatusUpdate(update) => {
+            let place = &update.place;
+            let status = status_edit(ctx, post, &update.status).await?;
+            let change_request = update.change_request.as_deref();
+            let message = &status_text(ctx, change_request, &body, false).await?;
             match status {
                 StatusEdit::Superseded => Ok(json!({"superseded": true})),
                 StatusEdit::Edit { id, status_key } => {
                     let edited = github
                         .update_comment(
-                            number(place, "installation_id")?,
-                            text(place, "repository")?,
+                            place.installation_id,
+                            &place.repository,
                             id,
                             &format!("{message}\n\n{}", marker(&status_key)),
                         )
@@ -96,10 +97,10 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
                 }
             }
         }
-        kind::CHANGE_REQUEST => {
-            let installation_id = number(&target, "installation_id")?;
-            let repository = text(&target, "repository")?;
-            let head = text(&target, "head")?;
+        GithubTarget::ChangeRequest(pull) => {
+            let installation_id = pull.installation_id;
+            let repository = pull.repository.as_str();
+            let head = pull.head.as_str();
             // Opened before, its answer lost: GitHub allows one open pull request per branch.
             let pull = match github
                 .open_pull(installation_id, repository, head)
@@ -114,7 +115,7 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
                         &NewPull {
                             title: text(&body, "title")?,
                             head,
-                            base: text(&target, "base")?,
+                            base: &pull.base,
                             body: text(&body, "body")?,
                             draft: ctx.providers.draft_change_requests,
                         },
@@ -124,11 +125,11 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
             };
             Ok(json!({"number": pull.number, "url": pull.html_url}))
         }
-        kind::REPLY => {
-            let installation_id = number(&target, "installation_id")?;
-            let repository = text(&target, "repository")?;
-            let pull = number(&target, "number")?;
-            let reply_to: u64 = text(&target, "reply_to")?.parse().map_err(|_| {
+        GithubTarget::ReviewReply(reply) => {
+            let installation_id = reply.pull.installation_id;
+            let repository = reply.pull.repository.as_str();
+            let pull = reply.pull.number;
+            let reply_to: u64 = reply.reply_to.parse().map_err(|_| {
                 PostError::Permanent("the review comment to reply to is not a number".into())
             })?;
             let marker = marker(&post.idempotency_key);
@@ -151,9 +152,6 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
                 .map_err(transient)?;
             Ok(json!({"comment_id": id}))
         }
-        other => Err(PostError::Permanent(format!(
-            "unknown GitHub post kind `{other}`"
-        ))),
     }
 }
 
@@ -161,13 +159,13 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
 /// (it went out, but its answer was lost).
 async fn post_comment(
     github: &GithubApp,
-    target: &Value,
+    target: &GithubIssue,
     key: &str,
     message: &str,
 ) -> Result<u64, PostError> {
-    let installation_id = number(target, "installation_id")?;
-    let repository = text(target, "repository")?;
-    let issue = number(target, "number")?;
+    let installation_id = target.installation_id;
+    let repository = target.repository.as_str();
+    let issue = target.number;
     let marker = marker(key);
     if let Some(id) = github
         .find_comment(installation_id, repository, issue, &marker)

@@ -3,9 +3,10 @@
 
 use serde_json::{Value, json};
 
+use super::target::{GitlabNoteable, GitlabTarget};
 use super::{
-    PostError, StatusEdit, document, field, is_gone, kind, marker, number, record_replaced_status,
-    status_edit, status_text, text, transient,
+    PostError, StatusEdit, document, is_gone, marker, record_replaced_status, status_edit,
+    status_text, text, transient,
 };
 use crate::integrations::gitlab::GitlabApi;
 use crate::integrations::request::{Place, Request};
@@ -44,38 +45,43 @@ fn api(ctx: &JobContext) -> Result<&GitlabApi, PostError> {
         .ok_or_else(|| PostError::Permanent("GitLab is not configured (GITLAB_TOKEN)".into()))
 }
 
-pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value, PostError> {
+pub(super) async fn deliver(
+    ctx: &JobContext,
+    post: &OutboxPost,
+    target: GitlabTarget,
+) -> Result<Value, PostError> {
     let gitlab = api(ctx)?;
-    let target = document(&post.target)?;
     let body = document(&post.body)?;
-    match post.kind.as_str() {
-        kind::REACTION => {
+    match target {
+        GitlabTarget::Award(award) => {
             gitlab
-                .award_emoji(
-                    number(&target, "project_id")?,
-                    text(&target, "subject")?,
-                    text(&body, "name")?,
-                )
+                .award_emoji(award.project_id, &award.subject, text(&body, "name")?)
                 .await
                 .map_err(transient)?;
             Ok(json!({}))
         }
-        kind::STATUS => {
-            let id =
-                post_note(gitlab, &target, &post.idempotency_key, text(&body, "text")?).await?;
+        GitlabTarget::Note(noteable) => {
+            let id = post_note(
+                gitlab,
+                &noteable,
+                &post.idempotency_key,
+                text(&body, "text")?,
+            )
+            .await?;
             Ok(json!({"comment_id": id}))
         }
-        kind::STATUS_UPDATE => {
-            let place = field(&target, "place")?;
-            let status = status_edit(ctx, post, &target).await?;
-            let message = &status_text(ctx, &target, &body, false).await?;
+        GitlabTarget::StatusUpdate(update) => {
+            let place = &update.place;
+            let status = status_edit(ctx, post, &update.status).await?;
+            let change_request = update.change_request.as_deref();
+            let message = &status_text(ctx, change_request, &body, false).await?;
             match status {
                 StatusEdit::Superseded => Ok(json!({"superseded": true})),
                 StatusEdit::Edit { id, status_key } => {
                     let edited = gitlab
                         .update_note(
-                            number(place, "project_id")?,
-                            text(place, "noteable")?,
+                            place.project_id,
+                            &place.noteable,
                             id,
                             &format!("{message}\n\n{}", marker(&status_key)),
                         )
@@ -97,9 +103,9 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
                 }
             }
         }
-        kind::CHANGE_REQUEST => {
-            let project_id = number(&target, "project_id")?;
-            let head = text(&target, "head")?;
+        GitlabTarget::ChangeRequest(merge_request) => {
+            let project_id = merge_request.project_id;
+            let head = merge_request.head.as_str();
             // Opened before, its answer lost: GitLab allows one open merge request per branch.
             let request = match gitlab
                 .open_merge_request(project_id, head)
@@ -118,7 +124,7 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
                         .create_merge_request(
                             project_id,
                             head,
-                            text(&target, "base")?,
+                            &merge_request.base,
                             &title,
                             text(&body, "body")?,
                         )
@@ -128,9 +134,9 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
             };
             Ok(json!({"number": request.iid, "url": request.web_url}))
         }
-        kind::REPLY => {
-            let project_id = number(&target, "project_id")?;
-            let noteable = text(&target, "noteable")?;
+        GitlabTarget::DiscussionReply(reply) => {
+            let project_id = reply.noteable.project_id;
+            let noteable = reply.noteable.noteable.as_str();
             let marker = marker(&post.idempotency_key);
             if let Some(id) = gitlab
                 .find_note(project_id, noteable, &marker)
@@ -143,28 +149,25 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
                 .reply_in_discussion(
                     project_id,
                     noteable,
-                    text(&target, "reply_to")?,
+                    &reply.reply_to,
                     &format!("{}\n\n{marker}", text(&body, "text")?),
                 )
                 .await
                 .map_err(transient)?;
             Ok(json!({"comment_id": id}))
         }
-        other => Err(PostError::Permanent(format!(
-            "unknown GitLab post kind `{other}`"
-        ))),
     }
 }
 
 /// Posts a note carrying the post's marker, unless one with the marker is there already.
 async fn post_note(
     gitlab: &GitlabApi,
-    target: &Value,
+    target: &GitlabNoteable,
     key: &str,
     message: &str,
 ) -> Result<u64, PostError> {
-    let project_id = number(target, "project_id")?;
-    let noteable = text(target, "noteable")?;
+    let project_id = target.project_id;
+    let noteable = target.noteable.as_str();
     let marker = marker(key);
     if let Some(id) = gitlab
         .find_note(project_id, noteable, &marker)

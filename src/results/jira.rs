@@ -3,7 +3,8 @@
 
 use serde_json::{Value, json};
 
-use super::{PostError, document, kind, text, transient};
+use super::target::JiraTarget;
+use super::{PostError, document, transient};
 use crate::integrations::jira::JiraApi;
 use crate::queue::JobContext;
 use crate::storage::OutboxPost;
@@ -17,27 +18,24 @@ fn api(ctx: &JobContext) -> Result<&JiraApi, PostError> {
     })
 }
 
-pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value, PostError> {
+pub(super) async fn deliver(
+    ctx: &JobContext,
+    post: &OutboxPost,
+    target: JiraTarget,
+) -> Result<Value, PostError> {
     let jira = api(ctx)?;
-    let target = document(&post.target)?;
     let body = document(&post.body)?;
-    match post.kind.as_str() {
-        kind::STATUS | kind::REPLY => {
-            super::wait_for_acknowledgement(ctx, &target).await?;
-            let message = super::status_text(ctx, &target, &body, true).await?;
-            let issue_key = text(&target, "issue_key")?;
-            let key = &post.idempotency_key;
-            if let Some(id) = jira.find_comment(issue_key, key).await.map_err(transient)? {
-                return Ok(json!({"comment_id": id}));
-            }
-            let id = jira
-                .create_comment(issue_key, &message, key)
-                .await
-                .map_err(transient)?;
-            Ok(json!({"comment_id": id}))
-        }
-        other => Err(PostError::Permanent(format!(
-            "unknown Jira post kind `{other}`"
-        ))),
+    super::wait_for_acknowledgement(ctx, &target.links).await?;
+    let change_request = target.links.change_request.as_deref();
+    let message = super::status_text(ctx, change_request, &body, true).await?;
+    let issue_key = target.issue_key.as_str();
+    let key = &post.idempotency_key;
+    if let Some(id) = jira.find_comment(issue_key, key).await.map_err(transient)? {
+        return Ok(json!({"comment_id": id}));
     }
+    let id = jira
+        .create_comment(issue_key, &message, key)
+        .await
+        .map_err(transient)?;
+    Ok(json!({"comment_id": id}))
 }

@@ -3,7 +3,8 @@
 
 use serde_json::{Value, json};
 
-use super::{PostError, document, kind, text, transient};
+use super::target::LinearTarget;
+use super::{PostError, document, transient};
 use crate::integrations::linear::{LinearApi, comment_id};
 use crate::queue::JobContext;
 use crate::storage::OutboxPost;
@@ -14,26 +15,23 @@ fn api(ctx: &JobContext) -> Result<&LinearApi, PostError> {
     })
 }
 
-pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value, PostError> {
+pub(super) async fn deliver(
+    ctx: &JobContext,
+    post: &OutboxPost,
+    target: LinearTarget,
+) -> Result<Value, PostError> {
     let linear = api(ctx)?;
-    let target = document(&post.target)?;
     let body = document(&post.body)?;
-    match post.kind.as_str() {
-        kind::STATUS | kind::REPLY => {
-            super::wait_for_acknowledgement(ctx, &target).await?;
-            let message = super::status_text(ctx, &target, &body, false).await?;
-            let issue_id = text(&target, "issue_id")?;
-            let id = comment_id(&post.idempotency_key);
-            if !linear.has_comment(issue_id, &id).await.map_err(transient)? {
-                linear
-                    .create_comment(issue_id, &id, &message)
-                    .await
-                    .map_err(transient)?;
-            }
-            Ok(json!({"comment_id": id}))
-        }
-        other => Err(PostError::Permanent(format!(
-            "unknown Linear post kind `{other}`"
-        ))),
+    super::wait_for_acknowledgement(ctx, &target.links).await?;
+    let change_request = target.links.change_request.as_deref();
+    let message = super::status_text(ctx, change_request, &body, false).await?;
+    let issue_id = target.issue_id.as_str();
+    let id = comment_id(&post.idempotency_key);
+    if !linear.has_comment(issue_id, &id).await.map_err(transient)? {
+        linear
+            .create_comment(issue_id, &id, &message)
+            .await
+            .map_err(transient)?;
     }
+    Ok(json!({"comment_id": id}))
 }

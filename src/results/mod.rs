@@ -9,6 +9,7 @@ mod gitlab;
 mod jira;
 mod linear;
 mod slack;
+pub mod target;
 
 use std::time::Duration;
 
@@ -19,6 +20,11 @@ use serde_json::{Value, json};
 use crate::integrations::request::{NO_REPOSITORY, Place, Provider, RepositoryRef, Request};
 use crate::queue::{self, Job, JobContext};
 use crate::storage::{NewOutboxPost, OutboxPost, Tx};
+use target::{
+    GithubIssue, GithubPull, GithubReaction, GithubReviewReply, GithubTarget, GitlabAward,
+    GitlabDiscussionReply, GitlabMergeRequest, GitlabNoteable, GitlabTarget, JiraTarget,
+    LinearTarget, Links, SlackEphemeral, SlackReaction, SlackTarget, SlackThread, Target,
+};
 
 /// Delivers one outbox post.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,15 +89,13 @@ pub(crate) async fn handle(job: DeliverPost, ctx: Data<JobContext>) -> Result<()
     if post.status != "pending" {
         return Ok(());
     }
-    let outcome = match post.provider.as_str() {
-        "github" => github::deliver(&ctx, &post).await,
-        "slack" => slack::deliver(&ctx, &post).await,
-        "gitlab" => gitlab::deliver(&ctx, &post).await,
-        "jira" => jira::deliver(&ctx, &post).await,
-        "linear" => linear::deliver(&ctx, &post).await,
-        other => Err(PostError::Permanent(format!(
-            "posting to {other} is not supported"
-        ))),
+    let outcome = match Target::read(&post) {
+        Ok(Target::Github(target)) => github::deliver(&ctx, &post, target).await,
+        Ok(Target::Slack(target)) => slack::deliver(&ctx, &post, target).await,
+        Ok(Target::Gitlab(target)) => gitlab::deliver(&ctx, &post, target).await,
+        Ok(Target::Jira(target)) => jira::deliver(&ctx, &post, target).await,
+        Ok(Target::Linear(target)) => linear::deliver(&ctx, &post, target).await,
+        Err(error) => Err(error),
     };
     let mut tx = ctx.db.begin().await?;
     match outcome {
@@ -175,6 +179,29 @@ pub async fn add_post(tx: &mut Tx, post: &NewOutboxPost<'_>) -> Result<(), BoxDy
     Ok(())
 }
 
+/// Adds the post of `kind` to `target`, in the caller's transaction.
+async fn add(
+    tx: &mut Tx,
+    conversation_id: Option<&str>,
+    kind: &str,
+    target: Target,
+    body: Value,
+    key: &str,
+) -> Result<(), BoxDynError> {
+    add_post(
+        tx,
+        &NewOutboxPost {
+            conversation_id,
+            provider: target.provider(),
+            kind,
+            target: &target.to_json(),
+            body: &body,
+            idempotency_key: key,
+        },
+    )
+    .await
+}
+
 /// The dashboard link of a conversation.
 pub fn conversation_link(public_url: &str, conversation_id: &str) -> String {
     format!("{public_url}/conversations/{conversation_id}")
@@ -203,6 +230,9 @@ pub async fn acknowledge(
             format!("I'm on it (without a repository). You can follow my progress here: {link}")
         }
     };
+    let id = Some(conversation_id);
+    let reaction_key = format!("{request_key}:reaction");
+    let status_key = format!("{request_key}:status");
     if let Place::SlackThread {
         channel, thread_ts, ..
     } = &request.place
@@ -211,74 +241,64 @@ pub async fn acknowledge(
         // in the agent's own menu gets no reaction.
         let asked = request.source_id.rsplit(':').next().unwrap_or(thread_ts);
         if request.trigger != crate::integrations::request::Trigger::Choice {
-            add_post(
-                tx,
-                &NewOutboxPost {
-                    conversation_id: Some(conversation_id),
-                    provider: "slack",
-                    kind: kind::REACTION,
-                    target: &json!({"channel": channel, "ts": asked}),
-                    body: &json!({"name": "eyes"}),
-                    idempotency_key: &format!("{request_key}:reaction"),
-                },
-            )
-            .await?;
+            let target = Target::Slack(SlackTarget::Reaction(SlackReaction {
+                channel: channel.clone(),
+                ts: asked.to_string(),
+            }));
+            let body = json!({"name": "eyes"});
+            add(tx, id, kind::REACTION, target, body, &reaction_key).await?;
         }
-        return add_post(
+        let target = Target::Slack(SlackTarget::Thread(SlackThread {
+            channel: channel.clone(),
+            thread_ts: thread_ts.clone(),
+            links: Links::default(),
+        }));
+        return add(
             tx,
-            &NewOutboxPost {
-                conversation_id: Some(conversation_id),
-                provider: "slack",
-                kind: kind::STATUS,
-                target: &json!({"channel": channel, "thread_ts": thread_ts}),
-                body: &json!({"text": text}),
-                idempotency_key: &format!("{request_key}:status"),
-            },
+            id,
+            kind::STATUS,
+            target,
+            json!({"text": text}),
+            &status_key,
         )
         .await;
     }
     if let Some((project_id, noteable)) = gitlab::noteable_of(&request.place) {
-        add_post(
+        let award = Target::Gitlab(GitlabTarget::Award(GitlabAward {
+            project_id,
+            subject: gitlab::subject_of(request, &noteable),
+        }));
+        add(
             tx,
-            &NewOutboxPost {
-                conversation_id: Some(conversation_id),
-                provider: "gitlab",
-                kind: kind::REACTION,
-                target: &json!({"project_id": project_id, "subject": gitlab::subject_of(request, &noteable)}),
-                body: &json!({"name": "eyes"}),
-                idempotency_key: &format!("{request_key}:reaction"),
-            },
+            id,
+            kind::REACTION,
+            award,
+            json!({"name": "eyes"}),
+            &reaction_key,
         )
         .await?;
-        return add_post(
+        let note = Target::Gitlab(GitlabTarget::Note(GitlabNoteable {
+            project_id,
+            noteable,
+        }));
+        return add(
             tx,
-            &NewOutboxPost {
-                conversation_id: Some(conversation_id),
-                provider: "gitlab",
-                kind: kind::STATUS,
-                target: &json!({"project_id": project_id, "noteable": noteable}),
-                body: &json!({"text": text}),
-                idempotency_key: &format!("{request_key}:status"),
-            },
+            id,
+            kind::STATUS,
+            note,
+            json!({"text": text}),
+            &status_key,
         )
         .await;
     }
-    let ticket = match &request.place {
-        Place::JiraIssue { issue_key, .. } => Some(("jira", json!({"issue_key": issue_key}))),
-        Place::LinearIssue { issue_id, .. } => Some(("linear", json!({"issue_id": issue_id}))),
-        _ => None,
-    };
-    if let Some((provider, target)) = ticket {
-        return add_post(
+    if let Some(ticket @ (Target::Jira(_) | Target::Linear(_))) = reply_target(request) {
+        return add(
             tx,
-            &NewOutboxPost {
-                conversation_id: Some(conversation_id),
-                provider,
-                kind: kind::STATUS,
-                target: &target,
-                body: &json!({"text": text}),
-                idempotency_key: &format!("{request_key}:status"),
-            },
+            id,
+            kind::STATUS,
+            ticket,
+            json!({"text": text}),
+            &status_key,
         )
         .await;
     }
@@ -296,46 +316,51 @@ pub async fn acknowledge(
             repository,
             number,
             ..
-        } => (*installation_id, repository.as_str(), *number),
+        } => (*installation_id, repository.clone(), *number),
         _ => return Ok(()),
     };
-    let subject = github::subject_of(request, number);
-    let reaction_key = format!("{request_key}:reaction");
-    add_post(
+    let reaction = Target::Github(GithubTarget::Reaction(GithubReaction {
+        installation_id,
+        repository: repository.clone(),
+        subject: github::subject_of(request, number),
+    }));
+    let body = json!({"content": "eyes"});
+    add(tx, id, kind::REACTION, reaction, body, &reaction_key).await?;
+    let comment = Target::Github(GithubTarget::Comment(GithubIssue {
+        installation_id,
+        repository,
+        number,
+    }));
+    add(
         tx,
-        &NewOutboxPost {
-            conversation_id: Some(conversation_id),
-            provider: "github",
-            kind: kind::REACTION,
-            target: &json!({"installation_id": installation_id, "repository": repository, "subject": subject}),
-            body: &json!({"content": "eyes"}),
-            idempotency_key: &reaction_key,
-        },
+        id,
+        kind::STATUS,
+        comment,
+        json!({"text": text}),
+        &status_key,
     )
-    .await?;
-    add_post(
-        tx,
-        &NewOutboxPost {
-            conversation_id: Some(conversation_id),
-            provider: "github",
-            kind: kind::STATUS,
-            target: &json!({"installation_id": installation_id, "repository": repository, "number": number}),
-            body: &json!({"text": text}),
-            idempotency_key: &format!("{request_key}:status"),
-        },
-    )
-    .await?;
-    Ok(())
+    .await
 }
 
-/// Where replies to a request from Slack, Jira or Linear go, and under which provider.
-fn reply_target(request: &Request) -> Option<(&'static str, Value)> {
+/// Where replies to a request from Slack, Jira or Linear go: its thread or ticket.
+fn reply_target(request: &Request) -> Option<Target> {
+    let links = Links::default();
     match &request.place {
         Place::SlackThread {
             channel, thread_ts, ..
-        } => Some(("slack", json!({"channel": channel, "thread_ts": thread_ts}))),
-        Place::JiraIssue { issue_key, .. } => Some(("jira", json!({"issue_key": issue_key}))),
-        Place::LinearIssue { issue_id, .. } => Some(("linear", json!({"issue_id": issue_id}))),
+        } => Some(Target::Slack(SlackTarget::Thread(SlackThread {
+            channel: channel.clone(),
+            thread_ts: thread_ts.clone(),
+            links,
+        }))),
+        Place::JiraIssue { issue_key, .. } => Some(Target::Jira(JiraTarget {
+            issue_key: issue_key.clone(),
+            links,
+        })),
+        Place::LinearIssue { issue_id, .. } => Some(Target::Linear(LinearTarget {
+            issue_id: issue_id.clone(),
+            links,
+        })),
         _ => None,
     }
 }
@@ -350,7 +375,7 @@ pub async fn ask_repository(
     conversation_id: &str,
     question: &RepositoryQuestion<'_>,
 ) -> Result<(), BoxDynError> {
-    let Some((provider, target)) = reply_target(request) else {
+    let Some(target) = reply_target(request) else {
         return Ok(());
     };
     let request_key = request.request_key();
@@ -359,21 +384,24 @@ pub async fn ask_repository(
     for problem in question.problems {
         text.push_str(&format!("I can't work on {problem}.\n"));
     }
-    let body = if provider == "slack" {
+    let body = if let Target::Slack(_) = target {
         if let Place::SlackThread { channel, .. } = &request.place
             && request.trigger != crate::integrations::request::Trigger::Choice
         {
             let asked = request.source_id.rsplit(':').next().unwrap_or_default();
-            add_post(
+            let reaction = Target::Slack(SlackTarget::Reaction(SlackReaction {
+                channel: channel.clone(),
+                ts: asked.to_string(),
+            }));
+            let key = format!("{request_key}:reaction");
+            let id = Some(conversation_id);
+            add(
                 tx,
-                &NewOutboxPost {
-                    conversation_id: Some(conversation_id),
-                    provider,
-                    kind: kind::REACTION,
-                    target: &json!({"channel": channel, "ts": asked}),
-                    body: &json!({"name": "eyes"}),
-                    idempotency_key: &format!("{request_key}:reaction"),
-                },
+                id,
+                kind::REACTION,
+                reaction,
+                json!({"name": "eyes"}),
+                &key,
             )
             .await?;
         }
@@ -416,18 +444,8 @@ pub async fn ask_repository(
         text.push_str(&format!("\n\nConversation: {link}"));
         json!({"text": text})
     };
-    add_post(
-        tx,
-        &NewOutboxPost {
-            conversation_id: Some(conversation_id),
-            provider,
-            kind: kind::STATUS,
-            target: &target,
-            body: &body,
-            idempotency_key: &format!("{request_key}:status"),
-        },
-    )
-    .await
+    let key = format!("{request_key}:status");
+    add(tx, Some(conversation_id), kind::STATUS, target, body, &key).await
 }
 
 /// What [`ask_repository`] asks.
@@ -449,27 +467,22 @@ pub async fn tell_sender(
     text: &str,
     key: &str,
 ) -> Result<(), BoxDynError> {
-    let Some((provider, mut target)) = reply_target(request) else {
+    let Some(target) = reply_target(request) else {
         return Ok(());
     };
-    let kind = if provider == "slack" {
-        target["user"] = json!(request.sender.id);
-        kind::EPHEMERAL
-    } else {
-        kind::REPLY
+    let (kind, target) = match target {
+        Target::Slack(SlackTarget::Thread(thread)) => (
+            kind::EPHEMERAL,
+            Target::Slack(SlackTarget::Ephemeral(SlackEphemeral {
+                channel: thread.channel,
+                thread_ts: thread.thread_ts,
+                user: request.sender.id.clone(),
+            })),
+        ),
+        ticket => (kind::REPLY, ticket),
     };
-    add_post(
-        tx,
-        &NewOutboxPost {
-            conversation_id: None,
-            provider,
-            kind,
-            target: &target,
-            body: &json!({"text": text}),
-            idempotency_key: &format!("{}:{key}", request.request_key()),
-        },
-    )
-    .await
+    let key = format!("{}:{key}", request.request_key());
+    add(tx, None, kind, target, json!({"text": text}), &key).await
 }
 
 /// What the run did with the repository when the agent finished.
@@ -511,10 +524,6 @@ pub struct Rest<'a> {
 
 /// Providers whose comments are not edited: each report is a new comment after the
 /// acknowledgement.
-fn replies_only(provider: &str) -> bool {
-    matches!(provider, "slack" | "jira" | "linear")
-}
-
 /// Tells where the request was made how the run ended: the status comment is edited to the
 /// agent's summary (or why it stopped), with the pull/merge request it opened or the branch
 /// it pushed; a review comment also gets the summary as a reply in its thread. Written in the
@@ -529,7 +538,7 @@ pub async fn report_rest(
         return Ok(());
     };
     let link = conversation_link(public_url, conversation_id);
-    let target: Value = serde_json::from_str(&status.target).unwrap_or(Value::Null);
+    let target = Target::read(&status).map_err(|e| e.to_string())?;
     let key = format!(
         "{}:{conversation_id}:{}",
         status.idempotency_key, rest.state_event_id
@@ -562,48 +571,33 @@ pub async fn report_rest(
             ));
         }
     }
-    if replies_only(&status.provider) {
-        let mut target = target;
-        target["after"] = json!(status.idempotency_key);
-        if let Some(change_request) = change_request {
-            target["change_request"] = json!(change_request);
-        }
+    let links = Links {
+        after: Some(status.idempotency_key.clone()),
+        change_request: change_request.clone(),
+    };
+    if let Some(reply) = target.follow_up(links) {
         let text = if status.provider == "slack" {
             format!("{summary}\n<{link}|Conversation>")
         } else {
             format!("{summary}\n\nConversation: {link}")
         };
-        return add_post(
-            tx,
-            &NewOutboxPost {
-                conversation_id: Some(conversation_id),
-                provider: &status.provider,
-                kind: kind::REPLY,
-                target: &target,
-                body: &json!({"text": text}),
-                idempotency_key: &key,
-            },
-        )
-        .await;
+        let body = json!({"text": text});
+        return add(tx, Some(conversation_id), kind::REPLY, reply, body, &key).await;
     }
     if let Some(place) = rest.place {
         reply_in_review_thread(tx, rest, place, &summary).await?;
     }
-    let text = format!("{summary}\n\n[Conversation]({link})");
-    let mut update_target = json!({"status": status.idempotency_key, "place": target});
-    if let Some(change_request) = change_request {
-        update_target["change_request"] = json!(change_request);
-    }
-    add_post(
+    let Some(update) = target.status_update(&status.idempotency_key, change_request) else {
+        return Ok(());
+    };
+    let body = json!({"text": format!("{summary}\n\n[Conversation]({link})")});
+    add(
         tx,
-        &NewOutboxPost {
-            conversation_id: Some(conversation_id),
-            provider: &status.provider,
-            kind: kind::STATUS_UPDATE,
-            target: &update_target,
-            body: &json!({"text": text}),
-            idempotency_key: &key,
-        },
+        Some(conversation_id),
+        kind::STATUS_UPDATE,
+        update,
+        body,
+        &key,
     )
     .await
 }
@@ -643,33 +637,32 @@ async fn open_change_request(
         Place::SlackThread { .. } => (rest.title.to_string(), "Asked in Slack.".to_string()),
         _ => return Ok(None),
     };
-    let (provider, mut target) = match repository {
-        RepositoryRef::Github {
-            installation_id,
-            repository,
-        } => (
-            "github",
-            json!({"installation_id": installation_id, "repository": repository}),
-        ),
-        RepositoryRef::Gitlab { project_id, .. } => ("gitlab", json!({"project_id": project_id})),
-    };
     let key = format!("{}:change_request:{}", rest.conversation_id, changes.branch);
     let title: String = title.chars().take(250).collect();
     let body = format!("{}\n\n{closing}\n\n[Conversation]({link})", rest.summary);
-    target["head"] = json!(changes.branch);
-    target["base"] = json!(changes.base_branch);
-    add_post(
-        tx,
-        &NewOutboxPost {
-            conversation_id: Some(rest.conversation_id),
-            provider,
-            kind: kind::CHANGE_REQUEST,
-            target: &target,
-            body: &json!({"title": title, "body": body}),
-            idempotency_key: &key,
-        },
-    )
-    .await?;
+    let head = changes.branch.clone();
+    let base = changes.base_branch.clone();
+    let target = match repository {
+        RepositoryRef::Github {
+            installation_id,
+            repository,
+        } => Target::Github(GithubTarget::ChangeRequest(GithubPull {
+            installation_id: *installation_id,
+            repository: repository.clone(),
+            head,
+            base,
+        })),
+        RepositoryRef::Gitlab { project_id, .. } => {
+            Target::Gitlab(GitlabTarget::ChangeRequest(GitlabMergeRequest {
+                project_id: *project_id,
+                head,
+                base,
+            }))
+        }
+    };
+    let body = json!({"title": title, "body": body});
+    let id = Some(rest.conversation_id);
+    add(tx, id, kind::CHANGE_REQUEST, target, body, &key).await?;
     Ok(Some(key))
 }
 
@@ -680,67 +673,67 @@ async fn reply_in_review_thread(
     place: &Place,
     summary: &str,
 ) -> Result<(), BoxDynError> {
-    let (provider, target) = match place {
+    let target = match place {
         Place::GithubPullRequest {
             installation_id,
             repository,
             number,
             review: Some(review),
             ..
-        } => (
-            "github",
-            json!({"installation_id": installation_id, "repository": repository, "number": number, "reply_to": review.reply_to}),
-        ),
+        } => Target::Github(GithubTarget::ReviewReply(GithubReviewReply {
+            pull: GithubIssue {
+                installation_id: *installation_id,
+                repository: repository.clone(),
+                number: *number,
+            },
+            reply_to: review.reply_to.clone(),
+        })),
         Place::GitlabMergeRequest {
             project_id,
             iid,
             review: Some(review),
             ..
-        } => (
-            "gitlab",
-            json!({"project_id": project_id, "noteable": format!("merge_requests/{iid}"), "reply_to": review.reply_to}),
-        ),
+        } => Target::Gitlab(GitlabTarget::DiscussionReply(GitlabDiscussionReply {
+            noteable: GitlabNoteable {
+                project_id: *project_id,
+                noteable: format!("merge_requests/{iid}"),
+            },
+            reply_to: review.reply_to.clone(),
+        })),
         _ => return Ok(()),
     };
-    add_post(
-        tx,
-        &NewOutboxPost {
-            conversation_id: Some(rest.conversation_id),
-            provider,
-            kind: kind::REPLY,
-            target: &target,
-            body: &json!({"text": summary}),
-            idempotency_key: &format!(
-                "{}:{}:review_reply",
-                rest.conversation_id, rest.state_event_id
-            ),
-        },
-    )
-    .await
+    let key = format!(
+        "{}:{}:review_reply",
+        rest.conversation_id, rest.state_event_id
+    );
+    let id = Some(rest.conversation_id);
+    add(tx, id, kind::REPLY, target, json!({"text": summary}), &key).await
 }
 
 /// The new text of a status comment, with the line about its pull/merge request.
 pub(crate) async fn status_text(
     ctx: &JobContext,
-    target: &Value,
+    change_request: Option<&str>,
     body: &Value,
     plain: bool,
 ) -> Result<String, PostError> {
     let message = text(body, "text")?;
-    Ok(match change_request_line(ctx, target, plain).await? {
-        Some(line) => format!("{message}\n\n{line}"),
-        None => message.to_string(),
-    })
+    Ok(
+        match change_request_line(ctx, change_request, plain).await? {
+            Some(line) => format!("{message}\n\n{line}"),
+            None => message.to_string(),
+        },
+    )
 }
 
 /// What a status text says about the pull/merge request its run opened: its link once it is
 /// open, why not if it could not be opened. Waits while it is being opened.
 async fn change_request_line(
     ctx: &JobContext,
-    target: &Value,
+    change_request: Option<&str>,
     plain: bool,
 ) -> Result<Option<String>, PostError> {
-    let Some(key) = target["change_request"].as_str() else {
+    let Some(key) = change_request else {
         return Ok(None);
     };
     let request = dependency(ctx, key).await?;
@@ -775,28 +768,18 @@ async fn change_request_line(
     }
 }
 
-/// A post's target or body, read back.
+/// A post's body, read back.
 pub(crate) fn document(text: &str) -> Result<Value, PostError> {
     serde_json::from_str(text)
         .map_err(|e| PostError::Permanent(format!("the stored post is not JSON: {e}")))
 }
 
-/// A field of a stored post's target or body.
-pub(crate) fn field<'a>(value: &'a Value, name: &str) -> Result<&'a Value, PostError> {
+/// A field of a stored post's body.
+pub(crate) fn text<'a>(value: &'a Value, name: &str) -> Result<&'a str, PostError> {
     value
         .get(name)
         .filter(|v| !v.is_null())
-        .ok_or_else(|| PostError::Permanent(format!("the stored post has no `{name}`")))
-}
-
-pub(crate) fn number(value: &Value, name: &str) -> Result<u64, PostError> {
-    field(value, name)?
-        .as_u64()
-        .ok_or_else(|| PostError::Permanent(format!("`{name}` of the stored post is not a number")))
-}
-
-pub(crate) fn text<'a>(value: &'a Value, name: &str) -> Result<&'a str, PostError> {
-    field(value, name)?
+        .ok_or_else(|| PostError::Permanent(format!("the stored post has no `{name}`")))?
         .as_str()
         .ok_or_else(|| PostError::Permanent(format!("`{name}` of the stored post is not text")))
 }
@@ -863,9 +846,9 @@ pub(crate) async fn dependency(ctx: &JobContext, key: &str) -> Result<OutboxPost
 /// A summary follows the acknowledgement it comes `after` (a Slack thread, a ticket's comments).
 pub(crate) async fn wait_for_acknowledgement(
     ctx: &JobContext,
-    target: &Value,
+    links: &Links,
 ) -> Result<(), PostError> {
-    if let Some(first) = target["after"].as_str()
+    if let Some(first) = &links.after
         && dependency(ctx, first).await?.status == "pending"
     {
         return Err(PostError::NotYet(
@@ -890,7 +873,7 @@ pub(crate) enum StatusEdit {
 pub(crate) async fn status_edit(
     ctx: &JobContext,
     post: &OutboxPost,
-    target: &Value,
+    key: &str,
 ) -> Result<StatusEdit, PostError> {
     if let Some(conversation_id) = &post.conversation_id {
         let posts = ctx
@@ -907,9 +890,6 @@ pub(crate) async fn status_edit(
             return Ok(StatusEdit::Superseded);
         }
     }
-    let key = target["status"]
-        .as_str()
-        .ok_or_else(|| PostError::Permanent("the stored post has no `status`".into()))?;
     let status = dependency(ctx, key).await?;
     match status.status.as_str() {
         "pending" => Err(PostError::NotYet(

@@ -6,7 +6,8 @@
 
 use serde_json::{Value, json};
 
-use super::{PostError, document, kind, text, transient};
+use super::target::SlackTarget;
+use super::{PostError, document, text, transient};
 use crate::integrations::slack::SlackApi;
 use crate::queue::JobContext;
 use crate::storage::OutboxPost;
@@ -18,22 +19,25 @@ fn api(ctx: &JobContext) -> Result<&SlackApi, PostError> {
         .ok_or_else(|| PostError::Permanent("Slack is not configured (SLACK_BOT_TOKEN)".into()))
 }
 
-pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value, PostError> {
+pub(super) async fn deliver(
+    ctx: &JobContext,
+    post: &OutboxPost,
+    target: SlackTarget,
+) -> Result<Value, PostError> {
     let slack = api(ctx)?;
-    let target = document(&post.target)?;
     let body = document(&post.body)?;
-    let channel = text(&target, "channel")?;
-    match post.kind.as_str() {
-        kind::REACTION => {
+    match target {
+        SlackTarget::Reaction(reaction) => {
             slack
-                .add_reaction(channel, text(&target, "ts")?, text(&body, "name")?)
+                .add_reaction(&reaction.channel, &reaction.ts, text(&body, "name")?)
                 .await
                 .map_err(transient)?;
             Ok(json!({}))
         }
-        kind::STATUS | kind::REPLY => {
-            super::wait_for_acknowledgement(ctx, &target).await?;
-            let thread_ts = text(&target, "thread_ts")?;
+        SlackTarget::Thread(thread) => {
+            super::wait_for_acknowledgement(ctx, &thread.links).await?;
+            let channel = thread.channel.as_str();
+            let thread_ts = thread.thread_ts.as_str();
             let key = &post.idempotency_key;
             if let Some(ts) = slack
                 .find_reply(channel, thread_ts, key)
@@ -42,7 +46,8 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
             {
                 return Ok(json!({"ts": ts}));
             }
-            let message = super::status_text(ctx, &target, &body, true).await?;
+            let change_request = thread.links.change_request.as_deref();
+            let message = super::status_text(ctx, change_request, &body, true).await?;
             let blocks = body.get("blocks").filter(|b| b.is_array());
             let ts = slack
                 .post_reply(channel, thread_ts, &message, blocks, key)
@@ -50,20 +55,17 @@ pub(super) async fn deliver(ctx: &JobContext, post: &OutboxPost) -> Result<Value
                 .map_err(transient)?;
             Ok(json!({"ts": ts}))
         }
-        kind::EPHEMERAL => {
+        SlackTarget::Ephemeral(note) => {
             slack
                 .post_ephemeral(
-                    channel,
-                    text(&target, "user")?,
-                    Some(text(&target, "thread_ts")?),
+                    &note.channel,
+                    &note.user,
+                    Some(&note.thread_ts),
                     text(&body, "text")?,
                 )
                 .await
                 .map_err(transient)?;
             Ok(json!({}))
         }
-        other => Err(PostError::Permanent(format!(
-            "unknown Slack post kind `{other}`"
-        ))),
     }
 }
