@@ -51,7 +51,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker => {
             let db = open_database(&config).await?;
             let shutdown = shutdown_on_signal();
-            if let (Some(address), Some(key)) = (config.metrics_listen, &config.admin_api_key) {
+            if let (Some(address), Some(key)) =
+                (config.server.metrics_listen, &config.server.admin_api_key)
+            {
                 let listener = TcpListener::bind(address).await.with_context(|| {
                     format!("cannot serve metrics on {address} (METRICS_LISTEN)")
                 })?;
@@ -69,7 +71,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             open_database(&config).await?.close().await;
             println!(
                 "migrations applied to {}",
-                config.database_url_for_display()
+                config.database.url_for_display()
             );
             Ok(())
         }
@@ -113,22 +115,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Connects and applies pending migrations.
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
-    let shown = config.database_url_for_display();
-    let db = Db::connect(config.database_url.expose(), &config.connect_options()).await?;
+    let shown = config.database.url_for_display();
+    let db = Db::connect(
+        config.database.database_url.expose(),
+        &config.database.connect_options(),
+    )
+    .await?;
     db.migrate().await?;
     tracing::info!(database = %shown, "database ready");
     Ok(db)
 }
 
 fn app_state(config: &Config, db: &Db) -> AppState {
-    let keyring = Keyring::new(config.secret_key.as_ref());
+    let keyring = Keyring::new(config.keys.secret_key.as_ref());
     if !keyring.is_persistent() {
         tracing::warn!(
             "OPENHANDS_SECRET_KEY is not set: browser sessions end when this process stops, and LLM keys and secrets cannot be stored"
         );
     }
     AppState::new(db.clone())
-        .with_admin_key(config.admin_api_key.clone())
+        .with_admin_key(config.server.admin_api_key.clone())
         .with_webhooks(Webhooks::from_config(&config.providers))
         .with_keyring(keyring)
         .with_http(config.http.clone())
@@ -159,10 +165,10 @@ fn start_workers(
         config.sandbox.clone(),
         shutdown.clone(),
     )?
-    .with_claim(config.job_lease)
-    .with_keyring(Keyring::new(config.secret_key.as_ref()));
+    .with_claim(config.workers.job_lease)
+    .with_keyring(Keyring::new(config.keys.secret_key.as_ref()));
     let agent = Arc::new(agent);
-    let settings = config.worker_settings();
+    let settings = config.workers.worker_settings();
     tokio::spawn(
         agent
             .clone()
@@ -195,8 +201,8 @@ pub async fn run_workers(
 }
 
 async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
-    let address = format!("{}:{}", config.host, config.port);
-    TcpListener::bind((config.host.as_str(), config.port))
+    let address = format!("{}:{}", config.server.host, config.server.port);
+    TcpListener::bind((config.server.host.as_str(), config.server.port))
         .await
         .with_context(|| {
             format!(

@@ -108,6 +108,34 @@ pub fn key_hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+/// The service's own key, from which the session and sealing keys are derived.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeySettings {
+    /// The key that signs browser sessions and encrypts stored LLM keys and secrets: any
+    /// string of at least 32 characters, the same on every web and worker process. Unset, a
+    /// random key is used, so sessions end at restart and keys and secrets cannot be stored.
+    #[arg(
+        long,
+        env = "OPENHANDS_SECRET_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub secret_key: Option<Secret>,
+}
+
+impl KeySettings {
+    pub(crate) fn validate(&self) -> Result<(), crate::setting::ConfigError> {
+        match &self.secret_key {
+            Some(key) if key.expose().chars().count() < 32 => {
+                Err(crate::setting::ConfigError::new(
+                    "OPENHANDS_SECRET_KEY must be at least 32 characters (e.g. `openssl rand -hex 32`)",
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

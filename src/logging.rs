@@ -186,3 +186,26 @@ mod tests {
         assert!(humantime::parse_rfc3339(timestamp).is_ok(), "{timestamp}");
     }
 }
+
+/// How the process logs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogSettings {
+    /// Log one JSON object per line (message, severity, timestamp, conversation_id, user_id).
+    #[arg(long, env = "LOG_JSON", default_value = "false", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub log_json: bool,
+    /// Log filter: a level (`info`, `debug`, …) or per-module directives (`openhands=debug,sqlx=warn`).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info", global = true)]
+    pub log_level: String,
+}
+
+impl LogSettings {
+    pub(crate) fn validate(&self) -> Result<(), crate::setting::ConfigError> {
+        match tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(crate::setting::ConfigError::new(format!(
+                "LOG_LEVEL `{}` is not a valid log filter ({e}); use e.g. `info` or `openhands=debug,sqlx=warn`",
+                self.log_level
+            ))),
+        }
+    }
+}

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
         eprintln!("error: {error}");
         return ExitCode::from(2);
     }
-    openhands::logging::init(&cli.config.log_level, cli.config.log_json);
+    openhands::logging::init(&cli.config.logging.log_level, cli.config.logging.log_json);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -57,7 +57,7 @@ pub async fn agent_step_overhead(db: &Db, config: &Config, steps: u32) -> anyhow
     let workers = tokio::spawn(crate::app::run_workers(
         ctx,
         Some(Arc::new(runtime)),
-        config.worker_settings(),
+        config.workers.worker_settings(),
         stop.clone().cancelled_owned(),
     ));
 

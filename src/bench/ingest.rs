@@ -66,7 +66,7 @@ pub async fn ingest_throughput(
     }
     let web_peak_kib = server.peak_kib();
     server.stop();
-    let backend = backend_name(DatabaseKind::of_url(config.database_url.expose())?);
+    let backend = backend_name(DatabaseKind::of_url(config.database.database_url.expose())?);
     println!(
         "ingest {backend}: {deliveries} signed GitHub deliveries ({} bytes each) x {rounds} rounds, concurrency {concurrency}",
         INGEST_PAYLOAD.len()

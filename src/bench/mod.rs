@@ -138,10 +138,10 @@ impl Role {
             .port();
         let child = std::process::Command::new(std::env::current_exe()?)
             .arg(role)
-            .env("DATABASE_URL", config.database_url.expose())
+            .env("DATABASE_URL", config.database.database_url.expose())
             .env(
                 "DATABASE_MAX_CONNECTIONS",
-                config.database_max_connections.to_string(),
+                config.database.database_max_connections.to_string(),
             )
             .env("HOST", "127.0.0.1")
             .env("PORT", port.to_string())

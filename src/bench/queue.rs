@@ -61,7 +61,7 @@ pub async fn queue_throughput(
     }
     println!(
         "queue {backend}: {jobs} jobs x {rounds} rounds, {clients} enqueueing clients, worker concurrency {}",
-        config.worker_concurrency
+        config.workers.worker_concurrency
     );
     let (enqueue, drain, end_to_end) = (
         median(&mut enqueue_rates),

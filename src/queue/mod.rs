@@ -7,6 +7,7 @@
 //! `Failed` with its error.
 
 pub mod probe;
+pub mod settings;
 pub(crate) mod worker;
 
 use apalis::prelude::{TaskBuilder, TaskId};

@@ -7,6 +7,7 @@
 
 mod channels;
 mod checks;
+pub mod connection;
 mod conversations;
 mod deliveries;
 mod jobs;

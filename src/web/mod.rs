@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 mod params;
+pub mod server;
 pub mod session;
 mod settings;
 mod sockets;
