@@ -161,7 +161,7 @@ pub enum BenchCommand {
 }
 
 /// Every setting of the service. Each flag can also be given as the environment variable
-/// named beside it; the README's configuration table lists them.
+/// named beside it; docs/configuration.md lists them.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     #[command(flatten)]

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use anyhow::bail;
 
 /// Prints the figures that the benchmarks wrote to `path` as one markdown table, each beside
-/// the reference measured in the same run and their ratio (the README's benchmark table).
+/// the reference measured in the same run and their ratio (docs/benchmarks.md's table).
 pub fn report(path: &std::path::Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the figures file {}", path.display()))?;

@@ -41,7 +41,8 @@ pub struct HttpSettings {
     /// `https://dashboard.example.com`. Unset, only the service's own pages may.
     #[arg(long, env = "PERMITTED_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin, global = true)]
     pub permitted_cors_origins: Vec<HeaderValue>,
-    /// Requests per minute per API key or browser session; 0 turns the limit off.
+    /// Requests per minute per signed-in user (all their keys and sessions together); 0 turns
+    /// the limit off.
     #[arg(long, env = "RATE_LIMIT_PER_USER", default_value_t = DEFAULT_RATE_LIMIT_PER_USER, global = true)]
     pub rate_limit_per_user: u32,
     /// Requests per minute per client address; 0 turns the limit off. Webhooks, health and

@@ -12,7 +12,8 @@ pub struct ServerSettings {
     /// Port to listen on (0 picks a free one).
     #[arg(long, short, env = "PORT", default_value_t = 3000, global = true)]
     pub port: u16,
-    /// Bearer token for the admin API (`/api/deliveries`); unset, the admin API is disabled.
+    /// A bootstrap bearer key that acts as the administrator `admin`; unset, only the keys of
+    /// users made administrators reach the admin API.
     #[arg(
         long,
         env = "OPENHANDS_ADMIN_API_KEY",
