@@ -67,47 +67,22 @@ pub async fn authorize(
 ) -> anyhow::Result<Decision> {
     let sender = &request.sender;
     match &request.place {
-        Place::GithubIssue {
-            installation_id,
-            repository,
-            ..
-        }
-        | Place::GithubPullRequest {
-            installation_id,
-            repository,
-            ..
-        } => {
-            let repository = RepositoryRef::Github {
-                installation_id: *installation_id,
-                repository: repository.clone(),
+        // A repository's own issue or pull/merge request: may the sender push there?
+        Place::GithubIssue { .. }
+        | Place::GithubPullRequest { .. }
+        | Place::GitlabIssue { .. }
+        | Place::GitlabMergeRequest { .. } => {
+            let Some(repository) = request.place.repository_ref() else {
+                return Ok(deny("the request names no repository".into()));
+            };
+            let workspace = match repository {
+                RepositoryRef::Github { .. } => &providers.github_host,
+                RepositoryRef::Gitlab { .. } => &providers.gitlab_host,
             };
             match providers.push_refusal(&repository, sender).await? {
                 None => Ok(Decision::Allowed {
                     owner: Owner::Account {
-                        workspace: providers.github_host.clone(),
-                    },
-                }),
-                Some(reason) => Ok(deny(reason)),
-            }
-        }
-        Place::GitlabIssue {
-            project_id,
-            project_path,
-            ..
-        }
-        | Place::GitlabMergeRequest {
-            project_id,
-            project_path,
-            ..
-        } => {
-            let repository = RepositoryRef::Gitlab {
-                project_id: *project_id,
-                path: project_path.clone(),
-            };
-            match providers.push_refusal(&repository, sender).await? {
-                None => Ok(Decision::Allowed {
-                    owner: Owner::Account {
-                        workspace: providers.gitlab_host.clone(),
+                        workspace: workspace.clone(),
                     },
                 }),
                 Some(reason) => Ok(deny(reason)),
