@@ -5,23 +5,19 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use openhands::agent::AgentRuntime;
 use openhands::agent::events::{self, to_v0};
-use openhands::agent::llm::{LlmClient, PriceTable, RetryPolicy};
+use openhands::agent::llm::{PriceTable, RetryPolicy};
 use openhands::agent::settings::AgentSettings;
 use openhands::integrations::Providers;
 use openhands::integrations::github::GithubApp;
-use openhands::queue::{self, JobContext, WorkerSettings};
-use openhands::sandbox::docker::DockerBackend;
+use openhands::queue;
 use openhands::storage::{Conversation, NewConversation, NewEvent, UserLimits};
 use serde_json::{Value, json};
 use support::fake_llm::{FakeLlm, Turn};
-use support::sandbox::{OwnerCleanup, settings as sandbox_settings};
+use support::service::Service;
 use support::{Kind, TestDb, wait_for};
-use tokio_util::sync::CancellationToken;
 
 /// A service with workers, a fake LLM and sandboxes of its own.
 struct Agent {
@@ -29,14 +25,7 @@ struct Agent {
     fake: FakeLlm,
     bus: openhands::live::EventBus,
     owner: String,
-    stop: CancellationToken,
-    _cleanup: OwnerCleanup,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+    service: Service,
 }
 
 fn fast_retries() -> RetryPolicy {
@@ -70,49 +59,20 @@ async fn start_with(
     providers: Providers,
 ) -> Agent {
     let t = TestDb::new(kind).await;
-    let fake = FakeLlm::start(script).await;
-    let llm = LlmClient::new(
-        model,
-        Some("sk-test".parse().unwrap()),
-        Some(&fake.base_url()),
-    )
-    .unwrap()
-    .with_retry(fast_retries())
-    .with_prices(prices);
-    let sandbox = sandbox_settings();
-    let owner = sandbox.sandbox_owner.clone().unwrap();
-    let backend = DockerBackend::connect(&sandbox).await.unwrap();
-    let stop = CancellationToken::new();
-    let runtime = Arc::new(
-        AgentRuntime::new(settings, Some(llm), sandbox, stop.clone())
-            .unwrap()
-            .with_sandboxes(backend),
-    );
-    let ctx = JobContext {
-        providers: Arc::new(providers),
-        ..JobContext::new(t.db.clone())
-    };
-    let bus = ctx.bus.clone();
-    let workers = WorkerSettings {
-        concurrency: 4,
-        poll_interval: Duration::from_millis(20),
-        retry_base_delay: Duration::from_millis(50),
-        retry_max_delay: Duration::from_millis(200),
-        ..WorkerSettings::default()
-    };
-    tokio::spawn(openhands::app::run_workers(
-        ctx,
-        Some(runtime.clone()),
-        workers,
-        stop.clone().cancelled_owned(),
-    ));
+    let service = Service::builder(&t.db)
+        .providers(providers)
+        .agent(script)
+        .model(model)
+        .llm(|llm| llm.with_retry(fast_retries()).with_prices(prices))
+        .agent_settings(settings)
+        .start()
+        .await;
     Agent {
+        fake: service.llm().clone(),
+        bus: service.bus.clone(),
+        owner: service.owner().to_string(),
         t,
-        fake,
-        bus,
-        owner: owner.clone(),
-        stop,
-        _cleanup: OwnerCleanup(owner),
+        service,
     }
 }
 
@@ -375,7 +335,7 @@ async fn create_run_edit_finish(kind: Kind, model: &str) {
     }
     let agent_written: Vec<i64> = ids.iter().copied().filter(|i| *i > 1).collect();
     assert_eq!(seen, agent_written);
-    agent.stop.cancel();
+    agent.service.stop();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,6 +6,7 @@ mod support;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use support::signing;
 use support::{ChildGuard, TestDb, free_port, wait_for};
 
 fn run(command: &mut Command) -> Output {
@@ -479,7 +480,6 @@ fn provider_settings_that_cannot_work_are_named() {
 /// A 202 means stored: the web process killed right after answering loses nothing.
 #[tokio::test]
 async fn an_accepted_delivery_survives_kill_9_of_the_web_process() {
-    use hmac::{Hmac, Mac};
     let test_db = TestDb::postgres().await;
     let port = free_port();
     let mut server = ChildGuard::spawn(
@@ -490,29 +490,20 @@ async fn an_accepted_delivery_survives_kill_9_of_the_web_process() {
             .stderr(Stdio::null()),
     );
     wait_until_serving(port).await;
-    let body = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/github/issue_comment.created.json"
-    ))
-    .unwrap();
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"drill-secret").unwrap();
-    mac.update(&body);
-    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let body = support::fixture("github/issue_comment.created.json");
     let client = reqwest::Client::new();
     let mut accepted = Vec::new();
     for n in 0..20 {
-        let response = client
-            .post(format!(
-                "http://127.0.0.1:{port}/api/integration/github/events"
-            ))
-            .header("content-type", "application/json")
-            .header("x-github-event", "issue_comment")
-            .header("x-github-delivery", format!("drill-{n}"))
-            .header("x-hub-signature-256", &signature)
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
+        let response = signing::github(
+            "drill-secret",
+            "issue_comment",
+            &format!("drill-{n}"),
+            body.clone(),
+        )
+        .post(&client, &format!("http://127.0.0.1:{port}"))
+        .send()
+        .await
+        .unwrap();
         assert_eq!(response.status(), 202);
         let answer: serde_json::Value = response.json().await.unwrap();
         accepted.push(answer["delivery"].as_i64().unwrap());

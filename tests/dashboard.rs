@@ -380,59 +380,32 @@ async fn the_strict_content_security_policy_holds() {
 /// appear live, a message sent from the page continues it, and Stop ends it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conversation_is_started_watched_answered_and_stopped_in_the_browser() {
-    use openhands::agent::AgentRuntime;
-    use openhands::agent::llm::LlmClient;
-    use openhands::agent::settings::AgentSettings;
-    use openhands::live::EventBus;
-    use openhands::queue::{JobContext, WorkerSettings};
-    use openhands::sandbox::docker::DockerBackend;
+    use openhands::queue::WorkerSettings;
     use serde_json::json;
     use std::time::Duration;
-    use support::fake_llm::{FakeLlm, Turn};
-    use support::sandbox::{OwnerCleanup, settings as sandbox_settings};
-    use tokio_util::sync::CancellationToken;
+    use support::fake_llm::Turn;
+    use support::service::Service;
 
     let t = TestDb::sqlite().await;
-    let fake = FakeLlm::start(vec![
-        Turn::call(
-            "execute_bash",
-            json!({"command": "echo hello-from-the-sandbox"}),
-        ),
-        Turn::text("The sandbox says hello. Anything else?"),
-        Turn::call("execute_bash", json!({"command": "sleep 4"})),
-        Turn::call("execute_bash", json!({"command": "echo never-run"})),
-    ])
-    .await;
-    let llm = LlmClient::new(
-        "openai/gpt-fake",
-        Some("sk-test".parse().unwrap()),
-        Some(&fake.base_url()),
-    )
-    .unwrap();
-    let sandbox = sandbox_settings();
-    let _cleanup = OwnerCleanup(sandbox.sandbox_owner.clone().unwrap());
-    let backend = DockerBackend::connect(&sandbox).await.unwrap();
-    let bus = EventBus::default();
-    let stop = CancellationToken::new();
-    let runtime = AgentRuntime::new(AgentSettings::default(), Some(llm), sandbox, stop.clone())
-        .unwrap()
-        .with_sandboxes(backend);
-    let runtime = std::sync::Arc::new(runtime);
-    let ctx = JobContext {
-        bus: bus.clone(),
-        ..JobContext::new(t.db.clone())
-    };
-    let workers = WorkerSettings {
-        poll_interval: Duration::from_millis(20),
-        ..WorkerSettings::default()
-    };
-    tokio::spawn(openhands::app::run_workers(
-        ctx,
-        Some(runtime),
-        workers,
-        stop.clone().cancelled_owned(),
-    ));
-    let web = WebServer::start(router(AppState::new(t.db.clone()).with_bus(bus))).await;
+    let service = Service::builder(&t.db)
+        .web()
+        .agent(vec![
+            Turn::call(
+                "execute_bash",
+                json!({"command": "echo hello-from-the-sandbox"}),
+            ),
+            Turn::text("The sandbox says hello. Anything else?"),
+            Turn::call("execute_bash", json!({"command": "sleep 4"})),
+            Turn::call("execute_bash", json!({"command": "echo never-run"})),
+        ])
+        .worker_settings(WorkerSettings {
+            poll_interval: Duration::from_millis(20),
+            ..WorkerSettings::default()
+        })
+        .start()
+        .await;
+    let fake = service.llm();
+    let web = WebServer::start(service.app()).await;
     let (_, key) = user(&t, "alice", false).await;
     let browser = Browser::start().await;
     sign_in(&browser, &web, &key).await;
@@ -484,7 +457,7 @@ async fn a_conversation_is_started_watched_answered_and_stopped_in_the_browser()
     assert_eq!(fake.tool_requests(), 3, "the step after the stop never ran");
     assert!(!browser.text("#events").await.contains("never-run"));
     assert_no_script_failures(&browser).await;
-    stop.cancel();
+    service.stop();
 }
 
 /// An administrator opens the deliveries page after a signed webhook arrived: the delivery is
@@ -492,36 +465,24 @@ async fn a_conversation_is_started_watched_answered_and_stopped_in_the_browser()
 /// provider's last delivery.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_webhook_shows_on_the_deliveries_and_integrations_pages() {
-    use clap::Parser;
-    use openhands::config::Cli;
-    use openhands::integrations::Webhooks;
+    use support::service::Service;
 
     const SECRET: &str = "dashboard-linear-secret";
     let t = TestDb::sqlite().await;
-    let cli = Cli::try_parse_from([
-        "openhands",
-        "--linear-webhook-secret",
-        SECRET,
-        "--linear-organization-id",
-        "org-1",
-        "serve",
-    ])
-    .unwrap();
-    cli.config.validate().unwrap();
-    let state =
-        AppState::new(t.db.clone()).with_webhooks(Webhooks::from_config(&cli.config.providers));
-    let web = WebServer::start(router(state)).await;
+    let service = Service::builder(&t.db)
+        .set("--linear-webhook-secret", SECRET)
+        .set("--linear-organization-id", "org-1")
+        .web()
+        .start()
+        .await;
+    let web = WebServer::start(service.app()).await;
 
-    let (body, signature) = support::linear::signed_comment(SECRET, "dashboard-comment-1");
-    let answer = reqwest::Client::new()
-        .post(web.at("/api/integration/linear/events"))
-        .header("content-type", "application/json")
-        .header("linear-delivery", "dashboard-delivery-1")
-        .header("linear-signature", signature)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let answer =
+        support::linear::signed_comment(SECRET, "dashboard-comment-1", "dashboard-delivery-1")
+            .post(&reqwest::Client::new(), &web.url)
+            .send()
+            .await
+            .unwrap();
     assert_eq!(answer.status().as_u16(), 202);
 
     let (_, key) = user(&t, "root", true).await;

@@ -55,19 +55,18 @@ impl Drop for Restart {
     }
 }
 
-async fn deliver(client: &reqwest::Client, url: &str, n: usize) -> Result<u16, String> {
-    let (body, signature) = linear::signed_comment(LINEAR_SECRET, &format!("restart-comment-{n}"));
-    client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("linear-delivery", format!("restart-{n}"))
-        .header("linear-signature", signature)
-        .timeout(Duration::from_secs(45))
-        .body(body)
-        .send()
-        .await
-        .map(|answer| answer.status().as_u16())
-        .map_err(|e| e.to_string())
+async fn deliver(client: &reqwest::Client, base: &str, n: usize) -> Result<u16, String> {
+    linear::signed_comment(
+        LINEAR_SECRET,
+        &format!("restart-comment-{n}"),
+        &format!("restart-{n}"),
+    )
+    .post(client, base)
+    .timeout(Duration::from_secs(45))
+    .send()
+    .await
+    .map(|answer| answer.status().as_u16())
+    .map_err(|e| e.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,7 +75,7 @@ async fn postgres_restarting_loses_no_accepted_delivery_and_the_processes_reconn
     let port = support::free_port();
     let _web = linear::role(&t.url, LINEAR_SECRET, port, "web");
     let _worker = linear::role(&t.url, LINEAR_SECRET, port, "worker");
-    let url = format!("http://127.0.0.1:{port}/api/integration/linear/events");
+    let url = format!("http://127.0.0.1:{port}");
     linear::wait_serving(port).await;
     let client = reqwest::Client::new();
     let mut accepted = 0;

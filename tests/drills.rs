@@ -33,18 +33,18 @@ async fn ten_thousand_webhooks_in_a_burst_are_all_kept_and_handled() {
     let port = support::free_port();
     let web = linear::role(&t.url, LINEAR_SECRET, port, "web");
     let worker = linear::role(&t.url, LINEAR_SECRET, port, "worker");
-    let url = format!("http://127.0.0.1:{port}/api/integration/linear/events");
+    let base = format!("http://127.0.0.1:{port}");
     linear::wait_serving(port).await;
 
     let client = reqwest::Client::new();
     let send = |from: usize, to: usize| {
         let client = client.clone();
-        let url = url.clone();
+        let base = base.clone();
         async move {
             let next = Arc::new(AtomicUsize::new(from));
             let mut senders = tokio::task::JoinSet::new();
             for _ in 0..CLIENTS {
-                let (client, url, next) = (client.clone(), url.clone(), next.clone());
+                let (client, base, next) = (client.clone(), base.clone(), next.clone());
                 senders.spawn(async move {
                     let mut statuses = Vec::new();
                     loop {
@@ -52,17 +52,15 @@ async fn ten_thousand_webhooks_in_a_burst_are_all_kept_and_handled() {
                         if n >= to {
                             return statuses;
                         }
-                        let (body, signature) =
-                            linear::signed_comment(LINEAR_SECRET, &format!("drill-comment-{n}"));
-                        let answer = client
-                            .post(&url)
-                            .header("content-type", "application/json")
-                            .header("linear-delivery", format!("drill-{n}"))
-                            .header("linear-signature", signature)
-                            .timeout(Duration::from_secs(60))
-                            .body(body)
-                            .send()
-                            .await;
+                        let answer = linear::signed_comment(
+                            LINEAR_SECRET,
+                            &format!("drill-comment-{n}"),
+                            &format!("drill-{n}"),
+                        )
+                        .post(&client, &base)
+                        .timeout(Duration::from_secs(60))
+                        .send()
+                        .await;
                         statuses.push(answer.map(|a| a.status().as_u16()).unwrap_or(0));
                     }
                 });

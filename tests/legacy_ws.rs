@@ -6,25 +6,19 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use openhands::agent::AgentRuntime;
-use openhands::agent::llm::LlmClient;
-use openhands::agent::settings::AgentSettings;
-use openhands::queue::{JobContext, WorkerSettings};
-use openhands::sandbox::docker::DockerBackend;
+use openhands::queue::WorkerSettings;
 use openhands::web::middleware::HttpSettings;
-use openhands::web::{AppState, router};
 use serde_json::{Value, json};
 use support::fake_llm::{FakeLlm, Turn};
-use support::sandbox::{OwnerCleanup, settings as sandbox_settings, test_image};
+use support::sandbox::{OwnerCleanup, test_image};
+use support::service::Service;
 use support::{ChildGuard, Kind, TestDb, openhands as openhands_command, wait_for};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_util::sync::CancellationToken;
 
 on_both_backends! {
     only_the_callers_own_conversations_after_authentication => authentication_and_ownership;
@@ -39,40 +33,13 @@ const README_FRAME: &str =
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// A web process on loopback; stops serving when dropped.
-struct Web {
-    address: String,
-    state: AppState,
-    stop: CancellationToken,
-}
-
-impl Drop for Web {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-async fn serve(state: AppState) -> Web {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let stop = CancellationToken::new();
-    let app = router(state.clone());
-    let serving = stop.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(serving.cancelled_owned())
-            .await
-            .unwrap();
-    });
-    Web {
-        address,
-        state,
-        stop,
-    }
-}
-
-fn state_with(t: &TestDb, http: HttpSettings) -> AppState {
-    AppState::new(t.db.clone()).with_http(http)
+/// A web process with these HTTP settings on loopback; stops serving when dropped.
+async fn serve(t: &TestDb, http: HttpSettings) -> Service {
+    Service::builder(&t.db)
+        .state(move |state| state.with_http(http))
+        .serve()
+        .start()
+        .await
 }
 
 /// A user with an API key.
@@ -176,17 +143,17 @@ fn assert_legacy_shape(frame: &Value) {
 async fn authentication_and_ownership(t: &TestDb) {
     let alice = user(t, "alice").await;
     let bob = user(t, "bob").await;
-    let plain = serve(state_with(t, HttpSettings::default())).await;
+    let plain = serve(t, HttpSettings::default()).await;
 
     // No credentials and no legacy user: told how to authenticate, then 4001.
-    let mut socket = connect(&plain.address, None).await;
+    let mut socket = connect(plain.address(), None).await;
     send(&mut socket, README_FRAME).await;
     let message = error_message(&mut socket).await;
     assert!(message.contains("Authorization: Bearer"), "{message}");
     assert_eq!(close_code(&mut socket).await, CloseCode::Library(4001));
 
     // A wrong key in `initialize`: 4001.
-    let mut socket = connect(&plain.address, None).await;
+    let mut socket = connect(plain.address(), None).await;
     send(
         &mut socket,
         r#"{"action": "initialize", "args": {"token": "oh_not_a_key", "LLM_MODEL": "gpt-4o"}}"#,
@@ -205,7 +172,7 @@ async fn authentication_and_ownership(t: &TestDb) {
     assert!(listed.is_empty(), "nothing was recorded: {listed:?}");
 
     // Alice starts a conversation with her key in the upgrade request.
-    let mut socket = connect(&plain.address, Some(&alice)).await;
+    let mut socket = connect(plain.address(), Some(&alice)).await;
     send(&mut socket, README_FRAME).await;
     let started = next_json(&mut socket).await;
     assert_eq!(
@@ -239,7 +206,7 @@ async fn authentication_and_ownership(t: &TestDb) {
     );
 
     // Bob may not follow it, nor may anyone follow one that does not exist: 4004.
-    let mut socket = connect(&plain.address, Some(&bob)).await;
+    let mut socket = connect(plain.address(), Some(&bob)).await;
     send(
         &mut socket,
         &json!({"action": "initialize", "args": {"conversation_id": conversation_id}}).to_string(),
@@ -247,7 +214,7 @@ async fn authentication_and_ownership(t: &TestDb) {
     .await;
     assert_eq!(error_message(&mut socket).await, "conversation not found");
     assert_eq!(close_code(&mut socket).await, CloseCode::Library(4004));
-    let mut socket = connect(&plain.address, None).await;
+    let mut socket = connect(plain.address(), None).await;
     send(
         &mut socket,
         &json!({"action": "initialize", "args": {"token": bob, "conversation_id": "nope"}})
@@ -270,7 +237,7 @@ async fn authentication_and_ownership(t: &TestDb) {
     let (root_key, _) = openhands::web::keys::issue_key(&t.db, &root.id, "test", None)
         .await
         .unwrap();
-    let mut socket = connect(&plain.address, Some(&root_key)).await;
+    let mut socket = connect(plain.address(), Some(&root_key)).await;
     send(
         &mut socket,
         &json!({"action": "initialize", "args": {"conversation_id": conversation_id}}).to_string(),
@@ -280,7 +247,7 @@ async fn authentication_and_ownership(t: &TestDb) {
     assert_eq!(replayed["id"].as_i64(), Some(1), "{replayed}");
 
     // Alice, with her key in `initialize`, follows it again: its log, replayed.
-    let mut socket = connect(&plain.address, None).await;
+    let mut socket = connect(plain.address(), None).await;
     send(
         &mut socket,
         &json!({"action": "initialize", "args": {"session_api_key": alice, "conversation_id": conversation_id}})
@@ -301,15 +268,15 @@ async fn authentication_and_ownership(t: &TestDb) {
     assert!(is_state(&next_json(&mut socket).await, "init"));
 
     // OPENHANDS_LEGACY_WS_USER naming nobody: said on connect, and 4001.
-    let ghost = serve(state_with(
+    let ghost = serve(
         t,
         HttpSettings {
             legacy_ws_user: Some("ghost".into()),
             ..HttpSettings::default()
         },
-    ))
+    )
     .await;
-    let mut socket = connect(&ghost.address, None).await;
+    let mut socket = connect(ghost.address(), None).await;
     send(&mut socket, README_FRAME).await;
     let message = error_message(&mut socket).await;
     assert!(
@@ -320,15 +287,15 @@ async fn authentication_and_ownership(t: &TestDb) {
     assert_eq!(close_code(&mut socket).await, CloseCode::Library(4001));
 
     // Naming Bob: a connection without credentials is Bob's, and sees only Bob's.
-    let as_bob = serve(state_with(
+    let as_bob = serve(
         t,
         HttpSettings {
             legacy_ws_user: Some("bob".into()),
             ..HttpSettings::default()
         },
-    ))
+    )
     .await;
-    let mut socket = connect(&as_bob.address, None).await;
+    let mut socket = connect(as_bob.address(), None).await;
     send(
         &mut socket,
         &json!({"action": "initialize", "args": {"conversation_id": conversation_id}}).to_string(),
@@ -336,7 +303,7 @@ async fn authentication_and_ownership(t: &TestDb) {
     .await;
     assert_eq!(error_message(&mut socket).await, "conversation not found");
     assert_eq!(close_code(&mut socket).await, CloseCode::Library(4004));
-    let mut socket = connect(&as_bob.address, None).await;
+    let mut socket = connect(as_bob.address(), None).await;
     send(
         &mut socket,
         r#"{"action": "think", "args": {"thought": "mine"}}"#,
@@ -362,15 +329,15 @@ async fn authentication_and_ownership(t: &TestDb) {
 
 async fn wrong_frames(t: &TestDb) {
     let alice = user(t, "alice").await;
-    let web = serve(state_with(
+    let web = serve(
         t,
         HttpSettings {
             api_max_body_bytes: 4096,
             ..HttpSettings::default()
         },
-    ))
+    )
     .await;
-    let mut socket = connect(&web.address, Some(&alice)).await;
+    let mut socket = connect(web.address(), Some(&alice)).await;
     send(&mut socket, README_FRAME).await;
     let first = next_json(&mut socket).await;
     assert_eq!(first["args"]["content"], README_TASK);
@@ -486,56 +453,6 @@ async fn wrong_frames(t: &TestDb) {
     drop(web);
 }
 
-/// Workers in this process with a Docker sandbox and the scripted LLM as the server's model.
-struct Workers {
-    fake: FakeLlm,
-    stop: CancellationToken,
-    _cleanup: OwnerCleanup,
-}
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-async fn workers(t: &TestDb, state: &AppState, script: Vec<Turn>) -> Workers {
-    let fake = FakeLlm::start(script).await;
-    let llm = LlmClient::new(
-        "openai/gpt-fake",
-        Some("sk-test".parse().unwrap()),
-        Some(&fake.base_url()),
-    )
-    .unwrap();
-    let sandbox = sandbox_settings();
-    let owner = sandbox.sandbox_owner.clone().unwrap();
-    let backend = DockerBackend::connect(&sandbox).await.unwrap();
-    let stop = CancellationToken::new();
-    let runtime = AgentRuntime::new(AgentSettings::default(), Some(llm), sandbox, stop.clone())
-        .unwrap()
-        .with_sandboxes(backend);
-    let runtime = Arc::new(runtime);
-    let ctx = JobContext {
-        bus: state.bus.clone(),
-        ..JobContext::new(t.db.clone())
-    };
-    let settings = WorkerSettings {
-        poll_interval: Duration::from_millis(20),
-        ..WorkerSettings::default()
-    };
-    tokio::spawn(openhands::app::run_workers(
-        ctx,
-        Some(runtime),
-        settings,
-        stop.clone().cancelled_owned(),
-    ));
-    Workers {
-        fake,
-        stop,
-        _cleanup: OwnerCleanup(owner),
-    }
-}
-
 /// Sends a user action and returns its action frame and the observation that answers it.
 async fn act(socket: &mut Socket, frame: Value) -> (Value, Value) {
     send(socket, &frame.to_string()).await;
@@ -558,11 +475,11 @@ async fn act(socket: &mut Socket, frame: Value) -> (Value, Value) {
 async fn the_users_own_actions_run_in_the_sandbox() {
     let t = TestDb::new(Kind::Postgres).await;
     let alice = user(&t, "alice").await;
-    let web = serve(state_with(&t, HttpSettings::default())).await;
-    let workers = workers(
-        &t,
-        &web.state,
-        vec![
+    // Workers in this process with a Docker sandbox and the scripted LLM as the server's
+    // model, beside the web role.
+    let web = Service::builder(&t.db)
+        .serve()
+        .agent(vec![
             // Slow enough that the user's command arrives while the model thinks.
             Turn::call(
                 "execute_bash",
@@ -570,10 +487,14 @@ async fn the_users_own_actions_run_in_the_sandbox() {
             )
             .after(Duration::from_secs(3)),
             Turn::call("finish", json!({"message": "Read the notes."})),
-        ],
-    )
-    .await;
-    let mut socket = connect(&web.address, Some(&alice)).await;
+        ])
+        .worker_settings(WorkerSettings {
+            poll_interval: Duration::from_millis(20),
+            ..WorkerSettings::default()
+        })
+        .start()
+        .await;
+    let mut socket = connect(web.address(), Some(&alice)).await;
 
     let (_, ran) = act(
         &mut socket,
@@ -642,7 +563,7 @@ async fn the_users_own_actions_run_in_the_sandbox() {
         (&json!("think"), &json!("Your thought has been logged."))
     );
     assert!(
-        workers.fake.requests().is_empty(),
+        web.llm().requests().is_empty(),
         "no LLM call for the user's actions"
     );
 
@@ -687,7 +608,7 @@ async fn the_users_own_actions_run_in_the_sandbox() {
             .unwrap()
             .contains("while-you-think")
     );
-    let requests = workers.fake.requests();
+    let requests = web.llm().requests();
     assert_eq!(requests.len(), 2, "two steps of the agent");
     let first: String = requests[0]
         .messages
@@ -705,17 +626,13 @@ async fn the_users_own_actions_run_in_the_sandbox() {
         .map(|m| m.text.clone())
         .collect();
     assert!(second.contains("while-you-think"), "{second}");
-    workers.fake.assert_each_tool_call_answered_once();
+    web.llm().assert_each_tool_call_answered_once();
 
     // The user's `finish` ends it.
     let (_, finished) = act(&mut socket, json!({"action": "finish", "args": {}})).await;
     assert!(is_state(&finished, "finished"), "{finished}");
-    assert_eq!(
-        workers.fake.requests().len(),
-        2,
-        "no LLM call for the finish"
-    );
-    drop((web, workers));
+    assert_eq!(web.llm().requests().len(), 2, "no LLM call for the finish");
+    drop(web);
     t.drop_database().await;
 }
 

@@ -10,13 +10,12 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures::StreamExt;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use support::fake_llm::{FakeLlm, Turn};
 use support::fakes::{self, FakeProviders};
 use support::git_server::GitServer;
 use support::sandbox::{OwnerCleanup, test_image};
+use support::signing;
 use support::{ChildGuard, TestDb, free_port, wait_for};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -123,28 +122,19 @@ async fn two_web_and_two_worker_processes_share_one_database_and_a_runtime_api()
     }
 
     // The mention, accepted by the first web process.
-    let body = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/github/issue_comment.created.json"
-    ))
+    let answer = signing::github(
+        SECRET,
+        "issue_comment",
+        "multi-process-1",
+        support::fixture("github/issue_comment.created.json"),
+    )
+    .post(
+        &reqwest::Client::new(),
+        &format!("http://127.0.0.1:{first}"),
+    )
+    .send()
+    .await
     .unwrap();
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(&body);
-    let answer = reqwest::Client::new()
-        .post(format!(
-            "http://127.0.0.1:{first}/api/integration/github/events"
-        ))
-        .header("content-type", "application/json")
-        .header("x-github-event", "issue_comment")
-        .header("x-github-delivery", "multi-process-1")
-        .header(
-            "x-hub-signature-256",
-            format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(answer.status().as_u16(), 202);
     let conversation = wait_for("the conversation", Duration::from_secs(60), || async {
         t.db.conversation_by_external_ref("github", &format!("{REPO}#17"))

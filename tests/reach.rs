@@ -8,32 +8,19 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use clap::Parser;
-use hmac::{Hmac, Mac};
-use openhands::agent::AgentRuntime;
-use openhands::agent::llm::LlmClient;
 use openhands::agent::settings::AgentSettings;
-use openhands::config::Cli;
-use openhands::integrations::Providers;
-use openhands::integrations::Webhooks;
-use openhands::queue::{JobContext, WorkerSettings};
-use openhands::sandbox::docker::DockerBackend;
 use openhands::storage::Conversation;
-use openhands::web::{AppState, router};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use support::fake_llm::{FakeLlm, TITLE, Turn};
 use support::fakes::{self, FakeProviders};
 use support::git_server::GitServer;
-use support::sandbox::{OwnerCleanup, settings as sandbox_settings};
-use support::{Kind, TestDb, wait_for};
-use tokio_util::sync::CancellationToken;
+use support::signing;
+use support::{Kind, TestDb, fixture, wait_for};
 use tower::ServiceExt;
 
 const REPO: &str = "Codertocat/Hello-World";
@@ -51,22 +38,17 @@ const ALICE_GITHUB: &str = "alice-gh";
 const ALICE_SLACK: &str = "U0ALICE01";
 const THREAD: &str = "1714567890.123456";
 
+/// The service with GitHub, Slack, Jira and Linear pointed at the fakes, the scripted LLM
+/// and Docker sandboxes; repositories are served by a loopback git host.
 struct Service {
+    _roles: support::service::Service,
     t: TestDb,
     app: Router,
     fakes: FakeProviders,
     fake_llm: FakeLlm,
     git: GitServer,
     alice: String,
-    stop: CancellationToken,
     _skills: tempfile::TempDir,
-    _cleanup: OwnerCleanup,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
 }
 
 /// What a test's repository holds besides its README, and what the service's own skills
@@ -80,7 +62,31 @@ struct Setup<'a> {
 
 async fn service(script: Vec<Turn>, setup: Setup<'_>) -> Service {
     let t = TestDb::new(Kind::Postgres).await;
-    let fakes = FakeProviders::start().await;
+    let skills = tempfile::tempdir().unwrap();
+    for (path, contents) in setup.skills {
+        std::fs::write(skills.path().join(path), contents).unwrap();
+    }
+    let roles = support::service::Service::builder(&t.db)
+        .fakes()
+        .set("--github-webhook-secret", GITHUB_SECRET)
+        .set("--public-url", PUBLIC_URL)
+        .unset("--gitlab-token")
+        .unset("--gitlab-api-url")
+        .set("--slack-signing-secret", SLACK_SECRET)
+        .set("--jira-webhook-secret", JIRA_SECRET)
+        .set("--linear-webhook-secret", LINEAR_SECRET)
+        .set("--ticket-repositories", format!("ENG={ROUTED_REPO}"))
+        .admin_key(ADMIN_KEY)
+        .state(|state| state.with_public_url(PUBLIC_URL))
+        .web()
+        .agent(script)
+        .agent_settings(AgentSettings {
+            skills_dir: Some(skills.path().to_path_buf()),
+            ..AgentSettings::default()
+        })
+        .start()
+        .await;
+    let fakes = roles.fakes().clone();
     let git = GitServer::start(GITHUB_TOKEN).await;
     git.create_repo_with("hello-world", setup.files);
     fakes.set_github_clone_url(REPO, &git.url("hello-world"));
@@ -96,95 +102,6 @@ async fn service(script: Vec<Turn>, setup: Setup<'_>) -> Service {
     fakes.set_github_account(ALICE_GITHUB_ID, ALICE_GITHUB);
     fakes.set_github_permission(REPO, ALICE_GITHUB, "write");
     fakes.set_github_permission(REPO, "mona", "write");
-    let skills = tempfile::tempdir().unwrap();
-    for (path, contents) in setup.skills {
-        std::fs::write(skills.path().join(path), contents).unwrap();
-    }
-    let key_path = format!(
-        "{}/tests/fixtures/github-app/private-key.pem",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let cli = Cli::try_parse_from([
-        "openhands",
-        "--github-webhook-secret",
-        GITHUB_SECRET,
-        "--github-app-id",
-        &fakes::GITHUB_APP_ID.to_string(),
-        "--github-app-private-key",
-        &key_path,
-        "--github-api-url",
-        &fakes.github_api_url(),
-        "--public-url",
-        PUBLIC_URL,
-        "--slack-signing-secret",
-        SLACK_SECRET,
-        "--slack-team-id",
-        "T0001",
-        "--slack-bot-token",
-        fakes::SLACK_BOT_TOKEN,
-        "--slack-api-url",
-        &fakes.slack_api_url(),
-        "--jira-webhook-secret",
-        JIRA_SECRET,
-        "--jira-base-url",
-        &fakes.jira_site_url(),
-        "--jira-email",
-        fakes::JIRA_EMAIL,
-        "--jira-api-token",
-        fakes::JIRA_API_TOKEN,
-        "--linear-webhook-secret",
-        LINEAR_SECRET,
-        "--linear-organization-id",
-        "org-1",
-        "--linear-api-key",
-        fakes::LINEAR_API_KEY,
-        "--linear-api-url",
-        &fakes.linear_api_url(),
-        "--ticket-repositories",
-        &format!("ENG={ROUTED_REPO}"),
-        "serve",
-    ])
-    .unwrap();
-    cli.config.validate().unwrap();
-    let fake_llm = FakeLlm::start(script).await;
-    let llm = LlmClient::new(
-        "openai/gpt-fake",
-        Some("sk-test".parse().unwrap()),
-        Some(&fake_llm.base_url()),
-    )
-    .unwrap();
-    let sandbox = sandbox_settings();
-    let owner = sandbox.sandbox_owner.clone().unwrap();
-    let backend = DockerBackend::connect(&sandbox).await.unwrap();
-    let stop = CancellationToken::new();
-    let agent_settings = AgentSettings {
-        skills_dir: Some(skills.path().to_path_buf()),
-        ..AgentSettings::default()
-    };
-    let runtime = AgentRuntime::new(agent_settings, Some(llm), sandbox, stop.clone())
-        .unwrap()
-        .with_sandboxes(backend);
-    let ctx = JobContext {
-        providers: Arc::new(Providers::from_config(&cli.config.providers).unwrap()),
-        ..JobContext::new(t.db.clone())
-    };
-    let workers = WorkerSettings {
-        concurrency: 4,
-        poll_interval: Duration::from_millis(20),
-        retry_base_delay: Duration::from_millis(50),
-        retry_max_delay: Duration::from_millis(200),
-        ..WorkerSettings::default()
-    };
-    tokio::spawn(openhands::app::run_workers(
-        ctx,
-        Some(Arc::new(runtime)),
-        workers,
-        stop.clone().cancelled_owned(),
-    ));
-    let state = AppState::new(t.db.clone())
-        .with_webhooks(Webhooks::from_config(&cli.config.providers))
-        .with_public_url(PUBLIC_URL)
-        .with_admin_key(Some(ADMIN_KEY.parse().unwrap()));
     // Alice: her Slack, Jira, Linear and GitHub accounts are linked.
     let alice = t.db.create_user("alice", None, false).await.unwrap();
     for (provider, workspace, account) in [
@@ -211,14 +128,13 @@ async fn service(script: Vec<Turn>, setup: Setup<'_>) -> Service {
     }
     Service {
         t,
-        app: router(state),
+        app: roles.app(),
         fakes,
-        fake_llm,
+        fake_llm: roles.llm().clone(),
         git,
         alice: alice.id,
-        stop,
         _skills: skills,
-        _cleanup: OwnerCleanup(owner),
+        _roles: roles,
     }
 }
 
@@ -230,54 +146,13 @@ fn host_of(api_url: &str) -> String {
         .to_string()
 }
 
-fn fixture(path: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/{path}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
-
-fn hmac_hex(secret: &str, parts: &[&[u8]]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    for part in parts {
-        mac.update(part);
-    }
-    hex::encode(mac.finalize().into_bytes())
-}
-
-fn now_seconds() -> String {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string()
-}
-
-/// A request to `path` signed as Slack signs it, with `secret`.
-fn slack_signed(path: &str, content_type: &str, body: Vec<u8>, secret: &str) -> Request<Body> {
-    let ts = now_seconds();
-    let signature = hmac_hex(secret, &[b"v0:", ts.as_bytes(), b":", &body]);
-    Request::post(path)
-        .header("content-type", content_type)
-        .header("x-slack-request-timestamp", &ts)
-        .header("x-slack-signature", format!("v0={signature}"))
-        .body(Body::from(body))
-        .unwrap()
-}
-
 /// Slack's `app_mention` of the app by `user` at the top of channel C0001, saying `text`.
 fn slack_mention(user: &str, text: &str, event_id: &str) -> Request<Body> {
     let mut body: Value = serde_json::from_slice(&fixture("slack/app_mention.json")).unwrap();
     body["event"]["user"] = json!(user);
     body["event"]["text"] = json!(format!("<@U0BOT0001> {text}"));
     body["event_id"] = json!(event_id);
-    slack_signed(
-        "/api/integration/slack/events",
-        "application/json",
-        serde_json::to_vec(&body).unwrap(),
-        SLACK_SECRET,
-    )
+    signing::slack(SLACK_SECRET, serde_json::to_vec(&body).unwrap()).into()
 }
 
 /// Slack's `message` reply by `user` in the thread, saying `text` (no mention).
@@ -290,12 +165,7 @@ fn slack_thread_reply(user: &str, text: &str, ts: &str) -> Request<Body> {
     body["event"]["thread_ts"] = json!(THREAD);
     body["event"]["channel"] = json!("C0001");
     body["event_id"] = json!(format!("Ev-reply-{ts}"));
-    slack_signed(
-        "/api/integration/slack/events",
-        "application/json",
-        serde_json::to_vec(&body).unwrap(),
-        SLACK_SECRET,
-    )
+    signing::slack(SLACK_SECRET, serde_json::to_vec(&body).unwrap()).into()
 }
 
 /// Slack's `block_actions` payload of `user` picking `value` from the agent's menu in the
@@ -313,15 +183,7 @@ fn slack_choice(user: &str, value: &str, trigger: &str, secret: &str) -> Request
     payload["trigger_id"] = json!(trigger);
     payload["actions"][0]["action_id"] = json!("openhands_repository");
     payload["actions"][0]["selected_option"]["value"] = json!(value);
-    let body: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("payload", &payload.to_string())
-        .finish();
-    slack_signed(
-        "/api/integration/slack/interactivity",
-        "application/x-www-form-urlencoded",
-        body.into_bytes(),
-        secret,
-    )
+    signing::slack_interactivity(secret, &payload).into()
 }
 
 /// A signed GitHub `issue_comment` by mona on octo-org/hello-world#17 moved to [`REPO`],
@@ -333,17 +195,13 @@ fn github_comment(text: &str, delivery: &str) -> Request<Body> {
     body["repository"]["full_name"] = json!(REPO);
     body["repository"]["name"] = json!("Hello-World");
     body["repository"]["owner"]["login"] = json!("Codertocat");
-    let body = serde_json::to_vec(&body).unwrap();
-    Request::post("/api/integration/github/events")
-        .header("content-type", "application/json")
-        .header("x-github-event", "issue_comment")
-        .header("x-github-delivery", delivery)
-        .header(
-            "x-hub-signature-256",
-            format!("sha256={}", hmac_hex(GITHUB_SECRET, &[&body])),
-        )
-        .body(Body::from(body))
-        .unwrap()
+    signing::github(
+        GITHUB_SECRET,
+        "issue_comment",
+        delivery,
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .into()
 }
 
 /// A signed Jira `comment_created` on ENG-42 by `account`, saying `text`.
@@ -358,39 +216,24 @@ fn jira_comment(site: &str, account: &str, text: &str, delivery: &str) -> Reques
     body["comment"]["updateAuthor"]["accountId"] = json!(account);
     body["comment"]["id"] = json!(delivery);
     body["comment"]["body"] = json!(text);
-    let body = serde_json::to_vec(&body).unwrap();
-    Request::post("/api/integration/jira/events")
-        .header("content-type", "application/json")
-        .header("x-atlassian-webhook-identifier", delivery)
-        .header(
-            "x-hub-signature",
-            format!("sha256={}", hmac_hex(JIRA_SECRET, &[&body])),
-        )
-        .body(Body::from(body))
-        .unwrap()
+    signing::jira(JIRA_SECRET, delivery, serde_json::to_vec(&body).unwrap()).into()
 }
 
 /// A signed Linear comment on OPS-7 (a team without a configured repository), saying `text`.
 fn linear_comment(text: &str, comment_id: &str) -> Request<Body> {
     let mut body: Value = serde_json::from_slice(&fixture("linear/comment.create.json")).unwrap();
-    body["webhookTimestamp"] = json!(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64
-    );
+    signing::stamp_linear(&mut body);
     body["data"]["id"] = json!(comment_id);
     body["data"]["body"] = json!(text);
     body["data"]["issue"]["identifier"] = json!("OPS-7");
     body["data"]["issue"]["team"]["key"] = json!("OPS");
     body["data"]["issue"]["url"] = json!("https://linear.app/acme/issue/OPS-7/flaky");
-    let body = serde_json::to_vec(&body).unwrap();
-    Request::post("/api/integration/linear/events")
-        .header("content-type", "application/json")
-        .header("linear-delivery", comment_id)
-        .header("linear-signature", hmac_hex(LINEAR_SECRET, &[&body]))
-        .body(Body::from(body))
-        .unwrap()
+    signing::linear(
+        LINEAR_SECRET,
+        comment_id,
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .into()
 }
 
 impl Service {

@@ -6,31 +6,18 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use clap::Parser;
-use hmac::{Hmac, Mac};
-use openhands::agent::AgentRuntime;
-use openhands::agent::llm::LlmClient;
-use openhands::agent::settings::AgentSettings;
-use openhands::config::Cli;
-use openhands::integrations::Providers;
-use openhands::integrations::Webhooks;
-use openhands::queue::{JobContext, WorkerSettings};
-use openhands::sandbox::docker::DockerBackend;
-use openhands::web::{AppState, router};
 use serde_json::json;
-use sha2::Sha256;
 use support::fake_llm::{FakeLlm, Turn};
 use support::fakes::{self, FakeProviders, Fault};
+use support::fixture as fixture_at;
 use support::git_server::GitServer;
-use support::sandbox::{OwnerCleanup, settings as sandbox_settings};
+use support::signing;
 use support::{Kind, TestDb, wait_for};
-use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 const SECRET: &str = "results-secret";
@@ -43,26 +30,35 @@ const LINEAR_SECRET: &str = "linear-results-secret";
 const GITHUB_TOKEN: &str = "ghs_installation_4242";
 const ADMIN_KEY: &str = "results-admin-key";
 
+/// The service with every provider pointed at the fakes, the scripted LLM and Docker
+/// sandboxes; GitHub's and GitLab's repositories are served by loopback git hosts.
 struct Service {
+    _roles: support::service::Service,
     t: TestDb,
     app: Router,
     fakes: FakeProviders,
     fake_llm: FakeLlm,
     git: GitServer,
     gitlab_git: GitServer,
-    stop: CancellationToken,
-    _cleanup: OwnerCleanup,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
 }
 
 async fn service(script: Vec<Turn>) -> Service {
     let t = TestDb::new(Kind::Postgres).await;
-    let fakes = FakeProviders::start().await;
+    let roles = support::service::Service::builder(&t.db)
+        .fakes()
+        .set("--github-webhook-secret", SECRET)
+        .set("--public-url", PUBLIC_URL)
+        .set("--gitlab-webhook-token", GITLAB_WEBHOOK_TOKEN)
+        .set("--slack-signing-secret", SLACK_SECRET)
+        .set("--jira-webhook-secret", JIRA_SECRET)
+        .set("--linear-webhook-secret", LINEAR_SECRET)
+        .set("--ticket-repositories", format!("ENG={REPO}"))
+        .admin_key(ADMIN_KEY)
+        .web()
+        .agent(script)
+        .start()
+        .await;
+    let fakes = roles.fakes().clone();
     fakes.set_github_permission(REPO, "mona", "write");
     let git = GitServer::start(GITHUB_TOKEN).await;
     git.create_repo("hello-world");
@@ -71,103 +67,14 @@ async fn service(script: Vec<Turn>) -> Service {
     let gitlab_git = GitServer::start_for("oauth2", fakes::GITLAB_TOKEN).await;
     gitlab_git.create_repo("widgets");
     fakes.set_gitlab_repo_url(42, &gitlab_git.url("widgets"));
-    let jira_site = fakes.jira_site_url();
-    let linear_api = fakes.linear_api_url();
-    let key_path = format!(
-        "{}/tests/fixtures/github-app/private-key.pem",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let cli = Cli::try_parse_from([
-        "openhands",
-        "--github-webhook-secret",
-        SECRET,
-        "--github-app-id",
-        &fakes::GITHUB_APP_ID.to_string(),
-        "--github-app-private-key",
-        &key_path,
-        "--github-api-url",
-        &fakes.github_api_url(),
-        "--public-url",
-        PUBLIC_URL,
-        "--gitlab-webhook-token",
-        GITLAB_WEBHOOK_TOKEN,
-        "--gitlab-token",
-        fakes::GITLAB_TOKEN,
-        "--gitlab-api-url",
-        &fakes.gitlab_api_url(),
-        "--slack-signing-secret",
-        SLACK_SECRET,
-        "--slack-team-id",
-        "T0001",
-        "--slack-bot-token",
-        fakes::SLACK_BOT_TOKEN,
-        "--slack-api-url",
-        &fakes.slack_api_url(),
-        "--jira-webhook-secret",
-        JIRA_SECRET,
-        "--jira-base-url",
-        &jira_site,
-        "--jira-email",
-        fakes::JIRA_EMAIL,
-        "--jira-api-token",
-        fakes::JIRA_API_TOKEN,
-        "--linear-webhook-secret",
-        LINEAR_SECRET,
-        "--linear-organization-id",
-        "org-1",
-        "--linear-api-key",
-        fakes::LINEAR_API_KEY,
-        "--linear-api-url",
-        &linear_api,
-        "--ticket-repositories",
-        &format!("ENG={REPO}"),
-        "serve",
-    ])
-    .unwrap();
-    cli.config.validate().unwrap();
-    let fake_llm = FakeLlm::start(script).await;
-    let llm = LlmClient::new(
-        "openai/gpt-fake",
-        Some("sk-test".parse().unwrap()),
-        Some(&fake_llm.base_url()),
-    )
-    .unwrap();
-    let sandbox = sandbox_settings();
-    let owner = sandbox.sandbox_owner.clone().unwrap();
-    let backend = DockerBackend::connect(&sandbox).await.unwrap();
-    let stop = CancellationToken::new();
-    let runtime = AgentRuntime::new(AgentSettings::default(), Some(llm), sandbox, stop.clone())
-        .unwrap()
-        .with_sandboxes(backend);
-    let ctx = JobContext {
-        providers: Arc::new(Providers::from_config(&cli.config.providers).unwrap()),
-        ..JobContext::new(t.db.clone())
-    };
-    let workers = WorkerSettings {
-        concurrency: 4,
-        poll_interval: Duration::from_millis(20),
-        retry_base_delay: Duration::from_millis(50),
-        retry_max_delay: Duration::from_millis(200),
-        ..WorkerSettings::default()
-    };
-    tokio::spawn(openhands::app::run_workers(
-        ctx,
-        Some(Arc::new(runtime)),
-        workers,
-        stop.clone().cancelled_owned(),
-    ));
-    let state = AppState::new(t.db.clone())
-        .with_webhooks(Webhooks::from_config(&cli.config.providers))
-        .with_admin_key(Some(ADMIN_KEY.parse().unwrap()));
     Service {
         t,
-        app: router(state),
+        app: roles.app(),
         fakes,
-        fake_llm,
+        fake_llm: roles.llm().clone(),
         git,
         gitlab_git,
-        stop,
-        _cleanup: OwnerCleanup(owner),
+        _roles: roles,
     }
 }
 
@@ -176,30 +83,11 @@ fn signed(body: &[u8], delivery: &str) -> Request<Body> {
 }
 
 fn signed_event(body: &[u8], delivery: &str, event: &str) -> Request<Body> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    Request::post("/api/integration/github/events")
-        .header("content-type", "application/json")
-        .header("x-github-event", event)
-        .header("x-github-delivery", delivery)
-        .header(
-            "x-hub-signature-256",
-            format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
-        )
-        .body(Body::from(body.to_vec()))
-        .unwrap()
+    signing::github(SECRET, event, delivery, body).into()
 }
 
 fn fixture() -> Vec<u8> {
-    read_fixture("github/issue_comment.created.json")
-}
-
-fn read_fixture(path: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/{path}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
+    fixture_at("github/issue_comment.created.json")
 }
 
 impl Service {
@@ -390,29 +278,7 @@ async fn a_deleted_status_comment_is_replaced_by_a_new_one() {
 }
 
 fn slack_mention() -> Request<Body> {
-    let body = std::fs::read(format!(
-        "{}/tests/fixtures/slack/app_mention.json",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let ts = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs())
-    .to_string();
-    let mut mac = Hmac::<Sha256>::new_from_slice(SLACK_SECRET.as_bytes()).unwrap();
-    for part in [b"v0:".as_slice(), ts.as_bytes(), b":", &body] {
-        mac.update(part);
-    }
-    Request::post("/api/integration/slack/events")
-        .header("content-type", "application/json")
-        .header("x-slack-request-timestamp", &ts)
-        .header(
-            "x-slack-signature",
-            format!("v0={}", hex::encode(mac.finalize().into_bytes())),
-        )
-        .body(Body::from(body))
-        .unwrap()
+    signing::slack(SLACK_SECRET, fixture_at("slack/app_mention.json")).into()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -593,13 +459,7 @@ impl Service {
 
 /// A signed GitLab note hook.
 fn gitlab_note(fixture: &str, uuid: &str) -> Request<Body> {
-    Request::post("/api/integration/gitlab/events")
-        .header("content-type", "application/json")
-        .header("x-gitlab-event", "Note Hook")
-        .header("x-gitlab-event-uuid", uuid)
-        .header("x-gitlab-token", GITLAB_WEBHOOK_TOKEN)
-        .body(Body::from(read_fixture(fixture)))
-        .unwrap()
+    signing::gitlab(GITLAB_WEBHOOK_TOKEN, "Note Hook", uuid, fixture_at(fixture)).into()
 }
 
 /// How many commits `branch` of `repo` has beyond `base`.
@@ -721,7 +581,7 @@ async fn a_review_comment_pushes_to_the_pull_requests_branch_and_replies_in_its_
         .git("hello-world", &["branch", "fix/empty-input", "main"]);
     s.fakes
         .add_github_pull(REPO, 21, "octo-org", "fix/empty-input", "main");
-    let body = read_fixture("github/pull_request_review_comment.created.json");
+    let body = fixture_at("github/pull_request_review_comment.created.json");
     s.accept(signed_event(
         &body,
         "gh-review-1",
@@ -766,7 +626,7 @@ async fn a_pull_request_from_a_fork_says_its_branch_cannot_be_pushed() {
         .set_github_clone_url("contributor/hello-world", &s.git.url("fork"));
     s.fakes
         .add_github_pull(REPO, 21, "contributor", "fix/empty-input", "main");
-    let body = read_fixture("github/pull_request_review_comment.created.json");
+    let body = fixture_at("github/pull_request_review_comment.created.json");
     s.accept(signed_event(
         &body,
         "gh-review-2",
@@ -872,50 +732,30 @@ async fn a_gitlab_diff_note_pushes_to_the_source_branch_and_replies_in_its_discu
     assert!(in_discussion[0].contains("Fixed the rounding."));
 }
 
-fn hmac_hex(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
-
 /// A signed Jira `comment_created` webhook from `site`: "@openhands please fix the flaky test"
 /// on ENG-42.
 fn jira_comment(site: &str, delivery: &str) -> Request<Body> {
-    let body = String::from_utf8(read_fixture("jira/comment_created.json"))
+    let body = String::from_utf8(fixture_at("jira/comment_created.json"))
         .unwrap()
         .replace("https://acme.atlassian.net", site);
-    Request::post("/api/integration/jira/events")
-        .header("content-type", "application/json")
-        .header("x-atlassian-webhook-identifier", delivery)
-        .header(
-            "x-hub-signature",
-            format!("sha256={}", hmac_hex(JIRA_SECRET, body.as_bytes())),
-        )
-        .body(Body::from(body))
-        .unwrap()
+    signing::jira(JIRA_SECRET, delivery, body).into()
 }
 
 /// Linear's comment webhook on ENG-7, sent now.
 fn linear_comment_payload() -> serde_json::Value {
     let mut linear: serde_json::Value =
-        serde_json::from_slice(&read_fixture("linear/comment.create.json")).unwrap();
-    linear["webhookTimestamp"] = json!(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64
-    );
+        serde_json::from_slice(&fixture_at("linear/comment.create.json")).unwrap();
+    signing::stamp_linear(&mut linear);
     linear
 }
 
 fn linear_comment(payload: &serde_json::Value, delivery: &str) -> Request<Body> {
-    let body = serde_json::to_vec(payload).unwrap();
-    Request::post("/api/integration/linear/events")
-        .header("content-type", "application/json")
-        .header("linear-delivery", delivery)
-        .header("linear-signature", hmac_hex(LINEAR_SECRET, &body))
-        .body(Body::from(body))
-        .unwrap()
+    signing::linear(
+        LINEAR_SECRET,
+        delivery,
+        serde_json::to_vec(payload).unwrap(),
+    )
+    .into()
 }
 
 impl Service {
@@ -1015,23 +855,18 @@ async fn jira_and_linear_tickets_get_an_acknowledgement_and_a_summary_comment_on
     assert_ignored(&s, linear_comment(&linear, "linear-results-own")).await;
     let (jira_ack, _) = s.fakes.jira_comments("ENG-42")[1].clone();
     let mut own: serde_json::Value = serde_json::from_str(
-        &String::from_utf8(read_fixture("jira/comment_created.json"))
+        &String::from_utf8(fixture_at("jira/comment_created.json"))
             .unwrap()
             .replace("https://acme.atlassian.net", &site),
     )
     .unwrap();
     own["comment"]["id"] = json!(jira_ack);
-    let own = serde_json::to_vec(&own).unwrap();
-    let request = Request::post("/api/integration/jira/events")
-        .header("content-type", "application/json")
-        .header("x-atlassian-webhook-identifier", "jira-results-own")
-        .header(
-            "x-hub-signature",
-            format!("sha256={}", hmac_hex(JIRA_SECRET, &own)),
-        )
-        .body(Body::from(own))
-        .unwrap();
-    assert_ignored(&s, request).await;
+    let request = signing::jira(
+        JIRA_SECRET,
+        "jira-results-own",
+        serde_json::to_vec(&own).unwrap(),
+    );
+    assert_ignored(&s, request.into()).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,11 +9,11 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use futures::{SinkExt, StreamExt};
-use openhands::live::{self, EventBus};
 use openhands::setting::Secret;
 use openhands::storage::NewEvent;
 use openhands::web::{AppState, router};
 use serde_json::{Value, json};
+use support::service::Service;
 use support::{Kind, TestDb};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -578,41 +578,20 @@ async fn api_keys(t: &TestDb) {
 }
 
 /// A web process on loopback: its router, its own event bus and NOTIFY listener.
-struct Node {
-    url: String,
-    state: AppState,
-    stop: CancellationToken,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-async fn node(t: &TestDb) -> Node {
-    let bus = EventBus::default();
-    let stop = CancellationToken::new();
-    tokio::spawn(live::listen(t.db.clone(), bus.clone(), stop.clone()));
-    let state = state(t).with_bus(bus);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let app = router(state.clone());
-    let serving = stop.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(serving.cancelled_owned())
-            .await
-            .unwrap();
-    });
-    Node { url, state, stop }
+async fn node(t: &TestDb) -> Service {
+    Service::builder(&t.db)
+        .admin_key(ADMIN_KEY)
+        .live()
+        .serve()
+        .start()
+        .await
 }
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(node: &Node, path: &str, key: Option<&str>) -> Socket {
-    let mut request = format!("ws://{}{path}", node.url)
+async fn connect(node: &Service, path: &str, key: Option<&str>) -> Socket {
+    let mut request = format!("ws://{}{path}", node.address())
         .into_client_request()
         .unwrap();
     if let Some(key) = key {
@@ -658,7 +637,7 @@ async fn a_socket_replays_then_streams_live_events_and_takes_messages_and_state_
     let web = node(&t).await;
     let alice = user(&t, "alice").await;
     let bob = user(&t, "bob").await;
-    let id = create(&web.state, &alice, json!({"initial_user_msg": "first"})).await;
+    let id = create(web.state(), &alice, json!({"initial_user_msg": "first"})).await;
     let path = format!("/sockets/events/{id}");
 
     // Header authentication; the stored event, then a live one.
@@ -672,7 +651,7 @@ async fn a_socket_replays_then_streams_live_events_and_takes_messages_and_state_
         (Some(1), Some("first"))
     );
     let (status, _) = call(
-        &web.state,
+        web.state(),
         "POST",
         &format!("/api/conversations/{id}/message"),
         Some(&alice),
@@ -783,7 +762,7 @@ async fn events_stream_across_nodes(kind: Kind) {
     let first = node(&t).await;
     let second = node(&t).await;
     let alice = user(&t, "alice").await;
-    let id = create(&first.state, &alice, json!({"initial_user_msg": "start"})).await;
+    let id = create(first.state(), &alice, json!({"initial_user_msg": "start"})).await;
     const EVENTS: i64 = 300;
     let writer = {
         let db = t.db.clone();
@@ -824,7 +803,7 @@ async fn events_stream_across_nodes(kind: Kind) {
     writer.await.unwrap();
     // A live event after the burst, written through the other node's API.
     let (status, _) = call(
-        &first.state,
+        first.state(),
         "POST",
         &format!("/api/conversations/{id}/message"),
         Some(&alice),
@@ -842,17 +821,30 @@ async fn events_stream_across_nodes(kind: Kind) {
 /// the sandbox's environment, and neither the key nor the secret is ever returned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_own_llm_and_secrets_drive_a_web_conversation() {
-    use openhands::agent::AgentRuntime;
-    use openhands::agent::settings::AgentSettings;
     use openhands::crypto::Keyring;
-    use openhands::queue::{JobContext, WorkerSettings};
-    use openhands::sandbox::docker::DockerBackend;
+    use openhands::queue::WorkerSettings;
     use support::fake_llm::{FakeLlm, Turn};
-    use support::sandbox::{OwnerCleanup, settings as sandbox_settings};
 
     let t = TestDb::new(Kind::Postgres).await;
     let secret: Secret = "web-api-test-secret-key-0123456789abcdef".parse().unwrap();
-    let s = state(&t).with_keyring(Keyring::new(Some(&secret)));
+    let keyring = Keyring::new(Some(&secret));
+    // The web role and workers with no server LLM at all.
+    let service = Service::builder(&t.db)
+        .admin_key(ADMIN_KEY)
+        .state({
+            let keyring = keyring.clone();
+            move |state| state.with_keyring(keyring)
+        })
+        .web()
+        .agent_without_llm()
+        .keyring(keyring)
+        .worker_settings(WorkerSettings {
+            poll_interval: Duration::from_millis(20),
+            ..WorkerSettings::default()
+        })
+        .start()
+        .await;
+    let s = service.state().clone();
     let alice = user(&t, "alice").await;
     let fake = FakeLlm::start(vec![
         Turn::call(
@@ -996,32 +988,6 @@ async fn a_users_own_llm_and_secrets_drive_a_web_conversation() {
         "{stored}"
     );
 
-    // Workers with no server LLM at all.
-    let sandbox = sandbox_settings();
-    let owner = sandbox.sandbox_owner.clone().unwrap();
-    let _cleanup = OwnerCleanup(owner);
-    let backend = DockerBackend::connect(&sandbox).await.unwrap();
-    let stop = CancellationToken::new();
-    let runtime = AgentRuntime::new(AgentSettings::default(), None, sandbox, stop.clone())
-        .unwrap()
-        .with_sandboxes(backend)
-        .with_keyring(Keyring::new(Some(&secret)));
-    let runtime = std::sync::Arc::new(runtime);
-    let ctx = JobContext {
-        bus: s.bus.clone(),
-        ..JobContext::new(t.db.clone())
-    };
-    let workers = WorkerSettings {
-        poll_interval: Duration::from_millis(20),
-        ..WorkerSettings::default()
-    };
-    tokio::spawn(openhands::app::run_workers(
-        ctx,
-        Some(runtime),
-        workers,
-        stop.clone().cancelled_owned(),
-    ));
-
     let id = create(
         &s,
         &alice,
@@ -1081,7 +1047,7 @@ async fn a_users_own_llm_and_secrets_drive_a_web_conversation() {
     // The title the model wrote, then two steps.
     assert_eq!(shown["stats"]["llm_calls"], 3);
     assert_eq!(fake.title_requests(), 1);
-    stop.cancel();
+    drop(service);
     t.drop_database().await;
 }
 

@@ -5,29 +5,23 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use base64::Engine as _;
-use clap::Parser;
-use hmac::{Hmac, Mac};
-use openhands::config::Cli;
-use openhands::integrations::Providers;
 use openhands::integrations::Webhooks;
 use openhands::integrations::providers::MAX_DIFF_CHARS;
 use openhands::integrations::request::Place;
-use openhands::queue::{JobContext, WorkerSettings};
-use openhands::storage::{Delivery, now_millis};
+use openhands::storage::Delivery;
 use openhands::web::{AppState, router};
 use serde_json::{Value, json};
-use sha2::Sha256;
-use support::TestDb;
-use support::fakes::{self, FakeProviders};
+use support::fakes;
 use support::git_server::GitServer;
-use tokio_util::sync::CancellationToken;
+use support::service::Service;
+use support::signing;
+use support::{TestDb, fixture};
 use tower::ServiceExt;
 
 on_both_backends! {
@@ -50,113 +44,29 @@ const JIRA_SECRET: &str = "jira-secret";
 const LINEAR_SECRET: &str = "linear-secret";
 const ADMIN_KEY: &str = "admin-key";
 
-fn fixture(path: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/{path}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
-
-fn hmac_hex(secret: &str, parts: &[&[u8]]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    for part in parts {
-        mac.update(part);
-    }
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// The service with every provider enabled and pointed at the fakes, and workers running.
-struct Service {
-    app: Router,
-    fakes: FakeProviders,
-    /// What the workers use to reach the providers.
-    intake: Arc<Providers>,
-    stop: CancellationToken,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
+/// The service with every provider enabled and pointed at the fakes (Jira at the fixtures'
+/// site, Linear without an API key), and workers running.
 async fn service(t: &TestDb) -> Service {
-    let fakes = FakeProviders::start().await;
-    let key_path = format!(
-        "{}/tests/fixtures/github-app/private-key.pem",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let app_id = fakes::GITHUB_APP_ID.to_string();
-    let (github, gitlab, slack) = (
-        fakes.github_api_url(),
-        fakes.gitlab_api_url(),
-        fakes.slack_api_url(),
-    );
-    let cli = Cli::try_parse_from([
-        "openhands",
-        "--github-webhook-secret",
-        &format!("old-secret, {GITHUB_SECRET}"),
-        "--github-app-id",
-        &app_id,
-        "--github-app-private-key",
-        &key_path,
-        "--github-api-url",
-        &github,
-        "--gitlab-webhook-token",
-        GITLAB_WEBHOOK_TOKEN,
-        "--gitlab-token",
-        fakes::GITLAB_TOKEN,
-        "--gitlab-api-url",
-        &gitlab,
-        "--slack-signing-secret",
-        SLACK_SECRET,
-        "--slack-team-id",
-        "T0001",
-        "--slack-bot-token",
-        fakes::SLACK_BOT_TOKEN,
-        "--slack-api-url",
-        &slack,
-        "--jira-webhook-secret",
-        JIRA_SECRET,
-        "--jira-base-url",
-        "https://acme.atlassian.net/",
-        "--linear-webhook-secret",
-        LINEAR_SECRET,
-        "--linear-organization-id",
-        "org-1",
-        "serve",
-    ])
-    .unwrap();
-    cli.config.validate().unwrap();
-    let state = AppState::new(t.db.clone())
-        .with_admin_key(Some(ADMIN_KEY.parse().unwrap()))
-        .with_webhooks(Webhooks::from_config(&cli.config.providers));
-    let intake = Arc::new(Providers::from_config(&cli.config.providers).unwrap());
-    let ctx = JobContext {
-        providers: intake.clone(),
-        ..JobContext::new(t.db.clone())
-    };
-    let stop = CancellationToken::new();
-    let settings = WorkerSettings {
-        concurrency: 4,
-        poll_interval: Duration::from_millis(50),
-        retry_base_delay: Duration::from_millis(50),
-        retry_max_delay: Duration::from_millis(200),
-        ..WorkerSettings::default()
-    };
-    tokio::spawn(openhands::app::run_workers(
-        ctx,
-        None,
-        settings,
-        stop.clone().cancelled_owned(),
-    ));
-    Service {
-        app: router(state),
-        fakes,
-        intake,
-        stop,
-    }
+    Service::builder(&t.db)
+        .fakes()
+        .set(
+            "--github-webhook-secret",
+            format!("old-secret, {GITHUB_SECRET}"),
+        )
+        .set("--gitlab-webhook-token", GITLAB_WEBHOOK_TOKEN)
+        .set("--slack-signing-secret", SLACK_SECRET)
+        .set("--jira-webhook-secret", JIRA_SECRET)
+        .set("--jira-base-url", "https://acme.atlassian.net/")
+        .unset("--jira-email")
+        .unset("--jira-api-token")
+        .set("--linear-webhook-secret", LINEAR_SECRET)
+        .unset("--linear-api-key")
+        .unset("--linear-api-url")
+        .admin_key(ADMIN_KEY)
+        .web()
+        .workers()
+        .start()
+        .await
 }
 
 async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
@@ -174,69 +84,30 @@ fn post(provider: &str) -> axum::http::request::Builder {
 }
 
 fn github(event: &str, delivery: &str, body: &[u8]) -> Request<Body> {
-    post("github")
-        .header("x-github-event", event)
-        .header("x-github-delivery", delivery)
-        .header(
-            "x-hub-signature-256",
-            format!("sha256={}", hmac_hex(GITHUB_SECRET, &[body])),
-        )
-        .body(Body::from(body.to_vec()))
-        .unwrap()
+    signing::github(GITHUB_SECRET, event, delivery, body).into()
 }
 
 fn gitlab(event: &str, uuid: &str, body: &[u8]) -> Request<Body> {
-    post("gitlab")
-        .header("x-gitlab-event", event)
-        .header("x-gitlab-event-uuid", uuid)
-        .header("x-gitlab-token", GITLAB_WEBHOOK_TOKEN)
-        .body(Body::from(body.to_vec()))
-        .unwrap()
-}
-
-fn slack_signed(body: &[u8], timestamp: i64) -> axum::http::request::Builder {
-    let ts = timestamp.to_string();
-    post("slack")
-        .header("x-slack-request-timestamp", &ts)
-        .header(
-            "x-slack-signature",
-            format!(
-                "v0={}",
-                hmac_hex(SLACK_SECRET, &[b"v0:", ts.as_bytes(), b":", body])
-            ),
-        )
+    signing::gitlab(GITLAB_WEBHOOK_TOKEN, event, uuid, body).into()
 }
 
 fn slack(body: &[u8]) -> Request<Body> {
-    slack_signed(body, now_millis() / 1000)
-        .body(Body::from(body.to_vec()))
-        .unwrap()
+    signing::slack(SLACK_SECRET, body).into()
 }
 
 fn jira(identifier: &str, body: &[u8]) -> Request<Body> {
-    post("jira")
-        .header("x-atlassian-webhook-identifier", identifier)
-        .header(
-            "x-hub-signature",
-            format!("sha256={}", hmac_hex(JIRA_SECRET, &[body])),
-        )
-        .body(Body::from(body.to_vec()))
-        .unwrap()
+    signing::jira(JIRA_SECRET, identifier, body).into()
 }
 
 /// A Linear fixture stamped now (Linear deliveries older than a minute are refused).
 fn linear_now(path: &str) -> Vec<u8> {
     let mut payload: Value = serde_json::from_slice(&fixture(path)).unwrap();
-    payload["webhookTimestamp"] = json!(now_millis());
+    signing::stamp_linear(&mut payload);
     serde_json::to_vec(&payload).unwrap()
 }
 
 fn linear(delivery: &str, body: &[u8]) -> Request<Body> {
-    post("linear")
-        .header("linear-delivery", delivery)
-        .header("linear-signature", hmac_hex(LINEAR_SECRET, &[body]))
-        .body(Body::from(body.to_vec()))
-        .unwrap()
+    signing::linear(LINEAR_SECRET, delivery, body).into()
 }
 
 fn admin(method: &str, uri: &str, body: Option<Value>) -> Request<Body> {
@@ -309,7 +180,7 @@ async fn accepted_context(t: &TestDb, app: &Router, request: Request<Body>) -> V
 
 async fn refused_and_nothing_stored(t: &TestDb) {
     let service = service(t).await;
-    let app = &service.app;
+    let app = &service.app();
     let body = fixture("github/issue_comment.created.json");
 
     let (status, answer) = send(app, post("bitbucket").body(Body::empty()).unwrap()).await;
@@ -342,19 +213,25 @@ async fn refused_and_nothing_stored(t: &TestDb) {
             .contains("X-Hub-Signature-256")
     );
 
-    let wrong_token = post("gitlab")
-        .header("x-gitlab-event", "Note Hook")
-        .header("x-gitlab-event-uuid", "u-1")
-        .header("x-gitlab-token", "not-the-token")
-        .body(Body::from(fixture("gitlab/note.issue.json")))
-        .unwrap();
-    assert_eq!(send(app, wrong_token).await.0, StatusCode::UNAUTHORIZED);
+    let wrong_token = signing::gitlab(
+        "not-the-token",
+        "Note Hook",
+        "u-1",
+        fixture("gitlab/note.issue.json"),
+    );
+    assert_eq!(
+        send(app, wrong_token.into()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 
     // Slack and Linear deliveries older than their replay windows.
     let slack_body = fixture("slack/app_mention.json");
-    let stale = slack_signed(&slack_body, now_millis() / 1000 - 301)
-        .body(Body::from(slack_body.clone()))
-        .unwrap();
+    let stale: Request<Body> = signing::slack_at(
+        SLACK_SECRET,
+        slack_body.clone(),
+        signing::now_seconds() - 301,
+    )
+    .into();
     assert_eq!(send(app, stale).await.0, StatusCode::UNAUTHORIZED);
     let old_linear = fixture("linear/comment.create.json");
     assert_eq!(
@@ -397,9 +274,9 @@ async fn refused_and_nothing_stored(t: &TestDb) {
 
 async fn github_comment_and_follow_up(t: &TestDb) {
     let service = service(t).await;
-    let app = &service.app;
+    let app = &service.app();
     service
-        .fakes
+        .fakes()
         .set_github_permission("octo-org/hello-world", "mona", "write");
     let body = fixture("github/issue_comment.created.json");
 
@@ -422,7 +299,7 @@ async fn github_comment_and_follow_up(t: &TestDb) {
     assert_eq!(owner.login, "github:mona");
 
     // The app authenticated with its JWT, then checked as the installation.
-    service.fakes.recorded(|r| {
+    service.fakes().recorded(|r| {
         assert_eq!(r.installation_tokens, vec![4242]);
         assert_eq!(
             r.permission_checks,
@@ -498,10 +375,10 @@ async fn github_comment_and_follow_up(t: &TestDb) {
 async fn github_reader_unauthorized(t: &TestDb) {
     let service = service(t).await;
     service
-        .fakes
+        .fakes()
         .set_github_permission("octo-org/hello-world", "mona", "read");
     let body = fixture("github/issue_comment.created.json");
-    let (status, answer) = send(&service.app, github("issue_comment", "gh-r", &body)).await;
+    let (status, answer) = send(&service.app(), github("issue_comment", "gh-r", &body)).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let delivery = handled(t, delivery_id(&answer)).await;
     assert_eq!(delivery.status, "unauthorized");
@@ -513,7 +390,7 @@ async fn github_reader_unauthorized(t: &TestDb) {
     stranger["sender"]["login"] = json!("eve");
     stranger["comment"]["id"] = json!(1);
     let stranger = serde_json::to_vec(&stranger).unwrap();
-    let (_, answer) = send(&service.app, github("issue_comment", "gh-e", &stranger)).await;
+    let (_, answer) = send(&service.app(), github("issue_comment", "gh-e", &stranger)).await;
     let delivery = handled(t, delivery_id(&answer)).await;
     assert_eq!(delivery.status, "unauthorized");
     assert!(delivery.reason.as_deref().unwrap().contains("`none`"));
@@ -521,8 +398,8 @@ async fn github_reader_unauthorized(t: &TestDb) {
 
 async fn gitlab_access_levels(t: &TestDb) {
     let service = service(t).await;
-    let app = &service.app;
-    service.fakes.set_gitlab_level(42, "2718", 20);
+    let app = &service.app();
+    service.fakes().set_gitlab_level(42, "2718", 20);
     let (status, answer) = send(
         app,
         gitlab("Note Hook", "g-1", &fixture("gitlab/note.issue.json")),
@@ -533,7 +410,7 @@ async fn gitlab_access_levels(t: &TestDb) {
     assert_eq!(reporter.status, "unauthorized");
     assert!(reporter.reason.unwrap().contains("access level 20"));
 
-    service.fakes.set_gitlab_level(42, "2718", 30);
+    service.fakes().set_gitlab_level(42, "2718", 30);
     let (status, answer) = send(
         app,
         gitlab(
@@ -560,14 +437,14 @@ async fn gitlab_access_levels(t: &TestDb) {
         "comments, not system notes"
     );
     assert_eq!(
-        service.fakes.recorded(|r| r.gitlab_checks.clone()),
+        service.fakes().recorded(|r| r.gitlab_checks.clone()),
         vec!["42/2718", "42/2718"]
     );
 }
 
 async fn slack_linking_and_redelivery(t: &TestDb) {
     let service = service(t).await;
-    let app = &service.app;
+    let app = &service.app();
     let mention = fixture("slack/app_mention.json");
 
     let (status, answer) = send(app, slack(&mention)).await;
@@ -577,7 +454,7 @@ async fn slack_linking_and_redelivery(t: &TestDb) {
     assert_eq!(unlinked.status, "unauthorized");
     // The hint is posted after the delivery is marked; under load it can trail a little.
     let told = support::wait_for("the ephemeral hint", Duration::from_secs(30), || async {
-        let told = service.fakes.recorded(|r| r.slack_ephemeral.clone());
+        let told = service.fakes().recorded(|r| r.slack_ephemeral.clone());
         (!told.is_empty()).then_some(told)
     })
     .await;
@@ -587,11 +464,10 @@ async fn slack_linking_and_redelivery(t: &TestDb) {
     assert!(told[0]["text"].as_str().unwrap().contains("not linked"));
 
     // Slack retries the same event: no second run, no second message.
-    let retry = slack_signed(&mention, now_millis() / 1000)
+    let retry = signing::slack(SLACK_SECRET, mention.clone())
         .header("x-slack-retry-num", "1")
         .header("x-slack-retry-reason", "http_timeout")
-        .body(Body::from(mention.clone()))
-        .unwrap();
+        .into();
     let (status, answer) = send(app, retry).await;
     assert_eq!(
         (status, answer["status"].as_str()),
@@ -623,7 +499,7 @@ async fn slack_linking_and_redelivery(t: &TestDb) {
         conversation.external_ref.as_deref(),
         Some("T0001/C0001/1714567890.123456")
     );
-    assert_eq!(service.fakes.recorded(|r| r.slack_ephemeral.len()), 1);
+    assert_eq!(service.fakes().recorded(|r| r.slack_ephemeral.len()), 1);
 
     // A reply in the thread from another linked member continues it.
     link(app, "bob", "slack", "T0001", "U0BOB0002").await;
@@ -662,7 +538,7 @@ async fn slack_linking_and_redelivery(t: &TestDb) {
 
 async fn jira_and_linear_links(t: &TestDb) {
     let service = service(t).await;
-    let app = &service.app;
+    let app = &service.app();
     let comment = fixture("jira/comment_created.json");
     let (status, answer) = send(app, jira("j-1", &comment)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
@@ -716,7 +592,7 @@ async fn jira_and_linear_links(t: &TestDb) {
 
 async fn ignored_and_handshakes(t: &TestDb) {
     let service = service(t).await;
-    let app = &service.app;
+    let app = &service.app();
 
     let (status, answer) = send(app, github("ping", "p-1", &fixture("github/ping.json"))).await;
     assert_eq!(
@@ -751,8 +627,8 @@ async fn ignored_and_handshakes(t: &TestDb) {
 
 async fn pull_and_merge_request_diffs(t: &TestDb) {
     let service = service(t).await;
-    let app = &service.app;
-    let fakes = &service.fakes;
+    let app = &service.app();
+    let fakes = service.fakes();
     fakes.set_github_permission("octo-org/hello-world", "mona", "write");
     let review = fixture("github/pull_request_review_comment.created.json");
     let context = accepted_context(
@@ -877,8 +753,8 @@ diff --git a/gen/0.txt b/gen/0.txt
 
 async fn unreadable_diff(t: &TestDb) {
     let service = service(t).await;
-    let app = &service.app;
-    let fakes = &service.fakes;
+    let app = &service.app();
+    let fakes = service.fakes();
     fakes.set_github_permission("octo-org/hello-world", "mona", "write");
     fakes.set_gitlab_level(42, "2718", 30);
     fakes.fail_diffs(Some(500));
@@ -924,8 +800,8 @@ async fn unreadable_diff(t: &TestDb) {
 
 async fn repository_remotes(t: &TestDb) {
     let service = service(t).await;
-    let app = &service.app;
-    let fakes = &service.fakes;
+    let app = &service.app();
+    let fakes = service.fakes();
     fakes.set_github_permission("octo-org/hello-world", "mona", "write");
     fakes.set_gitlab_level(42, "2718", 30);
 
@@ -944,7 +820,7 @@ async fn repository_remotes(t: &TestDb) {
     let enterprise = "https://github.example.com/octo-org/hello-world.git";
     fakes.set_github_clone_url("octo-org/hello-world", enterprise);
     let remote = service
-        .intake
+        .providers
         .remote_of(&place.repository_ref().unwrap())
         .await
         .unwrap();
@@ -963,7 +839,7 @@ async fn repository_remotes(t: &TestDb) {
     let seed = server.create_repo("hello-world");
     fakes.set_github_clone_url("octo-org/hello-world", &server.url("hello-world"));
     let remote = service
-        .intake
+        .providers
         .remote_of(&place.repository_ref().unwrap())
         .await
         .unwrap();
@@ -996,7 +872,7 @@ async fn repository_remotes(t: &TestDb) {
         number: 1,
     };
     let remote = service
-        .intake
+        .providers
         .remote_of(&other.repository_ref().unwrap())
         .await
         .unwrap();
@@ -1016,7 +892,7 @@ async fn repository_remotes(t: &TestDb) {
     let error = format!(
         "{:#}",
         service
-            .intake
+            .providers
             .remote_of(&hidden.repository_ref().unwrap())
             .await
             .unwrap_err()
@@ -1032,7 +908,7 @@ async fn repository_remotes(t: &TestDb) {
         number: 1,
     };
     let error = service
-        .intake
+        .providers
         .remote_of(&invalid.repository_ref().unwrap())
         .await
         .unwrap_err();
@@ -1051,7 +927,7 @@ async fn repository_remotes(t: &TestDb) {
     .await;
     let place: Place = serde_json::from_value(context["place"].clone()).unwrap();
     let remote = service
-        .intake
+        .providers
         .remote_of(&place.repository_ref().unwrap())
         .await
         .unwrap();
@@ -1060,7 +936,7 @@ async fn repository_remotes(t: &TestDb) {
     assert_eq!(remote.token.as_ref().unwrap().expose(), fakes::GITLAB_TOKEN);
     fakes.set_gitlab_repo_url(42, "https://gitlab.example.com/acme/widgets.git");
     let remote = service
-        .intake
+        .providers
         .remote_of(&place.repository_ref().unwrap())
         .await
         .unwrap();

@@ -17,6 +17,8 @@ pub mod fakes;
 pub mod git_server;
 pub mod linear;
 pub mod sandbox;
+pub mod service;
+pub mod signing;
 
 /// A database of its own for one test: an SQLite file in a temporary directory, or a new
 /// database on the PostgreSQL server named by `TEST_DATABASE_URL` (dropped afterwards).
@@ -156,6 +158,12 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The bytes of `tests/fixtures/{path}`.
+pub fn fixture(path: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// The `openhands` binary that cargo built for these tests.
