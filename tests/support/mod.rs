@@ -16,6 +16,7 @@ pub mod fake_login;
 pub mod fakes;
 pub mod git_server;
 pub mod linear;
+pub mod outage;
 pub mod sandbox;
 pub mod service;
 pub mod signing;
