@@ -19,11 +19,7 @@ async fn serve(t: &TestDb) -> WebServer {
 
 /// A user and their API key.
 async fn user(t: &TestDb, login: &str, admin: bool) -> (String, String) {
-    let user = t.db.create_user(login, None, admin).await.unwrap();
-    let (key, _) = openhands::web::keys::issue_key(&t.db, &user.id, "test", None)
-        .await
-        .unwrap();
-    (user.id, key)
+    support::user_with_key(&t.db, login, admin).await
 }
 
 async fn conversation(t: &TestDb, owner_id: &str, title: &str) -> String {

@@ -10,26 +10,15 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::conversation::{ask, events_of};
 use support::fake_llm::{FakeLlm, Turn};
-use support::sandbox::{OwnerCleanup, owner_containers, remove_owner_containers, test_image};
-use support::{ChildGuard, Kind, TestDb, openhands, wait_for};
+use support::sandbox::{OwnerCleanup, agent_process, owner_containers, remove_owner_containers};
+use support::{ChildGuard, Kind, TestDb, wait_for};
 
 fn worker(database_url: &str, fake: &FakeLlm, owner: &str) -> ChildGuard {
-    let mut command = openhands(database_url);
-    command
-        .arg("worker")
-        .env("LLM_MODEL", "openai/gpt-fake")
-        .env("LLM_API_KEY", "sk-test")
-        .env("LLM_BASE_URL", fake.base_url())
-        .env("SANDBOX_IMAGE", test_image())
-        .env("SANDBOX_OWNER", owner)
-        .env("SANDBOX_WARM_POOL", "0")
-        .env("SANDBOX_NO_OUTPUT_TIMEOUT", "2s")
-        .env("JOB_LEASE", "3s")
-        .env("QUEUE_POLL_INTERVAL", "50ms");
-    if let Ok(host) = std::env::var("DOCKER_HOST") {
-        command.env("DOCKER_HOST", host);
-    }
-    ChildGuard::spawn(&mut command)
+    ChildGuard::spawn(
+        agent_process(database_url, "worker", fake, owner)
+            .env("SANDBOX_NO_OUTPUT_TIMEOUT", "2s")
+            .env("JOB_LEASE", "3s"),
+    )
 }
 
 fn edit(args: Value) -> Turn {
@@ -187,7 +176,7 @@ async fn a_lost_sandbox_is_replaced_and_the_model_is_told() {
 
 /// A worker that delivers posts to the fake GitHub.
 fn github_worker(database_url: &str, fakes: &support::fakes::FakeProviders) -> ChildGuard {
-    let mut command = openhands(database_url);
+    let mut command = support::openhands(database_url);
     command
         .arg("worker")
         .env("GITHUB_APP_ID", support::fakes::GITHUB_APP_ID.to_string())

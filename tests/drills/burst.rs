@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use openhands::storage::DeliveryStatus;
-use support::{TestDb, linear, wait_for};
+use support::{TestDb, linear};
 
 const LINEAR_SECRET: &str = "drill-linear-secret";
 const BURST: usize = 10_000;
@@ -90,24 +89,7 @@ async fn ten_thousand_webhooks_in_a_burst_are_all_kept_and_handled() {
     );
 
     // Every delivery is stored once and handled by intake.
-    wait_for(
-        "every delivery to be handled",
-        Duration::from_secs(600),
-        || async {
-            let handled =
-                t.db.deliveries(
-                    Some("linear"),
-                    Some(DeliveryStatus::Unauthorized),
-                    None,
-                    20_000,
-                )
-                .await
-                .unwrap()
-                .len();
-            (handled == BURST).then_some(())
-        },
-    )
-    .await;
+    linear::wait_handled(&t.db, BURST, Duration::from_secs(600)).await;
     let all =
         t.db.deliveries(Some("linear"), None, None, 20_000)
             .await

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::conversation::{ask, events_of};
 use support::fake_llm::{FakeLlm, Turn};
-use support::sandbox::{OwnerCleanup, running_owner_containers, test_image};
-use support::{ChildGuard, TestDb, openhands, wait_for};
+use support::sandbox::{OwnerCleanup, agent_process, running_owner_containers};
+use support::{ChildGuard, TestDb, wait_for};
 
 /// Whether the engine answers (`docker info`).
 fn engine_answers() -> bool {
@@ -118,18 +118,11 @@ impl Drop for EngineBack {
 }
 
 fn worker(database_url: &str, fake: &FakeLlm, owner: &str) -> ChildGuard {
-    let mut command = openhands(database_url);
-    command
-        .arg("worker")
-        .env("LLM_MODEL", "openai/gpt-fake")
-        .env("LLM_API_KEY", "sk-test")
-        .env("LLM_BASE_URL", fake.base_url())
-        .env("SANDBOX_IMAGE", test_image())
-        .env("SANDBOX_OWNER", owner)
-        .env("SANDBOX_WARM_POOL", "2")
-        .env("JOB_LEASE", "3s")
-        .env("QUEUE_POLL_INTERVAL", "50ms");
-    ChildGuard::spawn(&mut command)
+    ChildGuard::spawn(
+        agent_process(database_url, "worker", fake, owner)
+            .env("SANDBOX_WARM_POOL", "2")
+            .env("JOB_LEASE", "3s"),
+    )
 }
 
 fn bash(command: &str) -> Turn {

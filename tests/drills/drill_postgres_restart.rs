@@ -9,7 +9,6 @@ use crate::support::outage;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use openhands::storage::DeliveryStatus;
 use support::{TestDb, linear, wait_for};
 
 const LINEAR_SECRET: &str = "drill-linear-secret";
@@ -123,24 +122,7 @@ async fn postgres_restarting_loses_no_accepted_delivery_and_the_processes_reconn
     }
 
     // Every delivery answered 202 is handled by the worker, which reconnected too.
-    wait_for(
-        "every accepted delivery to be handled",
-        Duration::from_secs(120),
-        || async {
-            let handled =
-                t.db.deliveries(
-                    Some("linear"),
-                    Some(DeliveryStatus::Unauthorized),
-                    None,
-                    10_000,
-                )
-                .await
-                .ok()?
-                .len();
-            (handled == accepted).then_some(())
-        },
-    )
-    .await;
+    linear::wait_handled(&t.db, accepted, Duration::from_secs(120)).await;
     let stored =
         t.db.deliveries(Some("linear"), None, None, 10_000)
             .await

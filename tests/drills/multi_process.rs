@@ -16,8 +16,8 @@ use support::fakes::{self, FakeProviders};
 use support::git_server::GitServer;
 use support::sandbox::{OwnerCleanup, test_image};
 use support::signing;
+use support::socket;
 use support::{ChildGuard, TestDb, free_port, wait_for};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const SECRET: &str = "multi-process-secret";
 const REPO: &str = "octo-org/hello-world";
@@ -145,14 +145,11 @@ async fn two_web_and_two_worker_processes_share_one_database_and_a_runtime_api()
     .await;
 
     // Its events, live on the second web process, until the agent finishes.
-    let mut request = format!("ws://127.0.0.1:{second}/sockets/events/{}", conversation.id)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {ADMIN_KEY}").parse().unwrap(),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut socket = socket::connect(
+        &format!("ws://127.0.0.1:{second}/sockets/events/{}", conversation.id),
+        Some(ADMIN_KEY),
+    )
+    .await;
     let mut seen: Vec<Value> = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
     loop {

@@ -151,10 +151,7 @@ async fn needs_the_admin_key(t: &TestDb) {
     let (status, _) = get(state(t, None), "/api/deliveries", Some(KEY)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // A user's own key is not an administrator's.
-    let user = t.db.create_user("not-admin", None, false).await.unwrap();
-    let (key, _) = openhands::web::keys::issue_key(&t.db, &user.id, "test", None)
-        .await
-        .unwrap();
+    let (_, key) = support::user_with_key(&t.db, "not-admin", false).await;
     let (status, body) = get(state(t, None), "/api/deliveries", Some(&key)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"], "this needs an administrator");

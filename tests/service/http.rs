@@ -47,11 +47,7 @@ async fn serve(app: Router) -> String {
 }
 
 async fn user_key(t: &TestDb, login: &str) -> String {
-    let user = t.db.create_user(login, None, false).await.unwrap();
-    openhands::web::keys::issue_key(&t.db, &user.id, "test", None)
-        .await
-        .unwrap()
-        .0
+    support::user_with_key(&t.db, login, false).await.1
 }
 
 /// All of a user's keys share the user's bucket, and so do the messages the user sends over
@@ -60,7 +56,6 @@ async fn user_key(t: &TestDb, login: &str) -> String {
 async fn a_users_keys_and_socket_frames_share_one_rate_limit() {
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
     let t = TestDb::sqlite().await;
     let limited = HttpSettings {
@@ -102,17 +97,15 @@ async fn a_users_keys_and_socket_frames_share_one_rate_limit() {
     }
     assert_eq!(remaining, ["3", "2", "1"]);
     // The socket's upgrade request takes the last one.
-    let mut request = format!(
-        "{}/sockets/events/{}",
-        url.replace("http://", "ws://"),
-        conversation.id
+    let mut socket = support::socket::connect(
+        &format!(
+            "{}/sockets/events/{}",
+            url.replace("http://", "ws://"),
+            conversation.id
+        ),
+        Some(&second),
     )
-    .into_client_request()
-    .unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {second}").parse().unwrap());
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    .await;
     assert_eq!(
         list(&second).await.unwrap().status(),
         StatusCode::TOO_MANY_REQUESTS

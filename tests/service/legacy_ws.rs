@@ -8,16 +8,16 @@ use crate::support;
 
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use openhands::queue::WorkerSettings;
 use openhands::web::middleware::HttpSettings;
 use serde_json::{Value, json};
 use support::fake_llm::{FakeLlm, Turn};
-use support::sandbox::{OwnerCleanup, test_image};
+use support::sandbox::{OwnerCleanup, agent_process};
 use support::service::Service;
-use support::{ChildGuard, Kind, TestDb, openhands as openhands_command, wait_for};
+use support::socket::{self, Socket, close_code, next_json, next_within, send};
+use support::{ChildGuard, Kind, TestDb, wait_for};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 on_both_backends! {
@@ -30,9 +30,6 @@ const README_TASK: &str = "write a bash script that prints hello";
 const README_FRAME: &str =
     r#"{"action": "start", "args": {"task": "write a bash script that prints hello"}}"#;
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// A web process with these HTTP settings on loopback; stops serving when dropped.
 async fn serve(t: &TestDb, http: HttpSettings) -> Service {
     Service::builder(&t.db)
@@ -44,45 +41,11 @@ async fn serve(t: &TestDb, http: HttpSettings) -> Service {
 
 /// A user with an API key.
 async fn user(t: &TestDb, login: &str) -> String {
-    let user = t.db.create_user(login, None, false).await.unwrap();
-    let (key, _) = openhands::web::keys::issue_key(&t.db, &user.id, "test", None)
-        .await
-        .unwrap();
-    key
+    support::user_with_key(&t.db, login, false).await.1
 }
 
 async fn connect(address: &str, key: Option<&str>) -> Socket {
-    let mut request = format!("ws://{address}/ws").into_client_request().unwrap();
-    if let Some(key) = key {
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {key}").parse().unwrap());
-    }
-    tokio_tungstenite::connect_async(request).await.unwrap().0
-}
-
-async fn send(socket: &mut Socket, text: &str) {
-    socket.send(Message::Text(text.into())).await.unwrap();
-}
-
-/// The next JSON frame, within `wait`.
-async fn next_within(socket: &mut Socket, wait: Duration) -> Value {
-    loop {
-        let frame = tokio::time::timeout(wait, socket.next())
-            .await
-            .expect("a frame in time")
-            .expect("the socket is open")
-            .unwrap();
-        match frame {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("expected a JSON frame, got {other:?}"),
-        }
-    }
-}
-
-async fn next_json(socket: &mut Socket) -> Value {
-    next_within(socket, Duration::from_secs(10)).await
+    socket::connect(&format!("ws://{address}/ws"), key).await
 }
 
 /// The next error frame's message.
@@ -90,19 +53,6 @@ async fn error_message(socket: &mut Socket) -> String {
     let frame = next_json(socket).await;
     assert_eq!(frame["error"], true, "an error frame: {frame}");
     frame["message"].as_str().unwrap().to_string()
-}
-
-async fn close_code(socket: &mut Socket) -> CloseCode {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a close within 10 s");
-        match frame {
-            Some(Ok(Message::Close(Some(close)))) => return close.code,
-            Some(Ok(_)) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    }
 }
 
 /// Frames until one satisfies `last` (included), within `wait` in all.
@@ -655,21 +605,11 @@ async fn the_readme_example_works_as_written() {
     let owner = format!("t{}", ulid::Ulid::new().to_string().to_lowercase());
     let _cleanup = OwnerCleanup(owner.clone());
     let port = support::free_port();
-    let mut command = openhands_command(&t.url);
+    let mut command = agent_process(&t.url, "serve", &fake, &owner);
     command
-        .args(["serve", "--port", &port.to_string()])
+        .args(["--port", &port.to_string()])
         .env("OPENHANDS_LEGACY_WS_USER", "alice")
-        .env("LLM_MODEL", "openai/gpt-fake")
-        .env("LLM_API_KEY", "sk-test")
-        .env("LLM_BASE_URL", fake.base_url())
-        .env("SANDBOX_IMAGE", test_image())
-        .env("SANDBOX_OWNER", &owner)
-        .env("SANDBOX_WARM_POOL", "0")
-        .env("SANDBOX_NO_OUTPUT_TIMEOUT", "2s")
-        .env("QUEUE_POLL_INTERVAL", "50ms");
-    if let Ok(host) = std::env::var("DOCKER_HOST") {
-        command.env("DOCKER_HOST", host);
-    }
+        .env("SANDBOX_NO_OUTPUT_TIMEOUT", "2s");
     let _server = ChildGuard::spawn(&mut command);
     let address = format!("127.0.0.1:{port}");
     wait_for("the server to listen", Duration::from_secs(30), || async {

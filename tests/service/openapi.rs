@@ -304,10 +304,7 @@ async fn who_may_call_each_operation_is_who_the_document_says() {
     let t = TestDb::sqlite().await;
     let state = AppState::new(t.db.clone()).with_admin_key(Some(ADMIN_KEY.parse().unwrap()));
     let app = router(state);
-    let user = t.db.create_user("someone", None, false).await.unwrap();
-    let (key, _) = openhands::web::keys::issue_key(&t.db, &user.id, "test", None)
-        .await
-        .unwrap();
+    let (_, key) = support::user_with_key(&t.db, "someone", false).await;
     let document = document();
     let mut counted = [0; 4];
     for (method, path) in operations() {

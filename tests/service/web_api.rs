@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use openhands::setting::Secret;
 use openhands::storage::NewEvent;
 use openhands::web::{AppState, router};
 use serde_json::{Value, json};
 use support::service::Service;
+use support::socket::{self, Socket, close_code, next_json};
 use support::{Kind, TestDb};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -66,11 +66,7 @@ async fn call(
 
 /// A user with an API key.
 async fn user(t: &TestDb, login: &str) -> String {
-    let user = t.db.create_user(login, None, false).await.unwrap();
-    let (key, _) = openhands::web::keys::issue_key(&t.db, &user.id, "test", None)
-        .await
-        .unwrap();
-    key
+    support::user_with_key(&t.db, login, false).await.1
 }
 
 async fn create(state: &AppState, key: &str, body: Value) -> String {
@@ -587,48 +583,8 @@ async fn node(t: &TestDb) -> Service {
         .await
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 async fn connect(node: &Service, path: &str, key: Option<&str>) -> Socket {
-    let mut request = format!("ws://{}{path}", node.address())
-        .into_client_request()
-        .unwrap();
-    if let Some(key) = key {
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {key}").parse().unwrap());
-    }
-    tokio_tungstenite::connect_async(request).await.unwrap().0
-}
-
-/// The next JSON frame, within ten seconds.
-async fn next_json(socket: &mut Socket) -> Value {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a frame within 10 s")
-            .expect("the socket is open")
-            .unwrap();
-        match frame {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("expected a JSON frame, got {other:?}"),
-        }
-    }
-}
-
-async fn close_code(socket: &mut Socket) -> CloseCode {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a close within 10 s");
-        match frame {
-            Some(Ok(Message::Close(Some(close)))) => return close.code,
-            Some(Ok(_)) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    }
+    socket::connect(&format!("ws://{}{path}", node.address()), key).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

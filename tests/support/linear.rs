@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use openhands::storage::{Db, DeliveryStatus};
 use serde_json::{Value, json};
 
 use super::signing::{self, Delivery};
@@ -40,6 +41,26 @@ pub async fn wait_serving(port: u16) {
             .await
             .ok()
             .map(|_| ())
+    })
+    .await;
+}
+
+/// Waits until `count` Linear deliveries are handled: intake refuses each comment of
+/// [`signed_comment`] (its author is linked to nobody). A database that does not answer
+/// yet counts as not done.
+pub async fn wait_handled(db: &Db, count: usize, timeout: Duration) {
+    wait_for("every accepted delivery to be handled", timeout, || async {
+        let handled = db
+            .deliveries(
+                Some("linear"),
+                Some(DeliveryStatus::Unauthorized),
+                None,
+                count as i64 * 2,
+            )
+            .await
+            .ok()?
+            .len();
+        (handled == count).then_some(())
     })
     .await;
 }

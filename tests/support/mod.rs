@@ -20,6 +20,7 @@ pub mod outage;
 pub mod sandbox;
 pub mod service;
 pub mod signing;
+pub mod socket;
 
 /// A database of its own for one test: an SQLite file in a temporary directory, or a new
 /// database on the PostgreSQL server named by `TEST_DATABASE_URL` (dropped afterwards).
@@ -159,6 +160,16 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A new user `login` (an administrator or not) and an API key of theirs: the user's id and
+/// the key.
+pub async fn user_with_key(db: &Db, login: &str, admin: bool) -> (String, String) {
+    let user = db.create_user(login, None, admin).await.unwrap();
+    let (key, _) = openhands::web::keys::issue_key(db, &user.id, "test", None)
+        .await
+        .unwrap();
+    (user.id, key)
 }
 
 /// The bytes of `tests/fixtures/{path}`.
