@@ -12,6 +12,8 @@ pub mod request;
 pub mod settings;
 pub mod signature;
 pub mod slack;
+#[cfg(test)]
+mod test_support;
 
 use axum::http::HeaderMap;
 

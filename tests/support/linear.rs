@@ -3,29 +3,21 @@
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
+use openhands::storage::{Db, DeliveryStatus};
 use serde_json::{Value, json};
-use sha2::Sha256;
 
+use super::signing::{self, Delivery};
 use super::{ChildGuard, wait_for};
 
-/// A comment from the fixture with its own `comment_id` and a fresh timestamp, and its
-/// `linear-signature` under `secret`. Its author is linked to nobody, so intake refuses it
-/// with a database-only job.
-pub fn signed_comment(secret: &str, comment_id: &str) -> (Vec<u8>, String) {
+/// A comment from the fixture with its own `comment_id` and a fresh timestamp, signed under
+/// `secret` as delivery `delivery`. Its author is linked to nobody, so intake refuses it with
+/// a database-only job.
+pub fn signed_comment(secret: &str, comment_id: &str, delivery: &str) -> Delivery {
     let mut payload: Value =
         serde_json::from_str(include_str!("../fixtures/linear/comment.create.json")).unwrap();
     payload["data"]["id"] = json!(comment_id);
-    payload["webhookTimestamp"] = json!(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64
-    );
-    let body = serde_json::to_vec(&payload).unwrap();
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(&body);
-    (body, hex::encode(mac.finalize().into_bytes()))
+    signing::stamp_linear(&mut payload);
+    signing::linear(secret, delivery, serde_json::to_vec(&payload).unwrap())
 }
 
 /// `openhands ROLE` on `database_url` with Linear enabled under `secret`, web on `port`,
@@ -49,6 +41,26 @@ pub async fn wait_serving(port: u16) {
             .await
             .ok()
             .map(|_| ())
+    })
+    .await;
+}
+
+/// Waits until `count` Linear deliveries are handled: intake refuses each comment of
+/// [`signed_comment`] (its author is linked to nobody). A database that does not answer
+/// yet counts as not done.
+pub async fn wait_handled(db: &Db, count: usize, timeout: Duration) {
+    wait_for("every accepted delivery to be handled", timeout, || async {
+        let handled = db
+            .deliveries(
+                Some("linear"),
+                Some(DeliveryStatus::Unauthorized),
+                None,
+                count as i64 * 2,
+            )
+            .await
+            .ok()?
+            .len();
+        (handled == count).then_some(())
     })
     .await;
 }

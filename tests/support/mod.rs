@@ -16,7 +16,11 @@ pub mod fake_login;
 pub mod fakes;
 pub mod git_server;
 pub mod linear;
+pub mod outage;
 pub mod sandbox;
+pub mod service;
+pub mod signing;
+pub mod socket;
 
 /// A database of its own for one test: an SQLite file in a temporary directory, or a new
 /// database on the PostgreSQL server named by `TEST_DATABASE_URL` (dropped afterwards).
@@ -156,6 +160,22 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A new user `login` (an administrator or not) and an API key of theirs: the user's id and
+/// the key.
+pub async fn user_with_key(db: &Db, login: &str, admin: bool) -> (String, String) {
+    let user = db.create_user(login, None, admin).await.unwrap();
+    let (key, _) = openhands::web::keys::issue_key(db, &user.id, "test", None)
+        .await
+        .unwrap();
+    (user.id, key)
+}
+
+/// The bytes of `tests/fixtures/{path}`.
+pub fn fixture(path: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// The `openhands` binary that cargo built for these tests.

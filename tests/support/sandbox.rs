@@ -1,9 +1,13 @@
 //! Sandboxes on the real Docker engine for tests: a unique owner per test, so tests never see
-//! each other's containers, and cleanup of that owner's containers when the test ends.
+//! each other's containers, cleanup of that owner's containers when the test ends, and the
+//! binary started as a role that runs agents in them.
 
+use std::process::Command;
 use std::time::Duration;
 
 use openhands::sandbox::SandboxSettings;
+
+use super::fake_llm::FakeLlm;
 
 /// The image the test command builds once (`scripts/test`): SANDBOX_TEST_IMAGE.
 pub fn test_image() -> String {
@@ -73,4 +77,24 @@ fn list_owner_containers(owner: &str, which: &str) -> Vec<String> {
         .split_whitespace()
         .map(str::to_string)
         .collect()
+}
+
+/// `openhands ROLE` on `database_url` running agents: the scripted LLM as the server's model,
+/// sandboxes of `owner` from the test image without a warm pool, on the tests' Docker engine
+/// (`DOCKER_HOST` when set), polling the queue every 50 ms.
+pub fn agent_process(database_url: &str, role: &str, llm: &FakeLlm, owner: &str) -> Command {
+    let mut command = super::openhands(database_url);
+    command
+        .arg(role)
+        .env("LLM_MODEL", super::service::FAKE_MODEL)
+        .env("LLM_API_KEY", "sk-test")
+        .env("LLM_BASE_URL", llm.base_url())
+        .env("SANDBOX_IMAGE", test_image())
+        .env("SANDBOX_OWNER", owner)
+        .env("SANDBOX_WARM_POOL", "0")
+        .env("QUEUE_POLL_INTERVAL", "50ms");
+    if let Ok(host) = std::env::var("DOCKER_HOST") {
+        command.env("DOCKER_HOST", host);
+    }
+    command
 }

@@ -503,28 +503,21 @@ fn review_comment(delivery: Delivery<ReviewCommentEvent>, settings: &ParseSettin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::integrations::test_support::{self as expect, edited, fixture};
 
     const DELIVERY: &str = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
     const REPOSITORY: &str = "octo-org/hello-world";
 
-    const PING: &[u8] = include_bytes!("../../../tests/fixtures/github/ping.json");
-    const ISSUES_LABELED: &[u8] =
-        include_bytes!("../../../tests/fixtures/github/issues.labeled.json");
-    const ISSUES_OPENED: &[u8] =
-        include_bytes!("../../../tests/fixtures/github/issues.opened.json");
-    const ISSUE_COMMENT: &[u8] =
-        include_bytes!("../../../tests/fixtures/github/issue_comment.created.json");
-    const PR_COMMENT: &[u8] =
-        include_bytes!("../../../tests/fixtures/github/issue_comment.created.pull_request.json");
-    const BOT_COMMENT: &[u8] =
-        include_bytes!("../../../tests/fixtures/github/issue_comment.created.bot.json");
-    const PR_LABELED: &[u8] =
-        include_bytes!("../../../tests/fixtures/github/pull_request.labeled.json");
-    const REVIEW: &[u8] =
-        include_bytes!("../../../tests/fixtures/github/pull_request_review.submitted.json");
-    const REVIEW_COMMENT: &[u8] =
-        include_bytes!("../../../tests/fixtures/github/pull_request_review_comment.created.json");
-    const PUSH: &[u8] = include_bytes!("../../../tests/fixtures/github/push.json");
+    const PING: &[u8] = fixture!("github/ping.json");
+    const ISSUES_LABELED: &[u8] = fixture!("github/issues.labeled.json");
+    const ISSUES_OPENED: &[u8] = fixture!("github/issues.opened.json");
+    const ISSUE_COMMENT: &[u8] = fixture!("github/issue_comment.created.json");
+    const PR_COMMENT: &[u8] = fixture!("github/issue_comment.created.pull_request.json");
+    const BOT_COMMENT: &[u8] = fixture!("github/issue_comment.created.bot.json");
+    const PR_LABELED: &[u8] = fixture!("github/pull_request.labeled.json");
+    const REVIEW: &[u8] = fixture!("github/pull_request_review.submitted.json");
+    const REVIEW_COMMENT: &[u8] = fixture!("github/pull_request_review_comment.created.json");
+    const PUSH: &[u8] = fixture!("github/push.json");
 
     const ISSUE_17_BODY: &str = "The `parser::tests::handles_empty_input` test fails on `main` \
         since #12:\n\n```\nthread 'parser::tests::handles_empty_input' panicked at \
@@ -546,13 +539,7 @@ mod tests {
 
     /// The delivery's event name and what it asks, under `settings`.
     fn delivery_with(event: &str, body: &[u8], settings: &ParseSettings) -> (String, Parsed) {
-        match parse(&headers(event), body, settings) {
-            Ok(Inbound::Delivery { id, event, parsed }) => {
-                assert_eq!(id, DELIVERY);
-                (event, parsed)
-            }
-            other => panic!("expected a delivery, got {other:?}"),
-        }
+        expect::delivery(parse(&headers(event), body, settings), DELIVERY)
     }
 
     fn parsed(event: &str, body: &[u8]) -> Parsed {
@@ -560,10 +547,7 @@ mod tests {
     }
 
     fn request_with(event: &str, body: &[u8], settings: &ParseSettings) -> Request {
-        match delivery_with(event, body, settings).1 {
-            Parsed::Request(request) => *request,
-            other => panic!("expected a request, got {other:?}"),
-        }
+        expect::request(delivery_with(event, body, settings).1)
     }
 
     fn request(event: &str, body: &[u8]) -> Request {
@@ -571,10 +555,7 @@ mod tests {
     }
 
     fn ignored_with(event: &str, body: &[u8], settings: &ParseSettings) -> String {
-        match delivery_with(event, body, settings).1 {
-            Parsed::Ignored(reason) => reason,
-            other => panic!("expected to be ignored, got {other:?}"),
-        }
+        expect::ignored(delivery_with(event, body, settings).1)
     }
 
     fn ignored(event: &str, body: &[u8]) -> String {
@@ -582,17 +563,7 @@ mod tests {
     }
 
     fn error(headers: &HeaderMap, body: &[u8]) -> String {
-        match parse(headers, body, &ParseSettings::default()) {
-            Err(ParseError(message)) => message,
-            other => panic!("expected an error, got {other:?}"),
-        }
-    }
-
-    /// The fixture with `change` applied to its JSON.
-    fn edited(fixture: &[u8], change: impl FnOnce(&mut Value)) -> Vec<u8> {
-        let mut value: Value = serde_json::from_slice(fixture).unwrap();
-        change(&mut value);
-        serde_json::to_vec(&value).unwrap()
+        expect::error(parse(headers, body, &ParseSettings::default()))
     }
 
     fn mona() -> Sender {

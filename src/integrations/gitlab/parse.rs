@@ -408,26 +408,23 @@ fn review_thread(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::integrations::test_support::{self as expect, edited, fixture};
 
     const UUID: &str = "a3f1c9e2-5b7d-4e8a-9c6f-2d1b0e4a7c35";
     const PROJECT_PATH: &str = "acme/widgets";
 
-    const ISSUE_LABELED: &[u8] =
-        include_bytes!("../../../tests/fixtures/gitlab/issue.label_added.json");
+    const ISSUE_LABELED: &[u8] = fixture!("gitlab/issue.label_added.json");
     const CONFIDENTIAL_ISSUE_LABELED: &[u8] =
-        include_bytes!("../../../tests/fixtures/gitlab/issue.confidential.label_added.json");
-    const ISSUE_OPENED: &[u8] = include_bytes!("../../../tests/fixtures/gitlab/issue.opened.json");
-    const MR_LABELED: &[u8] =
-        include_bytes!("../../../tests/fixtures/gitlab/merge_request.label_added.json");
-    const NOTE_ISSUE: &[u8] = include_bytes!("../../../tests/fixtures/gitlab/note.issue.json");
-    const NOTE_CONFIDENTIAL: &[u8] =
-        include_bytes!("../../../tests/fixtures/gitlab/note.confidential.issue.json");
-    const NOTE_MR: &[u8] = include_bytes!("../../../tests/fixtures/gitlab/note.merge_request.json");
-    const NOTE_DIFF: &[u8] =
-        include_bytes!("../../../tests/fixtures/gitlab/note.merge_request.diff.json");
-    const NOTE_COMMIT: &[u8] = include_bytes!("../../../tests/fixtures/gitlab/note.commit.json");
-    const NOTE_BOT: &[u8] = include_bytes!("../../../tests/fixtures/gitlab/note.bot.json");
-    const PIPELINE: &[u8] = include_bytes!("../../../tests/fixtures/gitlab/pipeline.json");
+        fixture!("gitlab/issue.confidential.label_added.json");
+    const ISSUE_OPENED: &[u8] = fixture!("gitlab/issue.opened.json");
+    const MR_LABELED: &[u8] = fixture!("gitlab/merge_request.label_added.json");
+    const NOTE_ISSUE: &[u8] = fixture!("gitlab/note.issue.json");
+    const NOTE_CONFIDENTIAL: &[u8] = fixture!("gitlab/note.confidential.issue.json");
+    const NOTE_MR: &[u8] = fixture!("gitlab/note.merge_request.json");
+    const NOTE_DIFF: &[u8] = fixture!("gitlab/note.merge_request.diff.json");
+    const NOTE_COMMIT: &[u8] = fixture!("gitlab/note.commit.json");
+    const NOTE_BOT: &[u8] = fixture!("gitlab/note.bot.json");
+    const PIPELINE: &[u8] = fixture!("gitlab/pipeline.json");
 
     const ISSUE_7_TITLE: &str = "Resize test fails on main";
     const ISSUE_7_DESCRIPTION: &str = "`test_resize_keeps_aspect_ratio` fails on `main` since \
@@ -455,20 +452,11 @@ mod tests {
 
     /// The delivery's event name and what it asks, under `settings`.
     fn delivery_with(event: &str, body: &[u8], settings: &ParseSettings) -> (String, Parsed) {
-        match parse(&headers(event), body, settings) {
-            Ok(Inbound::Delivery { id, event, parsed }) => {
-                assert_eq!(id, UUID);
-                (event, parsed)
-            }
-            other => panic!("expected a delivery, got {other:?}"),
-        }
+        expect::delivery(parse(&headers(event), body, settings), UUID)
     }
 
     fn request_with(event: &str, body: &[u8], settings: &ParseSettings) -> Request {
-        match delivery_with(event, body, settings).1 {
-            Parsed::Request(request) => *request,
-            other => panic!("expected a request, got {other:?}"),
-        }
+        expect::request(delivery_with(event, body, settings).1)
     }
 
     fn request(event: &str, body: &[u8]) -> Request {
@@ -476,10 +464,7 @@ mod tests {
     }
 
     fn ignored_with(event: &str, body: &[u8], settings: &ParseSettings) -> String {
-        match delivery_with(event, body, settings).1 {
-            Parsed::Ignored(reason) => reason,
-            other => panic!("expected to be ignored, got {other:?}"),
-        }
+        expect::ignored(delivery_with(event, body, settings).1)
     }
 
     fn ignored(event: &str, body: &[u8]) -> String {
@@ -487,17 +472,7 @@ mod tests {
     }
 
     fn error(headers: &HeaderMap, body: &[u8]) -> String {
-        match parse(headers, body, &ParseSettings::default()) {
-            Err(ParseError(message)) => message,
-            other => panic!("expected an error, got {other:?}"),
-        }
-    }
-
-    /// The fixture with `change` applied to its JSON.
-    fn edited(fixture: &[u8], change: impl FnOnce(&mut Value)) -> Vec<u8> {
-        let mut value: Value = serde_json::from_slice(fixture).unwrap();
-        change(&mut value);
-        serde_json::to_vec(&value).unwrap()
+        expect::error(parse(headers, body, &ParseSettings::default()))
     }
 
     fn label(title: &str) -> Value {

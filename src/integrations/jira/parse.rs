@@ -423,20 +423,15 @@ mod adf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::integrations::test_support::{self as expect, fixture, json_of, to_bytes};
     use serde_json::json;
 
-    const COMMENT_CREATED: &[u8] =
-        include_bytes!("../../../tests/fixtures/jira/comment_created.json");
-    const COMMENT_CREATED_ADF: &[u8] =
-        include_bytes!("../../../tests/fixtures/jira/comment_created.adf.json");
-    const COMMENT_NO_MENTION: &[u8] =
-        include_bytes!("../../../tests/fixtures/jira/comment_created.no_mention.json");
-    const COMMENT_BY_APP: &[u8] =
-        include_bytes!("../../../tests/fixtures/jira/comment_created.by_app.json");
-    const LABEL_ADDED: &[u8] =
-        include_bytes!("../../../tests/fixtures/jira/issue_updated.label_added.json");
-    const OTHER_FIELD: &[u8] =
-        include_bytes!("../../../tests/fixtures/jira/issue_updated.other_field.json");
+    const COMMENT_CREATED: &[u8] = fixture!("jira/comment_created.json");
+    const COMMENT_CREATED_ADF: &[u8] = fixture!("jira/comment_created.adf.json");
+    const COMMENT_NO_MENTION: &[u8] = fixture!("jira/comment_created.no_mention.json");
+    const COMMENT_BY_APP: &[u8] = fixture!("jira/comment_created.by_app.json");
+    const LABEL_ADDED: &[u8] = fixture!("jira/issue_updated.label_added.json");
+    const OTHER_FIELD: &[u8] = fixture!("jira/issue_updated.other_field.json");
 
     const DESCRIPTION: &str =
         "test_checkout_retries fails about one run in ten on CI.\n\nIt passes locally every time.";
@@ -454,22 +449,8 @@ mod tests {
         parse(&headers(), body, &ParseSettings::default())
     }
 
-    fn json_of(body: &[u8]) -> Value {
-        serde_json::from_slice(body).unwrap()
-    }
-
-    fn to_bytes(value: &Value) -> Vec<u8> {
-        serde_json::to_vec(value).unwrap()
-    }
-
     fn ignored_with(body: &[u8], settings: &ParseSettings) -> String {
-        match parse(&headers(), body, settings).unwrap() {
-            Inbound::Delivery {
-                parsed: Parsed::Ignored(reason),
-                ..
-            } => reason,
-            other => panic!("expected an ignored delivery, got {other:?}"),
-        }
+        expect::ignored(expect::parsed(parse(&headers(), body, settings)))
     }
 
     fn ignored(body: &[u8]) -> String {
@@ -477,13 +458,7 @@ mod tests {
     }
 
     fn requested_with(body: &[u8], settings: &ParseSettings) -> Request {
-        match parse(&headers(), body, settings).unwrap() {
-            Inbound::Delivery {
-                parsed: Parsed::Request(request),
-                ..
-            } => *request,
-            other => panic!("expected a request, got {other:?}"),
-        }
+        expect::request(expect::parsed(parse(&headers(), body, settings)))
     }
 
     fn requested(body: &[u8]) -> Request {

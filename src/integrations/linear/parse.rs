@@ -309,19 +309,15 @@ fn issue_labeled(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::integrations::test_support::{self as expect, fixture, json_of, to_bytes};
     use serde_json::json;
 
-    const COMMENT: &[u8] = include_bytes!("../../../tests/fixtures/linear/comment.create.json");
-    const COMMENT_NO_MENTION: &[u8] =
-        include_bytes!("../../../tests/fixtures/linear/comment.create.no_mention.json");
-    const COMMENT_BY_APP: &[u8] =
-        include_bytes!("../../../tests/fixtures/linear/comment.create.by_app.json");
-    const LABEL_ADDED: &[u8] =
-        include_bytes!("../../../tests/fixtures/linear/issue.update.label_added.json");
-    const LABEL_ALREADY_PRESENT: &[u8] =
-        include_bytes!("../../../tests/fixtures/linear/issue.update.label_already_present.json");
-    const CREATED_LABELED: &[u8] =
-        include_bytes!("../../../tests/fixtures/linear/issue.create.labeled.json");
+    const COMMENT: &[u8] = fixture!("linear/comment.create.json");
+    const COMMENT_NO_MENTION: &[u8] = fixture!("linear/comment.create.no_mention.json");
+    const COMMENT_BY_APP: &[u8] = fixture!("linear/comment.create.by_app.json");
+    const LABEL_ADDED: &[u8] = fixture!("linear/issue.update.label_added.json");
+    const LABEL_ALREADY_PRESENT: &[u8] = fixture!("linear/issue.update.label_already_present.json");
+    const CREATED_LABELED: &[u8] = fixture!("linear/issue.create.labeled.json");
 
     const DELIVERY: &str = "3f1c2b8e-5d4a-4e6f-9b0c-7a8d9e0f1a2b";
     const ISSUE_ID: &str = "9cfb482a-81e3-4154-b5b9-2c805e70a02d";
@@ -337,22 +333,8 @@ mod tests {
         parse(&headers(), body, &ParseSettings::default())
     }
 
-    fn json_of(body: &[u8]) -> Value {
-        serde_json::from_slice(body).unwrap()
-    }
-
-    fn to_bytes(value: &Value) -> Vec<u8> {
-        serde_json::to_vec(value).unwrap()
-    }
-
     fn ignored_with(body: &[u8], settings: &ParseSettings) -> String {
-        match parse(&headers(), body, settings).unwrap() {
-            Inbound::Delivery {
-                parsed: Parsed::Ignored(reason),
-                ..
-            } => reason,
-            other => panic!("expected an ignored delivery, got {other:?}"),
-        }
+        expect::ignored(expect::parsed(parse(&headers(), body, settings)))
     }
 
     fn ignored(body: &[u8]) -> String {
@@ -360,13 +342,7 @@ mod tests {
     }
 
     fn requested_with(body: &[u8], settings: &ParseSettings) -> Request {
-        match parse(&headers(), body, settings).unwrap() {
-            Inbound::Delivery {
-                parsed: Parsed::Request(request),
-                ..
-            } => *request,
-            other => panic!("expected a request, got {other:?}"),
-        }
+        expect::request(expect::parsed(parse(&headers(), body, settings)))
     }
 
     fn requested(body: &[u8]) -> Request {

@@ -297,66 +297,36 @@ fn mentions_bot(text: &str, bots: &[&str], settings: &ParseSettings) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::integrations::test_support::{self as expect, fixture, json_of, to_bytes};
 
-    const URL_VERIFICATION: &[u8] =
-        include_bytes!("../../../tests/fixtures/slack/url_verification.json");
-    const APP_MENTION: &[u8] = include_bytes!("../../../tests/fixtures/slack/app_mention.json");
-    const APP_MENTION_THREAD: &[u8] =
-        include_bytes!("../../../tests/fixtures/slack/app_mention.thread.json");
-    const THREAD_REPLY: &[u8] =
-        include_bytes!("../../../tests/fixtures/slack/message.thread_reply.json");
+    const URL_VERIFICATION: &[u8] = fixture!("slack/url_verification.json");
+    const APP_MENTION: &[u8] = fixture!("slack/app_mention.json");
+    const APP_MENTION_THREAD: &[u8] = fixture!("slack/app_mention.thread.json");
+    const THREAD_REPLY: &[u8] = fixture!("slack/message.thread_reply.json");
     const THREAD_REPLY_MENTIONS_BOT: &[u8] =
-        include_bytes!("../../../tests/fixtures/slack/message.thread_reply.mentions_bot.json");
-    const CHANNEL_MESSAGE: &[u8] =
-        include_bytes!("../../../tests/fixtures/slack/message.channel.json");
-    const BOT_MESSAGE: &[u8] = include_bytes!("../../../tests/fixtures/slack/message.bot.json");
-    const CHANGED_MESSAGE: &[u8] =
-        include_bytes!("../../../tests/fixtures/slack/message.changed.json");
-    const REACTION_ADDED: &[u8] =
-        include_bytes!("../../../tests/fixtures/slack/reaction_added.json");
+        fixture!("slack/message.thread_reply.mentions_bot.json");
+    const CHANNEL_MESSAGE: &[u8] = fixture!("slack/message.channel.json");
+    const BOT_MESSAGE: &[u8] = fixture!("slack/message.bot.json");
+    const CHANGED_MESSAGE: &[u8] = fixture!("slack/message.changed.json");
+    const REACTION_ADDED: &[u8] = fixture!("slack/reaction_added.json");
 
     fn parse_default(body: &[u8]) -> Result<Inbound, ParseError> {
         parse(&HeaderMap::new(), body, &ParseSettings::default())
     }
 
-    fn json_of(body: &[u8]) -> Value {
-        serde_json::from_slice(body).unwrap()
-    }
-
-    fn to_bytes(value: &Value) -> Vec<u8> {
-        serde_json::to_vec(value).unwrap()
-    }
-
     /// The delivery's parsed content, checking its id and event name on the way.
     fn delivered(inbound: Inbound, expected_id: &str, expected_event: &str) -> Parsed {
-        match inbound {
-            Inbound::Delivery { id, event, parsed } => {
-                assert_eq!(id, expected_id);
-                assert_eq!(event, expected_event);
-                parsed
-            }
-            other => panic!("expected a delivery, got {other:?}"),
-        }
+        let (event, parsed) = expect::delivery(Ok(inbound), expected_id);
+        assert_eq!(event, expected_event);
+        parsed
     }
 
     fn ignored(body: &[u8]) -> String {
-        match parse_default(body).unwrap() {
-            Inbound::Delivery {
-                parsed: Parsed::Ignored(reason),
-                ..
-            } => reason,
-            other => panic!("expected an ignored delivery, got {other:?}"),
-        }
+        expect::ignored(expect::parsed(parse_default(body)))
     }
 
     fn requested(body: &[u8], settings: &ParseSettings) -> Request {
-        match parse(&HeaderMap::new(), body, settings).unwrap() {
-            Inbound::Delivery {
-                parsed: Parsed::Request(request),
-                ..
-            } => *request,
-            other => panic!("expected a request, got {other:?}"),
-        }
+        expect::request(expect::parsed(parse(&HeaderMap::new(), body, settings)))
     }
 
     #[test]

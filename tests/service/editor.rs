@@ -1,0 +1,207 @@
+//! `str_replace_editor` on a real Docker sandbox and on the process backend.
+
+use crate::support;
+
+use std::time::Duration;
+
+use openhands::agent::editor::{EditorCall, FileEditor};
+use openhands::sandbox::process::ProcessBackend;
+use openhands::sandbox::{BackendKind, SandboxBackend, SandboxSettings};
+
+fn call(command: &str, path: &str) -> EditorCall {
+    EditorCall {
+        command: command.into(),
+        path: path.into(),
+        ..EditorCall::default()
+    }
+}
+
+#[tokio::test]
+async fn the_editor_on_a_docker_sandbox() {
+    let settings = support::sandbox::settings();
+    let _cleanup = support::sandbox::OwnerCleanup(settings.owner());
+    let backend = openhands::sandbox::docker::DockerBackend::connect(&settings)
+        .await
+        .unwrap();
+    let sandbox = backend.start("conv-editor").await.unwrap();
+    scenario(backend.as_ref(), &sandbox.id).await;
+}
+
+#[tokio::test]
+async fn the_editor_on_the_process_backend() {
+    let root = tempfile::tempdir().unwrap();
+    let backend = ProcessBackend::new(&SandboxSettings {
+        sandbox_backend: BackendKind::Process,
+        sandbox_allow_unsafe_process: true,
+        sandbox_process_root: root.path().to_path_buf(),
+        sandbox_no_output_timeout: Duration::from_secs(1),
+        ..SandboxSettings::default()
+    })
+    .unwrap();
+    let sandbox = backend.start("conv-editor").await.unwrap();
+    scenario(&backend, &sandbox.id).await;
+}
+
+async fn scenario(backend: &dyn SandboxBackend, id: &str) {
+    let mut editor = FileEditor::new();
+    let path = "/workspace/app.py";
+
+    let created = editor
+        .run(
+            backend,
+            id,
+            &EditorCall {
+                file_text: Some("def greet():\n    return 'hi'\n\nprint(greet())\n".into()),
+                ..call("create", path)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(created, "File created successfully at: /workspace/app.py");
+    let again = editor
+        .run(
+            backend,
+            id,
+            &EditorCall {
+                file_text: Some("x".into()),
+                ..call("create", path)
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(again.0.contains("File already exists"), "{again}");
+
+    let viewed = editor.run(backend, id, &call("view", path)).await.unwrap();
+    assert!(
+        viewed.contains("     1\tdef greet():\n     2\t    return 'hi'"),
+        "{viewed}"
+    );
+    let ranged = editor
+        .run(
+            backend,
+            id,
+            &EditorCall {
+                view_range: Some(vec![4, -1]),
+                ..call("view", path)
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        ranged.contains("     4\tprint(greet())") && !ranged.contains("def greet"),
+        "{ranged}"
+    );
+    let bad_range = editor
+        .run(
+            backend,
+            id,
+            &EditorCall {
+                view_range: Some(vec![9, 2]),
+                ..call("view", path)
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(bad_range.0.contains("Invalid `view_range`"), "{bad_range}");
+
+    let replaced = editor
+        .run(
+            backend,
+            id,
+            &EditorCall {
+                old_str: Some("return 'hi'".into()),
+                new_str: Some("return 'hello'".into()),
+                ..call("str_replace", path)
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        replaced.contains("     2\t    return 'hello'"),
+        "{replaced}"
+    );
+    let missing = editor
+        .run(
+            backend,
+            id,
+            &EditorCall {
+                old_str: Some("return 'bye'".into()),
+                new_str: Some("x".into()),
+                ..call("str_replace", path)
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(missing.0.contains("did not appear verbatim"), "{missing}");
+    let twice = editor
+        .run(
+            backend,
+            id,
+            &EditorCall {
+                old_str: Some("greet".into()),
+                new_str: Some("x".into()),
+                ..call("str_replace", path)
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        twice.0.contains("Multiple occurrences") && twice.0.contains("[1, 4]"),
+        "{twice}"
+    );
+
+    editor
+        .run(
+            backend,
+            id,
+            &EditorCall {
+                insert_line: Some(0),
+                new_str: Some("import sys".into()),
+                ..call("insert", path)
+            },
+        )
+        .await
+        .unwrap();
+    let content = String::from_utf8(backend.read_file(id, path).await.unwrap()).unwrap();
+    assert_eq!(
+        content,
+        "import sys\ndef greet():\n    return 'hello'\n\nprint(greet())\n"
+    );
+
+    editor
+        .run(backend, id, &call("undo_edit", path))
+        .await
+        .unwrap();
+    editor
+        .run(backend, id, &call("undo_edit", path))
+        .await
+        .unwrap();
+    let content = String::from_utf8(backend.read_file(id, path).await.unwrap()).unwrap();
+    assert_eq!(content, "def greet():\n    return 'hi'\n\nprint(greet())\n");
+    let nothing = editor
+        .run(backend, id, &call("undo_edit", path))
+        .await
+        .unwrap_err();
+    assert!(nothing.0.contains("No edit history"), "{nothing}");
+
+    let listing = editor
+        .run(backend, id, &call("view", "/workspace"))
+        .await
+        .unwrap();
+    assert!(listing.contains("app.py"), "{listing}");
+    let relative = editor
+        .run(backend, id, &call("view", "app.py"))
+        .await
+        .unwrap_err();
+    assert!(relative.0.contains("not an absolute path"), "{relative}");
+    let absent = editor
+        .run(backend, id, &call("view", "/workspace/none.py"))
+        .await
+        .unwrap_err();
+    assert!(absent.0.contains("does not exist"), "{absent}");
+    let unknown = editor
+        .run(backend, id, &call("delete", path))
+        .await
+        .unwrap_err();
+    assert!(unknown.0.contains("Unrecognized command"), "{unknown}");
+}
