@@ -106,6 +106,17 @@ impl ProcessBackend {
                 command = command.env(key, value);
             }
         }
+        // SAFETY: between fork and exec the hook only calls signal(2), which is
+        // async-signal-safe. A shell started by a process that ignores SIGINT and SIGQUIT (a
+        // background job of a non-interactive shell does) would inherit that, bash cannot
+        // undo it, and C-c would never reach the agent's commands.
+        let command = unsafe {
+            command.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+                Ok(())
+            })
+        };
         let child = command.spawn(pts).context("cannot start bash")?;
         let (read, write) = pty.into_split();
         let session = ShellSession::start(
