@@ -149,6 +149,32 @@ macro_rules! job_worker {
 }
 pub(crate) use job_worker;
 
+/// Registers with `$monitor` the worker of `$job` on the `$storage` backend of `$pool`,
+/// built anew (under a new name, after a pause) each time it restarts.
+macro_rules! restartable_worker {
+    ($monitor:expr, $registration:ident, $storage:ident, $pool:expr, $config:expr, $job:ty, $handler:expr, $extra:ident) => {{
+        let pool = $pool.clone();
+        let config = $config;
+        $monitor.register(move |restarts| {
+            let backend = $storage::<$job>::new(&pool)
+                .with_config(config.clone())
+                .poll_with_strategy($registration.poll_strategy())
+                .before_start(move |_| {
+                    tokio::time::sleep($crate::queue::worker::restart_delay(restarts)).map(Ok)
+                });
+            $crate::queue::worker::job_worker!(
+                &$registration,
+                restarts,
+                backend,
+                $job,
+                $handler,
+                $extra
+            )
+        })
+    }};
+}
+pub(crate) use restartable_worker;
+
 /// Registers the worker of job kind `$job` with `$workers` (a [`Workers`]), on whichever
 /// database it runs; `$extra`, when given, is handed to `$handler` as one more `Data`
 /// argument after the job context.
@@ -166,45 +192,29 @@ macro_rules! register_job {
         workers.monitor = match &registration.ctx.db {
             $crate::storage::Db::Postgres(pool) => {
                 let config = registration.postgres_config(queue);
-                let pool = pool.clone();
-                monitor.register(move |restarts| {
-                    let backend = PostgresStorage::<$job>::new(&pool)
-                        .with_config(config.clone())
-                        .poll_with_strategy(registration.poll_strategy())
-                        .before_start(move |_| {
-                            tokio::time::sleep($crate::queue::worker::restart_delay(restarts))
-                                .map(Ok)
-                        });
-                    $crate::queue::worker::job_worker!(
-                        &registration,
-                        restarts,
-                        backend,
-                        $job,
-                        $handler,
-                        extra
-                    )
-                })
+                $crate::queue::worker::restartable_worker!(
+                    monitor,
+                    registration,
+                    PostgresStorage,
+                    pool,
+                    config,
+                    $job,
+                    $handler,
+                    extra
+                )
             }
             $crate::storage::Db::Sqlite(pool) => {
                 let config = registration.sqlite_config(queue);
-                let pool = pool.clone();
-                monitor.register(move |restarts| {
-                    let backend = SqliteStorage::<$job>::new(&pool)
-                        .with_config(config.clone())
-                        .poll_with_strategy(registration.poll_strategy())
-                        .before_start(move |_| {
-                            tokio::time::sleep($crate::queue::worker::restart_delay(restarts))
-                                .map(Ok)
-                        });
-                    $crate::queue::worker::job_worker!(
-                        &registration,
-                        restarts,
-                        backend,
-                        $job,
-                        $handler,
-                        extra
-                    )
-                })
+                $crate::queue::worker::restartable_worker!(
+                    monitor,
+                    registration,
+                    SqliteStorage,
+                    pool,
+                    config,
+                    $job,
+                    $handler,
+                    extra
+                )
             }
         };
         workers
