@@ -7,6 +7,7 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::agent::workspace::{ReadWorkspace, RemoveSandbox};
 use crate::agent::{self, AgentRuntime, RunConversation};
 use crate::config::{Cli, Command, Config, QueueCommand, SandboxCommand, UserCommand};
 use crate::crypto::Keyring;
@@ -30,7 +31,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let shutdown = shutdown_on_signal();
             let bus = EventBus::default();
             tokio::spawn(live::listen(db.clone(), bus.clone(), shutdown.clone()));
-            let state = app_state(&config, &db).with_bus(bus.clone());
+            let state = app_state(&config, &db)?.with_bus(bus.clone());
             let http = serve_http(listener, state, shutdown.clone());
             let workers = start_workers(&config, &db, &shutdown, bus)?;
             let result = tokio::try_join!(http, workers);
@@ -43,7 +44,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let shutdown = shutdown_on_signal();
             let bus = EventBus::default();
             tokio::spawn(live::listen(db.clone(), bus.clone(), shutdown.clone()));
-            let state = app_state(&config, &db).with_bus(bus);
+            let state = app_state(&config, &db)?.with_bus(bus);
             let result = serve_http(listener, state, shutdown).await;
             db.close().await;
             result
@@ -126,14 +127,16 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-fn app_state(config: &Config, db: &Db) -> AppState {
+fn app_state(config: &Config, db: &Db) -> anyhow::Result<AppState> {
     let keyring = Keyring::new(config.keys.secret_key.as_ref());
     if !keyring.is_persistent() {
         tracing::warn!(
             "OPENHANDS_SECRET_KEY is not set: browser sessions end when this process stops, and LLM keys and secrets cannot be stored"
         );
     }
-    AppState::new(db.clone())
+    let providers = Arc::new(Providers::clients_of(&config.providers)?);
+    Ok(AppState::new(db.clone())
+        .with_providers(providers)
         .with_admin_key(config.server.admin_api_key.clone())
         .with_webhooks(Webhooks::from_config(&config.providers))
         .with_keyring(keyring)
@@ -144,7 +147,7 @@ fn app_state(config: &Config, db: &Db) -> AppState {
             &config.login,
             &config.providers.public_url,
             &config.providers.github_api_url,
-        ))
+        )))
 }
 
 /// The job workers of this process, and the watch on its sandbox engine.
@@ -194,7 +197,17 @@ pub async fn run_workers(
     let workers = queue::register_job!(workers, Intake, intake::handle);
     let workers = queue::register_job!(workers, DeliverPost, results::handle);
     let workers = match agent {
-        Some(agent) => queue::register_job!(workers, RunConversation, agent::handle_run, agent),
+        Some(agent) => {
+            let workers =
+                queue::register_job!(workers, RunConversation, agent::handle_run, agent.clone());
+            let workers = queue::register_job!(
+                workers,
+                ReadWorkspace,
+                agent::handle_workspace_read,
+                agent.clone()
+            );
+            queue::register_job!(workers, RemoveSandbox, agent::handle_sandbox_removal, agent)
+        }
         None => workers,
     };
     workers.run(shutdown).await

@@ -15,6 +15,10 @@ pub mod settings;
 pub mod stuck;
 pub mod title;
 pub mod tools;
+pub mod workspace;
 
 pub(crate) use run::handle as handle_run;
 pub use run::{AgentRuntime, RunConversation, SANDBOX_ENGINE};
+pub(crate) use workspace::{
+    handle_read as handle_workspace_read, handle_removal as handle_sandbox_removal,
+};

@@ -126,7 +126,7 @@ impl AgentRuntime {
     }
 
     /// The sandbox backend, connected on first use (a worker without Docker still takes other jobs).
-    async fn sandboxes(&self) -> Result<Sandboxes, String> {
+    pub(super) async fn sandboxes(&self) -> Result<Sandboxes, String> {
         self.sandboxes
             .get_or_try_init(|| {
                 crate::sandbox::connect(&self.sandbox_settings, self.shutdown.clone())
@@ -607,7 +607,14 @@ impl Run<'_> {
                 );
                 return self.set_state(AgentState::Error, &reason).await;
             }
-            if let Next::Rest(state, reason) = self.step(&llm, &conversation).await? {
+            if let Next::Rest(state, reason) = self.step(&llm, &conversation, started).await? {
+                // A stop asked while the model wrote its answer is the state to end in.
+                if state == AgentState::AwaitingUserInput {
+                    self.refresh().await?;
+                    if let Some(asked) = self.history.stop_request_after(started) {
+                        return self.set_state(asked, "Requested by the user.").await;
+                    }
+                }
                 if state == AgentState::Finished {
                     let still_failing = match self.pre_commit_gate().await? {
                         PreCommit::Retry => continue,
@@ -626,8 +633,15 @@ impl Run<'_> {
         }
     }
 
-    /// One LLM call and the tool calls it asks for.
-    async fn step(&mut self, llm: &LlmClient, conversation: &Conversation) -> Result<Next, Fault> {
+    /// One LLM call and the tool calls it asks for. A stop or pause asked after event
+    /// `started` takes effect before the next tool runs: that call and the rest are answered
+    /// as not run, and the model is not called again.
+    async fn step(
+        &mut self,
+        llm: &LlmClient,
+        conversation: &Conversation,
+        started: i64,
+    ) -> Result<Next, Fault> {
         if let Some(rest) = self.condense(llm).await? {
             return Ok(rest);
         }
@@ -695,8 +709,33 @@ impl Run<'_> {
         let ids = self.record(drafts, Some(usage)).await?;
 
         let mut finished: Option<String> = None;
+        let mut halted: Option<AgentState> = None;
         for (at, meta, call) in calls {
             let action_id = ids[at];
+            if halted.is_none() {
+                self.refresh().await?;
+                halted = self.history.stop_request_after(started);
+            }
+            if let Some(state) = halted {
+                let note = format!(
+                    "Not run: the user {} the agent before this ran.",
+                    if state == AgentState::Paused {
+                        "paused"
+                    } else {
+                        "stopped"
+                    }
+                );
+                self.record(
+                    vec![events::error_observation(
+                        &note,
+                        Some(action_id),
+                        Some(&meta),
+                    )],
+                    None,
+                )
+                .await?;
+                continue;
+            }
             if finished.is_some() {
                 let note = "Not run: the task was finished by an earlier call.";
                 self.record(
@@ -757,9 +796,10 @@ impl Run<'_> {
                 }
             }
         }
-        Ok(match finished {
-            Some(_) => Next::Rest(AgentState::Finished, String::new()),
-            None => Next::Continue,
+        Ok(match (halted, finished) {
+            (Some(state), _) => Next::Rest(state, "Requested by the user.".to_string()),
+            (None, Some(_)) => Next::Rest(AgentState::Finished, String::new()),
+            (None, None) => Next::Continue,
         })
     }
 

@@ -73,6 +73,12 @@ impl Providers {
     /// answering it needs.
     pub fn from_config(config: &ProviderConfig) -> anyhow::Result<Self> {
         config.check_for_workers()?;
+        Self::clients_of(config)
+    }
+
+    /// The same clients without requiring what only answering work needs: what the web tier
+    /// uses to list a user's repositories and check the one a new conversation names.
+    pub fn clients_of(config: &ProviderConfig) -> anyhow::Result<Self> {
         let github = match (config.github_app_id, &config.github_app_private_key) {
             (Some(app_id), Some(_)) => {
                 let pem = config.github_app_key_pem().map_err(anyhow::Error::msg)?;

@@ -418,9 +418,18 @@ impl Db {
 
     /// Deletes a conversation with its events and posts; its deliveries stay, unlinked.
     pub async fn delete_conversation(&self, id: &str) -> Result<()> {
-        let done = on_backend!(self, pool => sqlx::query("DELETE FROM conversations WHERE id = $1")
+        let mut tx = self.begin().await?;
+        tx.delete_conversation(id).await?;
+        tx.commit().await
+    }
+}
+
+impl Tx {
+    /// Deletes the conversation with its events and everything kept about it.
+    pub async fn delete_conversation(&mut self, id: &str) -> Result<()> {
+        let done = on_backend!(self, tx => sqlx::query("DELETE FROM conversations WHERE id = $1")
             .bind(id)
-            .execute(pool)
+            .execute(&mut **tx)
             .await?
             .rows_affected());
         if done == 0 {
@@ -428,7 +437,9 @@ impl Db {
         }
         Ok(())
     }
+}
 
+impl Db {
     /// Events of a conversation in `range`.
     pub async fn events_in(
         &self,

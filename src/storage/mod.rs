@@ -20,6 +20,7 @@ mod probes;
 mod runs;
 mod settings;
 mod users;
+mod workspace;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -46,6 +47,7 @@ pub use probes::ProbeCompletion;
 pub use runs::{ConversationStats, UserLimits};
 pub use settings::{SecretInfo, UserLlm};
 pub use users::User;
+pub use workspace::WorkspaceRead;
 
 /// How long a statement may wait for SQLite's one connection before it fails.
 const SQLITE_QUEUE_TIMEOUT: Duration = Duration::from_secs(60);

@@ -78,6 +78,15 @@ impl Db {
         .ok_or(StorageError::NotFound("user"))
     }
 
+    /// Every user, by login.
+    pub async fn users(&self) -> Result<Vec<User>> {
+        Ok(on_backend!(self, pool => sqlx::query_as::<_, User>(
+            "SELECT id, login, email, is_admin, created_at FROM users ORDER BY login",
+        )
+        .fetch_all(pool)
+        .await?))
+    }
+
     pub async fn user_by_login(&self, login: &str) -> Result<Option<User>> {
         Ok(on_backend!(self, pool => sqlx::query_as::<_, User>(
             "SELECT id, login, email, is_admin, created_at FROM users WHERE login = $1",

@@ -50,7 +50,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/deliveries", get(list_deliveries))
         .route("/api/deliveries/{id}", get(show_delivery))
         .route("/api/deliveries/{id}/redeliver", post(redeliver))
-        .route("/api/users", post(create_user))
+        .route("/api/users", get(list_users).post(create_user))
         .route("/api/user-links", get(list_links).post(create_link))
         .route(
             "/api/user-links/{provider}/{workspace}/{external_id}",
@@ -251,6 +251,31 @@ pub(super) async fn create_user(
         .create_user(login, body.email.as_deref(), body.is_admin)
         .await?;
     Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Every user.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct UserList {
+    users: Vec<User>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/users",
+    tag = "admin",
+    summary = "Every user, by login",
+    extensions(("x-access" = json!("admin"))),
+    params(NoQuery),
+    responses((status = 200, description = "The users", body = UserList)),
+)]
+pub(super) async fn list_users(
+    State(state): State<AppState>,
+    _admin: Admin,
+    _query: Query<NoQuery>,
+) -> Result<Json<UserList>, ApiError> {
+    Ok(Json(UserList {
+        users: state.db.users().await?,
+    }))
 }
 
 /// The body of `POST /api/user-links`.

@@ -5,7 +5,7 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Json;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,8 @@ use super::params::{Body, Query};
 use super::{ApiError, AppState};
 use crate::agent::RunConversation;
 use crate::agent::events::{self, AgentState, Draft};
+use crate::agent::workspace::RemoveSandbox;
+use crate::intake::repository::{Named, Verdict};
 use crate::queue;
 use crate::storage::{
     Conversation, ConversationFilter, Event, EventRange, NewConversation, NewEvent, StorageError,
@@ -73,6 +75,8 @@ pub(super) struct ListQuery {
     /// Only conversations started this way.
     #[param(inline)]
     trigger: Option<TriggerKind>,
+    /// Only this user's conversations (a login); for administrators, who see everyone's.
+    owner: Option<String>,
 }
 
 /// How a conversation was started: from the web, or by a provider's webhook.
@@ -178,6 +182,8 @@ pub(super) struct ConversationView {
     /// Answers to the provider that could not be posted.
     failed_posts: Vec<FailedPost>,
     owner_id: String,
+    /// The owner's login.
+    owner_login: String,
     /// RFC 3339.
     created_at: String,
     /// RFC 3339.
@@ -382,14 +388,60 @@ pub(super) fn message_from(caller: &Caller, text: &str) -> Draft {
     )
 }
 
+/// Whether `wanted` may be asked of a conversation in state `current`, and if not, why. One
+/// rule for the REST API, both WebSockets and the dashboard's buttons (which mirror it):
+/// pause only what is working, stop anything not already at its end, resume only what was
+/// paused, stopped or waits for the user.
+pub(super) fn state_change_refusal(current: AgentState, wanted: AgentState) -> Option<String> {
+    let allowed = match wanted {
+        AgentState::Paused => matches!(current, AgentState::Loading | AgentState::Running),
+        AgentState::Stopped => matches!(
+            current,
+            AgentState::Loading
+                | AgentState::Running
+                | AgentState::Paused
+                | AgentState::AwaitingUserInput
+                | AgentState::RateLimited
+        ),
+        AgentState::Running => matches!(
+            current,
+            AgentState::Paused | AgentState::Stopped | AgentState::AwaitingUserInput
+        ),
+        _ => false,
+    };
+    if allowed {
+        return None;
+    }
+    let verb = match wanted {
+        AgentState::Paused => "paused",
+        AgentState::Stopped => "stopped",
+        _ => "resumed",
+    };
+    let hint = match (wanted, current) {
+        (AgentState::Running, AgentState::Loading | AgentState::Running) => "it is already running",
+        (AgentState::Running, _) => "send a message to give the agent more to do",
+        (AgentState::Paused, AgentState::Paused) => "it is already paused",
+        (AgentState::Stopped, AgentState::Stopped) => "it is already stopped",
+        _ => "the agent is not working",
+    };
+    Some(format!(
+        "a conversation that is {} cannot be {verb}: {hint}",
+        current.as_str().replace('_', " ")
+    ))
+}
+
 /// A request to stop, pause or resume: recorded for the run that holds the conversation; a
-/// conversation at rest takes the new state at once, and a resumed one is run.
+/// conversation at rest takes the new state at once, and a resumed one is run. A request the
+/// conversation's state does not allow is refused with 409 and recorded nowhere.
 pub(super) async fn change_state(
     state: &AppState,
     conversation: &Conversation,
     wanted: AgentState,
 ) -> Result<(), ApiError> {
     let current = AgentState::parse(&conversation.status).unwrap_or(AgentState::Loading);
+    if let Some(refusal) = state_change_refusal(current, wanted) {
+        return Err(ApiError::Conflict(refusal));
+    }
     let request = events::change_state_request(wanted);
     match wanted {
         AgentState::Running => {
@@ -459,6 +511,11 @@ pub(super) async fn view(
         pull_requests,
         failed_posts,
         owner_id: conversation.owner_id.clone(),
+        owner_login: match state.db.user(&conversation.owner_id).await {
+            Ok(owner) => owner.login,
+            Err(StorageError::NotFound(_)) => String::new(),
+            Err(error) => return Err(error.into()),
+        },
         created_at: iso(conversation.created_at),
         last_updated_at: iso(conversation.updated_at),
         last_event_id: conversation.last_event_id,
@@ -492,14 +549,28 @@ pub fn event_json(event: &Event) -> Value {
     tag = "conversations",
     summary = "Start a conversation",
     extensions(("x-access" = json!("user"))),
+    params(("Idempotency-Key" = Option<String>, Header, description = "A key of the client's choosing: a retry with the same key answers the conversation the first request created (200) instead of creating another")),
     request_body = NewConversationBody,
-    responses((status = 201, description = "Created; with a message, the agent is queued", body = Accepted)),
+    responses(
+        (status = 201, description = "Created; with a message, the agent is queued", body = Accepted),
+        (status = 200, description = "Created earlier by a request with the same Idempotency-Key", body = Accepted),
+        (status = 400, description = "The repository is not one this server reaches"),
+        (status = 403, description = "The caller may not work on the repository (why is said)"),
+    ),
 )]
 pub(super) async fn create_conversation(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Body(body): Body<NewConversationBody>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let key = idempotency_key(&headers)?;
+    if let Some(key) = &key {
+        let mut tx = state.db.begin().await?;
+        if let Some(existing) = tx.conversation_for_request(&caller.0.id, key).await? {
+            return Ok((StatusCode::OK, Json(accepted(&existing))));
+        }
+    }
     let message = body
         .initial_user_msg
         .as_deref()
@@ -511,7 +582,10 @@ pub(super) async fn create_conversation(
         .map(str::trim)
         .filter(|r| !r.is_empty());
     let git_provider = match repository {
-        Some(repository) => Some(repository_host(repository, body.git_provider)?),
+        Some(repository) => {
+            repository_host(repository, body.git_provider)?;
+            Some(reachable_repository(&state, &caller, repository, body.git_provider).await?)
+        }
         None => None,
     };
     let branch = body
@@ -537,6 +611,20 @@ pub(super) async fn create_conversation(
             ..Default::default()
         })
         .await?;
+    if let Some(key) = &key {
+        // A retry racing this request loses here, and answers what this one created.
+        if let Err(error) = tx
+            .remember_request(&caller.0.id, key, &conversation.id)
+            .await
+        {
+            drop(tx);
+            let mut tx = state.db.begin().await?;
+            return match tx.conversation_for_request(&caller.0.id, key).await? {
+                Some(existing) => Ok((StatusCode::OK, Json(accepted(&existing)))),
+                None => Err(error.into()),
+            };
+        }
+    }
     // The conversation and its first message are one write: never one without the other.
     let stored = match message {
         Some(message) => {
@@ -555,6 +643,66 @@ pub(super) async fn create_conversation(
     state.bus.publish(&state.db, stored).await;
     tracing::info!(conversation_id = %conversation.id, user_id = %caller.0.id, "conversation created");
     Ok((StatusCode::CREATED, Json(accepted(&conversation.id))))
+}
+
+/// The longest Idempotency-Key accepted.
+const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
+
+/// The request's `Idempotency-Key`: a retried create with the same key answers the
+/// conversation the first one made instead of making another.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_CHARS)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters"
+            ))
+        })?;
+    Ok(Some(key.to_string()))
+}
+
+/// Where `repository` is, when the service reaches it and the caller may work on it, by the
+/// rules the run applies: refused here rather than failing the run at once.
+async fn reachable_repository(
+    state: &AppState,
+    caller: &Caller,
+    repository: &str,
+    host: Option<GitHost>,
+) -> Result<&'static str, ApiError> {
+    let providers = &state.providers;
+    if providers.github.is_none() && providers.gitlab.is_none() {
+        return Err(ApiError::BadRequest(
+            "no repository host is configured on this server: the GitHub App (GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY) or GitLab (GITLAB_TOKEN) is needed to work on a repository; start without one, or ask an administrator".into(),
+        ));
+    }
+    let named = Named {
+        path: repository.to_string(),
+        host: host.map(|h| match h {
+            GitHost::Github => "github",
+            GitHost::Gitlab => "gitlab",
+        }),
+    };
+    let accounts = providers
+        .accounts_of(&state.db, &caller.0.id)
+        .await
+        .map_err(ApiError::Internal)?;
+    let verdict = providers
+        .check_named(&accounts, &named)
+        .await
+        .map_err(|e| ApiError::Upstream(format!("cannot check {repository}: {e:#}")))?;
+    match verdict {
+        Verdict::Usable(found) => Ok(found.git_provider()),
+        Verdict::Refused(why) => Err(ApiError::Forbidden(why)),
+        Verdict::Unknown => Err(ApiError::BadRequest(format!(
+            "{repository} is not a repository this server reaches: the GitHub App is not installed there, GitLab does not know it, or it does not exist"
+        ))),
+    }
 }
 
 fn accepted(conversation_id: &str) -> Accepted {
@@ -583,8 +731,24 @@ pub(super) async fn list_conversations(
         Some(page) => Some(parse_page_id(page)?),
         None => None,
     };
+    // Administrators may narrow to one owner; everyone else sees only their own.
+    let owner = match query.owner.as_deref().map(str::trim) {
+        Some(login) if caller.0.is_admin && !login.is_empty() => {
+            match state.db.user_by_login(login).await? {
+                Some(user) => Some(user.id),
+                None => {
+                    return Ok(Json(ConversationPage {
+                        results: Vec::new(),
+                        next_page_id: None,
+                    }));
+                }
+            }
+        }
+        _ if caller.0.is_admin => None,
+        _ => Some(caller.0.id.clone()),
+    };
     let filter = ConversationFilter {
-        owner_id: (!caller.0.is_admin).then_some(caller.0.id.as_str()),
+        owner_id: owner.as_deref(),
         status: query.status.map(AgentState::as_str),
         repository: query.repository.as_deref(),
         trigger_kind: query.trigger.map(TriggerKind::as_str),
@@ -676,7 +840,7 @@ pub(super) async fn rename_conversation(
     delete,
     path = "/api/conversations/{id}",
     tag = "conversations",
-    summary = "Delete a conversation at rest",
+    summary = "Delete a conversation at rest, with its event log and its sandbox",
     extensions(("x-access" = json!("user"))),
     params(("id" = String, Path, description = "The conversation's id")),
     responses(
@@ -697,7 +861,18 @@ pub(super) async fn delete_conversation(
             "the conversation is running; stop it first".into(),
         ));
     }
-    state.db.delete_conversation(&conversation.id).await?;
+    // Its sandbox goes with it, removed by a worker that holds the sandboxes.
+    let mut tx = state.db.begin().await?;
+    queue::enqueue(
+        &mut tx,
+        &RemoveSandbox {
+            conversation_id: conversation.id.clone(),
+        },
+    )
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("cannot queue the sandbox's removal: {e}")))?;
+    tx.delete_conversation(&conversation.id).await?;
+    tx.commit().await?;
     tracing::info!(conversation_id = %conversation.id, user_id = %caller.0.id, "conversation deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -709,7 +884,10 @@ pub(super) async fn delete_conversation(
     summary = "Resume the agent",
     extensions(("x-access" = json!("user"))),
     params(("id" = String, Path, description = "The conversation's id")),
-    responses((status = 202, description = "Asked", body = Accepted)),
+    responses(
+        (status = 202, description = "Asked", body = Accepted),
+        (status = 409, description = "Only a paused, stopped or waiting conversation is resumed"),
+    ),
 )]
 pub(super) async fn start_conversation(
     State(state): State<AppState>,
@@ -726,7 +904,10 @@ pub(super) async fn start_conversation(
     summary = "Stop the agent",
     extensions(("x-access" = json!("user"))),
     params(("id" = String, Path, description = "The conversation's id")),
-    responses((status = 202, description = "Asked", body = Accepted)),
+    responses(
+        (status = 202, description = "Asked", body = Accepted),
+        (status = 409, description = "Already at its end (finished, stopped, rejected, in error)"),
+    ),
 )]
 pub(super) async fn stop_conversation(
     State(state): State<AppState>,

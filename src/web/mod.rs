@@ -16,6 +16,7 @@ use std::sync::Arc;
 use crate::crypto::Keyring;
 use crate::intake::accept::DeliveryWriter;
 use crate::integrations::Webhooks;
+use crate::integrations::providers::Providers;
 use crate::live::EventBus;
 use crate::setting::Secret;
 use crate::storage::{DatabaseKind, Db};
@@ -34,11 +35,13 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 mod params;
+mod repositories;
 pub mod server;
 pub mod session;
 mod settings;
 mod sockets;
 mod webhooks;
+mod workspace;
 
 pub use error::ApiError;
 
@@ -67,6 +70,8 @@ pub struct AppState {
     /// Whether the server has a default model (LLM_MODEL): without it, only users who chose
     /// their own can run the agent, and the dashboard says so.
     pub server_llm: bool,
+    /// The provider clients: a user's repositories, and whether a named one is reachable.
+    pub providers: Arc<Providers>,
 }
 
 impl AppState {
@@ -87,7 +92,13 @@ impl AppState {
             login: Arc::new(login::Login::disabled()),
             public_url: Arc::from("http://localhost:3000"),
             server_llm: false,
+            providers: Arc::default(),
         }
+    }
+
+    pub fn with_providers(mut self, providers: Arc<Providers>) -> Self {
+        self.providers = providers;
+        self
     }
 
     pub fn with_server_llm(mut self, configured: bool) -> Self {
@@ -144,6 +155,8 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::routes())
         .merge(admin::routes())
         .merge(conversations::routes())
+        .merge(workspace::routes())
+        .merge(repositories::routes())
         .merge(sockets::routes())
         .merge(legacy_ws::routes())
         .merge(keys::routes())

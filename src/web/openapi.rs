@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use super::{AppState, admin, conversations, dashboard, keys, legacy_ws, links, login, metrics};
-use super::{settings, sockets, webhooks};
+use super::{repositories, settings, sockets, webhooks, workspace};
 
 /// Who may call an endpoint: each operation's `x-access` extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +98,7 @@ impl Access {
         admin::list_deliveries,
         admin::show_delivery,
         admin::redeliver,
+        admin::list_users,
         admin::create_user,
         admin::list_links,
         admin::create_link,
@@ -112,6 +113,10 @@ impl Access {
         conversations::send_message,
         conversations::list_events,
         conversations::trajectory,
+        repositories::list_repositories,
+        workspace::workspace_changes,
+        workspace::workspace_files,
+        workspace::workspace_file,
         sockets::events_socket,
         legacy_ws::legacy_socket,
         settings::show_settings,

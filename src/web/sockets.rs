@@ -1,8 +1,10 @@
 //! `GET /sockets/events/{conversation_id}`: a conversation's events over a WebSocket. The
 //! client authenticates (session cookie or API key header, else a first frame
 //! `{"type":"auth","session_api_key":…}`), gets the stored events after `?after=N`, then live
-//! events, in order, with no gap or duplicate between the two; it may send messages and ask
-//! to stop, pause or resume. Closes with 4001 on bad authentication and 4004 for a
+//! events, in order, with no gap or duplicate between the two; it may send messages, ask
+//! to stop, pause or resume (refused with an error frame where the state does not allow it),
+//! and run its own actions (`{"action": "run", "args": {"command": …}}`), which a worker
+//! runs and records as the user's. Closes with 4001 on bad authentication and 4004 for a
 //! conversation it may not see.
 
 use std::time::Duration;
@@ -24,6 +26,7 @@ use super::auth::Caller;
 use super::conversations::{change_state, event_json, message_from, record, state_named, visible};
 use super::params::Query;
 use super::{ApiError, AppState};
+use crate::agent::tools::{USER_ACTIONS, user_call};
 use crate::live::LiveEvent;
 use crate::storage::Conversation;
 
@@ -346,8 +349,23 @@ impl Session {
                 let current = self.state.db.conversation(&conversation.id).await?;
                 change_state(&self.state, &current, wanted).await
             }
+            // The user's own commands (the dashboard's terminal), run by a worker as the
+            // legacy protocol runs them: `{"action": "run", "args": {"command": …}}`.
+            action if USER_ACTIONS.contains(&action) => {
+                let call = user_call(action, &frame["args"]).map_err(ApiError::BadRequest)?;
+                record(
+                    &self.state,
+                    &conversation.id,
+                    &[call.user_action()],
+                    None,
+                    true,
+                )
+                .await?;
+                Ok(())
+            }
             other => Err(ApiError::BadRequest(format!(
-                "unknown frame type `{other}`: message or state"
+                "unknown frame type `{other}`: message, state, or an action ({})",
+                USER_ACTIONS.join(", ")
             ))),
         }
     }
