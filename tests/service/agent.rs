@@ -922,3 +922,58 @@ async fn a_provider_timing_out_then_failing_is_retried_without_running_a_tool_tw
     );
     agent.fake.assert_each_tool_call_answered_once();
 }
+
+/// A stop asked while the model is still answering takes effect before its command runs: the
+/// command is answered as not run, the model is not asked again, and the run ends stopped.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_while_the_model_answers_leaves_its_command_unrun() {
+    let script = vec![
+        bash("touch /workspace/should-not-exist && echo ran").after(Duration::from_secs(3)),
+        finish("never"),
+    ];
+    let agent = start(
+        Kind::Sqlite,
+        "openai/gpt-fake",
+        script,
+        AgentSettings::default(),
+    )
+    .await;
+    let id = agent.ask("web", "go").await;
+    wait_for("the model to be asked", Duration::from_secs(60), || async {
+        (!agent.fake.requests().is_empty()).then_some(())
+    })
+    .await;
+    let stop = events::change_state_request(events::AgentState::Stopped);
+    agent
+        .t
+        .db
+        .append_event(
+            &id,
+            &NewEvent {
+                source: stop.source,
+                kind: &stop.kind,
+                payload: &stop.doc,
+            },
+        )
+        .await
+        .unwrap();
+    let (state, reason) = agent.rest(&id).await;
+    assert_eq!(state, "stopped", "{reason}");
+    let events = agent.events(&id).await;
+    assert!(observations(&events, "run").is_empty(), "{events:#?}");
+    let action = events.iter().find(|e| e["action"] == "run").unwrap();
+    let answer = events
+        .iter()
+        .find(|e| e["cause"] == action["id"])
+        .unwrap_or_else(|| panic!("the command is answered: {events:#?}"));
+    assert_eq!(answer["observation"], "error", "{answer}");
+    assert!(
+        answer["content"].as_str().unwrap().contains("Not run"),
+        "{answer}"
+    );
+    assert_eq!(
+        agent.fake.requests().len(),
+        1,
+        "the model is not asked again"
+    );
+}

@@ -35,6 +35,48 @@ fn state(t: &TestDb) -> AppState {
     AppState::new(t.db.clone()).with_admin_key(Some(ADMIN_KEY.parse::<Secret>().unwrap()))
 }
 
+/// The web API with the fakes as GitHub and GitLab: `acme/api` is reachable through the
+/// GitHub App, `group/sub/project` through GitLab. Keep the service alive while testing.
+async fn state_with_hosts(t: &TestDb) -> (Service, AppState) {
+    let service = Service::builder(&t.db)
+        .fakes()
+        .web()
+        .admin_key(ADMIN_KEY)
+        .start()
+        .await;
+    let fakes = service.fakes();
+    fakes.set_github_installation("acme/api", 4242);
+    fakes.set_gitlab_project_path("group/sub/project", 77);
+    let state = service.state().clone();
+    (service, state)
+}
+
+/// A user with an API key whose GitHub and GitLab accounts are linked and may push to the
+/// repositories of [`state_with_hosts`].
+async fn user_with_accounts(t: &TestDb, service: &Service, login: &str, github_id: u64) -> String {
+    let (user_id, key) = support::user_with_key(&t.db, login, false).await;
+    let fakes = service.fakes();
+    let github_login = format!("{login}-gh");
+    fakes.set_github_account(github_id, &github_login);
+    fakes.set_github_permission("acme/api", &github_login, "write");
+    let gitlab_id = (github_id + 1000).to_string();
+    fakes.set_gitlab_level(77, &gitlab_id, 30);
+    for (provider, api_url, account) in [
+        ("github", fakes.github_api_url(), github_id.to_string()),
+        ("gitlab", fakes.gitlab_api_url(), gitlab_id),
+    ] {
+        let host = url::Url::parse(&api_url)
+            .unwrap()
+            .host_str()
+            .unwrap()
+            .to_string();
+        t.db.link_user(provider, &host, &account, &user_id)
+            .await
+            .unwrap();
+    }
+    key
+}
+
 /// One request through the router; the answer's status and JSON body.
 async fn call(
     state: &AppState,
@@ -84,8 +126,8 @@ async fn create(state: &AppState, key: &str, body: Value) -> String {
 }
 
 async fn own_conversations_only(t: &TestDb) {
-    let s = state(t);
-    let alice = user(t, "alice").await;
+    let (service, s) = state_with_hosts(t).await;
+    let alice = user_with_accounts(t, &service, "alice", 101).await;
     let bob = user(t, "bob").await;
     let id = create(
         &s,
@@ -248,8 +290,8 @@ async fn own_conversations_only(t: &TestDb) {
 }
 
 async fn listed_in_pages(t: &TestDb) {
-    let s = state(t);
-    let alice = user(t, "alice").await;
+    let (service, s) = state_with_hosts(t).await;
+    let alice = user_with_accounts(t, &service, "alice", 101).await;
     let mut made = Vec::new();
     for n in 0..5 {
         made.push(create(&s, &alice, json!({"initial_user_msg": format!("task {n}")})).await);
@@ -1064,7 +1106,8 @@ async fn server_info_says_whether_workers_can_start_sandboxes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_error_is_json_and_says_what_is_wrong() {
     let t = TestDb::new(Kind::Sqlite).await;
-    let state = state(&t);
+    let (service, state) = state_with_hosts(&t).await;
+    let mona = user_with_accounts(&t, &service, "mona", 202).await;
     let cases = [
         (
             "GET",
@@ -1127,12 +1170,37 @@ async fn every_error_is_json_and_says_what_is_wrong() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
         assert!(answer["error"].as_str().unwrap().contains(says), "{answer}");
     }
+    // A repository the server does not reach, or one the caller may not push to, is refused
+    // before anything is written, saying why.
+    for (body, expected, says) in [
+        (
+            r#"{"repository": "acme/unknown"}"#,
+            StatusCode::BAD_REQUEST,
+            "not a repository this server reaches",
+        ),
+        (
+            r#"{"repository": "acme/api"}"#,
+            StatusCode::FORBIDDEN,
+            "no GitHub account linked",
+        ),
+    ] {
+        let (status, answer) = call(
+            &state,
+            "POST",
+            "/api/conversations",
+            Some(ADMIN_KEY),
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, expected, "{body}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{answer}");
+    }
     // A path of nested groups can only be GitLab's.
     let (status, answer) = call(
         &state,
         "POST",
         "/api/conversations",
-        Some(ADMIN_KEY),
+        Some(&mona),
         Some(r#"{"repository": "group/sub/project"}"#),
     )
     .await;
@@ -1142,11 +1210,12 @@ async fn every_error_is_json_and_says_what_is_wrong() {
         &state,
         "GET",
         &format!("/api/conversations/{id}"),
-        Some(ADMIN_KEY),
+        Some(&mona),
         None,
     )
     .await;
     assert_eq!(shown["git_provider"], "gitlab", "{shown}");
+    assert_eq!(shown["owner_login"], "mona", "{shown}");
     let (_, listed) = call(&state, "GET", "/api/conversations", Some(ADMIN_KEY), None).await;
     assert_eq!(
         listed["results"].as_array().unwrap().len(),
@@ -1314,4 +1383,182 @@ async fn the_admin_api_refuses_unknown_fields_and_parameters() {
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let (status, answer) = call(&s, "GET", "/api/user-links?user=x", key, None).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+/// Sets a conversation's state as a run would leave it.
+async fn set_state(t: &TestDb, id: &str, status: &str) {
+    let mut tx = t.db.begin().await.unwrap();
+    tx.set_conversation_status(id, status).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// Stop, pause and resume are taken only where the state allows them, the same way over
+/// REST and over the WebSocket; a refused one says why and records nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_requests_follow_the_state_machine_over_rest_and_the_socket() {
+    let t = TestDb::new(Kind::Sqlite).await;
+    let web = node(&t).await;
+    let alice = user(&t, "alice").await;
+    let id = create(web.state(), &alice, json!({})).await;
+    // (state, request, taken, what a refusal says)
+    let cases = [
+        ("finished", "stop", false, "cannot be stopped"),
+        ("finished", "start", false, "send a message"),
+        ("error", "start", false, "send a message"),
+        ("rejected", "stop", false, "cannot be stopped"),
+        ("stopped", "stop", false, "already stopped"),
+        ("running", "start", false, "already running"),
+        ("running", "stop", true, ""),
+        ("awaiting_user_input", "start", true, ""),
+        ("awaiting_user_input", "stop", true, ""),
+        ("paused", "start", true, ""),
+        ("paused", "stop", true, ""),
+        ("stopped", "start", true, ""),
+    ];
+    for (status, request, taken, says) in cases {
+        set_state(&t, &id, status).await;
+        let before = t.db.events_after(&id, 0, 1000).await.unwrap().len();
+        let (code, answer) = call(
+            web.state(),
+            "POST",
+            &format!("/api/conversations/{id}/{request}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+        let after = t.db.events_after(&id, 0, 1000).await.unwrap().len();
+        if taken {
+            assert_eq!(code, StatusCode::ACCEPTED, "{status} {request}: {answer}");
+            assert!(after > before, "{status} {request} was recorded");
+        } else {
+            assert_eq!(code, StatusCode::CONFLICT, "{status} {request}: {answer}");
+            let error = answer["error"].as_str().unwrap();
+            assert!(error.contains(says), "{status} {request}: {error}");
+            assert_eq!(after, before, "{status} {request} recorded nothing");
+        }
+    }
+
+    // The socket answers a refused request with an error frame and stays open.
+    set_state(&t, &id, "finished").await;
+    let before = t.db.events_after(&id, 0, 1000).await.unwrap().len();
+    let mut socket = connect(
+        &web,
+        &format!("/sockets/events/{id}?after={before}"),
+        Some(&alice),
+    )
+    .await;
+    for (frame, says) in [
+        (r#"{"type":"state","state":"pause"}"#, "cannot be paused"),
+        (r#"{"type":"state","state":"resume"}"#, "send a message"),
+        (
+            r#"{"action":"change_agent_state","args":{"agent_state":"stopped"}}"#,
+            "cannot be stopped",
+        ),
+    ] {
+        socket.send(Message::Text(frame.into())).await.unwrap();
+        let error = next_json(&mut socket).await;
+        assert_eq!(error["type"], "error", "{frame}: {error}");
+        assert!(
+            error["error"].as_str().unwrap().contains(says),
+            "{frame}: {error}"
+        );
+    }
+    assert_eq!(t.db.events_after(&id, 0, 1000).await.unwrap().len(), before);
+    set_state(&t, &id, "running").await;
+    socket
+        .send(Message::Text(r#"{"type":"state","state":"pause"}"#.into()))
+        .await
+        .unwrap();
+    let taken = next_json(&mut socket).await;
+    assert_eq!(taken["kind"], "change_agent_state", "{taken}");
+    assert_eq!(taken["args"]["agent_state"], "paused", "{taken}");
+
+    // The user's own command over the socket is recorded as their action, for a worker.
+    socket
+        .send(Message::Text(
+            r#"{"action":"run","args":{"command":"ls -la"}}"#.into(),
+        ))
+        .await
+        .unwrap();
+    let command = next_json(&mut socket).await;
+    assert_eq!(
+        (
+            command["action"].as_str(),
+            command["source"].as_str(),
+            command["args"]["command"].as_str()
+        ),
+        (Some("run"), Some("user"), Some("ls -la")),
+        "{command}"
+    );
+}
+
+/// A retried create with the same Idempotency-Key answers the first conversation; another
+/// user's identical key is theirs alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_create_with_the_same_idempotency_key_creates_one_conversation() {
+    let t = TestDb::new(Kind::Postgres).await;
+    let s = state(&t);
+    let alice = user(&t, "alice").await;
+    let bob = user(&t, "bob").await;
+    let send = |key: String, idempotency: &'static str| {
+        let s = s.clone();
+        async move {
+            let request = Request::builder()
+                .method("POST")
+                .uri("/api/conversations")
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", "application/json")
+                .header("idempotency-key", idempotency)
+                .body(Body::from(r#"{"initial_user_msg":"once"}"#))
+                .unwrap();
+            let response = router(s).oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let body: Value = serde_json::from_slice(&bytes).unwrap();
+            (
+                status,
+                body["conversation_id"].as_str().unwrap_or("").to_string(),
+            )
+        }
+    };
+    // Two at once, as a double click sends them.
+    let (first, second) = tokio::join!(
+        send(alice.clone(), "click-1"),
+        send(alice.clone(), "click-1")
+    );
+    assert_eq!(first.1, second.1, "one conversation for both");
+    let mut codes = [first.0, second.0];
+    codes.sort();
+    assert_eq!(codes, [StatusCode::OK, StatusCode::CREATED]);
+    let again = send(alice.clone(), "click-1").await;
+    assert_eq!((again.0, &again.1), (StatusCode::OK, &first.1));
+    let other = send(bob.clone(), "click-1").await;
+    assert_eq!(other.0, StatusCode::CREATED);
+    assert_ne!(other.1, first.1);
+    let (_, listed) = call(&s, "GET", "/api/conversations", Some(&alice), None).await;
+    assert_eq!(listed["results"].as_array().unwrap().len(), 1, "{listed}");
+    let events = t.db.events_after(&first.1, 0, 100).await.unwrap();
+    assert_eq!(events.len(), 1, "one first message: {events:#?}");
+    let jobs: i64 =
+        t.db.job_status_counts()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|row| row.queue.contains("run"))
+            .map(|row| row.count)
+            .sum();
+    assert_eq!(jobs, 2, "one run for alice's conversation, one for bob's");
+    // A key that is not a header value is named.
+    let request = Request::builder()
+        .method("POST")
+        .uri("/api/conversations")
+        .header("authorization", format!("Bearer {alice}"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", "x".repeat(300))
+        .body(Body::from("{}"))
+        .unwrap();
+    let response = router(s.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }

@@ -365,6 +365,7 @@ impl ServiceBuilder {
         }
         let state = self.web.then(|| {
             let mut state = AppState::new(self.db.clone())
+                .with_providers(providers.clone())
                 .with_bus(bus.clone())
                 .with_webhooks(webhooks);
             if let Some(key) = &self.admin_key {
