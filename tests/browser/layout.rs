@@ -47,6 +47,16 @@ if (page > width) {
     if (r.width === 0 || r.right <= width + 0.5 || clipped(el)) continue;
     wide.push({ element: describe(el), width: Math.round(r.width), right: Math.round(r.right) });
   }
+  // Text that overflows its box reaches past the window without its element doing so.
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const range = document.createRange();
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (!node.textContent.trim() || !node.parentElement || clipped(node)) continue;
+    range.selectNodeContents(node);
+    const r = range.getBoundingClientRect();
+    if (r.width === 0 || r.right <= width + 0.5) continue;
+    wide.push({ element: `text of ${describe(node.parentElement)}: ${node.textContent.trim().slice(0, 60)}`, width: Math.round(r.width), right: Math.round(r.right) });
+  }
   // The widest reach first; of those, the innermost (the narrowest) first.
   wide.sort((a, b) => b.right - a.right || a.width - b.width);
 }
