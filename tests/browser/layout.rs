@@ -627,6 +627,29 @@ async fn deliveries_are_filtered_and_redelivered_only_where_there_is_something_t
     ];
     wait_for_listed(&browser, &all).await;
 
+    // A wide window shows a table whose headings, providers, statuses and buttons keep their
+    // words whole (only a long reason wraps anywhere).
+    for width in [1280, 800] {
+        browser.resize((width, 900)).await;
+        let broken = browser
+            .execute(
+                "const range = document.createRange();
+                 return [...document.querySelectorAll(
+                     '#delivery-list th, #delivery-list td:nth-child(2), #delivery-list .badge, #delivery-list button')]
+                   .filter((el) => {
+                     range.selectNodeContents(el);
+                     const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+                     const word = el.textContent.trim();
+                     return word && !word.includes(' ') && !el.querySelector('.visually-hidden') && lines.size > 1;
+                   })
+                   .map((el) => el.textContent.trim());",
+                vec![],
+            )
+            .await;
+        assert_eq!(broken, json!([]), "words broken across lines at {width}px");
+        assert_fits(&browser, "/deliveries").await;
+    }
+
     // Redeliver where there is a request, not where it asked for nothing.
     let accepted = "#delivery-list tr[data-status=accepted]";
     let ignored = "#delivery-list tr[data-status=ignored]";
