@@ -451,10 +451,14 @@ pub(super) struct DeliveryView {
     status: String,
     reason: Option<String>,
     conversation_id: Option<String>,
+    /// Whether the delivery holds a request to run again: false for one that asked for
+    /// nothing, which `POST /api/deliveries/{id}/redeliver` refuses (409).
+    redeliverable: bool,
 }
 impl From<Delivery> for DeliveryView {
     fn from(d: Delivery) -> Self {
         Self {
+            redeliverable: d.request.is_some(),
             id: d.id,
             provider: d.provider,
             delivery_id: d.delivery_id,

@@ -107,7 +107,7 @@ async fn listed_ids(browser: &Browser) -> Vec<String> {
 }
 
 /// Signs in on `/login` with `key` and lands on the conversations.
-async fn sign_in(browser: &Browser, web: &WebServer, key: &str) {
+pub(crate) async fn sign_in(browser: &Browser, web: &WebServer, key: &str) {
     browser.goto(&web.at("/login")).await;
     browser.type_text("form#key-form #api-key", key).await;
     browser.click("form#key-form button[type=submit]").await;
@@ -131,7 +131,7 @@ fn script_failures(console: &[String]) -> Vec<&String> {
 }
 
 /// Fails listing the page's script failures, if it had any.
-async fn assert_no_script_failures(browser: &Browser) {
+pub(crate) async fn assert_no_script_failures(browser: &Browser) {
     let console = browser.console().await;
     let failures = script_failures(&console);
     assert!(failures.is_empty(), "{failures:#?}");
@@ -489,29 +489,9 @@ async fn a_signed_webhook_shows_on_the_deliveries_and_integrations_pages() {
         .await;
     assert!(row.contains("Redeliver"), "{row}");
     browser.screenshot("deliveries-after-webhook").await;
-    // On a phone the table scrolls sideways in its own box; the page itself does not.
+    // On a phone each delivery is a card of its own; the page does not scroll sideways.
     browser.resize(support::browser::PHONE).await;
-    let widths = browser
-        .execute(
-            "const box = document.querySelector('#delivery-list .table-scroll');
-             return {
-               page: document.documentElement.scrollWidth,
-               window: window.innerWidth,
-               table: box.scrollWidth,
-               box: box.clientWidth,
-               overflow: getComputedStyle(box).overflowX,
-             };",
-            vec![],
-        )
-        .await;
-    assert!(
-        widths["page"].as_u64() <= widths["window"].as_u64(),
-        "the page scrolls sideways: {widths}"
-    );
-    assert!(
-        widths["table"].as_u64() > widths["box"].as_u64() && widths["overflow"] == "auto",
-        "the table does not scroll in its box: {widths}"
-    );
+    crate::layout::assert_fits(&browser, "deliveries").await;
     browser.screenshot("deliveries-after-webhook-phone").await;
     browser.resize(support::browser::DESKTOP).await;
 
@@ -949,6 +929,7 @@ async fn settings_keys_and_secrets_are_managed_in_the_browser() {
     browser.wait_for_text("#key-list", "laptop").await;
     browser.screenshot("settings-key-created").await;
     browser.click("#key-list li:last-child button.danger").await;
+    answer_confirmation(&browser, true).await;
     let started = std::time::Instant::now();
     while browser.text("#key-list").await.contains("laptop") {
         assert!(started.elapsed().as_secs() < 20, "the key was not revoked");
@@ -981,6 +962,7 @@ async fn settings_keys_and_secrets_are_managed_in_the_browser() {
     // Deleting a secret that is already gone says so, on the page.
     t.db.delete_secret(&alice, "DEPLOY_TOKEN").await.unwrap();
     browser.click("#secret-list li button.danger").await;
+    answer_confirmation(&browser, true).await;
     browser
         .wait_for_text("#main .card:last-child .notice.error", "not found")
         .await;
@@ -1733,7 +1715,7 @@ async fn an_account_is_linked_once_from_its_one_time_link() {
 }
 
 /// Waits for the page's confirmation dialog, accepts or dismisses it; its text.
-async fn answer_confirmation(browser: &Browser, accept: bool) -> String {
+pub(crate) async fn answer_confirmation(browser: &Browser, accept: bool) -> String {
     let started = std::time::Instant::now();
     loop {
         if let Ok(text) = browser.client().get_alert_text().await {

@@ -404,6 +404,19 @@ impl Browser {
         );
     }
 
+    /// Lets the page read and write the clipboard without asking (as a reader who allowed it
+    /// would); through the DevTools protocol. An error when Chromium refuses.
+    pub async fn grant_clipboard(&self) -> Result<(), String> {
+        self.client
+            .issue_cmd(DevTools {
+                cmd: "Browser.grantPermissions",
+                params: json!({"permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]}),
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     /// The console's messages since the last call (each read once), as `LEVEL message`.
     pub async fn console(&self) -> Vec<String> {
         let fresh = self.read_console().await;

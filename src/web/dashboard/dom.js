@@ -131,3 +131,54 @@ export function samePath(next) {
 export function statusBadge(status) {
   return h('span', { class: `badge status-${status}` }, status.replaceAll('_', ' '));
 }
+
+/**
+ * A Copy button for `text` (`label` names what it copies, for readers of the button), with a
+ * live region that says "Copied". Where the clipboard is refused, the text is copied the old
+ * way, or else `target` (the element that shows the text) is selected for Ctrl+C.
+ */
+export function copyButton(text, label, target = null) {
+  const said = h('span', { class: 'copy-status', role: 'status' });
+  const button = h('button', { type: 'button', class: 'small copy', 'aria-label': `Copy ${label}` }, 'Copy');
+  button.addEventListener('click', async () => {
+    said.textContent = '';
+    let copied = false;
+    try {
+      await navigator.clipboard.writeText(text);
+      copied = true;
+    } catch {
+      copied = copyByCommand(text);
+    }
+    if (copied) {
+      said.textContent = 'Copied';
+      return;
+    }
+    if (target) {
+      const range = document.createRange();
+      range.selectNodeContents(target);
+      const selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+    }
+    said.textContent = target ? 'Selected: press Ctrl+C to copy' : 'Could not copy';
+  });
+  return h('span', { class: 'copy-control' }, button, said);
+}
+
+/** Copies through a selected, off-screen text box: for browsers that refuse the clipboard API. */
+function copyByCommand(text) {
+  const box = h('textarea', { class: 'visually-hidden', readonly: true, 'aria-hidden': 'true', tabindex: -1 });
+  box.value = text;
+  const focused = document.activeElement;
+  document.body.append(box);
+  box.select();
+  let copied = false;
+  try {
+    copied = document.execCommand('copy');
+  } catch {
+    copied = false;
+  }
+  box.remove();
+  if (focused instanceof HTMLElement) focused.focus();
+  return copied;
+}

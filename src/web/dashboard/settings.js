@@ -1,7 +1,7 @@
 // Settings: the LLM (model, base URL, key — write-only), limits, API keys (shown once,
 // revocable), the provider accounts linked to the user, and secrets (values never shown).
 import { api, get, post } from './api.js';
-import { h, show, notice, when, PROVIDER_NAMES, triggerIcon } from './dom.js';
+import { h, show, notice, when, PROVIDER_NAMES, triggerIcon, copyButton } from './dom.js';
 
 export async function settingsPage() {
   document.title = 'Settings · OpenHands';
@@ -28,8 +28,9 @@ async function act(message, request, after) {
   }
 }
 
+/** A label above its own input, together in one box: a row of them never mixes them up. */
 function field(id, label, input) {
-  return [h('label', { for: id }, label), input];
+  return h('div', { class: 'field' }, h('label', { for: id }, label), input);
 }
 
 function llmForm(settings, models) {
@@ -83,7 +84,13 @@ async function keysSection() {
       h('span', {}, `${k.name} (${k.prefix}…)`),
       h('span', { class: 'meta' }, k.last_used_at ? `used ${when(k.last_used_at)}` : 'never used',
         k.expires_at ? ` · expires ${when(k.expires_at)}` : ''),
-      h('button', { type: 'button', class: 'small danger', onclick: () => act(listMessage, () => api('DELETE', `/api/keys/${k.id}`), refresh) }, 'Revoke')))
+      h('button', {
+        type: 'button', class: 'small danger', 'aria-label': `Revoke the API key ${k.name}`,
+        onclick: () => {
+          if (!window.confirm(`Revoke the API key “${k.name}” (${k.prefix}…)? Whatever signs in with it will be refused.`)) return;
+          act(listMessage, () => api('DELETE', `/api/keys/${k.id}`), refresh);
+        },
+      }, 'Revoke')))
       : [h('li', { class: 'muted' }, 'No API keys.')]));
   }
   form.addEventListener('submit', async (event) => {
@@ -91,7 +98,9 @@ async function keysSection() {
     try {
       const created = await post('/api/keys', { name: name.value.trim() });
       name.value = '';
-      shown.replaceChildren(notice('info', 'Copy this key now; it is not shown again:'), h('code', { id: 'new-key', class: 'secret' }, created.key));
+      const code = h('code', { id: 'new-key', class: 'secret' }, created.key);
+      shown.replaceChildren(notice('info', 'Copy this key now; it is not shown again:'),
+        h('div', { class: 'copyable' }, code, copyButton(created.key, 'the new API key', code)));
       refresh();
     } catch (error) {
       shown.replaceChildren(notice('error', error.message));
@@ -112,7 +121,13 @@ async function secretsSection() {
     const { secrets } = await get('/api/secrets');
     list.replaceChildren(...(secrets.length ? secrets.map((s) => h('li', { class: 'row' },
       h('code', {}, s.name), h('span', { class: 'meta' }, s.description || ''),
-      h('button', { type: 'button', class: 'small danger', onclick: () => act(message, () => api('DELETE', `/api/secrets/${encodeURIComponent(s.name)}`), refresh) }, 'Delete')))
+      h('button', {
+        type: 'button', class: 'small danger', 'aria-label': `Delete the secret ${s.name}`,
+        onclick: () => {
+          if (!window.confirm(`Delete the secret ${s.name}? Sandboxes started from now on will not have it.`)) return;
+          act(message, () => api('DELETE', `/api/secrets/${encodeURIComponent(s.name)}`), refresh);
+        },
+      }, 'Delete')))
       : [h('li', { class: 'muted' }, 'No secrets. They reach your sandboxes as environment variables.')]));
   }
   form.addEventListener('submit', async (event) => {
