@@ -177,6 +177,10 @@ pub(super) struct ConversationView {
     selected_branch: Option<String>,
     /// `github` or `gitlab`.
     git_provider: Option<String>,
+    /// The repository's page, when its host is configured here.
+    repository_url: Option<String>,
+    /// The branch's page in the repository.
+    branch_url: Option<String>,
     /// The pull or merge requests the agent opened.
     pull_requests: Vec<String>,
     /// Answers to the provider that could not be posted.
@@ -272,6 +276,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/conversations/{id}/start", post(start_conversation))
         .route("/api/conversations/{id}/stop", post(stop_conversation))
+        .route("/api/conversations/{id}/pause", post(pause_conversation))
         .route("/api/conversations/{id}/message", post(send_message))
         .route("/api/conversations/{id}/events", get(list_events))
         .route("/api/conversations/{id}/trajectory", get(trajectory))
@@ -508,6 +513,15 @@ pub(super) async fn view(
         selected_repository: conversation.repository.clone(),
         selected_branch: conversation.branch.clone(),
         git_provider: conversation.git_provider.clone(),
+        repository_url: repository_url(state, conversation),
+        branch_url: repository_url(state, conversation).and_then(|url| {
+            let branch = conversation.branch.as_deref()?;
+            let tree = match conversation.git_provider.as_deref() {
+                Some("gitlab") => "-/tree",
+                _ => "tree",
+            };
+            Some(format!("{url}/{tree}/{branch}"))
+        }),
         pull_requests,
         failed_posts,
         owner_id: conversation.owner_id.clone(),
@@ -528,6 +542,22 @@ pub(super) async fn view(
             llm_latency_ms: stats.llm_latency_ms,
         },
     })
+}
+
+/// The web page of a conversation's repository, from the API host of its provider
+/// (`api.github.com` serves `github.com`; GitHub Enterprise and GitLab serve both on one host).
+fn repository_url(state: &AppState, conversation: &Conversation) -> Option<String> {
+    let repository = conversation.repository.as_deref()?;
+    let host = match conversation.git_provider.as_deref() {
+        Some("gitlab") => state.providers.gitlab_host.as_str(),
+        _ => state.providers.github_host.as_str(),
+    };
+    let host = match host {
+        "" => return None,
+        "api.github.com" => "github.com",
+        other => other,
+    };
+    Some(format!("https://{host}/{repository}"))
 }
 
 /// An event as the API and the WebSocket show it: its document with id, time and source.
@@ -915,6 +945,26 @@ pub(super) async fn stop_conversation(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     requested_state(&state, &caller, &id, AgentState::Stopped).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/conversations/{id}/pause",
+    tag = "conversations",
+    summary = "Pause the agent before its next step",
+    extensions(("x-access" = json!("user"))),
+    params(("id" = String, Path, description = "The conversation's id")),
+    responses(
+        (status = 202, description = "Asked", body = Accepted),
+        (status = 409, description = "Only a working agent is paused"),
+    ),
+)]
+pub(super) async fn pause_conversation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    requested_state(&state, &caller, &id, AgentState::Paused).await
 }
 
 async fn requested_state(

@@ -27,7 +27,7 @@ use crate::integrations::request::Provider;
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The embedded files: name, content type, contents.
-const ASSETS: [(&str, &str, &str); 13] = [
+const ASSETS: [(&str, &str, &str); 14] = [
     ("app.js", JS, include_str!("dashboard/app.js")),
     ("api.js", JS, include_str!("dashboard/api.js")),
     ("dom.js", JS, include_str!("dashboard/dom.js")),
@@ -43,6 +43,7 @@ const ASSETS: [(&str, &str, &str); 13] = [
         JS,
         include_str!("dashboard/conversation.js"),
     ),
+    ("workspace.js", JS, include_str!("dashboard/workspace.js")),
     ("new.js", JS, include_str!("dashboard/new.js")),
     ("deliveries.js", JS, include_str!("dashboard/deliveries.js")),
     ("settings.js", JS, include_str!("dashboard/settings.js")),

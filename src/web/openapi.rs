@@ -110,6 +110,7 @@ impl Access {
         conversations::delete_conversation,
         conversations::start_conversation,
         conversations::stop_conversation,
+        conversations::pause_conversation,
         conversations::send_message,
         conversations::list_events,
         conversations::trajectory,

@@ -7,8 +7,8 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(method, path, body) {
-  const options = { method, credentials: 'same-origin', headers: {} };
+export async function api(method, path, body, headers = {}) {
+  const options = { method, credentials: 'same-origin', headers: { ...headers } };
   if (body !== undefined) {
     options.headers['content-type'] = 'application/json';
     options.body = JSON.stringify(body);
@@ -31,4 +31,4 @@ export async function api(method, path, body) {
 }
 
 export const get = (path) => api('GET', path);
-export const post = (path, body) => api('POST', path, body ?? {});
+export const post = (path, body, headers) => api('POST', path, body ?? {}, headers);

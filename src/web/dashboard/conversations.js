@@ -1,7 +1,8 @@
 // The conversations list: status, where each was started (with a link back), repository,
 // cost and last activity; filters and a search; older pages on request; refreshed every few
-// seconds.
+// seconds. Administrators see everyone's, with each owner named and a filter by owner.
 import { get } from './api.js';
+import { me } from './app.js';
 import { h, show, notice, when, triggerBadge, statusBadge, sandboxWarning, PROVIDER_NAMES } from './dom.js';
 
 const REFRESH_MS = 4000;
@@ -11,7 +12,8 @@ const STATUSES = ['running', 'awaiting_user_input', 'finished', 'error', 'stoppe
 
 export async function conversationsPage() {
   document.title = 'Conversations · OpenHands';
-  const filters = { status: '', trigger: '', repository: '', search: '' };
+  const filters = { status: '', trigger: '', repository: '', owner: '', search: '' };
+  const admin = Boolean(me && me.is_admin);
   const select = (name, label, options) => {
     const element = h('select', { id: `filter-${name}`, name },
       h('option', { value: '' }, `Any ${label}`),
@@ -27,6 +29,11 @@ export async function conversationsPage() {
   // Kept outside the refreshed list, so that it keeps the keyboard focus across refreshes.
   const moreButton = h('button', { type: 'button', id: 'load-more', hidden: true }, 'Load older conversations');
   const moreError = h('div', { 'aria-live': 'assertive' });
+  let ownerFilter = null;
+  if (admin) {
+    const { users } = await get('/api/users').catch(() => ({ users: [] }));
+    ownerFilter = select('owner', 'owner', users.map((u) => [u.login, u.login]));
+  }
   const info = await get('/server_info').catch(() => null);
   show(h('section', {},
     h('div', { class: 'heading' }, h('h1', {}, 'Conversations'), h('a', { class: 'button', href: '/new', 'data-link': true }, 'New conversation')),
@@ -35,6 +42,7 @@ export async function conversationsPage() {
     h('div', { class: 'filters' },
       select('status', 'status', STATUSES.map((s) => [s, s.replaceAll('_', ' ')])),
       select('trigger', 'source', Object.entries(PROVIDER_NAMES)),
+      ownerFilter,
       repository, search),
     list,
     h('div', { class: 'more' }, moreButton, moreError)));
@@ -50,7 +58,7 @@ export async function conversationsPage() {
 
   function query(pageId) {
     const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
-    for (const name of ['status', 'trigger', 'repository']) if (filters[name]) params.set(name, filters[name]);
+    for (const name of ['status', 'trigger', 'repository', 'owner']) if (filters[name]) params.set(name, filters[name]);
     if (pageId) params.set('page_id', pageId);
     return `/api/conversations?${params}`;
   }
@@ -59,7 +67,7 @@ export async function conversationsPage() {
     moreButton.hidden = !nextPageId || Boolean(failure);
     if (failure) { list.replaceChildren(notice('error', failure)); return; }
     const shown = items.filter((c) => !filters.search || (c.title || '').toLowerCase().includes(filters.search));
-    if (!items.length && !filters.status && !filters.trigger && !filters.repository) {
+    if (!items.length && !filters.status && !filters.trigger && !filters.repository && !filters.owner) {
       list.replaceChildren(h('div', { class: 'empty' },
         h('p', {}, 'No conversations yet — mention @openhands on an issue, or ',
           h('a', { href: '/new', 'data-link': true }, 'start one here'), '.')));
@@ -69,7 +77,7 @@ export async function conversationsPage() {
       list.replaceChildren(h('p', { class: 'muted' }, nextPageId ? 'Nothing matches among these; older ones are not loaded yet.' : 'Nothing matches.'));
       return;
     }
-    list.replaceChildren(h('ul', { class: 'rows' }, shown.map(row)));
+    list.replaceChildren(h('ul', { class: 'rows' }, shown.map((c) => row(c, admin))));
   }
 
   async function refresh() {
@@ -131,13 +139,14 @@ async function llmWarning(info) {
     h('a', { href: '/settings', 'data-link': true }, 'Settings'), '.');
 }
 
-function row(c) {
+function row(c, admin) {
   const cost = c.stats && c.stats.cost_usd ? `$${Number(c.stats.cost_usd).toFixed(2)}` : '';
   return h('li', { class: 'row', 'data-id': c.conversation_id },
     h('a', { class: 'title', href: `/conversations/${c.conversation_id}`, 'data-link': true }, c.title || 'Untitled'),
     h('span', { class: 'meta' },
       statusBadge(c.status),
       triggerBadge(c.trigger, c.trigger_url),
+      admin ? h('span', { class: 'owner', title: 'Owner' }, `by ${c.owner_login || 'unknown'}`) : null,
       c.selected_repository ? h('span', { class: 'repo' }, c.selected_repository) : null,
       cost ? h('span', { class: 'cost' }, cost) : null,
       h('time', { datetime: c.last_updated_at }, when(c.last_updated_at))));
