@@ -18,11 +18,11 @@ async fn serve(t: &TestDb) -> WebServer {
 }
 
 /// A user and their API key.
-async fn user(t: &TestDb, login: &str, admin: bool) -> (String, String) {
+pub(crate) async fn user(t: &TestDb, login: &str, admin: bool) -> (String, String) {
     support::user_with_key(&t.db, login, admin).await
 }
 
-async fn conversation(t: &TestDb, owner_id: &str, title: &str) -> String {
+pub(crate) async fn conversation(t: &TestDb, owner_id: &str, title: &str) -> String {
     t.db.create_conversation(&NewConversation {
         owner_id,
         title,
@@ -75,7 +75,7 @@ async fn intake_jobs(t: &TestDb) -> i64 {
 }
 
 /// Appends an event to a conversation's log, as a worker would.
-async fn append(t: &TestDb, id: &str, draft: &openhands::agent::events::Draft) -> i64 {
+pub(crate) async fn append(t: &TestDb, id: &str, draft: &openhands::agent::events::Draft) -> i64 {
     t.db.append_event(
         id,
         &openhands::storage::NewEvent {
@@ -89,7 +89,7 @@ async fn append(t: &TestDb, id: &str, draft: &openhands::agent::events::Draft) -
 }
 
 /// Sets a conversation's status, as a run would.
-async fn set_status(t: &TestDb, id: &str, status: &str) {
+pub(crate) async fn set_status(t: &TestDb, id: &str, status: &str) {
     let mut tx = t.db.begin().await.unwrap();
     tx.set_conversation_status(id, status).await.unwrap();
     tx.commit().await.unwrap();
@@ -390,8 +390,13 @@ async fn a_conversation_is_started_watched_answered_and_stopped_in_the_browser()
                 json!({"command": "echo hello-from-the-sandbox"}),
             ),
             Turn::text("The sandbox says hello. Anything else?"),
-            Turn::call("execute_bash", json!({"command": "sleep 4"})),
-            Turn::call("execute_bash", json!({"command": "echo never-run"})),
+            // Slow enough to press Stop while the model is still answering.
+            Turn::call(
+                "execute_bash",
+                json!({"command": "printf done > /workspace/ran.txt && echo the-command-ran"}),
+            )
+            .after(Duration::from_secs(4)),
+            Turn::call("execute_bash", json!({"command": "echo never-asked"})),
         ])
         .worker_settings(WorkerSettings {
             poll_interval: Duration::from_millis(20),
@@ -429,17 +434,21 @@ async fn a_conversation_is_started_watched_answered_and_stopped_in_the_browser()
     browser.wait_for_text("#connection", "Live").await;
     browser.screenshot("conversation-live").await;
 
-    // A message from the page continues the run; Stop ends it after the running command.
-    browser.type_text("#message", "Now take a short nap").await;
+    // A message continues the run; Stop, pressed while the model is still answering, takes
+    // effect before its command runs: the command is answered as not run.
+    browser.type_text("#message", "Now write the file").await;
     browser.click("form#message-form button[type=submit]").await;
-    browser
-        .wait_for_text("#events", "Now take a short nap")
-        .await;
-    browser.wait_for_text("#events", "$ sleep 4").await;
+    browser.wait_for_text("#events", "Now write the file").await;
+    browser.wait_for_text("#working", "thinking").await;
+    browser.screenshot("conversation-thinking").await;
     browser.click("#stop").await;
+    browser.wait_for_text("#events", "Stop requested").await;
     browser.wait_for_text("#events", "State: stopped").await;
     browser
         .wait_for_text("#conversation-header", "stopped")
+        .await;
+    browser
+        .wait_for_text("#events", "Not run: the user stopped the agent")
         .await;
     browser.screenshot("conversation-stopped").await;
     let header = browser.text("#conversation-header").await;
@@ -449,8 +458,15 @@ async fn a_conversation_is_started_watched_answered_and_stopped_in_the_browser()
     );
     let stored = t.db.conversation(&id).await.unwrap();
     assert_eq!(stored.status, "stopped");
-    assert_eq!(fake.tool_requests(), 3, "the step after the stop never ran");
-    assert!(!browser.text("#events").await.contains("never-run"));
+    assert_eq!(fake.tool_requests(), 3, "the model was not asked again");
+    let outputs =
+        t.db.events_after(&id, 0, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "run" && e.source == "environment")
+            .count();
+    assert_eq!(outputs, 1, "only the first command ran");
     assert_no_script_failures(&browser).await;
     service.stop();
 }
@@ -598,21 +614,105 @@ async fn missing_model_and_a_failed_run_are_said_plainly() {
     assert_eq!(second.text_of("#llm-warning").await, None);
 }
 
-/// A new conversation on a repository: its host, path and branch are what the form said.
+/// A user whose GitHub and GitLab accounts are linked, on a service whose GitHub App reaches
+/// `acme/api` and `acme/web` (write on both) and `acme/docs` (read only), and whose GitLab
+/// reaches `acme/tools/widgets` (Developer).
+async fn service_with_repositories(t: &TestDb) -> (support::service::Service, String) {
+    use support::service::Service;
+    let service = Service::builder(&t.db).fakes().web().start().await;
+    let fakes = service.fakes();
+    for repository in ["acme/api", "acme/web", "acme/docs"] {
+        fakes.set_github_installation(repository, 4242);
+    }
+    fakes.set_github_account(501, "alice-gh");
+    fakes.set_github_permission("acme/api", "alice-gh", "write");
+    fakes.set_github_permission("acme/web", "alice-gh", "admin");
+    fakes.set_github_permission("acme/docs", "alice-gh", "read");
+    fakes.set_gitlab_project_path("acme/tools/widgets", 91);
+    fakes.set_gitlab_level(91, "601", 30);
+    let (alice, key) = user(t, "alice", false).await;
+    for (provider, api_url, account) in [
+        ("github", fakes.github_api_url(), "501"),
+        ("gitlab", fakes.gitlab_api_url(), "601"),
+    ] {
+        let host = reqwest::Url::parse(&api_url)
+            .unwrap()
+            .host_str()
+            .unwrap()
+            .to_string();
+        t.db.link_user(provider, &host, account, &alice)
+            .await
+            .unwrap();
+    }
+    (service, key)
+}
+
+/// A new conversation: the repository is picked from those the user may push to, searched as
+/// they type (one they may only read is not offered); the branch is theirs; Ctrl+Enter starts
+/// it; a name typed but not picked is refused on the page; a double click on Start starts one
+/// conversation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_conversation_names_its_repository_host_and_branch() {
+async fn a_new_conversation_picks_its_repository_and_branch() {
     let t = TestDb::sqlite().await;
-    let (_, key) = user(&t, "alice", false).await;
-    let web = serve(&t).await;
+    let (service, key) = service_with_repositories(&t).await;
+    let web = WebServer::start(service.app()).await;
     let browser = Browser::start().await;
     sign_in(&browser, &web, &key).await;
     browser.goto(&web.at("/new")).await;
     browser.type_text("#task", "Fix the flaky test").await;
-    browser.click("#git-provider option[value=gitlab]").await;
-    browser.type_text("#repository", "acme/tools/widgets").await;
+
+    // Everything reachable and writable is offered; typing narrows it.
+    browser.click("#repository").await;
+    browser
+        .wait("#repository-options [data-name='acme/tools/widgets']")
+        .await;
+    let offered = browser
+        .execute(
+            "return [...document.querySelectorAll('#repository-options [data-name]')].map((o) => o.dataset.name);",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        offered,
+        serde_json::json!(["", "acme/api", "acme/web", "acme/tools/widgets"]),
+        "read-only acme/docs is not offered"
+    );
+    browser.type_text("#repository", "widgets").await;
+    let started = std::time::Instant::now();
+    while browser
+        .text("#repository-options")
+        .await
+        .contains("acme/api")
+    {
+        assert!(
+            started.elapsed() < support::browser::WAIT,
+            "the search narrows the list"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    browser
+        .wait_for_text("#repository-options", "acme/tools/widgets")
+        .await;
+    browser.wait_for_text("#repository-options", "GitLab").await;
+    browser.screenshot("new-repository-picker").await;
+    browser
+        .click("#repository-options [data-name='acme/tools/widgets']")
+        .await;
+    browser
+        .wait_for_text(
+            "#repository-chosen",
+            "Working on acme/tools/widgets (GitLab)",
+        )
+        .await;
     browser.type_text("#branch", "release-2").await;
     browser.screenshot("new-with-repository").await;
-    browser.click("form#new-form button[type=submit]").await;
+    // Ctrl+Enter in the task starts it.
+    browser
+        .execute(
+            "document.getElementById('task').dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', ctrlKey: true, bubbles: true}));",
+            vec![],
+        )
+        .await;
     browser.wait("#events").await;
     let id = browser
         .path()
@@ -627,6 +727,38 @@ async fn a_new_conversation_names_its_repository_host_and_branch() {
     );
     assert_eq!(conversation.git_provider.as_deref(), Some("gitlab"));
     assert_eq!(conversation.branch.as_deref(), Some("release-2"));
+
+    // A name typed and not picked is refused before anything is sent.
+    browser.goto(&web.at("/new")).await;
+    browser.type_text("#task", "Another task").await;
+    browser.type_text("#repository", "acme/docs").await;
+    browser.click("#start").await;
+    browser
+        .wait_for_text(
+            "#new-form .notice.error",
+            "Pick the repository from the list",
+        )
+        .await;
+
+    // A double click on Start starts one conversation.
+    browser
+        .execute(
+            "document.getElementById('repository').value = ''; document.getElementById('repository').dispatchEvent(new Event('input'));",
+            vec![],
+        )
+        .await;
+    double_click(&browser, "#start").await;
+    browser.wait("#events").await;
+    let listed =
+        t.db.list_conversations(&openhands::storage::ConversationFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2, "one conversation per start: {listed:#?}");
+    assert_no_script_failures(&browser).await;
+    browser.close().await;
 }
 
 /// When no worker can start sandboxes, the conversation list and the new-conversation page say
@@ -1276,11 +1408,16 @@ async fn the_conversation_view_shows_markdown_diffs_thoughts_pull_requests_and_c
     append(
         &t,
         &id,
+        // As the run records a think call the model made without other words: the call's
+        // own argument is in its arguments, `args.thought` holds the (empty) words beside it.
         &action(
             "think",
-            json!({"thought": "The tokenizer drops the last byte"}),
+            json!({"thought": ""}),
             "The tokenizer drops the last byte".into(),
-            &call(1),
+            &ToolCallMeta {
+                arguments: json!({"thought": "The tokenizer drops the last byte"}).to_string(),
+                ..call(1)
+            },
         ),
     )
     .await;
@@ -1421,11 +1558,8 @@ async fn the_conversation_view_shows_markdown_diffs_thoughts_pull_requests_and_c
         .wait(&format!("#pull-requests a[href='{PULL_REQUEST}']"))
         .await;
     assert_eq!(pull_request.text().await.unwrap(), PULL_REQUEST);
-    let stats = browser.text("#stats").await;
-    assert!(
-        stats.contains("1234 tokens") && stats.contains("$0.0123"),
-        "{stats}"
-    );
+    assert_eq!(browser.text("#stat-tokens").await, "1234");
+    assert_eq!(browser.text("#stat-cost").await, "$0.0123");
     browser.screenshot("conversation-rendered").await;
     browser
         .phone_screenshot("conversation-rendered-phone")
@@ -1435,10 +1569,12 @@ async fn the_conversation_view_shows_markdown_diffs_thoughts_pull_requests_and_c
     t.drop_database().await;
 }
 
-/// Pause and Resume on a conversation at rest: pausing changes its state at once (the event
-/// shows, the API says paused), resuming asks for a run.
+/// The controls follow the state: a conversation waiting for its user may be stopped or
+/// resumed but not paused; stopping it changes its state at once and is noted as a request,
+/// not as the user speaking; a stopped one may only be resumed, which asks for a run; a
+/// running one may be paused or stopped but not resumed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pause_and_resume_from_the_conversation_view() {
+async fn the_controls_follow_the_state_of_the_conversation() {
     let t = TestDb::sqlite().await;
     let (alice, key) = user(&t, "alice", false).await;
     let id = conversation(&t, &alice, "Wait for me").await;
@@ -1448,12 +1584,32 @@ async fn pause_and_resume_from_the_conversation_view() {
     sign_in(&browser, &web, &key).await;
     browser.goto(&web.at(&format!("/conversations/{id}"))).await;
     browser.wait_for_text("#connection", "Live").await;
+    let enabled = || async {
+        let value = browser
+            .execute(
+                "return ['pause', 'resume', 'stop'].map((id) => !document.getElementById(id).disabled);",
+                vec![],
+            )
+            .await;
+        serde_json::from_value::<[bool; 3]>(value).unwrap()
+    };
+    assert_eq!(
+        enabled().await,
+        [false, true, true],
+        "pause, resume, stop while waiting"
+    );
 
-    browser.click("#pause").await;
-    browser.wait_for_text("#events", "State: paused").await;
+    browser.click("#stop").await;
+    browser.wait_for_text("#events", "State: stopped").await;
     browser
-        .wait_for_text("#conversation-header .badge", "paused")
+        .wait_for_text("#conversation-header .badge", "stopped")
         .await;
+    let note = browser.text(".event.note-system").await;
+    assert_eq!(note, "Stop requested");
+    assert!(
+        !browser.text("#events").await.contains("You"),
+        "a request is not the user speaking"
+    );
     let shown = reqwest::Client::new()
         .get(web.at(&format!("/api/conversations/{id}")))
         .bearer_auth(&key)
@@ -1463,13 +1619,16 @@ async fn pause_and_resume_from_the_conversation_view() {
         .json::<Value>()
         .await
         .unwrap();
-    assert_eq!(shown["status"], "paused", "{shown}");
-    browser.screenshot("conversation-paused").await;
+    assert_eq!(shown["status"], "stopped", "{shown}");
+    assert_eq!(
+        enabled().await,
+        [false, true, false],
+        "only resume once stopped"
+    );
+    browser.screenshot("conversation-stopped-controls").await;
 
     browser.click("#resume").await;
-    browser
-        .wait_for_text("#events", "Agent state changed to running")
-        .await;
+    browser.wait_for_text("#events", "Resume requested").await;
     let events = t.db.events_after(&id, 0, 100).await.unwrap();
     let last = events.last().unwrap();
     assert_eq!(last.kind, "change_agent_state");
@@ -1480,6 +1639,28 @@ async fn pause_and_resume_from_the_conversation_view() {
         t.db.jobs(openhands::agent::RunConversation::QUEUE, None, 10)
             .await;
     assert_eq!(queued.unwrap().len(), 1, "resuming asked for no run");
+
+    // Running: pause and stop, never resume.
+    set_status(&t, &id, "running").await;
+    browser.goto(&web.at(&format!("/conversations/{id}"))).await;
+    browser.wait_for_text("#connection", "Live").await;
+    browser.wait_for_text("#working", "thinking").await;
+    assert_eq!(
+        enabled().await,
+        [true, false, true],
+        "pause and stop while running"
+    );
+    // Finished: nothing.
+    set_status(&t, &id, "finished").await;
+    browser.goto(&web.at(&format!("/conversations/{id}"))).await;
+    browser.wait_for_text("#connection", "Live").await;
+    assert_eq!(
+        enabled().await,
+        [false, false, false],
+        "nothing once finished"
+    );
+    assert!(browser.text_of("#working:not([hidden])").await.is_none());
+    assert_no_script_failures(&browser).await;
     browser.close().await;
     t.drop_database().await;
 }
@@ -1564,7 +1745,7 @@ async fn offered_link(
 }
 
 /// A real double click on the element matching `css`: two presses and releases of the mouse.
-async fn double_click(browser: &Browser, css: &str) {
+pub(crate) async fn double_click(browser: &Browser, css: &str) {
     use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 
     let element = browser.wait(css).await;

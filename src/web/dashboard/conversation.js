@@ -216,7 +216,6 @@ export async function conversationPage(id) {
 
   async function changeState(wanted) {
     if (!ALLOWED[wanted].includes(state)) return;
-    if (wanted === 'stop' && !window.confirm('Stop the agent? Anything it has not run yet is not run.')) return;
     asking = true;
     renderControls();
     problem.replaceChildren();
