@@ -450,6 +450,9 @@ async fn a_conversation_is_started_watched_answered_and_stopped_in_the_browser()
     browser
         .wait_for_text("#events", "Not run: the user stopped the agent")
         .await;
+    browser
+        .wait_for_text("#terminal-log", "Not run: the user stopped the agent")
+        .await;
     browser.screenshot("conversation-stopped").await;
     let header = browser.text("#conversation-header").await;
     assert!(

@@ -147,7 +147,7 @@ export async function conversationPage(id) {
     } else if (event.observation && pendingAction && event.cause === pendingAction.id) {
       pendingAction = null;
     }
-    if (event.action === 'run' || event.observation === 'run') workspace.terminal(event);
+    if (event.action === 'run' || event.observation === 'run' || event.observation === 'error') workspace.terminal(event);
     if (event.observation === 'agent_state_changed') {
       const extras = event.extras || {};
       state = extras.agent_state || state;

@@ -121,13 +121,20 @@ export function workspacePanes(id, run) {
   select(0);
   const element = h('aside', { class: 'workspace', 'aria-label': 'Workspace' }, tablist, ...panels);
 
-  /** Adds a command or its output to the terminal. */
+  /** The commands shown, by event id: an error answering one of them is shown under it. */
+  const commands = new Set();
+
+  /** Adds a command, its output, or why it did not run to the terminal. */
   function terminal(event) {
     const following = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
     if (event.action === 'run') {
       const args = event.args || {};
       const who = event.source === 'user' ? 'you' : 'agent';
+      commands.add(event.id);
       log.append(h('span', { class: `terminal-command ${who}` }, `${who}$ ${args.command ?? ''}\n`));
+    } else if (event.observation === 'error') {
+      if (!commands.has(event.cause)) return;
+      log.append(h('span', { class: 'terminal-error' }, `${event.content ?? 'It did not run.'}\n`));
     } else {
       const text = String(event.content ?? '');
       log.append(h('span', { class: 'terminal-output' }, text.endsWith('\n') || !text ? text : `${text}\n`));
