@@ -400,6 +400,33 @@ async fn wrong_frames(t: &TestDb) {
             "user:change_agent_state"
         ]
     );
+    // A request the state does not allow is refused with why, and recorded nowhere.
+    let mut tx = t.db.begin().await.unwrap();
+    tx.set_conversation_status(&conversation_id, "finished")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    for (frame, says) in [
+        (
+            r#"{"action": "change_agent_state", "args": {"agent_state": "running"}}"#,
+            "send a message",
+        ),
+        (
+            r#"{"action": "change_agent_state", "args": {"agent_state": "paused"}}"#,
+            "cannot be paused",
+        ),
+    ] {
+        send(&mut socket, frame).await;
+        let refused = error_message(&mut socket).await;
+        assert!(refused.contains(says), "{frame}: {refused}");
+    }
+    assert_eq!(
+        t.db.events_after(&conversation_id, 0, 100)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
     drop(web);
 }
 
