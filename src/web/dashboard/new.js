@@ -94,7 +94,9 @@ export async function newPage() {
     searchTimer = setTimeout(search, SEARCH_DELAY_MS);
   });
   repository.addEventListener('focus', () => { if (options.hidden) search(); });
-  repository.addEventListener('blur', () => setTimeout(closeOptions, 100));
+  // The list sits in the form, not over it: it stays open until a choice, Escape, or moving
+  // on to another field, so that nothing moves under a click on Start.
+  for (const field of [task, branch]) field.addEventListener('focus', closeOptions);
   repository.addEventListener('keydown', (event) => {
     const count = found.length + 1;
     if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
@@ -116,6 +118,7 @@ export async function newPage() {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     if (inFlight) return;
+    closeOptions();
     message.replaceChildren();
     if (repository.value.trim() && !chosen) {
       message.replaceChildren(notice('error', 'Pick the repository from the list (or clear the field to work without one).'));
