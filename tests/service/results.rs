@@ -1083,16 +1083,6 @@ fn host_of(api_url: &str) -> String {
         .to_string()
 }
 
-/// The last state change's text in `events` (kind, payload).
-fn last_state(events: &[(String, String)]) -> &str {
-    &events
-        .iter()
-        .rev()
-        .find(|(kind, _)| kind == "agent_state_changed")
-        .unwrap()
-        .1
-}
-
 impl Service {
     /// A new user `login`, with the provider account `link` (provider, workspace, account id)
     /// when given, asks the web API for a conversation on `repository`; returns its id.
@@ -1102,6 +1092,22 @@ impl Service {
         link: Option<(&str, &str, &str)>,
         repository: serde_json::Value,
     ) -> String {
+        let (status, answer) = self.ask_for_web_conversation(login, link, repository).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        answer["conversation_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{answer}"))
+            .to_string()
+    }
+
+    /// As `start_web_conversation`, but returns the API's status and JSON answer as they are,
+    /// after checking that a refused request left no conversation behind.
+    async fn ask_for_web_conversation(
+        &self,
+        login: &str,
+        link: Option<(&str, &str, &str)>,
+        repository: serde_json::Value,
+    ) -> (StatusCode, serde_json::Value) {
         let user = self.t.db.create_user(login, None, false).await.unwrap();
         if let Some((provider, workspace, account)) = link {
             self.t
@@ -1123,15 +1129,16 @@ impl Service {
             .body(Body::from(body.to_string()))
             .unwrap();
         let response = self.app.clone().oneshot(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::CREATED);
+        let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
             .await
             .unwrap();
         let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        answer["conversation_id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{answer}"))
-            .to_string()
+        if !status.is_success() {
+            let left = self.t.db.conversations_of(&user.id, 10).await.unwrap();
+            assert!(left.is_empty(), "a refused request created {left:?}");
+        }
+        (status, answer)
     }
 
     /// Waits until conversation `id` is `status`; returns its events.
@@ -1191,15 +1198,14 @@ async fn a_web_conversation_on_a_repository_clones_it_for_an_owner_who_may_push(
         ("nolink-web", None, "no GitHub account linked"),
         ("rita-web", Some("1002"), "`read` permission"),
     ] {
+        // Refused when asked, rather than accepted and failed at once.
         let link = account.map(|account| ("github", host.as_str(), account));
-        let id = s.start_web_conversation(login, link, on_repo.clone()).await;
-        let events = s.rested(&id, "error").await;
-        assert!(
-            !events.iter().any(|(kind, _)| kind == "repository_checkout"),
-            "{events:#?}"
-        );
-        let stopped = last_state(&events);
-        assert!(stopped.contains(why), "{login}: {stopped}");
+        let (status, answer) = s
+            .ask_for_web_conversation(login, link, on_repo.clone())
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{login}: {answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.contains(why), "{login}: {error}");
     }
     s.fake_llm.assert_each_tool_call_answered_once();
 }
@@ -1246,13 +1252,12 @@ async fn a_web_conversation_on_a_gitlab_project_clones_it_for_a_developer() {
             .all(|(_, payload)| !payload.contains(fakes::GITLAB_TOKEN))
     );
 
-    let reporter = start("reporter-web", "8").await;
-    let events = s.rested(&reporter, "error").await;
-    assert!(
-        !events.iter().any(|(kind, _)| kind == "repository_checkout"),
-        "{events:#?}"
-    );
-    let stopped = last_state(&events);
-    assert!(stopped.contains("access level 20"), "{stopped}");
+    // A reporter is refused when asking, with the reason, and nothing runs.
+    let (status, answer) = s
+        .ask_for_web_conversation("reporter-web", Some(("gitlab", &host, "8")), on_project)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    let error = answer["error"].as_str().unwrap_or_default();
+    assert!(error.contains("access level 20"), "{error}");
     s.fake_llm.assert_each_tool_call_answered_once();
 }
