@@ -122,7 +122,16 @@ async fn gather(db: Db, mut receiver: mpsc::Receiver<Pending>, writers: Arc<Sema
     }
 }
 
-async fn write(db: &Db, batch: Vec<Pending>) {
+async fn write(db: &Db, mut batch: Vec<Pending>) {
+    // Batches written at once insert their keys in the same order, so that two holding the
+    // same delivery id (a provider's retry racing the first attempt) wait for each other
+    // instead of deadlocking, which PostgreSQL only breaks after its one-second
+    // deadlock_timeout.
+    batch.sort_by(|a, b| {
+        let (a, b) = (&a.submission, &b.submission);
+        (a.provider.as_str(), a.delivery_id.as_str())
+            .cmp(&(b.provider.as_str(), b.delivery_id.as_str()))
+    });
     let submissions: Vec<&Submission> = batch.iter().map(|p| &p.submission).collect();
     let started = std::time::Instant::now();
     let written = write_batch(db, &submissions).await;

@@ -1,32 +1,42 @@
-//! What a verified, parsed delivery asks of us, decided before it is stored: a thread reply
-//! asks for something only where a conversation already runs, the agent's own posts ask for
-//! nothing, and a repository picked from the agent's Slack menu is a choice to take in.
+//! What a verified, parsed delivery asks of us. Decided in two places on purpose: what the
+//! delivery itself shows is decided here, before it is stored, without the database (a
+//! webhook is answered without waiting for a query); what depends on stored state (a thread
+//! reply asks for something only where a conversation already runs; a comment the agent
+//! posted itself asks for nothing) is decided by the intake job ([`asks_nothing`]).
 
 use super::accept::Outcome;
 use crate::integrations::request::{Parsed, Place, Provider, Request, Sender, Trigger};
 use crate::integrations::slack::{Interaction, REPOSITORY_ACTION};
 use crate::storage::Db;
 
-/// The outcome of a parsed delivery. Errors are the database's: nothing was decided, and the
-/// provider should send the delivery again.
-pub async fn classify(db: &Db, parsed: Parsed) -> anyhow::Result<Outcome> {
-    let request = match parsed {
-        Parsed::Ignored(reason) => return Ok(Outcome::Ignored(reason)),
-        Parsed::Request(request) => request,
-    };
+/// The outcome of a parsed delivery, from the delivery alone.
+pub fn classify(parsed: Parsed) -> Outcome {
+    match parsed {
+        Parsed::Ignored(reason) => Outcome::Ignored(reason),
+        Parsed::Request(request) if crate::results::carries_marker(&request) => {
+            Outcome::Ignored(OWN_POST.into())
+        }
+        Parsed::Request(request) => Outcome::Request(request),
+    }
+}
+
+const OWN_POST: &str = "a post of the agent itself";
+
+/// Why a stored request asks for nothing after all, from what the database holds; `None` when
+/// it asks. Errors are the database's.
+pub async fn asks_nothing(db: &Db, request: &Request) -> anyhow::Result<Option<String>> {
     if request.trigger == Trigger::ThreadReply {
         let running = db
             .conversation_by_external_ref(request.provider.as_str(), &request.external_ref())
             .await?;
-        return Ok(match running {
-            Some(_) => Outcome::Request(request),
-            None => Outcome::Ignored("no conversation runs in this thread".into()),
-        });
+        if running.is_none() {
+            return Ok(Some("no conversation runs in this thread".into()));
+        }
     }
-    if crate::results::is_own_post(db, &request).await? {
-        return Ok(Outcome::Ignored("a post of the agent itself".into()));
+    if crate::results::is_own_post(db, request).await? {
+        return Ok(Some(OWN_POST.into()));
     }
-    Ok(Outcome::Request(request))
+    Ok(None)
 }
 
 /// The outcome of a Slack interaction: a repository chosen from the agent's menu becomes a

@@ -68,6 +68,9 @@ async fn intake(job: Intake, ctx: &JobContext) -> Result<(), BoxDynError> {
         return Err(format!("delivery {} holds no request", job.delivery).into());
     };
     let request: Request = serde_json::from_str(request)?;
+    if let Some(reason) = classify::asks_nothing(&ctx.db, &request).await? {
+        return skip_request(ctx, &job, &request, Skip::Ignore(reason)).await;
+    }
     tracing::debug!(provider = %request.provider, "authorizing");
     match authorize::authorize(&ctx.providers, &ctx.db, &request).await? {
         Decision::Denied { reason, link } => refuse(ctx, &job, &request, &reason, link).await,

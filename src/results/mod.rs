@@ -131,7 +131,7 @@ pub(crate) async fn handle(job: DeliverPost, ctx: Data<JobContext>) -> Result<()
 /// marker, or one whose id is that of a post (Jira and Linear comments carry no hidden
 /// marker). The agent never answers itself.
 pub async fn is_own_post(db: &crate::storage::Db, request: &Request) -> anyhow::Result<bool> {
-    if request.text.contains(MARKER_PREFIX) {
+    if carries_marker(request) {
         return Ok(true);
     }
     let Some(item) = ["issue-comment-", "review-comment-", "note-", "comment-"]
@@ -162,6 +162,11 @@ pub async fn is_own_post(db: &crate::storage::Db, request: &Request) -> anyhow::
             || (provider == "linear"
                 && crate::integrations::linear::comment_id(&post.idempotency_key) == item)
     }))
+}
+
+/// Whether the request's text carries the hidden marker of a post of the agent.
+pub fn carries_marker(request: &Request) -> bool {
+    request.text.contains(MARKER_PREFIX)
 }
 
 const MARKER_PREFIX: &str = "<!-- openhands:";

@@ -93,16 +93,12 @@ pub(super) async fn receive(
             return error(StatusCode::BAD_REQUEST, e.to_string());
         }
     };
-    let outcome = match classify(&state.db, parsed).await {
-        Ok(outcome) => outcome,
-        Err(e) => return unavailable(provider, &format!("{e:#}")),
-    };
     let submission = Submission {
         provider,
         delivery_id,
         event,
         payload: body,
-        outcome,
+        outcome: classify(parsed),
     };
     match state.deliveries.store(submission).await {
         Ok(Stored::Accepted(id)) => answer(

@@ -512,17 +512,30 @@ async fn slack_linking_and_redelivery(t: &TestDb) {
         Some(conversation_id.as_str())
     );
 
-    // A thread reply where no conversation runs asks for nothing.
+    // A thread reply where no conversation runs asks for nothing: stored at once, then set
+    // aside by its intake job, which reads the conversations.
     let mut elsewhere: Value = serde_json::from_slice(&reply).unwrap();
     elsewhere["event_id"] = json!("Ev-elsewhere");
     elsewhere["event"]["thread_ts"] = json!("1600000000.000001");
     let (status, answer) = send(app, slack(&serde_json::to_vec(&elsewhere).unwrap())).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let set_aside = handled(t, delivery_id(&answer)).await;
     assert_eq!(
-        (status, answer["status"].as_str()),
-        (StatusCode::OK, Some("ignored"))
+        (set_aside.status.as_str(), set_aside.reason.as_deref()),
+        ("ignored", Some("no conversation runs in this thread"))
     );
+    assert_eq!(set_aside.conversation_id, None);
 
     // A redelivery of something that asked for nothing is refused.
+    let mut chatter: Value = serde_json::from_slice(&reply).unwrap();
+    chatter["event_id"] = json!("Ev-chatter");
+    chatter["event"]["subtype"] = json!("channel_join");
+    let (status, answer) = send(app, slack(&serde_json::to_vec(&chatter).unwrap())).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (StatusCode::OK, Some("ignored")),
+        "{answer}"
+    );
     let ignored = delivery_id(&answer);
     let (status, _) = send(
         app,
