@@ -115,6 +115,57 @@ impl ParseError {
     }
 }
 
+/// `T` read from `input` (the body, or a part of it), or an error naming where it does not fit
+/// (`user.id`, `object_attributes.iid`) and what `what` is.
+pub fn fit<'de, T, D>(input: D, what: &str) -> Result<T, ParseError>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+    D::Error: std::fmt::Display,
+{
+    serde_path_to_error::deserialize(input).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if path == "." {
+            ParseError::new(format!("the {what} is not valid: {inner}"))
+        } else {
+            ParseError::new(format!("the {what} is not valid at `{path}`: {inner}"))
+        }
+    })
+}
+
+/// A delivery whose payload does not fit what its parser reads (a field missing or of another
+/// type, as older, self-hosted or newer provider versions send them) is refused only when it
+/// could ask for something; otherwise it is ignored, with the reason, so that the provider does
+/// not count a failed delivery (GitLab disables webhooks that keep failing). It could ask when
+/// the body holds the mention handle, the trigger label as a JSON string, or one of the
+/// provider's own `asking` markers (a Slack thread, say).
+pub fn unless_unfit(
+    parsed: Result<Parsed, ParseError>,
+    body: &[u8],
+    settings: &ParseSettings,
+    asking: &[&str],
+) -> Result<Parsed, ParseError> {
+    let error = match parsed {
+        Ok(parsed) => return Ok(parsed),
+        Err(error) => error,
+    };
+    let text = String::from_utf8_lossy(body).to_lowercase();
+    let label = format!("\"{}\"", settings.label.trim().to_lowercase());
+    let could_ask = text.contains(&settings.mention_handle.to_lowercase())
+        || text.contains(&label)
+        || asking
+            .iter()
+            .any(|marker| text.contains(&marker.to_lowercase()));
+    if could_ask {
+        return Err(error);
+    }
+    Ok(Parsed::Ignored(format!(
+        "{error}; it mentions neither {} nor the label `{}`, so it asks for nothing",
+        settings.mention_handle, settings.label
+    )))
+}
+
 /// A header every delivery of the provider carries, trimmed; missing, empty or not text is a
 /// [`ParseError`] naming the header.
 pub fn required_header<'a>(

@@ -79,3 +79,34 @@ pub(crate) fn edited(fixture: &[u8], change: impl FnOnce(&mut Value)) -> Vec<u8>
     change(&mut value);
     to_bytes(&value)
 }
+
+/// `body` with the default mention handle in a field of its own, when it is a JSON object: the
+/// same delivery, but one that could ask for something.
+pub(crate) fn asking(body: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(mut object)) => {
+            object.insert("extra".into(), Value::from("@openhands please"));
+            to_bytes(&Value::Object(object))
+        }
+        _ => body.to_vec(),
+    }
+}
+
+/// A delivery that does not fit its parser: refused when it could ask (checked by adding a
+/// mention), and otherwise refused or ignored as asking for nothing.
+pub(crate) fn assert_unfit(parse: impl Fn(&[u8]) -> Result<Inbound, ParseError>, body: &[u8]) {
+    let shown = String::from_utf8_lossy(body);
+    let asked = parse(&asking(body));
+    assert!(
+        matches!(&asked, Err(e) if !e.0.is_empty()),
+        "with a mention, {shown}: {asked:?}"
+    );
+    match parse(body) {
+        Err(e) => assert!(!e.0.is_empty(), "{shown}"),
+        Ok(Inbound::Delivery {
+            parsed: Parsed::Ignored(reason),
+            ..
+        }) => assert!(reason.contains("asks for nothing"), "{shown}: {reason}"),
+        other => panic!("{shown}: {other:?}"),
+    }
+}

@@ -35,6 +35,7 @@ on_both_backends! {
     pull_and_merge_requests_come_with_their_diffs => pull_and_merge_request_diffs;
     a_diff_that_cannot_be_read_does_not_refuse_the_request => unreadable_diff;
     repository_remotes_come_with_the_providers_tokens => repository_remotes;
+    published_payloads_are_understood_or_refused_naming_the_field => published_payloads;
 }
 
 const GITHUB_SECRET: &str = "github-secret";
@@ -242,12 +243,25 @@ async fn refused_and_nothing_stored(t: &TestDb) {
     // Signed, but not something GitHub would send.
     let (status, answer) = send(app, github("issue_comment", "d-4", b"{not json")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    let (status, _) = send(
+    // A comment that mentions the agent but lacks what an answer needs is refused, naming the
+    // field (one that asks for nothing is kept as ignored: see the published payloads).
+    let (status, answer) = send(
         app,
-        github("issue_comment", "d-5", b"{\"action\":\"created\"}"),
+        github(
+            "issue_comment",
+            "d-5",
+            br#"{"action":"created","comment":{"id":1,"body":"@openhands fix it"}}"#,
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `repository`"),
+        "{answer}"
+    );
 
     // Over 25 MB, with and without a declared length.
     let huge = vec![b' '; 25 * 1024 * 1024 + 1];
@@ -1001,4 +1015,279 @@ async fn concurrent_deliveries_stored_once(t: &TestDb) {
         "a page of them"
     );
     assert_eq!(t.db.job_status_counts().await.unwrap()[0].count, 200);
+}
+
+/// One payload of `tests/fixtures/published.tsv`: copied unchanged from an SDK's test data, a
+/// provider's documentation or an open-source integration.
+struct Published {
+    file: String,
+    provider: String,
+    event_header: String,
+    mention_field: Option<String>,
+}
+
+fn published() -> Vec<Published> {
+    let index = String::from_utf8(fixture("published.tsv")).unwrap();
+    index
+        .lines()
+        .skip(1)
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            let columns: Vec<&str> = line.split('\t').collect();
+            assert!(columns.len() >= 4, "published.tsv: {line}");
+            Published {
+                file: columns[0].trim_start_matches("tests/fixtures/").to_string(),
+                provider: columns[1].to_string(),
+                event_header: columns[2].to_string(),
+                mention_field: (columns[3] != "-").then(|| columns[3].to_string()),
+            }
+        })
+        .collect()
+}
+
+/// `body` signed as `payload.provider` sends it, under delivery id `id`. Linear refuses
+/// deliveries older than a minute, so only its `webhookTimestamp` is brought up to now.
+fn published_delivery(payload: &Published, id: &str, body: &[u8]) -> Request<Body> {
+    match payload.provider.as_str() {
+        "github" => github(&payload.event_header, id, body),
+        "gitlab" => gitlab(&payload.event_header, id, body),
+        "slack" if payload.event_header == "interactivity" => {
+            let value: Value = serde_json::from_slice(body).unwrap();
+            signing::slack_interactivity(SLACK_SECRET, &value).into()
+        }
+        "slack" => slack(body),
+        "jira" | "jira-dc" => jira(id, body),
+        "linear" => {
+            let mut value: Value = serde_json::from_slice(body).unwrap();
+            signing::stamp_linear(&mut value);
+            linear(id, &serde_json::to_vec(&value).unwrap())
+        }
+        other => panic!("published.tsv names an unknown provider {other}"),
+    }
+}
+
+/// Every published payload is answered 200 or 202 and stored, whatever optional fields it
+/// lacks. With a mention written into its text, each one either asks (202), is ignored for a
+/// reason that is not its shape (a bot's message, an edit), or is refused with 400 naming the
+/// field that is missing.
+async fn published_payloads(t: &TestDb) {
+    let service = service(t).await;
+    let app = &service.app();
+    let payloads = published();
+    assert!(
+        payloads.len() >= 30,
+        "{} published payloads",
+        payloads.len()
+    );
+    let mut outcomes = Vec::new();
+    for (n, payload) in payloads.iter().enumerate() {
+        let body = fixture(&payload.file);
+        // Slack's Events API and Jira carry their delivery ids in the body.
+        let mut value: Value = serde_json::from_slice(&body).unwrap();
+        if value.get("event_id").is_some() {
+            value["event_id"] = json!(format!("Ev-published-{n}"));
+        }
+        let id = format!("published-{n}");
+        let (status, answer) = send(
+            app,
+            published_delivery(payload, &id, &serde_json::to_vec(&value).unwrap()),
+        )
+        .await;
+        assert!(
+            status == StatusCode::OK || status == StatusCode::ACCEPTED,
+            "{}: {status} {answer}",
+            payload.file
+        );
+        if answer.get("challenge").is_none() && answer["status"] != "ignored" {
+            assert!(answer["delivery"].is_i64(), "{}: {answer}", payload.file);
+        }
+        let Some(field) = &payload.mention_field else {
+            continue;
+        };
+        let Some(text) = value.pointer_mut(field) else {
+            panic!("{}: no {field}", payload.file);
+        };
+        *text = json!("@openhands please fix the typo in the README");
+        if value.get("event_id").is_some() {
+            value["event_id"] = json!(format!("Ev-published-mention-{n}"));
+        }
+        let id = format!("published-mention-{n}");
+        let (status, answer) = send(
+            app,
+            published_delivery(payload, &id, &serde_json::to_vec(&value).unwrap()),
+        )
+        .await;
+        let outcome = match status {
+            StatusCode::ACCEPTED => "asks".to_string(),
+            StatusCode::OK => {
+                let stored = t.db.delivery(delivery_id(&answer)).await.unwrap();
+                let reason = stored.reason.unwrap_or_default();
+                assert!(
+                    !reason.contains("not valid"),
+                    "{}: ignored for its shape although it mentions the agent: {reason}",
+                    payload.file
+                );
+                format!("ignored: {reason}")
+            }
+            StatusCode::BAD_REQUEST => {
+                let error = answer["error"].as_str().unwrap_or_default().to_string();
+                assert!(error.contains('`'), "{}: {error}", payload.file);
+                format!("refused: {error}")
+            }
+            other => panic!("{}: {other} {answer}", payload.file),
+        };
+        outcomes.push((payload.file.clone(), outcome));
+    }
+    let expected = expected_published_outcomes();
+    let wrong: Vec<String> = outcomes
+        .iter()
+        .filter(|(file, outcome)| {
+            !expected
+                .iter()
+                .any(|(f, wanted)| f == file && outcome.starts_with(wanted))
+        })
+        .map(|(file, outcome)| format!("{file}: {outcome}"))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "unexpected outcomes:\n{}",
+        wrong.join("\n")
+    );
+    assert_eq!(expected.len(), outcomes.len(), "{outcomes:#?}");
+}
+
+/// What each published payload with a mention written into its text becomes (the start of
+/// the outcome).
+fn expected_published_outcomes() -> Vec<(String, &'static str)> {
+    [
+        (
+            "github/published/issue_comment.created.octokit-webhooks.json",
+            "ignored: the payload has no installation",
+        ),
+        (
+            "github/published/issue_comment.created.probot.2016_no_author_association.json",
+            "ignored: the payload has no installation",
+        ),
+        (
+            "github/published/pull_request_review.submitted.zulip.null_body.json",
+            "ignored: the payload has no installation",
+        ),
+        (
+            "github/published/pull_request_review_comment.created.probot.json",
+            "asks",
+        ),
+        (
+            "github/published/push.probot.json",
+            "ignored: event `push` does not ask the agent for anything",
+        ),
+        (
+            "gitlab/published/issue.go-gitlab.labels_changed.json",
+            "asks",
+        ),
+        (
+            "gitlab/published/issue.zulip.2018_null_description.json",
+            "refused: the Issue Hook payload is not valid at `user`: missing field `id`",
+        ),
+        (
+            "gitlab/published/merge_request.jenkinsci-gitlab-plugin.system_hook.json",
+            "ignored: event `System Hook` does not ask the agent for anything",
+        ),
+        (
+            "gitlab/published/note.gitlab-docs.commit.json",
+            "ignored: a note on a Commit does not ask the agent for anything",
+        ),
+        (
+            "gitlab/published/note.gitlab-docs.merge_request.json",
+            "asks",
+        ),
+        ("gitlab/published/note.go-gitlab.issue.json", "asks"),
+        (
+            "gitlab/published/note.jenkinsci-gitlab-plugin.merge_request.json",
+            "refused: the Note Hook payload is not valid at `project`: missing field `id`",
+        ),
+        (
+            "gitlab/published/note.zulip.confidential_note.issue.json",
+            "asks",
+        ),
+        (
+            "jira-dc/published/comment_created.jira-trigger-plugin.no_issue.json",
+            "refused: the comment_created body is not valid: missing field `issue`",
+        ),
+        (
+            "jira-dc/published/comment_created.mattermost-plugin-jira.server.json",
+            "refused: the comment_created body is not valid: missing field `issue`",
+        ),
+        (
+            "jira-dc/published/comment_updated.mattermost-plugin-jira.server.json",
+            "ignored: the comment_updated event is not a request",
+        ),
+        (
+            "jira-dc/published/issue_created.zulip.legacy_2013.json",
+            "ignored: the jira:issue_created event is not a request",
+        ),
+        (
+            "jira-dc/published/issue_updated.jira-trigger-plugin.with_comment.json",
+            "ignored: the update does not add the openhands label",
+        ),
+        (
+            "jira/published/comment_created.jira-trigger-plugin.cloud_2018.json",
+            "asks",
+        ),
+        (
+            "jira/published/comment_created.mattermost-plugin-jira.cloud_mention.json",
+            "asks",
+        ),
+        (
+            "jira/published/comment_created.zulip.account_mention.json",
+            "asks",
+        ),
+        (
+            "jira/published/issue_updated.zulip.status_changelog.json",
+            "ignored: the update does not add the openhands label",
+        ),
+        (
+            "linear/published/app_user_notification.issue_comment_mention.secret-agents.json",
+            "ignored: the AppUserNotification.issueCommentMention event is not a request",
+        ),
+        (
+            "linear/published/comment.create.secret-agents.mention.json",
+            "asks",
+        ),
+        ("linear/published/comment.create.zulip.json", "asks"),
+        (
+            "linear/published/comment.update.zulip.json",
+            "ignored: the Comment.update event is not a request",
+        ),
+        (
+            "linear/published/issue.update.zulip.title_changed.json",
+            "ignored: the issue does not have the openhands label",
+        ),
+        (
+            "slack/published/event_callback.app_mention.java-slack-sdk.placeholders.json",
+            "ignored: the message was sent by a bot",
+        ),
+        (
+            "slack/published/event_callback.message.bot_message.zulip.json",
+            "ignored: the message was sent by a bot",
+        ),
+        (
+            "slack/published/event_callback.message.im.slack-web.json",
+            "ignored: the message is not a reply in a thread",
+        ),
+        (
+            "slack/published/event_callback.message.message_changed.slack-morphism.by_bot.json",
+            "ignored: an edit of an earlier message",
+        ),
+        (
+            "slack/published/event_callback.message.message_changed.slack-web.json",
+            "ignored: an edit of an earlier message",
+        ),
+        (
+            "slack/published/event_callback.message.zulip.user_mentions.json",
+            "ignored: the message is not a reply in a thread",
+        ),
+    ]
+    .into_iter()
+    .map(|(file, outcome)| (file.to_string(), outcome))
+    .collect()
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::integrations::mention::mentions;
 use crate::integrations::request::{
     Inbound, ParseError, ParseSettings, Parsed, Place, Provider, Request, ReviewThread, Sender,
-    Trigger, required_header,
+    Trigger, fit, required_header, unless_unfit,
 };
 
 pub const EVENT_HEADER: &str = "X-GitHub-Event";
@@ -28,9 +28,10 @@ pub fn parse(
 ) -> Result<Inbound, ParseError> {
     let event = required_header(headers, EVENT_HEADER)?;
     let id = required_header(headers, DELIVERY_HEADER)?;
-    let payload = json_object(headers, body)?;
-    let action = payload
-        .get("action")
+    let envelope = envelope(headers, body)?;
+    let action = envelope
+        .action
+        .as_ref()
         .and_then(Value::as_str)
         .map(str::trim)
         .filter(|action| !action.is_empty());
@@ -38,7 +39,12 @@ pub fn parse(
         Some(action) => format!("{event}.{action}"),
         None => event.to_string(),
     };
-    let parsed = classify(event, action, &name, body, settings)?;
+    let parsed = unless_unfit(
+        classify(event, action, &name, body, settings),
+        body,
+        settings,
+        &[],
+    )?;
     Ok(Inbound::Delivery {
         id: id.to_string(),
         event: name,
@@ -79,12 +85,16 @@ fn classify(
     Ok(parsed)
 }
 
-/// The body as a JSON object. GitHub can also send the payload form-encoded, which is refused
-/// with what to change.
-fn json_object(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<serde_json::Map<String, Value>, ParseError> {
+/// What every delivery is read for first: its action. The rest of the body is only checked to
+/// be JSON here, not kept, since most deliveries ask for nothing.
+#[derive(Deserialize)]
+struct Envelope {
+    action: Option<Value>,
+}
+
+/// The body's envelope, when the body is a JSON object. GitHub can also send the payload
+/// form-encoded, which is refused with what to change.
+fn envelope(headers: &HeaderMap, body: &[u8]) -> Result<Envelope, ParseError> {
     let form_encoded = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -104,28 +114,51 @@ fn json_object(
     if body.trim_ascii().is_empty() {
         return Err(ParseError::new("the body is empty"));
     }
-    match serde_json::from_slice(body) {
-        Ok(Value::Object(object)) => Ok(object),
+    // A JSON array would also fill a struct, field by field.
+    let is_object = body.trim_ascii_start().starts_with(b"{");
+    match serde_json::from_slice::<Envelope>(body) {
+        Ok(envelope) if is_object => Ok(envelope),
         Ok(_) => Err(ParseError::new("the body is JSON but not an object")),
-        Err(error) => Err(ParseError::new(format!(
-            "the body is not valid JSON: {error}"
-        ))),
+        Err(error) if error.is_syntax() || error.is_eof() || !is_object => {
+            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Ok(_) => Err(ParseError::new("the body is JSON but not an object")),
+                Err(error) => Err(ParseError::new(format!(
+                    "the body is not valid JSON: {error}"
+                ))),
+            }
+        }
+        // `action` of another type: read as no action.
+        Err(_) => Ok(Envelope { action: None }),
     }
 }
 
-/// The body as the event's payload.
-fn payload<T: DeserializeOwned>(event: &str, body: &[u8]) -> Result<T, ParseError> {
-    serde_json::from_slice(body)
-        .map_err(|error| ParseError::new(format!("the {event} payload is not valid: {error}")))
+/// The body as the event's payload. Read in two passes, the common part and the event's own,
+/// each skipping what it does not need: cheaper than buffering the whole body to split it.
+fn payload<T: DeserializeOwned>(event: &str, body: &[u8]) -> Result<Delivery<T>, ParseError> {
+    let what = format!("{event} payload");
+    let common: Common = fit(&mut serde_json::Deserializer::from_slice(body), &what)?;
+    let event: T = fit(&mut serde_json::Deserializer::from_slice(body), &what)?;
+    Ok(Delivery {
+        repository: common.repository,
+        sender: common.sender,
+        installation: common.installation,
+        event,
+    })
 }
 
-/// What every payload that can ask carries, around the event's own fields.
+/// What every payload that can ask carries.
 #[derive(Deserialize)]
+struct Common {
+    repository: Repository,
+    sender: Account,
+    installation: Option<Installation>,
+}
+
+/// A payload that can ask: the common part and the event's own fields.
 struct Delivery<T> {
     repository: Repository,
     sender: Account,
     installation: Option<Installation>,
-    #[serde(flatten)]
     event: T,
 }
 
@@ -1077,26 +1110,41 @@ mod tests {
         let no_comment = edited(ISSUE_COMMENT, |value| {
             value.as_object_mut().unwrap().remove("comment");
         });
-        let message = error(&headers("issue_comment"), &no_comment);
+        let message = error(&headers("issue_comment"), &expect::asking(&no_comment));
         assert!(
             message.starts_with("the issue_comment payload is not valid: missing field `comment`"),
             "{message}"
         );
         // A push payload delivered as an issue comment.
         let pushed = edited(PUSH, |value| value["action"] = "created".into());
-        assert!(error(&headers("issue_comment"), &pushed).contains("issue_comment payload"));
+        assert!(
+            error(&headers("issue_comment"), &expect::asking(&pushed))
+                .contains("issue_comment payload")
+        );
         let bad_number = edited(ISSUES_LABELED, |value| {
             value["issue"]["number"] = "seventeen".into();
         });
-        assert!(error(&headers("issues"), &bad_number).starts_with("the issues payload"));
+        assert!(
+            error(&headers("issues"), &expect::asking(&bad_number))
+                .starts_with("the issues payload")
+        );
         let no_sender = edited(REVIEW, |value| {
             value.as_object_mut().unwrap().remove("sender");
         });
-        assert!(error(&headers("pull_request_review"), &no_sender).contains("`sender`"));
+        assert!(
+            error(&headers("pull_request_review"), &expect::asking(&no_sender))
+                .contains("`sender`")
+        );
         let no_path = edited(REVIEW_COMMENT, |value| {
             value["comment"].as_object_mut().unwrap().remove("path");
         });
-        assert!(error(&headers("pull_request_review_comment"), &no_path).contains("`path`"));
+        assert!(
+            error(
+                &headers("pull_request_review_comment"),
+                &expect::asking(&no_path)
+            )
+            .contains("`path`")
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::integrations::mention::mentions;
 use crate::integrations::request::{
     Inbound, ParseError, ParseSettings, Parsed, Place, Provider, Request, ReviewThread, Sender,
-    Trigger, required_header,
+    Trigger, fit, required_header, unless_unfit,
 };
 
 pub const EVENT_HEADER: &str = "X-Gitlab-Event";
@@ -37,14 +37,19 @@ pub fn parse(
     };
     let parsed = match event {
         "Issue Hook" | "Confidential Issue Hook" => {
-            issue(payload_of(event, body)?, &name, settings)
+            payload_of(event, body).map(|payload| issue(payload, &name, settings))
         }
-        "Merge Request Hook" => merge_request(payload_of(event, body)?, &name, settings),
-        "Note Hook" | "Confidential Note Hook" => note(payload_of(event, body)?, event, settings)?,
-        _ => Parsed::Ignored(format!(
+        "Merge Request Hook" => {
+            payload_of(event, body).map(|payload| merge_request(payload, &name, settings))
+        }
+        "Note Hook" | "Confidential Note Hook" => {
+            payload_of(event, body).and_then(|payload| note(payload, event, settings))
+        }
+        _ => Ok(Parsed::Ignored(format!(
             "event `{event}` does not ask the agent for anything"
-        )),
+        ))),
     };
+    let parsed = unless_unfit(parsed, body, settings, &[])?;
     Ok(Inbound::Delivery {
         id: id.to_string(),
         event: name,
@@ -67,8 +72,10 @@ fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, ParseError
 
 /// The body as the event's payload.
 fn payload_of<T: DeserializeOwned>(event: &str, body: &[u8]) -> Result<T, ParseError> {
-    serde_json::from_slice(body)
-        .map_err(|error| ParseError::new(format!("the {event} payload is not valid: {error}")))
+    fit(
+        &mut serde_json::Deserializer::from_slice(body),
+        &format!("{event} payload"),
+    )
 }
 
 /// What every payload that can ask carries, around the event's own fields.
@@ -1002,12 +1009,15 @@ mod tests {
             value.as_object_mut().unwrap().remove("issue");
         });
         assert_eq!(
-            error(&headers("Note Hook"), &no_issue),
+            error(&headers("Note Hook"), &expect::asking(&no_issue)),
             "the Note Hook payload is not valid: missing field `issue` for a note on Issue"
         );
         let no_merge_request = edited(NOTE_DIFF, |value| value["merge_request"] = Value::Null);
-        assert!(error(&headers("Note Hook"), &no_merge_request).contains("`merge_request`"));
-        let message = error(&headers("Note Hook"), PIPELINE);
+        assert!(
+            error(&headers("Note Hook"), &expect::asking(&no_merge_request))
+                .contains("`merge_request`")
+        );
+        let message = error(&headers("Note Hook"), &expect::asking(PIPELINE));
         assert!(
             message.starts_with("the Note Hook payload is not valid: missing field `note`"),
             "{message}"
@@ -1015,7 +1025,7 @@ mod tests {
         let no_attributes = edited(ISSUE_LABELED, |value| {
             value.as_object_mut().unwrap().remove("object_attributes");
         });
-        let message = error(&headers("Issue Hook"), &no_attributes);
+        let message = error(&headers("Issue Hook"), &expect::asking(&no_attributes));
         assert!(
             message.starts_with(
                 "the Issue Hook payload is not valid: missing field `object_attributes`"
@@ -1026,13 +1036,13 @@ mod tests {
             value["object_attributes"]["iid"] = "fifteen".into();
         });
         assert!(
-            error(&headers("Merge Request Hook"), &bad_iid)
+            error(&headers("Merge Request Hook"), &expect::asking(&bad_iid))
                 .starts_with("the Merge Request Hook payload is not valid")
         );
         let no_project = edited(NOTE_MR, |value| {
             value.as_object_mut().unwrap().remove("project");
         });
-        assert!(error(&headers("Note Hook"), &no_project).contains("`project`"));
+        assert!(error(&headers("Note Hook"), &expect::asking(&no_project)).contains("`project`"));
     }
 
     #[test]
