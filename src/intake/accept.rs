@@ -19,7 +19,7 @@ use crate::storage::{DatabaseKind, Db, DeliveryStatus, NewDelivery};
 
 /// At most this many deliveries share one transaction.
 const MAX_BATCH: usize = 256;
-/// Deliveries waiting for a writer; beyond this, handlers wait to submit (backpressure).
+/// Deliveries waiting for a writer; beyond this, deliveries are answered busy (503).
 const QUEUE_DEPTH: usize = 4096;
 
 /// A verified, parsed delivery to store.
@@ -53,8 +53,13 @@ pub enum Stored {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("the delivery could not be stored: {0}")]
-pub struct AcceptError(String);
+pub enum AcceptError {
+    /// More deliveries wait to be written than the writer can store in time.
+    #[error("the service is busy: too many deliveries wait to be stored")]
+    Busy,
+    #[error("the delivery could not be stored: {0}")]
+    Failed(String),
+}
 
 struct Pending {
     submission: Submission,
@@ -88,16 +93,22 @@ impl DeliveryWriter {
         Self { sender }
     }
 
-    /// Stores `submission` durably (with its intake job) and says what became of it.
+    /// Stores `submission` durably (with its intake job) and says what became of it. When
+    /// the writer's queue is full the answer is [`AcceptError::Busy`] at once: waiting would
+    /// only make the provider time out.
     pub async fn store(&self, submission: Submission) -> Result<Stored, AcceptError> {
         let (reply, answer) = oneshot::channel();
         self.sender
-            .send(Pending { submission, reply })
-            .await
-            .map_err(|_| AcceptError("the service is shutting down".into()))?;
+            .try_send(Pending { submission, reply })
+            .map_err(|error| match error {
+                mpsc::error::TrySendError::Full(_) => AcceptError::Busy,
+                mpsc::error::TrySendError::Closed(_) => {
+                    AcceptError::Failed("the service is shutting down".into())
+                }
+            })?;
         answer
             .await
-            .map_err(|_| AcceptError("the writer stopped".into()))?
+            .map_err(|_| AcceptError::Failed("the writer stopped".into()))?
     }
 }
 
@@ -163,7 +174,7 @@ fn reply(pending: Pending, result: Result<Vec<Stored>, String>) {
         .map_err(|error| {
             let submission = &pending.submission;
             tracing::error!(%error, provider = %submission.provider, delivery = %submission.delivery_id, "a delivery could not be stored");
-            AcceptError(error)
+            AcceptError::Failed(error)
         });
     // The handler may have gone (the client hung up); the delivery is stored all the same.
     let _ = pending.reply.send(result);

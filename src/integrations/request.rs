@@ -37,6 +37,19 @@ impl Provider {
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|p| p.as_str() == name)
     }
+
+    /// How long a delivery of this provider may wait to be stored before it is answered 503
+    /// (retry later): a little under the time the provider waits for an answer (GitHub and
+    /// GitLab 10 s, Slack 3 s, Linear 5 s; Jira's is not published, so GitHub's is used), so
+    /// that an overloaded service says so instead of timing out.
+    pub fn answer_within(self) -> std::time::Duration {
+        let millis = match self {
+            Self::Github | Self::Gitlab | Self::Jira => 8_000,
+            Self::Slack => 2_500,
+            Self::Linear => 4_000,
+        };
+        std::time::Duration::from_millis(millis)
+    }
 }
 
 impl std::fmt::Display for Provider {

@@ -5,7 +5,8 @@
 //! Answers: provider not enabled → 404; body over 25 MB → 413; bad or missing signature → 401;
 //! signed but not understood → 400; seen before → 200 (nothing new done); ignored → 200;
 //! accepted → 202, once the delivery and its job are committed. Nothing a provider can send
-//! gets a 5xx; only a database outage does (503), and the provider retries.
+//! gets a 5xx; only a database outage, or more deliveries than can be stored within the time
+//! the provider waits for an answer, does (503 with Retry-After), and the provider retries.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -16,7 +17,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::intake::accept::{Stored, Submission};
+use crate::intake::accept::{AcceptError, Stored, Submission};
 use crate::intake::classify::{classify, classify_interaction};
 use crate::integrations::request::{Inbound, Provider};
 use crate::integrations::{parse, slack, verify};
@@ -100,7 +101,7 @@ pub(super) async fn receive(
         payload: body,
         outcome: classify(parsed),
     };
-    match state.deliveries.store(submission).await {
+    match store(&state, submission).await {
         Ok(Stored::Accepted(id)) => answer(
             StatusCode::ACCEPTED,
             json!({ "status": "accepted", "delivery": id }),
@@ -113,7 +114,7 @@ pub(super) async fn receive(
             StatusCode::OK,
             json!({ "status": "duplicate", "message": "this delivery was received before" }),
         ),
-        Err(e) => unavailable(provider, &e.to_string()),
+        Err(response) => response,
     }
 }
 
@@ -175,7 +176,7 @@ pub(super) async fn slack_interactivity(
         payload: body,
         outcome,
     };
-    match state.deliveries.store(submission).await {
+    match store(&state, submission).await {
         Ok(Stored::Accepted(id)) => answer(
             StatusCode::OK,
             json!({ "status": "accepted", "delivery": id }),
@@ -185,8 +186,36 @@ pub(super) async fn slack_interactivity(
             json!({ "status": "ignored", "delivery": id }),
         ),
         Ok(Stored::Duplicate) => answer(StatusCode::OK, json!({ "status": "duplicate" })),
-        Err(e) => unavailable(provider, &e.to_string()),
+        Err(response) => response,
     }
+}
+
+/// Stores `submission` within its provider's answer time. Past it, or when more deliveries
+/// wait than can be written in time, the answer is 503 with Retry-After rather than a timeout.
+/// A delivery whose time ran out while it waited is still stored, so the provider's retry is
+/// answered as a duplicate and nothing is done twice.
+async fn store(state: &AppState, submission: Submission) -> Result<Stored, Response> {
+    let provider = submission.provider;
+    let stored =
+        tokio::time::timeout(provider.answer_within(), state.deliveries.store(submission)).await;
+    match stored {
+        Ok(Ok(stored)) => Ok(stored),
+        Ok(Err(AcceptError::Busy)) | Err(_) => Err(busy(provider)),
+        Ok(Err(AcceptError::Failed(cause))) => Err(unavailable(provider, &cause)),
+    }
+}
+
+/// Too many deliveries wait to be stored: the provider should retry a little later.
+fn busy(provider: Provider) -> Response {
+    tracing::warn!(%provider, "webhook answered busy: deliveries wait longer than the provider does");
+    let mut response = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the service is busy storing other deliveries; retry later",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
+    response
 }
 
 /// The database is not answering: nothing was stored, so the provider should retry.

@@ -36,6 +36,7 @@ on_both_backends! {
     a_diff_that_cannot_be_read_does_not_refuse_the_request => unreadable_diff;
     repository_remotes_come_with_the_providers_tokens => repository_remotes;
     published_payloads_are_understood_or_refused_naming_the_field => published_payloads;
+    a_delivery_that_cannot_be_stored_in_time_is_answered_busy_and_kept => busy_and_kept;
 }
 
 const GITHUB_SECRET: &str = "github-secret";
@@ -1290,4 +1291,73 @@ fn expected_published_outcomes() -> Vec<(String, &'static str)> {
     .into_iter()
     .map(|(file, outcome)| (file.to_string(), outcome))
     .collect()
+}
+
+/// Holds the database so that no delivery can be written: PostgreSQL's deliveries table locked
+/// against inserts, or SQLite's only connection taken. Released when dropped.
+enum WritesHeld {
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+}
+
+async fn hold_writes(t: &TestDb) -> WritesHeld {
+    match &t.db {
+        openhands::storage::Db::Postgres(pool) => {
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query("LOCK TABLE webhook_deliveries IN EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            WritesHeld::Postgres(tx)
+        }
+        openhands::storage::Db::Sqlite(pool) => WritesHeld::Sqlite(pool.acquire().await.unwrap()),
+    }
+}
+
+/// A Slack delivery that waits longer than Slack does (3 s) is answered 503 with Retry-After
+/// instead of timing out; it is stored once the database frees, and Slack's retry is then a
+/// duplicate.
+async fn busy_and_kept(t: &TestDb) {
+    let service = service(t).await;
+    let app = &service.app();
+    let mut mention: Value = serde_json::from_slice(&fixture("slack/app_mention.json")).unwrap();
+    mention["event_id"] = json!("Ev-busy");
+    let body = serde_json::to_vec(&mention).unwrap();
+
+    let held = hold_writes(t).await;
+    let response = app.clone().oneshot(slack(&body)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("2")
+    );
+    drop(held);
+
+    let stored = support::wait_for(
+        "the waiting delivery to be stored",
+        Duration::from_secs(30),
+        || async {
+            let all =
+                t.db.deliveries(Some("slack"), None, None, 10)
+                    .await
+                    .unwrap();
+            all.into_iter().find(|d| d.delivery_id == "Ev-busy")
+        },
+    )
+    .await;
+    assert!(stored.request.is_some(), "stored with its request: {stored:?}");
+    let (status, answer) = send(app, slack(&body)).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (StatusCode::OK, Some("duplicate")),
+        "{answer}"
+    );
+    let all =
+        t.db.deliveries(Some("slack"), None, None, 10)
+            .await
+            .unwrap();
+    assert_eq!(all.iter().filter(|d| d.delivery_id == "Ev-busy").count(), 1);
 }
