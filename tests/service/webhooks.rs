@@ -1294,7 +1294,9 @@ fn expected_published_outcomes() -> Vec<(String, &'static str)> {
 }
 
 /// Holds the database so that no delivery can be written: PostgreSQL's deliveries table locked
-/// against inserts, or SQLite's only connection taken. Released when dropped.
+/// against inserts, or SQLite's only connection taken. Released when dropped (the fields are
+/// only held).
+#[allow(dead_code)]
 enum WritesHeld {
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
     Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
