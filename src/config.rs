@@ -145,6 +145,17 @@ pub enum BenchCommand {
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         duration: Duration,
     },
+    /// The reference `bench ingest` measures beside the service: a minimal HTTP server on
+    /// 127.0.0.1:PORT that verifies each GitHub delivery's signature and answers 202 without
+    /// storing anything.
+    #[command(hide = true)]
+    IngestReference,
+    /// Keeps one core busy for SECONDS, then exits: the CPU-bound neighbour of `bench ingest`.
+    #[command(hide = true)]
+    BurnCpu {
+        #[arg(long, default_value_t = 300)]
+        seconds: u64,
+    },
     /// Prints the figures the benchmarks wrote to a file (BENCH_FIGURES) as one table, each
     /// beside the reference measured in the same run: what `./scripts/bench` ends with.
     Report {

@@ -49,6 +49,11 @@ pub async fn run(config: &Config, command: BenchCommand) -> anyhow::Result<()> {
             round_trips,
         } => sandbox::sandbox_latency(config, samples, round_trips).await,
         BenchCommand::Report { file } => report::report(&file),
+        BenchCommand::IngestReference => ingest::serve_reference().await,
+        BenchCommand::BurnCpu { seconds } => {
+            ingest::burn_cpu(Duration::from_secs(seconds));
+            Ok(())
+        }
         BenchCommand::Websocket {
             subscribers,
             rate,
@@ -130,14 +135,14 @@ struct Role {
 }
 
 impl Role {
-    /// Starts `role` with these extra environment variables and waits until a web or
-    /// runtime-api process accepts connections.
+    /// Starts `role` (a subcommand, with its arguments separated by spaces) with these extra
+    /// environment variables and waits until a web or runtime-api process accepts connections.
     async fn start(config: &Config, role: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let child = std::process::Command::new(std::env::current_exe()?)
-            .arg(role)
+            .args(role.split(' '))
             .env("DATABASE_URL", config.database.database_url.expose())
             .env(
                 "DATABASE_MAX_CONNECTIONS",

@@ -76,12 +76,24 @@ fn report_rows(figures: &std::collections::HashMap<String, f64>) -> Vec<String> 
     };
     for (backend, label) in [("postgres", "PostgreSQL"), ("sqlite", "SQLite")] {
         let rate = get(&format!("ingest.rate.{backend}"));
+        let answered = get(&format!("reference.webhook_answer_per_s.{backend}"));
+        let answered_p99 = get(&format!("reference.webhook_answer_p99.{backend}"));
         row(
             format!("webhook ingest, {label}: signed GitHub deliveries/s (32 clients)"),
+            number(rate, 0),
+            format!(
+                "verify and answer 202 without storing: {}/s",
+                number(answered, 0)
+            ),
+            ratio(rate, answered),
+        );
+        row(
+            format!("webhook ingest, {label}: signed GitHub deliveries/s, against pgbench"),
             number(rate, 0),
             pgbench_text.clone(),
             ratio(rate, pgbench),
         );
+        let p99 = get(&format!("ingest.p99.{backend}"));
         row(
             format!("webhook ingest, {label}: latency p50 / p99, ms"),
             pair(
@@ -89,7 +101,23 @@ fn report_rows(figures: &std::collections::HashMap<String, f64>) -> Vec<String> 
                 &format!("ingest.p99.{backend}"),
                 2,
             ),
-            "—".into(),
+            format!(
+                "verify and answer 202 without storing p99: {} ms",
+                number(answered_p99, 2)
+            ),
+            ratio(p99, answered_p99),
+        );
+        let beside = get(&format!("ingest.p99_beside_cpu.{backend}"));
+        row(
+            format!("webhook ingest, {label}: p99 beside a CPU-bound process, ms"),
+            number(beside, 2),
+            format!("alone: {} ms", number(p99, 2)),
+            ratio(beside, p99),
+        );
+        row(
+            format!("webhook ingest, {label}: longest answer at 512 clients, ms"),
+            number(get(&format!("ingest.overload_max_ms.{backend}")), 0),
+            "GitHub waits 10,000 ms".into(),
             "—".into(),
         );
     }
@@ -229,6 +257,7 @@ mod tests {
         let figures: std::collections::HashMap<String, f64> = [
             ("reference.pgbench_inserts_per_s", 10_000.0),
             ("ingest.rate.postgres", 5_000.0),
+            ("reference.webhook_answer_per_s.postgres", 8_000.0),
             ("sandbox.true.p50", 2.0),
             ("sandbox.true.p99", 4.5),
             ("reference.docker_exec.p50", 40.0),
@@ -238,7 +267,11 @@ mod tests {
         .collect();
         let rows = report_rows(&figures).join("\n");
         assert!(
-            rows.contains("| webhook ingest, PostgreSQL: signed GitHub deliveries/s (32 clients) | 5000 | pgbench single-row INSERTs: 10000/s | 0.50× |"),
+            rows.contains("| webhook ingest, PostgreSQL: signed GitHub deliveries/s, against pgbench | 5000 | pgbench single-row INSERTs: 10000/s | 0.50× |"),
+            "{rows}"
+        );
+        assert!(
+            rows.contains("| webhook ingest, PostgreSQL: signed GitHub deliveries/s (32 clients) | 5000 | verify and answer 202 without storing: 8000/s | 0.62× |"),
             "{rows}"
         );
         assert!(
@@ -246,6 +279,6 @@ mod tests {
             "{rows}"
         );
         // A part that did not run shows as missing, not as zero.
-        assert!(rows.contains("| webhook ingest, SQLite: signed GitHub deliveries/s (32 clients) | — | pgbench single-row INSERTs: 10000/s | — |"), "{rows}");
+        assert!(rows.contains("| webhook ingest, SQLite: signed GitHub deliveries/s, against pgbench | — | pgbench single-row INSERTs: 10000/s | — |"), "{rows}");
     }
 }

@@ -1350,7 +1350,10 @@ async fn busy_and_kept(t: &TestDb) {
         },
     )
     .await;
-    assert!(stored.request.is_some(), "stored with its request: {stored:?}");
+    assert!(
+        stored.request.is_some(),
+        "stored with its request: {stored:?}"
+    );
     let (status, answer) = send(app, slack(&body)).await;
     assert_eq!(
         (status, answer["status"].as_str()),
