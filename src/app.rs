@@ -31,7 +31,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let shutdown = shutdown_on_signal();
             let bus = EventBus::default();
             tokio::spawn(live::listen(db.clone(), bus.clone(), shutdown.clone()));
-            let state = app_state(&config, &db)?.with_bus(bus.clone());
+            let state = app_state(&config, &db).await?.with_bus(bus.clone());
             let http = serve_http(listener, state, shutdown.clone());
             let workers = start_workers(&config, &db, &shutdown, bus)?;
             let result = tokio::try_join!(http, workers);
@@ -44,7 +44,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let shutdown = shutdown_on_signal();
             let bus = EventBus::default();
             tokio::spawn(live::listen(db.clone(), bus.clone(), shutdown.clone()));
-            let state = app_state(&config, &db)?.with_bus(bus);
+            let state = app_state(&config, &db).await?.with_bus(bus);
             let result = serve_http(listener, state, shutdown).await;
             db.close().await;
             result
@@ -127,7 +127,7 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-fn app_state(config: &Config, db: &Db) -> anyhow::Result<AppState> {
+async fn app_state(config: &Config, db: &Db) -> anyhow::Result<AppState> {
     let keyring = Keyring::new(config.keys.secret_key.as_ref());
     if !keyring.is_persistent() {
         tracing::warn!(
@@ -135,10 +135,11 @@ fn app_state(config: &Config, db: &Db) -> anyhow::Result<AppState> {
         );
     }
     let providers = Arc::new(Providers::clients_of(&config.providers)?);
+    let accounts = providers.account_mentions(&config.providers).await;
     Ok(AppState::new(db.clone())
         .with_providers(providers)
         .with_admin_key(config.server.admin_api_key.clone())
-        .with_webhooks(Webhooks::from_config(&config.providers))
+        .with_webhooks(Webhooks::from_config(&config.providers).with_account_mentions(accounts))
         .with_keyring(keyring)
         .with_http(config.http.clone())
         .with_public_url(&config.providers.public_url)

@@ -9,6 +9,21 @@ pub fn mentions(text: &str, handle: &str) -> bool {
     prose_lines(text).any(|line| line_mentions(&line.to_lowercase(), &handle))
 }
 
+/// Whether any of `markers` (matched case-insensitively, as written) appears in `text` outside
+/// quotes and code.
+pub fn names_any(text: &str, markers: &[String]) -> bool {
+    let markers: Vec<String> = markers
+        .iter()
+        .map(|m| m.trim().to_lowercase())
+        .filter(|m| !m.is_empty())
+        .collect();
+    !markers.is_empty()
+        && prose_lines(text).any(|line| {
+            let line = line.to_lowercase();
+            markers.iter().any(|marker| line.contains(marker.as_str()))
+        })
+}
+
 /// The lines of `text` that are neither quoted nor code, with inline code spans removed.
 fn prose_lines(text: &str) -> impl Iterator<Item = String> + '_ {
     let mut fence: Option<(char, usize)> = None;

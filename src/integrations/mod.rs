@@ -63,8 +63,20 @@ impl Webhooks {
             parse: ParseSettings {
                 mention_handle: config.mention_handle.trim().to_string(),
                 label: config.trigger_label.trim().to_string(),
+                account_mentions: config
+                    .jira_account_id
+                    .iter()
+                    .map(|id| format!("[~accountid:{}]", id.trim()))
+                    .collect(),
             },
         }
+    }
+
+    /// Recognises these forms of the service's accounts as mentions
+    /// ([`Providers::account_mentions`]).
+    pub fn with_account_mentions(mut self, accounts: Vec<String>) -> Self {
+        self.parse.account_mentions = accounts;
+        self
     }
 
     /// Enables a provider with these secrets.

@@ -69,6 +69,51 @@ pub fn host_of(url: &str) -> String {
 }
 
 impl Providers {
+    /// How the service's own Jira and Linear accounts appear in a comment when people pick
+    /// them from the mention menu (`[~accountid:…]`, a Linear profile link): JIRA_ACCOUNT_ID,
+    /// or else asked once of each provider's API. A provider that does not answer in time is
+    /// logged and left out; typing the handle still asks.
+    pub async fn account_mentions(&self, config: &ProviderConfig) -> Vec<String> {
+        const ASK_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+        let mut found = Vec::new();
+        let jira_account = match (&config.jira_account_id, &self.jira) {
+            (Some(id), _) => Some(id.trim().to_string()),
+            (None, Some(jira)) => {
+                match tokio::time::timeout(ASK_WITHIN, jira.own_account_id()).await {
+                    Ok(Ok(id)) => Some(id),
+                    Ok(Err(error)) => {
+                        tracing::warn!(
+                            error = format!("{error:#}"),
+                            "Jira mentions by account id are not recognised: set JIRA_ACCOUNT_ID"
+                        );
+                        None
+                    }
+                    Err(_) => {
+                        tracing::warn!(
+                            "Jira did not say who the service's account is in time; set JIRA_ACCOUNT_ID"
+                        );
+                        None
+                    }
+                }
+            }
+            (None, None) => None,
+        };
+        if let Some(id) = jira_account.filter(|id| !id.is_empty()) {
+            found.push(format!("[~accountid:{id}]"));
+        }
+        if let Some(linear) = &self.linear {
+            match tokio::time::timeout(ASK_WITHIN, linear.own_profile_url()).await {
+                Ok(Ok(url)) => found.push(url),
+                Ok(Err(error)) => tracing::warn!(
+                    error = format!("{error:#}"),
+                    "Linear mentions picked from the menu are not recognised"
+                ),
+                Err(_) => tracing::warn!("Linear did not say who the service's user is in time"),
+            }
+        }
+        found
+    }
+
     /// Builds every configured client; fails when a provider that sends work lacks what
     /// answering it needs.
     pub fn from_config(config: &ProviderConfig) -> anyhow::Result<Self> {

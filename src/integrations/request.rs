@@ -65,6 +65,10 @@ pub struct ParseSettings {
     pub mention_handle: String,
     /// The label that asks the agent when added (default `openhands`).
     pub label: String,
+    /// How the service's own accounts appear in text when a user picks them from a mention
+    /// menu instead of typing the handle: Jira's `[~accountid:…]`, a Linear profile link. Each
+    /// one in a comment's prose asks as the handle does.
+    pub account_mentions: Vec<String>,
 }
 
 impl Default for ParseSettings {
@@ -72,6 +76,7 @@ impl Default for ParseSettings {
         Self {
             mention_handle: "@openhands".to_string(),
             label: "openhands".to_string(),
+            account_mentions: Vec::new(),
         }
     }
 }
@@ -80,6 +85,13 @@ impl ParseSettings {
     /// The handle without its `@`: an account of this name is the agent itself.
     pub fn bot_name(&self) -> &str {
         self.mention_handle.trim_start_matches('@')
+    }
+
+    /// Whether `text` asks the agent: the handle, or one of its accounts picked from a mention
+    /// menu, outside quotes and code.
+    pub fn is_mentioned_in(&self, text: &str) -> bool {
+        crate::integrations::mention::mentions(text, &self.mention_handle)
+            || crate::integrations::mention::names_any(text, &self.account_mentions)
     }
 
     /// Whether `label` is the configured trigger label (labels compare case-insensitively).
@@ -167,6 +179,10 @@ pub fn unless_unfit(
     let label = format!("\"{}\"", settings.label.trim().to_lowercase());
     let could_ask = text.contains(&settings.mention_handle.to_lowercase())
         || text.contains(&label)
+        || settings
+            .account_mentions
+            .iter()
+            .any(|account| text.contains(&account.to_lowercase()))
         || asking
             .iter()
             .any(|marker| text.contains(&marker.to_lowercase()));

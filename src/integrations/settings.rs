@@ -138,6 +138,11 @@ pub struct ProviderConfig {
     pub jira_email: Option<String>,
     #[arg(long, env = "JIRA_API_TOKEN", hide_env_values = true, global = true)]
     pub jira_api_token: Option<Secret>,
+    /// The Jira account id of that account, which people pick from Jira's mention menu
+    /// (`[~accountid:…]` in a comment asks as `@openhands` does). Read from Jira's
+    /// `/rest/api/3/myself` at start-up when unset.
+    #[arg(long, env = "JIRA_ACCOUNT_ID", global = true)]
+    pub jira_account_id: Option<String>,
 
     /// Linear webhook signing secrets, comma-separated; enables Linear.
     #[arg(

@@ -37,6 +37,7 @@ on_both_backends! {
     repository_remotes_come_with_the_providers_tokens => repository_remotes;
     published_payloads_are_understood_or_refused_naming_the_field => published_payloads;
     a_delivery_that_cannot_be_stored_in_time_is_answered_busy_and_kept => busy_and_kept;
+    mentions_picked_from_jira_and_linear_menus_ask => mentions_from_menus;
 }
 
 const GITHUB_SECRET: &str = "github-secret";
@@ -1365,4 +1366,69 @@ async fn busy_and_kept(t: &TestDb) {
             .await
             .unwrap();
     assert_eq!(all.iter().filter(|d| d.delivery_id == "Ev-busy").count(), 1);
+}
+
+/// Jira writes a mention picked from its menu as `[~accountid:…]` and Linear as a link to the
+/// user's profile; the service learns its own accounts' forms from Jira's `myself` and Linear's
+/// `viewer` when it starts, and such a mention asks as the handle does, except in a quote.
+async fn mentions_from_menus(t: &TestDb) {
+    let service = Service::builder(&t.db)
+        .fakes()
+        .set("--jira-webhook-secret", JIRA_SECRET)
+        .set("--linear-webhook-secret", LINEAR_SECRET)
+        .web()
+        .start()
+        .await;
+    let app = &service.app();
+    let jira_comment = |n: usize, text: String| {
+        let mut body: Value =
+            serde_json::from_slice(&fixture("jira/comment_created.json")).unwrap();
+        body["comment"]["body"] = json!(text);
+        body["comment"]["author"]["accountId"] = json!("557058:0b4c1e2d-alice");
+        jira(
+            &format!("menu-jira-{n}"),
+            &serde_json::to_vec(&body).unwrap(),
+        )
+    };
+    let picked = format!("[~accountid:{}]", fakes::JIRA_ACCOUNT_ID);
+    let someone_else = "[~accountid:557058:9f9f9f9f-bob]".to_string();
+    let linear_comment = |n: usize, text: String| {
+        let mut body: Value =
+            serde_json::from_slice(&linear_now("linear/comment.create.json")).unwrap();
+        body["data"]["body"] = json!(text);
+        linear(
+            &format!("menu-linear-{n}"),
+            &serde_json::to_vec(&body).unwrap(),
+        )
+    };
+    let linked = format!(
+        "[OpenHands]({}) please fix the typo",
+        fakes::LINEAR_PROFILE_URL
+    );
+    for (n, request, expected) in [
+        (
+            1,
+            jira_comment(1, format!("{picked} please fix the typo")),
+            StatusCode::ACCEPTED,
+        ),
+        (
+            2,
+            jira_comment(2, format!("{{quote}}{picked} please fix{{quote}}\nthanks")),
+            StatusCode::OK,
+        ),
+        (
+            3,
+            jira_comment(3, format!("{someone_else} please fix the typo")),
+            StatusCode::OK,
+        ),
+        (4, linear_comment(4, linked.clone()), StatusCode::ACCEPTED),
+        (
+            5,
+            linear_comment(5, format!("> {linked}\n\nthanks")),
+            StatusCode::OK,
+        ),
+    ] {
+        let (status, answer) = send(app, request).await;
+        assert_eq!(status, expected, "case {n}: {answer}");
+    }
 }

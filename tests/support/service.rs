@@ -348,15 +348,17 @@ impl ServiceBuilder {
             cli.config.validate().unwrap();
             cli.config
         });
-        let webhooks = config
-            .as_ref()
-            .map(|c| Webhooks::from_config(&c.providers))
-            .unwrap_or_default();
         let providers = Arc::new(match (self.providers, &config) {
             (Some(providers), _) => providers,
             (None, Some(config)) => Providers::from_config(&config.providers).unwrap(),
             (None, None) => Providers::default(),
         });
+        // As the service starts: the accounts' mention forms are asked of Jira and Linear.
+        let webhooks = match &config {
+            Some(c) => Webhooks::from_config(&c.providers)
+                .with_account_mentions(providers.account_mentions(&c.providers).await),
+            None => Webhooks::default(),
+        };
         let stop = CancellationToken::new();
         let bus = EventBus::default();
 

@@ -1009,6 +1009,7 @@ mod tests {
         let settings = ParseSettings {
             mention_handle: "@devbot".to_string(),
             label: "ai-fix".to_string(),
+            account_mentions: Vec::new(),
         };
         assert_eq!(
             ignored_with("issue_comment", ISSUE_COMMENT, &settings),

@@ -937,6 +937,7 @@ mod tests {
         let settings = ParseSettings {
             mention_handle: "@devbot".to_string(),
             label: "ai-fix".to_string(),
+            account_mentions: Vec::new(),
         };
         assert_eq!(
             ignored_with("Note Hook", NOTE_ISSUE, &settings),

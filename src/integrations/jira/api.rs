@@ -80,6 +80,22 @@ impl JiraApi {
             .with_context(|| format!("Jira refused to {what}"))
     }
 
+    /// The account id of the account this client signs in as.
+    pub async fn own_account_id(&self) -> anyhow::Result<String> {
+        let request = self.http.get(format!("{}/rest/api/3/myself", self.site));
+        let me: Value = self
+            .send(request, "say who the service's account is")
+            .await?
+            .json()
+            .await
+            .context("Jira's answer about the service's account is not understood")?;
+        me["accountId"]
+            .as_str()
+            .filter(|id| !id.is_empty())
+            .map(str::to_string)
+            .context("Jira's answer about the service's account has no accountId")
+    }
+
     /// The id of the comment on `issue_key` that is the post `post_key`.
     pub async fn find_comment(
         &self,

@@ -7,7 +7,6 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
-use crate::integrations::mention::mentions;
 use crate::integrations::request::{
     Inbound, ParseError, ParseSettings, Parsed, Place, Provider, Request, Sender, Trigger, fit,
     required_header, unless_unfit,
@@ -120,7 +119,7 @@ fn comment_created(event: CommentEvent, settings: &ParseSettings) -> Result<Pars
         .as_ref()
         .ok_or_else(|| ParseError::new("the comment has no `body`"))?;
     let text = rich_text(body, "comment.body")?;
-    if !mentions(&wiki_prose(&text), &settings.mention_handle) {
+    if !settings.is_mentioned_in(&wiki_prose(&text)) {
         return Ok(Parsed::ignored(format!(
             "the comment does not mention {}",
             settings.mention_handle
@@ -709,6 +708,7 @@ mod tests {
         let settings = ParseSettings {
             mention_handle: "@DevBot".into(),
             label: "Agent".into(),
+            account_mentions: Vec::new(),
         };
         assert_eq!(
             requested_with(&with_comment("@devbot fix it"), &settings).text,

@@ -73,6 +73,23 @@ impl LinearApi {
         Ok(answer["data"].clone())
     }
 
+    /// The profile URL of the user this key acts as (an app user for an OAuth app): Linear
+    /// writes a mention picked from its menu as a link to it.
+    pub async fn own_profile_url(&self) -> anyhow::Result<String> {
+        let data = self
+            .run(
+                "query Viewer { viewer { id url } }",
+                json!({}),
+                "say who the service's user is",
+            )
+            .await?;
+        data["viewer"]["url"]
+            .as_str()
+            .filter(|url| !url.is_empty())
+            .map(str::to_string)
+            .context("Linear's viewer has no profile url")
+    }
+
     /// Whether issue `issue_id` has the comment `comment_id`.
     pub async fn has_comment(&self, issue_id: &str, comment_id: &str) -> anyhow::Result<bool> {
         let mut after = Value::Null;

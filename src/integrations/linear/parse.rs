@@ -6,7 +6,6 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::integrations::mention::mentions;
 use crate::integrations::request::{
     Inbound, ParseError, ParseSettings, Parsed, Place, Provider, Request, Sender, Trigger, fit,
     required_header, unless_unfit,
@@ -187,7 +186,7 @@ fn comment_created(envelope: &Envelope, settings: &ParseSettings) -> Result<Pars
         return Ok(Parsed::ignored(reason));
     }
     let text = data.body.unwrap_or_default();
-    if !mentions(&text, &settings.mention_handle) {
+    if !settings.is_mentioned_in(&text) {
         return Ok(Parsed::ignored(format!(
             "the comment does not mention {}",
             settings.mention_handle
@@ -628,6 +627,7 @@ mod tests {
         let settings = ParseSettings {
             mention_handle: "@DevBot".into(),
             label: "Agent".into(),
+            account_mentions: Vec::new(),
         };
         assert_eq!(
             ignored_with(COMMENT, &settings),

@@ -564,6 +564,7 @@ mod tests {
             let settings = ParseSettings {
                 mention_handle: handle.into(),
                 label: "agent".into(),
+                account_mentions: Vec::new(),
             };
             let request = requested(APP_MENTION, &settings);
             assert_eq!(request.text, "please fix the flaky test");

@@ -36,6 +36,26 @@ pub(super) fn routes(router: Router<Store>) -> Router<Store> {
             "/jira/rest/api/3/issue/{key}/comment/{id}",
             put(update_comment),
         )
+        .route("/jira/rest/api/3/myself", get(myself))
+}
+
+/// `GET /rest/api/3/myself`: the account the credentials sign in as.
+async fn myself(headers: HeaderMap) -> Response {
+    if !authorized(&headers) {
+        return errors(
+            StatusCode::UNAUTHORIZED,
+            &["You are not authenticated. Authentication required to perform this operation."],
+            json!({}),
+        );
+    }
+    Json(json!({
+        "accountId": JIRA_ACCOUNT_ID,
+        "accountType": "atlassian",
+        "emailAddress": JIRA_EMAIL,
+        "displayName": "OpenHands",
+        "active": true
+    }))
+    .into_response()
 }
 
 /// The plain text of an Atlassian Document Format document, paragraphs on their own lines.

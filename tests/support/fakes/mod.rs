@@ -52,6 +52,8 @@ pub const JIRA_ACCOUNT_ID: &str = "5b10ac8d82e05b22cc7d4ef5";
 /// A Linear API key, sent as the whole `Authorization` header.
 pub const LINEAR_API_KEY: &str = "lin_api_test_key";
 pub const LINEAR_USER_ID: &str = "2b7c1f3e-0d3a-4a8e-9c55-0c3f0f9f7a11";
+/// The profile of the service's Linear user: a mention picked from Linear's menu links to it.
+pub const LINEAR_PROFILE_URL: &str = "https://linear.app/acme/profiles/openhands";
 
 /// The diff of every pull request unless the test sets another.
 pub const GITHUB_DIFF: &str = "diff --git a/src/lib.rs b/src/lib.rs\nindex 1111111..2222222 100644\n--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1,3 +1,3 @@\n fn parse() {\n-    todo!()\n+    Ok(())\n }\n";
