@@ -8,6 +8,8 @@
 //! delivery cannot fail the others.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -64,6 +66,22 @@ pub enum AcceptError {
 struct Pending {
     submission: Submission,
     reply: oneshot::Sender<Result<Stored, AcceptError>>,
+    /// Whether a writer took it, or its handler gave up on it first: whichever comes first
+    /// decides, so a delivery answered busy is never stored.
+    state: Arc<AtomicU8>,
+}
+
+const QUEUED: u8 = 0;
+const TAKEN: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Pending {
+    /// Claims the delivery for a writer; false when its handler gave up on it.
+    fn take(&self) -> bool {
+        self.state
+            .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
 }
 
 /// Stores deliveries in batches; cheap to clone.
@@ -93,22 +111,44 @@ impl DeliveryWriter {
         Self { sender }
     }
 
-    /// Stores `submission` durably (with its intake job) and says what became of it. When
-    /// the writer's queue is full the answer is [`AcceptError::Busy`] at once: waiting would
-    /// only make the provider time out.
-    pub async fn store(&self, submission: Submission) -> Result<Stored, AcceptError> {
+    /// Stores `submission` durably (with its intake job) and says what became of it. When the
+    /// writer's queue is full, or no writer has taken the delivery within `wait`, the answer is
+    /// [`AcceptError::Busy`] and the delivery is not stored: waiting in the queue longer would
+    /// only make the provider time out. A delivery a writer has taken is waited for: its
+    /// transaction is under way, bounded by the database's own timeouts.
+    pub async fn store(
+        &self,
+        submission: Submission,
+        wait: Duration,
+    ) -> Result<Stored, AcceptError> {
         let (reply, answer) = oneshot::channel();
+        let state = Arc::new(AtomicU8::new(QUEUED));
         self.sender
-            .try_send(Pending { submission, reply })
+            .try_send(Pending {
+                submission,
+                reply,
+                state: state.clone(),
+            })
             .map_err(|error| match error {
                 mpsc::error::TrySendError::Full(_) => AcceptError::Busy,
                 mpsc::error::TrySendError::Closed(_) => {
                     AcceptError::Failed("the service is shutting down".into())
                 }
             })?;
-        answer
-            .await
-            .map_err(|_| AcceptError::Failed("the writer stopped".into()))?
+        let stopped = |_| AcceptError::Failed("the writer stopped".into());
+        let mut answer = answer;
+        match tokio::time::timeout(wait, &mut answer).await {
+            Ok(answered) => answered.map_err(stopped)?,
+            Err(_) => {
+                let given_up = state
+                    .compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok();
+                if given_up {
+                    return Err(AcceptError::Busy);
+                }
+                answer.await.map_err(stopped)?
+            }
+        }
     }
 }
 
@@ -124,6 +164,11 @@ async fn gather(db: Db, mut receiver: mpsc::Receiver<Pending>, writers: Arc<Sema
                 Ok(next) => batch.push(next),
                 Err(_) => break,
             }
+        }
+        // Deliveries whose handlers already answered busy are not stored.
+        batch.retain(Pending::take);
+        if batch.is_empty() {
+            continue;
         }
         let db = db.clone();
         tokio::spawn(async move {

@@ -192,16 +192,17 @@ pub(super) async fn slack_interactivity(
 
 /// Stores `submission` within its provider's answer time. Past it, or when more deliveries
 /// wait than can be written in time, the answer is 503 with Retry-After rather than a timeout.
-/// A delivery whose time ran out while it waited is still stored, so the provider's retry is
-/// answered as a duplicate and nothing is done twice.
+/// A delivery answered busy is not stored, so the provider's retry is taken as new.
 async fn store(state: &AppState, submission: Submission) -> Result<Stored, Response> {
     let provider = submission.provider;
-    let stored =
-        tokio::time::timeout(provider.answer_within(), state.deliveries.store(submission)).await;
-    match stored {
-        Ok(Ok(stored)) => Ok(stored),
-        Ok(Err(AcceptError::Busy)) | Err(_) => Err(busy(provider)),
-        Ok(Err(AcceptError::Failed(cause))) => Err(unavailable(provider, &cause)),
+    match state
+        .deliveries
+        .store(submission, provider.answer_within())
+        .await
+    {
+        Ok(stored) => Ok(stored),
+        Err(AcceptError::Busy) => Err(busy(provider)),
+        Err(AcceptError::Failed(cause)) => Err(unavailable(provider, &cause)),
     }
 }
 
