@@ -209,26 +209,25 @@ async fn store(state: &AppState, submission: Submission) -> Result<Stored, Respo
 /// Too many deliveries wait to be stored: the provider should retry a little later.
 fn busy(provider: Provider) -> Response {
     tracing::warn!(%provider, "webhook answered busy: deliveries wait longer than the provider does");
-    let mut response = error(
-        StatusCode::SERVICE_UNAVAILABLE,
+    retry_later(
         "the service is busy storing other deliveries; retry later",
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
-    response
+        "2",
+    )
 }
 
 /// The database is not answering: nothing was stored, so the provider should retry.
 fn unavailable(provider: Provider, cause: &str) -> Response {
     tracing::error!(%provider, %cause, "webhook not stored");
-    let mut response = error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the delivery could not be stored; retry later",
+    retry_later("the delivery could not be stored; retry later", "5")
+}
+
+/// 503 with `message` and a `Retry-After` of `seconds`: nothing was stored.
+fn retry_later(message: &str, seconds: &'static str) -> Response {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, message);
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from_static(seconds),
     );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
     response
 }
 
