@@ -59,7 +59,10 @@ The shell session was restarted too (working directory and environment variables
 /// Triggers whose conversations run unattended: a question from the agent gets the
 /// continue prompt instead of waiting.
 fn runs_unattended(trigger_kind: &str) -> bool {
-    matches!(trigger_kind, "github" | "gitlab" | "jira" | "linear")
+    matches!(
+        trigger_kind,
+        "github" | "gitlab" | "jira" | "jira-dc" | "linear"
+    )
 }
 
 /// What the run job needs besides the database.

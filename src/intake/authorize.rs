@@ -1,5 +1,5 @@
 //! Who may ask: on GitHub, anyone with write or admin permission on the repository; on
-//! GitLab, Developers and above; on Slack, Jira and Linear, members of a workspace we serve
+//! GitLab, Developers and above; on Slack, Jira (Cloud or Data Center) and Linear, members of a workspace we serve
 //! whose account is linked to a user of ours (by themselves, through a one-time link they are
 //! offered, or by an administrator).
 
@@ -111,21 +111,31 @@ pub async fn authorize(
         }
         Place::JiraIssue { site, .. } => {
             let site = site.trim_end_matches('/').to_ascii_lowercase();
-            if providers.jira_site.as_deref() != Some(site.as_str()) {
+            // The same place, whichever Jira it came from: each edition serves its own site.
+            let (served, setting, edition) = if request.provider == Provider::JiraDc {
+                (
+                    &providers.jira_dc_site,
+                    "JIRA_DC_BASE_URL",
+                    "Jira Data Center",
+                )
+            } else {
+                (&providers.jira_site, "JIRA_BASE_URL", "Jira")
+            };
+            if served.as_deref() != Some(site.as_str()) {
                 return Ok(deny(format!(
-                    "Jira site {site} is not served (JIRA_BASE_URL)"
+                    "{edition} site {site} is not served ({setting})"
                 )));
             }
-            match linked(db, Provider::Jira, &site, &sender.id).await? {
+            match linked(db, request.provider, &site, &sender.id).await? {
                 Some(user) => Ok(Decision::Allowed {
                     owner: Owner::Linked(user),
                 }),
                 None => Ok(unlinked(
                     format!(
-                        "Jira account {} ({}) is not linked to a user",
+                        "{edition} account {} ({}) is not linked to a user",
                         sender.id, sender.name
                     ),
-                    Provider::Jira,
+                    request.provider,
                     &site,
                     sender,
                 )),

@@ -59,7 +59,7 @@ pub fn invitation(offer: &LinkOffer, request: &Request, url: &str) -> String {
     let minutes = LINK_LIFETIME.as_secs() / 60;
     let account = match offer.provider {
         Provider::Slack => "Slack account",
-        Provider::Jira => "Jira account",
+        Provider::Jira | Provider::JiraDc => "Jira account",
         Provider::Linear => "Linear account",
         Provider::Github | Provider::Gitlab => "account",
     };

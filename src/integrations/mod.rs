@@ -1,4 +1,5 @@
-//! Providers that send work and receive results: GitHub, GitLab, Slack, Jira and Linear.
+//! Providers that send work and receive results: GitHub, GitLab, Slack, Jira (Cloud and Data
+//! Center) and Linear.
 //! Each one verifies its deliveries, parses them into the provider-neutral request and replies
 //! through its own API, inside its own folder.
 
@@ -52,6 +53,7 @@ impl Webhooks {
             (Provider::Gitlab, &config.gitlab_webhook_token),
             (Provider::Slack, &config.slack_signing_secret),
             (Provider::Jira, &config.jira_webhook_secret),
+            (Provider::JiraDc, &config.jira_dc_webhook_secret),
             (Provider::Linear, &config.linear_webhook_secret),
         ];
         Self {
@@ -63,11 +65,16 @@ impl Webhooks {
             parse: ParseSettings {
                 mention_handle: config.mention_handle.trim().to_string(),
                 label: config.trigger_label.trim().to_string(),
-                account_mentions: config
-                    .jira_account_id
-                    .iter()
-                    .map(|id| format!("[~accountid:{}]", id.trim()))
-                    .collect(),
+                account_mentions: [
+                    (jira::Edition::Cloud, &config.jira_account_id),
+                    (jira::Edition::DataCenter, &config.jira_dc_username),
+                ]
+                .into_iter()
+                .filter_map(|(edition, id)| {
+                    let id = id.as_deref()?.trim();
+                    (!id.is_empty()).then(|| jira::mention_of(edition, id))
+                })
+                .collect(),
             },
         }
     }
@@ -117,7 +124,7 @@ pub fn verify(
         Provider::Github => github::verify(headers, body, secrets),
         Provider::Gitlab => gitlab::verify(headers, secrets),
         Provider::Slack => slack::verify(headers, body, secrets, now_ms),
-        Provider::Jira => jira::verify(headers, body, secrets),
+        Provider::Jira | Provider::JiraDc => jira::verify(headers, body, secrets),
         Provider::Linear => linear::verify(headers, body, secrets, now_ms),
     }
 }
@@ -134,6 +141,7 @@ pub fn parse(
         Provider::Gitlab => gitlab::parse(headers, body, settings),
         Provider::Slack => slack::parse(headers, body, settings),
         Provider::Jira => jira::parse(headers, body, settings),
+        Provider::JiraDc => jira::parse_data_center(headers, body, settings),
         Provider::Linear => linear::parse(headers, body, settings),
     }
 }

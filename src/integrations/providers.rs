@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use super::github::GithubApp;
 use super::gitlab::{self, GitlabApi};
-use super::jira::JiraApi;
+use super::jira::{self, Edition, JiraApi};
 use super::linear::LinearApi;
 use super::request::{Place, PriorMessage, RepositoryRef, Request, Sender};
 use super::settings::{ChannelRoute, ProviderConfig, TicketRoute};
@@ -36,6 +36,10 @@ pub struct Providers {
     pub linear_organizations: Vec<String>,
     /// Comments on Jira issues, when JIRA_BASE_URL, JIRA_EMAIL and JIRA_API_TOKEN are set.
     pub jira: Option<JiraApi>,
+    /// The Jira Data Center site served, without a trailing slash.
+    pub jira_dc_site: Option<String>,
+    /// Comments on Jira Data Center issues, when JIRA_DC_BASE_URL and JIRA_DC_TOKEN are set.
+    pub jira_dc: Option<JiraApi>,
     /// Comments on Linear issues, when LINEAR_API_KEY is set.
     pub linear: Option<LinearApi>,
     /// Whether opened pull/merge requests are drafts.
@@ -47,6 +51,35 @@ pub struct Providers {
     pub channel_repositories: Vec<ChannelRoute>,
     /// How people address the agent (`@openhands`), for the questions it asks.
     pub mention_handle: String,
+}
+
+/// What `ask` answers, or `None` after a warning that says which setting makes it unneeded
+/// when it fails or takes longer than ten seconds (start-up waits for it).
+async fn ask_in_time(
+    ask: impl std::future::Future<Output = anyhow::Result<String>>,
+    provider: &str,
+    setting: &str,
+) -> Option<String> {
+    const ASK_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+    let fix = if setting.is_empty() {
+        String::new()
+    } else {
+        format!("; set {setting}")
+    };
+    match tokio::time::timeout(ASK_WITHIN, ask).await {
+        Ok(Ok(answer)) => Some(answer),
+        Ok(Err(error)) => {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "{provider} mentions picked from the menu are not recognised{fix}"
+            );
+            None
+        }
+        Err(_) => {
+            tracing::warn!("{provider} did not say who the service's account is in time{fix}");
+            None
+        }
+    }
 }
 
 /// What the worker clones for a request.
@@ -70,48 +103,51 @@ pub fn host_of(url: &str) -> String {
 
 impl Providers {
     /// How the service's own Jira and Linear accounts appear in a comment when people pick
-    /// them from the mention menu (`[~accountid:…]`, a Linear profile link): JIRA_ACCOUNT_ID,
-    /// or else asked once of each provider's API. A provider that does not answer in time is
-    /// logged and left out; typing the handle still asks.
+    /// them from the mention menu (`[~accountid:…]` on Jira Cloud, `[~name]` on Data Center, a
+    /// Linear profile link): JIRA_ACCOUNT_ID and JIRA_DC_USERNAME, or else asked once of each
+    /// provider's API. A provider that does not answer in time is logged and left out; typing
+    /// the handle still asks.
     pub async fn account_mentions(&self, config: &ProviderConfig) -> Vec<String> {
-        const ASK_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
         let mut found = Vec::new();
-        let jira_account = match (&config.jira_account_id, &self.jira) {
-            (Some(id), _) => Some(id.trim().to_string()),
-            (None, Some(jira)) => {
-                match tokio::time::timeout(ASK_WITHIN, jira.own_account_id()).await {
-                    Ok(Ok(id)) => Some(id),
-                    Ok(Err(error)) => {
-                        tracing::warn!(
-                            error = format!("{error:#}"),
-                            "Jira mentions by account id are not recognised: set JIRA_ACCOUNT_ID"
-                        );
-                        None
-                    }
-                    Err(_) => {
-                        tracing::warn!(
-                            "Jira did not say who the service's account is in time; set JIRA_ACCOUNT_ID"
-                        );
-                        None
-                    }
-                }
-            }
-            (None, None) => None,
-        };
-        if let Some(id) = jira_account.filter(|id| !id.is_empty()) {
-            found.push(format!("[~accountid:{id}]"));
+        let jira_accounts = [
+            (
+                &self.jira,
+                &config.jira_account_id,
+                Edition::Cloud,
+                "JIRA_ACCOUNT_ID",
+            ),
+            (
+                &self.jira_dc,
+                &config.jira_dc_username,
+                Edition::DataCenter,
+                "JIRA_DC_USERNAME",
+            ),
+        ];
+        for (client, configured, edition, setting) in jira_accounts {
+            let configured = configured
+                .as_deref()
+                .map(str::trim)
+                .filter(|id| !id.is_empty());
+            let mention = match (configured, client) {
+                (Some(id), _) => Some(jira::mention_of(edition, id)),
+                (None, Some(jira)) => ask_in_time(jira.own_mention(), "Jira", setting).await,
+                (None, None) => None,
+            };
+            found.extend(mention);
         }
         if let Some(linear) = &self.linear {
-            match tokio::time::timeout(ASK_WITHIN, linear.own_profile_url()).await {
-                Ok(Ok(url)) => found.push(url),
-                Ok(Err(error)) => tracing::warn!(
-                    error = format!("{error:#}"),
-                    "Linear mentions picked from the menu are not recognised"
-                ),
-                Err(_) => tracing::warn!("Linear did not say who the service's user is in time"),
-            }
+            found.extend(ask_in_time(linear.own_profile_url(), "Linear", "").await);
         }
         found
+    }
+
+    /// The Jira client of `site` (Cloud's or Data Center's), if one is configured for it.
+    pub fn jira_at(&self, site: &str) -> Option<&JiraApi> {
+        let site = site.trim_end_matches('/');
+        [&self.jira, &self.jira_dc]
+            .into_iter()
+            .flatten()
+            .find(|client| client.site().eq_ignore_ascii_case(site))
     }
 
     /// Builds every configured client; fails when a provider that sends work lacks what
@@ -145,8 +181,12 @@ impl Providers {
             &config.jira_api_token,
         ) {
             (Some(site), Some(email), Some(token)) => {
-                Some(JiraApi::new(site, email, token.clone())?)
+                Some(JiraApi::cloud(site, email, token.clone())?)
             }
+            _ => None,
+        };
+        let jira_dc = match (&config.jira_dc_base_url, &config.jira_dc_token) {
+            (Some(site), Some(token)) => Some(JiraApi::data_center(site, token.clone())?),
             _ => None,
         };
         let linear = match &config.linear_api_key {
@@ -174,6 +214,11 @@ impl Providers {
                 .map(|site| site.trim_end_matches('/').to_ascii_lowercase()),
             linear_organizations: listed(&config.linear_organization_id),
             jira,
+            jira_dc_site: config
+                .jira_dc_base_url
+                .as_deref()
+                .map(|site| site.trim_end_matches('/').to_ascii_lowercase()),
+            jira_dc,
             linear,
             draft_change_requests: config.draft_pull_requests,
             ticket_repositories: config.ticket_repositories.clone(),

@@ -10,16 +10,21 @@ pub enum Provider {
     Github,
     Gitlab,
     Slack,
+    /// Jira Cloud.
     Jira,
+    /// Jira Data Center (and Server): its own webhook, account and REST API v2.
+    #[serde(rename = "jira-dc")]
+    JiraDc,
     Linear,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 5] = [
+    pub const ALL: [Provider; 6] = [
         Self::Github,
         Self::Gitlab,
         Self::Slack,
         Self::Jira,
+        Self::JiraDc,
         Self::Linear,
     ];
 
@@ -30,6 +35,7 @@ impl Provider {
             Self::Gitlab => "gitlab",
             Self::Slack => "slack",
             Self::Jira => "jira",
+            Self::JiraDc => "jira-dc",
             Self::Linear => "linear",
         }
     }
@@ -44,7 +50,7 @@ impl Provider {
     /// that an overloaded service says so instead of timing out.
     pub fn answer_within(self) -> std::time::Duration {
         let millis = match self {
-            Self::Github | Self::Gitlab | Self::Jira => 8_000,
+            Self::Github | Self::Gitlab | Self::Jira | Self::JiraDc => 8_000,
             Self::Slack => 2_500,
             Self::Linear => 4_000,
         };

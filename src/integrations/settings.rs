@@ -144,6 +144,27 @@ pub struct ProviderConfig {
     #[arg(long, env = "JIRA_ACCOUNT_ID", global = true)]
     pub jira_account_id: Option<String>,
 
+    /// Jira Data Center webhook secrets, comma-separated; enables Jira Data Center.
+    #[arg(
+        long,
+        env = "JIRA_DC_WEBHOOK_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub jira_dc_webhook_secret: Option<WebhookSecrets>,
+    /// The Jira Data Center site whose requests are served, with its context path if it has
+    /// one, e.g. `https://jira.example.com` or `https://example.com/jira`.
+    #[arg(long, env = "JIRA_DC_BASE_URL", global = true)]
+    pub jira_dc_base_url: Option<String>,
+    /// A personal access token of the Data Center account that comments (REST API v2).
+    #[arg(long, env = "JIRA_DC_TOKEN", hide_env_values = true, global = true)]
+    pub jira_dc_token: Option<Secret>,
+    /// That account's user name, which people pick from the mention menu (`[~name]` in a
+    /// comment asks as `@openhands` does). Read from `/rest/api/2/myself` at start-up when
+    /// unset.
+    #[arg(long, env = "JIRA_DC_USERNAME", global = true)]
+    pub jira_dc_username: Option<String>,
+
     /// Linear webhook signing secrets, comma-separated; enables Linear.
     #[arg(
         long,
@@ -296,6 +317,9 @@ impl ProviderConfig {
         if let Some(url) = &self.jira_base_url {
             check_url("JIRA_BASE_URL", url)?;
         }
+        if let Some(url) = &self.jira_dc_base_url {
+            check_url("JIRA_DC_BASE_URL", url)?;
+        }
         if self.github_app_private_key.is_some() {
             self.github_app_key_pem().map_err(ConfigError::new)?;
         }
@@ -325,6 +349,11 @@ impl ProviderConfig {
                 "JIRA_WEBHOOK_SECRET is set, so JIRA_BASE_URL (the site to serve) is needed too"
                     .into(),
             );
+        }
+        if enabled(&self.jira_dc_webhook_secret)
+            && (self.jira_dc_base_url.is_none() || self.jira_dc_token.is_none())
+        {
+            return bad("JIRA_DC_WEBHOOK_SECRET is set, so JIRA_DC_BASE_URL (the site to serve) and JIRA_DC_TOKEN (a personal access token of the account that answers) are needed too".into());
         }
         if enabled(&self.linear_webhook_secret)
             && self

@@ -1,5 +1,5 @@
-//! Posting to Jira: the acknowledgement and each summary as comments of their own on the
-//! issue, each marked with a comment property naming its post.
+//! Posting to Jira, Cloud or Data Center: the acknowledgement and each summary as comments of
+//! their own on the issue, each marked with a comment property naming its post.
 
 use serde_json::{Value, json};
 
@@ -9,12 +9,17 @@ use crate::integrations::jira::JiraApi;
 use crate::queue::JobContext;
 use crate::storage::OutboxPost;
 
-fn api(ctx: &JobContext) -> Result<&JiraApi, PostError> {
-    ctx.providers.jira.as_ref().ok_or_else(|| {
-        PostError::Permanent(
-            "Jira is not configured for comments (JIRA_BASE_URL, JIRA_EMAIL, JIRA_API_TOKEN)"
-                .into(),
-        )
+/// The client of the target's site.
+fn api<'a>(ctx: &'a JobContext, target: &JiraTarget) -> Result<&'a JiraApi, PostError> {
+    let found = match &target.site {
+        Some(site) => ctx.providers.jira_at(site),
+        None => ctx.providers.jira.as_ref(),
+    };
+    found.ok_or_else(|| {
+        PostError::Permanent(format!(
+            "no Jira client is configured for comments on {}: JIRA_BASE_URL, JIRA_EMAIL and JIRA_API_TOKEN for Jira Cloud, JIRA_DC_BASE_URL and JIRA_DC_TOKEN for Jira Data Center",
+            target.site.as_deref().unwrap_or("Jira Cloud")
+        ))
     })
 }
 
@@ -23,7 +28,7 @@ pub(super) async fn deliver(
     post: &OutboxPost,
     target: JiraTarget,
 ) -> Result<Value, PostError> {
-    let jira = api(ctx)?;
+    let jira = api(ctx, &target)?;
     let body = document(&post.body)?;
     super::wait_for_acknowledgement(ctx, &target.links).await?;
     let change_request = target.links.change_request.as_deref();

@@ -358,7 +358,10 @@ fn reply_target(request: &Request) -> Option<Target> {
             thread_ts: thread_ts.clone(),
             links,
         }))),
-        Place::JiraIssue { issue_key, .. } => Some(Target::Jira(JiraTarget {
+        Place::JiraIssue {
+            site, issue_key, ..
+        } => Some(Target::Jira(JiraTarget {
+            site: Some(site.clone()),
             issue_key: issue_key.clone(),
             links,
         })),

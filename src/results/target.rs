@@ -151,6 +151,10 @@ pub enum SlackTarget {
 /// A comment on a Jira issue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JiraTarget {
+    /// The site, which names the Jira (Cloud or Data Center) to post to; posts stored before
+    /// there were two have none and go to Cloud.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
     pub issue_key: String,
     #[serde(flatten)]
     pub links: Links,

@@ -28,6 +28,8 @@ pub(super) enum AccountProvider {
     Gitlab,
     Slack,
     Jira,
+    #[serde(rename = "jira-dc")]
+    JiraDc,
     Linear,
     Oidc,
 }
@@ -39,6 +41,7 @@ impl AccountProvider {
             Self::Gitlab => "gitlab",
             Self::Slack => "slack",
             Self::Jira => "jira",
+            Self::JiraDc => "jira-dc",
             Self::Linear => "linear",
             Self::Oidc => "oidc",
         }
@@ -328,7 +331,10 @@ pub(super) async fn create_link(
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     // Jira sites are compared without a trailing slash, in lower case.
-    let workspace = if body.provider == AccountProvider::Jira {
+    let workspace = if matches!(
+        body.provider,
+        AccountProvider::Jira | AccountProvider::JiraDc
+    ) {
         body.workspace
             .trim()
             .trim_end_matches('/')

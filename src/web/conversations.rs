@@ -88,6 +88,8 @@ pub(super) enum TriggerKind {
     Gitlab,
     Slack,
     Jira,
+    #[serde(rename = "jira-dc")]
+    JiraDc,
     Linear,
 }
 
@@ -99,6 +101,7 @@ impl TriggerKind {
             Self::Gitlab => "gitlab",
             Self::Slack => "slack",
             Self::Jira => "jira",
+            Self::JiraDc => "jira-dc",
             Self::Linear => "linear",
         }
     }

@@ -222,6 +222,7 @@ fn secret_setting(provider: Provider) -> &'static str {
         Provider::Gitlab => "GITLAB_WEBHOOK_TOKEN",
         Provider::Slack => "SLACK_SIGNING_SECRET",
         Provider::Jira => "JIRA_WEBHOOK_SECRET",
+        Provider::JiraDc => "JIRA_DC_WEBHOOK_SECRET",
         Provider::Linear => "LINEAR_WEBHOOK_SECRET",
     }
 }
@@ -245,6 +246,8 @@ fn events_to_send(provider: Provider) -> &'static [&'static str] {
         ],
         Provider::Slack => &["app_mention", "message.channels", "message.groups"],
         Provider::Jira => &["Comment created", "Issue updated"],
+        // Data Center tells of each new comment, with its issue, as an issue update.
+        Provider::JiraDc => &["Issue updated"],
         Provider::Linear => &["Comments", "Issues"],
     }
 }

@@ -25,6 +25,7 @@ const PUBLIC_URL: &str = "https://openhands.example.test";
 const SLACK_SECRET: &str = "slack-results-secret";
 const GITLAB_WEBHOOK_TOKEN: &str = "gitlab-results-token";
 const JIRA_SECRET: &str = "jira-results-secret";
+const JIRA_DC_SECRET: &str = "jira-dc-results-secret";
 const LINEAR_SECRET: &str = "linear-results-secret";
 const GITHUB_TOKEN: &str = "ghs_installation_4242";
 const ADMIN_KEY: &str = "results-admin-key";
@@ -50,6 +51,7 @@ async fn service(script: Vec<Turn>) -> Service {
         .set("--gitlab-webhook-token", GITLAB_WEBHOOK_TOKEN)
         .set("--slack-signing-secret", SLACK_SECRET)
         .set("--jira-webhook-secret", JIRA_SECRET)
+        .set("--jira-dc-webhook-secret", JIRA_DC_SECRET)
         .set("--linear-webhook-secret", LINEAR_SECRET)
         .set("--ticket-repositories", format!("ENG={REPO}"))
         .admin_key(ADMIN_KEY)
@@ -866,6 +868,94 @@ async fn jira_and_linear_tickets_get_an_acknowledgement_and_a_summary_comment_on
         serde_json::to_vec(&own).unwrap(),
     );
     assert_ignored(&s, request.into()).await;
+}
+
+/// A Jira Data Center comment as Data Center sends it (published by the Jenkins JIRA Trigger
+/// plugin), moved to `site` and ENG-43, written by the user of key `admin`.
+fn jira_data_center_comment(site: &str, event: &str, text: &str) -> Request<Body> {
+    let fixture = match event {
+        "jira:issue_updated" => {
+            "jira-dc/published/issue_updated.jira-trigger-plugin.with_comment.json"
+        }
+        _ => "jira-dc/published/comment_created.jira-trigger-plugin.no_issue.json",
+    };
+    let body = String::from_utf8(fixture_at(fixture))
+        .unwrap()
+        .replace("http://localhost:2990/jira", site)
+        .replace("TEST-4", "ENG-43");
+    let mut body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    body["comment"]["body"] = json!(text);
+    signing::jira_data_center(JIRA_DC_SECRET, serde_json::to_vec(&body).unwrap()).into()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jira_data_center_tickets_are_answered_in_wiki_markup_with_a_personal_access_token() {
+    let summary =
+        "The **flaky test** waits for `checkout`; see [the run](https://ci.example.test/7).";
+    let s = service(vec![Turn::call("finish", json!({"message": summary}))]).await;
+    let site = s.fakes.jira_dc_site_url();
+    let mut tx = s.t.db.begin().await.unwrap();
+    let alice = tx.create_user("alice", None, false).await.unwrap();
+    tx.commit().await.unwrap();
+    s.t.db
+        .link_user("jira-dc", &site, "admin", &alice.id)
+        .await
+        .unwrap();
+    // The comment's own event names no issue; the issue update that carries it asks.
+    let text = format!(
+        "[~{}] please explain the flaky test",
+        fakes::JIRA_DC_USERNAME
+    );
+    let answer = answer_to(
+        &s,
+        jira_data_center_comment(&site, "comment_created", &text),
+    )
+    .await;
+    assert_eq!(answer["status"], "ignored", "{answer}");
+    s.accept(jira_data_center_comment(&site, "jira:issue_updated", &text))
+        .await;
+    let conversation = s
+        .settled("jira-dc", &format!("{site}/ENG-43"), "finished", 2)
+        .await;
+    assert_eq!(conversation.owner_id, alice.id);
+    let comments: Vec<String> = s
+        .fakes
+        .jira_dc_comments("ENG-43")
+        .into_iter()
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(
+        comments.len(),
+        2,
+        "{comments:#?}\n{:#?}",
+        s.fakes.mutations()
+    );
+    assert!(comments[0].contains("I'm on it") && comments[0].contains(&conversation.id));
+    assert!(
+        comments[1].contains(
+            "The *flaky test* waits for {{checkout}}; see [the run|https://ci.example.test/7]."
+        ),
+        "{}",
+        comments[1]
+    );
+    assert!(comments[1].contains(&conversation.id));
+    assert!(s.fakes.jira_comments("ENG-43").is_empty());
+    for text in &comments {
+        assert!(!text.contains(fakes::JIRA_DC_TOKEN));
+    }
+    // Delivered again (no id header: the body names it), the delivery is a duplicate.
+    let again = jira_data_center_comment(&site, "jira:issue_updated", &text);
+    assert_eq!(answer_to(&s, again).await["status"], "duplicate");
+}
+
+/// The service's answer to a delivery it answers 200.
+async fn answer_to(s: &Service, request: Request<Body>) -> serde_json::Value {
+    let response = s.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    serde_json::from_slice(&body).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

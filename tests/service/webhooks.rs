@@ -44,6 +44,7 @@ const GITHUB_SECRET: &str = "github-secret";
 const GITLAB_WEBHOOK_TOKEN: &str = "gitlab-webhook-token";
 const SLACK_SECRET: &str = "slack-secret";
 const JIRA_SECRET: &str = "jira-secret";
+const JIRA_DC_SECRET: &str = "jira-dc-secret";
 const LINEAR_SECRET: &str = "linear-secret";
 const ADMIN_KEY: &str = "admin-key";
 
@@ -62,6 +63,9 @@ async fn service(t: &TestDb) -> Service {
         .set("--jira-base-url", "https://acme.atlassian.net/")
         .unset("--jira-email")
         .unset("--jira-api-token")
+        .set("--jira-dc-webhook-secret", JIRA_DC_SECRET)
+        .set("--jira-dc-base-url", "http://localhost:2990/jira")
+        .set("--jira-dc-username", fakes::JIRA_DC_USERNAME)
         .set("--linear-webhook-secret", LINEAR_SECRET)
         .unset("--linear-api-key")
         .unset("--linear-api-url")
@@ -100,6 +104,10 @@ fn slack(body: &[u8]) -> Request<Body> {
 
 fn jira(identifier: &str, body: &[u8]) -> Request<Body> {
     signing::jira(JIRA_SECRET, identifier, body).into()
+}
+
+fn jira_dc(body: &[u8]) -> Request<Body> {
+    signing::jira_data_center(JIRA_DC_SECRET, body).into()
 }
 
 /// A Linear fixture stamped now (Linear deliveries older than a minute are refused).
@@ -1058,7 +1066,8 @@ fn published_delivery(payload: &Published, id: &str, body: &[u8]) -> Request<Bod
             signing::slack_interactivity(SLACK_SECRET, &value).into()
         }
         "slack" => slack(body),
-        "jira" | "jira-dc" => jira(id, body),
+        "jira" => jira(id, body),
+        "jira-dc" => jira_dc(body),
         "linear" => {
             let mut value: Value = serde_json::from_slice(body).unwrap();
             signing::stamp_linear(&mut value);
@@ -1213,11 +1222,11 @@ fn expected_published_outcomes() -> Vec<(String, &'static str)> {
         ),
         (
             "jira-dc/published/comment_created.jira-trigger-plugin.no_issue.json",
-            "refused: the comment_created body is not valid: missing field `issue`",
+            "ignored: Jira Data Center's comment_created names no issue; the comment is read from the jira:issue_updated delivery that carries it",
         ),
         (
             "jira-dc/published/comment_created.mattermost-plugin-jira.server.json",
-            "refused: the comment_created body is not valid: missing field `issue`",
+            "ignored: Jira Data Center's comment_created names no issue; the comment is read from the jira:issue_updated delivery that carries it",
         ),
         (
             "jira-dc/published/comment_updated.mattermost-plugin-jira.server.json",
@@ -1229,7 +1238,7 @@ fn expected_published_outcomes() -> Vec<(String, &'static str)> {
         ),
         (
             "jira-dc/published/issue_updated.jira-trigger-plugin.with_comment.json",
-            "ignored: the update does not add the openhands label",
+            "asks",
         ),
         (
             "jira/published/comment_created.jira-trigger-plugin.cloud_2018.json",
@@ -1382,13 +1391,15 @@ async fn busy_and_kept(t: &TestDb) {
     assert_eq!(answer["status"], "duplicate", "{status} {answer}");
 }
 
-/// Jira writes a mention picked from its menu as `[~accountid:…]` and Linear as a link to the
-/// user's profile; the service learns its own accounts' forms from Jira's `myself` and Linear's
-/// `viewer` when it starts, and such a mention asks as the handle does, except in a quote.
+/// Jira Cloud writes a mention picked from its menu as `[~accountid:…]`, Jira Data Center as
+/// `[~name]` and Linear as a link to the user's profile; the service learns its own accounts'
+/// forms from each Jira's `myself` and Linear's `viewer` when it starts, and such a mention asks
+/// as the handle does, except in a quote.
 async fn mentions_from_menus(t: &TestDb) {
     let service = Service::builder(&t.db)
         .fakes()
         .set("--jira-webhook-secret", JIRA_SECRET)
+        .set("--jira-dc-webhook-secret", JIRA_DC_SECRET)
         .set("--linear-webhook-secret", LINEAR_SECRET)
         .web()
         .start()
@@ -1406,6 +1417,15 @@ async fn mentions_from_menus(t: &TestDb) {
     };
     let picked = format!("[~accountid:{}]", fakes::JIRA_ACCOUNT_ID);
     let someone_else = "[~accountid:557058:9f9f9f9f-bob]".to_string();
+    let data_center_comment = |text: String| {
+        let mut body: Value = serde_json::from_slice(&fixture(
+            "jira-dc/published/issue_updated.jira-trigger-plugin.with_comment.json",
+        ))
+        .unwrap();
+        body["comment"]["body"] = json!(text);
+        jira_dc(&serde_json::to_vec(&body).unwrap())
+    };
+    let picked_in_data_center = format!("[~{}]", fakes::JIRA_DC_USERNAME);
     let linear_comment = |n: usize, text: String| {
         let mut body: Value =
             serde_json::from_slice(&linear_now("linear/comment.create.json")).unwrap();
@@ -1439,6 +1459,21 @@ async fn mentions_from_menus(t: &TestDb) {
         (
             5,
             linear_comment(5, format!("> {linked}\n\nthanks")),
+            StatusCode::OK,
+        ),
+        (
+            6,
+            data_center_comment(format!("{picked_in_data_center} please fix the typo")),
+            StatusCode::ACCEPTED,
+        ),
+        (
+            7,
+            data_center_comment(format!("bq. {picked_in_data_center} please fix the typo")),
+            StatusCode::OK,
+        ),
+        (
+            8,
+            data_center_comment("[~alice] please fix the typo".to_string()),
             StatusCode::OK,
         ),
     ] {

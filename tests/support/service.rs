@@ -313,6 +313,8 @@ impl ServiceBuilder {
                 ("--jira-base-url", fakes.jira_site_url()),
                 ("--jira-email", fakes::JIRA_EMAIL.to_string()),
                 ("--jira-api-token", fakes::JIRA_API_TOKEN.to_string()),
+                ("--jira-dc-base-url", fakes.jira_dc_site_url()),
+                ("--jira-dc-token", fakes::JIRA_DC_TOKEN.to_string()),
                 ("--linear-organization-id", "org-1".to_string()),
                 ("--linear-api-key", fakes::LINEAR_API_KEY.to_string()),
                 ("--linear-api-url", fakes.linear_api_url()),

@@ -131,6 +131,14 @@ pub fn jira(secret: &str, identifier: &str, body: impl Into<Vec<u8>>) -> Deliver
     )
 }
 
+/// A Jira Data Center delivery: signed as Cloud's, without a delivery id header (Data Center
+/// does not promise one).
+pub fn jira_data_center(secret: &str, body: impl Into<Vec<u8>>) -> Delivery {
+    let body = body.into();
+    let signature = format!("sha256={}", hmac_hex(secret, &[&body]));
+    events("jira-dc", vec![("x-hub-signature", signature)], body)
+}
+
 /// A Linear delivery: `Linear-Signature: <hex HMAC(body)>`. The body's own `webhookTimestamp`
 /// must be recent ([`stamp_linear`]).
 pub fn linear(secret: &str, delivery: &str, body: impl Into<Vec<u8>>) -> Delivery {

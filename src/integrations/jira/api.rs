@@ -1,6 +1,7 @@
-//! Jira Cloud's REST API v3 as one account (its email and API token): comments on issues, in
-//! Atlassian Document Format, each marked with a comment property naming its post so that a
-//! comment whose answer was lost is found again.
+//! Jira's REST API as the service's account: comments on issues, each marked with a comment
+//! property naming its post so that a comment whose answer was lost is found again. Cloud is
+//! reached through API v3 with an account's email and API token, comments written as Atlassian
+//! documents; Data Center through API v2 with a personal access token, comments in wiki markup.
 
 use std::time::Duration;
 
@@ -8,6 +9,8 @@ use anyhow::Context;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Edition;
+use super::wiki;
 use crate::setting::Secret;
 
 /// The comment property that names the post a comment is.
@@ -21,8 +24,15 @@ pub struct JiraApi {
     http: reqwest::Client,
     /// The site, e.g. `https://example.atlassian.net`, without a trailing slash.
     site: String,
-    email: String,
-    token: Secret,
+    credentials: Credentials,
+}
+
+#[derive(Debug, Clone)]
+enum Credentials {
+    /// Basic authentication with an Atlassian account's email and API token.
+    Cloud { email: String, token: Secret },
+    /// A Data Center personal access token, sent as a bearer token.
+    DataCenter { token: Secret },
 }
 
 #[derive(Deserialize)]
@@ -48,7 +58,21 @@ struct Property {
 }
 
 impl JiraApi {
-    pub fn new(site: &str, email: &str, token: Secret) -> anyhow::Result<Self> {
+    /// A Jira Cloud site, as the account of `email` with its API token.
+    pub fn cloud(site: &str, email: &str, token: Secret) -> anyhow::Result<Self> {
+        let credentials = Credentials::Cloud {
+            email: email.to_string(),
+            token,
+        };
+        Self::new(site, credentials)
+    }
+
+    /// A Jira Data Center site, as the account whose personal access token this is.
+    pub fn data_center(site: &str, token: Secret) -> anyhow::Result<Self> {
+        Self::new(site, Credentials::DataCenter { token })
+    }
+
+    fn new(site: &str, credentials: Credentials) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -56,14 +80,33 @@ impl JiraApi {
         Ok(Self {
             http,
             site: site.trim_end_matches('/').to_string(),
-            email: email.to_string(),
-            token,
+            credentials,
         })
+    }
+
+    pub fn edition(&self) -> Edition {
+        match self.credentials {
+            Credentials::Cloud { .. } => Edition::Cloud,
+            Credentials::DataCenter { .. } => Edition::DataCenter,
+        }
+    }
+
+    /// The site, without a trailing slash.
+    pub fn site(&self) -> &str {
+        &self.site
+    }
+
+    /// The REST API's root: v3 on Cloud (Atlassian documents), v2 on Data Center.
+    fn api_root(&self) -> String {
+        match self.edition() {
+            Edition::Cloud => format!("{}/rest/api/3", self.site),
+            Edition::DataCenter => format!("{}/rest/api/2", self.site),
+        }
     }
 
     fn comments_url(&self, issue_key: &str) -> String {
         let key: String = url::form_urlencoded::byte_serialize(issue_key.as_bytes()).collect();
-        format!("{}/rest/api/3/issue/{key}/comment", self.site)
+        format!("{}/issue/{key}/comment", self.api_root())
     }
 
     async fn send(
@@ -71,8 +114,11 @@ impl JiraApi {
         request: reqwest::RequestBuilder,
         what: &str,
     ) -> anyhow::Result<reqwest::Response> {
+        let request = match &self.credentials {
+            Credentials::Cloud { email, token } => request.basic_auth(email, Some(token.expose())),
+            Credentials::DataCenter { token } => request.bearer_auth(token.expose()),
+        };
         request
-            .basic_auth(&self.email, Some(self.token.expose()))
             .send()
             .await
             .with_context(|| format!("cannot reach Jira at {}", self.site))?
@@ -80,20 +126,27 @@ impl JiraApi {
             .with_context(|| format!("Jira refused to {what}"))
     }
 
-    /// The account id of the account this client signs in as.
-    pub async fn own_account_id(&self) -> anyhow::Result<String> {
-        let request = self.http.get(format!("{}/rest/api/3/myself", self.site));
+    /// How the account this client signs in as appears in a comment when someone picks it
+    /// from the mention menu: `[~accountid:<account id>]` on Cloud, `[~<user name>]` on Data
+    /// Center.
+    pub async fn own_mention(&self) -> anyhow::Result<String> {
+        let request = self.http.get(format!("{}/myself", self.api_root()));
         let me: Value = self
             .send(request, "say who the service's account is")
             .await?
             .json()
             .await
             .context("Jira's answer about the service's account is not understood")?;
-        me["accountId"]
+        let field = match self.edition() {
+            Edition::Cloud => "accountId",
+            Edition::DataCenter => "name",
+        };
+        let id = me[field]
             .as_str()
+            .map(str::trim)
             .filter(|id| !id.is_empty())
-            .map(str::to_string)
-            .context("Jira's answer about the service's account has no accountId")
+            .with_context(|| format!("Jira's answer about the service's account has no {field}"))?;
+        Ok(mention_of(self.edition(), id))
     }
 
     /// The id of the comment on `issue_key` that is the post `post_key`.
@@ -139,8 +192,12 @@ impl JiraApi {
         text: &str,
         post_key: &str,
     ) -> anyhow::Result<String> {
+        let body = match self.edition() {
+            Edition::Cloud => adf_document(text),
+            Edition::DataCenter => Value::String(wiki::from_markdown(text)),
+        };
         let request = self.http.post(self.comments_url(issue_key)).json(&json!({
-            "body": adf_document(text),
+            "body": body,
             "properties": [{"key": POST_PROPERTY, "value": {"post": post_key}}],
         }));
         let created: Comment = self
@@ -150,6 +207,15 @@ impl JiraApi {
             .await
             .context("Jira's new comment is not understood")?;
         Ok(created.id)
+    }
+}
+
+/// How a comment writes a mention of the account `id` (an account id on Cloud, a user name on
+/// Data Center).
+pub fn mention_of(edition: Edition, id: &str) -> String {
+    match edition {
+        Edition::Cloud => format!("[~accountid:{id}]"),
+        Edition::DataCenter => format!("[~{id}]"),
     }
 }
 

@@ -1,14 +1,21 @@
-//! Jira Cloud webhooks: a new comment that mentions the handle, or the trigger label added to an
-//! issue.
+//! Jira webhooks, from Cloud and from Data Center (and Server): a new comment that mentions
+//! the handle, or the trigger label added to an issue.
+//!
+//! The two editions send the same events in nearly the same shapes. Data Center names users
+//! by `key` and `name` instead of an `accountId`, its `comment_created` carries no issue (the
+//! same comment also arrives as a `jira:issue_updated` that has both), and it may leave out
+//! the delivery id header.
 
 use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use url::Url;
 
+use super::Edition;
 use crate::integrations::request::{
-    Inbound, ParseError, ParseSettings, Parsed, Place, Provider, Request, Sender, Trigger, fit,
+    Inbound, ParseError, ParseSettings, Parsed, Place, Request, Sender, Trigger, fit,
     required_header, unless_unfit,
 };
 
@@ -18,7 +25,8 @@ pub const DELIVERY_HEADER: &str = "X-Atlassian-Webhook-Identifier";
 #[derive(Deserialize)]
 struct CommentEvent {
     comment: Comment,
-    issue: Issue,
+    /// Always there from Cloud; never from Data Center.
+    issue: Option<Issue>,
 }
 
 #[derive(Deserialize)]
@@ -27,6 +35,10 @@ struct IssueUpdatedEvent {
     user: Option<User>,
     issue: Issue,
     changelog: Option<Changelog>,
+    /// Set when the update is a comment (Data Center sends each new comment this way too).
+    comment: Option<Comment>,
+    /// `issue_commented`, `issue_comment_edited`, `issue_updated`…; older versions leave it out.
+    issue_event_type_name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -77,13 +89,31 @@ struct ChangeItem {
     to_string: Option<String>,
 }
 
-/// Parses a verified Jira webhook delivery.
+/// Parses a verified Jira Cloud webhook delivery.
 pub fn parse(
     headers: &HeaderMap,
     body: &[u8],
     settings: &ParseSettings,
 ) -> Result<Inbound, ParseError> {
-    let id = required_header(headers, DELIVERY_HEADER)?.to_string();
+    parse_from(Edition::Cloud, headers, body, settings)
+}
+
+/// Parses a verified Jira Data Center (or Server) webhook delivery.
+pub fn parse_data_center(
+    headers: &HeaderMap,
+    body: &[u8],
+    settings: &ParseSettings,
+) -> Result<Inbound, ParseError> {
+    parse_from(Edition::DataCenter, headers, body, settings)
+}
+
+fn parse_from(
+    edition: Edition,
+    headers: &HeaderMap,
+    body: &[u8],
+    settings: &ParseSettings,
+) -> Result<Inbound, ParseError> {
+    let id = delivery_id(edition, headers, body)?;
     let payload: Value = serde_json::from_slice(body)
         .map_err(|e| ParseError::new(format!("the body is not JSON: {e}")))?;
     let event = payload
@@ -92,8 +122,12 @@ pub fn parse(
         .ok_or_else(|| ParseError::new("the body has no `webhookEvent`"))?
         .to_string();
     let parsed = match event.as_str() {
-        "comment_created" => read(&payload, &event).and_then(|e| comment_created(e, settings)),
-        "jira:issue_updated" => read(&payload, &event).and_then(|e| issue_updated(e, settings)),
+        "comment_created" => {
+            read(&payload, &event).and_then(|e| comment_created(edition, e, settings))
+        }
+        "jira:issue_updated" => {
+            read(&payload, &event).and_then(|e| issue_updated(edition, e, settings))
+        }
         other => Ok(Parsed::ignored(format!(
             "the {other} event is not a request"
         ))),
@@ -102,12 +136,44 @@ pub fn parse(
     Ok(Inbound::Delivery { id, event, parsed })
 }
 
+/// The delivery's id: Cloud always sends one; a Data Center delivery without one is named by
+/// its body, which a retry repeats byte for byte and which differs between events (each
+/// carries its own timestamp).
+fn delivery_id(edition: Edition, headers: &HeaderMap, body: &[u8]) -> Result<String, ParseError> {
+    if edition == Edition::DataCenter && headers.get(DELIVERY_HEADER).is_none() {
+        return Ok(format!("body-sha256:{}", hex::encode(Sha256::digest(body))));
+    }
+    Ok(required_header(headers, DELIVERY_HEADER)?.to_string())
+}
+
 fn read<T: DeserializeOwned>(payload: &Value, event: &str) -> Result<T, ParseError> {
     fit(payload, &format!("{event} body"))
 }
 
-fn comment_created(event: CommentEvent, settings: &ParseSettings) -> Result<Parsed, ParseError> {
+fn comment_created(
+    edition: Edition,
+    event: CommentEvent,
+    settings: &ParseSettings,
+) -> Result<Parsed, ParseError> {
     let CommentEvent { comment, issue } = event;
+    let Some(issue) = issue else {
+        if edition == Edition::DataCenter {
+            return Ok(Parsed::ignored(
+                "Jira Data Center's comment_created names no issue; the comment is read from the jira:issue_updated delivery that carries it",
+            ));
+        }
+        return Err(ParseError::new("the comment_created body has no `issue`"));
+    };
+    comment_request(edition, issue, comment, settings)
+}
+
+/// The request of a comment on `issue` that mentions the agent.
+fn comment_request(
+    edition: Edition,
+    issue: Issue,
+    comment: Comment,
+    settings: &ParseSettings,
+) -> Result<Parsed, ParseError> {
     let author = comment
         .author
         .ok_or_else(|| ParseError::new("the comment has no `author`"))?;
@@ -126,10 +192,34 @@ fn comment_created(event: CommentEvent, settings: &ParseSettings) -> Result<Pars
         )));
     }
     let source_id = format!("comment-{}", comment.id);
-    request(issue, author, Trigger::Mention, Some(text), source_id)
+    request(
+        edition,
+        issue,
+        author,
+        Trigger::Mention,
+        Some(text),
+        source_id,
+    )
 }
 
-fn issue_updated(event: IssueUpdatedEvent, settings: &ParseSettings) -> Result<Parsed, ParseError> {
+fn issue_updated(
+    edition: Edition,
+    event: IssueUpdatedEvent,
+    settings: &ParseSettings,
+) -> Result<Parsed, ParseError> {
+    // Data Center tells of a new comment through this event as well; Cloud's own
+    // comment_created is what is read there, so that each comment counts once.
+    let new_comment = event
+        .issue_event_type_name
+        .as_deref()
+        .is_none_or(|kind| kind == "issue_commented");
+    if edition == Edition::DataCenter
+        && new_comment
+        && let Some(comment) = event.comment
+    {
+        let asked = comment_request(edition, event.issue, comment, settings)?;
+        return Ok(asked);
+    }
     let added = event
         .changelog
         .iter()
@@ -155,7 +245,7 @@ fn issue_updated(event: IssueUpdatedEvent, settings: &ParseSettings) -> Result<P
         .timestamp
         .ok_or_else(|| ParseError::new("the jira:issue_updated body has no `timestamp`"))?;
     let source_id = format!("issue-{}-labeled-{timestamp}", event.issue.key);
-    request(event.issue, user, Trigger::Label, None, source_id)
+    request(edition, event.issue, user, Trigger::Label, None, source_id)
 }
 
 /// Whether a space-separated list of labels, as a changelog writes them, holds the trigger.
@@ -183,6 +273,7 @@ fn bot_reason(user: &User, settings: &ParseSettings) -> Option<String> {
 
 /// The request about `issue`; `text` is the comment, or `None` to use the description.
 fn request(
+    edition: Edition,
     issue: Issue,
     user: User,
     trigger: Trigger,
@@ -196,15 +287,19 @@ fn request(
         .as_ref()
         .map(|d| rich_text(d, "issue.fields.description"))
         .transpose()?;
-    let id = user
-        .account_id
-        .or(user.key)
-        .or(user.name)
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| ParseError::new("the user has no `accountId`"))?;
+    // Data Center's `key` stays when a user is renamed; its `name` does not.
+    let id = match edition {
+        Edition::Cloud => user.account_id.or(user.key).or(user.name),
+        Edition::DataCenter => user.key.or(user.name),
+    }
+    .filter(|id| !id.is_empty())
+    .ok_or_else(|| match edition {
+        Edition::Cloud => ParseError::new("the user has no `accountId`"),
+        Edition::DataCenter => ParseError::new("the user has neither `key` nor `name`"),
+    })?;
     let name = user.display_name.unwrap_or_else(|| id.clone());
     Ok(Parsed::Request(Box::new(Request {
-        provider: Provider::Jira,
+        provider: edition.provider(),
         trigger,
         sender: Sender { id, name },
         text: text.or_else(|| description.clone()).unwrap_or_default(),
@@ -424,6 +519,7 @@ mod adf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::integrations::request::Provider;
     use crate::integrations::test_support::{self as expect, fixture, json_of, to_bytes};
     use serde_json::json;
 
@@ -861,5 +957,127 @@ mod tests {
         ] {
             let _ = adf::to_text(&doc);
         }
+    }
+
+    // Jira Data Center, on payloads published by others (see tests/fixtures/PUBLISHED.md).
+    const DC_COMMENTED: &[u8] =
+        fixture!("jira-dc/published/issue_updated.jira-trigger-plugin.with_comment.json");
+    const DC_COMMENT_CREATED: &[u8] =
+        fixture!("jira-dc/published/comment_created.mattermost-plugin-jira.server.json");
+
+    fn dc_commented(text: &str) -> Vec<u8> {
+        let mut body = json_of(DC_COMMENTED);
+        body["comment"]["body"] = json!(text);
+        to_bytes(&body)
+    }
+
+    fn dc_parse(body: &[u8], settings: &ParseSettings) -> Parsed {
+        expect::parsed(parse_data_center(&HeaderMap::new(), body, settings))
+    }
+
+    #[test]
+    fn a_data_center_comment_arrives_as_an_issue_update_and_names_users_by_key() {
+        let text = "@openhands the {{retry}} test fails, please fix it";
+        let request = expect::request(dc_parse(&dc_commented(text), &ParseSettings::default()));
+        assert_eq!(
+            request,
+            Request {
+                provider: Provider::JiraDc,
+                trigger: Trigger::Mention,
+                sender: Sender {
+                    id: "admin".into(),
+                    name: "admin".into(),
+                },
+                place: Place::JiraIssue {
+                    site: "http://localhost:2990/jira".into(),
+                    issue_key: "TEST-4".into(),
+                    repository: None,
+                },
+                text: text.into(),
+                title: Some("a".into()),
+                body: None,
+                url: Some("http://localhost:2990/jira/browse/TEST-4".into()),
+                source_id: "comment-10000".into(),
+            }
+        );
+        // Unchanged, the published comment asks for nothing; quoted, neither does a mention.
+        assert_eq!(
+            expect::ignored(dc_parse(DC_COMMENTED, &ParseSettings::default())),
+            "the comment does not mention @openhands"
+        );
+        assert_eq!(
+            expect::ignored(dc_parse(
+                &dc_commented("{quote}@openhands fix it{quote} was my idea"),
+                &ParseSettings::default()
+            )),
+            "the comment does not mention @openhands"
+        );
+        // An edit of a comment is not a new request; Cloud reads comments from comment_created.
+        let mut edited = json_of(&dc_commented(text));
+        edited["issue_event_type_name"] = json!("issue_comment_edited");
+        assert_eq!(
+            expect::ignored(dc_parse(&to_bytes(&edited), &ParseSettings::default())),
+            "the update does not add the openhands label"
+        );
+        assert_eq!(
+            ignored(&dc_commented(text)),
+            "the update does not add the openhands label"
+        );
+    }
+
+    #[test]
+    fn a_data_center_mention_picked_from_the_menu_asks() {
+        let settings = ParseSettings {
+            account_mentions: vec![crate::integrations::jira::mention_of(
+                Edition::DataCenter,
+                "openhands-bot",
+            )],
+            ..ParseSettings::default()
+        };
+        let picked = dc_commented("[~openhands-bot] please fix the flaky test");
+        assert_eq!(
+            expect::request(dc_parse(&picked, &settings)).text,
+            "[~openhands-bot] please fix the flaky test"
+        );
+        for inert in [
+            "[~alice] please fix the flaky test",
+            "{code}[~openhands-bot] fix{code}",
+            "bq. [~openhands-bot] please fix the flaky test",
+        ] {
+            assert_eq!(
+                expect::ignored(dc_parse(&dc_commented(inert), &settings)),
+                "the comment does not mention @openhands",
+                "{inert:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_data_center_comment_created_without_its_issue_is_left_to_the_update() {
+        let mut mentioned = json_of(DC_COMMENT_CREATED);
+        mentioned["comment"]["body"] = json!("@openhands please fix it");
+        for body in [DC_COMMENT_CREATED.to_vec(), to_bytes(&mentioned)] {
+            assert!(
+                expect::ignored(dc_parse(&body, &ParseSettings::default()))
+                    .contains("the comment is read from the jira:issue_updated delivery"),
+            );
+        }
+        // From Cloud the same body lacks what it must carry.
+        expect::assert_unfit(parse_default, &to_bytes(&mentioned));
+    }
+
+    #[test]
+    fn a_data_center_delivery_without_an_id_header_is_named_by_its_body() {
+        let first = expect::delivery(
+            parse_data_center(&HeaderMap::new(), DC_COMMENTED, &ParseSettings::default()),
+            &format!("body-sha256:{}", hex::encode(Sha256::digest(DC_COMMENTED))),
+        );
+        assert_eq!(first.0, "jira:issue_updated");
+        // A header, when Jira sends one, wins; Cloud requires it.
+        expect::delivery(
+            parse_data_center(&headers(), DC_COMMENTED, &ParseSettings::default()),
+            "a5a0e8a3-1f6e-4c7e-9a41-2f3c9b8d7e61",
+        );
+        assert!(parse(&HeaderMap::new(), DC_COMMENTED, &ParseSettings::default()).is_err());
     }
 }

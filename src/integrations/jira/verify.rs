@@ -1,4 +1,4 @@
-//! Jira Cloud: `X-Hub-Signature: sha256=<hex HMAC-SHA256(body)>`.
+//! Jira Cloud and Data Center sign alike: `X-Hub-Signature: sha256=<hex HMAC-SHA256(body)>`.
 
 use axum::http::HeaderMap;
 

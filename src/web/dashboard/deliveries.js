@@ -4,7 +4,7 @@ import { get, post } from './api.js';
 import { h, show, notice, when, PROVIDER_NAMES } from './dom.js';
 
 /** The providers that send webhooks, and what the server records of each delivery. */
-const PROVIDERS = ['github', 'gitlab', 'slack', 'jira', 'linear'];
+const PROVIDERS = ['github', 'gitlab', 'slack', 'jira', 'jira-dc', 'linear'];
 const STATUSES = ['accepted', 'ignored', 'duplicate', 'unauthorized', 'failed'];
 const COLUMNS = ['Received', 'Provider', 'Event', 'Status', 'Reason', 'Conversation'];
 

@@ -56,10 +56,13 @@ export function safeUrl(url) {
 }
 
 export const PROVIDER_NAMES = {
-  web: 'Web', github: 'GitHub', gitlab: 'GitLab', slack: 'Slack', jira: 'Jira', linear: 'Linear',
+  web: 'Web', github: 'GitHub', gitlab: 'GitLab', slack: 'Slack', jira: 'Jira',
+  'jira-dc': 'Jira Data Center', linear: 'Linear',
 };
 
 const SVG = 'http://www.w3.org/2000/svg';
+
+const JIRA_ICON = 'M15.4 7.4 8.6.6 8 0 2.9 5.1.6 7.4a.8.8 0 0 0 0 1.2L5.3 13.3 8 16l5.1-5.1 2.3-2.3a.8.8 0 0 0 0-1.2zM8 10.2 5.8 8 8 5.8 10.2 8z';
 
 /** Each source's icon as 16×16 path data, drawn in the text's colour. */
 const TRIGGER_ICONS = {
@@ -67,7 +70,8 @@ const TRIGGER_ICONS = {
   github: 'M8 0C3.58 0 0 3.58 0 8c0 3.54 2.29 6.53 5.47 7.59.4.07.55-.17.55-.38 0-.19-.01-.82-.01-1.49-2.01.37-2.53-.49-2.69-.94-.09-.23-.48-.94-.82-1.13-.28-.15-.68-.52-.01-.53.63-.01 1.08.58 1.23.82.72 1.21 1.87.87 2.33.66.07-.52.28-.87.51-1.07-1.78-.2-3.64-.89-3.64-3.95 0-.87.31-1.59.82-2.15-.08-.2-.36-1.02.08-2.12 0 0 .67-.21 2.2.82.64-.18 1.32-.27 2-.27.68 0 1.36.09 2 .27 1.53-1.04 2.2-.82 2.2-.82.44 1.1.16 1.92.08 2.12.51.56.82 1.27.82 2.15 0 3.07-1.87 3.75-3.65 3.95.29.25.54.73.54 1.48 0 1.07-.01 1.93-.01 2.2 0 .21.15.46.55.38A8.01 8.01 0 0 0 16 8c0-4.42-3.58-8-8-8z',
   gitlab: 'M8 15 .6 9.6a.8.8 0 0 1-.3-.9L1.2 6l1.8-5.4a.3.3 0 0 1 .6 0L5.4 6h5.2l1.8-5.4a.3.3 0 0 1 .6 0L14.8 6l.9 2.7a.8.8 0 0 1-.3.9z',
   slack: 'M5.5 1a1.5 1.5 0 0 0 0 3H7V2.5A1.5 1.5 0 0 0 5.5 1zm0 4H2a1.5 1.5 0 0 0 0 3h3.5a1.5 1.5 0 0 0 0-3zM15.5 6.5a1.5 1.5 0 0 0-3 0V8H14a1.5 1.5 0 0 0 1.5-1.5zm-4 0V3a1.5 1.5 0 0 0-3 0v3.5a1.5 1.5 0 0 0 3 0zM10.5 15a1.5 1.5 0 0 0 0-3H9v1.5a1.5 1.5 0 0 0 1.5 1.5zm0-4H14a1.5 1.5 0 0 0 0-3h-3.5a1.5 1.5 0 0 0 0 3zM.5 9.5a1.5 1.5 0 0 0 3 0V8H2A1.5 1.5 0 0 0 .5 9.5zm4 0V13a1.5 1.5 0 0 0 3 0V9.5a1.5 1.5 0 0 0-3 0z',
-  jira: 'M15.4 7.4 8.6.6 8 0 2.9 5.1.6 7.4a.8.8 0 0 0 0 1.2L5.3 13.3 8 16l5.1-5.1 2.3-2.3a.8.8 0 0 0 0-1.2zM8 10.2 5.8 8 8 5.8 10.2 8z',
+  jira: JIRA_ICON,
+  'jira-dc': JIRA_ICON,
   linear: 'M.2 9.6 6.4 15.8A8 8 0 0 1 .2 9.6zM0 7.6 8.4 16a8 8 0 0 0 1.9-.3L.3 5.7A8 8 0 0 0 0 7.6zm.9-3.2 10.7 10.7a8 8 0 0 0 1.4-1L1.9 3a8 8 0 0 0-1 1.4zM3 1.9A7.9 7.9 0 0 1 14.1 13z',
 };
 
@@ -90,7 +94,8 @@ export function triggerIcon(trigger) {
 /** Where a conversation was asked, by source: the issue, thread or ticket it came from. */
 const TRIGGER_PLACES = {
   github: 'the GitHub issue or pull request', gitlab: 'the GitLab issue or merge request',
-  slack: 'the Slack thread', jira: 'the Jira issue', linear: 'the Linear issue',
+  slack: 'the Slack thread', jira: 'the Jira issue', 'jira-dc': 'the Jira issue',
+  linear: 'the Linear issue',
 };
 
 /** The trigger's badge (icon and name), linking back to where it was asked when there is a link. */

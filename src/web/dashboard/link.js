@@ -59,7 +59,7 @@ export async function linkPage(token) {
 function describe(link) {
   const provider = PROVIDER_NAMES[link.provider] || link.provider;
   const name = link.account_name && link.account_name !== link.external_id ? ` (${link.account_name})` : '';
-  const place = link.provider === 'jira' ? 'site' : link.provider === 'linear' ? 'organization' : 'workspace';
+  const place = link.provider === 'jira' || link.provider === 'jira-dc' ? 'site' : link.provider === 'linear' ? 'organization' : 'workspace';
   return `${provider} account ${link.external_id}${name} of the ${place} ${link.workspace}`;
 }
 

@@ -88,7 +88,7 @@ pub fn adf_text(document: &Value) -> String {
     out.trim_end().to_string()
 }
 
-fn errors(status: StatusCode, messages: &[&str], fields: Value) -> Response {
+pub(super) fn errors(status: StatusCode, messages: &[&str], fields: Value) -> Response {
     (
         status,
         Json(json!({"errorMessages": messages, "errors": fields})),
@@ -116,6 +116,11 @@ fn refusal(headers: &HeaderMap, key: &str) -> Option<Response> {
             json!({}),
         ));
     }
+    no_such_issue(key)
+}
+
+/// The refusal of something that is not an issue key (`ENG-42`).
+pub(super) fn no_such_issue(key: &str) -> Option<Response> {
     let valid = key.split_once('-').is_some_and(|(project, number)| {
         project.starts_with(|c: char| c.is_ascii_uppercase())
             && project
@@ -152,7 +157,7 @@ fn not_a_document() -> Response {
 }
 
 /// Jira's time format: `2024-05-01T12:00:00.000+0000`.
-fn jira_time(rfc3339: &str) -> String {
+pub(super) fn jira_time(rfc3339: &str) -> String {
     format!("{}.000+0000", rfc3339.trim_end_matches('Z'))
 }
 

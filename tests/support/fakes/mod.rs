@@ -1,6 +1,7 @@
 //! Fakes of the providers' APIs, served over HTTP on loopback, that the service's real clients
 //! (octocrab, reqwest, slack-morphism) talk to: GitHub (`/github`), GitLab (`/gitlab`), Slack's
-//! Web API (`/slack`), a Jira Cloud site (`/jira`) and Linear's GraphQL API (`/linear/graphql`).
+//! Web API (`/slack`), a Jira Cloud site (`/jira`), a Jira Data Center site (`/jira-dc`) and
+//! Linear's GraphQL API (`/linear/graphql`).
 //!
 //! Besides the seeded answers the intake reads (permissions, earlier comments, diffs), the fakes
 //! hold what is posted to them — comments, reactions, pull and merge requests, thread replies —
@@ -22,6 +23,7 @@ use serde_json::{Value, json};
 pub mod github;
 pub mod gitlab;
 pub mod jira;
+pub mod jira_dc;
 pub mod linear;
 pub mod slack;
 
@@ -49,6 +51,9 @@ pub const SLACK_BOT_ID: &str = "B0OPENHANDS";
 pub const JIRA_EMAIL: &str = "openhands@acme.test";
 pub const JIRA_API_TOKEN: &str = "jira-api-token";
 pub const JIRA_ACCOUNT_ID: &str = "5b10ac8d82e05b22cc7d4ef5";
+/// The Jira Data Center account that comments: its personal access token and user name.
+pub const JIRA_DC_TOKEN: &str = "jira-dc-personal-access-token";
+pub const JIRA_DC_USERNAME: &str = "openhands-bot";
 /// A Linear API key, sent as the whole `Authorization` header.
 pub const LINEAR_API_KEY: &str = "lin_api_test_key";
 pub const LINEAR_USER_ID: &str = "2b7c1f3e-0d3a-4a8e-9c55-0c3f0f9f7a11";
@@ -59,7 +64,7 @@ pub const LINEAR_PROFILE_URL: &str = "https://linear.app/acme/profiles/openhands
 pub const GITHUB_DIFF: &str = "diff --git a/src/lib.rs b/src/lib.rs\nindex 1111111..2222222 100644\n--- a/src/lib.rs\n+++ b/src/lib.rs\n@@ -1,3 +1,3 @@\n fn parse() {\n-    todo!()\n+    Ok(())\n }\n";
 
 /// The providers, as [`FakeProviders::fail_next`] names them.
-pub const PROVIDERS: [&str; 5] = ["github", "gitlab", "slack", "jira", "linear"];
+pub const PROVIDERS: [&str; 6] = ["github", "gitlab", "slack", "jira", "jira-dc", "linear"];
 
 /// What happens to a provider's next mutating request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,6 +142,8 @@ pub struct Recorded {
     pub slack_messages: Vec<SlackMessage>,
     pub slack_reactions: Vec<SlackReaction>,
     pub jira_comments: Vec<JiraComment>,
+    /// Jira Data Center: comments whose body is wiki markup text.
+    pub jira_dc_comments: Vec<JiraComment>,
     pub linear_comments: Vec<LinearComment>,
 }
 
@@ -163,6 +170,7 @@ impl FakeProviders {
         app = gitlab::routes(app);
         app = slack::routes(app);
         app = jira::routes(app);
+        app = jira_dc::routes(app);
         app = linear::routes(app);
         let app = app
             .layer(middleware::from_fn_with_state(state.clone(), faults))
@@ -186,6 +194,10 @@ impl FakeProviders {
     /// The Jira site (JIRA_BASE_URL); its REST API is under `/rest/api/3`.
     pub fn jira_site_url(&self) -> String {
         format!("{}/jira", self.url)
+    }
+    /// The Jira Data Center site (JIRA_DC_BASE_URL); its REST API is under `/rest/api/2`.
+    pub fn jira_dc_site_url(&self) -> String {
+        format!("{}/jira-dc", self.url)
     }
     /// LINEAR_API_URL.
     pub fn linear_api_url(&self) -> String {
@@ -542,6 +554,22 @@ impl FakeProviders {
         })
     }
 
+    /// The (id, wiki markup) of the comments posted on Data Center issue `key`.
+    pub fn jira_dc_comments(&self, key: &str) -> Vec<(String, String)> {
+        self.recorded(|r| {
+            r.jira_dc_comments
+                .iter()
+                .filter(|c| c.issue_key == key)
+                .map(|c| {
+                    (
+                        c.id.clone(),
+                        c.body.as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+    }
+
     /// The (id, body) of the comments posted on issue `issue_id`.
     pub fn linear_comments(&self, issue_id: &str) -> Vec<(String, String)> {
         self.recorded(|r| {
@@ -563,7 +591,7 @@ fn mutating<'a>(method: &Method, path: &'a str, body: &[u8]) -> Option<&'a str> 
     let reads = *method == Method::GET || *method == Method::HEAD;
     let changes = match provider {
         "github" => !reads && !path.ends_with("/access_tokens"),
-        "gitlab" | "jira" => !reads,
+        "gitlab" | "jira" | "jira-dc" => !reads,
         "slack" => path != "/slack/conversations.replies",
         "linear" => linear::is_mutation(body),
         _ => false,
@@ -626,7 +654,7 @@ fn injected(provider: &str, status: u16) -> Response {
     let reason = code.canonical_reason().unwrap_or("Error");
     let body = match provider {
         "slack" => json!({"ok": false, "error": "fatal_error"}),
-        "jira" => json!({"errorMessages": [reason], "errors": {}}),
+        "jira" | "jira-dc" => json!({"errorMessages": [reason], "errors": {}}),
         "linear" => json!({"errors": [{"message": reason}]}),
         "gitlab" => json!({"message": format!("{status} {reason}")}),
         _ => json!({"message": reason}),
