@@ -344,11 +344,12 @@ impl ProviderConfig {
         {
             return bad("SLACK_SIGNING_SECRET is set, so SLACK_TEAM_ID (the workspaces to serve) and SLACK_BOT_TOKEN are needed too".into());
         }
-        if enabled(&self.jira_webhook_secret) && self.jira_base_url.is_none() {
-            return bad(
-                "JIRA_WEBHOOK_SECRET is set, so JIRA_BASE_URL (the site to serve) is needed too"
-                    .into(),
-            );
+        if enabled(&self.jira_webhook_secret)
+            && (self.jira_base_url.is_none()
+                || self.jira_email.is_none()
+                || self.jira_api_token.is_none())
+        {
+            return bad("JIRA_WEBHOOK_SECRET is set, so JIRA_BASE_URL (the site to serve), JIRA_EMAIL and JIRA_API_TOKEN (the account that answers) are needed too".into());
         }
         if enabled(&self.jira_dc_webhook_secret)
             && (self.jira_dc_base_url.is_none() || self.jira_dc_token.is_none())
@@ -362,6 +363,9 @@ impl ProviderConfig {
                 .all(|o| o.trim().is_empty())
         {
             return bad("LINEAR_WEBHOOK_SECRET is set, so LINEAR_ORGANIZATION_ID (the organizations to serve) is needed too".into());
+        }
+        if enabled(&self.linear_webhook_secret) && self.linear_api_key.is_none() {
+            return bad("LINEAR_WEBHOOK_SECRET is set, so LINEAR_API_KEY (the user that answers) is needed too".into());
         }
         if !self.ticket_repositories.is_empty()
             && (self.github_app_id.is_none() || self.github_app_private_key.is_none())

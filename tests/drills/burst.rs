@@ -31,8 +31,10 @@ async fn ten_thousand_webhooks_in_a_burst_are_all_kept_and_handled() {
     let _outage = outage::exclusive().await;
     let t = TestDb::postgres().await;
     let port = support::free_port();
-    let web = linear::role(&t.url, LINEAR_SECRET, port, "web");
-    let worker = linear::role(&t.url, LINEAR_SECRET, port, "worker");
+    let fakes = support::fakes::FakeProviders::start().await;
+    let linear_api = fakes.linear_api_url();
+    let web = linear::role(&t.url, LINEAR_SECRET, &linear_api, port, "web");
+    let worker = linear::role(&t.url, LINEAR_SECRET, &linear_api, port, "worker");
     let base = format!("http://127.0.0.1:{port}");
     linear::wait_serving(port).await;
 

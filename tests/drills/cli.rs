@@ -308,6 +308,36 @@ fn bad_values_are_named() {
             .arg("worker"));
         assert_clear_failure(&output, expected);
     }
+    // Nothing is accepted that could not be answered: each provider needs every setting its
+    // answers use.
+    for (settings, expected) in [
+        (
+            &[
+                ("JIRA_WEBHOOK_SECRET", "s"),
+                ("JIRA_BASE_URL", "https://acme.atlassian.net"),
+            ][..],
+            "JIRA_EMAIL and JIRA_API_TOKEN",
+        ),
+        (
+            &[
+                ("JIRA_DC_WEBHOOK_SECRET", "s"),
+                ("JIRA_DC_BASE_URL", "https://jira.example.com"),
+            ][..],
+            "JIRA_DC_TOKEN",
+        ),
+        (
+            &[
+                ("LINEAR_WEBHOOK_SECRET", "s"),
+                ("LINEAR_ORGANIZATION_ID", "org-1"),
+            ][..],
+            "LINEAR_API_KEY",
+        ),
+    ] {
+        let output = run(support::openhands(&url)
+            .envs(settings.iter().copied())
+            .arg("worker"));
+        assert_clear_failure(&output, expected);
+    }
     let output = run(support::openhands(&url)
         .env("OPENHANDS_SKILLS_DIR", "/nonexistent/skills")
         .arg("migrate"));

@@ -73,8 +73,10 @@ async fn postgres_restarting_loses_no_accepted_delivery_and_the_processes_reconn
     let _outage = outage::exclusive().await;
     let t = TestDb::postgres().await;
     let port = support::free_port();
-    let _web = linear::role(&t.url, LINEAR_SECRET, port, "web");
-    let _worker = linear::role(&t.url, LINEAR_SECRET, port, "worker");
+    let fakes = support::fakes::FakeProviders::start().await;
+    let linear_api = fakes.linear_api_url();
+    let _web = linear::role(&t.url, LINEAR_SECRET, &linear_api, port, "web");
+    let _worker = linear::role(&t.url, LINEAR_SECRET, &linear_api, port, "worker");
     let url = format!("http://127.0.0.1:{port}");
     linear::wait_serving(port).await;
     let client = reqwest::Client::new();

@@ -549,7 +549,7 @@ async fn an_api_key_signs_a_browser_in_and_a_wrong_one_does_not() {
     )
     .unwrap();
     let providers = body["providers"].as_array().unwrap();
-    assert_eq!(providers.len(), 5);
+    assert_eq!(providers.len(), 6);
     assert_eq!(
         providers[0]["webhook_url"],
         "https://openhands.example.test/api/integration/github/events"

@@ -1312,7 +1312,7 @@ async fn the_admin_api_refuses_unknown_fields_and_parameters() {
             Some(
                 r#"{"provider": "myspace", "workspace": "T1", "external_id": "U1", "user": "admin"}"#,
             ),
-            "`provider` must be one of github, gitlab, slack, jira, linear, oidc",
+            "`provider` must be one of github, gitlab, slack, jira, jira-dc, linear, oidc",
         ),
         (
             "DELETE",

@@ -17,7 +17,7 @@ use openhands::integrations::request::Place;
 use openhands::storage::Delivery;
 use openhands::web::{AppState, router};
 use serde_json::{Value, json};
-use support::fakes;
+use support::fakes::{self, FakeProviders};
 use support::git_server::GitServer;
 use support::service::Service;
 use support::signing;
@@ -45,11 +45,14 @@ const GITLAB_WEBHOOK_TOKEN: &str = "gitlab-webhook-token";
 const SLACK_SECRET: &str = "slack-secret";
 const JIRA_SECRET: &str = "jira-secret";
 const JIRA_DC_SECRET: &str = "jira-dc-secret";
+/// The Jira sites of the fixtures.
+const FIXTURE_JIRA_SITE: &str = "https://acme.atlassian.net";
+const FIXTURE_JIRA_DC_SITE: &str = "http://localhost:2990/jira";
 const LINEAR_SECRET: &str = "linear-secret";
 const ADMIN_KEY: &str = "admin-key";
 
-/// The service with every provider enabled and pointed at the fakes (Jira at the fixtures'
-/// site, Linear without an API key), and workers running.
+/// The service with every provider enabled and pointed at the fakes, and workers running. The
+/// fixtures' Jira sites are moved to the fakes' ([`jira`], [`jira_dc`]).
 async fn service(t: &TestDb) -> Service {
     Service::builder(&t.db)
         .fakes()
@@ -60,15 +63,8 @@ async fn service(t: &TestDb) -> Service {
         .set("--gitlab-webhook-token", GITLAB_WEBHOOK_TOKEN)
         .set("--slack-signing-secret", SLACK_SECRET)
         .set("--jira-webhook-secret", JIRA_SECRET)
-        .set("--jira-base-url", "https://acme.atlassian.net/")
-        .unset("--jira-email")
-        .unset("--jira-api-token")
         .set("--jira-dc-webhook-secret", JIRA_DC_SECRET)
-        .set("--jira-dc-base-url", "http://localhost:2990/jira")
-        .set("--jira-dc-username", fakes::JIRA_DC_USERNAME)
         .set("--linear-webhook-secret", LINEAR_SECRET)
-        .unset("--linear-api-key")
-        .unset("--linear-api-url")
         .admin_key(ADMIN_KEY)
         .web()
         .workers()
@@ -102,11 +98,18 @@ fn slack(body: &[u8]) -> Request<Body> {
     signing::slack(SLACK_SECRET, body).into()
 }
 
-fn jira(identifier: &str, body: &[u8]) -> Request<Body> {
+/// A Jira Cloud delivery of `body`, its fixture site (`https://acme.atlassian.net`) moved to
+/// the fake's.
+fn jira(fakes: &FakeProviders, identifier: &str, body: &[u8]) -> Request<Body> {
+    let body = String::from_utf8_lossy(body).replace(FIXTURE_JIRA_SITE, &fakes.jira_site_url());
     signing::jira(JIRA_SECRET, identifier, body).into()
 }
 
-fn jira_dc(body: &[u8]) -> Request<Body> {
+/// A Jira Data Center delivery of `body`, its fixture site (`http://localhost:2990/jira`)
+/// moved to the fake's.
+fn jira_dc(fakes: &FakeProviders, body: &[u8]) -> Request<Body> {
+    let body =
+        String::from_utf8_lossy(body).replace(FIXTURE_JIRA_DC_SITE, &fakes.jira_dc_site_url());
     signing::jira_data_center(JIRA_DC_SECRET, body).into()
 }
 
@@ -577,23 +580,26 @@ async fn jira_and_linear_links(t: &TestDb) {
     let service = service(t).await;
     let app = &service.app();
     let comment = fixture("jira/comment_created.json");
-    let (status, answer) = send(app, jira("j-1", &comment)).await;
+    let (status, answer) = send(app, jira(service.fakes(), "j-1", &comment)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     let unlinked = handled(t, delivery_id(&answer)).await;
     assert_eq!(unlinked.status, "unauthorized");
     assert!(unlinked.reason.unwrap().contains("not linked"));
 
+    // Sites compare without their trailing slash and case.
+    let site = service.fakes().jira_site_url().to_uppercase();
     link(
         app,
         "carol",
         "jira",
-        "https://ACME.atlassian.net/",
+        &format!("{site}/"),
         "5b10ac8d82e05b22cc7d4ef5",
     )
     .await;
     let mut again: Value = serde_json::from_slice(&comment).unwrap();
     again["comment"]["id"] = json!("99999");
-    let (status, answer) = send(app, jira("j-2", &serde_json::to_vec(&again).unwrap())).await;
+    let again = jira(service.fakes(), "j-2", &serde_json::to_vec(&again).unwrap());
+    let (status, answer) = send(app, again).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let linked = handled(t, delivery_id(&answer)).await;
     assert_eq!(linked.status, "accepted", "{:?}", linked.reason);
@@ -1057,7 +1063,12 @@ fn published() -> Vec<Published> {
 
 /// `body` signed as `payload.provider` sends it, under delivery id `id`. Linear refuses
 /// deliveries older than a minute, so only its `webhookTimestamp` is brought up to now.
-fn published_delivery(payload: &Published, id: &str, body: &[u8]) -> Request<Body> {
+fn published_delivery(
+    fakes: &FakeProviders,
+    payload: &Published,
+    id: &str,
+    body: &[u8],
+) -> Request<Body> {
     match payload.provider.as_str() {
         "github" => github(&payload.event_header, id, body),
         "gitlab" => gitlab(&payload.event_header, id, body),
@@ -1066,8 +1077,8 @@ fn published_delivery(payload: &Published, id: &str, body: &[u8]) -> Request<Bod
             signing::slack_interactivity(SLACK_SECRET, &value).into()
         }
         "slack" => slack(body),
-        "jira" => jira(id, body),
-        "jira-dc" => jira_dc(body),
+        "jira" => jira(fakes, id, body),
+        "jira-dc" => jira_dc(fakes, body),
         "linear" => {
             let mut value: Value = serde_json::from_slice(body).unwrap();
             signing::stamp_linear(&mut value);
@@ -1101,7 +1112,12 @@ async fn published_payloads(t: &TestDb) {
         let id = format!("published-{n}");
         let (status, answer) = send(
             app,
-            published_delivery(payload, &id, &serde_json::to_vec(&value).unwrap()),
+            published_delivery(
+                service.fakes(),
+                payload,
+                &id,
+                &serde_json::to_vec(&value).unwrap(),
+            ),
         )
         .await;
         assert!(
@@ -1125,7 +1141,12 @@ async fn published_payloads(t: &TestDb) {
         let id = format!("published-mention-{n}");
         let (status, answer) = send(
             app,
-            published_delivery(payload, &id, &serde_json::to_vec(&value).unwrap()),
+            published_delivery(
+                service.fakes(),
+                payload,
+                &id,
+                &serde_json::to_vec(&value).unwrap(),
+            ),
         )
         .await;
         let outcome = match status {
@@ -1411,6 +1432,7 @@ async fn mentions_from_menus(t: &TestDb) {
         body["comment"]["body"] = json!(text);
         body["comment"]["author"]["accountId"] = json!("557058:0b4c1e2d-alice");
         jira(
+            service.fakes(),
             &format!("menu-jira-{n}"),
             &serde_json::to_vec(&body).unwrap(),
         )
@@ -1423,7 +1445,7 @@ async fn mentions_from_menus(t: &TestDb) {
         ))
         .unwrap();
         body["comment"]["body"] = json!(text);
-        jira_dc(&serde_json::to_vec(&body).unwrap())
+        jira_dc(service.fakes(), &serde_json::to_vec(&body).unwrap())
     };
     let picked_in_data_center = format!("[~{}]", fakes::JIRA_DC_USERNAME);
     let linear_comment = |n: usize, text: String| {

@@ -10,8 +10,7 @@ use super::signing::{self, Delivery};
 use super::{ChildGuard, wait_for};
 
 /// A comment from the fixture with its own `comment_id` and a fresh timestamp, signed under
-/// `secret` as delivery `delivery`. Its author is linked to nobody, so intake refuses it with
-/// a database-only job.
+/// `secret` as delivery `delivery`.
 pub fn signed_comment(secret: &str, comment_id: &str, delivery: &str) -> Delivery {
     let mut payload: Value =
         serde_json::from_str(include_str!("../fixtures/linear/comment.create.json")).unwrap();
@@ -20,13 +19,23 @@ pub fn signed_comment(secret: &str, comment_id: &str, delivery: &str) -> Deliver
     signing::linear(secret, delivery, serde_json::to_vec(&payload).unwrap())
 }
 
-/// `openhands ROLE` on `database_url` with Linear enabled under `secret`, web on `port`,
-/// without rate limits.
-pub fn role(database_url: &str, secret: &str, port: u16, role: &str) -> ChildGuard {
+/// `openhands ROLE` on `database_url` with Linear enabled under `secret` and answering through
+/// the Linear API at `linear_api_url` (the fakes'), web on `port`, without rate limits. The
+/// organization served is not the comments', so intake refuses them ("not served") with a
+/// database-only job.
+pub fn role(
+    database_url: &str,
+    secret: &str,
+    linear_api_url: &str,
+    port: u16,
+    role: &str,
+) -> ChildGuard {
     let mut command = super::openhands(database_url);
     command
         .env("LINEAR_WEBHOOK_SECRET", secret)
-        .env("LINEAR_ORGANIZATION_ID", "org-1")
+        .env("LINEAR_ORGANIZATION_ID", "org-served-elsewhere")
+        .env("LINEAR_API_KEY", super::fakes::LINEAR_API_KEY)
+        .env("LINEAR_API_URL", linear_api_url)
         .env("PORT", port.to_string())
         .env("RATE_LIMIT_PER_IP", "0")
         .env("LOG_LEVEL", "warn")

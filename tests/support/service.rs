@@ -352,7 +352,11 @@ impl ServiceBuilder {
         });
         let providers = Arc::new(match (self.providers, &config) {
             (Some(providers), _) => providers,
-            (None, Some(config)) => Providers::from_config(&config.providers).unwrap(),
+            // As the real roles: workers need what answers use, the web tier does not.
+            (None, Some(config)) if self.workers.is_some() => {
+                Providers::from_config(&config.providers).unwrap()
+            }
+            (None, Some(config)) => Providers::clients_of(&config.providers).unwrap(),
             (None, None) => Providers::default(),
         });
         // As the service starts: the accounts' mention forms are asked of Jira and Linear.
