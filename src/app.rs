@@ -23,7 +23,10 @@ use crate::web::{self, AppState};
 use std::sync::Arc;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = cli.config;
+    let mut config = cli.config;
+    if matches!(cli.command, Command::Serve | Command::Web | Command::Worker) {
+        config.keys.secret_key = crate::crypto::service_key(&config.keys, &config.database)?;
+    }
     match cli.command {
         Command::Serve => {
             let db = open_database(&config).await?;
@@ -32,6 +35,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let bus = EventBus::default();
             tokio::spawn(live::listen(db.clone(), bus.clone(), shutdown.clone()));
             let state = app_state(&config, &db).await?.with_bus(bus.clone());
+            offer_first_sign_in(&db, &config).await?;
             let http = serve_http(listener, state, shutdown.clone());
             let workers = start_workers(&config, &db, &shutdown, bus)?;
             let result = tokio::try_join!(http, workers);
@@ -45,6 +49,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let bus = EventBus::default();
             tokio::spawn(live::listen(db.clone(), bus.clone(), shutdown.clone()));
             let state = app_state(&config, &db).await?.with_bus(bus);
+            offer_first_sign_in(&db, &config).await?;
             let result = serve_http(listener, state, shutdown).await;
             db.close().await;
             result
@@ -114,6 +119,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Prints, while nobody has signed in yet, a one-time link that signs in as the first
+/// administrator (made on the first start), as a notebook server prints its token. It goes to
+/// the terminal, not the log: it is a credential.
+async fn offer_first_sign_in(db: &Db, config: &Config) -> anyhow::Result<()> {
+    let public_url = &config.providers.public_url;
+    if let Some(link) = crate::web::login::first_sign_in_link(db, public_url).await? {
+        let minutes = crate::web::login::FIRST_SIGN_IN_LIFETIME.as_secs() / 60;
+        println!(
+            "\nSign in to the dashboard as its administrator with this link (it works once, within {minutes} minutes;\na new one is printed at each start until someone has signed in):\n\n    {link}\n"
+        );
+        tracing::info!("a one-time sign-in link for the administrator was printed to the terminal");
+    }
+    Ok(())
+}
+
 /// Connects and applies pending migrations.
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     let shown = config.database.url_for_display();
@@ -131,7 +151,7 @@ async fn app_state(config: &Config, db: &Db) -> anyhow::Result<AppState> {
     let keyring = Keyring::new(config.keys.secret_key.as_ref());
     if !keyring.is_persistent() {
         tracing::warn!(
-            "OPENHANDS_SECRET_KEY is not set: browser sessions end when this process stops, and LLM keys and secrets cannot be stored"
+            "the database is in memory and OPENHANDS_SECRET_KEY is not set: browser sessions end when this process stops, and LLM keys and secrets cannot be stored"
         );
     }
     let providers = Arc::new(Providers::clients_of(&config.providers)?);

@@ -1,5 +1,6 @@
-//! The service's keys, all derived from `OPENHANDS_SECRET_KEY`: one signs browser sessions,
-//! one encrypts what users store (LLM keys, secrets) with XChaCha20-Poly1305.
+//! The service's keys, all derived from `OPENHANDS_SECRET_KEY` (or, on a single machine, from a
+//! key generated once in the data directory): one signs browser sessions, one encrypts what
+//! users store (LLM keys, secrets) with XChaCha20-Poly1305.
 
 use anyhow::Context;
 use base64::Engine;
@@ -112,8 +113,9 @@ pub fn key_hash(key: &str) -> String {
 #[derive(Debug, Clone, clap::Args)]
 pub struct KeySettings {
     /// The key that signs browser sessions and encrypts stored LLM keys and secrets: any
-    /// string of at least 32 characters, the same on every web and worker process. Unset, a
-    /// random key is used, so sessions end at restart and keys and secrets cannot be stored.
+    /// string of at least 32 characters, the same on every web and worker process. Unset on
+    /// SQLite, one is generated once and kept in the data directory (`secret-key`); required
+    /// on PostgreSQL.
     #[arg(
         long,
         env = "OPENHANDS_SECRET_KEY",
@@ -133,6 +135,84 @@ impl KeySettings {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// A new one-time token (a link's, a first sign-in's): 256 bits from the system's random
+/// source, in hex.
+pub fn one_time_token() -> String {
+    hex::encode(XChaCha20Poly1305::generate_key(&mut OsRng))
+}
+
+/// The file in the data directory that holds a generated key.
+pub const GENERATED_KEY_FILE: &str = "secret-key";
+
+/// The service's key: OPENHANDS_SECRET_KEY when it is set. Otherwise, on SQLite (one machine,
+/// one process), a key generated on the first start and kept in the database's directory
+/// (`secret-key`, readable by its owner only), so sessions and stored keys survive restarts
+/// without any setting; on PostgreSQL, where every process must share the key, an error that
+/// says so. `None` only for an in-memory database: a key of this process alone.
+pub fn service_key(
+    keys: &KeySettings,
+    database: &crate::storage::connection::DatabaseSettings,
+) -> anyhow::Result<Option<Secret>> {
+    if let Some(key) = &keys.secret_key {
+        return Ok(Some(key.clone()));
+    }
+    match database.data_dir()? {
+        Some(dir) => generated_key(&dir).map(Some),
+        None if database.is_postgres() => anyhow::bail!(
+            "OPENHANDS_SECRET_KEY is required with PostgreSQL: every web and worker process must use the same key (make one with `openssl rand -hex 32`)"
+        ),
+        None => Ok(None),
+    }
+}
+
+/// The key kept in `dir`, made (64 random hex digits, mode 0600) when there is none yet.
+fn generated_key(dir: &std::path::Path) -> anyhow::Result<Secret> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let path = dir.join(GENERATED_KEY_FILE);
+    let read = |path: &std::path::Path| -> anyhow::Result<Secret> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the service's key from {}", path.display()))?;
+        let key = text.trim();
+        if key.chars().count() < 32 {
+            anyhow::bail!(
+                "{} does not hold a key of at least 32 characters: remove it to make a new one (stored keys and secrets are then lost), or set OPENHANDS_SECRET_KEY",
+                path.display()
+            );
+        }
+        key.parse()
+            .map_err(|_| anyhow::anyhow!("the key in {} is not text", path.display()))
+    };
+    if path.exists() {
+        return read(&path);
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let key = one_time_token();
+    // create_new: two processes starting at once keep the one key written first.
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(mut file) => {
+            file.write_all(key.as_bytes())
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("cannot write the service's key to {}", path.display()))?;
+            tracing::info!(
+                path = %path.display(),
+                "generated the service's key (sessions and stored keys depend on it: keep the file, back it up with the database)"
+            );
+            read(&path)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => read(&path),
+        Err(error) => Err(error)
+            .with_context(|| format!("cannot create the service's key file {}", path.display())),
     }
 }
 

@@ -127,6 +127,18 @@ fn memory_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The key every process of a benchmark shares (PostgreSQL requires one): OPENHANDS_SECRET_KEY,
+/// or one made for this run.
+fn shared_key(config: &Config) -> String {
+    static RUN_KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    match &config.keys.secret_key {
+        Some(key) => key.expose().to_string(),
+        None => RUN_KEY
+            .get_or_init(|| uuid::Uuid::new_v4().simple().to_string().repeat(2))
+            .clone(),
+    }
+}
+
 /// A process of this binary in one role (`web`, `worker`, `runtime-api`), on DATABASE_URL;
 /// a web or runtime-api process listens on a free loopback port. Killed when dropped.
 struct Role {
@@ -148,6 +160,7 @@ impl Role {
                 "DATABASE_MAX_CONNECTIONS",
                 config.database.database_max_connections.to_string(),
             )
+            .env("OPENHANDS_SECRET_KEY", shared_key(config))
             .env("HOST", "127.0.0.1")
             .env("PORT", port.to_string())
             .env("RUNTIME_API_LISTEN", format!("127.0.0.1:{port}"))

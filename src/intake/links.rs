@@ -17,15 +17,6 @@ pub const LINK_LIFETIME: Duration = Duration::from_secs(15 * 60);
 /// The path of the dashboard page that follows a link.
 pub const LINK_PATH: &str = "/link/";
 
-/// A new one-time token: 256 bits from the system's random source.
-fn new_token() -> String {
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
 /// How a token is stored and looked up.
 pub fn token_hash(token: &str) -> String {
     crate::crypto::key_hash(token)
@@ -38,7 +29,7 @@ pub async fn offer(
     delivery: i64,
     public_url: &str,
 ) -> Result<String, StorageError> {
-    let token = new_token();
+    let token = crate::crypto::one_time_token();
     tx.create_link_token(
         &token_hash(&token),
         &NewLinkToken {

@@ -45,6 +45,30 @@ impl DatabaseSettings {
         redact_url(self.database_url.expose())
     }
 
+    pub fn is_postgres(&self) -> bool {
+        DatabaseKind::of_url(self.database_url.expose()).ok() == Some(DatabaseKind::Postgres)
+    }
+
+    /// The directory of the SQLite file (`data/` for the default `sqlite://data/openhands.db`),
+    /// where a single-machine service keeps what it generates; `None` on PostgreSQL and for
+    /// an in-memory database.
+    pub fn data_dir(&self) -> Result<Option<std::path::PathBuf>, ConfigError> {
+        let url = self.database_url.expose();
+        if DatabaseKind::of_url(url).ok() != Some(DatabaseKind::Sqlite) {
+            return Ok(None);
+        }
+        let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(url)
+            .map_err(|e| ConfigError::new(format!("DATABASE_URL {}: {e}", redact_url(url))))?;
+        let file = options.get_filename();
+        if file.as_os_str().is_empty() || file.to_string_lossy().contains(":memory:") {
+            return Ok(None);
+        }
+        Ok(Some(match file.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        }))
+    }
+
     pub fn connect_options(&self) -> ConnectOptions {
         ConnectOptions {
             max_connections: self.database_max_connections,

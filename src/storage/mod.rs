@@ -19,6 +19,7 @@ mod outbox;
 mod probes;
 mod runs;
 mod settings;
+mod sign_in;
 mod users;
 mod workspace;
 

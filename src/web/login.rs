@@ -503,6 +503,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/{provider}/login", get(start))
         .route("/auth/{provider}/callback", get(finish))
         .route("/auth/key", post(key_sign_in))
+        .route("/auth/token", post(token_sign_in))
         .route("/auth/logout", post(logout))
         .route("/api/user", get(current_user))
 }
@@ -677,6 +678,7 @@ pub(super) async fn finish(
         _ => return Err(ApiError::NotFound("sign-in provider")),
     };
     let user = user_of(&state.db, login, &identity).await?;
+    state.db.record_sign_in(&user.id).await?;
     tracing::info!(user_id = %user.id, provider = identity.provider, "signed in");
     let session = login.cookie(
         SESSION_COOKIE,
@@ -786,6 +788,12 @@ pub(super) async fn key_sign_in(
         .await?
         .ok_or(ApiError::Unauthorized)?;
     tracing::info!(user_id = %user.id, "signed in with an API key");
+    signed_in(&state, user).await
+}
+
+/// The answer that signs the browser in as `user`: the session cookie and who it is.
+async fn signed_in(state: &AppState, user: User) -> Result<Response, ApiError> {
+    state.db.record_sign_in(&user.id).await?;
     let session = state.login.cookie(
         SESSION_COOKIE,
         state.sessions.sign(&user.id),
@@ -801,6 +809,86 @@ pub(super) async fn key_sign_in(
         }),
     )
         .into_response())
+}
+
+/// How long the link printed at a first start signs in.
+pub const FIRST_SIGN_IN_LIFETIME: Duration = Duration::from_secs(60 * 60);
+/// The login of the administrator a first start makes.
+pub const FIRST_ADMIN_LOGIN: &str = "admin";
+
+/// On a service nobody has signed in to yet: a new one-time link that signs in as its first
+/// administrator (made now when there are no users), `{public_url}/login?token=…`, usable once
+/// within an hour. `None` once someone has signed in, or when users were made some other way.
+pub async fn first_sign_in_link(db: &Db, public_url: &str) -> Result<Option<String>, StorageError> {
+    if db.anyone_signed_in().await? {
+        return Ok(None);
+    }
+    let token = crate::crypto::one_time_token();
+    let hash = crate::crypto::key_hash(&token);
+    let lifetime = FIRST_SIGN_IN_LIFETIME.as_millis() as i64;
+    let admin = match db.first_start_admin().await? {
+        Some(admin) => {
+            db.create_sign_in_token(&hash, &admin.id, lifetime).await?;
+            admin
+        }
+        None => match db
+            .create_first_admin(FIRST_ADMIN_LOGIN, &hash, lifetime)
+            .await?
+        {
+            Some(admin) => {
+                tracing::info!(login = %admin.login, "made the first administrator");
+                admin
+            }
+            None => return Ok(None),
+        },
+    };
+    tracing::debug!(user_id = %admin.id, "a first sign-in link was made");
+    Ok(Some(format!(
+        "{}/login?token={token}",
+        public_url.trim_end_matches('/')
+    )))
+}
+
+/// The body of `POST /auth/token`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TokenSignInBody {
+    /// The token of the link printed at a first start.
+    #[schema(min_length = 1)]
+    token: String,
+}
+
+/// Signs a browser in with the one-time token of the link a first start prints: once, within
+/// an hour.
+#[utoipa::path(
+    post,
+    path = "/auth/token",
+    tag = "sign-in",
+    summary = "Sign a browser in with the one-time token printed at a first start",
+    extensions(("x-access" = json!("public"))),
+    request_body = TokenSignInBody,
+    responses(
+        (status = 200, description = "Signed in", body = SignedIn),
+        (status = 401, description = "The token is unknown, used or expired"),
+    ),
+)]
+pub(super) async fn token_sign_in(
+    State(state): State<AppState>,
+    Body(body): Body<TokenSignInBody>,
+) -> Result<Response, ApiError> {
+    let token = body.token.trim();
+    if token.is_empty() {
+        return Err(ApiError::BadRequest(
+            "`token` is required and must not be blank".into(),
+        ));
+    }
+    let user = state
+        .db
+        .use_sign_in_token(&crate::crypto::key_hash(token))
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    tracing::info!(user_id = %user.id, "signed in with a first sign-in link");
+    signed_in(&state, user).await
 }
 
 /// Ends the browser session.

@@ -134,6 +134,7 @@ impl Access {
         login::start,
         login::finish,
         login::key_sign_in,
+        login::token_sign_in,
         login::logout,
         login::current_user,
     )

@@ -17,6 +17,7 @@ mod cli;
 mod deploy;
 mod drill_docker_restart;
 mod drill_postgres_restart;
+mod first_start;
 mod multi_process;
 
 /// Each test function of this binary's modules takes the outage lock first thing, so that no

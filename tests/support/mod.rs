@@ -190,6 +190,11 @@ pub fn openhands(database_url: &str) -> Command {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", database_url)
+        // PostgreSQL requires the key shared by every process; SQLite would make its own.
+        .env(
+            "OPENHANDS_SECRET_KEY",
+            "the-test-processes-shared-secret-key-0123",
+        )
         .env(
             "LOG_LEVEL",
             std::env::var("TEST_LOG_LEVEL").unwrap_or("info,apalis_core=warn".into()),

@@ -1,4 +1,5 @@
-// Sign-in: the configured providers, and an API key for a self-hosted service.
+// Sign-in: the configured providers, an API key for a self-hosted service, and the one-time
+// link a first start prints.
 import { get, post } from './api.js';
 import { h, show, notice, samePath } from './dom.js';
 import { signedIn } from './app.js';
@@ -6,9 +7,23 @@ import { signedIn } from './app.js';
 export async function loginPage() {
   document.title = 'Sign in · OpenHands';
   // Only a path on this site: a link to the sign-in page cannot send anyone elsewhere.
-  const next = samePath(new URLSearchParams(window.location.search).get('next')) || '/conversations';
-  const { providers } = await get('/auth/providers').catch(() => ({ providers: [] }));
+  const asked = new URLSearchParams(window.location.search);
+  const next = samePath(asked.get('next')) || '/conversations';
   const message = h('div', { 'aria-live': 'polite' });
+  const token = asked.get('token');
+  if (token) {
+    // Out of the address bar and the history first: the token works once.
+    window.history.replaceState({}, '', '/login');
+    try {
+      await post('/auth/token', { token });
+      return signedIn(next);
+    } catch (error) {
+      message.replaceChildren(notice('error', error.status === 401
+        ? 'That sign-in link was used already or has expired. Restart the service to print a new one, or sign in another way.'
+        : error.message));
+    }
+  }
+  const { providers } = await get('/auth/providers').catch(() => ({ providers: [] }));
   const key = h('input', { id: 'api-key', type: 'password', autocomplete: 'off', required: true, placeholder: 'oh_…' });
   const form = h('form', { class: 'card', id: 'key-form' },
     h('label', { for: 'api-key' }, 'API key'),
