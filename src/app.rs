@@ -73,6 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             db.close().await;
             result
         }
+        Command::Doctor => crate::doctor::run(&config).await,
         Command::Migrate => {
             open_database(&config).await?.close().await;
             println!(

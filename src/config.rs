@@ -32,6 +32,10 @@ pub enum Command {
     Worker,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Check the database, the Docker engine and sandbox image, the model, each configured
+    /// provider's credentials, the public URL and the webhook secrets; print the fix for each
+    /// failure and exit non-zero when one failed.
+    Doctor,
     /// Inspect and exercise the job queue.
     #[command(subcommand)]
     Queue(QueueCommand),

@@ -9,6 +9,7 @@ pub mod app;
 pub mod bench;
 pub mod config;
 pub mod crypto;
+pub mod doctor;
 pub mod intake;
 pub mod integrations;
 pub mod live;

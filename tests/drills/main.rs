@@ -15,6 +15,7 @@ mod agent_crash;
 mod burst;
 mod cli;
 mod deploy;
+mod doctor;
 mod drill_docker_restart;
 mod drill_postgres_restart;
 mod first_start;

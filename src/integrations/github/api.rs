@@ -238,6 +238,20 @@ const LIST_PAGES: u32 = 10;
 const LIST_PER_PAGE: &str = "100";
 
 impl GithubApp {
+    /// The app's name, as the app itself (signed with its key) sees it.
+    pub async fn name(&self) -> anyhow::Result<String> {
+        #[derive(Deserialize)]
+        struct App {
+            name: String,
+        }
+        let app: App = self
+            .app
+            .get("/app", None::<&()>)
+            .await
+            .context("GitHub refused the app's own key")?;
+        Ok(app.name)
+    }
+
     /// The ids of the app's installations (the accounts it is installed on), as the app itself
     /// sees them; at most 1000.
     pub async fn installations(&self) -> anyhow::Result<Vec<u64>> {

@@ -84,6 +84,27 @@ impl GitlabApi {
         })
     }
 
+    /// The username of the account GITLAB_TOKEN belongs to.
+    pub async fn current_user(&self) -> anyhow::Result<String> {
+        #[derive(Deserialize)]
+        struct CurrentUser {
+            username: String,
+        }
+        let user: CurrentUser = self
+            .http
+            .get(format!("{}/user", self.api_url))
+            .header("PRIVATE-TOKEN", self.token.expose())
+            .send()
+            .await
+            .with_context(|| format!("cannot reach GitLab at {}", self.api_url))?
+            .error_for_status()
+            .context("GitLab refused the token")?
+            .json()
+            .await
+            .context("GitLab's answer about the token's user is not understood")?;
+        Ok(user.username)
+    }
+
     /// The access level of user `user_id` on project `project_id`, inherited ones included;
     /// 0 when they are not a member.
     pub async fn access_level(&self, project_id: u64, user_id: &str) -> anyhow::Result<u32> {

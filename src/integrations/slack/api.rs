@@ -40,6 +40,18 @@ impl SlackApi {
         })
     }
 
+    /// Who the bot token signs in as: `user (team)`.
+    pub async fn auth_test(&self) -> anyhow::Result<String> {
+        let session = self.client.open_session(&self.token);
+        let me = session
+            .auth_test()
+            .await
+            .context("Slack refused the bot token")?;
+        let team = me.team_id.to_string();
+        let user = me.user.clone().unwrap_or_else(|| me.user_id.to_string());
+        Ok(format!("{user} in team {team}"))
+    }
+
     /// Shows `text` to `user` only, in `channel` (in the thread `thread_ts`).
     pub async fn post_ephemeral(
         &self,

@@ -82,6 +82,7 @@ pub(super) fn routes(router: Router<Store>) -> Router<Store> {
             "/github/app/installations/{id}/access_tokens",
             post(installation_token),
         )
+        .route("/github/app", get(app))
         .route("/github/app/installations", get(list_installations))
         .route(
             "/github/installation/repositories",
@@ -276,6 +277,23 @@ fn numeric_id(name: &str) -> u64 {
 
 /// `GET /app/installations`, asked as the app: one entry per installation id set with
 /// `set_github_installation`, lowest id first.
+/// `GET /app` with the app's JWT: the app itself.
+async fn app(headers: HeaderMap) -> Response {
+    if let Some(refusal) = app_jwt_refusal(&headers) {
+        return refusal;
+    }
+    Json(json!({
+        "id": GITHUB_APP_ID,
+        "slug": "openhands-test",
+        "name": "OpenHands Test",
+        "owner": {"login": "octo-org", "type": "Organization"},
+        "html_url": "https://github.com/apps/openhands-test",
+        "permissions": {"issues": "write", "pull_requests": "write", "contents": "write"},
+        "events": ["issues", "issue_comment", "pull_request"]
+    }))
+    .into_response()
+}
+
 async fn list_installations(
     State(state): Shared,
     Query(query): Query<HashMap<String, String>>,

@@ -65,6 +65,7 @@ pub(super) fn routes(router: Router<Store>) -> Router<Store> {
     router
         .route("/gitlab/projects/{project}/members/all/{user}", get(member))
         .route("/gitlab/projects", get(list_projects))
+        .route("/gitlab/user", get(current_user))
         .route("/gitlab/projects/{project}", get(project))
         .route(
             "/gitlab/projects/{project}/merge_requests",
@@ -130,6 +131,15 @@ fn bot_json(state: &Recorded) -> Value {
         "avatar_url": null,
         "web_url": format!("{}/{GITLAB_BOT_USERNAME}", state.base_url)
     })
+}
+
+/// `GET /user`: the token's own user.
+async fn current_user(headers: HeaderMap) -> Response {
+    if !is_token(&headers) {
+        return unauthorized();
+    }
+    Json(json!({"id": GITLAB_BOT_ID, "username": GITLAB_BOT_USERNAME, "name": "OpenHands", "state": "active", "bot": true}))
+        .into_response()
 }
 
 async fn member(

@@ -43,6 +43,7 @@ pub struct SlackReaction {
 
 pub(super) fn routes(router: Router<Store>) -> Router<Store> {
     router
+        .route("/slack/auth.test", get(auth_test).post(auth_test))
         .route("/slack/chat.postEphemeral", post(post_ephemeral))
         .route("/slack/chat.postMessage", post(post_message))
         .route("/slack/chat.update", post(update))
@@ -102,6 +103,24 @@ pub(super) fn message_json(message: &SlackMessage) -> Value {
         }
     }
     Value::Object(fields)
+}
+
+/// `auth.test`: who the token is.
+async fn auth_test(headers: HeaderMap) -> Response {
+    if !authorized(&headers) {
+        return error("invalid_auth");
+    }
+    Json(json!({
+        "ok": true,
+        "url": "https://acme.slack.com/",
+        "team": "Acme",
+        "user": "openhands",
+        "team_id": "T0001",
+        "user_id": SLACK_BOT_USER,
+        "bot_id": SLACK_BOT_ID,
+        "is_enterprise_install": false
+    }))
+    .into_response()
 }
 
 async fn post_ephemeral(State(state): Shared, headers: HeaderMap, body: String) -> Response {
