@@ -96,7 +96,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .tag
                 .clone()
                 .unwrap_or_else(|| config.sandbox.sandbox_image.clone());
-            crate::sandbox::image::build_image(&docker, &tag, &args)
+            crate::sandbox::image::build_image(&docker, &tag, &args, &|line| println!("{line}"))
                 .await
                 .map(|_| ())
         }
@@ -192,8 +192,18 @@ fn start_workers(
     )?
     .with_claim(config.workers.job_lease)
     .with_keyring(Keyring::new(config.keys.secret_key.as_ref()));
-    let agent = Arc::new(agent);
+    // One machine builds its own image; several share images built where the engines are.
+    let auto_build = config
+        .sandbox
+        .sandbox_auto_build
+        .unwrap_or(!config.database.is_postgres());
+    let agent = Arc::new(if auto_build {
+        agent.with_image_auto_build()
+    } else {
+        agent
+    });
     let settings = config.workers.worker_settings();
+    tokio::spawn(agent.clone().build_missing_image());
     tokio::spawn(
         agent
             .clone()

@@ -77,6 +77,9 @@ pub struct AgentRuntime {
     pub keyring: crate::crypto::Keyring,
     sandbox_settings: SandboxSettings,
     sandboxes: OnceCell<Sandboxes>,
+    /// While this worker builds the missing sandbox image: what the build is doing. Sandboxes
+    /// are not connected (runs wait) until it is `None`.
+    image_build: tokio::sync::watch::Sender<Option<String>>,
     shutdown: CancellationToken,
 }
 
@@ -108,8 +111,18 @@ impl AgentRuntime {
             keyring: crate::crypto::Keyring::new(None),
             sandbox_settings,
             sandboxes: OnceCell::new(),
+            image_build: tokio::sync::watch::Sender::new(None),
             shutdown,
         })
+    }
+
+    /// Builds the sandbox image on first need when it is missing: runs wait for the build
+    /// ([`AgentRuntime::build_missing_image`] must then run).
+    pub fn with_image_auto_build(self) -> Self {
+        self.image_build.send_replace(Some(
+            "checking whether the sandbox image is on the engine".into(),
+        ));
+        self
     }
 
     /// Uses these sandboxes instead of connecting to the configured backend.
@@ -128,8 +141,13 @@ impl AgentRuntime {
         self
     }
 
-    /// The sandbox backend, connected on first use (a worker without Docker still takes other jobs).
+    /// The sandbox backend, connected on first use (a worker without Docker still takes other
+    /// jobs), once a build of the missing image is over.
     pub(super) async fn sandboxes(&self) -> Result<Sandboxes, String> {
+        let mut build = self.image_build.subscribe();
+        if build.wait_for(Option::is_none).await.is_err() {
+            return Err("the sandbox image build ended with the process".into());
+        }
         self.sandboxes
             .get_or_try_init(|| {
                 crate::sandbox::connect(&self.sandbox_settings, self.shutdown.clone())
@@ -137,6 +155,64 @@ impl AgentRuntime {
             .await
             .cloned()
             .map_err(|e| e.to_string())
+    }
+}
+
+impl AgentRuntime {
+    /// When [`AgentRuntime::with_image_auto_build`] asked for it: builds the sandbox image if
+    /// the Docker engine answers and lacks it, with its progress in the log and in the engine's
+    /// recorded state (the dashboard's banner), then lets runs connect. A build that fails is
+    /// logged with its fix; runs then fail as without the image.
+    pub async fn build_missing_image(self: Arc<Self>) {
+        if self.image_build.borrow().is_none() {
+            return;
+        }
+        let image = self.sandbox_settings.sandbox_image.clone();
+        if self.sandbox_settings.sandbox_backend == crate::sandbox::BackendKind::Docker {
+            self.build_if_missing(&image).await;
+        }
+        self.image_build.send_replace(None);
+    }
+
+    async fn build_if_missing(&self, image: &str) {
+        use crate::sandbox::image;
+        let docker = match image::connect_docker().await {
+            Ok(docker) => docker,
+            // The engine's state says why; nothing to build without it.
+            Err(_) => return,
+        };
+        match image::image_exists(&docker, image).await {
+            Ok(false) => {}
+            Ok(true) | Err(_) => return,
+        }
+        let started = std::time::Instant::now();
+        self.image_build.send_replace(Some(format!(
+            "building the sandbox image {image}, which the engine lacks (SANDBOX_AUTO_BUILD): about a minute; runs wait for it"
+        )));
+        tracing::info!(%image, "the sandbox image is missing: building it (SANDBOX_AUTO_BUILD)");
+        let report = |line: &str| {
+            tracing::info!(%image, "{line}");
+            self.image_build.send_replace(Some(format!(
+                "building the sandbox image {image}; runs wait for it: {line}"
+            )));
+        };
+        let args = image::BuildImageArgs {
+            base: self.sandbox_settings.sandbox_build_base.clone(),
+            ..image::BuildImageArgs::for_tag(image)
+        };
+        match image::build_image(&docker, image, &args, &report).await {
+            Ok(built) => tracing::info!(
+                %image,
+                id = %built.id,
+                seconds = started.elapsed().as_secs(),
+                "the sandbox image is built"
+            ),
+            Err(error) => tracing::error!(
+                %image,
+                error = format!("{error:#}"),
+                "the sandbox image could not be built: build it with `openhands sandbox build-image`"
+            ),
+        }
     }
 }
 
@@ -151,8 +227,14 @@ impl AgentRuntime {
     /// Records, every [`ENGINE_CHECK_INTERVAL`] until shutdown, whether this worker
     /// (`instance`) can start sandboxes, for the web processes to report.
     pub async fn watch_sandbox_engine(self: Arc<Self>, db: Db, instance: String) {
+        // What was last logged, so that the log says each change once.
+        let mut logged: Option<Option<String>> = None;
         loop {
+            let building = self.image_build.borrow().clone();
             let check = async {
+                if let Some(progress) = building {
+                    return Err(progress);
+                }
                 let sandboxes = self.sandboxes().await?;
                 sandboxes.check().await.map_err(|e| e.to_string())
             };
@@ -164,6 +246,16 @@ impl AgentRuntime {
                     ENGINE_CHECK_TIMEOUT.as_secs()
                 )),
             };
+            if logged.as_ref() != Some(&down) {
+                match &down {
+                    // A build logs its own progress.
+                    Some(_) if self.image_build.borrow().is_some() => {}
+                    Some(reason) => tracing::warn!("runs cannot start sandboxes: {reason}"),
+                    None if logged.is_some() => tracing::info!("the sandbox engine answers again"),
+                    None => {}
+                }
+                logged = Some(down.clone());
+            }
             if let Err(error) = db
                 .record_dependency_check(SANDBOX_ENGINE, &instance, down.as_deref())
                 .await

@@ -40,13 +40,34 @@ pub struct BuildImageArgs {
     #[arg(long)]
     pub mirror: Option<String>,
     /// Debian release to debootstrap.
-    #[arg(long, default_value = "bookworm")]
+    #[arg(long, default_value = DEFAULT_SUITE)]
     pub suite: String,
     /// Network of the build's containers with --base (default: the engine's); `none` when the
     /// base has every package already.
     #[arg(long, requires = "base")]
     pub network: Option<String>,
 }
+
+/// The Debian release the image is made of unless `--suite` says otherwise.
+const DEFAULT_SUITE: &str = "bookworm";
+
+impl BuildImageArgs {
+    /// The defaults of `openhands sandbox build-image --tag TAG`.
+    pub fn for_tag(tag: &str) -> Self {
+        Self {
+            tag: Some(tag.to_string()),
+            base: None,
+            force: false,
+            mirror: None,
+            suite: DEFAULT_SUITE.to_string(),
+            network: None,
+        }
+    }
+}
+
+/// Where `build_image` tells of its progress, a line at a time: the terminal for the command,
+/// the log (and the dashboard's banner) for a build the service starts itself.
+pub type Report<'a> = &'a (dyn Fn(&str) + Send + Sync);
 
 /// What `build_image` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +153,7 @@ pub async fn build_image(
     docker: &Docker,
     tag: &str,
     args: &BuildImageArgs,
+    report: Report<'_>,
 ) -> anyhow::Result<BuildOutcome> {
     let (repo, version) = split_tag(tag)?;
     let previous = match docker.inspect_image(tag).await {
@@ -143,18 +165,18 @@ pub async fn build_image(
     };
     if previous.is_some() && !args.force {
         let outcome = describe(docker, tag, true).await?;
-        println!(
+        report(&format!(
             "the image {tag} exists ({}, {}); keeping it (--force rebuilds it)",
             short_id(&outcome.id),
             human_size(outcome.size)
-        );
+        ));
         return Ok(outcome);
     }
 
     let started = Instant::now();
     match &args.base {
-        Some(base) => build_on_base(docker, tag, base, args.network.as_deref()).await?,
-        None => build_offline(docker, &repo, &version, args).await?,
+        Some(base) => build_on_base(docker, tag, base, args.network.as_deref(), report).await?,
+        None => build_offline(docker, &repo, &version, args, report).await?,
     }
     let outcome = describe(docker, tag, false).await?;
     if let Some(previous) = previous.filter(|p| *p != outcome.id) {
@@ -165,15 +187,18 @@ pub async fn build_image(
             .await
             .is_ok()
         {
-            println!("removed the previous image {}", short_id(&previous));
+            report(&format!(
+                "removed the previous image {}",
+                short_id(&previous)
+            ));
         }
     }
-    println!(
+    report(&format!(
         "built {tag}: {} ({}) in {}",
         outcome.id,
         human_size(outcome.size),
         seconds(started.elapsed())
-    );
+    ));
     Ok(outcome)
 }
 
@@ -217,6 +242,7 @@ async fn build_offline(
     repo: &str,
     version: &str,
     args: &BuildImageArgs,
+    report: Report<'_>,
 ) -> anyhow::Result<()> {
     if effective_uid()? != 0 {
         bail!(
@@ -243,34 +269,34 @@ async fn build_offline(
     let rootfs = make_rootfs_dir()?;
     let result = async {
         let started = Instant::now();
-        println!(
+        report(&format!(
             "debootstrap {suite} from {mirror} into {} …",
             rootfs.display()
-        );
-        debootstrap_rootfs(&debootstrap, &rootfs, suite, &mirror).await?;
-        println!("debootstrap: {}", seconds(started.elapsed()));
+        ));
+        debootstrap_rootfs(&debootstrap, &rootfs, suite, &mirror, report).await?;
+        report(&format!("debootstrap: {}", seconds(started.elapsed())));
 
         let started = Instant::now();
         unmount_below(&rootfs).await;
         configure_rootfs(&rootfs).await?;
-        println!(
+        report(&format!(
             "user, workspace, git configuration, clean-up: {}",
             seconds(started.elapsed())
-        );
+        ));
 
         let started = Instant::now();
-        println!("importing into Docker as {repo}:{version} …");
+        report(&format!("importing into Docker as {repo}:{version} …"));
         import_rootfs(docker, &rootfs, repo, version, suite).await?;
-        println!("import: {}", seconds(started.elapsed()));
+        report(&format!("import: {}", seconds(started.elapsed())));
         anyhow::Ok(())
     }
     .await;
     let started = Instant::now();
     remove_rootfs(&rootfs).await;
-    println!(
+    report(&format!(
         "removed the temporary root file system: {}",
         seconds(started.elapsed())
-    );
+    ));
     result
 }
 
@@ -437,6 +463,7 @@ async fn debootstrap_rootfs(
     rootfs: &Path,
     suite: &str,
     mirror: &str,
+    report: Report<'_>,
 ) -> anyhow::Result<()> {
     let mut child = Command::new(debootstrap)
         .arg("--variant=minbase")
@@ -468,13 +495,13 @@ async fn debootstrap_rootfs(
         if line.starts_with("I: Retrieving ") && !line.contains("Release") {
             packages += 1;
             if packages.is_multiple_of(50) {
-                println!("debootstrap: {packages} packages retrieved");
+                report(&format!("debootstrap: {packages} packages retrieved"));
             }
         } else if line.starts_with("I: Installing core packages")
             || line.starts_with("I: Configuring required packages")
             || line.starts_with("I: Base system installed")
         {
-            println!("debootstrap: {}", line.trim_start_matches("I: "));
+            report(&format!("debootstrap: {}", line.trim_start_matches("I: ")));
         }
         tail.push_back(line);
         if tail.len() > 15 {
@@ -731,7 +758,7 @@ async fn unmount_below(rootfs: &Path) {
 async fn remove_rootfs(rootfs: &Path) {
     unmount_below(rootfs).await;
     if let Err(error) = tokio::fs::remove_dir_all(rootfs).await {
-        eprintln!("warning: cannot remove {}: {error}", rootfs.display());
+        tracing::warn!("cannot remove {}: {error}", rootfs.display());
     }
 }
 
@@ -778,6 +805,7 @@ async fn build_on_base(
     tag: &str,
     base: &str,
     network: Option<&str>,
+    report: Report<'_>,
 ) -> anyhow::Result<()> {
     if base.is_empty() || base.chars().any(|c| c.is_whitespace() || c.is_control()) {
         bail!("invalid --base `{base}`: give an image name such as debian:bookworm");
@@ -805,7 +833,7 @@ async fn build_on_base(
         options = options.networkmode(network);
     }
     let options = options.build();
-    println!("building {tag} on {base} …");
+    report(&format!("building {tag} on {base} …"));
     let mut progress = docker.build_image(options, None, Some(bollard::body_full(context.into())));
     while let Some(item) = progress.next().await {
         let info = item.map_err(|e| anyhow!("the build of {tag} on {base} failed: {e}"))?;
@@ -813,9 +841,11 @@ async fn build_on_base(
             let line = line.trim_end();
             // The steps repeat the long RUN instruction; its start is enough.
             match line.char_indices().nth(120) {
-                Some((end, _)) if line.starts_with("Step ") => println!("{} …", &line[..end]),
+                Some((end, _)) if line.starts_with("Step ") => {
+                    report(&format!("{} …", &line[..end]))
+                }
                 _ if line.is_empty() => {}
-                _ => println!("{line}"),
+                _ => report(line),
             }
         }
     }

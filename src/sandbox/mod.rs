@@ -136,7 +136,7 @@ pub struct ExecOutput {
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     #[error(
-        "cannot reach the Docker engine ({0}); start it (`dockerd`) or point DOCKER_HOST at it"
+        "cannot reach the Docker engine ({0}); start it (`systemctl start docker`; as root, `./scripts/run` installs and starts it) or point DOCKER_HOST at it"
     )]
     EngineUnavailable(String),
     #[error(

@@ -45,6 +45,15 @@ pub struct SandboxSettings {
         default_value = "openhands-sandbox:latest"
     )]
     pub sandbox_image: String,
+    /// Whether a worker builds the sandbox image when it is missing from the Docker engine
+    /// (`true` or `false`). Default: on with SQLite (one machine), off with PostgreSQL, where
+    /// images are built where the engines are.
+    #[arg(long, global = true, env = "SANDBOX_AUTO_BUILD")]
+    pub sandbox_auto_build: Option<bool>,
+    /// The image a missing sandbox image is built on (as `build-image --base`) instead of a
+    /// debootstrapped Debian: a Debian or Ubuntu image, pulled when missing.
+    #[arg(long, global = true, env = "SANDBOX_BUILD_BASE")]
+    pub sandbox_build_base: Option<String>,
     /// Started sandboxes kept ready per Docker host, so a run claims one instead of starting one.
     #[arg(long, global = true, env = "SANDBOX_WARM_POOL", default_value_t = 2)]
     pub sandbox_warm_pool: usize,
@@ -120,6 +129,8 @@ impl Default for SandboxSettings {
         SandboxSettings {
             sandbox_backend: BackendKind::Docker,
             sandbox_image: "openhands-sandbox:latest".into(),
+            sandbox_auto_build: None,
+            sandbox_build_base: None,
             sandbox_warm_pool: 2,
             sandbox_owner: None,
             sandbox_network: NetworkMode::Bridge,

@@ -307,3 +307,127 @@ async fn an_invalid_base_is_refused_before_any_build() {
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("invalid --base"), "{stderr}");
 }
+
+/// A worker whose engine lacks the sandbox image builds it on first need (here on the test
+/// image, so nothing is fetched): the engine's recorded state says so while it builds, and a
+/// conversation started meanwhile waits for the image and then runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_image_is_built_on_first_need_and_runs_wait_for_it() {
+    use openhands::agent::SANDBOX_ENGINE;
+    use serde_json::json;
+    use support::fake_llm::Turn;
+    use support::{TestDb, wait_for};
+
+    let docker = docker().await;
+    let base = existing_test_image(&docker).await;
+    let tag = format!(
+        "openhands-sandbox-auto-test:{}",
+        uuid::Uuid::new_v4().simple()
+    );
+    let t = TestDb::sqlite().await;
+    let mut sandbox = support::sandbox::settings();
+    sandbox.sandbox_image = tag.clone();
+    sandbox.sandbox_build_base = Some(base);
+    sandbox.sandbox_warm_pool = 0;
+    let body = {
+        let (db, docker, tag) = (t.db.clone(), docker.clone(), tag.clone());
+        tokio::spawn(async move {
+            let _service = support::service::Service::builder(&db)
+                .agent(vec![
+                    Turn::call(
+                        "execute_bash",
+                        json!({"command": "id -un", "security_risk": "LOW"}),
+                    )
+                    .with_text("Checking who runs."),
+                    Turn::call("finish", json!({"message": "Ran as the sandbox user."})),
+                ])
+                .sandbox(sandbox)
+                .image_auto_build()
+                .start()
+                .await;
+            let id = support::conversation::ask(&db, "Who runs", "Who runs the commands?").await;
+
+            // The first state recorded is the build's, with its fix-free progress.
+            let first = wait_for(
+                "the engine's state",
+                std::time::Duration::from_secs(30),
+                || {
+                    let db = db.clone();
+                    async move {
+                        db.dependency_checks(SANDBOX_ENGINE, 0)
+                            .await
+                            .ok()?
+                            .into_iter()
+                            .next()
+                    }
+                },
+            )
+            .await;
+            assert_eq!(first.state, "down");
+            assert!(
+                first
+                    .reason
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("sandbox image"),
+                "{first:?}"
+            );
+
+            let finished = wait_for(
+                "the run to finish",
+                std::time::Duration::from_secs(180),
+                || {
+                    let db = db.clone();
+                    let id = id.clone();
+                    async move {
+                        let conversation = db.conversation(&id).await.ok()?;
+                        (conversation.status == "finished").then_some(conversation)
+                    }
+                },
+            )
+            .await;
+            assert_eq!(finished.status, "finished");
+            let events = support::conversation::events_of(&db, &id).await;
+            assert!(
+                events.iter().any(|e| e["observation"] == "run"
+                    && e["content"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("openhands")),
+                "the command ran in a sandbox of the built image: {events:#?}"
+            );
+            assert!(
+                docker.inspect_image(&tag).await.is_ok(),
+                "the image was built"
+            );
+            let up = wait_for(
+                "the engine to be up",
+                std::time::Duration::from_secs(60),
+                || {
+                    let db = db.clone();
+                    async move {
+                        let checks = db.dependency_checks(SANDBOX_ENGINE, 0).await.ok()?;
+                        checks.into_iter().find(|c| c.state == "up")
+                    }
+                },
+            )
+            .await;
+            assert_eq!(up.reason, None);
+        })
+        .await
+    };
+    let _ = docker
+        .remove_image(
+            &tag,
+            Some(
+                bollard::query_parameters::RemoveImageOptionsBuilder::default()
+                    .force(true)
+                    .build(),
+            ),
+            None,
+        )
+        .await;
+    if let Err(failure) = body {
+        std::panic::resume_unwind(failure.into_panic());
+    }
+}

@@ -54,6 +54,8 @@ struct AgentSpec {
     settings: AgentSettings,
     sandbox: Option<SandboxSettings>,
     keyring: Option<Keyring>,
+    /// Connect the sandboxes on first need, building a missing image, as a worker does.
+    image_auto_build: bool,
 }
 
 /// What to start; see [`Service::builder`].
@@ -248,7 +250,15 @@ impl ServiceBuilder {
             settings: AgentSettings::default(),
             sandbox: None,
             keyring: None,
+            image_auto_build: false,
         })
+    }
+
+    /// Sandboxes connected on first need, as `openhands worker` does, the missing image built
+    /// first (SANDBOX_AUTO_BUILD), with the engine's state recorded as instance `worker-1`.
+    pub fn image_auto_build(mut self) -> Self {
+        self.agent_spec().image_auto_build = true;
+        self
     }
 
     /// Workers that run agents: a runtime on Docker sandboxes of a fresh owner (removed when
@@ -426,15 +436,28 @@ impl ServiceBuilder {
                     let sandbox_owner = sandbox.sandbox_owner.clone().unwrap();
                     cleanup = Some(OwnerCleanup(sandbox_owner.clone()));
                     owner = Some(sandbox_owner);
-                    let backend = DockerBackend::connect(&sandbox).await.unwrap();
                     let mut runtime =
-                        AgentRuntime::new(spec.settings, client, sandbox, stop.clone())
-                            .unwrap()
-                            .with_sandboxes(backend);
+                        AgentRuntime::new(spec.settings, client, sandbox.clone(), stop.clone())
+                            .unwrap();
+                    if spec.image_auto_build {
+                        runtime = runtime.with_image_auto_build();
+                    } else {
+                        let backend = DockerBackend::connect(&sandbox).await.unwrap();
+                        runtime = runtime.with_sandboxes(backend);
+                    }
                     if let Some(keyring) = spec.keyring {
                         runtime = runtime.with_keyring(keyring);
                     }
-                    Some(Arc::new(runtime))
+                    let runtime = Arc::new(runtime);
+                    if spec.image_auto_build {
+                        tokio::spawn(runtime.clone().build_missing_image());
+                        tokio::spawn(
+                            runtime
+                                .clone()
+                                .watch_sandbox_engine(self.db.clone(), "worker-1".into()),
+                        );
+                    }
+                    Some(runtime)
                 }
                 None => None,
             };

@@ -116,6 +116,11 @@ export function triggerBadge(trigger, url) {
 export function sandboxWarning(info) {
   const engine = info && info.sandbox_engine;
   if (!engine || engine.state !== 'down') return null;
+  // A worker building the missing image: conversations wait for it, nothing is wrong.
+  if (engine.reason && /sandbox image/.test(engine.reason) && /^(building|checking)/.test(engine.reason)) {
+    return h('p', { id: 'sandbox-warning', class: 'notice', role: 'status' },
+      `The sandbox image is being prepared; conversations start when it is ready (${engine.reason}).`);
+  }
   return h('p', { id: 'sandbox-warning', class: 'notice error', role: 'alert' },
     engine.reason
       ? `The sandbox engine is not answering, so runs cannot start: ${engine.reason}`
