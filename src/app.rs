@@ -165,6 +165,7 @@ async fn app_state(config: &Config, db: &Db) -> anyhow::Result<AppState> {
         .with_http(config.http.clone())
         .with_public_url(&config.providers.public_url)
         .with_server_llm(config.llm.llm_model.is_some())
+        .with_setup_checks(Arc::new(crate::doctor::ServiceChecks(config.clone())))
         .with_login(Login::new(
             &config.login,
             &config.providers.public_url,

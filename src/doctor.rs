@@ -5,97 +5,17 @@
 use std::future::Future;
 use std::time::Duration;
 
-use serde::Serialize;
+use futures::future::BoxFuture;
 
 use crate::agent::llm::ChatMessage;
 use crate::config::Config;
 use crate::integrations::Providers;
 use crate::sandbox::BackendKind;
+use crate::storage::Db;
+pub use crate::web::setup::{Check, Outcome};
 
 /// The longest one check may take: a service that does not answer in time is broken.
 const CHECK_WITHIN: Duration = Duration::from_secs(20);
-
-/// How one check came out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "status")]
-pub enum Outcome {
-    Ok {
-        detail: String,
-    },
-    Failed {
-        detail: String,
-        fix: String,
-    },
-    /// Not configured, so nothing to check.
-    Skipped {
-        detail: String,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
-    pub name: String,
-    #[serde(flatten)]
-    pub outcome: Outcome,
-}
-
-impl Check {
-    fn ok(name: &str, detail: impl Into<String>) -> Self {
-        Self::new(
-            name,
-            Outcome::Ok {
-                detail: detail.into(),
-            },
-        )
-    }
-
-    fn failed(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self::new(
-            name,
-            Outcome::Failed {
-                detail: detail.into(),
-                fix: fix.into(),
-            },
-        )
-    }
-
-    fn skipped(name: &str, detail: impl Into<String>) -> Self {
-        Self::new(
-            name,
-            Outcome::Skipped {
-                detail: detail.into(),
-            },
-        )
-    }
-
-    fn new(name: &str, outcome: Outcome) -> Self {
-        Self {
-            name: name.to_string(),
-            outcome,
-        }
-    }
-
-    pub fn is_failed(&self) -> bool {
-        matches!(self.outcome, Outcome::Failed { .. })
-    }
-
-    /// The check as one line of text, with its fix on the next when it failed.
-    pub fn line(&self) -> String {
-        // Errors from elsewhere may span lines: each check keeps to one.
-        let one_line = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
-        match &self.outcome {
-            Outcome::Ok { detail } => format!("ok    {}: {}", self.name, one_line(detail)),
-            Outcome::Skipped { detail } => format!("--    {}: {}", self.name, one_line(detail)),
-            Outcome::Failed { detail, fix } => {
-                format!(
-                    "FAIL  {}: {}\n      fix: {fix}",
-                    self.name,
-                    one_line(detail)
-                )
-            }
-        }
-    }
-}
 
 /// What `check` says, or a failure when it errs or takes longer than [`CHECK_WITHIN`].
 async fn within<F>(name: &str, fix: &str, check: F) -> Check
@@ -113,9 +33,39 @@ where
     }
 }
 
-/// Every check, in the order a newcomer fixes them.
+/// Every check, in the order a newcomer fixes them, the database opened (and migrated) anew.
 pub async fn run_checks(config: &Config) -> Vec<Check> {
-    let mut checks = vec![database(config).await];
+    let database = database(config).await;
+    checks_after(config, database).await
+}
+
+/// The same checks in a running service, the database asked through its own connections.
+pub async fn run_checks_on(config: &Config, db: &Db) -> Vec<Check> {
+    let database = within(
+        "database",
+        "start the database, or correct DATABASE_URL",
+        async {
+            db.ping().await?;
+            Ok(format!("{}: reachable", config.database.url_for_display()))
+        },
+    )
+    .await;
+    checks_after(config, database).await
+}
+
+/// The checks as the setup page runs them, in the service's own process.
+#[derive(Debug)]
+pub struct ServiceChecks(pub Config);
+
+impl crate::web::setup::SetupChecks for ServiceChecks {
+    fn run<'a>(&'a self, db: &'a Db) -> BoxFuture<'a, Vec<Check>> {
+        Box::pin(run_checks_on(&self.0, db))
+    }
+}
+
+/// The checks that follow the database's.
+async fn checks_after(config: &Config, database: Check) -> Vec<Check> {
+    let mut checks = vec![database];
     checks.extend(sandbox(config).await);
     checks.push(model(config).await);
     match Providers::clients_of(&config.providers) {
@@ -137,7 +87,12 @@ async fn database(config: &Config) -> Check {
         "database",
         "start the database, or correct DATABASE_URL",
         async {
-            let db = crate::app::open_database(config).await?;
+            let db = Db::connect(
+                config.database.database_url.expose(),
+                &config.database.connect_options(),
+            )
+            .await?;
+            db.migrate().await?;
             db.close().await;
             Ok(format!("{shown}: reachable, migrations applied"))
         },

@@ -27,7 +27,7 @@ use crate::integrations::request::Provider;
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The embedded files: name, content type, contents.
-const ASSETS: [(&str, &str, &str); 14] = [
+const ASSETS: [(&str, &str, &str); 15] = [
     ("app.js", JS, include_str!("dashboard/app.js")),
     ("api.js", JS, include_str!("dashboard/api.js")),
     ("dom.js", JS, include_str!("dashboard/dom.js")),
@@ -48,6 +48,7 @@ const ASSETS: [(&str, &str, &str); 14] = [
     ("deliveries.js", JS, include_str!("dashboard/deliveries.js")),
     ("settings.js", JS, include_str!("dashboard/settings.js")),
     ("link.js", JS, include_str!("dashboard/link.js")),
+    ("setup.js", JS, include_str!("dashboard/setup.js")),
     (
         "integrations.js",
         JS,
@@ -64,7 +65,7 @@ const SHELL: &str = include_str!("dashboard/index.html");
 
 /// The pages, each answered with the shell, and what each shows. The OpenAPI document lists
 /// them from here; a test checks that they are the routes below.
-pub(super) const PAGES: [(&str, &str); 9] = [
+pub(super) const PAGES: [(&str, &str); 10] = [
     ("/", "The dashboard: conversations"),
     ("/login", "The dashboard: sign in"),
     ("/conversations", "The dashboard: conversations"),
@@ -86,6 +87,10 @@ pub(super) const PAGES: [(&str, &str); 9] = [
         "The dashboard: providers and their webhook URLs (administrators)",
     ),
     (
+        "/setup",
+        "The dashboard: set-up checks, the model and its test (administrators)",
+    ),
+    (
         "/link/{token}",
         "The dashboard: follow a one-time link that links a Slack, Jira or Linear account to the signed-in user",
     ),
@@ -102,6 +107,7 @@ pub fn routes() -> Router<AppState> {
         .route("/deliveries", get(shell))
         .route("/settings", get(shell))
         .route("/integrations", get(shell))
+        .route("/setup", get(shell))
         .route("/link/{token}", get(shell))
         .route("/assets/{version}/{file}", get(asset))
         .route("/api/integrations", get(integrations))

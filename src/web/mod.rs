@@ -39,6 +39,7 @@ mod repositories;
 pub mod server;
 pub mod session;
 mod settings;
+pub mod setup;
 mod sockets;
 mod webhooks;
 mod workspace;
@@ -72,6 +73,9 @@ pub struct AppState {
     pub server_llm: bool,
     /// The provider clients: a user's repositories, and whether a named one is reachable.
     pub providers: Arc<Providers>,
+    /// The set-up page's checks (`openhands doctor`'s); `None` where the state was built
+    /// without them (the page then says so).
+    pub setup: Option<Arc<dyn setup::SetupChecks>>,
 }
 
 impl AppState {
@@ -93,11 +97,17 @@ impl AppState {
             public_url: Arc::from("http://localhost:3000"),
             server_llm: false,
             providers: Arc::default(),
+            setup: None,
         }
     }
 
     pub fn with_providers(mut self, providers: Arc<Providers>) -> Self {
         self.providers = providers;
+        self
+    }
+
+    pub fn with_setup_checks(mut self, checks: Arc<dyn setup::SetupChecks>) -> Self {
+        self.setup = Some(checks);
         self
     }
 
@@ -164,6 +174,7 @@ pub fn router(state: AppState) -> Router {
         .merge(login::routes())
         .merge(dashboard::routes())
         .merge(settings::routes())
+        .merge(setup::routes())
         .merge(webhooks::routes())
         // On every route, after routing (it reads the matched template), before any extractor.
         .route_layer(axum::middleware::from_fn(params::path_params_are_utf8))

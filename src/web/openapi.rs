@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use super::{AppState, admin, conversations, dashboard, keys, legacy_ws, links, login, metrics};
-use super::{repositories, settings, sockets, webhooks, workspace};
+use super::{repositories, settings, setup, sockets, webhooks, workspace};
 
 /// Who may call an endpoint: each operation's `x-access` extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +121,8 @@ impl Access {
         sockets::events_socket,
         legacy_ws::legacy_socket,
         settings::show_settings,
+        setup::setup,
+        setup::test_model,
         settings::save_settings,
         settings::list_secrets,
         settings::create_secret,

@@ -188,7 +188,7 @@ pub(super) async fn show_settings(
 fn seal(state: &AppState, value: &str) -> Result<String, ApiError> {
     if !state.keyring.is_persistent() {
         return Err(ApiError::Conflict(
-            "keys and secrets cannot be stored: the server has no OPENHANDS_SECRET_KEY".into(),
+            "keys and secrets cannot be stored: the server keeps its database in memory and has no OPENHANDS_SECRET_KEY".into(),
         ));
     }
     state.keyring.seal(value).map_err(ApiError::Internal)

@@ -118,7 +118,7 @@ pub(crate) async fn sign_in(browser: &Browser, web: &WebServer, key: &str) {
 /// Console lines that mean a script was refused or failed: a Content-Security-Policy
 /// violation or an uncaught exception. (A refused request, such as the 401 of a visitor who
 /// is not signed in, is logged too, and is not one of these.)
-fn script_failures(console: &[String]) -> Vec<&String> {
+pub(crate) fn script_failures(console: &[String]) -> Vec<&String> {
     console
         .iter()
         .filter(|line| {

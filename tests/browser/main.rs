@@ -8,3 +8,4 @@ mod support;
 mod conversation;
 mod dashboard;
 mod layout;
+mod newcomer;

@@ -698,7 +698,7 @@ fn an_unreachable_engine_names_the_fix() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("dockerd") && stderr.contains("DOCKER_HOST"),
+        stderr.contains("systemctl start docker") && stderr.contains("DOCKER_HOST"),
         "{stderr}"
     );
 }

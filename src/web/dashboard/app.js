@@ -10,6 +10,7 @@ import { deliveriesPage } from './deliveries.js';
 import { settingsPage } from './settings.js';
 import { integrationsPage } from './integrations.js';
 import { linkPage } from './link.js';
+import { setupPage } from './setup.js';
 
 /** The signed-in user, or null. */
 export let me = null;
@@ -22,6 +23,7 @@ const ROUTES = [
   [/^\/new$/, () => newPage()],
   [/^\/deliveries$/, () => deliveriesPage(), 'admin'],
   [/^\/integrations$/, () => integrationsPage(), 'admin'],
+  [/^\/setup$/, () => setupPage(), 'admin'],
   [/^\/settings$/, () => settingsPage()],
   [/^\/link\/([A-Za-z0-9_-]+)$/, (token) => linkPage(token)],
 ];

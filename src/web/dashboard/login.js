@@ -16,7 +16,8 @@ export async function loginPage() {
     window.history.replaceState({}, '', '/login');
     try {
       await post('/auth/token', { token });
-      return signedIn(next);
+      // The first administrator starts where the service is set up.
+      return signedIn(asked.get('next') ? next : '/setup');
     } catch (error) {
       message.replaceChildren(notice('error', error.status === 401
         ? 'That sign-in link was used already or has expired. Restart the service to print a new one, or sign in another way.'

@@ -1,0 +1,131 @@
+//! A newcomer's path in the browser, on the binary as the run command starts it: a fresh data
+//! directory, the sign-in link the first start prints, the set-up page, a model typed, tested
+//! against the scripted model and saved, then a conversation that runs in a sandbox.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support;
+use support::browser::Browser;
+use support::fake_llm::{FakeLlm, Turn};
+use support::sandbox::{OwnerCleanup, test_image};
+use support::{ChildGuard, free_port, wait_for};
+
+/// `openhands serve` in `dir` with nothing configured but this machine's sandboxes, and the
+/// sign-in link it prints.
+async fn serve_fresh(dir: &std::path::Path, port: u16, owner: &str) -> (ChildGuard, String) {
+    let mut command = Command::new(support::binary());
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PORT", port.to_string())
+        .env("OPENHANDS_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+        .env("SANDBOX_IMAGE", test_image())
+        .env("SANDBOX_OWNER", owner)
+        .env("SANDBOX_WARM_POOL", "0")
+        .env("RATE_LIMIT_PER_IP", "0")
+        .current_dir(dir)
+        .arg("serve")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut serve = ChildGuard::spawn(&mut command);
+    let (lines, printed) = mpsc::channel();
+    let stdout = serve.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let prefix = format!("http://127.0.0.1:{port}/login?token=");
+    let link = wait_for("the sign-in link", Duration::from_secs(60), || {
+        let found = printed
+            .try_iter()
+            .find(|line| line.trim().starts_with(&prefix))
+            .map(|line| line.trim().to_string());
+        async move { found }
+    })
+    .await;
+    (serve, link)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_signs_in_with_the_printed_link_sets_a_model_and_runs_a_conversation() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let owner = format!("t{}", ulid::Ulid::new().to_string().to_lowercase());
+    let _cleanup = OwnerCleanup(owner.clone());
+    let llm = FakeLlm::start(vec![
+        Turn::call(
+            "execute_bash",
+            json!({"command": "echo hello-from-a-first-sandbox", "security_risk": "LOW"}),
+        ),
+        Turn::call("finish", json!({"message": "The sandbox said hello."})),
+    ])
+    .await;
+    let (_serve, link) = serve_fresh(dir.path(), port, &owner).await;
+
+    let browser = Browser::start().await;
+    browser.goto(&link).await;
+    // Signed in as the first administrator, on the set-up page, the token gone from the bar.
+    browser.wait_for_path("/setup").await;
+    assert_eq!(browser.text("#who").await, "admin");
+    browser
+        .wait_for_text("#setup-checks", "sandbox image")
+        .await;
+    let docker = browser.text("[data-check='docker']").await;
+    assert!(docker.starts_with("ok"), "{docker}");
+    browser.screenshot("setup").await;
+    browser.phone_screenshot("setup-phone").await;
+
+    // A model typed, tested (nothing saved yet), then saved.
+    browser
+        .type_text("#setup-model", "openai/gpt-newcomer")
+        .await;
+    browser.type_text("#setup-base-url", &llm.base_url()).await;
+    browser.type_text("#setup-key", "sk-newcomer-key").await;
+    browser.click("#test-model").await;
+    let answer = browser.wait_for_text("#model-test", "answered").await;
+    assert!(
+        answer.contains("gpt-newcomer") && answer.contains("SUMMARY 1"),
+        "{answer}"
+    );
+    assert_eq!(llm.requests().len(), 1);
+    browser.click("#save-model").await;
+    browser.wait_for_text("#model-test", "Saved").await;
+    assert!(!browser.text("main").await.contains("sk-newcomer-key"));
+
+    // The first conversation runs in a sandbox of this machine, with that model.
+    browser.click("a[href='/new']").await;
+    browser
+        .type_text("#task", "Say hello from the sandbox")
+        .await;
+    browser.click("form#new-form button[type=submit]").await;
+    browser
+        .wait_for_text("#events", "$ echo hello-from-a-first-sandbox")
+        .await;
+    browser
+        .wait_for_text("#events", "The sandbox said hello.")
+        .await;
+    browser.screenshot("first-conversation").await;
+    let asked = llm.requests();
+    assert!(asked.len() >= 3, "{} requests", asked.len());
+    let console = browser.console().await;
+    let failures = crate::dashboard::script_failures(&console);
+    assert!(failures.is_empty(), "{failures:?}");
+
+    // The link worked once.
+    browser.click("#sign-out").await;
+    browser.wait_for_path("/login").await;
+    browser.goto(&link).await;
+    browser
+        .wait_for_text("main", "used already or has expired")
+        .await;
+    browser.close().await;
+}
