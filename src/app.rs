@@ -30,6 +30,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => {
             let db = open_database(&config).await?;
+            add_stored_provider_settings(&mut config, &db).await?;
             let listener = bind(&config).await?;
             let shutdown = shutdown_on_signal();
             let bus = EventBus::default();
@@ -44,6 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Web => {
             let db = open_database(&config).await?;
+            add_stored_provider_settings(&mut config, &db).await?;
             let listener = bind(&config).await?;
             let shutdown = shutdown_on_signal();
             let bus = EventBus::default();
@@ -56,6 +58,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Worker => {
             let db = open_database(&config).await?;
+            add_stored_provider_settings(&mut config, &db).await?;
             let shutdown = shutdown_on_signal();
             if let (Some(address), Some(key)) =
                 (config.server.metrics_listen, &config.server.admin_api_key)
@@ -132,6 +135,27 @@ async fn offer_first_sign_in(db: &Db, config: &Config) -> anyhow::Result<()> {
         );
         tracing::info!("a one-time sign-in link for the administrator was printed to the terminal");
     }
+    Ok(())
+}
+
+/// Fills in the provider settings made in the dashboard (sealed in the database) that the
+/// environment leaves unset; one that cannot be opened is left out with a warning.
+async fn add_stored_provider_settings(config: &mut Config, db: &Db) -> anyhow::Result<()> {
+    let stored = db.stored_provider_settings().await?;
+    if stored.is_empty() {
+        return Ok(());
+    }
+    let keyring = Keyring::new(config.keys.secret_key.as_ref());
+    let mut opened = Vec::new();
+    for (name, sealed) in stored {
+        match keyring.open(&sealed) {
+            Ok(value) => opened.push((name, value)),
+            Err(error) => {
+                tracing::warn!(setting = %name, "a stored provider setting cannot be read, so it is left out: {error:#}")
+            }
+        }
+    }
+    config.providers = config.providers.clone().with_stored(&opened)?;
     Ok(())
 }
 

@@ -296,7 +296,40 @@ fn enabled(secrets: &Option<WebhookSecrets>) -> bool {
     secrets.as_ref().is_some_and(|s| !s.is_empty())
 }
 
+/// The provider settings the dashboard stores (a GitHub App made from its manifest), by the
+/// names of the environment variables they stand in for.
+pub const STORED_SETTINGS: [&str; 3] = [
+    "GITHUB_APP_ID",
+    "GITHUB_APP_PRIVATE_KEY",
+    "GITHUB_WEBHOOK_SECRET",
+];
+
 impl ProviderConfig {
+    /// These settings with the stored ones (`(name, plain value)`) filled in where the
+    /// environment and flags left them unset: what is configured there wins.
+    pub fn with_stored(mut self, stored: &[(String, String)]) -> Result<Self, ConfigError> {
+        for (name, value) in stored {
+            let bad = |what: &str| ConfigError::new(format!("the stored {name} {what}"));
+            match name.as_str() {
+                "GITHUB_APP_ID" if self.github_app_id.is_none() => {
+                    self.github_app_id =
+                        Some(value.trim().parse().map_err(|_| bad("is not a number"))?);
+                }
+                "GITHUB_APP_PRIVATE_KEY" if self.github_app_private_key.is_none() => {
+                    let Ok(key) = value.parse();
+                    self.github_app_private_key = Some(key);
+                }
+                "GITHUB_WEBHOOK_SECRET" if self.github_webhook_secret.is_none() => {
+                    let Ok(secrets) = value.parse();
+                    self.github_webhook_secret = Some(secrets);
+                }
+                _ => {}
+            }
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let bad = |msg: String| Err(ConfigError::new(msg));
         let handle = self.mention_handle.trim();

@@ -17,6 +17,7 @@ mod links;
 mod metrics;
 mod outbox;
 mod probes;
+mod provider_settings;
 mod runs;
 mod settings;
 mod sign_in;

@@ -173,6 +173,8 @@ pub struct Login {
     /// Cookies are marked Secure when the service is reached over https.
     secure_cookies: bool,
     http: reqwest::Client,
+    /// GITHUB_API_URL: where a GitHub App made from its manifest is created.
+    github_api_url: String,
 }
 
 #[derive(Debug)]
@@ -299,7 +301,18 @@ impl Login {
             public_url: public_url.trim_end_matches('/').to_string(),
             secure_cookies: public_url.starts_with("https://"),
             http,
+            github_api_url: github_api_url.trim_end_matches('/').to_string(),
         }
+    }
+
+    /// GITHUB_API_URL, without a trailing slash.
+    pub(super) fn github_api_url(&self) -> &str {
+        &self.github_api_url
+    }
+
+    /// An HTTP client that follows no redirects, for calls to providers.
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// The enabled providers, as the sign-in page lists them.
@@ -335,7 +348,7 @@ impl Login {
         })
     }
 
-    fn cookie(
+    pub(super) fn cookie(
         &self,
         name: &'static str,
         value: String,

@@ -27,6 +27,7 @@ pub mod auth;
 mod conversations;
 mod dashboard;
 mod error;
+mod github_app;
 pub mod keys;
 pub mod legacy_ws;
 mod links;
@@ -175,6 +176,7 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::routes())
         .merge(settings::routes())
         .merge(setup::routes())
+        .merge(github_app::routes())
         .merge(webhooks::routes())
         // On every route, after routing (it reads the matched template), before any extractor.
         .route_layer(axum::middleware::from_fn(params::path_params_are_utf8))

@@ -13,7 +13,8 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
-use super::{AppState, admin, conversations, dashboard, keys, legacy_ws, links, login, metrics};
+use super::{AppState, admin, conversations, dashboard, github_app, keys, legacy_ws, links};
+use super::{login, metrics};
 use super::{repositories, settings, setup, sockets, webhooks, workspace};
 
 /// Who may call an endpoint: each operation's `x-access` extension.
@@ -122,6 +123,8 @@ impl Access {
         legacy_ws::legacy_socket,
         settings::show_settings,
         setup::setup,
+        github_app::start,
+        github_app::finish,
         setup::test_model,
         settings::save_settings,
         settings::list_secrets,

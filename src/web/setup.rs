@@ -125,6 +125,9 @@ pub(super) struct SetupView {
     checks: Vec<Check>,
     /// Whether no check failed.
     complete: bool,
+    /// GitHub's web address (GitHub Enterprise's where GITHUB_API_URL names one): where a
+    /// GitHub App is installed.
+    github_web_url: String,
 }
 
 /// The checks of `openhands doctor`, run now by this process.
@@ -152,6 +155,7 @@ pub(super) async fn setup(
         public_url: state.public_url.to_string(),
         complete: !checks.iter().any(Check::is_failed),
         checks,
+        github_web_url: super::github_app::github_web_url(state.login.github_api_url()),
     }))
 }
 

@@ -19,6 +19,7 @@ mod doctor;
 mod drill_docker_restart;
 mod drill_postgres_restart;
 mod first_start;
+mod github_app;
 mod multi_process;
 
 /// Each test function of this binary's modules takes the outage lock first thing, so that no

@@ -34,9 +34,21 @@ export async function setupPage() {
   again.addEventListener('click', refresh);
   const settings = await get('/api/settings');
   const models = await get('/api/options/models').catch(() => []);
+  const created = new URLSearchParams(window.location.search).get('github_app');
+  const github = h('section', { class: 'card', id: 'setup-github' },
+    h('h2', {}, 'GitHub'),
+    h('p', {}, 'Create this service’s GitHub App from its manifest: GitHub fills in the webhook URL, permissions and events, and this service keeps the app’s id, private key and webhook secret (sealed).'),
+    h('p', {}, h('a', { class: 'button', href: '/setup/github/start', id: 'start-github-app' }, 'Create the GitHub App')));
+  if (created) {
+    github.append(notice('info', `The GitHub App ${created} was created and its credentials stored. Install it on the repositories to work on, then restart the service to use it.`));
+    get('/api/setup').then((setup) => {
+      github.append(h('p', {}, h('a', { href: `${setup.github_web_url}/apps/${encodeURIComponent(created)}/installations/new`, id: 'install-github-app' }, 'Install the app on GitHub')));
+    }).catch(() => null);
+  }
   show(h('section', { class: 'narrow' },
     h('h1', {}, 'Set up'),
     modelCard(settings, models, refresh),
+    github,
     h('section', { class: 'card' }, h('div', { class: 'heading' }, h('h2', {}, 'Checks'), again), checks),
     h('section', { class: 'card' }, h('h2', {}, 'Public address'), publicUrl)));
   refresh();

@@ -83,6 +83,10 @@ pub(super) fn routes(router: Router<Store>) -> Router<Store> {
             post(installation_token),
         )
         .route("/github/app", get(app))
+        .route(
+            "/github/app-manifests/{code}/conversions",
+            post(manifest_conversion),
+        )
         .route("/github/app/installations", get(list_installations))
         .route(
             "/github/installation/repositories",
@@ -277,6 +281,40 @@ fn numeric_id(name: &str) -> u64 {
 
 /// `GET /app/installations`, asked as the app: one entry per installation id set with
 /// `set_github_installation`, lowest id first.
+/// The code GitHub hands back after creating an app from a manifest, and what it gives for it.
+pub const MANIFEST_CODE: &str = "a1b2c3manifestcode";
+pub const MANIFEST_APP_ID: u64 = 777_001;
+pub const MANIFEST_APP_SLUG: &str = "openhands-acme";
+pub const MANIFEST_WEBHOOK_SECRET: &str = "whsec-made-by-github";
+
+/// `POST /app-manifests/{code}/conversions` (no authentication, as on GitHub): the new app's
+/// id, private key and webhook secret for the code of a manifest, once.
+async fn manifest_conversion(State(state): Shared, Path(code): Path<String>) -> Response {
+    let mut state = state.lock().unwrap();
+    if code != MANIFEST_CODE || state.manifest_converted {
+        return (StatusCode::NOT_FOUND, Json(json!({"message": "Not Found"}))).into_response();
+    }
+    state.manifest_converted = true;
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "id": MANIFEST_APP_ID,
+            "slug": MANIFEST_APP_SLUG,
+            "node_id": "A_kwDOAAAAAA",
+            "owner": {"login": "acme", "type": "Organization"},
+            "name": "OpenHands Acme",
+            "html_url": format!("https://github.com/apps/{MANIFEST_APP_SLUG}"),
+            "client_id": "Iv1.manifestclient",
+            "client_secret": "manifest-client-secret",
+            "webhook_secret": MANIFEST_WEBHOOK_SECRET,
+            "pem": super::GITHUB_APP_PRIVATE_KEY,
+            "permissions": {"issues": "write", "pull_requests": "write", "contents": "write", "metadata": "read"},
+            "events": ["issues", "issue_comment", "pull_request"]
+        })),
+    )
+        .into_response()
+}
+
 /// `GET /app` with the app's JWT: the app itself.
 async fn app(headers: HeaderMap) -> Response {
     if let Some(refusal) = app_jwt_refusal(&headers) {

@@ -142,6 +142,8 @@ pub struct Recorded {
     pub slack_messages: Vec<SlackMessage>,
     pub slack_reactions: Vec<SlackReaction>,
     pub jira_comments: Vec<JiraComment>,
+    /// Whether the manifest's code was exchanged (GitHub takes each code once).
+    pub manifest_converted: bool,
     /// Jira Data Center: comments whose body is wiki markup text.
     pub jira_dc_comments: Vec<JiraComment>,
     pub linear_comments: Vec<LinearComment>,
