@@ -128,6 +128,9 @@ pub(super) struct SetupView {
     /// GitHub's web address (GitHub Enterprise's where GITHUB_API_URL names one): where a
     /// GitHub App is installed.
     github_web_url: String,
+    /// The Slack app this service needs, to paste into Slack's "From an app manifest".
+    #[schema(value_type = Object)]
+    slack_manifest: serde_json::Value,
 }
 
 /// The checks of `openhands doctor`, run now by this process.
@@ -156,6 +159,7 @@ pub(super) async fn setup(
         complete: !checks.iter().any(Check::is_failed),
         checks,
         github_web_url: super::github_app::github_web_url(state.login.github_api_url()),
+        slack_manifest: crate::integrations::slack::manifest::app_manifest(&state.public_url),
     }))
 }
 

@@ -81,6 +81,19 @@ async fn a_newcomer_signs_in_with_the_printed_link_sets_a_model_and_runs_a_conve
         .await;
     let docker = browser.text("[data-check='docker']").await;
     assert!(docker.starts_with("ok"), "{docker}");
+    // Slack's app manifest is ready to paste, with this service's addresses.
+    let manifest = browser
+        .wait_for_text("#slack-manifest", "/api/integration/slack/interactivity")
+        .await;
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(
+        manifest["settings"]["event_subscriptions"]["request_url"],
+        format!("http://127.0.0.1:{port}/api/integration/slack/events")
+    );
+    assert_eq!(
+        browser.text("#start-github-app").await,
+        "Create the GitHub App"
+    );
     browser.screenshot("setup").await;
     browser.phone_screenshot("setup-phone").await;
 

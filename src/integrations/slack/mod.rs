@@ -3,6 +3,7 @@
 
 mod api;
 mod interactivity;
+pub mod manifest;
 mod parse;
 mod verify;
 

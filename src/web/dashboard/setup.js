@@ -11,6 +11,7 @@ export async function setupPage() {
   const checks = h('div', { id: 'setup-checks', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Checking…'));
   const again = h('button', { type: 'button', id: 'check-again', class: 'small' }, 'Check again');
   const publicUrl = h('div', { id: 'setup-public-url' });
+  const slack = h('div', { id: 'setup-slack' });
   async function refresh() {
     again.disabled = true;
     try {
@@ -25,6 +26,11 @@ export async function setupPage() {
           h('code', { id: 'public-url' }, setup.public_url), ' ', copyButton(setup.public_url, 'the public URL')),
         h('p', { class: 'muted' }, 'Set OPENHANDS_PUBLIC_URL when people and providers reach the service at another address. ',
           'Each provider\u2019s webhook URL and events are on the ', h('a', { href: '/integrations', 'data-link': true }, 'Integrations'), ' page.'));
+      const manifest = JSON.stringify(setup.slack_manifest, null, 2);
+      slack.replaceChildren(
+        h('p', {}, 'At api.slack.com/apps choose Create New App, From an app manifest, and paste this: it names the events, the interactivity URL and the bot scopes this service needs. Then set SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN and SLACK_TEAM_ID from the new app.'),
+        h('pre', { id: 'slack-manifest', class: 'manifest' }, manifest),
+        copyButton(manifest, 'the Slack app manifest'));
     } catch (error) {
       checks.replaceChildren(notice('error', error.message));
     } finally {
@@ -49,6 +55,7 @@ export async function setupPage() {
     h('h1', {}, 'Set up'),
     modelCard(settings, models, refresh),
     github,
+    h('section', { class: 'card' }, h('h2', {}, 'Slack'), slack),
     h('section', { class: 'card' }, h('div', { class: 'heading' }, h('h2', {}, 'Checks'), again), checks),
     h('section', { class: 'card' }, h('h2', {}, 'Public address'), publicUrl)));
   refresh();
