@@ -347,6 +347,7 @@ async fn every_page_fits_every_width_from_a_phone_to_a_desktop() {
         ),
         ("settings", "/settings", "#secret-list li code"),
         ("integrations", "/integrations", "#main [data-provider]"),
+        ("setup", "/setup", "#setup-model-form"),
     ];
     for width in WIDTHS {
         browser
