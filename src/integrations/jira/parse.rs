@@ -217,8 +217,7 @@ fn issue_updated(
         && new_comment
         && let Some(comment) = event.comment
     {
-        let asked = comment_request(edition, event.issue, comment, settings)?;
-        return Ok(asked);
+        return comment_request(edition, event.issue, comment, settings);
     }
     let added = event
         .changelog
