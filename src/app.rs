@@ -127,8 +127,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// administrator (made on the first start), as a notebook server prints its token. It goes to
 /// the terminal, not the log: it is a credential.
 async fn offer_first_sign_in(db: &Db, config: &Config) -> anyhow::Result<()> {
-    let public_url = &config.providers.public_url;
-    if let Some(link) = crate::web::login::first_sign_in_link(db, public_url).await? {
+    // Unless an address was given, the link names where this process listens (`--port`).
+    let public_url =
+        if config.providers.public_url == crate::integrations::settings::DEFAULT_PUBLIC_URL {
+            let host = match config.server.host.as_str() {
+                "0.0.0.0" | "::" | "127.0.0.1" => "localhost",
+                host => host,
+            };
+            format!("http://{host}:{}", config.server.port)
+        } else {
+            config.providers.public_url.clone()
+        };
+    if let Some(link) = crate::web::login::first_sign_in_link(db, &public_url).await? {
         let minutes = crate::web::login::FIRST_SIGN_IN_LIFETIME.as_secs() / 60;
         println!(
             "\nSign in to the dashboard as its administrator with this link (it works once, within {minutes} minutes;\na new one is printed at each start until someone has signed in):\n\n    {link}\n"

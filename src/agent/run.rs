@@ -246,12 +246,14 @@ impl AgentRuntime {
                     ENGINE_CHECK_TIMEOUT.as_secs()
                 )),
             };
-            if logged.as_ref() != Some(&down) {
+            // A build logs its own progress.
+            let building = self.image_build.borrow().is_some();
+            if !building && logged.as_ref() != Some(&down) {
                 match &down {
-                    // A build logs its own progress.
-                    Some(_) if self.image_build.borrow().is_some() => {}
                     Some(reason) => tracing::warn!("runs cannot start sandboxes: {reason}"),
-                    None if logged.is_some() => tracing::info!("the sandbox engine answers again"),
+                    None if matches!(logged, Some(Some(_))) => {
+                        tracing::info!("the sandbox engine answers again")
+                    }
                     None => {}
                 }
                 logged = Some(down.clone());

@@ -15,7 +15,7 @@ pub struct ProviderConfig {
     #[arg(
         long,
         env = "OPENHANDS_PUBLIC_URL",
-        default_value = "http://localhost:3000",
+        default_value = DEFAULT_PUBLIC_URL,
         global = true
     )]
     pub public_url: String,
@@ -295,6 +295,9 @@ fn parse_channel_repository(value: &str) -> Result<ChannelRoute, String> {
 fn enabled(secrets: &Option<WebhookSecrets>) -> bool {
     secrets.as_ref().is_some_and(|s| !s.is_empty())
 }
+
+/// OPENHANDS_PUBLIC_URL when it is not set: the default address of the HTTP role.
+pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:3000";
 
 /// The provider settings the dashboard stores (a GitHub App made from its manifest), by the
 /// names of the environment variables they stand in for.

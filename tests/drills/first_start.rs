@@ -44,11 +44,34 @@ fn start_web(dir: &std::path::Path, port: u16) -> (ChildGuard, mpsc::Receiver<St
     (web, received)
 }
 
-/// Everything printed until the service answers, and the sign-in link among it, if any.
+/// Everything printed until the service listens, and the sign-in link among it, if any. The
+/// link goes to standard output, and the log (standard error) says it was printed before it
+/// says where the service listens, so both are read until then.
 async fn printed_until_serving(
     port: u16,
     lines: &mpsc::Receiver<String>,
 ) -> (String, Option<String>) {
+    let prefix = format!("http://localhost:{port}/login?token=");
+    let mut printed: Vec<String> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(line) = lines.recv_timeout(remaining) else {
+            panic!(
+                "the service did not start listening:\n{}",
+                printed.join("\n")
+            );
+        };
+        printed.push(line);
+        let listening = printed.iter().any(|l| l.contains("listening on"));
+        let announced = printed
+            .iter()
+            .any(|l| l.contains("sign-in link for the administrator was printed"));
+        let link_seen = printed.iter().any(|l| l.trim().starts_with(&prefix));
+        if listening && (!announced || link_seen) {
+            break;
+        }
+    }
     wait_for("the web process", Duration::from_secs(30), || async move {
         reqwest::get(format!("http://127.0.0.1:{port}/alive"))
             .await
@@ -56,15 +79,9 @@ async fn printed_until_serving(
             .map(|_| ())
     })
     .await;
-    // The link is printed before the server answers; give the reader threads a moment.
-    std::thread::sleep(Duration::from_millis(300));
-    let printed: Vec<String> = lines.try_iter().collect();
     let link = printed
         .iter()
-        .find_map(|line| {
-            line.trim()
-                .strip_prefix("http://localhost:3000/login?token=")
-        })
+        .find_map(|line| line.trim().strip_prefix(&prefix))
         .map(str::to_string);
     (printed.join("\n"), link)
 }
