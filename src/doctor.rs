@@ -316,64 +316,57 @@ async fn public_url(config: &Config) -> Check {
 /// Which providers accept webhooks, and which have credentials but no webhook secret (their
 /// requests would never arrive).
 fn webhook_secrets(config: &Config) -> Check {
-    let providers = &config.providers;
-    let enabled: Vec<&str> = [
-        ("GitHub", providers.github_webhook_secret.is_some()),
-        ("GitLab", providers.gitlab_webhook_token.is_some()),
-        ("Slack", providers.slack_signing_secret.is_some()),
-        ("Jira", providers.jira_webhook_secret.is_some()),
+    let p = &config.providers;
+    // Each provider: its name, whether its webhook secret is set, whether it has credentials,
+    // and the secret's setting.
+    let providers = [
         (
-            "Jira Data Center",
-            providers.jira_dc_webhook_secret.is_some(),
-        ),
-        ("Linear", providers.linear_webhook_secret.is_some()),
-    ]
-    .into_iter()
-    .filter(|(_, secret)| *secret)
-    .map(|(name, _)| name)
-    .collect();
-    let orphans: Vec<&str> = [
-        (
-            "GITHUB_APP_ID",
-            providers.github_app_id.is_some(),
-            providers.github_webhook_secret.is_some(),
+            "GitHub",
+            p.github_webhook_secret.is_some(),
+            p.github_app_id.is_some(),
             "GITHUB_WEBHOOK_SECRET",
         ),
         (
-            "GITLAB_TOKEN",
-            providers.gitlab_token.is_some(),
-            providers.gitlab_webhook_token.is_some(),
+            "GitLab",
+            p.gitlab_webhook_token.is_some(),
+            p.gitlab_token.is_some(),
             "GITLAB_WEBHOOK_TOKEN",
         ),
         (
-            "SLACK_BOT_TOKEN",
-            providers.slack_bot_token.is_some(),
-            providers.slack_signing_secret.is_some(),
+            "Slack",
+            p.slack_signing_secret.is_some(),
+            p.slack_bot_token.is_some(),
             "SLACK_SIGNING_SECRET",
         ),
         (
-            "JIRA_API_TOKEN",
-            providers.jira_api_token.is_some(),
-            providers.jira_webhook_secret.is_some(),
+            "Jira",
+            p.jira_webhook_secret.is_some(),
+            p.jira_api_token.is_some(),
             "JIRA_WEBHOOK_SECRET",
         ),
         (
-            "JIRA_DC_TOKEN",
-            providers.jira_dc_token.is_some(),
-            providers.jira_dc_webhook_secret.is_some(),
+            "Jira Data Center",
+            p.jira_dc_webhook_secret.is_some(),
+            p.jira_dc_token.is_some(),
             "JIRA_DC_WEBHOOK_SECRET",
         ),
         (
-            "LINEAR_API_KEY",
-            providers.linear_api_key.is_some(),
-            providers.linear_webhook_secret.is_some(),
+            "Linear",
+            p.linear_webhook_secret.is_some(),
+            p.linear_api_key.is_some(),
             "LINEAR_WEBHOOK_SECRET",
         ),
-    ]
-    .into_iter()
-    .filter(|(_, credentials, secret, _)| *credentials && !*secret)
-    .map(|(_, _, _, secret)| secret)
-    .collect();
+    ];
+    let enabled: Vec<&str> = providers
+        .iter()
+        .filter(|(_, secret, _, _)| *secret)
+        .map(|(name, ..)| *name)
+        .collect();
+    let orphans: Vec<&str> = providers
+        .iter()
+        .filter(|(_, secret, credentials, _)| *credentials && !*secret)
+        .map(|(.., setting)| *setting)
+        .collect();
     if !orphans.is_empty() {
         return Check::failed(
             "webhook secrets",

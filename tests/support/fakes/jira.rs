@@ -255,31 +255,37 @@ async fn list_comments(
     if let Some(refused) = refusal(&headers, &key) {
         return refused;
     }
-    let start: usize = query
-        .get("startAt")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let max: usize = query
-        .get("maxResults")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5000);
     let state = state.lock().unwrap();
-    let all: Vec<&JiraComment> = state
-        .jira_comments
-        .iter()
-        .filter(|c| c.issue_key == key)
-        .collect();
-    let comments: Vec<Value> = all
+    comments_page(&state, &state.jira_comments, &key, &query, comment_json)
+}
+
+/// The page of `comments` on issue `key` that `query` asks for (`startAt`, `maxResults`, and
+/// `expand=properties` for the comments' properties), each shown by `shown`.
+pub(super) fn comments_page(
+    state: &Recorded,
+    comments: &[JiraComment],
+    key: &str,
+    query: &HashMap<String, String>,
+    shown: fn(&Recorded, &JiraComment) -> Value,
+) -> Response {
+    let number = |name: &str, default: usize| {
+        query
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (start, max) = (number("startAt", 0), number("maxResults", 5000));
+    let expand = query
+        .get("expand")
+        .is_some_and(|e| e.split(',').any(|x| x == "properties"));
+    let all: Vec<&JiraComment> = comments.iter().filter(|c| c.issue_key == key).collect();
+    let page: Vec<Value> = all
         .iter()
         .skip(start)
         .take(max)
         .map(|c| {
-            let mut comment = comment_json(&state, c);
-            // `expand=properties` adds the comment's properties.
-            if query
-                .get("expand")
-                .is_some_and(|e| e.split(',').any(|x| x == "properties"))
-            {
+            let mut comment = shown(state, c);
+            if expand {
                 comment["properties"] = Value::Array(c.properties.clone());
             }
             comment
@@ -289,7 +295,7 @@ async fn list_comments(
         "startAt": start,
         "maxResults": max,
         "total": all.len(),
-        "comments": comments
+        "comments": page
     }))
     .into_response()
 }

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::jira::{errors, jira_time, no_such_issue};
+use super::jira::{comments_page, errors, jira_time, no_such_issue};
 use super::{JIRA_DC_TOKEN, JIRA_DC_USERNAME, JiraComment, Recorded, Shared, Store, now};
 
 /// The key Data Center gives the service's account (stable across renames).
@@ -129,39 +129,6 @@ async fn list_comments(
     if let Some(refused) = unauthorized(&headers).or_else(|| no_such_issue(&key)) {
         return refused;
     }
-    let number = |name: &str, default: usize| {
-        query
-            .get(name)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let (start, max) = (number("startAt", 0), number("maxResults", 5000));
-    let expand = query
-        .get("expand")
-        .is_some_and(|e| e.split(',').any(|x| x == "properties"));
     let state = state.lock().unwrap();
-    let all: Vec<&JiraComment> = state
-        .jira_dc_comments
-        .iter()
-        .filter(|c| c.issue_key == key)
-        .collect();
-    let comments: Vec<Value> = all
-        .iter()
-        .skip(start)
-        .take(max)
-        .map(|c| {
-            let mut comment = comment_json(&state, c);
-            if expand {
-                comment["properties"] = Value::Array(c.properties.clone());
-            }
-            comment
-        })
-        .collect();
-    Json(json!({
-        "startAt": start,
-        "maxResults": max,
-        "total": all.len(),
-        "comments": comments
-    }))
-    .into_response()
+    comments_page(&state, &state.jira_dc_comments, &key, &query, comment_json)
 }
