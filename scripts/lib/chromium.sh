@@ -2,16 +2,7 @@
 # Debian's packages when missing, for the dashboard's browser tests. Sets CHROMIUM and
 # CHROMEDRIVER.
 
-apt_updated="${apt_updated:-}"
-if ! declare -F apt_install >/dev/null; then
-  apt_install() {
-    if [ -z "$apt_updated" ]; then
-      apt-get update -qq
-      apt_updated=1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-  }
-fi
+. scripts/lib/apt.sh
 
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"

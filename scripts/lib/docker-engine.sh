@@ -3,16 +3,7 @@
 # packages when missing and starts the engine when it does not answer. It needs root for that;
 # it returns non-zero, having said why, when the engine still does not answer.
 
-apt_updated="${apt_updated:-}"
-if ! declare -F apt_install >/dev/null; then
-  apt_install() {
-    if [ -z "$apt_updated" ]; then
-      apt-get update -qq
-      apt_updated=1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-  }
-fi
+. scripts/lib/apt.sh
 
 start_docker_engine() {
   if docker info >/dev/null 2>&1; then

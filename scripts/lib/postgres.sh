@@ -2,14 +2,7 @@
 # cluster with pg_ctlcluster, and makes a role that may create databases. Sets PG_PORT,
 # PG_ROLE and PG_PASSWORD.
 
-apt_updated="${apt_updated:-}"
-apt_install() {
-  if [ -z "$apt_updated" ]; then
-    apt-get update -qq
-    apt_updated=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
+. scripts/lib/apt.sh
 
 PG_ROLE=openhands_test
 PG_PASSWORD=openhands_test
