@@ -12,8 +12,7 @@ use crate::agent::{self, AgentRuntime, RunConversation};
 use crate::config::{Cli, Command, Config, QueueCommand, SandboxCommand, UserCommand};
 use crate::crypto::Keyring;
 use crate::intake::{self, Intake};
-use crate::integrations::Providers;
-use crate::integrations::Webhooks;
+use crate::integrations::state::{ProviderState, Role};
 use crate::live::{self, EventBus};
 use crate::queue::{self, JobContext, WorkerSettings, Workers, probe::Probe};
 use crate::results::{self, DeliverPost};
@@ -24,33 +23,43 @@ use std::sync::Arc;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = cli.config;
-    if matches!(cli.command, Command::Serve | Command::Web | Command::Worker) {
-        config.keys.secret_key = crate::crypto::service_key(&config.keys, &config.database)?;
+    match cli.command {
+        Command::Serve | Command::Web | Command::Worker => {
+            config.keys.secret_key = crate::crypto::service_key(&config.keys, &config.database)?;
+        }
+        // Without the key, the doctor checks what the environment configures and says that
+        // the stored settings were not read.
+        Command::Doctor => {
+            if let Ok(key) = crate::crypto::service_key(&config.keys, &config.database) {
+                config.keys.secret_key = key;
+            }
+        }
+        _ => {}
     }
     match cli.command {
         Command::Serve => {
             let db = open_database(&config).await?;
-            add_stored_provider_settings(&mut config, &db).await?;
-            let listener = bind(&config).await?;
             let shutdown = shutdown_on_signal();
+            let providers = provider_state(&config, &db, Role::Workers, &shutdown).await?;
+            let listener = bind(&config).await?;
             let bus = EventBus::default();
             tokio::spawn(live::listen(db.clone(), bus.clone(), shutdown.clone()));
-            let state = app_state(&config, &db).await?.with_bus(bus.clone());
+            let state = app_state(&config, &db, providers.clone()).with_bus(bus.clone());
             offer_first_sign_in(&db, &config).await?;
             let http = serve_http(listener, state, shutdown.clone());
-            let workers = start_workers(&config, &db, &shutdown, bus)?;
+            let workers = start_workers(&config, &db, &shutdown, bus, providers)?;
             let result = tokio::try_join!(http, workers);
             db.close().await;
             result.map(|_| ())
         }
         Command::Web => {
             let db = open_database(&config).await?;
-            add_stored_provider_settings(&mut config, &db).await?;
-            let listener = bind(&config).await?;
             let shutdown = shutdown_on_signal();
+            let providers = provider_state(&config, &db, Role::Web, &shutdown).await?;
+            let listener = bind(&config).await?;
             let bus = EventBus::default();
             tokio::spawn(live::listen(db.clone(), bus.clone(), shutdown.clone()));
-            let state = app_state(&config, &db).await?.with_bus(bus);
+            let state = app_state(&config, &db, providers).with_bus(bus);
             offer_first_sign_in(&db, &config).await?;
             let result = serve_http(listener, state, shutdown).await;
             db.close().await;
@@ -58,8 +67,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Worker => {
             let db = open_database(&config).await?;
-            add_stored_provider_settings(&mut config, &db).await?;
             let shutdown = shutdown_on_signal();
+            let providers = provider_state(&config, &db, Role::Workers, &shutdown).await?;
             if let (Some(address), Some(key)) =
                 (config.server.metrics_listen, &config.server.admin_api_key)
             {
@@ -72,7 +81,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     shutdown.clone(),
                 ));
             }
-            let result = start_workers(&config, &db, &shutdown, EventBus::default())?.await;
+            let result =
+                start_workers(&config, &db, &shutdown, EventBus::default(), providers)?.await;
             db.close().await;
             result
         }
@@ -148,26 +158,28 @@ async fn offer_first_sign_in(db: &Db, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fills in the provider settings made in the dashboard (sealed in the database) that the
-/// environment leaves unset; one that cannot be opened is left out with a warning.
-async fn add_stored_provider_settings(config: &mut Config, db: &Db) -> anyhow::Result<()> {
-    let stored = db.stored_provider_settings().await?;
-    if stored.is_empty() {
-        return Ok(());
-    }
-    let keyring = Keyring::new(config.keys.secret_key.as_ref());
-    let mut opened = Vec::new();
-    for (name, sealed) in stored {
-        match keyring.open(&sealed) {
-            Ok(value) => opened.push((name, value)),
-            Err(error) => {
-                tracing::warn!(setting = %name, "a stored provider setting cannot be read, so it is left out: {error:#}")
-            }
-        }
-    }
-    config.providers = config.providers.clone().with_stored(&opened)?;
-    Ok(())
+/// The provider settings in force: the environment's with those stored from the dashboard,
+/// followed as they change (also when another process stores them).
+async fn provider_state(
+    config: &Config,
+    db: &Db,
+    role: Role,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Arc<ProviderState>> {
+    // The one keyring of the process: what the dashboard seals, this opens.
+    let keyring = app_keyring(config);
+    let providers =
+        Arc::new(ProviderState::load(config.providers.clone(), keyring, role, db).await?);
+    tokio::spawn(providers.clone().watch(
+        db.clone(),
+        PROVIDER_SETTINGS_CHECK_EVERY,
+        shutdown.clone(),
+    ));
+    Ok(providers)
 }
+
+/// How often a process looks for provider settings stored by another.
+const PROVIDER_SETTINGS_CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// Connects and applies pending migrations.
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
@@ -182,29 +194,38 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-async fn app_state(config: &Config, db: &Db) -> anyhow::Result<AppState> {
-    let keyring = Keyring::new(config.keys.secret_key.as_ref());
+/// The keys of the service; random ones for this process when there is no key, so the
+/// keyring made once is shared by everything that seals and opens.
+fn app_keyring(config: &Config) -> Keyring {
+    Keyring::new(config.keys.secret_key.as_ref())
+}
+
+fn app_state(config: &Config, db: &Db, providers: Arc<ProviderState>) -> AppState {
+    let keyring = providers
+        .keyring()
+        .cloned()
+        .unwrap_or_else(|| app_keyring(config));
     if !keyring.is_persistent() {
         tracing::warn!(
             "the database is in memory and OPENHANDS_SECRET_KEY is not set: browser sessions end when this process stops, and LLM keys and secrets cannot be stored"
         );
     }
-    let providers = Arc::new(Providers::clients_of(&config.providers)?);
-    let accounts = providers.account_mentions(&config.providers).await;
-    Ok(AppState::new(db.clone())
-        .with_providers(providers)
+    AppState::new(db.clone())
+        .with_provider_state(providers.clone())
         .with_admin_key(config.server.admin_api_key.clone())
-        .with_webhooks(Webhooks::from_config(&config.providers).with_account_mentions(accounts))
         .with_keyring(keyring)
         .with_http(config.http.clone())
         .with_public_url(&config.providers.public_url)
         .with_server_llm(config.llm.llm_model.is_some())
-        .with_setup_checks(Arc::new(crate::doctor::ServiceChecks(config.clone())))
+        .with_setup_checks(Arc::new(crate::doctor::ServiceChecks {
+            config: config.clone(),
+            providers,
+        }))
         .with_login(Login::new(
             &config.login,
             &config.providers.public_url,
             &config.providers.github_api_url,
-        )))
+        ))
 }
 
 /// The job workers of this process, and the watch on its sandbox engine.
@@ -213,10 +234,11 @@ fn start_workers(
     db: &Db,
     shutdown: &CancellationToken,
     bus: EventBus,
+    providers: Arc<ProviderState>,
 ) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>> + use<>> {
     let ctx = JobContext {
         db: db.clone(),
-        providers: Arc::new(Providers::from_config(&config.providers)?),
+        providers,
         bus,
     };
     let agent = AgentRuntime::new(

@@ -9,7 +9,12 @@ use futures::future::BoxFuture;
 
 use crate::agent::llm::ChatMessage;
 use crate::config::Config;
+use std::sync::Arc;
+
+use crate::crypto::Keyring;
 use crate::integrations::Providers;
+use crate::integrations::settings::ProviderConfig;
+use crate::integrations::state::{ProviderState, with_stored_settings};
 use crate::sandbox::BackendKind;
 use crate::storage::Db;
 pub use crate::web::setup::{Check, Outcome};
@@ -33,10 +38,23 @@ where
     }
 }
 
-/// Every check, in the order a newcomer fixes them, the database opened (and migrated) anew.
+/// Every check, in the order a newcomer fixes them, the database opened (and migrated) anew;
+/// the provider settings stored from the dashboard are checked with the environment's.
 pub async fn run_checks(config: &Config) -> Vec<Check> {
-    let database = database(config).await;
-    checks_after(config, database).await
+    let (database, providers) = database(config).await;
+    let mut config = config.clone();
+    let mut checks = vec![database];
+    match providers {
+        Some(Ok(providers)) => config.providers = providers,
+        Some(Err(error)) => checks.push(Check::failed(
+            "stored provider settings",
+            format!("{error:#}"),
+            "correct them on the setup page, or set OPENHANDS_SECRET_KEY to the service's key",
+        )),
+        None => {}
+    }
+    checks.extend(checks_after(&config).await);
+    checks
 }
 
 /// The same checks in a running service, the database asked through its own connections.
@@ -50,22 +68,34 @@ pub async fn run_checks_on(config: &Config, db: &Db) -> Vec<Check> {
         },
     )
     .await;
-    checks_after(config, database).await
+    let mut checks = vec![database];
+    checks.extend(checks_after(config).await);
+    checks
 }
 
-/// The checks as the setup page runs them, in the service's own process.
+/// The checks as the setup page runs them, in the service's own process, with the provider
+/// settings in force there.
 #[derive(Debug)]
-pub struct ServiceChecks(pub Config);
+pub struct ServiceChecks {
+    pub config: Config,
+    pub providers: Arc<ProviderState>,
+}
 
 impl crate::web::setup::SetupChecks for ServiceChecks {
     fn run<'a>(&'a self, db: &'a Db) -> BoxFuture<'a, Vec<Check>> {
-        Box::pin(run_checks_on(&self.0, db))
+        Box::pin(async move {
+            let mut config = self.config.clone();
+            if let Some(providers) = self.providers.config() {
+                config.providers = (*providers).clone();
+            }
+            run_checks_on(&config, db).await
+        })
     }
 }
 
 /// The checks that follow the database's.
-async fn checks_after(config: &Config, database: Check) -> Vec<Check> {
-    let mut checks = vec![database];
+async fn checks_after(config: &Config) -> Vec<Check> {
+    let mut checks = Vec::new();
     checks.extend(sandbox(config).await);
     checks.push(model(config).await);
     match Providers::clients_of(&config.providers) {
@@ -81,9 +111,11 @@ async fn checks_after(config: &Config, database: Check) -> Vec<Check> {
     checks
 }
 
-async fn database(config: &Config) -> Check {
+/// The database's check and, when it answered, the provider settings with the stored ones.
+async fn database(config: &Config) -> (Check, Option<anyhow::Result<ProviderConfig>>) {
     let shown = config.database.url_for_display();
-    within(
+    let mut providers = None;
+    let check = within(
         "database",
         "start the database, or correct DATABASE_URL",
         async {
@@ -93,11 +125,14 @@ async fn database(config: &Config) -> Check {
             )
             .await?;
             db.migrate().await?;
+            let keyring = Keyring::new(config.keys.secret_key.as_ref());
+            providers = Some(with_stored_settings(&config.providers, &keyring, &db).await);
             db.close().await;
             Ok(format!("{shown}: reachable, migrations applied"))
         },
     )
-    .await
+    .await;
+    (check, providers)
 }
 
 async fn sandbox(config: &Config) -> Vec<Check> {

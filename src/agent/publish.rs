@@ -102,7 +102,7 @@ impl Run<'_> {
             .clone()
             .ok_or_else(|| anyhow::anyhow!("the sandbox is gone"))?;
         let sandbox_id = self.toolbox.sandbox_id.clone();
-        let providers = &self.ctx.providers;
+        let providers = self.ctx.providers.clients();
         let local = match self.checkout.take() {
             Some(checkout) if checkout.base == recorded.base => checkout,
             // Cloned by an earlier run: clone again on this worker.

@@ -165,7 +165,7 @@ impl Run<'_> {
             "gitlab" => format!("{owner}/openhands-config"),
             _ => format!("{owner}/.openhands"),
         };
-        let providers = &self.ctx.providers;
+        let providers = self.ctx.providers.clients();
         let reachable = match host {
             "gitlab" if providers.gitlab.is_none() => return Found::default(),
             "github" if providers.github.is_none() => return Found::default(),
@@ -197,7 +197,7 @@ impl Run<'_> {
         &self,
         repository: &RepositoryRef,
     ) -> anyhow::Result<(tempfile::TempDir, std::path::PathBuf)> {
-        let remote = self.ctx.providers.remote_of(repository).await?;
+        let remote = self.ctx.providers.clients().remote_of(repository).await?;
         git::shallow_clone(&remote).await
     }
 

@@ -471,9 +471,13 @@ impl Run<'_> {
                         repository: repository.as_ref(),
                         changes: self.changes.as_ref(),
                     };
-                    crate::results::report_rest(&mut tx, &rest, &self.ctx.providers.public_url)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("cannot record the result post: {e}"))?;
+                    crate::results::report_rest(
+                        &mut tx,
+                        &rest,
+                        &self.ctx.providers.clients().public_url,
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot record the result post: {e}"))?;
                 }
             }
             stored.push(event);
@@ -1092,12 +1096,14 @@ impl Run<'_> {
             (Some(repository), _) => self
                 .ctx
                 .providers
+                .clients()
                 .checkout_source(self.place().as_ref(), &repository)
                 .await
                 .map(Some),
             (None, Some(repository)) if conversation.trigger_kind == "web" => self
                 .ctx
                 .providers
+                .clients()
                 .web_checkout_source(
                     self.db(),
                     &conversation.owner_id,

@@ -72,7 +72,7 @@ async fn intake(job: Intake, ctx: &JobContext) -> Result<(), BoxDynError> {
         return skip_request(ctx, &job, &request, Skip::Ignore(reason)).await;
     }
     tracing::debug!(provider = %request.provider, "authorizing");
-    match authorize::authorize(&ctx.providers, &ctx.db, &request).await? {
+    match authorize::authorize(&ctx.providers.clients(), &ctx.db, &request).await? {
         Decision::Denied { reason, link } => refuse(ctx, &job, &request, &reason, link).await,
         Decision::Allowed { owner } => admit(ctx, &job, request, owner).await,
     }
@@ -93,7 +93,13 @@ async fn refuse(
     }
     let reason = match &link {
         Some(offer) => {
-            let url = links::offer(&mut tx, offer, job.delivery, &ctx.providers.public_url).await?;
+            let url = links::offer(
+                &mut tx,
+                offer,
+                job.delivery,
+                &ctx.providers.clients().public_url,
+            )
+            .await?;
             let text = links::invitation(offer, request, &url);
             let key = format!("link:{}", job.intake_id);
             crate::results::tell_sender(&mut tx, request, &text, &key).await?;
@@ -170,8 +176,15 @@ async fn admit(
             authorize::account_user(&mut tx, &request, &workspace).await?
         }
     };
-    let (conversation_id, stored) =
-        record_request(&mut tx, job, &request, &owner, &prepared, &ctx.providers).await?;
+    let (conversation_id, stored) = record_request(
+        &mut tx,
+        job,
+        &request,
+        &owner,
+        &prepared,
+        &ctx.providers.clients(),
+    )
+    .await?;
     tx.finish_intake(
         job.delivery,
         &job.intake_id,
@@ -222,13 +235,14 @@ async fn prepare(
         }
         prepared.plan = Some(
             ctx.providers
+                .clients()
                 .plan_choice(&ctx.db, &user.id, &request.text)
                 .await?,
         );
         return Ok(Ok(prepared));
     }
     if existing.is_none() {
-        prepared.history = ctx.providers.history(request).await?;
+        prepared.history = ctx.providers.clients().history(request).await?;
         prepared.diff = diff_of(ctx, request).await;
     }
     let chooses_repository = matches!(
@@ -237,9 +251,15 @@ async fn prepare(
     );
     if let (true, authorize::Owner::Linked(user)) = (chooses_repository, owner) {
         prepared.plan = match (existing, &state) {
-            (None, _) => Some(ctx.providers.plan_new(&ctx.db, request, &user.id).await?),
+            (None, _) => Some(
+                ctx.providers
+                    .clients()
+                    .plan_new(&ctx.db, request, &user.id)
+                    .await?,
+            ),
             (Some(_), RepositoryState::Waiting) => Some(
                 ctx.providers
+                    .clients()
                     .plan_answer(&ctx.db, request, &user.id)
                     .await?,
             ),
@@ -315,7 +335,7 @@ struct Diff {
 
 /// Reads the diff; a failure is recorded for the agent, and does not refuse the request.
 async fn diff_of(ctx: &JobContext, request: &Request) -> Diff {
-    match ctx.providers.diff(&request.place).await {
+    match ctx.providers.clients().diff(&request.place).await {
         Ok(text) => Diff { text, error: None },
         Err(error) => {
             let error = format!("{error:#}");

@@ -13,6 +13,7 @@ pub mod request;
 pub mod settings;
 pub mod signature;
 pub mod slack;
+pub mod state;
 #[cfg(test)]
 mod test_support;
 

@@ -299,35 +299,308 @@ fn enabled(secrets: &Option<WebhookSecrets>) -> bool {
 /// OPENHANDS_PUBLIC_URL when it is not set: the default address of the HTTP role.
 pub const DEFAULT_PUBLIC_URL: &str = "http://localhost:3000";
 
-/// The provider settings the dashboard stores (a GitHub App made from its manifest), by the
-/// names of the environment variables they stand in for.
-pub const STORED_SETTINGS: [&str; 3] = [
-    "GITHUB_APP_ID",
-    "GITHUB_APP_PRIVATE_KEY",
-    "GITHUB_WEBHOOK_SECRET",
+/// A provider setting that may be stored from the dashboard instead of the environment,
+/// named by the environment variable it stands in for.
+pub struct StorableSetting {
+    pub name: &'static str,
+    /// The provider it belongs to (`github`, `gitlab`, `slack`, `jira`, `jira-dc`, `linear`).
+    pub provider: &'static str,
+    /// What it is, for the setup page's form.
+    pub label: &'static str,
+    /// Secrets are never shown back, only whether they are set.
+    pub secret: bool,
+    /// Its value in `config`, `None` when unset.
+    value: fn(&ProviderConfig) -> Option<String>,
+    /// Sets it in `config` from text; what is wrong with the text otherwise.
+    apply: fn(&mut ProviderConfig, &str) -> Result<(), String>,
+}
+
+impl StorableSetting {
+    /// Its value in `config`, `None` when unset or blank.
+    pub fn value_in(&self, config: &ProviderConfig) -> Option<String> {
+        (self.value)(config).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The value shown back: a secret's is never shown.
+    pub fn shown_in(&self, config: &ProviderConfig) -> Option<String> {
+        if self.secret {
+            None
+        } else {
+            self.value_in(config)
+        }
+    }
+}
+
+fn list_setting(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+fn joined(values: &[String]) -> Option<String> {
+    (!values.is_empty()).then(|| values.join(","))
+}
+
+/// A secret's text, or `None`: only whether it is set matters here.
+fn secret_text<T>(value: &Option<T>) -> Option<String> {
+    value.as_ref().map(|_| "set".to_string())
+}
+
+fn text_setting(value: &str) -> Option<String> {
+    Some(value.trim().to_string())
+}
+
+/// Every provider setting the dashboard can store; others come from the environment only.
+pub const STORABLE_SETTINGS: &[StorableSetting] = &[
+    StorableSetting {
+        name: "GITHUB_APP_ID",
+        provider: "github",
+        label: "App ID",
+        secret: false,
+        value: |c| c.github_app_id.map(|id| id.to_string()),
+        apply: |c, v| {
+            c.github_app_id = Some(
+                v.trim()
+                    .parse()
+                    .map_err(|_| "is not a number (the App ID on the app's settings page)")?,
+            );
+            Ok(())
+        },
+    },
+    StorableSetting {
+        name: "GITHUB_APP_PRIVATE_KEY",
+        provider: "github",
+        label: "Private key (PEM)",
+        secret: true,
+        value: |c| secret_text(&c.github_app_private_key),
+        apply: |c, v| {
+            let Ok(key) = v.trim().parse();
+            c.github_app_private_key = Some(key);
+            Ok(())
+        },
+    },
+    StorableSetting {
+        name: "GITHUB_WEBHOOK_SECRET",
+        provider: "github",
+        label: "Webhook secret",
+        secret: true,
+        value: |c| secret_text(&c.github_webhook_secret),
+        apply: |c, v| {
+            let Ok(secrets) = v.trim().parse();
+            c.github_webhook_secret = Some(secrets);
+            Ok(())
+        },
+    },
+    StorableSetting {
+        name: "GITLAB_TOKEN",
+        provider: "gitlab",
+        label: "Access token (api scope)",
+        secret: true,
+        value: |c| secret_text(&c.gitlab_token),
+        apply: |c, v| {
+            let Ok(token) = v.trim().parse();
+            c.gitlab_token = Some(token);
+            Ok(())
+        },
+    },
+    StorableSetting {
+        name: "GITLAB_WEBHOOK_TOKEN",
+        provider: "gitlab",
+        label: "Webhook secret token",
+        secret: true,
+        value: |c| secret_text(&c.gitlab_webhook_token),
+        apply: |c, v| {
+            let Ok(secrets) = v.trim().parse();
+            c.gitlab_webhook_token = Some(secrets);
+            Ok(())
+        },
+    },
+    StorableSetting {
+        name: "SLACK_TEAM_ID",
+        provider: "slack",
+        label: "Workspace IDs (T…, comma-separated)",
+        secret: false,
+        value: |c| joined(&c.slack_team_id),
+        apply: |c, v| {
+            c.slack_team_id = list_setting(v);
+            Ok(())
+        },
+    },
+    StorableSetting {
+        name: "SLACK_BOT_TOKEN",
+        provider: "slack",
+        label: "Bot token (xoxb-…)",
+        secret: true,
+        value: |c| secret_text(&c.slack_bot_token),
+        apply: |c, v| {
+            let Ok(token) = v.trim().parse();
+            c.slack_bot_token = Some(token);
+            Ok(())
+        },
+    },
+    StorableSetting {
+        name: "SLACK_SIGNING_SECRET",
+        provider: "slack",
+        label: "Signing secret",
+        secret: true,
+        value: |c| secret_text(&c.slack_signing_secret),
+        apply: |c, v| {
+            let Ok(secrets) = v.trim().parse();
+            c.slack_signing_secret = Some(secrets);
+            Ok(())
+        },
+    },
+    StorableSetting {
+        name: "JIRA_BASE_URL",
+        provider: "jira",
+        label: "Site (https://…atlassian.net)",
+        secret: false,
+        value: |c| c.jira_base_url.clone(),
+        apply: |c, v| {
+            c.jira_base_url = text_setting(v);
+            Ok(())
+        },
+    },
+    StorableSetting {
+        name: "JIRA_EMAIL",
+        provider: "jira",
+        label: "Account email",
+        secret: false,
+        value: |c| c.jira_email.clone(),
+        apply: |c, v| {
+            c.jira_email = text_setting(v);
+            Ok(())
+        },
+    },
+    StorableSetting {
+        name: "JIRA_API_TOKEN",
+        provider: "jira",
+        label: "API token",
+        secret: true,
+        value: |c| secret_text(&c.jira_api_token),
+        apply: |c, v| {
+            let Ok(token) = v.trim().parse();
+            c.jira_api_token = Some(token);
+            Ok(())
+        },
+    },
+    StorableSetting {
+        name: "JIRA_WEBHOOK_SECRET",
+        provider: "jira",
+        label: "Webhook secret",
+        secret: true,
+        value: |c| secret_text(&c.jira_webhook_secret),
+        apply: |c, v| {
+            let Ok(secrets) = v.trim().parse();
+            c.jira_webhook_secret = Some(secrets);
+            Ok(())
+        },
+    },
+    StorableSetting {
+        name: "JIRA_DC_BASE_URL",
+        provider: "jira-dc",
+        label: "Site (https://jira.example.com)",
+        secret: false,
+        value: |c| c.jira_dc_base_url.clone(),
+        apply: |c, v| {
+            c.jira_dc_base_url = text_setting(v);
+            Ok(())
+        },
+    },
+    StorableSetting {
+        name: "JIRA_DC_USERNAME",
+        provider: "jira-dc",
+        label: "Account username (optional)",
+        secret: false,
+        value: |c| c.jira_dc_username.clone(),
+        apply: |c, v| {
+            c.jira_dc_username = text_setting(v);
+            Ok(())
+        },
+    },
+    StorableSetting {
+        name: "JIRA_DC_TOKEN",
+        provider: "jira-dc",
+        label: "Personal access token",
+        secret: true,
+        value: |c| secret_text(&c.jira_dc_token),
+        apply: |c, v| {
+            let Ok(token) = v.trim().parse();
+            c.jira_dc_token = Some(token);
+            Ok(())
+        },
+    },
+    StorableSetting {
+        name: "JIRA_DC_WEBHOOK_SECRET",
+        provider: "jira-dc",
+        label: "Webhook secret",
+        secret: true,
+        value: |c| secret_text(&c.jira_dc_webhook_secret),
+        apply: |c, v| {
+            let Ok(secrets) = v.trim().parse();
+            c.jira_dc_webhook_secret = Some(secrets);
+            Ok(())
+        },
+    },
+    StorableSetting {
+        name: "LINEAR_ORGANIZATION_ID",
+        provider: "linear",
+        label: "Organization IDs (comma-separated)",
+        secret: false,
+        value: |c| joined(&c.linear_organization_id),
+        apply: |c, v| {
+            c.linear_organization_id = list_setting(v);
+            Ok(())
+        },
+    },
+    StorableSetting {
+        name: "LINEAR_API_KEY",
+        provider: "linear",
+        label: "API key",
+        secret: true,
+        value: |c| secret_text(&c.linear_api_key),
+        apply: |c, v| {
+            let Ok(key) = v.trim().parse();
+            c.linear_api_key = Some(key);
+            Ok(())
+        },
+    },
+    StorableSetting {
+        name: "LINEAR_WEBHOOK_SECRET",
+        provider: "linear",
+        label: "Webhook signing secret",
+        secret: true,
+        value: |c| secret_text(&c.linear_webhook_secret),
+        apply: |c, v| {
+            let Ok(secrets) = v.trim().parse();
+            c.linear_webhook_secret = Some(secrets);
+            Ok(())
+        },
+    },
 ];
+
+/// The storable setting named `name`.
+pub fn storable_setting(name: &str) -> Option<&'static StorableSetting> {
+    STORABLE_SETTINGS.iter().find(|s| s.name == name)
+}
 
 impl ProviderConfig {
     /// These settings with the stored ones (`(name, plain value)`) filled in where the
-    /// environment and flags left them unset: what is configured there wins.
+    /// environment and flags left them unset: what is configured there wins. Unknown names
+    /// are left out (a newer version may have stored them).
     pub fn with_stored(mut self, stored: &[(String, String)]) -> Result<Self, ConfigError> {
+        let environment = self.clone();
         for (name, value) in stored {
-            let bad = |what: &str| ConfigError::new(format!("the stored {name} {what}"));
-            match name.as_str() {
-                "GITHUB_APP_ID" if self.github_app_id.is_none() => {
-                    self.github_app_id =
-                        Some(value.trim().parse().map_err(|_| bad("is not a number"))?);
-                }
-                "GITHUB_APP_PRIVATE_KEY" if self.github_app_private_key.is_none() => {
-                    let Ok(key) = value.parse();
-                    self.github_app_private_key = Some(key);
-                }
-                "GITHUB_WEBHOOK_SECRET" if self.github_webhook_secret.is_none() => {
-                    let Ok(secrets) = value.parse();
-                    self.github_webhook_secret = Some(secrets);
-                }
-                _ => {}
+            let Some(setting) = storable_setting(name) else {
+                continue;
+            };
+            if setting.value_in(&environment).is_some() || value.trim().is_empty() {
+                continue;
             }
+            (setting.apply)(&mut self, value)
+                .map_err(|e| ConfigError::new(format!("the stored {name} {e}")))?;
         }
         self.validate()?;
         Ok(self)

@@ -13,7 +13,7 @@ use tower::util::rng::HasherRng;
 
 use super::Job;
 use super::probe::{self, Probe};
-use crate::integrations::Providers;
+use crate::integrations::state::ProviderState;
 use crate::live::EventBus;
 use crate::storage::Db;
 use std::sync::Arc;
@@ -26,8 +26,9 @@ use tokio_util::task::TaskTracker;
 #[derive(Clone, Debug)]
 pub struct JobContext {
     pub db: Db,
-    /// Every provider client.
-    pub providers: Arc<Providers>,
+    /// Every provider client: those in force when asked, which change when the dashboard
+    /// stores new settings.
+    pub providers: Arc<ProviderState>,
     /// Where committed events are published to live subscribers.
     pub bus: EventBus,
 }

@@ -7,6 +7,7 @@ use super::{
     PostError, StatusEdit, document, is_gone, marker, record_replaced_status, status_edit,
     status_text, text, transient,
 };
+use crate::integrations::Providers;
 use crate::integrations::github::{GithubApp, NewPull, ReactionSubject};
 use crate::integrations::request::Request;
 use crate::queue::JobContext;
@@ -30,8 +31,8 @@ pub(super) fn subject_of(request: &Request, number: u64) -> ReactionSubject {
     ReactionSubject::Issue(number)
 }
 
-fn app(ctx: &JobContext) -> Result<&GithubApp, PostError> {
-    ctx.providers.github.as_ref().ok_or_else(|| {
+fn app(providers: &Providers) -> Result<&GithubApp, PostError> {
+    providers.github.as_ref().ok_or_else(|| {
         PostError::Permanent(
             "GitHub is not configured (GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY)".into(),
         )
@@ -43,7 +44,8 @@ pub(super) async fn deliver(
     post: &OutboxPost,
     target: GithubTarget,
 ) -> Result<Value, PostError> {
-    let github = app(ctx)?;
+    let providers = ctx.providers.clients();
+    let github = app(&providers)?;
     let body = document(&post.body)?;
     match target {
         GithubTarget::Reaction(reaction) => {
@@ -117,7 +119,7 @@ pub(super) async fn deliver(
                             head,
                             base: &pull.base,
                             body: text(&body, "body")?,
-                            draft: ctx.providers.draft_change_requests,
+                            draft: providers.draft_change_requests,
                         },
                     )
                     .await

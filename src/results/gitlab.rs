@@ -8,6 +8,7 @@ use super::{
     PostError, StatusEdit, document, is_gone, marker, record_replaced_status, status_edit,
     status_text, text, transient,
 };
+use crate::integrations::Providers;
 use crate::integrations::gitlab::GitlabApi;
 use crate::integrations::request::{Place, Request};
 use crate::queue::JobContext;
@@ -38,8 +39,8 @@ pub(super) fn subject_of(request: &Request, noteable: &str) -> String {
     }
 }
 
-fn api(ctx: &JobContext) -> Result<&GitlabApi, PostError> {
-    ctx.providers
+fn api(providers: &Providers) -> Result<&GitlabApi, PostError> {
+    providers
         .gitlab
         .as_ref()
         .ok_or_else(|| PostError::Permanent("GitLab is not configured (GITLAB_TOKEN)".into()))
@@ -50,7 +51,8 @@ pub(super) async fn deliver(
     post: &OutboxPost,
     target: GitlabTarget,
 ) -> Result<Value, PostError> {
-    let gitlab = api(ctx)?;
+    let providers = ctx.providers.clients();
+    let gitlab = api(&providers)?;
     let body = document(&post.body)?;
     match target {
         GitlabTarget::Award(award) => {
@@ -115,7 +117,7 @@ pub(super) async fn deliver(
                 Some(request) => request,
                 None => {
                     let title = text(&body, "title")?;
-                    let title = if ctx.providers.draft_change_requests {
+                    let title = if providers.draft_change_requests {
                         format!("Draft: {title}")
                     } else {
                         title.to_string()

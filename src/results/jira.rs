@@ -5,15 +5,16 @@ use serde_json::{Value, json};
 
 use super::target::JiraTarget;
 use super::{PostError, document, transient};
+use crate::integrations::Providers;
 use crate::integrations::jira::JiraApi;
 use crate::queue::JobContext;
 use crate::storage::OutboxPost;
 
 /// The client of the target's site.
-fn api<'a>(ctx: &'a JobContext, target: &JiraTarget) -> Result<&'a JiraApi, PostError> {
+fn api<'a>(providers: &'a Providers, target: &JiraTarget) -> Result<&'a JiraApi, PostError> {
     let found = match &target.site {
-        Some(site) => ctx.providers.jira_at(site),
-        None => ctx.providers.jira.as_ref(),
+        Some(site) => providers.jira_at(site),
+        None => providers.jira.as_ref(),
     };
     found.ok_or_else(|| {
         PostError::Permanent(format!(
@@ -28,7 +29,8 @@ pub(super) async fn deliver(
     post: &OutboxPost,
     target: JiraTarget,
 ) -> Result<Value, PostError> {
-    let jira = api(ctx, &target)?;
+    let providers = ctx.providers.clients();
+    let jira = api(&providers, &target)?;
     let body = document(&post.body)?;
     super::wait_for_acknowledgement(ctx, &target.links).await?;
     let change_request = target.links.change_request.as_deref();

@@ -5,12 +5,13 @@ use serde_json::{Value, json};
 
 use super::target::LinearTarget;
 use super::{PostError, document, transient};
+use crate::integrations::Providers;
 use crate::integrations::linear::{LinearApi, comment_id};
 use crate::queue::JobContext;
 use crate::storage::OutboxPost;
 
-fn api(ctx: &JobContext) -> Result<&LinearApi, PostError> {
-    ctx.providers.linear.as_ref().ok_or_else(|| {
+fn api(providers: &Providers) -> Result<&LinearApi, PostError> {
+    providers.linear.as_ref().ok_or_else(|| {
         PostError::Permanent("Linear is not configured for comments (LINEAR_API_KEY)".into())
     })
 }
@@ -20,7 +21,8 @@ pub(super) async fn deliver(
     post: &OutboxPost,
     target: LinearTarget,
 ) -> Result<Value, PostError> {
-    let linear = api(ctx)?;
+    let providers = ctx.providers.clients();
+    let linear = api(&providers)?;
     let body = document(&post.body)?;
     super::wait_for_acknowledgement(ctx, &target.links).await?;
     let change_request = target.links.change_request.as_deref();

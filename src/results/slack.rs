@@ -8,12 +8,13 @@ use serde_json::{Value, json};
 
 use super::target::SlackTarget;
 use super::{PostError, document, text, transient};
+use crate::integrations::Providers;
 use crate::integrations::slack::SlackApi;
 use crate::queue::JobContext;
 use crate::storage::OutboxPost;
 
-fn api(ctx: &JobContext) -> Result<&SlackApi, PostError> {
-    ctx.providers
+fn api(providers: &Providers) -> Result<&SlackApi, PostError> {
+    providers
         .slack
         .as_ref()
         .ok_or_else(|| PostError::Permanent("Slack is not configured (SLACK_BOT_TOKEN)".into()))
@@ -24,7 +25,8 @@ pub(super) async fn deliver(
     post: &OutboxPost,
     target: SlackTarget,
 ) -> Result<Value, PostError> {
-    let slack = api(ctx)?;
+    let providers = ctx.providers.clients();
+    let slack = api(&providers)?;
     let body = document(&post.body)?;
     match target {
         SlackTarget::Reaction(reaction) => {

@@ -15,21 +15,34 @@ impl Db {
         )
     }
 
-    /// Stores these (name, sealed value) settings together, replacing any of the same name.
-    pub async fn store_provider_settings(&self, settings: &[(&str, String)]) -> Result<()> {
+    /// Stores these (name, sealed value) settings together, replacing any of the same name;
+    /// a `None` value removes the setting.
+    pub async fn change_provider_settings(
+        &self,
+        settings: &[(&str, Option<String>)],
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         let now = now_millis();
         for (name, sealed) in settings {
-            on_backend!(&mut tx, tx => sqlx::query(
-                "INSERT INTO provider_settings (name, sealed_value, updated_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO UPDATE SET sealed_value = excluded.sealed_value, updated_at = excluded.updated_at",
-            )
-            .bind(*name)
-            .bind(sealed)
-            .bind(now)
-            .execute(&mut **tx)
-            .await
-            .map(|_| ()))?;
+            match sealed {
+                Some(sealed) => on_backend!(&mut tx, tx => sqlx::query(
+                    "INSERT INTO provider_settings (name, sealed_value, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET sealed_value = excluded.sealed_value, updated_at = excluded.updated_at",
+                )
+                .bind(*name)
+                .bind(sealed)
+                .bind(now)
+                .execute(&mut **tx)
+                .await
+                .map(|_| ()))?,
+                None => on_backend!(&mut tx, tx => sqlx::query(
+                    "DELETE FROM provider_settings WHERE name = $1",
+                )
+                .bind(*name)
+                .execute(&mut **tx)
+                .await
+                .map(|_| ()))?,
+            }
         }
         tx.commit().await
     }

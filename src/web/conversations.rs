@@ -551,9 +551,10 @@ pub(super) async fn view(
 /// (`api.github.com` serves `github.com`; GitHub Enterprise and GitLab serve both on one host).
 fn repository_url(state: &AppState, conversation: &Conversation) -> Option<String> {
     let repository = conversation.repository.as_deref()?;
+    let providers = state.providers.clients();
     let host = match conversation.git_provider.as_deref() {
-        Some("gitlab") => state.providers.gitlab_host.as_str(),
-        _ => state.providers.github_host.as_str(),
+        Some("gitlab") => providers.gitlab_host.as_str(),
+        _ => providers.github_host.as_str(),
     };
     let host = match host {
         "" => return None,
@@ -708,7 +709,7 @@ async fn reachable_repository(
     repository: &str,
     host: Option<GitHost>,
 ) -> Result<&'static str, ApiError> {
-    let providers = &state.providers;
+    let providers = state.providers.clients();
     if providers.github.is_none() && providers.gitlab.is_none() {
         return Err(ApiError::BadRequest(
             "no repository host is configured on this server: the GitHub App (GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY) or GitLab (GITLAB_TOKEN) is needed to work on a repository; start without one, or ask an administrator".into(),

@@ -194,7 +194,7 @@ pub(super) async fn integrations(
     _admin: Admin,
     _query: Query<NoQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let enabled = state.webhooks.enabled_providers();
+    let enabled = state.providers.webhooks().enabled_providers();
     let mut providers = Vec::new();
     for provider in Provider::ALL {
         let name = provider.as_str();
@@ -210,6 +210,7 @@ pub(super) async fn integrations(
             "webhook_url": format!("{}/api/integration/{name}/events", state.public_url),
             "secret_setting": secret_setting(provider),
             "events": events_to_send(provider),
+            "settings": super::provider_settings::settings_of(&state, provider).await?,
             "last_delivery": last.map(|d| json!({
                 "id": d.id,
                 "event": d.event,

@@ -252,16 +252,23 @@ pub(super) async fn finish(
         .webhook_secret
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::Upstream("GitHub made the app without a webhook secret".into()))?;
-    let seal = |value: &str| state.keyring.seal(value).map_err(ApiError::Internal);
+    let seal = |value: &str| {
+        state
+            .providers
+            .seal(value)
+            .map(Some)
+            .map_err(ApiError::Internal)
+    };
     state
         .db
-        .store_provider_settings(&[
+        .change_provider_settings(&[
             ("GITHUB_APP_ID", seal(&app.id.to_string())?),
             ("GITHUB_APP_PRIVATE_KEY", seal(&app.pem)?),
             ("GITHUB_WEBHOOK_SECRET", seal(&webhook_secret)?),
         ])
         .await?;
-    tracing::info!(app_id = app.id, slug = %app.slug, "a GitHub App was made from its manifest; it is used from the next start");
+    tracing::info!(app_id = app.id, slug = %app.slug, "a GitHub App was made from its manifest");
+    super::provider_settings::apply_now(&state).await;
     let clear = state.login.cookie(
         STATE_COOKIE,
         String::new(),

@@ -232,7 +232,7 @@ pub(super) async fn server_info(State(state): State<AppState>) -> Json<serde_jso
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": uptime,
         "database": database,
-        "providers": state.webhooks.enabled_providers().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        "providers": state.providers.webhooks().enabled_providers().iter().map(|p| p.as_str()).collect::<Vec<_>>(),
         "llm_configured": state.server_llm,
         "sandbox_engine": sandbox_engine(&state.db).await,
     }))

@@ -17,6 +17,7 @@ use crate::crypto::Keyring;
 use crate::intake::accept::DeliveryWriter;
 use crate::integrations::Webhooks;
 use crate::integrations::providers::Providers;
+use crate::integrations::state::ProviderState;
 use crate::live::EventBus;
 use crate::setting::Secret;
 use crate::storage::{DatabaseKind, Db};
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 mod params;
+mod provider_settings;
 mod repositories;
 pub mod server;
 pub mod session;
@@ -53,8 +55,6 @@ pub struct AppState {
     pub db: Db,
     /// The admin API's bearer token; `None` disables the admin API.
     pub admin_api_key: Option<Secret>,
-    /// The enabled providers' secrets and how requests are recognised.
-    pub webhooks: Arc<Webhooks>,
     /// Stores accepted deliveries with their intake jobs.
     pub deliveries: DeliveryWriter,
     /// Live events, for WebSocket subscribers.
@@ -72,8 +72,10 @@ pub struct AppState {
     /// Whether the server has a default model (LLM_MODEL): without it, only users who chose
     /// their own can run the agent, and the dashboard says so.
     pub server_llm: bool,
-    /// The provider clients: a user's repositories, and whether a named one is reachable.
-    pub providers: Arc<Providers>,
+    /// The enabled providers' webhook secrets and how requests are recognised, and the
+    /// provider clients (a user's repositories, whether a named one is reachable): those in
+    /// force now, which change when the dashboard stores new settings.
+    pub providers: Arc<ProviderState>,
     /// The set-up page's checks (`openhands doctor`'s); `None` where the state was built
     /// without them (the page then says so).
     pub setup: Option<Arc<dyn setup::SetupChecks>>,
@@ -88,7 +90,6 @@ impl AppState {
             deliveries: DeliveryWriter::start(db.clone()),
             db,
             admin_api_key: None,
-            webhooks: Arc::default(),
             bus: EventBus::default(),
             sessions: SessionSigner::new(keyring.session_key()),
             keyring,
@@ -102,8 +103,16 @@ impl AppState {
         }
     }
 
-    pub fn with_providers(mut self, providers: Arc<Providers>) -> Self {
+    /// Provider settings that follow what the dashboard stores.
+    pub fn with_provider_state(mut self, providers: Arc<ProviderState>) -> Self {
         self.providers = providers;
+        self
+    }
+
+    /// These provider clients, with the webhooks in force now, never reloaded.
+    pub fn with_providers(mut self, clients: Providers) -> Self {
+        let webhooks = Arc::unwrap_or_clone(self.providers.webhooks());
+        self.providers = Arc::new(ProviderState::fixed(webhooks, clients));
         self
     }
 
@@ -151,8 +160,10 @@ impl AppState {
         self
     }
 
+    /// These webhooks, with the provider clients in force now, never reloaded.
     pub fn with_webhooks(mut self, webhooks: Webhooks) -> Self {
-        self.webhooks = Arc::new(webhooks);
+        let clients = self.providers.clients();
+        self.providers = Arc::new(ProviderState::fixed(webhooks, clients));
         self
     }
 }
@@ -177,6 +188,7 @@ pub fn router(state: AppState) -> Router {
         .merge(settings::routes())
         .merge(setup::routes())
         .merge(github_app::routes())
+        .merge(provider_settings::routes())
         .merge(webhooks::routes())
         // On every route, after routing (it reads the matched template), before any extractor.
         .route_layer(axum::middleware::from_fn(params::path_params_are_utf8))

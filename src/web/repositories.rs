@@ -67,7 +67,7 @@ pub(super) async fn list_repositories(
             "`q` is longer than {MAX_QUERY_CHARS} characters"
         )));
     }
-    let providers = &state.providers;
+    let providers = state.providers.clients();
     let accounts = providers
         .accounts_of(&state.db, &caller.0.id)
         .await

@@ -71,7 +71,9 @@ pub(super) async fn receive(
             format!("there is no `{provider}` integration"),
         );
     };
-    let Some(secrets) = state.webhooks.secrets(provider) else {
+    // The settings in force when the delivery arrived serve it whole.
+    let webhooks = state.providers.webhooks();
+    let Some(secrets) = webhooks.secrets(provider) else {
         return error(
             StatusCode::NOT_FOUND,
             format!("the {provider} integration is not enabled"),
@@ -85,8 +87,7 @@ pub(super) async fn receive(
         tracing::info!(%provider, reason = %e, "webhook rejected");
         return error(StatusCode::UNAUTHORIZED, e.to_string());
     }
-    let (delivery_id, event, parsed) = match parse(provider, &headers, &body, &state.webhooks.parse)
-    {
+    let (delivery_id, event, parsed) = match parse(provider, &headers, &body, &webhooks.parse) {
         Ok(Inbound::Answer(value)) => return answer(StatusCode::OK, value),
         Ok(Inbound::Delivery { id, event, parsed }) => (id, event, parsed),
         Err(e) => {
@@ -139,7 +140,8 @@ pub(super) async fn slack_interactivity(
     body: Body,
 ) -> Response {
     let provider = Provider::Slack;
-    let Some(secrets) = state.webhooks.secrets(provider) else {
+    let webhooks = state.providers.webhooks();
+    let Some(secrets) = webhooks.secrets(provider) else {
         return error(
             StatusCode::NOT_FOUND,
             "the slack integration is not enabled",

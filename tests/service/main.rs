@@ -17,6 +17,7 @@ mod llm_client;
 mod login;
 mod openapi;
 mod provider_fakes;
+mod provider_settings;
 mod queue;
 mod reach;
 mod results;

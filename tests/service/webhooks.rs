@@ -864,6 +864,7 @@ async fn repository_remotes(t: &TestDb) {
     fakes.set_github_clone_url("octo-org/hello-world", enterprise);
     let remote = service
         .providers
+        .clients()
         .remote_of(&place.repository_ref().unwrap())
         .await
         .unwrap();
@@ -883,6 +884,7 @@ async fn repository_remotes(t: &TestDb) {
     fakes.set_github_clone_url("octo-org/hello-world", &server.url("hello-world"));
     let remote = service
         .providers
+        .clients()
         .remote_of(&place.repository_ref().unwrap())
         .await
         .unwrap();
@@ -916,6 +918,7 @@ async fn repository_remotes(t: &TestDb) {
     };
     let remote = service
         .providers
+        .clients()
         .remote_of(&other.repository_ref().unwrap())
         .await
         .unwrap();
@@ -936,6 +939,7 @@ async fn repository_remotes(t: &TestDb) {
         "{:#}",
         service
             .providers
+            .clients()
             .remote_of(&hidden.repository_ref().unwrap())
             .await
             .unwrap_err()
@@ -952,6 +956,7 @@ async fn repository_remotes(t: &TestDb) {
     };
     let error = service
         .providers
+        .clients()
         .remote_of(&invalid.repository_ref().unwrap())
         .await
         .unwrap_err();
@@ -971,6 +976,7 @@ async fn repository_remotes(t: &TestDb) {
     let place: Place = serde_json::from_value(context["place"].clone()).unwrap();
     let remote = service
         .providers
+        .clients()
         .remote_of(&place.repository_ref().unwrap())
         .await
         .unwrap();
@@ -980,6 +986,7 @@ async fn repository_remotes(t: &TestDb) {
     fakes.set_gitlab_repo_url(42, "https://gitlab.example.com/acme/widgets.git");
     let remote = service
         .providers
+        .clients()
         .remote_of(&place.repository_ref().unwrap())
         .await
         .unwrap();

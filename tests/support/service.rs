@@ -16,6 +16,7 @@ use openhands::agent::llm::LlmClient;
 use openhands::agent::settings::AgentSettings;
 use openhands::config::Cli;
 use openhands::crypto::Keyring;
+use openhands::integrations::state::{ProviderState, Role};
 use openhands::integrations::{Providers, Webhooks};
 use openhands::live::{self, EventBus};
 use openhands::queue::{JobContext, WorkerSettings};
@@ -76,8 +77,8 @@ pub struct ServiceBuilder {
 /// The started roles; dropping it stops them.
 pub struct Service {
     pub db: Db,
-    /// The workers' provider clients.
-    pub providers: Arc<Providers>,
+    /// The provider settings and clients in force, shared by the web role and the workers.
+    pub providers: Arc<ProviderState>,
     /// Shared by the web role and the workers, as in `openhands serve`.
     pub bus: EventBus,
     state: Option<AppState>,
@@ -360,21 +361,26 @@ impl ServiceBuilder {
             cli.config.validate().unwrap();
             cli.config
         });
-        let providers = Arc::new(match (self.providers, &config) {
-            (Some(providers), _) => providers,
-            // As the real roles: workers need what answers use, the web tier does not.
-            (None, Some(config)) if self.workers.is_some() => {
-                Providers::from_config(&config.providers).unwrap()
-            }
-            (None, Some(config)) => Providers::clients_of(&config.providers).unwrap(),
-            (None, None) => Providers::default(),
-        });
-        // As the service starts: the accounts' mention forms are asked of Jira and Linear.
-        let webhooks = match &config {
-            Some(c) => Webhooks::from_config(&c.providers)
-                .with_account_mentions(providers.account_mentions(&c.providers).await),
-            None => Webhooks::default(),
+        // As the real roles: workers need what answers use, the web tier does not.
+        let role = match self.workers {
+            Some(_) => Role::Workers,
+            None => Role::Web,
         };
+        let providers = Arc::new(match (self.providers, &config) {
+            // As the service starts: the accounts' mention forms are asked of Jira and Linear.
+            (Some(clients), Some(c)) => {
+                let accounts = clients.account_mentions(&c.providers).await;
+                let webhooks = Webhooks::from_config(&c.providers).with_account_mentions(accounts);
+                ProviderState::fixed(webhooks, clients)
+            }
+            (Some(clients), None) => ProviderState::fixed(Webhooks::default(), clients),
+            (None, Some(c)) => {
+                ProviderState::load(c.providers.clone(), Keyring::new(None), role, &self.db)
+                    .await
+                    .unwrap()
+            }
+            (None, None) => ProviderState::default(),
+        });
         let stop = CancellationToken::new();
         let bus = EventBus::default();
 
@@ -383,9 +389,8 @@ impl ServiceBuilder {
         }
         let state = self.web.then(|| {
             let mut state = AppState::new(self.db.clone())
-                .with_providers(providers.clone())
-                .with_bus(bus.clone())
-                .with_webhooks(webhooks);
+                .with_provider_state(providers.clone())
+                .with_bus(bus.clone());
             if let Some(key) = &self.admin_key {
                 state = state.with_admin_key(Some(key.parse().unwrap()));
             }
