@@ -283,16 +283,24 @@ impl Db {
 
     /// Applies the migrations of `migrator` (which must record its history in a table of its own).
     ///
-    /// They run on a connection of their own that is closed afterwards: on PostgreSQL the
+    /// On PostgreSQL they run on a connection of their own that is closed afterwards: the
     /// migrator holds a session lock, which a failed run would otherwise leave behind in the pool.
+    /// SQLite has no such lock, and closing the pool's one connection would drop an in-memory
+    /// database with its new tables.
     pub async fn migrate_with(&self, migrator: &Migrator) -> Result<()> {
-        on_backend!(self, pool => {
-            let mut connection = pool.acquire().await?.detach();
-            let result = migrator.run(&mut connection).await;
-            // Closing ends the session and with it any lock the migrator still holds.
-            let _ = sqlx::Connection::close(connection).await;
-            result?;
-        });
+        match self {
+            Db::Postgres(pool) => {
+                let mut connection = pool.acquire().await?.detach();
+                let result = migrator.run(&mut connection).await;
+                // Closing ends the session and with it any lock the migrator still holds.
+                let _ = sqlx::Connection::close(connection).await;
+                result?;
+            }
+            Db::Sqlite(pool) => {
+                let mut connection = pool.acquire().await?;
+                migrator.run(&mut *connection).await?;
+            }
+        }
         Ok(())
     }
 

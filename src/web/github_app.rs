@@ -2,8 +2,8 @@
 //! whose button posts the app's manifest (its webhook URL, permissions and events, from
 //! OPENHANDS_PUBLIC_URL) to GitHub; GitHub creates the app and sends the browser back to
 //! `GET /setup/github/callback` with a code, which is exchanged for the app's id, private key and
-//! webhook secret (`POST /app-manifests/{code}/conversions`). Those are stored sealed and used
-//! from the next start on; settings in the environment still win.
+//! webhook secret (`POST /app-manifests/{code}/conversions`). Those are stored sealed and in
+//! force at once; settings in the environment still win.
 
 use std::time::Duration;
 

@@ -27,7 +27,7 @@ pub fn routes() -> Router<AppState> {
 /// Where a setting's value comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub(super) enum Source {
+pub(super) enum SettingSource {
     /// The environment or a flag: it wins, and is changed there.
     Environment,
     /// Stored from the dashboard.
@@ -37,13 +37,13 @@ pub(super) enum Source {
 
 /// One of a provider's settings as the setup page shows it.
 #[derive(Debug, Serialize, ToSchema)]
-pub(super) struct SettingView {
+pub(super) struct ProviderSettingView {
     /// The environment variable it is, or stands in for.
     name: &'static str,
     label: &'static str,
     /// Secrets are never shown, only whether they are set.
     secret: bool,
-    source: Source,
+    source: SettingSource,
     /// The value, for settings that are not secret.
     value: Option<String>,
 }
@@ -52,7 +52,7 @@ pub(super) struct SettingView {
 pub(super) async fn settings_of(
     state: &AppState,
     provider: Provider,
-) -> Result<Vec<SettingView>, ApiError> {
+) -> Result<Vec<ProviderSettingView>, ApiError> {
     let stored: Vec<String> = state
         .db
         .stored_provider_settings()
@@ -67,13 +67,13 @@ pub(super) async fn settings_of(
         .filter(|s| s.provider == provider.as_str())
         .map(|setting| {
             let source = if environment.is_some_and(|e| setting.value_in(e).is_some()) {
-                Source::Environment
+                SettingSource::Environment
             } else if stored.iter().any(|name| name == setting.name) {
-                Source::Stored
+                SettingSource::Stored
             } else {
-                Source::Unset
+                SettingSource::Unset
             };
-            SettingView {
+            ProviderSettingView {
                 name: setting.name,
                 label: setting.label,
                 secret: setting.secret,
@@ -87,10 +87,10 @@ pub(super) async fn settings_of(
 /// The body of `PUT /api/integrations/{provider}/settings`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct SettingsBody {
+pub(super) struct ProviderSettingsBody {
     /// Setting name → its new value; `null` or an empty text removes the stored value. Names
     /// left out keep theirs.
-    #[schema(value_type = Object)]
+    #[schema(required = true)]
     settings: BTreeMap<String, Option<String>>,
 }
 
@@ -100,7 +100,7 @@ pub(super) struct ProviderSettingsView {
     provider: &'static str,
     /// Whether its webhooks are accepted now.
     configured: bool,
-    settings: Vec<SettingView>,
+    settings: Vec<ProviderSettingView>,
 }
 
 /// Stores a provider's settings (sealed) and puts them in force in every process; refused
@@ -112,7 +112,7 @@ pub(super) struct ProviderSettingsView {
     summary = "Store a provider's settings from the dashboard; they are in force at once",
     extensions(("x-access" = json!("admin"))),
     params(NoQuery, ("provider" = String, Path, description = "github, gitlab, slack, jira, jira-dc or linear")),
-    request_body = SettingsBody,
+    request_body = ProviderSettingsBody,
     responses((status = 200, description = "Stored and in force", body = ProviderSettingsView)),
 )]
 pub(super) async fn change(
@@ -120,7 +120,7 @@ pub(super) async fn change(
     _admin: Admin,
     _query: Query<NoQuery>,
     Path(provider): Path<String>,
-    Body(body): Body<SettingsBody>,
+    Body(body): Body<ProviderSettingsBody>,
 ) -> Result<Json<ProviderSettingsView>, ApiError> {
     let Some(provider) = Provider::parse(&provider) else {
         return Err(ApiError::NotFound("provider"));

@@ -28,6 +28,8 @@ async fn serve_fresh(dir: &std::path::Path, port: u16, owner: &str) -> (ChildGua
         .env("SANDBOX_OWNER", owner)
         .env("SANDBOX_WARM_POOL", "0")
         .env("RATE_LIMIT_PER_IP", "0")
+        // GitLab is connected from the set-up page; its API is never reached here.
+        .env("GITLAB_API_URL", "http://127.0.0.1:9/api/v4")
         .current_dir(dir)
         .arg("serve")
         .stdin(Stdio::null())
@@ -113,6 +115,58 @@ async fn a_newcomer_signs_in_with_the_printed_link_sets_a_model_and_runs_a_conve
     browser.click("#save-model").await;
     browser.wait_for_text("#model-test", "Saved").await;
     assert!(!browser.text("main").await.contains("sk-newcomer-key"));
+
+    // GitLab connected from the set-up page: in force at once, without a restart.
+    let gitlab = "#setup-connections article[data-provider=gitlab]";
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let note = |token: &str, uuid: &str| {
+        support::signing::gitlab(
+            token,
+            "Note Hook",
+            uuid,
+            support::fixture("gitlab/note.issue.json"),
+        )
+        .post(&http, &base)
+    };
+    let before = note("newcomer-hook-token", "newcomer-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(before.status(), 404, "GitLab is not enabled yet");
+    browser
+        .wait_for_text(&format!("{gitlab} h2"), "not configured")
+        .await;
+    browser
+        .type_text("#setting-gitlab-token", "glpat-newcomer-token")
+        .await;
+    browser
+        .type_text("#setting-gitlab-webhook-token", "newcomer-hook-token")
+        .await;
+    browser
+        .click(&format!("{gitlab} button[type=submit]"))
+        .await;
+    browser
+        .wait_for_text(&format!("{gitlab} .result"), "accepted now")
+        .await;
+    let heading = browser.text(&format!("{gitlab} h2")).await;
+    assert!(!heading.contains("not configured"), "{heading}");
+    let placeholder = browser
+        .execute(
+            "return document.querySelector('#setting-gitlab-token').placeholder;",
+            vec![],
+        )
+        .await;
+    assert_eq!(placeholder, "stored — type to replace");
+    assert!(!browser.text("main").await.contains("glpat-newcomer-token"));
+    // Verified with the stored secret token: a wrong one is refused, the right one accepted.
+    let wrong = note("another-token", "newcomer-2").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = note("newcomer-hook-token", "newcomer-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 202);
 
     // The first conversation runs in a sandbox of this machine, with that model.
     browser.click("a[href='/new']").await;

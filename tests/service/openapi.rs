@@ -416,6 +416,7 @@ fn valid_value(schema: &Value) -> Value {
         "number" => json!(schema["minimum"].as_f64().unwrap_or(1.0)),
         "boolean" => json!(false),
         "array" => json!([]),
+        "object" => json!({}),
         other => panic!("no value for a schema of type {other}: {schema}"),
     }
 }
@@ -504,6 +505,7 @@ async fn bodies_built_from_the_schemas_are_taken_and_what_they_rule_out_is_refus
         path.replace("{id}", &conversation)
             .replace("{name}", "EXISTING")
             .replace("{channel}", "C0123ABCD")
+            .replace("{provider}", "gitlab")
     };
 
     let bodies = json_bodies();

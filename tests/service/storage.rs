@@ -593,3 +593,19 @@ async fn column_names(t: &TestDb, sql: &'static str) -> BTreeSet<(String, String
     };
     rows.into_iter().collect()
 }
+
+/// An in-memory database keeps the tables its migrations made: the service runs on it
+/// (`DATABASE_URL=sqlite::memory:`) for trials that should leave nothing behind.
+#[tokio::test]
+async fn an_in_memory_database_keeps_its_migrated_tables() {
+    let db = openhands::storage::Db::connect(
+        "sqlite::memory:",
+        &openhands::storage::ConnectOptions::default(),
+    )
+    .await
+    .unwrap();
+    db.migrate().await.unwrap();
+    assert!(db.stored_provider_settings().await.unwrap().is_empty());
+    let user = db.create_user("ada", None, true).await.unwrap();
+    assert_eq!(db.users().await.unwrap(), vec![user]);
+}

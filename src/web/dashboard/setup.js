@@ -1,8 +1,10 @@
 // Set-up (administrators): what the service stands on, checked as `openhands doctor` checks it,
 // with the fix beside each failure; the model and its key, tested with one tiny request before
-// they are saved; and where providers reach the service.
+// they are saved; where providers reach the service; and each provider's connection, whose
+// settings are entered here and in force at once.
 import { get, post } from './api.js';
 import { h, show, notice, copyButton } from './dom.js';
+import { providerCard } from './integrations.js';
 
 const STATUS_LABELS = { ok: 'ok', failed: 'fix', skipped: 'not set' };
 
@@ -28,7 +30,7 @@ export async function setupPage() {
           'Each provider\u2019s webhook URL and events are on the ', h('a', { href: '/integrations', 'data-link': true }, 'Integrations'), ' page.'));
       const manifest = JSON.stringify(setup.slack_manifest, null, 2);
       slack.replaceChildren(
-        h('p', {}, 'At api.slack.com/apps choose Create New App, From an app manifest, and paste this: it names the events, the interactivity URL and the bot scopes this service needs. Then set SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN and SLACK_TEAM_ID from the new app.'),
+        h('p', {}, 'At api.slack.com/apps choose Create New App, From an app manifest, and paste this: it names the events, the interactivity URL and the bot scopes this service needs. Then enter the new app’s signing secret, bot token and workspace ID under Connections below.'),
         h('pre', { id: 'slack-manifest', class: 'manifest' }, manifest),
         copyButton(manifest, 'the Slack app manifest'));
     } catch (error) {
@@ -46,19 +48,26 @@ export async function setupPage() {
     h('p', {}, 'Create this service’s GitHub App from its manifest: GitHub fills in the webhook URL, permissions and events, and this service keeps the app’s id, private key and webhook secret (sealed).'),
     h('p', {}, h('a', { class: 'button', href: '/setup/github/start', id: 'start-github-app' }, 'Create the GitHub App')));
   if (created) {
-    github.append(notice('info', `The GitHub App ${created} was created and its credentials stored. Install it on the repositories to work on, then restart the service to use it.`));
+    github.append(notice('info', `The GitHub App ${created} was created and its credentials stored; they are in force now. Install it on the repositories to work on.`));
     get('/api/setup').then((setup) => {
       github.append(h('p', {}, h('a', { href: `${setup.github_web_url}/apps/${encodeURIComponent(created)}/installations/new`, id: 'install-github-app' }, 'Install the app on GitHub')));
     }).catch(() => null);
   }
+  const connections = h('div', { id: 'setup-connections', class: 'stack' });
   show(h('section', { class: 'narrow' },
     h('h1', {}, 'Set up'),
     modelCard(settings, models, refresh),
     github,
     h('section', { class: 'card' }, h('h2', {}, 'Slack'), slack),
     h('section', { class: 'card' }, h('div', { class: 'heading' }, h('h2', {}, 'Checks'), again), checks),
-    h('section', { class: 'card' }, h('h2', {}, 'Public address'), publicUrl)));
+    h('section', { class: 'card' }, h('h2', {}, 'Public address'), publicUrl),
+    h('section', {}, h('h2', {}, 'Connections'),
+      h('p', { class: 'muted' }, 'Each provider’s settings: what is typed here is stored sealed and in force at once; what the environment sets wins. A provider takes webhooks once its webhook secret and the credentials that answer are set.'),
+      connections)));
   refresh();
+  get('/api/integrations')
+    .then(({ providers }) => connections.replaceChildren(...providers.map(providerCard)))
+    .catch((error) => connections.replaceChildren(notice('error', error.message)));
 }
 
 function checkRow(check) {
