@@ -22,7 +22,13 @@ fn start_web(dir: &std::path::Path, port: u16) -> (ChildGuard, mpsc::Receiver<St
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("LOG_LEVEL", "info")
         .current_dir(dir)
-        .args(["web", "--port", &port.to_string()])
+        .args(["web", "--port", &port.to_string()]);
+    start_printing(command)
+}
+
+/// Starts `command` and hands over what it prints on both outputs, line by line.
+fn start_printing(mut command: Command) -> (ChildGuard, mpsc::Receiver<String>) {
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -198,4 +204,44 @@ async fn postgres_requires_the_secret_key_and_says_so() {
         "{stderr}"
     );
     t.drop_database().await;
+}
+
+/// The README's run command, `./scripts/run`, with the binary these tests built instead of a
+/// release build: the Docker engine answers, so nothing is installed and no warning is given;
+/// the arguments reach `openhands serve`, which makes its key, prints the first sign-in link and
+/// serves.
+#[tokio::test]
+async fn the_run_command_finds_the_engine_and_serves_with_a_first_sign_in_link() {
+    let _outage = outage::shared().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/run");
+    let mut command = Command::new(script);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("LOG_LEVEL", "info")
+        .env("OPENHANDS_BINARY", support::binary())
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/data/openhands.db", dir.path().display()),
+        )
+        // The tests' image is there already; nothing is built.
+        .env("SANDBOX_IMAGE", support::sandbox::test_image())
+        .env("SANDBOX_AUTO_BUILD", "false")
+        .env("SANDBOX_WARM_POOL", "0")
+        .args(["--port", &port.to_string()]);
+    let (_serve, lines) = start_printing(command);
+    let (printed, link) = printed_until_serving(port, &lines).await;
+    assert!(link.is_some(), "no sign-in link in:\n{printed}");
+    assert!(
+        !printed.contains("warning") && !printed.contains("==> installing"),
+        "{printed}"
+    );
+    assert!(dir.path().join("data/secret-key").exists());
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
 }
