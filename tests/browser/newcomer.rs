@@ -116,6 +116,14 @@ async fn a_newcomer_signs_in_with_the_printed_link_sets_a_model_and_runs_a_conve
     browser.wait_for_text("#model-test", "Saved").await;
     assert!(!browser.text("main").await.contains("sk-newcomer-key"));
 
+    // Until a provider is connected, the administrator's home page says where to connect one.
+    browser.click("#nav a[href='/conversations']").await;
+    browser
+        .wait_for_text("#setup-notice", "No provider is connected yet")
+        .await;
+    browser.click("#setup-notice a[href='/setup']").await;
+    browser.wait_for_path("/setup").await;
+
     // GitLab connected from the set-up page: in force at once, without a restart.
     let gitlab = "#setup-connections article[data-provider=gitlab]";
     let http = reqwest::Client::new();
@@ -167,6 +175,9 @@ async fn a_newcomer_signs_in_with_the_printed_link_sets_a_model_and_runs_a_conve
         .await
         .unwrap();
     assert_eq!(right.status(), 202);
+    browser.click("#nav a[href='/conversations']").await;
+    browser.wait("#conversation-list").await;
+    assert_eq!(browser.text_of("#setup-notice").await, None);
 
     // The first conversation runs in a sandbox of this machine, with that model.
     browser.click("a[href='/new']").await;

@@ -38,7 +38,8 @@ export async function conversationsPage() {
   show(h('section', {},
     h('div', { class: 'heading' }, h('h1', {}, 'Conversations'), h('a', { class: 'button', href: '/new', 'data-link': true }, 'New conversation')),
     sandboxWarning(info),
-    await llmWarning(info),
+    await llmWarning(info, admin),
+    admin ? setupNotice(info) : null,
     h('div', { class: 'filters' },
       select('status', 'status', STATUSES.map((s) => [s, s.replaceAll('_', ' ')])),
       select('trigger', 'source', Object.entries(PROVIDER_NAMES)),
@@ -130,13 +131,22 @@ export async function conversationsPage() {
   return () => clearInterval(timer);
 }
 
-/** Said when no model can run the agent for this user: neither the server's nor their own. */
-async function llmWarning(info) {
+/** Said when no model can run the agent for this user: neither the server's nor their own.
+ * Administrators are sent to the set-up page, where the model is tested before it is saved. */
+async function llmWarning(info, admin) {
   const settings = await get('/api/settings').catch(() => null);
   if (!info || info.llm_configured || (settings && settings.llm_model)) return null;
   return h('p', { id: 'llm-warning', class: 'notice error', role: 'alert' },
     'No language model is configured, so the agent cannot run: set LLM_MODEL and LLM_API_KEY on the server, or choose a model and key in ',
-    h('a', { href: '/settings', 'data-link': true }, 'Settings'), '.');
+    admin ? h('a', { href: '/setup', 'data-link': true }, 'Set up') : h('a', { href: '/settings', 'data-link': true }, 'Settings'), '.');
+}
+
+/** For administrators while no provider takes webhooks: where to connect one. */
+function setupNotice(info) {
+  if (!info || (info.providers || []).length > 0) return null;
+  return h('p', { id: 'setup-notice', class: 'notice', role: 'status' },
+    'No provider is connected yet, so mentions on GitHub, GitLab, Slack, Jira or Linear do not reach this service. Connect one on the ',
+    h('a', { href: '/setup', 'data-link': true }, 'Set up'), ' page.');
 }
 
 function row(c, admin) {
