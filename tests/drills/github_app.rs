@@ -1,7 +1,7 @@
 //! A GitHub App made from its manifest against a fake GitHub on loopback: the page posts the
 //! manifest GitHub needs, the code GitHub sends back is exchanged for the app's credentials,
-//! which are stored sealed, and after a restart a webhook signed with the stored secret is
-//! verified (and one signed otherwise is not).
+//! which are stored sealed and in force at once: a webhook signed with the stored secret is
+//! verified (and one signed otherwise is not), and still after a restart.
 
 use crate::support;
 use crate::support::outage;
@@ -172,23 +172,39 @@ async fn a_github_app_made_from_its_manifest_is_stored_sealed_and_verifies_webho
         assert!(!text.contains("BEGIN RSA PRIVATE KEY") && !text.contains("BEGIN PRIVATE KEY"));
     }
 
-    // From the next start on, GitHub's webhooks are verified with the stored secret.
-    drop(first);
-    let _second = web(dir.path(), port, &fakes).await;
+    // At once, and from every start on, GitHub's webhooks are verified with the stored secret.
     let ping = std::fs::read(format!(
         "{}/tests/fixtures/github/ping.json",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap();
+    verified_with_the_stored_secret(&client, &base, &ping, "at-once").await;
+    drop(first);
+    let _second = web(dir.path(), port, &fakes).await;
+    verified_with_the_stored_secret(&client, &base, &ping, "restarted").await;
+}
+
+/// A ping signed with the stored secret is taken, one signed otherwise refused.
+async fn verified_with_the_stored_secret(
+    client: &reqwest::Client,
+    base: &str,
+    ping: &[u8],
+    when: &str,
+) {
     for (secret, status) in [
         (github::MANIFEST_WEBHOOK_SECRET, 200),
         ("some-other-secret", 401),
     ] {
-        let answer = signing::github(secret, "ping", &format!("ping-{status}"), ping.clone())
-            .post(&client, &base)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), status, "signed with {secret}");
+        let answer = signing::github(
+            secret,
+            "ping",
+            &format!("ping-{when}-{status}"),
+            ping.to_vec(),
+        )
+        .post(client, base)
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(answer.status(), status, "{when}, signed with {secret}");
     }
 }
