@@ -1,11 +1,40 @@
 //! History condensation, after OpenHands' LLM summarising condenser: when the history the
-//! model sees passes `max_events`, the first `keep_first` events stay, the newest half stays,
-//! and an LLM summary replaces the middle. The condensation is an event; prompts are built
-//! from it.
+//! model sees passes `max_events`, or the prompt comes near the model's context window, the
+//! first `keep_first` events stay, the newest half stays, and an LLM summary replaces the
+//! middle. The condensation is an event; prompts are built from it.
 
 use super::events::Item;
 use super::history::History;
-use super::llm::ChatMessage;
+use super::llm::{ChatMessage, ToolSpec};
+
+/// Bytes per token in [`estimated_tokens`]: code and logs come to about 3.5 to 4 per token
+/// with the common tokenizers, so 3 errs on the side of condensing early.
+const BYTES_PER_TOKEN: usize = 3;
+
+/// About how many tokens a prompt of these messages and tools takes: an estimate on the safe
+/// side, as each provider counts with its own tokenizer.
+pub fn estimated_tokens(messages: &[ChatMessage], tools: &[ToolSpec]) -> u64 {
+    // Each message costs a few tokens of framing besides its text.
+    const PER_MESSAGE: usize = 4;
+    let messages: usize = messages
+        .iter()
+        .map(|m| {
+            let calls: usize = m
+                .tool_calls
+                .iter()
+                .map(|c| c.name.len() + c.arguments.len())
+                .sum();
+            (m.content.len() + calls) / BYTES_PER_TOKEN + PER_MESSAGE
+        })
+        .sum();
+    let tools: usize = tools
+        .iter()
+        .map(|t| {
+            (t.name.len() + t.description.len() + t.parameters.to_string().len()) / BYTES_PER_TOKEN
+        })
+        .sum();
+    (messages + tools) as u64
+}
 
 /// The longest text of one event given to the summariser.
 const MAX_EVENT_CHARS: usize = 4_000;
@@ -25,12 +54,22 @@ pub struct Plan<'a> {
     pub forgotten: Vec<&'a Item>,
 }
 
-/// What to forget, when the history is longer than `max_events`.
-pub fn plan(history: &History, max_events: usize, keep_first: usize) -> Option<Plan<'_>> {
+/// What to forget, when the history is longer than `max_events`, or in any case when `force`
+/// (the prompt is too long for the model): then about half of what is seen goes.
+pub fn plan(
+    history: &History,
+    max_events: usize,
+    keep_first: usize,
+    force: bool,
+) -> Option<Plan<'_>> {
     let view = history.view();
-    if view.len() <= max_events {
+    let max_events = if force {
+        max_events.min(view.len().saturating_sub(1))
+    } else if view.len() <= max_events {
         return None;
-    }
+    } else {
+        max_events
+    };
     let response = |item: &Item| match item {
         Item::Action { call, .. }
         | Item::Observation {

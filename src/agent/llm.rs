@@ -110,6 +110,11 @@ pub enum LlmError {
     },
     #[error("{provider} refused the request (400): {message}")]
     BadRequest { provider: String, message: String },
+    /// The prompt is longer than the model takes: the history must be shortened.
+    #[error(
+        "{provider} refused the request: the conversation is longer than the model's context window ({message})"
+    )]
+    ContextWindowExceeded { provider: String, message: String },
     #[error("{provider} did not answer after {attempts} attempts: {last}")]
     Unavailable {
         provider: String,
@@ -123,6 +128,11 @@ pub enum LlmError {
 }
 
 impl LlmError {
+    /// The prompt was too long for the model: condensing the history may help.
+    pub fn is_context_overflow(&self) -> bool {
+        matches!(self, LlmError::ContextWindowExceeded { .. })
+    }
+
     /// The provider kept answering 429 until the retries ran out.
     pub fn is_rate_limited(&self) -> bool {
         matches!(self, LlmError::Unavailable { last, .. } if last.starts_with("429"))
@@ -220,7 +230,24 @@ pub struct LlmClient {
     max_tokens: u32,
     /// How long one request may take before it counts as failed (and is retried).
     timeout: Duration,
+    /// The most tokens a prompt may have (LLM_MAX_INPUT_TOKENS); `None`: the known figure of
+    /// the model, if there is one.
+    max_input_tokens: Option<u64>,
 }
+
+/// The context windows (input tokens) that model families publish, by the start of the
+/// model's name: what the history is kept under when LLM_MAX_INPUT_TOKENS is not set.
+const KNOWN_CONTEXT_WINDOWS: &[(&str, u64)] = &[
+    ("claude-", 200_000),
+    ("gpt-4o", 128_000),
+    ("gpt-4.1", 1_047_576),
+    ("gpt-4-turbo", 128_000),
+    ("gpt-5", 272_000),
+    ("o1", 200_000),
+    ("o3", 200_000),
+    ("o4-mini", 200_000),
+    ("gemini-2.5", 1_048_576),
+];
 
 /// The default of LLM_TIMEOUT.
 pub const DEFAULT_LLM_TIMEOUT: Duration = Duration::from_secs(600);
@@ -302,7 +329,28 @@ impl LlmClient {
             prices: PriceTable::default(),
             max_tokens: 8192,
             timeout: DEFAULT_LLM_TIMEOUT,
+            max_input_tokens: None,
         })
+    }
+
+    /// The model's context window, in input tokens, instead of the known figure.
+    pub fn with_max_input_tokens(mut self, tokens: Option<u64>) -> Self {
+        self.max_input_tokens = tokens;
+        self
+    }
+
+    /// How many tokens a prompt may have: LLM_MAX_INPUT_TOKENS, else the figure published for
+    /// the model's family, else `None` (unknown: only the provider's refusal tells).
+    pub fn context_window(&self) -> Option<u64> {
+        if self.max_input_tokens.is_some() {
+            return self.max_input_tokens;
+        }
+        // `openrouter/anthropic/claude-…` names its model after the last slash.
+        let name = self.model.rsplit('/').next().unwrap_or(&self.model);
+        KNOWN_CONTEXT_WINDOWS
+            .iter()
+            .find(|(family, _)| name.starts_with(family))
+            .map(|(_, tokens)| *tokens)
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
@@ -387,6 +435,12 @@ impl LlmClient {
                                 message: error_message(&body),
                             });
                         }
+                        400 | 413 if is_context_overflow(&body) => {
+                            return Err(LlmError::ContextWindowExceeded {
+                                provider,
+                                message: error_message(&body),
+                            });
+                        }
                         400 => {
                             return Err(LlmError::BadRequest {
                                 provider,
@@ -462,6 +516,31 @@ impl LlmClient {
 }
 
 /// The provider's own error message, else the body's start.
+/// Whether an error body says the prompt is longer than the model's context window: OpenAI's
+/// `context_length_exceeded` code, Anthropic's "prompt is too long", and the wordings of
+/// OpenAI-compatible servers (vLLM, Ollama, proxies) for the same.
+fn is_context_overflow(body: &str) -> bool {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    if parsed
+        .as_ref()
+        .is_some_and(|v| v["error"]["code"] == "context_length_exceeded")
+    {
+        return true;
+    }
+    let text = error_message(body).to_ascii_lowercase();
+    [
+        "context length",
+        "context window",
+        "context_length_exceeded",
+        "prompt is too long",
+        "input is too long",
+        "too many tokens",
+        "maximum context",
+    ]
+    .iter()
+    .any(|phrase| text.contains(phrase))
+}
+
 fn error_message(body: &str) -> String {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
     let message = parsed.as_ref().and_then(|v| {
@@ -650,6 +729,41 @@ fn parse_anthropic(value: &Value) -> Result<(ChatMessage, Usage), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_overflows_are_told_from_other_refusals() {
+        // As OpenAI, Anthropic and vLLM word them.
+        let openai = r#"{"error":{"message":"This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens. Please reduce the length of the messages.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
+        let anthropic = r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 208310 tokens > 200000 maximum"}}"#;
+        let vllm = r#"{"object":"error","message":"This model's maximum context length is 32768 tokens. However, you requested 40000 tokens in the messages.","type":"BadRequestError","code":400}"#;
+        for body in [openai, anthropic, vllm] {
+            assert!(is_context_overflow(body), "{body}");
+        }
+        let other = r#"{"error":{"message":"Invalid value for 'tool_choice'","type":"invalid_request_error","code":null}}"#;
+        assert!(!is_context_overflow(other));
+        assert!(!is_context_overflow("not json"));
+    }
+
+    #[test]
+    fn the_context_window_is_the_setting_or_the_models_published_figure() {
+        let client = |model: &str| LlmClient::new(model, None, Some("http://127.0.0.1:9")).unwrap();
+        assert_eq!(
+            client("anthropic/claude-sonnet-4-5").context_window(),
+            Some(200_000)
+        );
+        assert_eq!(client("openai/gpt-4o-mini").context_window(), Some(128_000));
+        assert_eq!(
+            client("openrouter/openai/gpt-4.1").context_window(),
+            Some(1_047_576)
+        );
+        assert_eq!(client("ollama/qwen3").context_window(), None);
+        assert_eq!(
+            client("ollama/qwen3")
+                .with_max_input_tokens(Some(32_000))
+                .context_window(),
+            Some(32_000)
+        );
+    }
 
     #[test]
     fn routes_by_prefix() {

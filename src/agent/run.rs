@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::condense;
 use super::events::{self, AgentState, Draft, Item, ToolCallMeta};
 use super::history::History;
-use super::llm::{Completion, LlmClient, LlmError};
+use super::llm::{ChatMessage, Completion, LlmClient, LlmError};
 use super::prompt::REPOSITORY_DIR;
 use super::prompt::{PromptContext, Prompts};
 use super::scripts::PreCommit;
@@ -217,6 +217,10 @@ impl AgentRuntime {
 }
 
 /// The dependency name under which workers record whether they can start sandboxes.
+/// How many times one step condenses and asks again after the provider said the prompt is
+/// too long for the model.
+const MAX_OVERFLOW_RETRIES: u32 = 3;
+
 pub const SANDBOX_ENGINE: &str = "sandbox_engine";
 /// How often a worker checks its sandbox engine.
 const ENGINE_CHECK_INTERVAL: Duration = Duration::from_secs(15);
@@ -743,30 +747,40 @@ impl Run<'_> {
         conversation: &Conversation,
         started: i64,
     ) -> Result<Next, Fault> {
-        if let Some(rest) = self.condense(llm).await? {
-            return Ok(rest);
-        }
-        let context = self.history.context().map(|c| c.doc.clone());
-        let prompt_context = PromptContext {
-            repository: conversation.repository.as_deref(),
-            branch: conversation.branch.as_deref(),
-            context: context.as_ref(),
-            message: "",
-        };
-        let system = self.runtime.prompts.system(&prompt_context)?;
-        let prompts = &self.runtime.prompts;
-        let messages = self.history.messages(system, |message| {
-            let context = PromptContext {
-                message,
-                ..prompt_context.clone()
+        let specs = tools::specs();
+        // The history is condensed when it has too many events, when the prompt comes near
+        // the model's context window, and when the provider says it is past it (a few times).
+        let mut too_long = false;
+        let mut overflows = 0;
+        let completion = loop {
+            let condensed = match self.condense(llm, too_long).await? {
+                Ok(condensed) => condensed,
+                Err(rest) => return Ok(rest),
             };
-            prompts
-                .first_message(&context)
-                .unwrap_or_else(|_| message.to_string())
-        });
-        let completion = match llm.complete(&messages, &tools::specs()).await {
-            Ok(completion) => completion,
-            Err(error) => return Ok(llm_failure(&error)),
+            let messages = self.prompt(conversation)?;
+            let budget = llm.context_window().map(|window| {
+                (window as f64 * self.runtime.settings.agent_condenser_token_fraction) as u64
+            });
+            if !too_long
+                && budget
+                    .is_some_and(|budget| condense::estimated_tokens(&messages, &specs) > budget)
+            {
+                too_long = true;
+                continue;
+            }
+            match llm.complete(&messages, &specs).await {
+                Ok(completion) => break completion,
+                Err(error)
+                    if error.is_context_overflow()
+                        && overflows < MAX_OVERFLOW_RETRIES
+                        && (condensed || !too_long) =>
+                {
+                    overflows += 1;
+                    too_long = true;
+                    tracing::info!(conversation_id = %self.conversation_id, overflows, "the prompt was too long for the model; condensing and asking again");
+                }
+                Err(error) => return Ok(llm_failure(&error)),
+            }
         };
         let (metrics, usage) = figures(llm, &completion);
         let response_id = ulid::Ulid::new().to_string();
@@ -995,21 +1009,49 @@ impl Run<'_> {
         recorded.map(|_| ())
     }
 
-    /// Summarises the middle of a long history; `Some` when the LLM failed for good.
-    async fn condense(&mut self, llm: &LlmClient) -> Result<Option<Next>, Fault> {
+    /// The messages the model is asked with: the system prompt, the history as it is seen.
+    fn prompt(&self, conversation: &Conversation) -> Result<Vec<ChatMessage>, Fault> {
+        let context = self.history.context().map(|c| c.doc.clone());
+        let prompt_context = PromptContext {
+            repository: conversation.repository.as_deref(),
+            branch: conversation.branch.as_deref(),
+            context: context.as_ref(),
+            message: "",
+        };
+        let system = self.runtime.prompts.system(&prompt_context)?;
+        let prompts = &self.runtime.prompts;
+        Ok(self.history.messages(system, |message| {
+            let context = PromptContext {
+                message,
+                ..prompt_context.clone()
+            };
+            prompts
+                .first_message(&context)
+                .unwrap_or_else(|_| message.to_string())
+        }))
+    }
+
+    /// Summarises the middle of a long history, or of any history when it is `too_long` for
+    /// the model. Whether it condensed; `Err` when the LLM failed for good.
+    async fn condense(
+        &mut self,
+        llm: &LlmClient,
+        too_long: bool,
+    ) -> Result<Result<bool, Next>, Fault> {
         let settings = &self.runtime.settings;
         let Some(plan) = condense::plan(
             &self.history,
             settings.agent_condenser_max_events,
             settings.agent_condenser_keep_first,
+            too_long,
         ) else {
-            return Ok(None);
+            return Ok(Ok(false));
         };
         let request = condense::summary_request(self.history.summary(), &plan.forgotten);
         let (start, end, forgotten) = (plan.start, plan.end, plan.forgotten.len());
         let completion = match llm.complete(&request, &[]).await {
             Ok(completion) => completion,
-            Err(error) => return Ok(Some(llm_failure(&error))),
+            Err(error) => return Ok(Err(llm_failure(&error))),
         };
         let (metrics, usage) = figures(llm, &completion);
         let offset = settings.agent_condenser_keep_first;
@@ -1021,8 +1063,8 @@ impl Run<'_> {
             Some(metrics),
         );
         self.record(vec![draft], Some(usage)).await?;
-        tracing::info!(conversation_id = %self.conversation_id, start, end, forgotten, "history condensed");
-        Ok(None)
+        tracing::info!(conversation_id = %self.conversation_id, start, end, forgotten, too_long, "history condensed");
+        Ok(Ok(true))
     }
 
     /// Attaches to the conversation's sandbox (or a new one), telling the model when an

@@ -21,6 +21,10 @@ pub struct LlmSettings {
     /// `{"model": {"input": 3.0, "output": 15.0, "cached_input": 0.3}}`.
     #[arg(long, global = true, env = "LLM_PRICE_TABLE")]
     pub llm_price_table: Option<String>,
+    /// The model's context window in input tokens, when it is not one the service knows (or
+    /// to keep prompts shorter): the history is condensed before prompts come near it.
+    #[arg(long, global = true, env = "LLM_MAX_INPUT_TOKENS")]
+    pub llm_max_input_tokens: Option<u64>,
 }
 
 impl LlmSettings {
@@ -61,7 +65,16 @@ impl LlmSettings {
             self.llm_base_url.as_deref(),
         )
         .map_err(|e| ConfigError::new(e.to_string()))?;
-        Ok(Some(client.with_prices(self.prices()?)))
+        if self.llm_max_input_tokens.is_some_and(|t| t < 1_000) {
+            return Err(ConfigError::new(
+                "LLM_MAX_INPUT_TOKENS must be at least 1000 (the system prompt and tools alone take about that)",
+            ));
+        }
+        Ok(Some(
+            client
+                .with_prices(self.prices()?)
+                .with_max_input_tokens(self.llm_max_input_tokens),
+        ))
     }
 }
 
@@ -96,6 +109,16 @@ pub struct AgentSettings {
         default_value_t = 4
     )]
     pub agent_condenser_keep_first: usize,
+    /// When the prompt the model would see passes this share of the model's context window
+    /// (LLM_MAX_INPUT_TOKENS, or the figure the service knows for the model), the history is
+    /// condensed first.
+    #[arg(
+        long,
+        global = true,
+        env = "AGENT_CONDENSER_TOKEN_FRACTION",
+        default_value_t = 0.75
+    )]
+    pub agent_condenser_token_fraction: f64,
     /// A directory with `system_prompt.j2` and/or `user_prompt.j2` replacing the built-in
     /// prompt templates.
     #[arg(long, global = true, env = "AGENT_PROMPT_DIR")]
@@ -117,6 +140,7 @@ impl Default for AgentSettings {
             agent_max_budget_usd: None,
             agent_condenser_max_events: 120,
             agent_condenser_keep_first: 4,
+            agent_condenser_token_fraction: 0.75,
             agent_prompt_dir: None,
             skills_dir: None,
             llm_timeout: super::llm::DEFAULT_LLM_TIMEOUT,
@@ -142,6 +166,12 @@ impl AgentSettings {
             return Err(ConfigError::new(format!(
                 "AGENT_CONDENSER_MAX_EVENTS ({}) must be at least twice AGENT_CONDENSER_KEEP_FIRST ({}) plus 8",
                 self.agent_condenser_max_events, self.agent_condenser_keep_first
+            )));
+        }
+        if !(0.1..=0.95).contains(&self.agent_condenser_token_fraction) {
+            return Err(ConfigError::new(format!(
+                "AGENT_CONDENSER_TOKEN_FRACTION must be between 0.1 and 0.95; got {}",
+                self.agent_condenser_token_fraction
             )));
         }
         if self.llm_timeout.is_zero() {

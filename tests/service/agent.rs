@@ -636,6 +636,154 @@ async fn a_long_history_is_condensed_into_a_summary() {
     assert_eq!(stats.llm_calls as usize, 13 + agent.fake.summary_requests());
 }
 
+/// A service whose model takes prompts of at most `max_input_tokens`, and whose fake refuses
+/// request bodies longer than `window_bytes` as the provider words it.
+async fn start_with_window(
+    kind: Kind,
+    model: &str,
+    script: Vec<Turn>,
+    max_input_tokens: Option<u64>,
+    window_bytes: Option<usize>,
+) -> Agent {
+    let t = TestDb::new(kind).await;
+    let service = Service::builder(&t.db)
+        .agent(script)
+        .model(model)
+        .llm(move |llm| {
+            llm.with_retry(fast_retries())
+                .with_max_input_tokens(max_input_tokens)
+        })
+        .start()
+        .await;
+    if let Some(bytes) = window_bytes {
+        service.llm().set_context_window(bytes);
+    }
+    Agent {
+        fake: service.llm().clone(),
+        bus: service.bus.clone(),
+        owner: service.owner().to_string(),
+        t,
+        service,
+    }
+}
+
+/// Outputs of about 3.4 KB each fill the model's window within a few steps: the history is
+/// condensed before a prompt reaches it, in both wire formats, and the provider never has to
+/// refuse one.
+#[tokio::test(flavor = "multi_thread")]
+async fn large_observations_keep_the_prompt_under_the_context_window() {
+    for model in ["openai/gpt-fake", "anthropic/claude-fake"] {
+        let mut script: Vec<Turn> = (0..16)
+            .map(|n| bash(&format!("seq {n} {}", n + 900)))
+            .collect();
+        script.push(finish("done"));
+        // The prompt without history is about 20 KB; the fake refuses past 64 KB, and the
+        // service is told the model takes 20,000 tokens (about 60 KB by its estimate).
+        let agent =
+            start_with_window(Kind::Postgres, model, script, Some(20_000), Some(64_000)).await;
+        let id = agent.ask("web", "print some long sequences").await;
+        assert_eq!(agent.rest(&id).await.0, "finished", "{model}");
+        assert_eq!(
+            agent.fake.overflows(),
+            0,
+            "{model}: a prompt passed the window"
+        );
+        agent.fake.assert_each_tool_call_answered_once();
+        let events = agent.events(&id).await;
+        assert!(
+            events.iter().any(|e| e["action"] == "condensation"),
+            "{model}: no condensation"
+        );
+        let sizes: Vec<usize> = agent
+            .fake
+            .requests()
+            .iter()
+            .filter(|r| !r.tools.is_empty())
+            .map(|r| r.body.to_string().len())
+            .collect();
+        assert!(
+            sizes.iter().all(|size| *size <= 64_000),
+            "{model}: {sizes:?}"
+        );
+        assert!(
+            sizes.iter().any(|size| *size > 40_000),
+            "{model}: the window was never near: {sizes:?}"
+        );
+    }
+}
+
+/// The provider says the prompt is too long (OpenAI's `context_length_exceeded`, Anthropic's
+/// "prompt is too long"): the history is condensed and the step asked again, and the run goes
+/// on to its end instead of stopping in error.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_context_overflow_from_the_provider_is_recovered_from() {
+    use support::fake_llm::{Format, context_overflow};
+    for (model, format) in [
+        ("openai/gpt-fake", Format::OpenAi),
+        ("anthropic/claude-fake", Format::Anthropic),
+    ] {
+        let mut script: Vec<Turn> = (0..8).map(|n| bash(&format!("echo step {n}"))).collect();
+        script.push(context_overflow(format, 130_000, 128_000));
+        script.push(finish("done after condensing"));
+        let agent = start_with_window(Kind::Sqlite, model, script, None, None).await;
+        let id = agent.ask("web", "count to eight").await;
+        let (status, _) = agent.rest(&id).await;
+        assert_eq!(status, "finished", "{model}");
+        assert_eq!(agent.fake.summary_requests(), 1, "{model}");
+        agent.fake.assert_each_tool_call_answered_once();
+        let events = agent.events(&id).await;
+        assert!(
+            events.iter().any(|e| e["action"] == "condensation"),
+            "{model}: no condensation"
+        );
+        // The request after the refusal is shorter, and carries the summary.
+        let requests: Vec<_> = agent
+            .fake
+            .requests()
+            .into_iter()
+            .filter(|r| !r.tools.is_empty())
+            .collect();
+        let refused = requests.len() - 2;
+        let (before, after) = (&requests[refused], &requests[refused + 1]);
+        assert!(
+            after.messages.len() < before.messages.len(),
+            "{model}: {} then {} messages",
+            before.messages.len(),
+            after.messages.len()
+        );
+        assert!(
+            after.messages.iter().any(|m| m.text.contains("SUMMARY")),
+            "{model}"
+        );
+    }
+}
+
+/// A refusal that condensing cannot help (nothing left to forget) ends the run with the
+/// provider's words, after a bounded number of tries.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_context_overflow_that_condensing_cannot_help_ends_the_run() {
+    use support::fake_llm::{Format, context_overflow};
+    let script = vec![
+        context_overflow(Format::OpenAi, 130_000, 128_000),
+        context_overflow(Format::OpenAi, 130_000, 128_000),
+        context_overflow(Format::OpenAi, 130_000, 128_000),
+        context_overflow(Format::OpenAi, 130_000, 128_000),
+        context_overflow(Format::OpenAi, 130_000, 128_000),
+    ];
+    let agent = start_with_window(Kind::Sqlite, "openai/gpt-fake", script, None, None).await;
+    let id = agent
+        .ask("web", "a first request too long for the model")
+        .await;
+    let (status, reason) = agent.rest(&id).await;
+    assert_eq!(status, "error");
+    assert!(reason.contains("context window"), "{reason}");
+    assert!(
+        agent.fake.remaining() >= 3,
+        "asked {} times",
+        5 - agent.fake.remaining()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stop_request_ends_the_run() {
     let script = vec![bash("sleep 3"), bash("echo never")];

@@ -28,6 +28,30 @@ pub const PROMPT_TOKENS: u64 = 100;
 pub const COMPLETION_TOKENS: u64 = 20;
 pub const CACHED_TOKENS: u64 = 10;
 
+const TOO_LONG: &str = "refused: longer than the context window";
+
+/// A provider's answer to a prompt longer than the model takes, as published: OpenAI's
+/// `context_length_exceeded` and Anthropic's "prompt is too long".
+pub fn context_overflow(format: Format, tokens: usize, window: usize) -> Turn {
+    let body = match format {
+        Format::OpenAi => json!({"error": {
+            "message": format!("This model's maximum context length is {window} tokens. However, your messages resulted in {tokens} tokens. Please reduce the length of the messages."),
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        }}),
+        Format::Anthropic => json!({"type": "error", "error": {
+            "type": "invalid_request_error",
+            "message": format!("prompt is too long: {tokens} tokens > {window} maximum"),
+        }}),
+    };
+    Turn::Error {
+        status: 400,
+        body: body.to_string(),
+        retry_after: None,
+    }
+}
+
 /// The title every title request gets unless a test sets another.
 pub const TITLE: &str = "A title from the model";
 
@@ -196,6 +220,9 @@ struct Inner {
     titles: usize,
     title: Option<String>,
     responses: usize,
+    /// The longest request body taken, in bytes; a longer one is refused as too long for the
+    /// model, as each provider words it, without using a turn of the script.
+    context_window: Option<usize>,
 }
 
 /// The fake provider, listening on a loopback port for as long as the test's runtime lives.
@@ -223,6 +250,21 @@ impl FakeLlm {
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         fake
+    }
+
+    /// Refuses requests whose body is longer than `bytes` with the provider's "context length
+    /// exceeded" error (a window measured in bytes, where a real one counts tokens).
+    pub fn set_context_window(&self, bytes: usize) {
+        self.lock().context_window = Some(bytes);
+    }
+
+    /// How many requests were refused as too long for the window.
+    pub fn overflows(&self) -> usize {
+        self.lock()
+            .requests
+            .iter()
+            .filter(|r| r.notes.iter().any(|n| n == TOO_LONG))
+            .count()
     }
 
     /// `http://127.0.0.1:PORT`, for `LlmClient::new(model, key, Some(base_url))`; an OpenAI
@@ -348,6 +390,11 @@ impl FakeLlm {
             } else if tools.is_empty() {
                 inner.summaries += 1;
                 Next::Summary(inner.summaries)
+            } else if let Some(window) = inner
+                .context_window
+                .filter(|window| body.to_string().len() > *window)
+            {
+                Next::TooLong(body.to_string().len(), window)
             } else {
                 let found = check(number, &messages, &inner.issued);
                 inner.violations.extend(found);
@@ -409,6 +456,10 @@ impl FakeLlm {
                 self.lock().requests[index].answer = Answer::Exhausted;
                 let body = json!({"error": {"message": "fake LLM script exhausted"}});
                 return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+            }
+            Next::TooLong(size, window) => {
+                self.lock().requests[index].notes.push(TOO_LONG.to_string());
+                context_overflow(format, size, window)
             }
             Next::Turn(turn) => turn,
         };
@@ -552,6 +603,8 @@ enum Next {
     Summary(usize),
     Title(String),
     Exhausted,
+    /// The request's size and the window it passed.
+    TooLong(usize, usize),
     Turn(Turn),
 }
 
