@@ -39,12 +39,13 @@ pub fn estimated_tokens(messages: &[ChatMessage], tools: &[ToolSpec]) -> u64 {
 /// The longest text of one event given to the summariser.
 const MAX_EVENT_CHARS: usize = 4_000;
 
-const SUMMARY_INSTRUCTIONS: &str = "You are maintaining a context-aware state summary for an interactive software agent. \
-You will be given a list of events corresponding to actions taken by the agent, and the most recent previous summary if one exists. \
-Track: USER_CONTEXT (essential user requirements, goals, and clarifications), COMPLETED (tasks completed so far, with brief results), \
-PENDING (tasks that still need to be done), CODE_STATE (file paths, function signatures, data structures), TESTS (failing cases, error messages, outputs), \
-CHANGES (code edits, variable updates), DEPS (dependencies, imports, external calls), VERSION_CONTROL_STATUS (repository state, current branch, commit history). \
-Prioritize: exact file paths and error messages, what remains to be done. Be concise.";
+const SUMMARY_INSTRUCTIONS: &str = "You keep the notes of a coding agent whose older steps are about to be forgotten. \
+You are given those steps as events, and the notes written so far if there are any. \
+Write new notes that replace the old ones, under these headings: USER_CONTEXT (what the user wants, with their clarifications), \
+COMPLETED (what is done, with its outcome), PENDING (what is left to do), CODE_STATE (files, functions and data structures involved), \
+TESTS (tests run, failures and their messages), CHANGES (edits made), DEPS (dependencies and outside services used), \
+VERSION_CONTROL_STATUS (branch, commits, state of the working tree). \
+Keep exact paths and error messages and what is left to do; leave out the rest. Be brief.";
 
 /// The middle of the history to summarise: first and last event id, and the items.
 #[derive(Debug)]
@@ -138,7 +139,7 @@ pub fn summary_request(previous: Option<&str>, forgotten: &[&Item]) -> Vec<ChatM
         let body: String = body.chars().take(MAX_EVENT_CHARS).collect();
         text.push_str(&format!("<EVENT id={}>\n{body}\n</EVENT>\n", item.id()));
     }
-    text.push_str("\nNow summarize the events above in the format described.");
+    text.push_str("\nWrite the notes for the events above, under the headings given.");
     vec![
         ChatMessage::system(SUMMARY_INSTRUCTIONS),
         ChatMessage::user(text),

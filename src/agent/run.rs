@@ -40,9 +40,9 @@ impl Job for RunConversation {
 
 /// What an agent left to itself is told when it answers without acting (OpenHands' headless
 /// reply): nobody watches an issue or ticket live to answer questions.
-const CONTINUE_PROMPT: &str = "Please continue working on the task on whatever approach you think is suitable.\n\
-If you think you have solved the task, please finish the interaction with the finish tool.\n\
-IMPORTANT: YOU SHOULD NEVER ASK FOR HUMAN HELP.";
+const CONTINUE_PROMPT: &str = "Nobody is here to answer questions: go on with the task in the way you judge best.\n\
+When it is done, call the finish tool with your summary.\n\
+Do not wait for help from a person; decide for yourself.";
 
 /// What the model is told of a call whose sandbox stopped under it. The sandbox is started
 /// again for the next call (its files kept), or replaced, which is said in a note of its own.

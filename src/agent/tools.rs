@@ -37,7 +37,7 @@ pub fn specs() -> Vec<ToolSpec> {
     vec![
         spec(
             EXECUTE_BASH,
-            "Execute a bash command in the terminal within a persistent shell session.\n\n\
+            "Runs a command in a bash shell that stays open between calls.\n\n\
              * One command at a time: chain several with `&&` or `;`.\n\
              * The session keeps the working directory, environment and virtualenv between calls.\n\
              * A command that prints nothing new for a while returns with exit code -1 and keeps running: \
@@ -48,55 +48,54 @@ pub fn specs() -> Vec<ToolSpec> {
             json!({
                 "type": "object",
                 "properties": {
-                    "command": {"type": "string", "description": "The bash command to execute. Can be empty string to view additional logs when previous exit code is `-1`. Can be `C-c` (Ctrl+C) to interrupt the currently running process."},
-                    "is_input": {"type": "string", "enum": ["true", "false"], "description": "If `true`, the command is input to the running process. If `false`, it is a bash command to execute in the terminal. Default is `false`."},
-                    "timeout": {"type": "number", "description": "Optional. Sets a hard timeout in seconds for the command execution."}
+                    "command": {"type": "string", "description": "What to run. After an exit code of -1, an empty text waits for more output of the command still running, and `C-c` interrupts it."},
+                    "is_input": {"type": "string", "enum": ["true", "false"], "description": "`true` sends `command` as input to the command still running; `false` (the default) runs it as a new command."},
+                    "timeout": {"type": "number", "description": "Optional: the most seconds the command may run before it is stopped."}
                 },
                 "required": ["command"]
             }),
         ),
         spec(
             STR_REPLACE_EDITOR,
-            "Custom editing tool for viewing, creating and editing files in plain-text format\n\
-             * State is persistent across command calls and discussions with the user\n\
-             * If `path` is a file, `view` displays the result of applying `cat -n`. If `path` is a directory, `view` lists non-hidden files and directories up to 2 levels deep\n\
-             * The `create` command cannot be used if the specified `path` already exists as a file\n\
-             * Long outputs will be truncated and marked with `<response clipped>`\n\
-             * The `undo_edit` command will revert the last edit made to the file at `path`\n\
-             * The `old_str` parameter should match EXACTLY one or more consecutive lines from the original file; if it is not unique, the replacement will not be performed",
+            "Reads, creates and changes text files.\n\
+             * Edits last: they are kept between calls and across messages from the user.\n\
+             * `view` on a file shows it with line numbers (as `cat -n`); on a directory it lists what is inside, two levels deep, hidden entries left out.\n\
+             * `create` makes a new file and refuses a path that is already a file.\n\
+             * Output that is too long is cut, with `<response clipped>` where it was cut.\n\
+             * `undo_edit` takes back the latest edit of the file at `path`.\n\
+             * `old_str` must be found exactly once in the file, whitespace included, as whole consecutive lines or part of them; otherwise nothing is replaced.",
             json!({
                 "type": "object",
                 "properties": {
-                    "command": {"type": "string", "enum": ["view", "create", "str_replace", "insert", "undo_edit"], "description": "The commands to run."},
-                    "path": {"type": "string", "description": "Absolute path to file or directory, e.g. `/workspace/file.py` or `/workspace`."},
-                    "file_text": {"type": "string", "description": "Required parameter of `create` command, with the content of the file to be created."},
-                    "old_str": {"type": "string", "description": "Required parameter of `str_replace` command containing the string in `path` to replace."},
-                    "new_str": {"type": "string", "description": "Optional parameter of `str_replace` command containing the new string (if not given, no string will be added). Required parameter of `insert` command containing the string to insert."},
-                    "insert_line": {"type": "integer", "description": "Required parameter of `insert` command. The `new_str` will be inserted AFTER the line `insert_line` of `path`."},
-                    "view_range": {"type": "array", "items": {"type": "integer"}, "description": "Optional parameter of `view` command when `path` points to a file. E.g. [11, 12] shows lines 11 and 12; [start_line, -1] shows all lines from `start_line` to the end of the file."}
+                    "command": {"type": "string", "enum": ["view", "create", "str_replace", "insert", "undo_edit"], "description": "What to do."},
+                    "path": {"type": "string", "description": "The file or directory, as an absolute path such as `/workspace/app.py` or `/workspace`."},
+                    "file_text": {"type": "string", "description": "For `create`: the whole text of the new file."},
+                    "old_str": {"type": "string", "description": "For `str_replace`: the text in the file to replace."},
+                    "new_str": {"type": "string", "description": "For `str_replace`: the text that replaces `old_str` (left out, `old_str` is removed). For `insert`: the text to insert."},
+                    "insert_line": {"type": "integer", "description": "For `insert`: `new_str` goes after this line of the file (0: at its start)."},
+                    "view_range": {"type": "array", "items": {"type": "integer"}, "description": "For `view` of a file: the first and last line to show, as [5, 9]; [5, -1] shows from line 5 to the end."}
                 },
                 "required": ["command", "path"]
             }),
         ),
         spec(
             THINK,
-            "Use the tool to think about something. It will not obtain new information or make any changes to the repository, but just log the thought. Use it when complex reasoning or brainstorming is needed.",
+            "Writes down a thought: nothing is read or changed. Useful to plan, or to reason through a hard problem before acting.",
             json!({
                 "type": "object",
-                "properties": {"thought": {"type": "string", "description": "The thought to log."}},
+                "properties": {"thought": {"type": "string", "description": "The thought."}},
                 "required": ["thought"]
             }),
         ),
         spec(
             FINISH,
-            "Signals the completion of the current task or conversation.\n\n\
-             Use this tool when you have completed the task, or cannot proceed further.\n\
-             The message should include a clear summary of actions taken and their results: it is posted where the task was asked.",
+            "Ends your work on the task: call it when the task is done, or when you cannot go further.\n\n\
+             The message is posted where the task was asked: say briefly what you did and what came of it.",
             json!({
                 "type": "object",
                 "properties": {
-                    "message": {"type": "string", "description": "Final message to send to the user."},
-                    "task_completed": {"type": "string", "enum": ["true", "false", "partial"], "description": "Whether you have completed the task."}
+                    "message": {"type": "string", "description": "Your closing message to the person who asked."},
+                    "task_completed": {"type": "string", "enum": ["true", "false", "partial"], "description": "Whether the task is done."}
                 },
                 "required": ["message"]
             }),
