@@ -1,6 +1,7 @@
 //! The agent's tools, with OpenHands CodeAct's names and parameters: `execute_bash`,
-//! `str_replace_editor`, `think`, `finish` and `task_tracker`. A call the model got wrong
-//! becomes an error it can read and correct; only a fault of the host ends the run.
+//! `str_replace_editor`, `think`, `finish` and `task_tracker`, and `fetch` with the parameters
+//! of the MCP fetch server's tool. A call the model got wrong becomes an error it can read and
+//! correct; only a fault of the host ends the run.
 
 use std::time::Duration;
 
@@ -16,6 +17,14 @@ pub const STR_REPLACE_EDITOR: &str = "str_replace_editor";
 pub const THINK: &str = "think";
 pub const FINISH: &str = "finish";
 pub const TASK_TRACKER: &str = "task_tracker";
+pub const FETCH: &str = "fetch";
+
+/// What a `fetch` returns when the model does not say, in characters.
+const FETCH_DEFAULT_LENGTH: usize = 10_000;
+/// The most a `fetch` returns at once, in characters.
+const FETCH_MAX_LENGTH: usize = 50_000;
+/// The largest page a `fetch` downloads.
+const FETCH_MAX_BYTES: u64 = 10 * 1024 * 1024;
 
 /// The longest per-call timeout the model may ask for.
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -101,6 +110,22 @@ pub fn specs() -> Vec<ToolSpec> {
             }),
         ),
         spec(
+            FETCH,
+            "Reads a web page (http or https) from the sandbox, so it reaches what the sandbox reaches, and returns it as Markdown.\n\
+             * Long pages come in parts: the answer says where to go on with `start_index`.\n\
+             * `raw` returns the page as it came, HTML included.",
+            json!({
+                "type": "object",
+                "properties": {
+                    "url": {"type": "string", "description": "The address to read, http:// or https://."},
+                    "max_length": {"type": "integer", "description": "The most characters to return (default 10000, at most 50000)."},
+                    "start_index": {"type": "integer", "description": "Where to start, in characters, for the next part of a long page (default 0)."},
+                    "raw": {"type": "boolean", "description": "`true` returns the page unconverted (default `false`)."}
+                },
+                "required": ["url"]
+            }),
+        ),
+        spec(
             TASK_TRACKER,
             "Keep a structured list of the steps of a complex task. `plan` replaces the whole list; `view` shows it.",
             json!({
@@ -149,6 +174,14 @@ pub enum Call {
     Browse {
         url: String,
     },
+    /// The model's `fetch`: part of the page at `url` (http or https), fetched from inside
+    /// the sandbox, as Markdown unless `raw`.
+    Fetch {
+        url: String,
+        start_index: usize,
+        max_length: usize,
+        raw: bool,
+    },
 }
 
 /// Reads a tool call; a mistake is described for the model.
@@ -159,6 +192,7 @@ pub fn parse(call: &ToolCall) -> Result<Call, String> {
         THINK,
         FINISH,
         TASK_TRACKER,
+        FETCH,
     ];
     if !known.contains(&call.name.as_str()) {
         return Err(format!(
@@ -222,6 +256,39 @@ pub fn parse(call: &ToolCall) -> Result<Call, String> {
             message: required_str(name, &args, "message")?,
             task_completed: args["task_completed"].as_str().map(str::to_string),
         }),
+        FETCH => {
+            let url = required_str(name, &args, "url")?;
+            let parsed = url::Url::parse(url.trim())
+                .map_err(|e| format!("The `url` of {name} is not a web address ({e})."))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(format!(
+                    "{name} reads http and https addresses, not `{}`: use execute_bash for files.",
+                    parsed.scheme()
+                ));
+            }
+            let count = |key: &str, default: usize| -> Result<usize, String> {
+                match &args[key] {
+                    Value::Null => Ok(default),
+                    value => value
+                        .as_u64()
+                        .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
+                        .map(|n| n as usize)
+                        .ok_or_else(|| {
+                            format!("The `{key}` of {name} must be a whole number, 0 or more.")
+                        }),
+                }
+            };
+            let max_length = count("max_length", FETCH_DEFAULT_LENGTH)?;
+            if max_length == 0 {
+                return Err(format!("The `max_length` of {name} must be at least 1."));
+            }
+            Ok(Call::Fetch {
+                url: parsed.to_string(),
+                start_index: count("start_index", 0)?,
+                max_length: max_length.min(FETCH_MAX_LENGTH),
+                raw: flag(name, &args, "raw")?,
+            })
+        }
         _ => {
             let command = required_str(name, &args, "command")?;
             let task_list = match &args["task_list"] {
@@ -362,7 +429,11 @@ impl Call {
     pub fn needs_sandbox(&self) -> bool {
         matches!(
             self,
-            Call::Bash(_) | Call::Editor(_) | Call::Write { .. } | Call::Browse { .. }
+            Call::Bash(_)
+                | Call::Editor(_)
+                | Call::Write { .. }
+                | Call::Browse { .. }
+                | Call::Fetch { .. }
         )
     }
 
@@ -427,6 +498,22 @@ impl Call {
                 "browse",
                 json!({"url": url, "thought": ""}),
                 format!("Browsing {url}"),
+            ),
+            Call::Fetch {
+                url,
+                start_index,
+                max_length,
+                raw,
+            } => (
+                "browse",
+                json!({
+                    "url": url,
+                    "thought": "",
+                    "start_index": start_index,
+                    "max_length": max_length,
+                    "raw": raw,
+                }),
+                format!("Fetching {url}"),
             ),
         }
     }
@@ -580,26 +667,11 @@ impl Toolbox {
                 }
             }
             Call::Browse { url } => {
-                // curl in the sandbox: the page comes from where the agent works (file:// URLs
-                // included), and the worker's network is not used.
-                let argv: Vec<String> = [
-                    "curl",
-                    "--silent",
-                    "--show-error",
-                    "--location",
-                    "--proto-redir",
-                    "=http,https",
-                    "--max-time",
-                    &BROWSE_TIMEOUT_SECS.to_string(),
-                    url.as_str(),
-                ]
-                .iter()
-                .map(|a| a.to_string())
-                .collect();
-                let fetched = backend()?
-                    .exec(&self.sandbox_id, &argv, WORKSPACE)
-                    .await
-                    .map_err(fault_of)?;
+                // The user's own fetch may read the sandbox's files too (file://).
+                let fetched =
+                    fetch_in_sandbox(backend()?, &self.sandbox_id, url, "=http,https,file")
+                        .await
+                        .map_err(fault_of)?;
                 let failed = fetched.exit_code != 0;
                 let page: String = if failed {
                     format!(
@@ -619,8 +691,103 @@ impl Toolbox {
                     meta,
                 )
             }
+            Call::Fetch {
+                url,
+                start_index,
+                max_length,
+                raw,
+            } => {
+                let fetched = fetch_in_sandbox(backend()?, &self.sandbox_id, url, "=http,https")
+                    .await
+                    .map_err(fault_of)?;
+                if fetched.exit_code != 0 {
+                    let why = format!(
+                        "{url} could not be read (curl exit code {}): {}",
+                        fetched.exit_code,
+                        fetched.stderr.trim()
+                    );
+                    let mut draft = events::error_observation(&why, Some(action_id), meta);
+                    draft.doc["extras"]["url"] = json!(url);
+                    return Ok(Some(draft));
+                }
+                let page = page_part(&fetched.stdout, *start_index, *max_length, *raw);
+                events::observation(
+                    "browse",
+                    &page,
+                    json!({"url": url, "error": false, "exit_code": 0, "start_index": start_index}),
+                    format!("Read {url}"),
+                    action_id,
+                    meta,
+                )
+            }
         };
         Ok(Some(draft))
+    }
+}
+
+/// `url` fetched with curl inside the sandbox: the page comes from where the agent works, and
+/// the worker's own network and credentials are never used. `protocols` is curl's `--proto`
+/// list, for the address and every redirect.
+async fn fetch_in_sandbox(
+    sandboxes: &dyn SandboxBackend,
+    sandbox_id: &str,
+    url: &str,
+    protocols: &str,
+) -> Result<crate::sandbox::ExecOutput, SandboxError> {
+    let argv: Vec<String> = [
+        "curl",
+        "--silent",
+        "--show-error",
+        "--location",
+        "--proto",
+        protocols,
+        "--proto-redir",
+        "=http,https",
+        "--max-filesize",
+        &FETCH_MAX_BYTES.to_string(),
+        "--max-time",
+        &BROWSE_TIMEOUT_SECS.to_string(),
+        // Parsed as a URL before, so it starts with its scheme and is never read as an option.
+        url,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    sandboxes.exec(sandbox_id, &argv, WORKSPACE).await
+}
+
+/// The part of a fetched page the model asked for: HTML turned into Markdown (scripts, styles
+/// and other markup that is not text left out) unless `raw`, then `max_length` characters from
+/// `start_index`, with a note saying where the rest starts.
+pub fn page_part(page: &str, start_index: usize, max_length: usize, raw: bool) -> String {
+    let head: String = page
+        .chars()
+        .take(1024)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let html = head.contains("<html") || head.contains("<!doctype html") || head.contains("<body");
+    let text = if html && !raw {
+        let converter = htmd::HtmlToMarkdown::builder()
+            .skip_tags(vec![
+                "script", "style", "noscript", "template", "svg", "canvas", "iframe", "head",
+            ])
+            .build();
+        converter.convert(page).unwrap_or_else(|_| page.to_string())
+    } else {
+        page.to_string()
+    };
+    let total = text.chars().count();
+    if start_index >= total && total > 0 {
+        return format!("The page has {total} characters, so nothing starts at {start_index}.");
+    }
+    let part: String = text.chars().skip(start_index).take(max_length).collect();
+    let end = start_index + part.chars().count();
+    if end < total {
+        format!(
+            "{part}\n\n[Cut at character {end} of {total}: call fetch again with start_index={end} to read on.]"
+        )
+    } else {
+        part
     }
 }
 
@@ -669,5 +836,98 @@ fn fault_of(error: SandboxError) -> ToolFault {
             ToolFault::SandboxLost(error.to_string())
         }
         other => ToolFault::Host(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fetch_call(arguments: Value) -> Result<Call, String> {
+        parse(&ToolCall {
+            id: "call_1".into(),
+            name: FETCH.into(),
+            arguments: arguments.to_string(),
+        })
+    }
+
+    #[test]
+    fn fetch_takes_web_addresses_only_and_bounds_its_length() {
+        match fetch_call(json!({"url": "https://example.com/docs"})) {
+            Ok(Call::Fetch {
+                url,
+                start_index,
+                max_length,
+                raw,
+            }) => {
+                assert_eq!(url, "https://example.com/docs");
+                assert_eq!(
+                    (start_index, max_length, raw),
+                    (0, FETCH_DEFAULT_LENGTH, false)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match fetch_call(
+            json!({"url": "http://127.0.0.1:8000/", "max_length": 1_000_000, "raw": true}),
+        ) {
+            Ok(Call::Fetch {
+                max_length, raw, ..
+            }) => {
+                assert_eq!((max_length, raw), (FETCH_MAX_LENGTH, true));
+            }
+            other => panic!("{other:?}"),
+        }
+        for (arguments, said) in [
+            (json!({"url": "file:///etc/passwd"}), "not `file`"),
+            (json!({"url": "ftp://example.com/"}), "not `ftp`"),
+            (json!({"url": "not a url"}), "not a web address"),
+            (
+                json!({"url": "https://example.com", "max_length": 0}),
+                "at least 1",
+            ),
+            (
+                json!({"url": "https://example.com", "start_index": -5}),
+                "whole number",
+            ),
+            (json!({}), "Missing required argument \"url\""),
+        ] {
+            let error = fetch_call(arguments.clone()).unwrap_err();
+            assert!(error.contains(said), "{arguments}: {error}");
+        }
+    }
+
+    #[test]
+    fn pages_are_read_as_markdown_in_parts() {
+        let page = "<!DOCTYPE html><html><head><title>T</title><style>p{}</style></head><body>\
+            <h1>Release notes</h1><p>Version <strong>2.1</strong> fixes <a href=\"/bugs/7\">bug 7</a>.</p>\
+            <script>var token = 'not-for-the-model';</script></body></html>";
+        let text = page_part(page, 0, 10_000, false);
+        assert!(text.starts_with("# Release notes"), "{text}");
+        assert!(
+            text.contains("**2.1**") && text.contains("[bug 7](/bugs/7)"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("not-for-the-model") && !text.contains("p{}"),
+            "{text}"
+        );
+        assert!(page_part(page, 0, 10_000, true).contains("<h1>"));
+
+        let first = page_part(page, 0, 10, false);
+        assert!(first.starts_with("# Release"), "{first}");
+        assert!(first.contains("start_index=10"), "{first}");
+        let rest = page_part(page, 10, 10_000, false);
+        assert!(
+            rest.starts_with(" notes") || rest.starts_with("notes"),
+            "{rest}"
+        );
+        assert!(!rest.contains("start_index="), "{rest}");
+        assert!(page_part(page, 5_000, 10, false).contains("nothing starts at 5000"));
+        // Text that is not HTML stays as it is.
+        assert_eq!(
+            page_part("plain {\"json\": 1}", 0, 100, false),
+            "plain {\"json\": 1}"
+        );
     }
 }

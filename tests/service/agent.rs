@@ -784,6 +784,84 @@ async fn a_context_overflow_that_condensing_cannot_help_ends_the_run() {
     );
 }
 
+/// `fetch` reads a page served inside the sandbox (its own loopback: the page never comes
+/// through the worker) as Markdown, in parts, and says plainly what it cannot read.
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_reads_a_page_from_the_sandbox_as_markdown_in_parts() {
+    let page = "<!DOCTYPE html><html><head><title>Notes</title><style>h1 { color: red }</style></head><body>\
+        <h1>Release notes</h1><p>Version <strong>2.1</strong> fixes the <a href=\"/bugs/7\">login bug</a>.</p>\
+        <script>var secret = 'kept-out-of-the-prompt';</script>\
+        <ul><li>Faster start</li><li>Smaller image</li></ul></body></html>";
+    let url = "http://127.0.0.1:8765/notes.html";
+    let script = vec![
+        create("/workspace/site/notes.html", page),
+        bash(
+            "cd /workspace/site && (python3 -m http.server 8765 --bind 127.0.0.1 >/tmp/http.log 2>&1 &) \
+             && for i in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:8765/ && break; sleep 0.1; done",
+        ),
+        Turn::call("fetch", json!({"url": url, "max_length": 40})),
+        Turn::call("fetch", json!({"url": url, "start_index": 40})),
+        Turn::call("fetch", json!({"url": "file:///etc/passwd"})),
+        Turn::call(
+            "fetch",
+            json!({"url": "http://127.0.0.1:9/nothing-listens-here"}),
+        ),
+        finish("read the notes"),
+    ];
+    let agent = start(
+        Kind::Sqlite,
+        "openai/gpt-fake",
+        script,
+        AgentSettings::default(),
+    )
+    .await;
+    let id = agent.ask("web", "read the release notes").await;
+    assert_eq!(agent.rest(&id).await.0, "finished");
+    agent.fake.assert_each_tool_call_answered_once();
+    let events = agent.events(&id).await;
+    let fetches: Vec<&Value> = events.iter().filter(|e| e["action"] == "browse").collect();
+    assert_eq!(
+        fetches.len(),
+        3,
+        "the file:// call is refused before it runs"
+    );
+    let pages = observations(&events, "browse");
+    assert_eq!(pages.len(), 2, "{pages:#?}");
+    let first = pages[0]["content"].as_str().unwrap();
+    assert!(first.starts_with("# Release notes"), "{first}");
+    assert!(first.contains("start_index=40"), "{first}");
+    let second = pages[1]["content"].as_str().unwrap();
+    assert!(second.contains("[login bug](/bugs/7)"), "{second}");
+    assert!(
+        second
+            .lines()
+            .any(|line| line.starts_with('*') && line.ends_with("Smaller image")),
+        "a list item: {second}"
+    );
+    assert!(!second.contains("start_index="), "{second}");
+    for text in [first, second] {
+        assert!(
+            !text.contains("kept-out-of-the-prompt") && !text.contains("color: red"),
+            "{text}"
+        );
+    }
+    assert_eq!(pages[0]["extras"]["url"], url);
+    let errors: Vec<&str> = observations(&events, "error")
+        .iter()
+        .map(|e| e["content"].as_str().unwrap())
+        .collect();
+    assert!(
+        errors.iter().any(|e| e.contains("not `file`")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("could not be read") && e.contains("curl exit code 7")),
+        "{errors:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stop_request_ends_the_run() {
     let script = vec![bash("sleep 3"), bash("echo never")];
