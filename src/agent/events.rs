@@ -131,6 +131,48 @@ pub fn user_message(content: &str, automatic: bool, origin: Value) -> Draft {
     }
 }
 
+/// The most images one message may carry.
+pub const MAX_IMAGES: usize = 10;
+/// The longest image URL: a `data:` URL of about 5 MB.
+const MAX_IMAGE_URL_CHARS: usize = 7_000_000;
+
+/// The `image_urls` of a user's message, checked: at most [`MAX_IMAGES`], each an http(s)
+/// address or a base64 `data:` URL of a PNG, JPEG, GIF or WebP image. `null` is none.
+pub fn image_urls(value: &Value) -> Result<Vec<String>, String> {
+    let urls = match value {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(urls) => urls,
+        _ => return Err("`image_urls` must be an array of URLs".into()),
+    };
+    if urls.len() > MAX_IMAGES {
+        return Err(format!("at most {MAX_IMAGES} images go with one message"));
+    }
+    urls.iter()
+        .map(|url| {
+            let url = url
+                .as_str()
+                .ok_or("each of `image_urls` must be a URL text")?
+                .trim();
+            if url.len() > MAX_IMAGE_URL_CHARS {
+                return Err("an image URL is longer than 7,000,000 characters (about 5 MB)".into());
+            }
+            let image_data = ["png", "jpeg", "gif", "webp"]
+                .iter()
+                .any(|kind| url.starts_with(&format!("data:image/{kind};base64,")));
+            let web = url::Url::parse(url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if image_data || web {
+                Ok(url.to_string())
+            } else {
+                Err(format!(
+                    "`{}` is not an image URL: give an http(s) address or a data:image/png, jpeg, gif or webp;base64 URL",
+                    url.chars().take(60).collect::<String>()
+                ))
+            }
+        })
+        .collect()
+}
+
 /// A message from the agent that asks for nothing to be run.
 pub fn agent_message(content: &str, metrics: Option<Value>, response_id: &str) -> Draft {
     let mut doc = json!({
@@ -443,6 +485,8 @@ pub enum Item {
         id: i64,
         content: String,
         automatic: bool,
+        /// The images the user attached (`image_urls`).
+        images: Vec<String>,
     },
     AgentMessage {
         id: i64,
@@ -586,6 +630,14 @@ impl Item {
                     id,
                     content: text(&args["content"]),
                     automatic: args["automatic"].as_bool().unwrap_or(false),
+                    images: args["image_urls"]
+                        .as_array()
+                        .map(|urls| {
+                            urls.iter()
+                                .filter_map(|u| u.as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 },
                 "message" => Item::AgentMessage {
                     id,

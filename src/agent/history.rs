@@ -314,7 +314,12 @@ impl History {
                 summary_placed = true;
             }
             match item {
-                Item::UserMessage { id, content, .. } => {
+                Item::UserMessage {
+                    id,
+                    content,
+                    images,
+                    ..
+                } => {
                     close(&mut out, open.take(), &calls, &answered);
                     out.extend(notes.drain(..).map(ChatMessage::user));
                     let text = if Some(*id) == first_user {
@@ -322,7 +327,10 @@ impl History {
                     } else {
                         content.clone()
                     };
-                    out.push(ChatMessage::user(text));
+                    out.push(ChatMessage {
+                        images: images.clone(),
+                        ..ChatMessage::user(text)
+                    });
                 }
                 Item::AgentMessage { content, .. } => {
                     close(&mut out, open.take(), &calls, &answered);
@@ -332,6 +340,7 @@ impl History {
                         content: content.clone(),
                         tool_calls: Vec::new(),
                         tool_call_id: None,
+                        images: Vec::new(),
                     });
                 }
                 Item::Action { call, .. }
@@ -349,6 +358,7 @@ impl History {
                                 content: thought.clone(),
                                 tool_calls: tool_calls.clone(),
                                 tool_call_id: None,
+                                images: Vec::new(),
                             });
                         }
                     }

@@ -32,6 +32,10 @@ pub struct ChatMessage {
     /// The call this message answers (tool messages).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// Images the user attached (user messages): http(s) addresses or `data:image/…;base64,`
+    /// URLs. A model that cannot see images gets a note instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }
 
 impl ChatMessage {
@@ -56,6 +60,7 @@ impl ChatMessage {
             content: content.into(),
             tool_calls: Vec::new(),
             tool_call_id: None,
+            images: Vec::new(),
         }
     }
 }
@@ -233,7 +238,14 @@ pub struct LlmClient {
     /// The most tokens a prompt may have (LLM_MAX_INPUT_TOKENS); `None`: the known figure of
     /// the model, if there is one.
     max_input_tokens: Option<u64>,
+    /// Whether the model is given images (LLM_ACCEPTS_IMAGES); `None`: as known for its family.
+    accepts_images: Option<bool>,
 }
+
+/// Model families that take images in their prompts, by the start of the model's name.
+const IMAGE_FAMILIES: &[&str] = &[
+    "claude-", "gpt-4o", "gpt-4.1", "gpt-5", "o3", "o4-mini", "gemini-",
+];
 
 /// The context windows (input tokens) that model families publish, by the start of the
 /// model's name: what the history is kept under when LLM_MAX_INPUT_TOKENS is not set.
@@ -330,6 +342,22 @@ impl LlmClient {
             max_tokens: 8192,
             timeout: DEFAULT_LLM_TIMEOUT,
             max_input_tokens: None,
+            accepts_images: None,
+        })
+    }
+
+    /// Whether the model is given images, instead of what is known of its family.
+    pub fn with_images(mut self, accepts: Option<bool>) -> Self {
+        self.accepts_images = accepts;
+        self
+    }
+
+    /// Whether images attached to user messages are sent to the model: LLM_ACCEPTS_IMAGES, or
+    /// else whether its family takes them. Otherwise a note tells the model they were there.
+    pub fn accepts_images(&self) -> bool {
+        self.accepts_images.unwrap_or_else(|| {
+            let name = self.model.rsplit('/').next().unwrap_or(&self.model);
+            IMAGE_FAMILIES.iter().any(|family| name.starts_with(family))
         })
     }
 
@@ -485,7 +513,12 @@ impl LlmClient {
                     .http
                     .post(format!("{base_url}/chat/completions"))
                     .timeout(self.timeout)
-                    .json(&openai_body(&self.model, messages, tools));
+                    .json(&openai_body(
+                        &self.model,
+                        messages,
+                        tools,
+                        self.accepts_images(),
+                    ));
                 if !key.is_empty() {
                     request = request.bearer_auth(key).header("api-key", key);
                 }
@@ -502,6 +535,7 @@ impl LlmClient {
                     self.max_tokens,
                     messages,
                     tools,
+                    self.accepts_images(),
                 )),
         }
     }
@@ -553,10 +587,51 @@ fn error_message(body: &str) -> String {
     message.unwrap_or_else(|| body.chars().take(300).collect())
 }
 
-fn openai_body(model: &str, messages: &[ChatMessage], tools: &[ToolSpec]) -> Value {
+/// A user message's text, with a note naming its images when the model is not given them.
+fn text_with_image_note(message: &ChatMessage, images: bool) -> String {
+    if images || message.images.is_empty() {
+        return message.content.clone();
+    }
+    let named: Vec<&str> = message
+        .images
+        .iter()
+        .map(|url| {
+            if url.starts_with("data:") {
+                "an uploaded image"
+            } else {
+                url.as_str()
+            }
+        })
+        .collect();
+    format!(
+        "{}\n\n[The user attached {} image(s), which this model cannot see: {}.]",
+        message.content,
+        named.len(),
+        named.join(", ")
+    )
+}
+
+/// A `data:image/png;base64,…` URL's media type and data.
+fn data_url_parts(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (media_type, data) = rest.split_once(";base64,")?;
+    Some((media_type, data))
+}
+
+fn openai_body(model: &str, messages: &[ChatMessage], tools: &[ToolSpec], images: bool) -> Value {
     let messages: Vec<Value> = messages
         .iter()
         .map(|m| match m.role {
+            Role::User if images && !m.images.is_empty() => {
+                let mut parts = vec![json!({"type": "text", "text": m.content})];
+                parts.extend(
+                    m.images
+                        .iter()
+                        .map(|url| json!({"type": "image_url", "image_url": {"url": url}})),
+                );
+                json!({"role": "user", "content": parts})
+            }
+            Role::User => json!({"role": "user", "content": text_with_image_note(m, images)}),
             Role::Tool => json!({
                 "role": "tool",
                 "tool_call_id": m.tool_call_id,
@@ -621,6 +696,7 @@ fn parse_openai(value: &Value) -> Result<(ChatMessage, Usage), String> {
             content: message["content"].as_str().unwrap_or_default().to_string(),
             tool_calls,
             tool_call_id: None,
+            images: Vec::new(),
         },
         Usage {
             prompt_tokens: usage["prompt_tokens"].as_u64().unwrap_or(0),
@@ -637,6 +713,7 @@ fn anthropic_body(
     max_tokens: u32,
     messages: &[ChatMessage],
     tools: &[ToolSpec],
+    images: bool,
 ) -> Value {
     let system: Vec<&str> = messages
         .iter()
@@ -667,7 +744,19 @@ fn anthropic_body(
                 }
                 ("assistant", blocks)
             }
-            _ => ("user", vec![json!({"type": "text", "text": m.content})]),
+            _ => {
+                let mut blocks =
+                    vec![json!({"type": "text", "text": text_with_image_note(m, images)})];
+                if images {
+                    blocks.extend(m.images.iter().map(|url| match data_url_parts(url) {
+                        Some((media_type, data)) => json!({"type": "image", "source": {
+                            "type": "base64", "media_type": media_type, "data": data,
+                        }}),
+                        None => json!({"type": "image", "source": {"type": "url", "url": url}}),
+                    }));
+                }
+                ("user", blocks)
+            }
         };
         match turns.last_mut() {
             Some(last) if last["role"] == role => {
@@ -716,6 +805,7 @@ fn parse_anthropic(value: &Value) -> Result<(ChatMessage, Usage), String> {
             content: text,
             tool_calls,
             tool_call_id: None,
+            images: Vec::new(),
         },
         Usage {
             // Anthropic counts cached prompt tokens apart from input_tokens.
@@ -839,6 +929,7 @@ mod tests {
                 },
             ],
             tool_call_id: None,
+            images: Vec::new(),
         };
         let body = anthropic_body(
             "m",
@@ -851,11 +942,69 @@ mod tests {
                 ChatMessage::tool_result("b", "bad json"),
             ],
             &[],
+            false,
         );
         assert_eq!(body["system"], "be brief");
         let turns = body["messages"].as_array().unwrap();
         assert_eq!(turns.len(), 3);
         assert_eq!(turns[1]["content"][0]["input"]["thought"], "x");
         assert_eq!(turns[2]["content"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn images_go_to_models_that_take_them_and_a_note_to_others() {
+        let message = ChatMessage {
+            images: vec![
+                "https://example.com/screen.png".into(),
+                "data:image/png;base64,iVBORw0KGgo=".into(),
+            ],
+            ..ChatMessage::user("what is wrong here?")
+        };
+        let openai = openai_body("gpt-4o", std::slice::from_ref(&message), &[], true);
+        let parts = &openai["messages"][0]["content"];
+        assert_eq!(
+            parts[0],
+            json!({"type": "text", "text": "what is wrong here?"})
+        );
+        assert_eq!(
+            parts[1]["image_url"]["url"],
+            "https://example.com/screen.png"
+        );
+        assert_eq!(
+            parts[2]["image_url"]["url"],
+            "data:image/png;base64,iVBORw0KGgo="
+        );
+        let anthropic = anthropic_body("claude", 100, std::slice::from_ref(&message), &[], true);
+        let blocks = &anthropic["messages"][0]["content"];
+        assert_eq!(
+            blocks[1]["source"],
+            json!({"type": "url", "url": "https://example.com/screen.png"})
+        );
+        assert_eq!(
+            blocks[2]["source"],
+            json!({"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="})
+        );
+        for body in [
+            openai_body("m", std::slice::from_ref(&message), &[], false),
+            anthropic_body("m", 100, std::slice::from_ref(&message), &[], false),
+        ] {
+            let text = body["messages"][0]["content"].to_string();
+            assert!(
+                text.contains("cannot see") && text.contains("https://example.com/screen.png"),
+                "{text}"
+            );
+            assert!(
+                text.contains("an uploaded image") && !text.contains("iVBORw0KGgo"),
+                "{text}"
+            );
+        }
+        let client = |model: &str| LlmClient::new(model, None, Some("http://127.0.0.1:9")).unwrap();
+        assert!(client("anthropic/claude-sonnet-4-5").accepts_images());
+        assert!(!client("openai/gpt-fake").accepts_images());
+        assert!(
+            client("openai/gpt-fake")
+                .with_images(Some(true))
+                .accepts_images()
+        );
     }
 }

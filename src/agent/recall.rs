@@ -103,6 +103,7 @@ impl Run<'_> {
                 id,
                 content,
                 automatic: false,
+                ..
             } = item
             else {
                 continue;

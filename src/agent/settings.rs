@@ -25,6 +25,10 @@ pub struct LlmSettings {
     /// to keep prompts shorter): the history is condensed before prompts come near it.
     #[arg(long, global = true, env = "LLM_MAX_INPUT_TOKENS")]
     pub llm_max_input_tokens: Option<u64>,
+    /// Whether the server's model is given the images users attach (unset: as known for the
+    /// model's family); a model that is not gets a note naming them.
+    #[arg(long, global = true, env = "LLM_ACCEPTS_IMAGES", value_parser = clap::builder::BoolishValueParser::new())]
+    pub llm_accepts_images: Option<bool>,
 }
 
 impl LlmSettings {
@@ -73,7 +77,8 @@ impl LlmSettings {
         Ok(Some(
             client
                 .with_prices(self.prices()?)
-                .with_max_input_tokens(self.llm_max_input_tokens),
+                .with_max_input_tokens(self.llm_max_input_tokens)
+                .with_images(self.llm_accepts_images),
         ))
     }
 }

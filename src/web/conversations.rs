@@ -48,6 +48,10 @@ pub(super) struct NewConversationBody {
     /// By default the first line of `initial_user_msg`, until the model names the conversation.
     #[schema(max_length = 200)]
     title: Option<String>,
+    /// Images that go with `initial_user_msg`: http(s) addresses or base64 `data:image/…`
+    /// URLs (at most 10).
+    #[schema(max_items = 10)]
+    image_urls: Option<Vec<String>>,
 }
 
 /// Where a web conversation's repository is hosted.
@@ -121,6 +125,9 @@ pub(super) struct TitleBody {
 pub(super) struct MessageBody {
     #[schema(min_length = 1, max_length = 100_000)]
     message: String,
+    /// Images for the model: http(s) addresses or base64 `data:image/…` URLs (at most 10).
+    #[schema(max_items = 10)]
+    image_urls: Option<Vec<String>>,
 }
 
 /// The query of `GET /api/conversations/{id}/events`.
@@ -387,12 +394,18 @@ pub(super) fn title_from(message: Option<&str>) -> String {
         .unwrap_or_else(|| "New conversation".to_string())
 }
 
-/// A message of the caller, as the agent reads it.
-pub(super) fn message_from(caller: &Caller, text: &str) -> Draft {
+/// The images of a message, checked; a clear 400 for any that cannot be one.
+pub(super) fn checked_images(urls: Option<&[String]>) -> Result<Vec<String>, ApiError> {
+    events::image_urls(&json!(urls.unwrap_or_default()))
+        .map_err(|e| ApiError::BadRequest(format!("`image_urls`: {e}")))
+}
+
+/// A message of the caller, with the images they attached, as the agent reads it.
+pub(super) fn message_from(caller: &Caller, text: &str, images: &[String]) -> Draft {
     events::user_message(
         text,
         false,
-        json!({"trigger": "web", "user_id": caller.0.id}),
+        json!({"trigger": "web", "user_id": caller.0.id, "image_urls": images}),
     )
 }
 
@@ -609,6 +622,12 @@ pub(super) async fn create_conversation(
         .initial_user_msg
         .as_deref()
         .filter(|m| !m.trim().is_empty());
+    let images = checked_images(body.image_urls.as_deref())?;
+    if message.is_none() && !images.is_empty() {
+        return Err(ApiError::BadRequest(
+            "`image_urls` go with `initial_user_msg`, which is missing".into(),
+        ));
+    }
     let repository = body
         .repository
         .as_deref()
@@ -665,7 +684,7 @@ pub(super) async fn create_conversation(
             append_drafts(
                 &mut tx,
                 &conversation.id,
-                &[message_from(&caller, message)],
+                &[message_from(&caller, message, &images)],
                 None,
                 true,
             )
@@ -1004,10 +1023,11 @@ pub(super) async fn send_message(
             "`message` is required and must not be blank".into(),
         ));
     }
+    let images = checked_images(body.image_urls.as_deref())?;
     let stored = record(
         &state,
         &conversation.id,
-        &[message_from(&caller, &body.message)],
+        &[message_from(&caller, &body.message, &images)],
         None,
         true,
     )

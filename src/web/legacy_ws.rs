@@ -245,13 +245,15 @@ impl Legacy {
                         "`args.{key}` is longer than {MAX_MESSAGE_CHARS} characters"
                     )));
                 }
+                let images = crate::agent::events::image_urls(&args["image_urls"])
+                    .map_err(|e| refuse(format!("`args.image_urls`: {e}")))?;
                 let caller = self.caller().await?;
                 self.take_for(&caller)?;
                 let conversation_id = self.conversation(&caller, Some(text)).await?;
                 record(
                     &self.state,
                     &conversation_id,
-                    &[message_from(&caller, text)],
+                    &[message_from(&caller, text, &images)],
                     None,
                     true,
                 )

@@ -325,10 +325,16 @@ impl Session {
                     .ok_or_else(|| {
                         ApiError::BadRequest("a message frame needs a non-empty `content`".into())
                     })?;
+                let images = match &frame["image_urls"] {
+                    Value::Null => &frame["args"]["image_urls"],
+                    given => given,
+                };
+                let images = crate::agent::events::image_urls(images)
+                    .map_err(|e| ApiError::BadRequest(format!("`image_urls`: {e}")))?;
                 record(
                     &self.state,
                     &conversation.id,
-                    &[message_from(caller, content)],
+                    &[message_from(caller, content, &images)],
                     None,
                     true,
                 )

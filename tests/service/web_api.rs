@@ -1562,3 +1562,77 @@ async fn a_retried_create_with_the_same_idempotency_key_creates_one_conversation
     let response = router(s.clone()).oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
+
+/// Images attached to a message over REST reach a model that takes them, in both wire formats;
+/// an address that cannot be an image is refused with its reason, and nothing is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_attached_over_rest_reach_the_model() {
+    use support::fake_llm::Turn;
+    const PNG: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+    const SHOT: &str = "https://example.com/screenshots/failing-build.png";
+    for model in ["openai/gpt-4o", "anthropic/claude-sonnet-4-5"] {
+        let t = TestDb::new(Kind::Sqlite).await;
+        let service = Service::builder(&t.db)
+            .web()
+            .agent(vec![Turn::call("finish", json!({"message": "Seen."}))])
+            .model(model)
+            .start()
+            .await;
+        let s = service.state().clone();
+        let alice = user(&t, "alice").await;
+
+        let (status, answer) = call(
+            &s,
+            "POST",
+            "/api/conversations",
+            Some(&alice),
+            Some(&json!({"initial_user_msg": "Why does it fail?", "image_urls": ["file:///etc/passwd"]}).to_string()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("image_urls"),
+            "{answer}"
+        );
+
+        let id = create(
+            &s,
+            &alice,
+            json!({"initial_user_msg": "Why does the build fail?", "image_urls": [SHOT, PNG]}),
+        )
+        .await;
+        let fake = service.llm().clone();
+        let request = support::wait_for("the model to be asked", Duration::from_secs(60), || {
+            let fake = fake.clone();
+            async move { fake.requests().into_iter().find(|r| !r.tools.is_empty()) }
+        })
+        .await;
+        let sent = request.body["messages"].to_string();
+        assert!(sent.contains(SHOT), "{model}: {sent}");
+        match model.split('/').next() {
+            Some("openai") => assert!(sent.contains(PNG) && sent.contains("image_url"), "{sent}"),
+            _ => assert!(
+                sent.contains("\"media_type\":\"image/png\"") && sent.contains("iVBORw0KGgo"),
+                "{sent}"
+            ),
+        }
+        assert!(!sent.contains("cannot see"), "{sent}");
+        // Shown back as OpenHands' message event carries them.
+        let (_, events) = call(
+            &s,
+            "GET",
+            &format!("/api/conversations/{id}/events"),
+            Some(&alice),
+            None,
+        )
+        .await;
+        let message = events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == "message")
+            .unwrap();
+        assert_eq!(message["args"]["image_urls"], json!([SHOT, PNG]));
+        t.drop_database().await;
+    }
+}
