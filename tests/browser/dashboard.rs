@@ -2282,3 +2282,80 @@ async fn the_conversation_view_shows_what_the_repository_told_the_agent() {
     browser.close().await;
     t.drop_database().await;
 }
+
+/// An image attached on the new-conversation page reaches a model that takes images, shows in
+/// the conversation, and a file that is not an image is named and left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_attached_in_the_browser_reaches_the_model() {
+    use serde_json::json;
+    use std::time::Duration;
+    use support::fake_llm::Turn;
+    use support::service::Service;
+
+    // A 1×1 PNG.
+    const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+    let files = tempfile::tempdir().unwrap();
+    let image = files.path().join("failing-build.png");
+    std::fs::write(&image, base64_decode(PNG)).unwrap();
+    let notes = files.path().join("notes.txt");
+    std::fs::write(&notes, "not an image").unwrap();
+
+    let t = TestDb::sqlite().await;
+    let service = Service::builder(&t.db)
+        .web()
+        .agent(vec![Turn::call(
+            "finish",
+            json!({"message": "I see a red pixel."}),
+        )])
+        .model("openai/gpt-4o")
+        .start()
+        .await;
+    let fake = service.llm().clone();
+    let web = WebServer::start(service.app()).await;
+    let (_, key) = user(&t, "alice", false).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &web, &key).await;
+
+    browser.click("a[href='/new']").await;
+    browser
+        .type_text("#task", "What does the screenshot show?")
+        .await;
+    browser
+        .type_text("#task-images", notes.to_str().unwrap())
+        .await;
+    browser
+        .wait_for_text(".attachments-note", "notes.txt is not a PNG")
+        .await;
+    browser
+        .type_text("#task-images", image.to_str().unwrap())
+        .await;
+    browser
+        .wait_for_text("#task-images-list", "failing-build.png")
+        .await;
+    browser.screenshot("new-with-image").await;
+    browser.click("form#new-form button[type=submit]").await;
+    browser.wait_for_text("#events", "I see a red pixel.").await;
+    browser.wait(".attached-image").await;
+    browser.screenshot("conversation-with-image").await;
+
+    let asked = support::wait_for("the model to be asked", Duration::from_secs(30), || {
+        let fake = fake.clone();
+        async move { fake.requests().into_iter().find(|r| !r.tools.is_empty()) }
+    })
+    .await;
+    let parts = asked.body["messages"].to_string();
+    assert!(
+        parts.contains(&format!("data:image/png;base64,{PNG}")),
+        "{parts}"
+    );
+    assert_no_script_failures(&browser).await;
+    browser.close().await;
+    t.drop_database().await;
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+}

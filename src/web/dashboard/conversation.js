@@ -4,7 +4,7 @@
 // files); the header with model, cost, tokens, duration, repository, branch and pull
 // requests; rename and delete.
 import { api, get, post } from './api.js';
-import { h, show, fill, notice, triggerBadge, statusBadge, safeUrl } from './dom.js';
+import { h, show, fill, notice, triggerBadge, statusBadge, safeUrl, imagePicker } from './dom.js';
 import { markdown } from './markdown.js';
 import { navigate } from './app.js';
 import { workspacePanes } from './workspace.js';
@@ -35,7 +35,8 @@ export async function conversationPage(id) {
   const runError = h('div', { id: 'run-error', 'aria-live': 'assertive' });
   const text = h('textarea', { id: 'message', rows: 3, required: true, placeholder: 'Send a message to the agent (Ctrl+Enter sends)', 'aria-label': 'Message' });
   const send = h('button', { type: 'submit', id: 'send' }, 'Send');
-  const form = h('form', { id: 'message-form', class: 'composer' }, text, send);
+  const images = imagePicker('message-images');
+  const form = h('form', { id: 'message-form', class: 'composer' }, text, send, images.element);
   const buttons = {
     pause: h('button', { type: 'button', id: 'pause', onclick: () => changeState('pause') }, 'Pause'),
     resume: h('button', { type: 'button', id: 'resume', onclick: () => changeState('resume') }, 'Resume'),
@@ -259,8 +260,10 @@ export async function conversationPage(id) {
     send.disabled = true;
     problem.replaceChildren();
     try {
-      await post(`${path}/message`, { message: content });
+      const attached = images.urls();
+      await post(`${path}/message`, attached.length ? { message: content, image_urls: attached } : { message: content });
       text.value = '';
+      images.clear();
     } catch (error) {
       problem.replaceChildren(notice('error', error.message));
     } finally {
@@ -318,7 +321,16 @@ export function renderEvent(event) {
   if (event.action === 'change_agent_state') return systemNote(event, stateRequest(args.agent_state));
   if (event.action === 'message') {
     if (args.automatic) return null;
-    return item('message', markdown(args.content ?? event.message));
+    // Attached images: uploaded ones shown small; addresses elsewhere as links (the page
+    // loads nothing from other sites).
+    const images = (Array.isArray(args.image_urls) ? args.image_urls : [])
+      .filter((url) => typeof url === 'string')
+      .map((url) => (url.startsWith('data:image/')
+        ? h('img', { src: url, alt: 'Attached image', class: 'attached-image' })
+        : safeUrl(url) && h('a', { href: safeUrl(url), rel: 'noopener noreferrer', target: '_blank' }, 'Attached image')))
+      .filter(Boolean);
+    return item('message', markdown(args.content ?? event.message),
+      images.length ? h('div', { class: 'attached-images' }, images) : null);
   }
   if (event.action === 'run') {
     return item('command', said, h('pre', { class: 'command' }, h('code', {}, `$ ${args.command ?? ''}`)));

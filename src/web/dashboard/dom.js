@@ -192,3 +192,59 @@ function copyByCommand(text) {
   if (focused instanceof HTMLElement) focused.focus();
   return copied;
 }
+
+/** The image types the agent's models take. */
+const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp'];
+/** The most images one message carries (the API's limit). */
+const MAX_IMAGES = 10;
+
+/**
+ * "Attach images": PNG, JPEG, GIF or WebP files read in the browser as data URLs, shown as
+ * thumbnails that can be removed, sent with a message as `image_urls`.
+ */
+export function imagePicker(id) {
+  const input = h('input', { id, type: 'file', accept: IMAGE_TYPES.join(','), multiple: true, class: 'file-input' });
+  const list = h('ul', { class: 'attachments', id: `${id}-list` });
+  const said = h('p', { class: 'muted attachments-note', role: 'status' });
+  let images = [];
+  function render() {
+    list.replaceChildren(...images.map((image, at) => h('li', { class: 'attachment' },
+      h('img', { src: image.url, alt: '', class: 'thumb' }),
+      h('span', { class: 'name' }, image.name),
+      h('button', {
+        type: 'button', class: 'link', 'aria-label': `Remove ${image.name}`,
+        onclick: () => { images.splice(at, 1); render(); },
+      }, 'Remove'))));
+  }
+  input.addEventListener('change', async () => {
+    said.textContent = '';
+    for (const file of Array.from(input.files || [])) {
+      if (!IMAGE_TYPES.includes(file.type)) {
+        said.textContent = `${file.name} is not a PNG, JPEG, GIF or WebP image.`;
+        continue;
+      }
+      if (images.length >= MAX_IMAGES) {
+        said.textContent = `At most ${MAX_IMAGES} images go with one message.`;
+        break;
+      }
+      images.push({ name: file.name, url: await dataUrl(file) });
+    }
+    input.value = '';
+    render();
+  });
+  return {
+    element: h('div', { class: 'image-picker' },
+      h('label', { for: id }, 'Attach images'), input, list, said),
+    urls: () => images.map((image) => image.url),
+    clear() { images = []; render(); },
+  };
+}
+
+function dataUrl(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result));
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}

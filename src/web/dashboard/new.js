@@ -3,7 +3,7 @@
 // is held while the request is in flight, and a retry carries the same Idempotency-Key, so a
 // double click or a resent request starts one conversation.
 import { get, post } from './api.js';
-import { h, show, fill, notice, sandboxWarning, PROVIDER_NAMES } from './dom.js';
+import { h, show, fill, notice, sandboxWarning, PROVIDER_NAMES, imagePicker } from './dom.js';
 import { navigate } from './app.js';
 
 const SEARCH_DELAY_MS = 250;
@@ -21,9 +21,11 @@ export async function newPage() {
   const notes = h('div', { id: 'repository-notes' });
   const branch = h('input', { id: 'branch', placeholder: 'the default branch', autocomplete: 'off' });
   const start = h('button', { type: 'submit', id: 'start' }, 'Start');
+  const images = imagePicker('task-images');
   const message = h('div', { 'aria-live': 'assertive' });
   const form = h('form', { id: 'new-form', class: 'card' },
     h('label', { for: 'task' }, 'Task'), task,
+    images.element,
     h('label', { for: 'repository' }, 'Repository'),
     h('div', { class: 'picker' }, repository, options),
     chosenNote, notes,
@@ -126,6 +128,8 @@ export async function newPage() {
       return;
     }
     const body = { initial_user_msg: task.value };
+    const attached = images.urls();
+    if (attached.length) body.image_urls = attached;
     if (chosen) {
       body.repository = chosen.name;
       body.git_provider = chosen.git_provider;
