@@ -49,10 +49,16 @@ pub enum AgentState {
     Rejected,
     Error,
     RateLimited,
+    /// Risky actions wait for the user to confirm or reject them (confirmation mode).
+    AwaitingUserConfirmation,
+    /// Asked by the user, never a state the agent is in: run the waiting actions.
+    UserConfirmed,
+    /// Asked by the user, never a state the agent is in: do not run the waiting actions.
+    UserRejected,
 }
 
 impl AgentState {
-    pub const ALL: [AgentState; 9] = [
+    pub const ALL: [AgentState; 12] = [
         Self::Loading,
         Self::Running,
         Self::AwaitingUserInput,
@@ -62,6 +68,9 @@ impl AgentState {
         Self::Rejected,
         Self::Error,
         Self::RateLimited,
+        Self::AwaitingUserConfirmation,
+        Self::UserConfirmed,
+        Self::UserRejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +84,9 @@ impl AgentState {
             Self::Rejected => "rejected",
             Self::Error => "error",
             Self::RateLimited => "rate_limited",
+            Self::AwaitingUserConfirmation => "awaiting_user_confirmation",
+            Self::UserConfirmed => "user_confirmed",
+            Self::UserRejected => "user_rejected",
         }
     }
 

@@ -103,7 +103,8 @@ impl History {
                     automatic: false, ..
                 } => wanted = true,
                 Item::ChangeRequest {
-                    state: AgentState::Running,
+                    state:
+                        AgentState::Running | AgentState::UserConfirmed | AgentState::UserRejected,
                     ..
                 } => wanted = true,
                 Item::ChangeRequest {
@@ -114,6 +115,44 @@ impl History {
             }
         }
         wanted
+    }
+
+    /// The calls that wait for the user's confirmation, with whether the user confirmed them:
+    /// the calls left unanswered when the agent came to rest awaiting confirmation, confirmed
+    /// only by a confirmation that came after (a rejection, a message or anything else leaves
+    /// them unrun). `None` when nothing waits.
+    pub fn waiting_calls(&self) -> Option<(Vec<(i64, ToolCallMeta)>, bool)> {
+        let (at, since) =
+            self.items
+                .iter()
+                .enumerate()
+                .rev()
+                .find_map(|(at, item)| match item {
+                    Item::StateChanged {
+                        state: AgentState::AwaitingUserConfirmation,
+                        ..
+                    } => Some((at, item.id())),
+                    _ => None,
+                })?;
+        let waiting: Vec<(i64, ToolCallMeta)> = self
+            .unanswered_calls()
+            .into_iter()
+            .filter(|(id, _)| *id < since)
+            .collect();
+        if waiting.is_empty() {
+            return None;
+        }
+        let confirmed = self.items[at + 1..]
+            .iter()
+            .find_map(|item| match item {
+                Item::ChangeRequest { state, .. } => Some(*state == AgentState::UserConfirmed),
+                Item::UserMessage {
+                    automatic: false, ..
+                } => Some(false),
+                _ => None,
+            })
+            .unwrap_or(false);
+        Some((waiting, confirmed))
     }
 
     /// The newest request to stop or pause after item `after` (an id), if any.

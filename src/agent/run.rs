@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::condense;
 use super::events::{self, AgentState, Draft, Item, ToolCallMeta};
 use super::history::History;
-use super::llm::{ChatMessage, Completion, LlmClient, LlmError};
+use super::llm::{ChatMessage, Completion, LlmClient, LlmError, ToolCall};
 use super::prompt::REPOSITORY_DIR;
 use super::prompt::{PromptContext, Prompts};
 use super::scripts::PreCommit;
@@ -51,6 +51,9 @@ fn sandbox_lost_note(reason: &str) -> String {
         "The sandbox stopped while this ran ({reason}); its result is lost. It is started again for what comes next: programs that were running are gone."
     )
 }
+
+/// What a call that waited for confirmation is told when the user did not confirm it.
+const NOT_CONFIRMED: &str = "Not run: rejected by the user.";
 
 /// What a call is told when the run stopped while it ran.
 const LOST_RESULT: &str = "The service restarted while this was running, so its result was lost: it may or may not have taken effect. \
@@ -310,6 +313,7 @@ pub(crate) async fn handle(
         toolbox: Toolbox::default(),
         sandboxes: None,
         secret_values: Vec::new(),
+        confirm_risky: false,
         checkout: None,
         changes: None,
         title: String::new(),
@@ -370,6 +374,8 @@ pub(super) struct Run<'a> {
     changes: Option<crate::results::Changes>,
     /// The conversation's title, for a pull/merge request.
     pub(super) title: String,
+    /// Whether risky actions wait for the user (confirmation mode, web conversations only).
+    confirm_risky: bool,
 }
 
 /// How a step of the loop ended.
@@ -542,7 +548,13 @@ impl Run<'_> {
             AgentState::Error | AgentState::RateLimited => Some(format!("I stopped: {reason}")),
             AgentState::Stopped => Some("Stopped at the user's request.".to_string()),
             AgentState::Rejected => Some(format!("Rejected: {reason}")),
-            AgentState::Loading | AgentState::Running | AgentState::Paused => None,
+            // Confirmation waits only in web conversations, which post nothing back.
+            AgentState::Loading
+            | AgentState::Running
+            | AgentState::Paused
+            | AgentState::AwaitingUserConfirmation
+            | AgentState::UserConfirmed
+            | AgentState::UserRejected => None,
         }
     }
 
@@ -653,8 +665,28 @@ impl Run<'_> {
             }
             Err(reason) => return self.set_state(AgentState::Error, &reason).await,
         };
-        // Lost calls are answered first: nothing may come between a call and its result.
-        self.answer_lost_calls().await?;
+        // Nobody watches a conversation started elsewhere to confirm anything.
+        self.confirm_risky = !runs_unattended(&conversation.trigger_kind)
+            && self.db().confirmation_mode(&conversation.id).await?;
+        // Calls that waited for confirmation are run once the sandbox is ready, or answered
+        // now as not run; then lost calls are answered: nothing may come between a call and
+        // its result.
+        let confirmed = match self.history.waiting_calls() {
+            Some((waiting, true)) => waiting,
+            Some((waiting, false)) => {
+                let drafts = waiting
+                    .iter()
+                    .map(|(id, meta)| {
+                        events::error_observation(NOT_CONFIRMED, Some(*id), Some(meta))
+                    })
+                    .collect();
+                self.record(drafts, None).await?;
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        let kept: Vec<i64> = confirmed.iter().map(|(id, _)| *id).collect();
+        self.answer_lost_calls(&kept).await?;
         if let Err(reason) = self.prepare_sandbox(&conversation).await? {
             return self.set_state(AgentState::Error, &reason).await;
         }
@@ -671,6 +703,23 @@ impl Run<'_> {
         }
         self.set_state(AgentState::Running, "").await?;
         let started = self.history.last_id;
+        if !confirmed.is_empty() {
+            let calls = confirmed
+                .into_iter()
+                .map(|(id, meta)| {
+                    let call = tools::parse(&ToolCall {
+                        id: meta.tool_call_id.clone(),
+                        name: meta.function_name.clone(),
+                        arguments: meta.arguments.clone(),
+                    });
+                    (id, meta, call)
+                })
+                .collect();
+            if let Next::Rest(state, reason) = self.run_calls(&conversation, calls, started).await?
+            {
+                return self.set_state(state, &reason).await;
+            }
+        }
         let limits = self.db().user_limits(&conversation.owner_id).await?;
         let max_steps = limits
             .max_iterations
@@ -799,7 +848,8 @@ impl Run<'_> {
         // Every call is recorded before any runs; a call the model got wrong is answered
         // with what was wrong.
         let mut drafts = Vec::new();
-        let mut calls: Vec<(usize, ToolCallMeta, Call)> = Vec::new();
+        let mut calls: Vec<(usize, ToolCallMeta, Result<Call, String>)> = Vec::new();
+        let mut waits = false;
         for (at, call) in completion.message.tool_calls.iter().enumerate() {
             let meta = ToolCallMeta {
                 function_name: call.name.clone(),
@@ -809,8 +859,13 @@ impl Run<'_> {
             };
             match tools::parse(call) {
                 Ok(parsed) => {
-                    drafts.push(parsed.action(&meta));
-                    calls.push((drafts.len() - 1, meta, parsed));
+                    let mut action = parsed.action(&meta);
+                    if self.confirm_risky && tools::needs_confirmation(call, &parsed) {
+                        waits = true;
+                        action.doc["args"]["confirmation_state"] = json!("awaiting_confirmation");
+                    }
+                    drafts.push(action);
+                    calls.push((drafts.len() - 1, meta, Ok(parsed)));
                 }
                 Err(message) => drafts.push(events::error_observation(&message, None, Some(&meta))),
             }
@@ -822,11 +877,47 @@ impl Run<'_> {
             }
         }
         let ids = self.record(drafts, Some(usage)).await?;
+        if waits {
+            // Every call of the answer waits, in order, for the user's word.
+            return Ok(Next::Rest(
+                AgentState::AwaitingUserConfirmation,
+                "The agent waits for you to confirm or reject what it wants to do next."
+                    .to_string(),
+            ));
+        }
+        let calls = calls
+            .into_iter()
+            .map(|(at, meta, call)| (ids[at], meta, call))
+            .collect();
+        self.run_calls(conversation, calls, started).await
+    }
 
+    /// Runs recorded calls in order and answers each. A stop or pause asked after event
+    /// `started` takes effect before the next one: it and the rest are answered as not run.
+    async fn run_calls(
+        &mut self,
+        conversation: &Conversation,
+        calls: Vec<(i64, ToolCallMeta, Result<Call, String>)>,
+        started: i64,
+    ) -> Result<Next, Fault> {
         let mut finished: Option<String> = None;
         let mut halted: Option<AgentState> = None;
-        for (at, meta, call) in calls {
-            let action_id = ids[at];
+        for (action_id, meta, call) in calls {
+            let call = match call {
+                Ok(call) => call,
+                Err(message) => {
+                    self.record(
+                        vec![events::error_observation(
+                            &message,
+                            Some(action_id),
+                            Some(&meta),
+                        )],
+                        None,
+                    )
+                    .await?;
+                    continue;
+                }
+            };
             if halted.is_none() {
                 self.refresh().await?;
                 halted = self.history.stop_request_after(started);
@@ -1200,9 +1291,11 @@ impl Run<'_> {
     }
 
     /// Calls recorded as started but never answered (the run was killed while they ran) are
-    /// answered with what is known: not whether they took effect.
-    async fn answer_lost_calls(&mut self) -> Result<(), Fault> {
-        let lost = self.history.unanswered_calls();
+    /// answered with what is known: not whether they took effect. Those in `kept` are about to
+    /// run (the user confirmed them).
+    async fn answer_lost_calls(&mut self, kept: &[i64]) -> Result<(), Fault> {
+        let mut lost = self.history.unanswered_calls();
+        lost.retain(|(id, _)| !kept.contains(id));
         if lost.is_empty() {
             return Ok(());
         }

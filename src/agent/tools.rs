@@ -36,6 +36,33 @@ const MAX_PAGE_CHARS: usize = 30_000;
 /// The actions a user may issue themselves (the legacy `/ws` protocol's names).
 pub const USER_ACTIONS: [&str; 6] = ["run", "read", "write", "browse", "think", "finish"];
 
+/// The `security_risk` parameter of the tools that act, as OpenHands names it: a person may be
+/// asked to confirm MEDIUM and HIGH actions (and those that give none) before they run.
+static SECURITY_RISK: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+    json!({
+        "type": "string",
+        "enum": ["LOW", "MEDIUM", "HIGH"],
+        "description": "How much harm this could do: LOW for reading and for changes inside the workspace that are easy to undo; MEDIUM for changes that are hard to undo or that install software; HIGH for deleting data, touching credentials, or acting outside the sandbox."
+    })
+});
+
+/// Whether a call waits for the user in confirmation mode: a command, an edit or a fetch the
+/// model did not rate LOW (no rating counts as HIGH). Reading and thinking never wait.
+pub fn needs_confirmation(call: &ToolCall, parsed: &Call) -> bool {
+    let acts = match parsed {
+        Call::Bash(_) | Call::Fetch { .. } | Call::Write { .. } | Call::Browse { .. } => true,
+        Call::Editor(edit) => edit.command != "view",
+        Call::Think { .. } | Call::Finish { .. } | Call::Tasks { .. } => false,
+    };
+    if !acts {
+        return false;
+    }
+    let risk = serde_json::from_str::<Value>(&call.arguments)
+        .ok()
+        .and_then(|args| args["security_risk"].as_str().map(str::to_ascii_uppercase));
+    risk.as_deref() != Some("LOW")
+}
+
 /// The tools offered to the model.
 pub fn specs() -> Vec<ToolSpec> {
     let spec = |name: &str, description: &str, parameters: Value| ToolSpec {
@@ -59,7 +86,8 @@ pub fn specs() -> Vec<ToolSpec> {
                 "properties": {
                     "command": {"type": "string", "description": "What to run. After an exit code of -1, an empty text waits for more output of the command still running, and `C-c` interrupts it."},
                     "is_input": {"type": "string", "enum": ["true", "false"], "description": "`true` sends `command` as input to the command still running; `false` (the default) runs it as a new command."},
-                    "timeout": {"type": "number", "description": "Optional: the most seconds the command may run before it is stopped."}
+                    "timeout": {"type": "number", "description": "Optional: the most seconds the command may run before it is stopped."},
+                    "security_risk": SECURITY_RISK.clone()
                 },
                 "required": ["command"]
             }),
@@ -82,7 +110,8 @@ pub fn specs() -> Vec<ToolSpec> {
                     "old_str": {"type": "string", "description": "For `str_replace`: the text in the file to replace."},
                     "new_str": {"type": "string", "description": "For `str_replace`: the text that replaces `old_str` (left out, `old_str` is removed). For `insert`: the text to insert."},
                     "insert_line": {"type": "integer", "description": "For `insert`: `new_str` goes after this line of the file (0: at its start)."},
-                    "view_range": {"type": "array", "items": {"type": "integer"}, "description": "For `view` of a file: the first and last line to show, as [5, 9]; [5, -1] shows from line 5 to the end."}
+                    "view_range": {"type": "array", "items": {"type": "integer"}, "description": "For `view` of a file: the first and last line to show, as [5, 9]; [5, -1] shows from line 5 to the end."},
+                    "security_risk": SECURITY_RISK.clone()
                 },
                 "required": ["command", "path"]
             }),
@@ -120,7 +149,8 @@ pub fn specs() -> Vec<ToolSpec> {
                     "url": {"type": "string", "description": "The address to read, http:// or https://."},
                     "max_length": {"type": "integer", "description": "The most characters to return (default 10000, at most 50000)."},
                     "start_index": {"type": "integer", "description": "Where to start, in characters, for the next part of a long page (default 0)."},
-                    "raw": {"type": "boolean", "description": "`true` returns the page unconverted (default `false`)."}
+                    "raw": {"type": "boolean", "description": "`true` returns the page unconverted (default `false`)."},
+                    "security_risk": SECURITY_RISK.clone()
                 },
                 "required": ["url"]
             }),

@@ -21,9 +21,28 @@ pub struct ConversationStats {
 pub struct UserLimits {
     pub max_iterations: Option<i64>,
     pub max_budget_usd: Option<f64>,
+    /// Whether risky actions of the user's conversations wait for their confirmation.
+    pub confirmation_mode: bool,
 }
 
 impl Tx {
+    /// Sets the conversation's own choice of confirmation mode (`None`: its owner's).
+    pub async fn set_confirmation_mode(
+        &mut self,
+        conversation_id: &str,
+        on: Option<bool>,
+    ) -> Result<()> {
+        on_backend!(self, tx => sqlx::query(
+            "UPDATE conversations SET confirmation_mode = $2 WHERE id = $1",
+        )
+        .bind(conversation_id)
+        .bind(on)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+
     /// Adds one LLM call's figures to the conversation's sums.
     pub async fn add_llm_usage(
         &mut self,
@@ -162,9 +181,23 @@ impl Db {
         .ok_or(StorageError::NotFound("conversation"))
     }
 
+    /// Whether risky actions of the conversation wait for its owner: its own choice, else its
+    /// owner's.
+    pub async fn confirmation_mode(&self, conversation_id: &str) -> Result<bool> {
+        let found: Option<(Option<bool>, bool)> = on_backend!(self, pool => sqlx::query_as(
+            "SELECT c.confirmation_mode, u.confirmation_mode FROM conversations c \
+             JOIN users u ON u.id = c.owner_id WHERE c.id = $1",
+        )
+        .bind(conversation_id)
+        .fetch_optional(pool)
+        .await?);
+        let (own, owners) = found.ok_or(StorageError::NotFound("conversation"))?;
+        Ok(own.unwrap_or(owners))
+    }
+
     pub async fn user_limits(&self, user_id: &str) -> Result<UserLimits> {
         Ok(on_backend!(self, pool => sqlx::query_as::<_, UserLimits>(
-            "SELECT max_iterations, max_budget_usd FROM users WHERE id = $1",
+            "SELECT max_iterations, max_budget_usd, confirmation_mode FROM users WHERE id = $1",
         )
         .bind(user_id)
         .fetch_optional(pool)
@@ -174,11 +207,12 @@ impl Db {
 
     pub async fn set_user_limits(&self, user_id: &str, limits: &UserLimits) -> Result<()> {
         on_backend!(self, pool => sqlx::query(
-            "UPDATE users SET max_iterations = $2, max_budget_usd = $3 WHERE id = $1",
+            "UPDATE users SET max_iterations = $2, max_budget_usd = $3, confirmation_mode = $4 WHERE id = $1",
         )
         .bind(user_id)
         .bind(limits.max_iterations)
         .bind(limits.max_budget_usd)
+        .bind(limits.confirmation_mode)
         .execute(pool)
         .await
         .map(|_| ()))?;

@@ -43,7 +43,7 @@ impl Db {
     ) -> Result<()> {
         let done = on_backend!(self, pool => sqlx::query(
             "UPDATE users SET llm_model = $2, llm_base_url = $3, llm_api_key = $4, \
-             max_iterations = $5, max_budget_usd = $6 WHERE id = $1",
+             max_iterations = $5, max_budget_usd = $6, confirmation_mode = $7 WHERE id = $1",
         )
         .bind(user_id)
         .bind(&llm.llm_model)
@@ -51,6 +51,7 @@ impl Db {
         .bind(&llm.llm_api_key)
         .bind(limits.max_iterations)
         .bind(limits.max_budget_usd)
+        .bind(limits.confirmation_mode)
         .execute(pool)
         .await?
         .rows_affected());

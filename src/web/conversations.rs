@@ -52,6 +52,9 @@ pub(super) struct NewConversationBody {
     /// URLs (at most 10).
     #[schema(max_items = 10)]
     image_urls: Option<Vec<String>>,
+    /// Whether the agent's risky actions wait for your confirmation; by default as in your
+    /// settings.
+    confirmation_mode: Option<bool>,
 }
 
 /// Where a web conversation's repository is hosted.
@@ -115,8 +118,11 @@ impl TriggerKind {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TitleBody {
+    /// A new title.
     #[schema(min_length = 1, max_length = 200)]
-    title: String,
+    title: Option<String>,
+    /// Whether the agent's risky actions wait for confirmation in this conversation.
+    confirmation_mode: Option<bool>,
 }
 
 /// The body of `POST /api/conversations/{id}/message`.
@@ -204,6 +210,9 @@ pub(super) struct ConversationView {
     last_updated_at: String,
     last_event_id: i64,
     stats: Stats,
+    /// Whether risky actions wait for the owner's confirmation (only in conversations started
+    /// here: others never wait).
+    confirmation_mode: bool,
 }
 
 /// An answer to the provider that could not be posted.
@@ -287,6 +296,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/conversations/{id}/start", post(start_conversation))
         .route("/api/conversations/{id}/stop", post(stop_conversation))
         .route("/api/conversations/{id}/pause", post(pause_conversation))
+        .route("/api/conversations/{id}/confirm", post(confirm_actions))
+        .route("/api/conversations/{id}/reject", post(reject_actions))
         .route("/api/conversations/{id}/message", post(send_message))
         .route("/api/conversations/{id}/events", get(list_events))
         .route("/api/conversations/{id}/trajectory", get(trajectory))
@@ -422,12 +433,16 @@ pub(super) fn state_change_refusal(current: AgentState, wanted: AgentState) -> O
                 | AgentState::Running
                 | AgentState::Paused
                 | AgentState::AwaitingUserInput
+                | AgentState::AwaitingUserConfirmation
                 | AgentState::RateLimited
         ),
         AgentState::Running => matches!(
             current,
             AgentState::Paused | AgentState::Stopped | AgentState::AwaitingUserInput
         ),
+        AgentState::UserConfirmed | AgentState::UserRejected => {
+            current == AgentState::AwaitingUserConfirmation
+        }
         _ => false,
     };
     if allowed {
@@ -436,9 +451,17 @@ pub(super) fn state_change_refusal(current: AgentState, wanted: AgentState) -> O
     let verb = match wanted {
         AgentState::Paused => "paused",
         AgentState::Stopped => "stopped",
+        AgentState::UserConfirmed => "confirmed",
+        AgentState::UserRejected => "rejected",
         _ => "resumed",
     };
     let hint = match (wanted, current) {
+        (AgentState::UserConfirmed | AgentState::UserRejected, _) => {
+            "no action waits for confirmation"
+        }
+        (AgentState::Running, AgentState::AwaitingUserConfirmation) => {
+            "confirm or reject the actions that wait"
+        }
         (AgentState::Running, AgentState::Loading | AgentState::Running) => "it is already running",
         (AgentState::Running, _) => "send a message to give the agent more to do",
         (AgentState::Paused, AgentState::Paused) => "it is already paused",
@@ -465,7 +488,8 @@ pub(super) async fn change_state(
     }
     let request = events::change_state_request(wanted);
     match wanted {
-        AgentState::Running => {
+        // The run answers the waiting actions: it runs them, or says they were rejected.
+        AgentState::Running | AgentState::UserConfirmed | AgentState::UserRejected => {
             record(state, &conversation.id, &[request], None, true).await?;
         }
         _ if current.is_at_rest() => {
@@ -492,6 +516,8 @@ pub(super) fn state_named(name: &str) -> Option<AgentState> {
         "stop" | "stopped" => Some(AgentState::Stopped),
         "pause" | "paused" => Some(AgentState::Paused),
         "resume" | "running" => Some(AgentState::Running),
+        "confirm" | "user_confirmed" => Some(AgentState::UserConfirmed),
+        "reject" | "user_rejected" => Some(AgentState::UserRejected),
         _ => None,
     }
 }
@@ -520,6 +546,7 @@ pub(super) async fn view(
             last_error: p.last_error.clone(),
         })
         .collect();
+    let confirmation_mode = state.db.confirmation_mode(&conversation.id).await?;
     Ok(ConversationView {
         conversation_id: conversation.id.clone(),
         title: conversation.title.clone(),
@@ -557,6 +584,7 @@ pub(super) async fn view(
             cost_usd: stats.cost_usd,
             llm_latency_ms: stats.llm_latency_ms,
         },
+        confirmation_mode,
     })
 }
 
@@ -664,6 +692,10 @@ pub(super) async fn create_conversation(
             ..Default::default()
         })
         .await?;
+    if body.confirmation_mode.is_some() {
+        tx.set_confirmation_mode(&conversation.id, body.confirmation_mode)
+            .await?;
+    }
     if let Some(key) = &key {
         // A retry racing this request loses here, and answers what this one created.
         if let Err(error) = tx
@@ -862,7 +894,7 @@ pub(super) async fn show_conversation(
     patch,
     path = "/api/conversations/{id}",
     tag = "conversations",
-    summary = "Rename a conversation",
+    summary = "Rename a conversation, or turn its confirmation mode on or off",
     extensions(("x-access" = json!("user"))),
     params(("id" = String, Path, description = "The conversation's id")),
     request_body = TitleBody,
@@ -875,16 +907,21 @@ pub(super) async fn rename_conversation(
     Body(body): Body<TitleBody>,
 ) -> Result<Json<ConversationView>, ApiError> {
     let conversation = visible(&state, &caller, &id).await?;
-    let title = body.title.trim();
-    if title.is_empty() {
-        return Err(ApiError::BadRequest(
-            "`title` is required and must not be blank".into(),
-        ));
+    if let Some(title) = &body.title {
+        let title = title.trim();
+        if title.is_empty() {
+            return Err(ApiError::BadRequest("`title` must not be blank".into()));
+        }
+        state
+            .db
+            .set_conversation_title(&conversation.id, title)
+            .await?;
     }
-    state
-        .db
-        .set_conversation_title(&conversation.id, title)
-        .await?;
+    if let Some(on) = body.confirmation_mode {
+        let mut tx = state.db.begin().await?;
+        tx.set_confirmation_mode(&conversation.id, Some(on)).await?;
+        tx.commit().await?;
+    }
     let conversation = state.db.conversation(&conversation.id).await?;
     Ok(Json(view(&state, &conversation).await?))
 }
@@ -988,6 +1025,46 @@ pub(super) async fn pause_conversation(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     requested_state(&state, &caller, &id, AgentState::Paused).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/conversations/{id}/confirm",
+    tag = "conversations",
+    summary = "Run the actions that wait for confirmation",
+    extensions(("x-access" = json!("user"))),
+    params(("id" = String, Path, description = "The conversation's id")),
+    responses(
+        (status = 202, description = "Asked", body = Accepted),
+        (status = 409, description = "Nothing waits for confirmation"),
+    ),
+)]
+pub(super) async fn confirm_actions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    requested_state(&state, &caller, &id, AgentState::UserConfirmed).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/conversations/{id}/reject",
+    tag = "conversations",
+    summary = "Answer the actions that wait for confirmation as rejected; the agent goes on",
+    extensions(("x-access" = json!("user"))),
+    params(("id" = String, Path, description = "The conversation's id")),
+    responses(
+        (status = 202, description = "Asked", body = Accepted),
+        (status = 409, description = "Nothing waits for confirmation"),
+    ),
+)]
+pub(super) async fn reject_actions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    requested_state(&state, &caller, &id, AgentState::UserRejected).await
 }
 
 async fn requested_state(

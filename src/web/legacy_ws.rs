@@ -280,7 +280,7 @@ impl Legacy {
                 let wanted = args["agent_state"].as_str().unwrap_or_default();
                 let wanted = state_named(wanted).ok_or_else(|| {
                     refuse(format!(
-                        "`args.agent_state` must be stopped, paused or running, not `{wanted}`"
+                        "`args.agent_state` must be stopped, paused, running, user_confirmed or user_rejected, not `{wanted}`"
                     ))
                 })?;
                 self.caller().await?;

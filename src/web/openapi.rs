@@ -113,6 +113,8 @@ impl Access {
         conversations::start_conversation,
         conversations::stop_conversation,
         conversations::pause_conversation,
+        conversations::confirm_actions,
+        conversations::reject_actions,
         conversations::send_message,
         conversations::list_events,
         conversations::trajectory,

@@ -44,6 +44,9 @@ pub(super) struct SettingsBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<f64>, minimum = 0, maximum = 1000000)]
     max_budget_per_task: Option<Option<f64>>,
+    /// Whether the agent's risky actions wait for your confirmation in the conversations you
+    /// start here (each conversation may choose otherwise).
+    confirmation_mode: Option<bool>,
 }
 
 /// A field that is present, null or not: `Some(None)` for null, where an absent one is `None`.
@@ -108,6 +111,8 @@ pub(super) struct SettingsView {
     llm_api_key_set: bool,
     max_iterations: Option<i64>,
     max_budget_per_task: Option<f64>,
+    /// Whether risky actions wait for your confirmation in your conversations.
+    confirmation_mode: bool,
 }
 
 /// A secret as listed: never its value.
@@ -166,6 +171,7 @@ async fn settings_view(state: &AppState, user_id: &str) -> Result<SettingsView, 
         llm_api_key_set: llm.llm_api_key.is_some(),
         max_iterations: limits.max_iterations,
         max_budget_per_task: limits.max_budget_usd,
+        confirmation_mode: limits.confirmation_mode,
     })
 }
 
@@ -255,6 +261,9 @@ pub(super) async fn save_settings(
     }
     if let Some(budget) = body.max_budget_per_task {
         limits.max_budget_usd = budget;
+    }
+    if let Some(on) = body.confirmation_mode {
+        limits.confirmation_mode = on;
     }
     state
         .db

@@ -348,7 +348,7 @@ impl Session {
                     .unwrap_or_default();
                 let wanted = state_named(wanted).ok_or_else(|| {
                     ApiError::BadRequest(format!(
-                        "`state` must be stop, pause or resume, not `{wanted}`"
+                        "`state` must be stop, pause, resume, confirm or reject, not `{wanted}`"
                     ))
                 })?;
                 // The conversation's status now, not when the socket opened.

@@ -2359,3 +2359,112 @@ fn base64_decode(text: &str) -> Vec<u8> {
         .decode(text)
         .unwrap()
 }
+
+/// Confirmation mode in the browser: turned on in the settings, a risky command waits with
+/// "Run it" and "Reject" offered (Resume not), runs when confirmed, and a rejected one is
+/// answered as such while the agent goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn risky_actions_wait_for_run_it_or_reject_in_the_browser() {
+    use serde_json::json;
+    use support::fake_llm::Turn;
+    use support::service::Service;
+
+    let t = TestDb::sqlite().await;
+    let service = Service::builder(&t.db)
+        .web()
+        .agent(vec![
+            Turn::call(
+                "execute_bash",
+                json!({"command": "echo confirmed-and-ran", "security_risk": "MEDIUM"}),
+            ),
+            Turn::call("execute_bash", json!({"command": "echo never-confirmed"})),
+            Turn::call("finish", json!({"message": "Did what was allowed."})),
+        ])
+        .start()
+        .await;
+    let web = WebServer::start(service.app()).await;
+    let (_, key) = user(&t, "alice", false).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &web, &key).await;
+
+    browser.click("#nav a[href='/settings']").await;
+    browser.click("#confirmation-default").await;
+    browser.click("form#llm-form button[type=submit]").await;
+    browser.wait_for_text("form#llm-form", "Saved.").await;
+
+    browser.click("a[href='/new']").await;
+    browser.type_text("#task", "Say something").await;
+    browser.click("form#new-form button[type=submit]").await;
+    browser
+        .wait_for_text("#confirmation", "waits for your confirmation")
+        .await;
+    browser
+        .wait_for_text("#events", "$ echo confirmed-and-ran")
+        .await;
+    let enabled = |css: &'static str| {
+        let browser = &browser;
+        async move {
+            browser
+                .execute(
+                    &format!("return !document.querySelector('{css}').disabled;"),
+                    vec![],
+                )
+                .await
+        }
+    };
+    assert_eq!(enabled("#confirm").await, json!(true));
+    assert_eq!(enabled("#stop").await, json!(true));
+    assert_eq!(enabled("#resume").await, json!(false));
+    assert_eq!(
+        browser
+            .execute(
+                "return document.querySelector('#confirmation-mode').checked;",
+                vec![]
+            )
+            .await,
+        json!(true)
+    );
+    browser
+        .screenshot("conversation-awaiting-confirmation")
+        .await;
+
+    browser.click("#confirm").await;
+    browser
+        .wait_for_text("#events", "confirmed-and-ran\n")
+        .await;
+    browser
+        .wait_for_text("#events", "$ echo never-confirmed")
+        .await;
+    browser
+        .wait_for_text("#confirmation", "waits for your confirmation")
+        .await;
+    browser.click("#reject").await;
+    browser
+        .wait_for_text("#events", "Not run: rejected by the user.")
+        .await;
+    browser
+        .wait_for_text("#events", "Did what was allowed.")
+        .await;
+    let id = browser
+        .path()
+        .await
+        .strip_prefix("/conversations/")
+        .unwrap()
+        .to_string();
+    let outputs: Vec<String> =
+        t.db.events_after(&id, 0, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "run" && e.source == "environment")
+            .map(|e| e.payload)
+            .collect();
+    assert_eq!(
+        outputs.len(),
+        1,
+        "only the confirmed command ran: {outputs:?}"
+    );
+    assert_no_script_failures(&browser).await;
+    browser.close().await;
+    t.drop_database().await;
+}

@@ -499,6 +499,7 @@ async fn budget_and_step_limits_stop_the_run_and_a_message_extends_them() {
             &UserLimits {
                 max_iterations: Some(1),
                 max_budget_usd: Some(1.0),
+                confirmation_mode: false,
             },
         )
         .await
@@ -859,6 +860,56 @@ async fn fetch_reads_a_page_from_the_sandbox_as_markdown_in_parts() {
             .iter()
             .any(|e| e.contains("could not be read") && e.contains("curl exit code 7")),
         "{errors:?}"
+    );
+}
+
+/// Confirmation mode never holds a conversation a provider started: nobody is there to
+/// confirm, so its risky command runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn conversations_started_by_a_provider_never_wait_for_confirmation() {
+    let script = vec![
+        Turn::call(
+            "execute_bash",
+            json!({"command": "echo ran-without-asking", "security_risk": "HIGH"}),
+        ),
+        finish("done"),
+    ];
+    let agent = start(
+        Kind::Sqlite,
+        "openai/gpt-fake",
+        script,
+        AgentSettings::default(),
+    )
+    .await;
+    let mut tx = agent.t.db.begin().await.unwrap();
+    let user = tx.create_user("github:mona", None, false).await.unwrap();
+    let conversation = tx
+        .create_conversation(&NewConversation {
+            owner_id: &user.id,
+            title: "from GitHub",
+            trigger_kind: "github",
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    tx.set_confirmation_mode(&conversation.id, Some(true))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    agent.say(&conversation.id, "run it").await;
+    assert_eq!(agent.rest(&conversation.id).await.0, "finished");
+    let events = agent.events(&conversation.id).await;
+    let output = observations(&events, "run");
+    assert!(
+        output[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("ran-without-asking")
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["extras"]["agent_state"] == "awaiting_user_confirmation")
     );
 }
 

@@ -693,7 +693,7 @@ async fn a_socket_replays_then_streams_live_events_and_takes_messages_and_state_
         error["error"]
             .as_str()
             .unwrap()
-            .contains("stop, pause or resume"),
+            .contains("stop, pause, resume"),
         "{error}"
     );
     socket
@@ -1635,4 +1635,153 @@ async fn images_attached_over_rest_reach_the_model() {
         assert_eq!(message["args"]["image_urls"], json!([SHOT, PNG]));
         t.drop_database().await;
     }
+}
+
+/// Confirmation mode: a risky command waits in `awaiting_user_confirmation` until the owner
+/// confirms it (REST), a LOW one runs at once, one without a rating waits and is rejected over
+/// the socket (answered "rejected by the user"), and the model goes on. Requests the state does
+/// not allow are 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn risky_actions_wait_for_the_owners_confirmation_over_rest_and_the_socket() {
+    use support::fake_llm::Turn;
+    let t = TestDb::new(Kind::Sqlite).await;
+    let service = Service::builder(&t.db)
+        .web()
+        .serve()
+        .agent(vec![
+            Turn::call(
+                "execute_bash",
+                json!({"command": "printf kept > /workspace/a.txt", "security_risk": "HIGH"}),
+            ),
+            Turn::call(
+                "execute_bash",
+                json!({"command": "cat /workspace/a.txt", "security_risk": "LOW"}),
+            ),
+            Turn::call("execute_bash", json!({"command": "rm /workspace/a.txt"})),
+            Turn::call("finish", json!({"message": "Left the file alone."})),
+        ])
+        .start()
+        .await;
+    let s = service.state().clone();
+    let alice = user(&t, "alice").await;
+    let (status, settings) = call(
+        &s,
+        "POST",
+        "/api/settings",
+        Some(&alice),
+        Some(r#"{"confirmation_mode": true}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{settings}");
+    assert_eq!(settings["confirmation_mode"], true);
+    let id = create(&s, &alice, json!({"initial_user_msg": "Write a.txt"})).await;
+    let uri = |what: &str| format!("/api/conversations/{id}/{what}");
+    let waiting_after = |calls: usize| {
+        let t = &t;
+        let id = id.clone();
+        async move {
+            support::wait_for(
+                "the agent to wait for confirmation",
+                Duration::from_secs(60),
+                || async {
+                    let conversation = t.db.conversation(&id).await.unwrap();
+                    let asked = service_tool_requests(t, &id).await;
+                    (conversation.status == "awaiting_user_confirmation" && asked >= calls)
+                        .then_some(())
+                },
+            )
+            .await
+        }
+    };
+    waiting_after(1).await;
+    let (_, shown) = call(
+        &s,
+        "GET",
+        &format!("/api/conversations/{id}"),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(shown["confirmation_mode"], true, "{shown}");
+    let events = events_of(&t, &id).await;
+    let waiting = events.iter().find(|e| e["action"] == "run").unwrap();
+    assert_eq!(
+        waiting["args"]["confirmation_state"],
+        "awaiting_confirmation"
+    );
+    assert!(
+        !events.iter().any(|e| e["observation"] == "run"),
+        "nothing ran yet"
+    );
+    // Resume is not the way out of a wait; confirm is.
+    let (status, answer) = call(&s, "POST", &uri("start"), Some(&alice), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    let (status, _) = call(&s, "POST", &uri("confirm"), Some(&alice), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    // The confirmed command and the LOW one ran; the unrated one waits.
+    waiting_after(3).await;
+    let outputs: Vec<String> = events_of(&t, &id)
+        .await
+        .iter()
+        .filter(|e| e["observation"] == "run")
+        .map(|e| e["content"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(outputs.len(), 2, "{outputs:?}");
+    assert!(outputs[1].contains("kept"), "{outputs:?}");
+
+    let mut socket = connect(&service, &format!("/sockets/events/{id}"), Some(&alice)).await;
+    socket
+        .send(Message::Text(r#"{"type":"state","state":"reject"}"#.into()))
+        .await
+        .unwrap();
+    support::wait_for("the run to finish", Duration::from_secs(60), || async {
+        (t.db.conversation(&id).await.unwrap().status == "finished").then_some(())
+    })
+    .await;
+    let events = events_of(&t, &id).await;
+    let rejected = events
+        .iter()
+        .find(|e| e["observation"] == "error")
+        .expect("the rejected call is answered");
+    assert!(
+        rejected["content"]
+            .as_str()
+            .unwrap()
+            .contains("rejected by the user"),
+        "{rejected}"
+    );
+    assert_eq!(
+        events.iter().filter(|e| e["observation"] == "run").count(),
+        2,
+        "the rejected command never ran"
+    );
+    let (status, _) = call(&s, "POST", &uri("confirm"), Some(&alice), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    service.llm().assert_each_tool_call_answered_once();
+    t.drop_database().await;
+}
+
+/// The model's tool requests recorded in a conversation so far (its actions' responses).
+async fn service_tool_requests(t: &TestDb, id: &str) -> usize {
+    let events = events_of(t, id).await;
+    let mut responses: Vec<String> = events
+        .iter()
+        .filter_map(|e| {
+            e["tool_call_metadata"]["response_id"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    responses.dedup();
+    responses.len()
+}
+
+async fn events_of(t: &TestDb, id: &str) -> Vec<Value> {
+    t.db.events_after(id, 0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(openhands::agent::events::to_v0)
+        .collect()
 }

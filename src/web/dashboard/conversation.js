@@ -18,9 +18,14 @@ const STICK_PX = 48;
  * offered where it means something. */
 const ALLOWED = {
   pause: ['loading', 'running'],
-  stop: ['loading', 'running', 'paused', 'awaiting_user_input', 'rate_limited'],
+  stop: ['loading', 'running', 'paused', 'awaiting_user_input', 'awaiting_user_confirmation', 'rate_limited'],
   resume: ['paused', 'stopped', 'awaiting_user_input'],
+  confirm: ['awaiting_user_confirmation'],
+  reject: ['awaiting_user_confirmation'],
 };
+
+/** Where each request is posted. */
+const REQUEST_PATHS = { resume: 'start', stop: 'stop', pause: 'pause', confirm: 'confirm', reject: 'reject' };
 
 export async function conversationPage(id) {
   const path = `/api/conversations/${encodeURIComponent(id)}`;
@@ -41,11 +46,31 @@ export async function conversationPage(id) {
     pause: h('button', { type: 'button', id: 'pause', onclick: () => changeState('pause') }, 'Pause'),
     resume: h('button', { type: 'button', id: 'resume', onclick: () => changeState('resume') }, 'Resume'),
     stop: h('button', { type: 'button', id: 'stop', class: 'danger', onclick: () => changeState('stop') }, 'Stop'),
+    confirm: h('button', { type: 'button', id: 'confirm', onclick: () => changeState('confirm') }, 'Run it'),
+    reject: h('button', { type: 'button', id: 'reject', class: 'danger', onclick: () => changeState('reject') }, 'Reject'),
   };
-  const controls = h('div', { class: 'controls', role: 'group', 'aria-label': 'Agent controls' }, buttons.pause, buttons.resume, buttons.stop);
+  // Shown while the agent waits for the user's word on what it wants to run.
+  const confirmation = h('div', { id: 'confirmation', class: 'notice', role: 'status', hidden: true },
+    h('p', {}, 'The agent waits for your confirmation before it runs what it asked for last.'),
+    h('div', { class: 'buttons' }, buttons.confirm, buttons.reject));
+  const askFirst = h('input', { id: 'confirmation-mode', type: 'checkbox' });
+  askFirst.addEventListener('change', async () => {
+    askFirst.disabled = true;
+    try {
+      conversation = await api('PATCH', path, { confirmation_mode: askFirst.checked });
+    } catch (error) {
+      askFirst.checked = !askFirst.checked;
+      problem.replaceChildren(notice('error', error.message));
+    } finally {
+      askFirst.disabled = false;
+    }
+  });
+  const askFirstField = h('label', { class: 'toggle', for: 'confirmation-mode' }, askFirst, ' Ask me before risky actions run');
+  const controls = h('div', { class: 'controls', role: 'group', 'aria-label': 'Agent controls' },
+    buttons.pause, buttons.resume, buttons.stop, conversation.trigger === 'web' ? askFirstField : null);
   const workspace = workspacePanes(id, (command) => sendFrame({ action: 'run', args: { command } }));
   show(h('section', { class: 'conversation' },
-    header, runError, controls,
+    header, runError, controls, confirmation,
     h('div', { class: 'conversation-layout' },
       h('div', { class: 'chat' }, connection,
         h('div', { class: 'events-frame' }, events, jump),
@@ -107,6 +132,8 @@ export async function conversationPage(id) {
       button.disabled = asking || !allowed;
       button.title = allowed ? '' : `Not while the conversation is ${String(state).replaceAll('_', ' ')}`;
     }
+    confirmation.hidden = state !== 'awaiting_user_confirmation';
+    askFirst.checked = Boolean(conversation.confirmation_mode);
   }
 
   function renderWorking() {
@@ -221,7 +248,7 @@ export async function conversationPage(id) {
     renderControls();
     problem.replaceChildren();
     try {
-      await post(`${path}/${wanted === 'resume' ? 'start' : wanted === 'stop' ? 'stop' : 'pause'}`);
+      await post(`${path}/${REQUEST_PATHS[wanted]}`);
     } catch (error) {
       problem.replaceChildren(notice('error', error.message));
     }
@@ -379,6 +406,8 @@ function stateRequest(state) {
     case 'stopped': return 'Stop requested';
     case 'paused': return 'Pause requested';
     case 'running': return 'Resume requested';
+    case 'user_confirmed': return 'You confirmed the waiting actions';
+    case 'user_rejected': return 'You rejected the waiting actions';
     default: return `State change requested: ${String(state ?? '').replaceAll('_', ' ')}`;
   }
 }

@@ -39,6 +39,7 @@ function llmForm(settings, models) {
   const key = h('input', { id: 'llm-api-key', type: 'password', autocomplete: 'off', placeholder: settings.llm_api_key_set ? 'set — type to replace' : 'not set' });
   const iterations = h('input', { id: 'max-iterations', type: 'number', min: 1, value: settings.max_iterations ?? '' });
   const budget = h('input', { id: 'max-budget', type: 'number', min: 0, step: '0.01', value: settings.max_budget_per_task ?? '' });
+  const askFirst = h('input', { id: 'confirmation-default', type: 'checkbox', checked: Boolean(settings.confirmation_mode) });
   const message = h('div', { 'aria-live': 'polite' });
   const form = h('form', { id: 'llm-form', class: 'card' },
     h('h2', {}, 'Language model'),
@@ -48,6 +49,8 @@ function llmForm(settings, models) {
     field('llm-api-key', 'API key', key),
     field('max-iterations', 'Most steps per task', iterations),
     field('max-budget', 'Most dollars per task', budget),
+    h('label', { class: 'toggle', for: 'confirmation-default' }, askFirst,
+      ' Ask me before risky actions run in the conversations I start here'),
     h('button', { type: 'submit' }, 'Save'),
     message);
   form.addEventListener('submit', async (event) => {
@@ -58,6 +61,7 @@ function llmForm(settings, models) {
       llm_base_url: baseUrl.value.trim() || null,
       max_iterations: iterations.value ? Number(iterations.value) : null,
       max_budget_per_task: budget.value ? Number(budget.value) : null,
+      confirmation_mode: askFirst.checked,
     };
     if (key.value) body.llm_api_key = key.value;
     try {
