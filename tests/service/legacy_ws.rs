@@ -333,7 +333,7 @@ async fn wrong_frames(t: &TestDb) {
         ),
         (
             r#"{"action": "change_agent_state", "args": {"agent_state": "sideways"}}"#.into(),
-            "must be stopped, paused or running",
+            "must be stopped, paused, running, user_confirmed or user_rejected",
         ),
         (
             json!({"action": "write", "args": {"path": "big.txt", "content": "x".repeat(5000)}})
