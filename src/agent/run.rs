@@ -219,11 +219,11 @@ impl AgentRuntime {
     }
 }
 
-/// The dependency name under which workers record whether they can start sandboxes.
 /// How many times one step condenses and asks again after the provider said the prompt is
 /// too long for the model.
 const MAX_OVERFLOW_RETRIES: u32 = 3;
 
+/// The dependency name under which workers record whether they can start sandboxes.
 pub const SANDBOX_ENGINE: &str = "sandbox_engine";
 /// How often a worker checks its sandbox engine.
 const ENGINE_CHECK_INTERVAL: Duration = Duration::from_secs(15);
