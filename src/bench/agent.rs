@@ -43,7 +43,10 @@ pub async fn agent_step_overhead(db: &Db, config: &Config, steps: u32) -> anyhow
         ..config.sandbox.clone()
     };
     let backend = DockerBackend::connect(&sandbox_settings).await?;
-    let llm = crate::agent::llm::LlmClient::new("openai/bench", None, Some(&model_url))?;
+    // A context window as large as Claude's: each step estimates its prompt against it, as a
+    // run on a known model does; 300 short steps never come near it.
+    let llm = crate::agent::llm::LlmClient::new("openai/bench", None, Some(&model_url))?
+        .with_max_input_tokens(Some(200_000));
     let settings = AgentSettings {
         agent_max_iterations: steps + 10,
         // Condensation would add summary calls; this measures the plain step.
