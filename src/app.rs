@@ -217,6 +217,7 @@ fn app_state(config: &Config, db: &Db, providers: Arc<ProviderState>) -> AppStat
         .with_http(config.http.clone())
         .with_public_url(&config.providers.public_url)
         .with_server_llm(config.llm.llm_model.is_some())
+        .with_mcp_from_environment(config.agent.mcp_config.is_some())
         .with_setup_checks(Arc::new(crate::doctor::ServiceChecks {
             config: config.clone(),
             providers,

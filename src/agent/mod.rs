@@ -5,6 +5,7 @@ pub mod editor;
 pub mod events;
 pub mod history;
 pub mod llm;
+pub mod mcp;
 pub mod microagents;
 pub mod prompt;
 mod publish;

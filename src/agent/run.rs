@@ -16,6 +16,7 @@ use super::condense;
 use super::events::{self, AgentState, Draft, Item, ToolCallMeta};
 use super::history::History;
 use super::llm::{ChatMessage, Completion, LlmClient, LlmError, ToolCall};
+use super::mcp::{self, McpConfig, McpTools};
 use super::prompt::REPOSITORY_DIR;
 use super::prompt::{PromptContext, Prompts};
 use super::scripts::PreCommit;
@@ -26,6 +27,7 @@ use crate::integrations::request::Place;
 use crate::queue::{Job, JobContext};
 use crate::sandbox::git;
 use crate::sandbox::{SandboxSettings, Sandboxes};
+use crate::storage::mcp::SERVICE_MCP_CONFIG;
 use crate::storage::{Conversation, ConversationStats, Db, Event, NewEvent};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -314,6 +316,7 @@ pub(crate) async fn handle(
         sandboxes: None,
         secret_values: Vec::new(),
         confirm_risky: false,
+        mcp_connected: false,
         checkout: None,
         changes: None,
         title: String::new(),
@@ -376,6 +379,9 @@ pub(super) struct Run<'a> {
     pub(super) title: String,
     /// Whether risky actions wait for the user (confirmation mode, web conversations only).
     confirm_risky: bool,
+    /// Whether this run connected to its MCP servers (once per run, and again in a new
+    /// sandbox, where stdio servers must be started again).
+    mcp_connected: bool,
 }
 
 /// How a step of the loop ended.
@@ -690,6 +696,9 @@ impl Run<'_> {
         if let Err(reason) = self.prepare_sandbox(&conversation).await? {
             return self.set_state(AgentState::Error, &reason).await;
         }
+        if !self.mcp_connected {
+            self.connect_mcp(&conversation.owner_id).await?;
+        }
         self.rebuild_tools();
         self.recall_workspace(
             conversation.repository.as_deref(),
@@ -707,7 +716,7 @@ impl Run<'_> {
             let calls = confirmed
                 .into_iter()
                 .map(|(id, meta)| {
-                    let call = tools::parse(&ToolCall {
+                    let call = self.parse_call(&ToolCall {
                         id: meta.tool_call_id.clone(),
                         name: meta.function_name.clone(),
                         arguments: meta.arguments.clone(),
@@ -796,7 +805,8 @@ impl Run<'_> {
         conversation: &Conversation,
         started: i64,
     ) -> Result<Next, Fault> {
-        let specs = tools::specs();
+        let mut specs = tools::specs();
+        specs.extend(self.toolbox.mcp.specs().cloned());
         // The history is condensed when it has too many events, when the prompt comes near
         // the model's context window, and when the provider says it is past it (a few times).
         let mut too_long = false;
@@ -857,7 +867,7 @@ impl Run<'_> {
                 arguments: call.arguments.clone(),
                 response_id: response_id.clone(),
             };
-            match tools::parse(call) {
+            match self.parse_call(call) {
                 Ok(parsed) => {
                     let mut action = parsed.action(&meta);
                     if self.confirm_risky && tools::needs_confirmation(call, &parsed) {
@@ -969,6 +979,7 @@ impl Run<'_> {
             {
                 Ok(Some(mut observation)) => {
                     events::hide_secrets(&mut observation.doc, &self.secret_values);
+                    events::hide_secrets(&mut observation.doc, self.toolbox.mcp.secrets());
                     self.record(vec![observation], None).await?;
                 }
                 Ok(None) => {}
@@ -1198,8 +1209,9 @@ impl Run<'_> {
             self.db()
                 .set_conversation_sandbox(&conversation.id, &info.id)
                 .await?;
-            // A new sandbox has no undo history.
+            // A new sandbox has no undo history, and no stdio MCP servers yet.
             self.toolbox.editor = Default::default();
+            self.mcp_connected = false;
         }
         if let Err(reason) = self
             .export_secrets(sandboxes.as_ref(), &info.id, &conversation.owner_id)
@@ -1305,6 +1317,84 @@ impl Run<'_> {
             .collect();
         self.record(drafts, None).await?;
         Ok(())
+    }
+
+    /// Reads a tool call of the model: an MCP tool's, or a built-in one's.
+    fn parse_call(&self, call: &ToolCall) -> Result<Call, String> {
+        if self.toolbox.mcp.offers(&call.name) {
+            return mcp::arguments_of(call).map(|arguments| Call::Mcp {
+                name: call.name.clone(),
+                arguments,
+            });
+        }
+        tools::parse(call)
+    }
+
+    /// Connects to the MCP servers of the service and of the conversation's owner, and
+    /// offers their tools from the next step on. What cannot be used is said in a note.
+    async fn connect_mcp(&mut self, owner_id: &str) -> Result<(), Fault> {
+        self.mcp_connected = true;
+        let (config, mut problems) = self.mcp_config(owner_id).await?;
+        if config.is_empty() {
+            self.toolbox.mcp = Default::default();
+        } else {
+            let builtin: Vec<String> = tools::specs().into_iter().map(|s| s.name).collect();
+            let builtin: Vec<&str> = builtin.iter().map(String::as_str).collect();
+            let place = self
+                .sandboxes
+                .as_deref()
+                .map(|sandboxes| mcp::SandboxPlace {
+                    sandboxes,
+                    sandbox_id: &self.toolbox.sandbox_id,
+                });
+            let (connected, unreachable) = McpTools::connect(&config, place, &builtin).await;
+            problems.extend(unreachable);
+            self.toolbox.mcp = Arc::new(connected);
+        }
+        if !problems.is_empty() {
+            let note = format!(
+                "Some MCP tools are not available in this run:\n- {}",
+                problems.join("\n- ")
+            );
+            self.record(vec![events::environment_note(&note)], None)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The MCP servers of the service (MCP_CONFIG, else the administrators' stored ones) and
+    /// of the owner, with what could not be read, in words.
+    async fn mcp_config(&self, owner_id: &str) -> Result<(McpConfig, Vec<String>), Fault> {
+        let mut problems = Vec::new();
+        let keyring = &self.runtime.keyring;
+        let read_stored = |sealed: Option<String>, whose: &str| -> Result<McpConfig, String> {
+            let Some(sealed) = sealed else {
+                return Ok(McpConfig::default());
+            };
+            keyring
+                .open(&sealed)
+                .map_err(|e| format!("{e:#}"))
+                .and_then(|json| McpConfig::from_json(&json))
+                .map_err(|error| {
+                    format!("{whose} MCP settings cannot be read ({error}); save them again.")
+                })
+        };
+        let service = match self.runtime.settings.mcp() {
+            Ok(Some(config)) => Ok(config),
+            Ok(None) => read_stored(
+                self.db().service_setting(SERVICE_MCP_CONFIG).await?,
+                "The service's",
+            ),
+            Err(error) => Err(error.to_string()),
+        };
+        let own = read_stored(self.db().user_mcp_config(owner_id).await?, "Your");
+        let [service, own] = [service, own].map(|read| {
+            read.unwrap_or_else(|problem| {
+                problems.push(problem);
+                McpConfig::default()
+            })
+        });
+        Ok((service.joined(&own), problems))
     }
 
     /// The editor's undo history and the task list, from the log.

@@ -3,6 +3,7 @@
 use clap::Args;
 
 use super::llm::{LlmClient, PriceTable};
+use super::mcp::McpConfig;
 use crate::setting::{ConfigError, Secret};
 
 #[derive(Debug, Clone, Default, Args)]
@@ -136,6 +137,11 @@ pub struct AgentSettings {
     /// server's model and users' own alike).
     #[arg(long, global = true, env = "LLM_TIMEOUT", default_value = "600s", value_parser = humantime::parse_duration)]
     pub llm_timeout: std::time::Duration,
+    /// MCP servers whose tools every conversation's agent may use, in OpenHands' `mcp_config`
+    /// shape, as JSON or the path of a JSON file. Set here, it replaces the one administrators
+    /// store in the dashboard; users add their own in their settings.
+    #[arg(long, global = true, env = "MCP_CONFIG", hide_env_values = true)]
+    pub mcp_config: Option<String>,
 }
 
 impl Default for AgentSettings {
@@ -149,12 +155,30 @@ impl Default for AgentSettings {
             agent_prompt_dir: None,
             skills_dir: None,
             llm_timeout: super::llm::DEFAULT_LLM_TIMEOUT,
+            mcp_config: None,
         }
     }
 }
 
 impl AgentSettings {
+    /// The service's MCP configuration from MCP_CONFIG (inline JSON or the file it names).
+    pub fn mcp(&self) -> Result<Option<McpConfig>, ConfigError> {
+        let Some(value) = self.mcp_config.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        let text = if value.starts_with('{') {
+            value.to_string()
+        } else {
+            std::fs::read_to_string(value)
+                .map_err(|e| ConfigError::new(format!("MCP_CONFIG: cannot read `{value}`: {e}")))?
+        };
+        McpConfig::from_json(&text)
+            .map(Some)
+            .map_err(|e| ConfigError::new(format!("MCP_CONFIG: {e}")))
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.mcp()?;
         if self.agent_max_iterations == 0 {
             return Err(ConfigError::new("AGENT_MAX_ITERATIONS must be at least 1"));
         }

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::editor::{EditorCall, FileEditor};
 use super::events::{self, Draft, ToolCallMeta};
 use super::llm::{ToolCall, ToolSpec};
+use super::mcp::McpTools;
 use crate::sandbox::{CommandRequest, SandboxBackend, SandboxError, WORKSPACE};
 
 pub const EXECUTE_BASH: &str = "execute_bash";
@@ -50,7 +51,11 @@ static SECURITY_RISK: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
 /// model did not rate LOW (no rating counts as HIGH). Reading and thinking never wait.
 pub fn needs_confirmation(call: &ToolCall, parsed: &Call) -> bool {
     let acts = match parsed {
-        Call::Bash(_) | Call::Fetch { .. } | Call::Write { .. } | Call::Browse { .. } => true,
+        Call::Bash(_)
+        | Call::Fetch { .. }
+        | Call::Write { .. }
+        | Call::Browse { .. }
+        | Call::Mcp { .. } => true,
         Call::Editor(edit) => edit.command != "view",
         Call::Think { .. } | Call::Finish { .. } | Call::Tasks { .. } => false,
     };
@@ -211,6 +216,11 @@ pub enum Call {
         start_index: usize,
         max_length: usize,
         raw: bool,
+    },
+    /// A tool of an MCP server, by the name the model knows it by.
+    Mcp {
+        name: String,
+        arguments: Value,
     },
 }
 
@@ -545,6 +555,11 @@ impl Call {
                 }),
                 format!("Fetching {url}"),
             ),
+            Call::Mcp { name, arguments } => (
+                "call_tool_mcp",
+                json!({"name": name, "arguments": arguments, "thought": ""}),
+                format!("Calling the MCP tool {name}"),
+            ),
         }
     }
 }
@@ -565,6 +580,8 @@ pub struct Toolbox {
     pub sandbox_id: String,
     pub editor: FileEditor,
     pub tasks: Vec<Value>,
+    /// The tools of the MCP servers this run connected to.
+    pub mcp: std::sync::Arc<McpTools>,
 }
 
 impl Toolbox {
@@ -750,6 +767,21 @@ impl Toolbox {
                     meta,
                 )
             }
+            Call::Mcp { name, arguments } => match self.mcp.call(name, arguments).await {
+                Ok(result) => events::observation(
+                    "mcp",
+                    &result,
+                    json!({"name": name, "arguments": arguments}),
+                    format!("The MCP tool {name} answered."),
+                    action_id,
+                    meta,
+                ),
+                Err(why) => {
+                    let mut draft = events::error_observation(&why, Some(action_id), meta);
+                    draft.doc["extras"]["name"] = json!(name);
+                    draft
+                }
+            },
         };
         Ok(Some(draft))
     }

@@ -132,6 +132,14 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
+/// A program started inside a sandbox whose standard input and output are a byte stream to the
+/// caller (an MCP server speaking stdio); its standard error is dropped. Dropping both halves
+/// closes its input, which ends such a server.
+pub struct StdioProcess {
+    pub output: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
 /// Why a sandbox operation failed. Each message names the cause and, where there is one, the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -204,6 +212,21 @@ pub trait SandboxBackend: Send + Sync + 'static {
         argv: &[String],
         workdir: &str,
     ) -> SandboxResult<ExecOutput>;
+
+    /// Starts a program (no shell in between) with these extra environment variables, as the
+    /// sandbox user, attached to the caller by its standard input and output.
+    async fn open_stdio(
+        &self,
+        _sandbox_id: &str,
+        _argv: &[String],
+        _env: &[(String, String)],
+        _workdir: &str,
+    ) -> SandboxResult<StdioProcess> {
+        Err(SandboxError::Other(anyhow::anyhow!(
+            "programs attached by their standard input and output (stdio MCP servers) need the docker or process sandbox backend, not {}",
+            self.kind()
+        )))
+    }
 
     async fn read_file(&self, sandbox_id: &str, path: &str) -> SandboxResult<Vec<u8>>;
     /// Writes the file (creating its parent directories), owned by the sandbox user.

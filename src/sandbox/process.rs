@@ -285,6 +285,44 @@ impl SandboxBackend for ProcessBackend {
             .await
     }
 
+    async fn open_stdio(
+        &self,
+        sandbox_id: &str,
+        argv: &[String],
+        env: &[(String, String)],
+        workdir: &str,
+    ) -> SandboxResult<crate::sandbox::StdioProcess> {
+        let entry = self.entry(sandbox_id)?;
+        let Some((program, args)) = argv.split_first() else {
+            return Err(SandboxError::Other(anyhow::anyhow!("no program to run")));
+        };
+        let workdir = host_path(&entry, workdir)?;
+        let mut child = tokio::process::Command::new(program)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(workdir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot run {program}"))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(SandboxError::Other(anyhow::anyhow!(
+                "{program} started without its standard input and output"
+            )));
+        };
+        // The child is reaped (and killed if still running) once its output is dropped.
+        let output = ChildOutput {
+            stdout,
+            _child: child,
+        };
+        Ok(crate::sandbox::StdioProcess {
+            output: Box::pin(output),
+            input: Box::pin(stdin),
+        })
+    }
+
     async fn exec(
         &self,
         sandbox_id: &str,
@@ -418,5 +456,22 @@ impl std::fmt::Debug for ProcessBackend {
         f.debug_struct("ProcessBackend")
             .field("root", &self.root)
             .finish()
+    }
+}
+
+/// A child's standard output that owns the child, so that the process lives as long as it is
+/// read and is killed when it is dropped.
+struct ChildOutput {
+    stdout: tokio::process::ChildStdout,
+    _child: tokio::process::Child,
+}
+
+impl tokio::io::AsyncRead for ChildOutput {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stdout).poll_read(cx, buf)
     }
 }

@@ -14,6 +14,7 @@ mod jobs;
 mod keys;
 mod link_tokens;
 mod links;
+pub mod mcp;
 mod metrics;
 mod outbox;
 mod probes;

@@ -33,6 +33,7 @@ pub mod keys;
 pub mod legacy_ws;
 mod links;
 pub mod login;
+mod mcp;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -79,6 +80,8 @@ pub struct AppState {
     /// The set-up page's checks (`openhands doctor`'s); `None` where the state was built
     /// without them (the page then says so).
     pub setup: Option<Arc<dyn setup::SetupChecks>>,
+    /// Whether MCP_CONFIG sets the service's MCP servers (then they are not stored here).
+    pub mcp_from_environment: bool,
 }
 
 impl AppState {
@@ -100,7 +103,14 @@ impl AppState {
             server_llm: false,
             providers: Arc::default(),
             setup: None,
+            mcp_from_environment: false,
         }
+    }
+
+    /// Whether MCP_CONFIG sets the service's MCP servers.
+    pub fn with_mcp_from_environment(mut self, set: bool) -> Self {
+        self.mcp_from_environment = set;
+        self
     }
 
     /// Provider settings that follow what the dashboard stores.
@@ -189,6 +199,7 @@ pub fn router(state: AppState) -> Router {
         .merge(setup::routes())
         .merge(github_app::routes())
         .merge(provider_settings::routes())
+        .merge(mcp::routes())
         .merge(webhooks::routes())
         // On every route, after routing (it reads the matched template), before any extractor.
         .route_layer(axum::middleware::from_fn(params::path_params_are_utf8))

@@ -15,7 +15,7 @@ use utoipa::OpenApi;
 
 use super::{AppState, admin, conversations, dashboard, github_app, keys, legacy_ws, links};
 use super::{login, metrics};
-use super::{provider_settings, repositories, settings, setup, sockets, webhooks, workspace};
+use super::{mcp, provider_settings, repositories, settings, setup, sockets, webhooks, workspace};
 
 /// Who may call an endpoint: each operation's `x-access` extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +89,8 @@ impl Access {
         dashboard::asset,
         dashboard::integrations,
         provider_settings::change,
+        mcp::show,
+        mcp::change,
         webhooks::receive,
         webhooks::slack_interactivity,
         links::show_link,

@@ -18,6 +18,7 @@ use super::conversations::iso;
 use super::params::Body;
 use super::{ApiError, AppState};
 use crate::agent::llm::LlmClient;
+use crate::agent::mcp::McpConfig;
 
 /// The body of `POST /api/settings`: a field left out stays as it is, a field set to null
 /// goes back to the server's default.
@@ -47,6 +48,11 @@ pub(super) struct SettingsBody {
     /// Whether the agent's risky actions wait for your confirmation in the conversations you
     /// start here (each conversation may choose otherwise).
     confirmation_mode: Option<bool>,
+    /// Your MCP servers, in OpenHands' `mcp_config` shape; null removes them. Secret values
+    /// shown as `**********` keep what is stored.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<McpConfig>)]
+    mcp_config: Option<Option<McpConfig>>,
 }
 
 /// A field that is present, null or not: `Some(None)` for null, where an absent one is `None`.
@@ -113,6 +119,8 @@ pub(super) struct SettingsView {
     max_budget_per_task: Option<f64>,
     /// Whether risky actions wait for your confirmation in your conversations.
     confirmation_mode: bool,
+    /// Your MCP servers, secret values shown as `**********`; null when none are stored.
+    mcp_config: Option<McpConfig>,
 }
 
 /// A secret as listed: never its value.
@@ -172,6 +180,7 @@ async fn settings_view(state: &AppState, user_id: &str) -> Result<SettingsView, 
         max_iterations: limits.max_iterations,
         max_budget_per_task: limits.max_budget_usd,
         confirmation_mode: limits.confirmation_mode,
+        mcp_config: super::mcp::shown(state, state.db.user_mcp_config(user_id).await?),
     })
 }
 
@@ -265,10 +274,23 @@ pub(super) async fn save_settings(
     if let Some(on) = body.confirmation_mode {
         limits.confirmation_mode = on;
     }
+    let mcp_config = match body.mcp_config {
+        Some(config) => {
+            let stored = state.db.user_mcp_config(&caller.0.id).await?;
+            Some(super::mcp::sealed(&state, config, stored, "mcp_config")?)
+        }
+        None => None,
+    };
     state
         .db
         .set_user_settings(&caller.0.id, &llm, &limits)
         .await?;
+    if let Some(sealed) = mcp_config {
+        state
+            .db
+            .set_user_mcp_config(&caller.0.id, sealed.as_deref())
+            .await?;
+    }
     tracing::info!(user_id = %caller.0.id, "settings saved");
     Ok(Json(settings_view(&state, &caller.0.id).await?))
 }

@@ -15,6 +15,8 @@ mod http;
 mod legacy_ws;
 mod llm_client;
 mod login;
+mod mcp;
+mod mcp_servers;
 mod openapi;
 mod provider_fakes;
 mod provider_settings;

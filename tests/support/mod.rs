@@ -16,6 +16,8 @@ pub mod fake_login;
 pub mod fakes;
 pub mod git_server;
 pub mod linear;
+pub mod mcp;
+pub mod mcp_tools;
 pub mod outage;
 pub mod sandbox;
 pub mod service;

@@ -17,7 +17,7 @@ use crate::sandbox::paths::sandbox_path;
 use crate::sandbox::session::{self, ShellSession, Timeouts};
 use crate::sandbox::{
     CommandOutcome, CommandRequest, ExecOutput, OutputSink, SandboxError, SandboxResult,
-    SandboxStatus,
+    SandboxStatus, StdioProcess,
 };
 
 const SESSION_STARTUP: Duration = Duration::from_secs(15);
@@ -207,6 +207,62 @@ impl DockerBackend {
                 Err(self.gone_if_dead(&entry, error).await)
             }
         }
+    }
+
+    /// [`SandboxBackend::open_stdio`]: a program on its own, its stdin and stdout attached.
+    pub(super) async fn open_stdio_of(
+        &self,
+        sandbox_id: &str,
+        argv: &[String],
+        env: &[(String, String)],
+        workdir: &str,
+    ) -> SandboxResult<StdioProcess> {
+        if argv.is_empty() {
+            return Err(SandboxError::Other(anyhow::anyhow!("no program to run")));
+        }
+        let workdir = sandbox_path(workdir)?;
+        let entry = self.ready(sandbox_id).await?;
+        let exec = self
+            .docker
+            .create_exec(
+                &entry.container,
+                ExecConfig {
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(false),
+                    cmd: Some(argv.to_vec()),
+                    env: Some(env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+                    working_dir: Some(workdir),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| self.container_error(&entry, e))?;
+        let started = self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(|e| self.container_error(&entry, e))?;
+        let StartExecResults::Attached { output, input } = started else {
+            return Err(SandboxError::Other(anyhow::anyhow!(
+                "the engine did not attach to the program"
+            )));
+        };
+        // Only standard output carries the protocol; what the program says on standard error
+        // is its own log.
+        let stdout = output
+            .map_err(std::io::Error::other)
+            .try_filter_map(|item| async move {
+                Ok(match item {
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => Some(message),
+                    LogOutput::StdErr { .. } | LogOutput::StdIn { .. } => None,
+                })
+            });
+        Ok(StdioProcess {
+            output: Box::pin(tokio_util::io::StreamReader::new(Box::pin(stdout))),
+            input,
+        })
     }
 
     /// [`SandboxBackend::exec`]: a program on its own, outside the session.

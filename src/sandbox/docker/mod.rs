@@ -596,6 +596,16 @@ impl SandboxBackend for DockerBackend {
         self.exec_argv(sandbox_id, argv, workdir).await
     }
 
+    async fn open_stdio(
+        &self,
+        sandbox_id: &str,
+        argv: &[String],
+        env: &[(String, String)],
+        workdir: &str,
+    ) -> SandboxResult<crate::sandbox::StdioProcess> {
+        self.open_stdio_of(sandbox_id, argv, env, workdir).await
+    }
+
     async fn read_file(&self, sandbox_id: &str, path: &str) -> SandboxResult<Vec<u8>> {
         self.read_file_from(sandbox_id, path).await
     }
