@@ -41,9 +41,9 @@ where
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("a body schema: {e}")))?;
         check_body(&value, &schema)?;
         // The schema passed, so this fails only where it says less than the type does.
-        serde_json::from_value(value)
+        serde_path_to_error::deserialize(value)
             .map(Body)
-            .map_err(|e| ApiError::BadRequest(format!("the body does not fit: {e}")))
+            .map_err(|e| ApiError::BadRequest(format!("`{}`: {}", e.path(), e.inner())))
     }
 }
 

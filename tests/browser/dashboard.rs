@@ -1057,6 +1057,41 @@ async fn settings_keys_and_secrets_are_managed_in_the_browser() {
         .await;
     assert_eq!(field, "", "the key is not kept in the page");
 
+    // MCP servers: JSON that does not parse is named in the page; a configuration is stored
+    // sealed and shown again with its secret hidden.
+    browser.type_text("#mcp-own", "{\"shttp_servers\": [").await;
+    browser.click("form#mcp-own-form button[type=submit]").await;
+    browser
+        .wait_for_text("form#mcp-own-form", "This is not JSON")
+        .await;
+    browser
+        .execute(
+            "document.querySelector('#mcp-own').value = arguments[0];",
+            vec![serde_json::json!(
+                r#"{"shttp_servers": [{"url": "https://tools.example.com/mcp", "api_key": "mcp-key-typed-in-the-browser"}]}"#
+            )],
+        )
+        .await;
+    browser.click("form#mcp-own-form button[type=submit]").await;
+    browser.wait_for_text("form#mcp-own-form", "Saved.").await;
+    assert!(t.db.user_mcp_config(&alice).await.unwrap().is_some());
+    let shown_config = browser
+        .execute("return document.querySelector('#mcp-own').value;", vec![])
+        .await;
+    let shown_config = shown_config.as_str().unwrap();
+    assert!(
+        shown_config.contains("**********") && !shown_config.contains("mcp-key-typed"),
+        "{shown_config}"
+    );
+    assert!(
+        browser
+            .text("#main")
+            .await
+            .find("MCP servers of every conversation")
+            .is_none(),
+        "the service's servers are for administrators"
+    );
+
     browser.type_text("#key-name", "laptop").await;
     browser.click("form#key-form-new button[type=submit]").await;
     let shown = browser.text("#new-key").await;
@@ -1090,7 +1125,9 @@ async fn settings_keys_and_secrets_are_managed_in_the_browser() {
     browser.wait_for_text("#secret-list", "DEPLOY_TOKEN").await;
     let page = browser.text("#main").await;
     assert!(
-        !page.contains("s3cr3t-value") && !page.contains("sk-typed-in-the-browser"),
+        !page.contains("s3cr3t-value")
+            && !page.contains("sk-typed-in-the-browser")
+            && !page.contains("mcp-key-typed-in-the-browser"),
         "{page}"
     );
 

@@ -1,20 +1,77 @@
-// Settings: the LLM (model, base URL, key — write-only), limits, API keys (shown once,
+// Settings: the LLM (model, base URL, key — write-only), limits, MCP servers (the user's,
+// and for administrators the service's; secret values never shown), API keys (shown once,
 // revocable), the provider accounts linked to the user, and secrets (values never shown).
 import { api, get, post } from './api.js';
 import { h, show, notice, when, PROVIDER_NAMES, triggerIcon, copyButton } from './dom.js';
 
 export async function settingsPage() {
   document.title = 'Settings · OpenHands';
-  const [settings, models] = await Promise.all([
+  const [settings, models, me] = await Promise.all([
     get('/api/settings'),
     get('/api/options/models').catch(() => []),
+    get('/api/user').catch(() => null),
   ]);
   show(h('section', { class: 'narrow' },
     h('h1', {}, 'Settings'),
     llmForm(settings, models),
+    mcpForm('mcp-own', 'Your MCP servers',
+      'Tools of MCP servers your agent may use, in OpenHands’ mcp_config shape. Secret values show as ********** and are kept when saved as they are.',
+      settings.mcp_config,
+      async (config) => (await post('/api/settings', { mcp_config: config })).mcp_config),
+    me?.is_admin ? await serviceMcpForm() : '',
     await keysSection(),
     await accountsSection(),
     await secretsSection()));
+}
+
+const MCP_EXAMPLE = '{\n  "shttp_servers": [{"url": "https://tools.example.com/mcp", "api_key": "…"}],\n  "stdio_servers": [{"name": "fetch", "command": "uvx", "args": ["mcp-server-fetch"]}]\n}';
+
+/** A JSON editor for an `mcp_config`: empty removes it; `save` returns what is stored now. */
+function mcpForm(id, title, help, config, save, readOnly = '') {
+  const text = h('textarea', {
+    id, rows: 8, spellcheck: 'false', autocomplete: 'off', placeholder: MCP_EXAMPLE, class: 'code',
+  });
+  text.value = config ? JSON.stringify(config, null, 2) : '';
+  const message = h('div', { 'aria-live': 'polite' });
+  const form = h('form', { id: `${id}-form`, class: 'card' },
+    h('h2', {}, title), h('p', { class: 'muted' }, help), field(id, 'mcp_config (JSON)', text));
+  if (readOnly) {
+    text.disabled = true;
+    form.append(notice('info', readOnly));
+    return form;
+  }
+  form.append(h('button', { type: 'submit' }, 'Save'), message);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    message.replaceChildren();
+    let parsed = null;
+    if (text.value.trim()) {
+      try {
+        parsed = JSON.parse(text.value);
+      } catch (error) {
+        message.replaceChildren(notice('error', `This is not JSON: ${error.message}`));
+        return;
+      }
+    }
+    try {
+      const stored = await save(parsed);
+      text.value = stored ? JSON.stringify(stored, null, 2) : '';
+      message.replaceChildren(notice('info', 'Saved. Runs that start from now on use these servers.'));
+    } catch (error) {
+      message.replaceChildren(notice('error', error.message));
+    }
+  });
+  return form;
+}
+
+/** The service's own MCP servers, for administrators. */
+async function serviceMcpForm() {
+  const view = await get('/api/admin/mcp');
+  return mcpForm('mcp-service', 'MCP servers of every conversation',
+    'Every user’s agent may use these tools, beside their own servers.',
+    view.mcp_config,
+    async (config) => (await api('PUT', '/api/admin/mcp', { mcp_config: config })).mcp_config,
+    view.source === 'environment' ? 'MCP_CONFIG sets these servers in the environment; change them there.' : '');
 }
 
 /** Runs a button's request, then `after`; a failure is said in `message`. */
