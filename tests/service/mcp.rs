@@ -257,11 +257,15 @@ async fn a_users_stdio_mcp_server_runs_inside_the_sandbox() {
         .output()
         .unwrap();
     assert!(copied.status.success(), "{copied:?}");
-    let config = json!({"stdio_servers": [{
-        "name": "probe",
-        "command": "/tmp/mcp_stdio_server",
-        "env": {"MCP_GREETING": "greeting-value-xyz123"},
-    }]});
+    // A user's remote server on the service's own network is refused; the stdio one runs.
+    let config = json!({
+        "stdio_servers": [{
+            "name": "probe",
+            "command": "/tmp/mcp_stdio_server",
+            "env": {"MCP_GREETING": "greeting-value-xyz123"},
+        }],
+        "shttp_servers": [{"url": "http://127.0.0.1:9/mcp"}],
+    });
     t.db.set_user_mcp_config(&owner, Some(&keyring.seal(&config.to_string()).unwrap()))
         .await
         .unwrap();
@@ -293,6 +297,12 @@ async fn a_users_stdio_mcp_server_runs_inside_the_sandbox() {
             .unwrap()
             .contains("greeting-value-xyz123")
     );
+    let note = events
+        .iter()
+        .find(|e| e.to_string().contains("Some MCP tools are not available"))
+        .expect("a note about the refused server")
+        .to_string();
+    assert!(note.contains("service's own network"), "{note}");
 }
 
 async fn call(

@@ -46,6 +46,11 @@ pub struct RemoteServer {
     /// Seconds one call may take (default 60, at most 600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
+    /// Whether a user configured it (not the service): such a server must be on a public
+    /// address, so that no user reaches the service's own network through the worker.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub from_user: bool,
 }
 
 /// A program started inside the sandbox (never on the host).
@@ -102,12 +107,14 @@ impl<'de> Deserialize<'de> for RemoteServer {
                 api_key: None,
                 headers: BTreeMap::new(),
                 timeout: None,
+                from_user: false,
             },
             Form::Entry(entry) => RemoteServer {
                 url: entry.url,
                 api_key: entry.api_key.filter(|key| !key.is_empty()),
                 headers: entry.headers,
                 timeout: entry.timeout,
+                from_user: false,
             },
         })
     }
@@ -256,14 +263,15 @@ impl McpConfig {
         values
     }
 
-    /// The servers of both configurations, the service's first.
-    pub fn joined(&self, other: &McpConfig) -> McpConfig {
+    /// The service's servers and a user's, the service's first; the user's remote servers are
+    /// marked as theirs.
+    pub fn joined(&self, users: &McpConfig) -> McpConfig {
         let mut all = self.clone();
-        all.sse_servers.extend(other.sse_servers.iter().cloned());
-        all.shttp_servers
-            .extend(other.shttp_servers.iter().cloned());
-        all.stdio_servers
-            .extend(other.stdio_servers.iter().cloned());
+        let mut users = users.clone();
+        users.remote_mut().for_each(|server| server.from_user = true);
+        all.sse_servers.extend(users.sse_servers);
+        all.shttp_servers.extend(users.shttp_servers);
+        all.stdio_servers.extend(users.stdio_servers);
         all
     }
 
@@ -430,6 +438,7 @@ mod tests {
             api_key: None,
             headers: BTreeMap::new(),
             timeout: None,
+            from_user: false,
         };
         assert_eq!(server.label(), "https://mcp.example.com:8443/mcp");
     }

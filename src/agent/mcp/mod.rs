@@ -269,6 +269,9 @@ async fn connect_remote(
     sse: bool,
 ) -> Result<(Client, Vec<rmcp::model::Tool>), String> {
     let url = url::Url::parse(&server.url).map_err(|e| format!("invalid address: {e}"))?;
+    if server.from_user {
+        on_public_addresses(&url).await?;
+    }
     let mut headers = axum::http::HeaderMap::new();
     for (name, value) in &server.headers {
         let name = axum::http::HeaderName::from_bytes(name.as_bytes())
@@ -319,6 +322,54 @@ async fn connect_stdio(
         .await
         .map_err(|e| format!("it could not be started in the sandbox: {e}"))?;
     started((process.output, process.input)).await
+}
+
+/// Refuses an address that is, or resolves to, the service's own network: loopback, private,
+/// link-local (cloud metadata among them), shared or unspecified addresses. A user's server
+/// must not let them reach what the worker reaches; administrators configure internal servers.
+async fn on_public_addresses(url: &url::Url) -> Result<(), String> {
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addresses = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("its host cannot be resolved: {e}"))?;
+    for address in addresses {
+        if !is_public(address.ip()) {
+            return Err(
+                "it is on the service's own network (a loopback, private or link-local address), which servers users configure may not reach; an administrator can add it for everyone"
+                    .to_string(),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                // Carrier-grade NAT, shared by providers' internal networks.
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    // Unique local (fc00::/7) and link-local (fe80::/10) addresses.
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80)
+            }
+        },
+    }
 }
 
 /// A name valid for every provider (letters, digits, `_` and `-`, at most 64), not yet taken:
@@ -425,6 +476,39 @@ mod tests {
         assert_eq!(name.len(), MAX_NAME_LEN);
         assert_eq!(unique_name("", "x", &mut taken), "tool");
         assert_eq!(unique_name("%%%", "x", &mut taken), "x_tool");
+    }
+
+    #[test]
+    fn only_public_addresses_count_as_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.17.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["93.184.216.34", "2606:2800:220:1::1", "100.128.0.1"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_users_server_on_the_services_network_is_refused() {
+        // Literal addresses and a name resolved from /etc/hosts: nothing leaves the machine.
+        for url in ["http://127.0.0.1:9/mcp", "http://localhost:9/mcp", "http://[::1]:9/mcp"] {
+            let error = on_public_addresses(&url::Url::parse(url).unwrap())
+                .await
+                .unwrap_err();
+            assert!(error.contains("own network"), "{url}: {error}");
+        }
     }
 
     #[test]
