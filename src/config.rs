@@ -173,6 +173,13 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 300)]
         steps: u32,
     },
+    /// What an MCP tool call (rmcp's streamable HTTP server on loopback) and a `fetch` (a page
+    /// served inside a Docker sandbox, SANDBOX_IMAGE) cost beside their plain transport.
+    Tools {
+        /// Calls measured of each.
+        #[arg(long, default_value_t = 300)]
+        calls: u32,
+    },
 }
 
 /// Every setting of the service. Each flag can also be given as the environment variable

@@ -7,10 +7,12 @@
 
 mod agent;
 mod ingest;
+mod mcp;
 mod model;
 mod queue;
 mod report;
 mod sandbox;
+mod tools;
 mod websocket;
 
 use std::time::{Duration, Instant};
@@ -66,6 +68,7 @@ pub async fn run(config: &Config, command: BenchCommand) -> anyhow::Result<()> {
             let db = open_database(config).await?;
             agent::agent_step_overhead(&db, config, steps).await
         }
+        BenchCommand::Tools { calls } => tools::tool_overhead(config, calls).await,
     }
 }
 

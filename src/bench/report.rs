@@ -179,6 +179,30 @@ fn report_rows(figures: &std::collections::HashMap<String, f64>) -> Vec<String> 
         format!("`true` in the same session p50: {} ms", number(own_true, 2)),
         ratio(get("agent.step.p50"), own_true),
     );
+    let plain_step = get("agent.step.p50");
+    row(
+        "agent step, an idle MCP server of 5 tools configured: p50 / p99, ms".into(),
+        pair("agent.step_mcp_idle.p50", "agent.step_mcp_idle.p99", 2),
+        format!("agent step without it p50: {} ms", number(plain_step, 2)),
+        ratio(get("agent.step_mcp_idle.p50"), plain_step),
+    );
+    let post = get("reference.http_post.p50");
+    row(
+        "MCP tool call, streamable HTTP on loopback: p50 / p99, ms".into(),
+        pair("tools.mcp_call.p50", "tools.mcp_call.p99", 2),
+        format!("POST of the same body p50: {} ms", number(post, 2)),
+        ratio(get("tools.mcp_call.p50"), post),
+    );
+    let curl = get("reference.curl_exec.p50");
+    row(
+        "`fetch` of a 40 KB page in the sandbox: p50 / p99, ms".into(),
+        pair("tools.fetch.p50", "tools.fetch.p99", 2),
+        format!(
+            "`curl` of it in the same sandbox p50: {} ms",
+            number(curl, 2)
+        ),
+        ratio(get("tools.fetch.p50"), curl),
+    );
     let reference_ws = get("websocket.reference.p50");
     row(
         format!(

@@ -268,7 +268,9 @@ impl McpConfig {
     pub fn joined(&self, users: &McpConfig) -> McpConfig {
         let mut all = self.clone();
         let mut users = users.clone();
-        users.remote_mut().for_each(|server| server.from_user = true);
+        users
+            .remote_mut()
+            .for_each(|server| server.from_user = true);
         all.sse_servers.extend(users.sse_servers);
         all.shttp_servers.extend(users.shttp_servers);
         all.stdio_servers.extend(users.stdio_servers);

@@ -503,7 +503,11 @@ mod tests {
     #[tokio::test]
     async fn a_users_server_on_the_services_network_is_refused() {
         // Literal addresses and a name resolved from /etc/hosts: nothing leaves the machine.
-        for url in ["http://127.0.0.1:9/mcp", "http://localhost:9/mcp", "http://[::1]:9/mcp"] {
+        for url in [
+            "http://127.0.0.1:9/mcp",
+            "http://localhost:9/mcp",
+            "http://[::1]:9/mcp",
+        ] {
             let error = on_public_addresses(&url::Url::parse(url).unwrap())
                 .await
                 .unwrap_err();
