@@ -1488,6 +1488,31 @@ async fn the_conversation_view_shows_markdown_diffs_thoughts_pull_requests_and_c
         ),
     )
     .await;
+    // An MCP tool's call and answer.
+    let mcp_call = append(
+        &t,
+        &id,
+        &action(
+            "call_tool_mcp",
+            json!({"name": "mcp_add", "arguments": {"a": 2, "b": 3}}),
+            "Calling the MCP tool mcp_add".into(),
+            &call(4),
+        ),
+    )
+    .await;
+    append(
+        &t,
+        &id,
+        &openhands::agent::events::observation(
+            "mcp",
+            r#"{"content":[{"type":"text","text":"5"}],"isError":false}"#,
+            json!({"name": "mcp_add", "arguments": {"a": 2, "b": 3}}),
+            "The MCP tool mcp_add answered.".into(),
+            mcp_call,
+            Some(&call(4)),
+        ),
+    )
+    .await;
     let mut tx = t.db.begin().await.unwrap();
     tx.add_llm_usage(
         &id,
@@ -1560,6 +1585,23 @@ async fn the_conversation_view_shows_markdown_diffs_thoughts_pull_requests_and_c
         ran,
         json!({"elements": 0, "script": false, "image": false}),
         "markup in a message became the page's"
+    );
+
+    // The MCP call with its arguments, and its answer.
+    browser
+        .wait_for_text("#events [data-kind=call_tool_mcp]", "MCP tool mcp_add")
+        .await;
+    let arguments = browser.text("#events [data-kind=call_tool_mcp] pre").await;
+    assert!(arguments.contains("\"a\": 2"), "{arguments}");
+    browser
+        .wait_for_text("#events [data-kind=mcp]", "mcp_add answered")
+        .await;
+    assert!(
+        browser
+            .text("#events [data-kind=mcp]")
+            .await
+            .contains("\"text\":\"5\""),
+        "the answer is shown"
     );
 
     // The edit as removed and added lines, each in its colour.

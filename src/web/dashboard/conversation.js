@@ -366,6 +366,11 @@ export function renderEvent(event) {
     const code = extras.exit_code ?? (extras.metadata || {}).exit_code;
     return item('output', output(`exit code ${code}`, event.content, code === 0 ? 'ok' : 'failed'));
   }
+  if (event.action === 'call_tool_mcp') {
+    return item('command', said, h('p', { class: 'muted' }, `MCP tool ${args.name ?? ''}`),
+      h('pre', { class: 'command' }, h('code', {}, JSON.stringify(args.arguments ?? {}, null, 2))));
+  }
+  if (event.observation === 'mcp') return item('output', output(`${extras.name ?? 'MCP tool'} answered`, event.content, 'ok'));
   if (event.action === 'edit') return item('edit', said, h('p', {}, `Edited ${args.path ?? ''}`), diff(args));
   if (event.observation === 'edit') return null;
   if (event.action === 'read') return item('read', said, h('p', { class: 'muted' }, `Read ${args.path ?? ''}`));
