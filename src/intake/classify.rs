@@ -65,5 +65,6 @@ pub fn classify_interaction(action: Interaction) -> Outcome {
         body: None,
         url: None,
         source_id: format!("choice:{}", action.id),
+        images: Vec::new(),
     }))
 }

@@ -126,6 +126,9 @@ async fn refuse(
 struct Prepared {
     history: Vec<PriorMessage>,
     diff: Diff,
+    /// The request's attached images as data URLs, and those that could not be read.
+    images: Vec<String>,
+    unread_images: Vec<String>,
     /// What to do about the repository of a Slack or ticket request.
     plan: Option<Plan>,
 }
@@ -244,6 +247,9 @@ async fn prepare(
     if existing.is_none() {
         prepared.history = ctx.providers.clients().history(request).await?;
         prepared.diff = diff_of(ctx, request).await;
+    }
+    if !request.images.is_empty() {
+        (prepared.images, prepared.unread_images) = ctx.providers.clients().images(request).await;
     }
     let chooses_repository = matches!(
         request.place,
@@ -415,9 +421,17 @@ async fn record_request(
                 "user_id": owner.id,
                 "url": request.url,
                 "delivery": job.delivery,
+                "image_urls": prepared.images,
             }),
         );
         stored.push(append_draft(tx, &conversation.id, &message).await?);
+        if !prepared.unread_images.is_empty() {
+            let note = agent_events::environment_note(&format!(
+                "Images attached to this message could not be read: {}.",
+                prepared.unread_images.join("; ")
+            ));
+            stored.push(append_draft(tx, &conversation.id, &note).await?);
+        }
     }
     let public_url = &providers.public_url;
     let run = match &prepared.plan {

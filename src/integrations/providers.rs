@@ -271,6 +271,39 @@ impl Providers {
         }
     }
 
+    /// The images attached to the request, read with the provider's credentials, as data URLs
+    /// for the model; each that cannot be read (or is too large, or not an image) is named in
+    /// the second list instead.
+    pub async fn images(&self, request: &Request) -> (Vec<String>, Vec<String>) {
+        use base64::Engine as _;
+        let mut images = Vec::new();
+        let mut problems = Vec::new();
+        for image in &request.images {
+            let read = match (&request.place, &self.slack) {
+                (Place::SlackThread { .. }, Some(slack)) => {
+                    slack.file(&image.url, MAX_IMAGE_BYTES).await
+                }
+                _ => Err(anyhow::anyhow!("images of this provider cannot be read")),
+            };
+            let checked = read.and_then(|bytes| {
+                let kind = image_kind(&bytes)
+                    .ok_or_else(|| anyhow::anyhow!("it is not a PNG, JPEG, GIF or WebP image"))?;
+                Ok(format!(
+                    "data:{kind};base64,{}",
+                    base64::engine::general_purpose::STANDARD.encode(&bytes)
+                ))
+            });
+            match checked {
+                Ok(data_url) => images.push(data_url),
+                Err(error) => {
+                    tracing::warn!(name = %image.name, error = format!("{error:#}"), "an attached image was not read");
+                    problems.push(format!("{} ({error:#})", image.name));
+                }
+            }
+        }
+        (images, problems)
+    }
+
     /// The messages that came before the request where it was made (earlier comments, the
     /// Slack thread), for a new conversation's context. Jira and Linear deliveries carry the
     /// ticket's title and description, which is what is recorded for them.
@@ -530,8 +563,37 @@ fn cut_diff(diff: String, max: usize) -> String {
     format!("{kept}{note}")
 }
 
+/// The largest attached image that is read.
+const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
+
+/// The image type of `bytes`, by their first bytes: what the file is, not what it is called.
+fn image_kind(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        Some("image/jpeg")
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn images_are_known_by_their_first_bytes() {
+        use super::image_kind;
+        assert_eq!(image_kind(b"\x89PNG\r\n\x1a\n...."), Some("image/png"));
+        assert_eq!(image_kind(&[0xff, 0xd8, 0xff, 0xe0]), Some("image/jpeg"));
+        assert_eq!(image_kind(b"GIF89a.."), Some("image/gif"));
+        assert_eq!(image_kind(b"RIFF\0\0\0\0WEBPVP8 "), Some("image/webp"));
+        assert_eq!(image_kind(b"<svg xmlns=...>"), None);
+        assert_eq!(image_kind(b"%PDF-1.4"), None);
+    }
+
     use super::cut_diff;
 
     #[test]

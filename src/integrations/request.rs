@@ -462,6 +462,21 @@ pub struct Request {
     /// The provider's id of the item that asked (comment id, review id, message ts, "issue
     /// 12 labeled at …"): two deliveries about the same item start one run.
     pub source_id: String,
+    /// Images attached to what asked (files shared with a Slack message), fetched with the
+    /// service's credentials and given to the model with the message. (Absent from requests
+    /// stored before images were read.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageAttachment>,
+}
+
+/// An image attached to a request, as the provider lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageAttachment {
+    /// Where the provider serves it (Slack: the file's `url_private`, read with the bot token).
+    pub url: String,
+    /// Its MIME type, as the provider says (`image/png`).
+    pub mime_type: String,
+    pub name: String,
 }
 
 impl Request {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 use support::fake_llm::{FakeLlm, Turn};
 use support::fakes::{self, FakeProviders, Fault};
 use support::fixture as fixture_at;
@@ -342,6 +342,105 @@ async fn a_slack_mention_gets_a_reaction_and_replies_in_its_thread_once() {
         replies[1]
     );
     assert!(!replies.iter().any(|r| r.contains(fakes::SLACK_BOT_TOKEN)));
+}
+
+/// Images shared with a Slack mention are read with the bot token and kept with the message
+/// as data URLs; a file that is not an image, or another kind of file, is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn images_shared_with_a_slack_mention_reach_the_conversation() {
+    // A 1×1 PNG.
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\0\x05\0\x01\xff\x89\x99=\x1d\0\0\0\0IEND\xaeB`\x82";
+    let s = service(vec![Turn::call(
+        "finish",
+        json!({"message": "Looked at it."}),
+    )])
+    .await;
+    let mut tx = s.t.db.begin().await.unwrap();
+    let alice = tx.create_user("alice", None, false).await.unwrap();
+    tx.commit().await.unwrap();
+    s.t.db
+        .link_user("slack", "T0001", "U0ALICE01", &alice.id)
+        .await
+        .unwrap();
+    let screenshot = s.fakes.add_slack_file("T0001-F0SHOT/screenshot.png", PNG);
+    let fake_png = s
+        .fakes
+        .add_slack_file("T0001-F0FAKE/notes.png", b"plain text");
+    let pdf = s.fakes.add_slack_file("T0001-F0PDF/spec.pdf", b"%PDF-1.4");
+    // The Events API's description of shared files (`files` with `mimetype` and `url_private`).
+    let mut delivery: Value =
+        serde_json::from_slice(&fixture_at("slack/app_mention.json")).unwrap();
+    delivery["event_id"] = json!("Ev0IMAGES1");
+    delivery["event"]["files"] = json!([
+        {"id": "F0SHOT", "name": "screenshot.png", "mimetype": "image/png", "filetype": "png", "url_private": screenshot},
+        {"id": "F0FAKE", "name": "notes.png", "mimetype": "image/png", "filetype": "png", "url_private": fake_png},
+        {"id": "F0PDF", "name": "spec.pdf", "mimetype": "application/pdf", "filetype": "pdf", "url_private": pdf},
+    ]);
+    let request: Request<Body> =
+        signing::slack(SLACK_SECRET, serde_json::to_vec(&delivery).unwrap()).into();
+    let response = s.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let conversation = wait_for(
+        "the Slack conversation to finish",
+        Duration::from_secs(150),
+        || async {
+            let conversation =
+                s.t.db
+                    .conversation_by_external_ref("slack", "T0001/C0001/1714567890.123456")
+                    .await
+                    .unwrap()?;
+            (conversation.status == "finished").then_some(conversation)
+        },
+    )
+    .await;
+    let events =
+        s.t.db
+            .events_after(&conversation.id, 0, 1000)
+            .await
+            .unwrap();
+    let message: Value = events
+        .iter()
+        .find(|e| e.kind == "message" && e.source == "user")
+        .map(|e| serde_json::from_str(&e.payload).unwrap())
+        .unwrap();
+    let images = message["args"]["image_urls"].as_array().unwrap();
+    assert_eq!(images.len(), 1, "only the real image: {images:?}");
+    use base64::Engine as _;
+    let expected = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(PNG)
+    );
+    assert_eq!(images[0], json!(expected));
+    let note = events
+        .iter()
+        .find(|e| e.payload.contains("could not be read"))
+        .map(|e| e.payload.clone())
+        .expect("a note about the file that is not an image");
+    assert!(
+        note.contains("notes.png") && !note.contains("spec.pdf"),
+        "{note}"
+    );
+    // Read with the bot token, which is recorded nowhere.
+    let reads = s.fakes.recorded(|r| r.slack_file_reads.clone());
+    assert_eq!(reads.len(), 2, "{reads:?}");
+    assert!(
+        reads
+            .iter()
+            .all(|r| r.as_deref() == Some(&format!("Bearer {}", fakes::SLACK_BOT_TOKEN)))
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.payload.contains(fakes::SLACK_BOT_TOKEN))
+    );
+    // The model (one that cannot see images) is told of it.
+    assert!(
+        s.fake_llm
+            .requests()
+            .iter()
+            .any(|r| r.body.to_string().contains("attached 1 image(s)")),
+        "the model is told of the image"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -359,6 +359,7 @@ fn request<T>(
         body: asked.body,
         url: asked.url,
         source_id: asked.source_id,
+        images: Vec::new(),
     }))
 }
 
@@ -643,6 +644,7 @@ mod tests {
                 body: Some(ISSUE_17_BODY.to_string()),
                 url: Some("https://github.com/octo-org/hello-world/issues/17".to_string()),
                 source_id: "issue-17-labeled-openhands-at-2024-05-02T09:14:03Z".to_string(),
+                images: Vec::new(),
             }
         );
     }
@@ -669,6 +671,7 @@ mod tests {
                 body: Some(body.to_string()),
                 url: Some("https://github.com/octo-org/hello-world/issues/18".to_string()),
                 source_id: "issue-18-opened".to_string(),
+                images: Vec::new(),
             }
         );
     }
@@ -694,6 +697,7 @@ mod tests {
                         .to_string()
                 ),
                 source_id: "issue-comment-2090183412".to_string(),
+                images: Vec::new(),
             }
         );
     }
@@ -723,6 +727,7 @@ mod tests {
                         .to_string()
                 ),
                 source_id: "issue-comment-2090301877".to_string(),
+                images: Vec::new(),
             }
         );
     }
@@ -741,6 +746,7 @@ mod tests {
                 body: Some(PR_21_BODY.to_string()),
                 url: Some("https://github.com/octo-org/hello-world/pull/21".to_string()),
                 source_id: "issue-21-labeled-openhands-at-2024-05-02T12:05:09Z".to_string(),
+                images: Vec::new(),
             }
         );
     }
@@ -764,6 +770,7 @@ mod tests {
                         .to_string()
                 ),
                 source_id: "review-2031447722".to_string(),
+                images: Vec::new(),
             }
         );
     }
@@ -797,6 +804,7 @@ mod tests {
                         .to_string()
                 ),
                 source_id: "review-comment-1587402211".to_string(),
+                images: Vec::new(),
             }
         );
     }

@@ -279,6 +279,7 @@ fn issue(delivery: Delivery<IssuableEvent>, name: &str, settings: &ParseSettings
         body: issue.description,
         url: issue.url,
         source_id,
+        images: Vec::new(),
     }))
 }
 
@@ -313,6 +314,7 @@ fn merge_request(
         title: merge_request.title,
         body: merge_request.description,
         url: merge_request.url,
+        images: Vec::new(),
     }))
 }
 
@@ -392,6 +394,7 @@ fn note(
         body: noted.description,
         url: note.url.or(noted.url),
         source_id: format!("note-{}", note.id),
+        images: Vec::new(),
     })))
 }
 
@@ -527,6 +530,7 @@ mod tests {
                 body: Some(ISSUE_7_DESCRIPTION.to_string()),
                 url: Some("https://gitlab.example.com/acme/widgets/-/issues/7".to_string()),
                 source_id: "issue-7-labeled-openhands-at-2024-05-02 09:14:03 UTC".to_string(),
+                images: Vec::new(),
             }
         );
     }
@@ -551,6 +555,7 @@ mod tests {
                 body: Some(ISSUE_8_DESCRIPTION.to_string()),
                 url: Some("https://gitlab.example.com/acme/widgets/-/issues/8".to_string()),
                 source_id: "issue-8-labeled-openhands-at-2024-05-02 10:31:15 UTC".to_string(),
+                images: Vec::new(),
             }
         );
     }
@@ -571,6 +576,7 @@ mod tests {
                 body: Some(description.to_string()),
                 url: Some("https://gitlab.example.com/acme/widgets/-/issues/9".to_string()),
                 source_id: "issue-9-opened".to_string(),
+                images: Vec::new(),
             }
         );
     }
@@ -608,6 +614,7 @@ mod tests {
                 ),
                 source_id: "merge-request-15-labeled-openhands-at-2024-05-02 12:05:09 UTC"
                     .to_string(),
+                images: Vec::new(),
             }
         );
     }
@@ -630,6 +637,7 @@ mod tests {
                     "https://gitlab.example.com/acme/widgets/-/issues/7#note_1241".to_string()
                 ),
                 source_id: "note-1241".to_string(),
+                images: Vec::new(),
             }
         );
     }
@@ -658,6 +666,7 @@ mod tests {
                     "https://gitlab.example.com/acme/widgets/-/issues/8#note_1243".to_string()
                 ),
                 source_id: "note-1243".to_string(),
+                images: Vec::new(),
             }
         );
     }
@@ -681,6 +690,7 @@ mod tests {
                         .to_string()
                 ),
                 source_id: "note-1247".to_string(),
+                images: Vec::new(),
             }
         );
     }
@@ -709,6 +719,7 @@ mod tests {
                         .to_string()
                 ),
                 source_id: "note-1252".to_string(),
+                images: Vec::new(),
             }
         );
     }

@@ -311,6 +311,7 @@ fn request(
             issue_key: issue.key,
             repository: None,
         },
+        images: Vec::new(),
     })))
 }
 
@@ -602,6 +603,7 @@ mod tests {
                     ),
                     url: Some("https://acme.atlassian.net/browse/ENG-42".into()),
                     source_id: "comment-10100".into(),
+                    images: Vec::new(),
                 })),
             }
         );
@@ -628,6 +630,7 @@ mod tests {
                 ),
                 url: Some("https://acme.atlassian.net/browse/ENG-42".into()),
                 source_id: "comment-10101".into(),
+                images: Vec::new(),
             }
         );
     }
@@ -685,6 +688,7 @@ mod tests {
                     body: Some(DESCRIPTION.into()),
                     url: Some("https://acme.atlassian.net/browse/ENG-42".into()),
                     source_id: "issue-ENG-42-labeled-1714568000456".into(),
+                    images: Vec::new(),
                 })),
             }
         );
@@ -997,6 +1001,7 @@ mod tests {
                 body: None,
                 url: Some("http://localhost:2990/jira/browse/TEST-4".into()),
                 source_id: "comment-10000".into(),
+                images: Vec::new(),
             }
         );
         // Unchanged, the published comment asks for nothing; quoted, neither does a mention.

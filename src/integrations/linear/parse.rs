@@ -223,6 +223,7 @@ fn comment_created(envelope: &Envelope, settings: &ParseSettings) -> Result<Pars
         body: None,
         url: envelope.url.clone(),
         source_id: format!("comment-{}", data.id),
+        images: Vec::new(),
     })))
 }
 
@@ -305,6 +306,7 @@ fn issue_labeled(
         body: data.description,
         url: envelope.url.clone().or(data.url),
         source_id: format!("issue-{}-labeled-{at}", data.id),
+        images: Vec::new(),
     })))
 }
 
@@ -380,6 +382,7 @@ mod tests {
                 "https://linear.app/acme/issue/ENG-7/flaky-test-test_checkout_retries".into(),
             ),
             source_id: source_id.into(),
+            images: Vec::new(),
         }
     }
 
@@ -403,6 +406,7 @@ mod tests {
                             .into()
                     ),
                     source_id: "comment-2174add1-f7c8-44e3-bbf3-2d60b5ea8bc9".into(),
+                    images: Vec::new(),
                 })),
             }
         );

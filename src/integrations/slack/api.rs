@@ -13,7 +13,14 @@ type Connector = SlackClientHyperConnector<
 pub struct SlackApi {
     client: SlackClient<Connector>,
     token: SlackApiToken,
+    /// The origin of SLACK_API_URL: files are read with the bot token only from there or from
+    /// Slack's file host.
+    api_origin: url::Origin,
+    files: reqwest::Client,
 }
+
+/// Where Slack serves the files shared in a workspace.
+const SLACK_FILES_HOST: &str = "files.slack.com";
 
 impl std::fmt::Debug for SlackApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -34,10 +41,58 @@ impl SlackApi {
             .build();
         let connector = SlackClientHyperConnector::with_connector(https)
             .with_slack_api_url(api_url.trim_end_matches('/'));
+        let api_origin = url::Url::parse(api_url)
+            .context("SLACK_API_URL is not a URL")?
+            .origin();
+        let files = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            // A redirect could carry the token elsewhere: none is followed.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("cannot build the HTTP client for Slack's files")?;
         Ok(Self {
             client: SlackClient::new(connector),
             token: SlackApiToken::new(SlackApiTokenValue::new(bot_token.expose().to_string())),
+            api_origin,
+            files,
         })
+    }
+
+    /// A file shared in the workspace (its `url_private`), read with the bot token: at most
+    /// `max_bytes`. The token goes only to Slack's file host or to SLACK_API_URL's origin.
+    pub async fn file(&self, url: &str, max_bytes: usize) -> anyhow::Result<Vec<u8>> {
+        let parsed = url::Url::parse(url).context("the file's address is not a URL")?;
+        let slack_files = parsed.scheme() == "https" && parsed.host_str() == Some(SLACK_FILES_HOST);
+        anyhow::ensure!(
+            slack_files || parsed.origin() == self.api_origin,
+            "the file is not on Slack's file host"
+        );
+        let mut response = self
+            .files
+            .get(parsed)
+            .bearer_auth(self.token.token_value.0.as_str())
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("Slack did not serve the file: {}", e.without_url()))?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "Slack answered {} for the file",
+            response.status()
+        );
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| anyhow::anyhow!("the file could not be read: {}", e.without_url()))?
+        {
+            anyhow::ensure!(
+                bytes.len() + chunk.len() <= max_bytes,
+                "the file is larger than {} MB",
+                max_bytes / (1024 * 1024)
+            );
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
     }
 
     /// Who the bot token signs in as: `user (team)`.

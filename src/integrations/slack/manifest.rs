@@ -4,13 +4,15 @@
 
 use serde_json::{Value, json};
 
-/// The bot scopes the service uses: reading mentions and thread messages, answering, reacting.
-pub const BOT_SCOPES: [&str; 5] = [
+/// The bot scopes the service uses: reading mentions and thread messages, answering, reacting,
+/// and reading the images shared with a request.
+pub const BOT_SCOPES: [&str; 6] = [
     "app_mentions:read",
     "channels:history",
     "groups:history",
     "chat:write",
     "reactions:write",
+    "files:read",
 ];
 
 /// The events the service reads.

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use crate::integrations::mention::mentions;
 use crate::integrations::request::{
-    Inbound, ParseError, ParseSettings, Parsed, Place, Provider, Request, Sender, Trigger,
-    unless_unfit,
+    ImageAttachment, Inbound, ParseError, ParseSettings, Parsed, Place, Provider, Request, Sender,
+    Trigger, unless_unfit,
 };
 
 /// The outer envelope every Events API delivery shares.
@@ -39,7 +39,22 @@ struct Message {
     thread_ts: Option<String>,
     channel: Option<String>,
     team: Option<String>,
+    /// Files shared with the message.
+    #[serde(default)]
+    files: Vec<SharedFile>,
 }
+
+/// A file shared with a message, as the Events API describes it.
+#[derive(Deserialize)]
+struct SharedFile {
+    name: Option<String>,
+    mimetype: Option<String>,
+    /// Read with the bot token (`files:read`).
+    url_private: Option<String>,
+}
+
+/// The most images of one message that are given to the model.
+const MAX_IMAGES: usize = 10;
 
 /// Parses a verified Events API delivery.
 pub fn parse(
@@ -168,7 +183,8 @@ fn message(
 ) -> Result<Parsed, ParseError> {
     let subtype = event.get("subtype").and_then(Value::as_str);
     match subtype {
-        None | Some("thread_broadcast") => {}
+        // A reply that shares files is one too.
+        None | Some("thread_broadcast") | Some("file_share") => {}
         Some("bot_message") => return Ok(Parsed::ignored("the message was sent by a bot")),
         Some("message_changed") => return Ok(Parsed::ignored("an edit of an earlier message")),
         Some("message_deleted") => return Ok(Parsed::ignored("a deleted message")),
@@ -223,6 +239,19 @@ fn request(
     let ts = message.ts.ok_or_else(|| missing("ts"))?;
     let user = message.user.ok_or_else(|| missing("user"))?;
     let thread_ts = message.thread_ts.unwrap_or_else(|| ts.clone());
+    let images = message
+        .files
+        .into_iter()
+        .filter_map(|file| {
+            let mime_type = file.mimetype.filter(|m| m.starts_with("image/"))?;
+            Some(ImageAttachment {
+                url: file.url_private?,
+                name: file.name.unwrap_or_default(),
+                mime_type,
+            })
+        })
+        .take(MAX_IMAGES)
+        .collect();
     Ok(Request {
         provider: Provider::Slack,
         trigger,
@@ -240,6 +269,7 @@ fn request(
         title: None,
         body: None,
         url: None,
+        images,
     })
 }
 
@@ -342,6 +372,28 @@ mod tests {
     }
 
     #[test]
+    fn images_shared_with_a_message_are_listed_and_other_files_are_not() {
+        let mut delivery: Value = serde_json::from_slice(APP_MENTION).unwrap();
+        delivery["event"]["files"] = json!([
+            {"id": "F1", "name": "shot.png", "mimetype": "image/png", "url_private": "https://files.slack.com/files-pri/T0001-F1/shot.png"},
+            {"id": "F2", "name": "spec.pdf", "mimetype": "application/pdf", "url_private": "https://files.slack.com/files-pri/T0001-F2/spec.pdf"},
+            {"id": "F3", "name": "hidden.jpg", "mimetype": "image/jpeg"},
+        ]);
+        let request = requested(
+            &serde_json::to_vec(&delivery).unwrap(),
+            &ParseSettings::default(),
+        );
+        assert_eq!(
+            request.images,
+            vec![ImageAttachment {
+                url: "https://files.slack.com/files-pri/T0001-F1/shot.png".into(),
+                mime_type: "image/png".into(),
+                name: "shot.png".into(),
+            }]
+        );
+    }
+
+    #[test]
     fn url_verification_is_answered_with_its_challenge() {
         assert_eq!(
             parse_default(URL_VERIFICATION).unwrap(),
@@ -388,6 +440,7 @@ mod tests {
                 body: None,
                 url: None,
                 source_id: "C0001:1714567890.123456".into(),
+                images: Vec::new(),
             }))
         );
     }
@@ -415,6 +468,7 @@ mod tests {
                 body: None,
                 url: None,
                 source_id: "C0001:1714567950.654321".into(),
+                images: Vec::new(),
             }
         );
         assert_eq!(request.external_ref(), "T0001/C0001/1714567890.123456");
@@ -446,6 +500,7 @@ mod tests {
                 body: None,
                 url: None,
                 source_id: "C0001:1714568000.000200".into(),
+                images: Vec::new(),
             }))
         );
     }

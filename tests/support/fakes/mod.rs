@@ -118,6 +118,10 @@ pub struct Recorded {
     pub gitlab_checks: Vec<String>,
     /// Slack: every chat.postEphemeral body.
     pub slack_ephemeral: Vec<Value>,
+    /// Slack: files shared in the workspace, by their path under `/slack/files-pri/`.
+    pub slack_files: HashMap<String, Vec<u8>>,
+    /// Slack: the Authorization header of each file read, in order.
+    pub slack_file_reads: Vec<Option<String>>,
 
     /// Per provider, what happens to its next mutating requests, first first.
     /// Queued faults per provider, each for any mutating request or only for paths ending so.
@@ -192,6 +196,15 @@ impl FakeProviders {
     }
     pub fn slack_api_url(&self) -> String {
         format!("{}/slack", self.url)
+    }
+    /// Shares a file in the fake workspace; its `url_private` is returned.
+    pub fn add_slack_file(&self, path: &str, content: &[u8]) -> String {
+        self.state
+            .lock()
+            .unwrap()
+            .slack_files
+            .insert(path.to_string(), content.to_vec());
+        format!("{}/slack/files-pri/{path}", self.url)
     }
     /// The Jira site (JIRA_BASE_URL); its REST API is under `/rest/api/3`.
     pub fn jira_site_url(&self) -> String {

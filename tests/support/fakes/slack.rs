@@ -49,6 +49,29 @@ pub(super) fn routes(router: Router<Store>) -> Router<Store> {
         .route("/slack/chat.update", post(update))
         .route("/slack/reactions.add", post(add_reaction))
         .route("/slack/conversations.replies", get(replies))
+        .route("/slack/files-pri/{*path}", get(file))
+}
+
+/// A shared file, as `url_private` serves it: only with the bot token.
+async fn file(
+    State(state): State<Store>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let mut state = state.lock().unwrap();
+    state.slack_file_reads.push(
+        headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    );
+    if !authorized(&headers) {
+        return axum::http::StatusCode::FORBIDDEN.into_response();
+    }
+    match state.slack_files.get(&path) {
+        Some(content) => content.clone().into_response(),
+        None => axum::http::StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 fn error(code: &str) -> Response {
