@@ -176,28 +176,42 @@ impl FileEditor {
         };
         let lines: Vec<&str> = text.split('\n').collect();
         let count = lines.len();
+        // A range counts the file's lines without the empty one after a final newline, as
+        // OpenHands' editor does.
+        let last = if text.ends_with('\n') && count > 1 {
+            count - 1
+        } else {
+            count
+        };
+        let mut note = String::new();
         let (start, end) = match call.view_range.as_deref() {
             None => (1, count),
             Some([start, end]) => {
                 let start = *start;
-                let end = if *end == -1 { count as i64 } else { *end };
-                if start < 1 || start as usize > count {
+                let end = if *end == -1 { last as i64 } else { *end };
+                if start < 1 || start as usize > last {
                     return fail(format!(
-                        "Invalid `view_range`: {:?}. Its first element `{start}` should be within the range of lines of the file: [1, {count}]",
+                        "Invalid `view_range`: {:?}. Its first element `{start}` should be within the range of lines of the file: [1, {last}]",
                         call.view_range.as_deref().unwrap_or_default()
                     ));
                 }
-                if end < start || end as usize > count {
+                if end < start {
                     return fail(format!(
-                        "Invalid `view_range`: [{start}, {end}]. Its second element should be -1 or between {start} and {count}"
+                        "Invalid `view_range`: [{start}, {end}]. Its second element should be -1 or not less than its first, {start}"
                     ));
                 }
-                (start as usize, end as usize)
+                // A range that reaches past the end shows what there is, and says so.
+                if end as usize > last {
+                    note = format!(
+                        "NOTE: The file has {last} lines, so this shows lines {start} to {last}.\n"
+                    );
+                }
+                (start as usize, (end as usize).min(last))
             }
             Some(_) => return fail("Invalid `view_range`. It should be a list of two integers."),
         };
         Ok(format!(
-            "Here's the result of running `cat -n` on {path}:\n{}\n",
+            "{note}Here's the result of running `cat -n` on {path}:\n{}\n",
             numbered(&lines[start - 1..end], start)
         ))
     }
@@ -275,6 +289,11 @@ impl FileEditor {
             return fail("Parameter `old_str` must not be empty.");
         }
         let new = call.new_str.as_deref().unwrap_or_default();
+        if new == old {
+            return fail(
+                "No replacement was performed: `new_str` is the same as `old_str`. Give the text that should replace it.",
+            );
+        }
         let path = &call.path;
         let text = Self::read(sandbox, sandbox_id, path).await?;
         let starts: Vec<usize> = text.match_indices(old).map(|(at, _)| at).collect();

@@ -379,8 +379,8 @@ pub(super) struct Run<'a> {
     pub(super) title: String,
     /// Whether risky actions wait for the user (confirmation mode, web conversations only).
     confirm_risky: bool,
-    /// Whether this run connected to its MCP servers (once per run, and again in a new
-    /// sandbox, where stdio servers must be started again).
+    /// Whether this run connected to its MCP servers (once per run, and again when a new
+    /// sandbox replaces a lost one, where stdio servers must be started again).
     mcp_connected: bool,
 }
 
@@ -996,6 +996,10 @@ impl Run<'_> {
                     .await?;
                     if let Err(reason) = self.prepare_sandbox(conversation).await? {
                         return Ok(Next::Rest(AgentState::Error, reason));
+                    }
+                    // A new sandbox has none of the stdio MCP servers of the old one.
+                    if !self.mcp_connected {
+                        self.connect_mcp(&conversation.owner_id).await?;
                     }
                 }
                 Err(ToolFault::Host(reason)) => {

@@ -103,6 +103,58 @@ async fn scenario(backend: &dyn SandboxBackend, id: &str) {
         .await
         .unwrap_err();
     assert!(bad_range.0.contains("Invalid `view_range`"), "{bad_range}");
+    // As OpenHands' editor: a range past the end shows what there is, with a note, and the
+    // empty line after the final newline is not one of the file's lines.
+    let past_end = editor
+        .run(
+            backend,
+            id,
+            &EditorCall {
+                view_range: Some(vec![3, 20]),
+                ..call("view", path)
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        past_end.starts_with("NOTE: The file has 4 lines, so this shows lines 3 to 4.")
+            && past_end.contains("     4\tprint(greet())")
+            && !past_end.contains("     5\t"),
+        "{past_end}"
+    );
+    let beyond = editor
+        .run(
+            backend,
+            id,
+            &EditorCall {
+                view_range: Some(vec![5, -1]),
+                ..call("view", path)
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(beyond.0.contains("[1, 4]"), "{beyond}");
+    // Replacing a text with itself is refused, and changes nothing.
+    let same = editor
+        .run(
+            backend,
+            id,
+            &EditorCall {
+                old_str: Some("return 'hi'".into()),
+                new_str: Some("return 'hi'".into()),
+                ..call("str_replace", path)
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        same.0.contains("`new_str` is the same as `old_str`"),
+        "{same}"
+    );
+    assert!(
+        editor.take_saved().is_none(),
+        "no undo point for a refused edit"
+    );
 
     let replaced = editor
         .run(
