@@ -232,9 +232,17 @@ impl FileEditor {
             );
         }
         let hidden = |p: &str| p.rsplit('/').next().is_some_and(|n| n.starts_with('.'));
-        let mut shown = vec![path.trim_end_matches('/').to_string()];
+        // Directories end in `/`, as OpenHands' editor lists them.
+        let named = |p: &str, kind: FileKind| {
+            if kind == FileKind::Directory {
+                format!("{}/", p.trim_end_matches('/'))
+            } else {
+                p.to_string()
+            }
+        };
+        let mut shown = vec![named(path, FileKind::Directory)];
         for entry in entries.iter().filter(|e| !hidden(&e.path)) {
-            shown.push(entry.path.clone());
+            shown.push(named(&entry.path, entry.kind));
             if entry.kind == FileKind::Directory
                 && let Ok(children) = sandbox.list_files(sandbox_id, &entry.path).await
             {
@@ -242,13 +250,21 @@ impl FileEditor {
                     children
                         .into_iter()
                         .filter(|c| !hidden(&c.path))
-                        .map(|c| c.path),
+                        .map(|c| named(&c.path, c.kind)),
                 );
             }
         }
         shown.sort_unstable();
+        let hidden_here = entries.iter().filter(|e| hidden(&e.path)).count();
+        let note = if hidden_here > 0 {
+            format!(
+                "\n{hidden_here} hidden files/directories in this directory are excluded. You can use 'ls -la {path}' to see them."
+            )
+        } else {
+            String::new()
+        };
         Ok(format!(
-            "Here's the files and directories up to 2 levels deep in {path}, excluding hidden items:\n{}\n",
+            "Here's the files and directories up to 2 levels deep in {path}, excluding hidden items:\n{}\n{note}",
             shown.join("\n")
         ))
     }
@@ -273,6 +289,8 @@ impl FileEditor {
             Err(error) => return Err(sandbox_error(&call.path, error)),
         }
         Self::write(sandbox, sandbox_id, &call.path, text).await?;
+        // As in OpenHands' editor, a created file is a point `undo_edit` comes back to.
+        self.remember(&call.path, text.clone());
         Ok(format!("File created successfully at: {}", call.path))
     }
 
@@ -367,7 +385,13 @@ impl FileEditor {
     ) -> Result<String, EditorError> {
         let path = &call.path;
         let Some(previous) = self.history.get_mut(path).and_then(VecDeque::pop_back) else {
-            return fail(format!("No edit history found for {path}."));
+            // A path that is not there is the mistake to name, not the missing history.
+            return match sandbox.read_file(sandbox_id, path).await {
+                Err(SandboxError::FileNotFound(_)) => fail(format!(
+                    "Invalid `path` parameter: {path} does not exist. Give the path of an existing file."
+                )),
+                _ => fail(format!("No edit history found for {path}.")),
+            };
         };
         Self::write(sandbox, sandbox_id, path, &previous).await?;
         let lines: Vec<&str> = previous.split('\n').collect();

@@ -230,17 +230,48 @@ async fn scenario(backend: &dyn SandboxBackend, id: &str) {
         .unwrap();
     let content = String::from_utf8(backend.read_file(id, path).await.unwrap()).unwrap();
     assert_eq!(content, "def greet():\n    return 'hi'\n\nprint(greet())\n");
+    // As in OpenHands' editor, the created file is a point to come back to once more; then the
+    // history is empty.
+    editor
+        .run(backend, id, &call("undo_edit", path))
+        .await
+        .unwrap();
+    let content = String::from_utf8(backend.read_file(id, path).await.unwrap()).unwrap();
+    assert_eq!(content, "def greet():\n    return 'hi'\n\nprint(greet())\n");
     let nothing = editor
         .run(backend, id, &call("undo_edit", path))
         .await
         .unwrap_err();
     assert!(nothing.0.contains("No edit history"), "{nothing}");
+    let nowhere = editor
+        .run(backend, id, &call("undo_edit", "/workspace/never.py"))
+        .await
+        .unwrap_err();
+    assert!(nowhere.0.contains("does not exist"), "{nowhere}");
 
+    backend
+        .write_file(id, "/workspace/pkg/mod.py", b"x = 1\n")
+        .await
+        .unwrap();
+    backend
+        .write_file(id, "/workspace/.env", b"A=1\n")
+        .await
+        .unwrap();
     let listing = editor
         .run(backend, id, &call("view", "/workspace"))
         .await
         .unwrap();
-    assert!(listing.contains("app.py"), "{listing}");
+    assert!(listing.contains("\n/workspace/app.py\n"), "{listing}");
+    assert!(
+        listing.contains("\n/workspace/\n") && listing.contains("\n/workspace/pkg/\n"),
+        "directories end in `/`: {listing}"
+    );
+    assert!(listing.contains("/workspace/pkg/mod.py"), "{listing}");
+    assert!(!listing.contains(".env\n"), "{listing}");
+    assert!(
+        listing.contains("1 hidden files/directories in this directory are excluded"),
+        "{listing}"
+    );
     let relative = editor
         .run(backend, id, &call("view", "app.py"))
         .await
