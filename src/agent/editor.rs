@@ -314,7 +314,14 @@ impl FileEditor {
         }
         let path = &call.path;
         let text = Self::read(sandbox, sandbox_id, path).await?;
-        let starts: Vec<usize> = text.match_indices(old).map(|(at, _)| at).collect();
+        let mut starts: Vec<usize> = text.match_indices(old).map(|(at, _)| at).collect();
+        // As OpenHands' editor does: what does not appear verbatim is looked for again without
+        // the whitespace around it, and then replaced by `new_str` without its own.
+        let (mut old, mut new) = (old, new);
+        if starts.is_empty() && !old.trim().is_empty() && old.trim() != old {
+            (old, new) = (old.trim(), new.trim());
+            starts = text.match_indices(old).map(|(at, _)| at).collect();
+        }
         match starts.as_slice() {
             [] => fail(format!(
                 "No replacement was performed, old_str `{old}` did not appear verbatim in {path}."

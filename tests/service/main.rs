@@ -10,6 +10,7 @@ mod support;
 mod agent;
 mod deliveries_api;
 mod editor;
+mod editor_parity;
 mod fake_llm;
 mod http;
 mod legacy_ws;
