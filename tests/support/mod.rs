@@ -24,6 +24,15 @@ pub mod service;
 pub mod signing;
 pub mod socket;
 
+/// The tests' pools wait longer for a connection than the service's 5 s: the tests share two
+/// cores with worker processes, sandboxes and browsers, and a slow moment is not a failure.
+fn test_connect_options() -> ConnectOptions {
+    ConnectOptions {
+        connect_timeout: Duration::from_secs(30),
+        ..ConnectOptions::default()
+    }
+}
+
 /// A database of its own for one test: an SQLite file in a temporary directory, or a new
 /// database on the PostgreSQL server named by `TEST_DATABASE_URL` (dropped afterwards).
 pub struct TestDb {
@@ -63,7 +72,7 @@ impl TestDb {
     pub async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("openhands.db").display());
-        let db = Db::connect(&url, &ConnectOptions::default()).await.unwrap();
+        let db = Db::connect(&url, &test_connect_options()).await.unwrap();
         db.migrate().await.unwrap();
         TestDb {
             db,
@@ -88,7 +97,7 @@ impl TestDb {
         let mut url = url::Url::parse(&admin_url).unwrap();
         url.set_path(&name);
         let url = url.to_string();
-        let db = Db::connect(&url, &ConnectOptions::default()).await.unwrap();
+        let db = Db::connect(&url, &test_connect_options()).await.unwrap();
         db.migrate().await.unwrap();
         TestDb {
             db,
