@@ -7,19 +7,17 @@ use crate::support;
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use openhands::agent::events::{self, to_v0};
 use openhands::agent::settings::AgentSettings;
 use openhands::crypto::Keyring;
 use openhands::setting::Secret;
 use openhands::storage::{NewConversation, NewEvent};
-use openhands::web::{AppState, router};
+use openhands::web::AppState;
 use serde_json::{Value, json};
 use support::fake_llm::Turn;
 use support::service::Service;
 use support::{Kind, TestDb, wait_for};
-use tower::ServiceExt;
 
 const API_KEY: &str = "mcp-api-key-0123456789";
 const TEAM_HEADER: &str = "team-secret-abcdef";
@@ -305,6 +303,7 @@ async fn a_users_stdio_mcp_server_runs_inside_the_sandbox() {
     assert!(note.contains("service's own network"), "{note}");
 }
 
+/// A request to the web API with `key`, its body as JSON.
 async fn call(
     state: &AppState,
     method: &str,
@@ -312,25 +311,8 @@ async fn call(
     key: &str,
     body: Option<&Value>,
 ) -> (StatusCode, Value) {
-    let mut request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("authorization", format!("Bearer {key}"));
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
-    }
-    let request = request
-        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
-        .unwrap();
-    let response = router(state.clone()).oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let body = body.map(Value::to_string);
+    support::api_call(state, method, uri, Some(key), body.as_deref()).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

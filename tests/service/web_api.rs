@@ -13,6 +13,7 @@ use openhands::setting::Secret;
 use openhands::storage::NewEvent;
 use openhands::web::{AppState, router};
 use serde_json::{Value, json};
+use support::api_call as call;
 use support::service::Service;
 use support::socket::{self, Socket, close_code, next_json};
 use support::{Kind, TestDb};
@@ -78,34 +79,6 @@ async fn user_with_accounts(t: &TestDb, service: &Service, login: &str, github_i
 }
 
 /// One request through the router; the answer's status and JSON body.
-async fn call(
-    state: &AppState,
-    method: &str,
-    uri: &str,
-    key: Option<&str>,
-    body: Option<&str>,
-) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(key) = key {
-        request = request.header("authorization", format!("Bearer {key}"));
-    }
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
-    }
-    let request = request
-        .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
-        .unwrap();
-    let response = router(state.clone()).oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
 /// A user with an API key.
 async fn user(t: &TestDb, login: &str) -> String {
     support::user_with_key(&t.db, login, false).await.1

@@ -265,3 +265,40 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// One request to the web API of `state` in-process, with an API key: its status and JSON body
+/// (`null` when the body is not JSON).
+pub async fn api_call(
+    state: &openhands::web::AppState,
+    method: &str,
+    uri: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> (axum::http::StatusCode, serde_json::Value) {
+    use tower::ServiceExt;
+    let mut request = axum::http::Request::builder().method(method).uri(uri);
+    if let Some(key) = key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request
+        .body(
+            body.map(|b| axum::body::Body::from(b.to_string()))
+                .unwrap_or_default(),
+        )
+        .unwrap();
+    let response = openhands::web::router(state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
