@@ -8,28 +8,18 @@ use crate::support;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use openhands::agent::events::{self, to_v0};
 use openhands::agent::settings::AgentSettings;
 use openhands::crypto::Keyring;
 use openhands::setting::Secret;
-use openhands::storage::{NewConversation, NewEvent};
 use openhands::web::AppState;
 use serde_json::{Value, json};
+use support::conversation::{ask, events_of, say};
 use support::fake_llm::Turn;
 use support::service::Service;
 use support::{Kind, TestDb, wait_for};
 
 const API_KEY: &str = "mcp-api-key-0123456789";
 const TEAM_HEADER: &str = "team-secret-abcdef";
-
-async fn events_of(db: &openhands::storage::Db, id: &str) -> Vec<Value> {
-    db.events_after(id, 0, 10_000)
-        .await
-        .unwrap()
-        .iter()
-        .map(to_v0)
-        .collect()
-}
 
 /// Waits until the conversation rests after event `after`; its state.
 async fn rest_after(db: &openhands::storage::Db, id: &str, after: i64) -> String {
@@ -43,51 +33,6 @@ async fn rest_after(db: &openhands::storage::Db, id: &str, after: i64) -> String
         })
     })
     .await
-}
-
-/// A conversation of a new user, started with `text` and enqueued; (conversation, owner).
-async fn ask(db: &openhands::storage::Db, text: &str) -> (String, String) {
-    let mut tx = db.begin().await.unwrap();
-    let user = tx
-        .create_user(&format!("user-{}", ulid::Ulid::new()), None, false)
-        .await
-        .unwrap();
-    let conversation = tx
-        .create_conversation(&NewConversation {
-            owner_id: &user.id,
-            title: "mcp",
-            trigger_kind: "web",
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    say(db, &conversation.id, text).await;
-    (conversation.id, user.id)
-}
-
-async fn say(db: &openhands::storage::Db, id: &str, text: &str) {
-    let mut tx = db.begin().await.unwrap();
-    let message = events::user_message(text, false, json!({}));
-    tx.append_event(
-        id,
-        &NewEvent {
-            source: message.source,
-            kind: &message.kind,
-            payload: &message.doc,
-        },
-    )
-    .await
-    .unwrap();
-    openhands::queue::enqueue(
-        &mut tx,
-        &openhands::agent::RunConversation {
-            conversation_id: id.to_string(),
-        },
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
 }
 
 fn contents<'a>(events: &'a [Value], observation: &str) -> Vec<&'a str> {
@@ -129,7 +74,7 @@ async fn remote_mcp_tools_are_offered_called_and_recorded() {
         })
         .start()
         .await;
-    let (id, _) = ask(&t.db, "use the MCP tools").await;
+    let id = ask(&t.db, "mcp", "use the MCP tools").await;
     assert_eq!(rest_after(&t.db, &id, 0).await, "finished");
     let fake = service.llm();
     fake.assert_each_tool_call_answered_once();
@@ -241,7 +186,8 @@ async fn a_users_stdio_mcp_server_runs_inside_the_sandbox() {
         .keyring(keyring.clone())
         .start()
         .await;
-    let (id, owner) = ask(&t.db, "get ready").await;
+    let id = ask(&t.db, "mcp", "get ready").await;
+    let owner = t.db.conversation(&id).await.unwrap().owner_id;
     assert_eq!(rest_after(&t.db, &id, 0).await, "finished");
 
     // The server's program is put into the conversation's sandbox, then the user configures it.

@@ -43,6 +43,32 @@ pub async fn ask(db: &Db, title: &str, text: &str) -> String {
     conversation.id
 }
 
+/// A further message from the user in conversation `id`, and its run enqueued, in one
+/// transaction.
+pub async fn say(db: &Db, id: &str, text: &str) {
+    let mut tx = db.begin().await.unwrap();
+    let message = events::user_message(text, false, json!({}));
+    tx.append_event(
+        id,
+        &NewEvent {
+            source: message.source,
+            kind: &message.kind,
+            payload: &message.doc,
+        },
+    )
+    .await
+    .unwrap();
+    queue::enqueue(
+        &mut tx,
+        &RunConversation {
+            conversation_id: id.to_string(),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
 /// The conversation's whole log, each event as the V0 API shows it.
 pub async fn events_of(db: &Db, id: &str) -> Vec<Value> {
     db.events_after(id, 0, 10_000)
