@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 
-use super::github::GithubApp;
+use super::github::{self, GithubApp};
 use super::gitlab::{self, GitlabApi};
 use super::jira::{self, Edition, JiraApi};
 use super::linear::LinearApi;
@@ -278,10 +278,23 @@ impl Providers {
         use base64::Engine as _;
         let mut images = Vec::new();
         let mut problems = Vec::new();
-        for image in &request.images {
-            let read = match (&request.place, &self.slack) {
-                (Place::SlackThread { .. }, Some(slack)) => {
+        if request.images.is_empty() {
+            return (images, problems);
+        }
+        let github_links = self.github_image_links(request).await;
+        for (index, image) in request.images.iter().enumerate() {
+            let read = match (&request.place, &self.slack, &self.github) {
+                (Place::SlackThread { .. }, Some(slack), _) => {
                     slack.file(&image.url, MAX_IMAGE_BYTES).await
+                }
+                (Place::GithubIssue { .. } | Place::GithubPullRequest { .. }, _, Some(github)) => {
+                    match &github_links {
+                        Ok(links) => match links.get(index) {
+                            Some(link) => github.image(link, MAX_IMAGE_BYTES).await,
+                            None => Err(anyhow::anyhow!("GitHub's rendering does not show it")),
+                        },
+                        Err(error) => Err(anyhow::anyhow!("{error:#}")),
+                    }
                 }
                 _ => Err(anyhow::anyhow!("images of this provider cannot be read")),
             };
@@ -302,6 +315,30 @@ impl Providers {
             }
         }
         (images, problems)
+    }
+
+    /// Where GitHub serves the images of a GitHub request, in the order its text names them:
+    /// the signed links of GitHub's rendering of the comment (or review, or issue), read with
+    /// the installation's token. Empty for other providers.
+    async fn github_image_links(&self, request: &Request) -> anyhow::Result<Vec<String>> {
+        let (Place::GithubIssue {
+            installation_id,
+            repository,
+            number,
+        }
+        | Place::GithubPullRequest {
+            installation_id,
+            repository,
+            number,
+            ..
+        }) = &request.place
+        else {
+            return Ok(Vec::new());
+        };
+        let github = self.github.as_ref().context("GitHub is not configured")?;
+        let route = github::rendered_route(repository, *number, &request.source_id)
+            .context("the request does not say which comment holds the images")?;
+        github.rendered_image_links(*installation_id, &route).await
     }
 
     /// The messages that came before the request where it was made (earlier comments, the
@@ -565,6 +602,27 @@ fn cut_diff(diff: String, max: usize) -> String {
 
 /// The largest attached image that is read.
 const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
+
+/// The body of `response`, refused as soon as it passes `max_bytes`.
+pub(crate) async fn read_image(
+    mut response: reqwest::Response,
+    max_bytes: usize,
+) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| anyhow::anyhow!("the file could not be read: {}", e.without_url()))?
+    {
+        anyhow::ensure!(
+            bytes.len() + chunk.len() <= max_bytes,
+            "the file is larger than {} MB",
+            max_bytes / (1024 * 1024)
+        );
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
 
 /// The image type of `bytes`, by their first bytes: what the file is, not what it is called.
 fn image_kind(bytes: &[u8]) -> Option<&'static str> {

@@ -346,10 +346,11 @@ async fn a_slack_mention_gets_a_reaction_and_replies_in_its_thread_once() {
 
 /// Images shared with a Slack mention are read with the bot token and kept with the message
 /// as data URLs; a file that is not an image, or another kind of file, is not.
+/// A 1×1 PNG.
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\0\x05\0\x01\xff\x89\x99=\x1d\0\0\0\0IEND\xaeB`\x82";
+
 #[tokio::test(flavor = "multi_thread")]
 async fn images_shared_with_a_slack_mention_reach_the_conversation() {
-    // A 1×1 PNG.
-    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\0\x05\0\x01\xff\x89\x99=\x1d\0\0\0\0IEND\xaeB`\x82";
     let s = service(vec![Turn::call(
         "finish",
         json!({"message": "Looked at it."}),
@@ -440,6 +441,89 @@ async fn images_shared_with_a_slack_mention_reach_the_conversation() {
             .iter()
             .any(|r| r.body.to_string().contains("attached 1 image(s)")),
         "the model is told of the image"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn images_uploaded_to_a_github_comment_reach_the_conversation() {
+    let s = service(vec![Turn::call(
+        "finish",
+        json!({"message": "Looked at it."}),
+    )])
+    .await;
+    let screenshot = s.fakes.add_github_image("1/2-shot.png", PNG);
+    let not_an_image = s.fakes.add_github_image("1/3-notes.png", b"plain text");
+    // What GitHub's uploader writes into the comment, an older upload, and a picture on
+    // another site (not an attachment: it is not read).
+    let mut delivery: Value = serde_json::from_slice(&fixture()).unwrap();
+    delivery["comment"]["body"] = json!(
+        "@openhands the button is cut off:\n\n\
+         <img width=\"1031\" height=\"400\" alt=\"image\" src=\"https://github.com/user-attachments/assets/0a1b2c3d-4e5f-6789-abcd-ef0123456789\" />\n\n\
+         ![notes.png](https://user-images.githubusercontent.com/583231/99999999-aaaa.png)\n\
+         ![logo](https://example.com/logo.png)"
+    );
+    // GitHub's rendering of it: signed links to its image host (here the fake's).
+    s.fakes.set_github_rendering(
+        REPO,
+        "issues/comments/2090183412",
+        &format!(
+            "<p>@openhands the button is cut off:</p>\n<p><a href=\"{screenshot}\"><img width=\"1031\" alt=\"image\" src=\"{screenshot}\"></a></p>\n\
+             <p><a href=\"{not_an_image}\"><img src=\"{not_an_image}\" alt=\"notes.png\"></a>\n\
+             <a href=\"https://camo.githubusercontent.com/abc\"><img src=\"https://camo.example.net/abc\" alt=\"logo\"></a></p>"
+        ),
+    );
+    let response = s
+        .app
+        .clone()
+        .oneshot(signed(
+            &serde_json::to_vec(&delivery).unwrap(),
+            "gh-images-1",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let conversation = wait_for(
+        "the GitHub conversation to finish",
+        Duration::from_secs(150),
+        || async {
+            let conversation =
+                s.t.db
+                    .conversation_by_external_ref("github", &format!("{REPO}#17"))
+                    .await
+                    .unwrap()?;
+            (conversation.status == "finished").then_some(conversation)
+        },
+    )
+    .await;
+    let events =
+        s.t.db
+            .events_after(&conversation.id, 0, 1000)
+            .await
+            .unwrap();
+    let message: Value = events
+        .iter()
+        .find(|e| e.kind == "message" && e.source == "user")
+        .map(|e| serde_json::from_str(&e.payload).unwrap())
+        .unwrap();
+    use base64::Engine as _;
+    let expected = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(PNG)
+    );
+    assert_eq!(message["args"]["image_urls"], json!([expected]));
+    let note = events
+        .iter()
+        .find(|e| e.payload.contains("could not be read"))
+        .map(|e| e.payload.clone())
+        .expect("a note about the upload that is not an image");
+    assert!(note.contains("notes.png"), "{note}");
+    // The images were read without the installation's token, which no event holds.
+    let reads = s.fakes.recorded(|r| r.github_image_reads.clone());
+    assert_eq!(reads, vec![None, None]);
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.payload.contains("ghs_installation"))
     );
 }
 

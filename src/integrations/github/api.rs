@@ -11,6 +11,7 @@ use octocrab::models::{AppId, InstallationId};
 use octocrab::secrecy::ExposeSecret;
 use serde::Deserialize;
 
+use super::images;
 use crate::integrations::request::PriorMessage;
 use crate::sandbox::git::GitRemote;
 use crate::setting::Secret;
@@ -21,6 +22,10 @@ pub struct GithubApp {
     app: Octocrab,
     /// Shared, not cloned: each client caches its installation token.
     installations: Mutex<HashMap<u64, Arc<Octocrab>>>,
+    /// The origin of GITHUB_API_URL, whose images are read as GitHub's.
+    api_origin: url::Origin,
+    /// Reads attached images, without any credentials, only from GitHub's hosts.
+    images: reqwest::Client,
 }
 
 #[derive(Deserialize)]
@@ -64,9 +69,28 @@ impl GithubApp {
             .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
             .build()
             .context("cannot build the GitHub client")?;
+        let api_origin = url::Url::parse(api_url)
+            .with_context(|| format!("GITHUB_API_URL `{api_url}` is not a URL"))?
+            .origin();
+        let redirect_origin = api_origin.clone();
+        let images = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= 5 {
+                    attempt.error("too many redirects")
+                } else if images::may_read(attempt.url(), &redirect_origin) {
+                    attempt.follow()
+                } else {
+                    attempt.error("a redirect led away from GitHub")
+                }
+            }))
+            .build()
+            .context("cannot build the HTTP client for GitHub's images")?;
         Ok(Self {
             app,
             installations: Mutex::new(HashMap::new()),
+            api_origin,
+            images,
         })
     }
 
@@ -229,6 +253,66 @@ impl GithubApp {
             .to_bytes();
         // Files in other encodings keep their lines; only the odd bytes are replaced.
         Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+impl GithubApp {
+    /// The signed links of the images GitHub shows in the item at `route` (a comment, review,
+    /// issue or pull request), in order, from its rendered HTML.
+    pub async fn rendered_image_links(
+        &self,
+        installation_id: u64,
+        route: &str,
+    ) -> anyhow::Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Rendered {
+            body_html: Option<String>,
+        }
+        let client = self.installation(installation_id)?;
+        let failed = || format!("cannot read GitHub's rendering of {route}");
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            axum::http::header::ACCEPT,
+            axum::http::HeaderValue::from_static("application/vnd.github.full+json"),
+        );
+        let response = client
+            ._get_with_headers(route, Some(headers))
+            .await
+            .with_context(failed)?;
+        let response = octocrab::map_github_error(response)
+            .await
+            .with_context(failed)?;
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .with_context(failed)?
+            .to_bytes();
+        let rendered: Rendered = serde_json::from_slice(&body).with_context(failed)?;
+        Ok(images::rendered_image_links(
+            rendered.body_html.as_deref().unwrap_or_default(),
+            &self.api_origin,
+        ))
+    }
+
+    /// An image GitHub serves at `link` (a signed link of its rendering): at most `max_bytes`,
+    /// read without credentials, following redirects only on GitHub's hosts.
+    pub async fn image(&self, link: &str, max_bytes: usize) -> anyhow::Result<Vec<u8>> {
+        let url = url::Url::parse(link).context("the image's address is not a URL")?;
+        anyhow::ensure!(
+            images::may_read(&url, &self.api_origin),
+            "the image is not on GitHub"
+        );
+        let response =
+            self.images.get(url).send().await.map_err(|e| {
+                anyhow::anyhow!("GitHub did not serve the image: {}", e.without_url())
+            })?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "GitHub answered {} for the image",
+            response.status()
+        );
+        crate::integrations::providers::read_image(response, max_bytes).await
     }
 }
 

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
 
+use super::images;
 use crate::integrations::mention::mentions;
 use crate::integrations::request::{
     Inbound, ParseError, ParseSettings, Parsed, Place, Provider, Request, ReviewThread, Sender,
@@ -346,6 +347,7 @@ fn request<T>(
             review,
         },
     };
+    let images = images::attached_images(&asked.text);
     Parsed::Request(Box::new(Request {
         provider: Provider::Github,
         trigger: asked.trigger,
@@ -358,9 +360,37 @@ fn request<T>(
         title: asked.title,
         body: asked.body,
         url: asked.url,
+        images,
         source_id: asked.source_id,
-        images: Vec::new(),
     }))
+}
+
+/// How `source_id` begins for a comment, a review comment and a review; it is `issue-N-…` for
+/// an issue or pull request itself (opened or labeled).
+const ISSUE_COMMENT_SOURCE: &str = "issue-comment-";
+const REVIEW_COMMENT_SOURCE: &str = "review-comment-";
+const REVIEW_SOURCE: &str = "review-";
+const ISSUE_SOURCE: &str = "issue-";
+
+/// The REST route of what asked (the comment, review, issue or pull request whose text it
+/// is), from the request's `source_id`: GitHub renders it there, with its images' links.
+pub fn rendered_route(repository: &str, number: u64, source_id: &str) -> Option<String> {
+    let id_after = |prefix: &str| {
+        source_id
+            .strip_prefix(prefix)
+            .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if let Some(id) = id_after(ISSUE_COMMENT_SOURCE) {
+        Some(format!("/repos/{repository}/issues/comments/{id}"))
+    } else if let Some(id) = id_after(REVIEW_COMMENT_SOURCE) {
+        Some(format!("/repos/{repository}/pulls/comments/{id}"))
+    } else if let Some(id) = id_after(REVIEW_SOURCE) {
+        Some(format!("/repos/{repository}/pulls/{number}/reviews/{id}"))
+    } else {
+        source_id
+            .starts_with(ISSUE_SOURCE)
+            .then(|| format!("/repos/{repository}/issues/{number}"))
+    }
 }
 
 /// Why the agent does not answer `sender`, when it is a bot: its own account or another app's,
@@ -402,8 +432,8 @@ fn mention_check(text: &str, what: &str, settings: &ParseSettings) -> Result<(),
 fn labeled_id(number: u64, label: &Label, updated_at: Option<&str>) -> String {
     let label = label.name.trim();
     match updated_at.map(str::trim).filter(|at| !at.is_empty()) {
-        Some(at) => format!("issue-{number}-labeled-{label}-at-{at}"),
-        None => format!("issue-{number}-labeled-{label}"),
+        Some(at) => format!("{ISSUE_SOURCE}{number}-labeled-{label}-at-{at}"),
+        None => format!("{ISSUE_SOURCE}{number}-labeled-{label}"),
     }
 }
 
@@ -434,7 +464,7 @@ fn issue_opened(delivery: Delivery<IssueEvent>, settings: &ParseSettings) -> Par
             target: Target::of_issue(&issue),
             number: issue.number,
             text,
-            source_id: format!("issue-{}-opened", issue.number),
+            source_id: format!("{ISSUE_SOURCE}{}-opened", issue.number),
             title: issue.title,
             body: issue.body,
             url: issue.html_url,
@@ -479,7 +509,7 @@ fn issue_comment(delivery: Delivery<IssueCommentEvent>, settings: &ParseSettings
             title: issue.title,
             body: issue.body,
             url: comment.html_url.or(issue.html_url),
-            source_id: format!("issue-comment-{}", comment.id),
+            source_id: format!("{ISSUE_COMMENT_SOURCE}{}", comment.id),
         })
     })
 }
@@ -501,7 +531,7 @@ fn review(delivery: Delivery<ReviewEvent>, settings: &ParseSettings) -> Parsed {
             title: pull.title,
             body: pull.body,
             url: review.html_url.or(pull.html_url),
-            source_id: format!("review-{}", review.id),
+            source_id: format!("{REVIEW_SOURCE}{}", review.id),
         })
     })
 }
@@ -529,7 +559,7 @@ fn review_comment(delivery: Delivery<ReviewCommentEvent>, settings: &ParseSettin
             title: pull.title,
             body: pull.body,
             url: comment.html_url.or(pull.html_url),
-            source_id: format!("review-comment-{}", comment.id),
+            source_id: format!("{REVIEW_COMMENT_SOURCE}{}", comment.id),
         })
     })
 }
@@ -537,6 +567,29 @@ fn review_comment(delivery: Delivery<ReviewCommentEvent>, settings: &ParseSettin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_asked_is_read_again_where_github_renders_it() {
+        let route = |source: &str| rendered_route("o/r", 7, source);
+        assert_eq!(
+            route("issue-comment-12").as_deref(),
+            Some("/repos/o/r/issues/comments/12")
+        );
+        assert_eq!(
+            route("review-comment-13").as_deref(),
+            Some("/repos/o/r/pulls/comments/13")
+        );
+        assert_eq!(
+            route("review-14").as_deref(),
+            Some("/repos/o/r/pulls/7/reviews/14")
+        );
+        assert_eq!(
+            route("issue-7-opened").as_deref(),
+            Some("/repos/o/r/issues/7")
+        );
+        assert_eq!(route("review-../x"), None);
+        assert_eq!(route("push-1"), None);
+    }
     use crate::integrations::test_support::{self as expect, edited, fixture};
 
     const DELIVERY: &str = "72d3162e-cc78-11e3-81ab-4c9367dc0958";

@@ -67,7 +67,7 @@ impl SlackApi {
             slack_files || parsed.origin() == self.api_origin,
             "the file is not on Slack's file host"
         );
-        let mut response = self
+        let response = self
             .files
             .get(parsed)
             .bearer_auth(self.token.token_value.0.as_str())
@@ -79,20 +79,7 @@ impl SlackApi {
             "Slack answered {} for the file",
             response.status()
         );
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| anyhow::anyhow!("the file could not be read: {}", e.without_url()))?
-        {
-            anyhow::ensure!(
-                bytes.len() + chunk.len() <= max_bytes,
-                "the file is larger than {} MB",
-                max_bytes / (1024 * 1024)
-            );
-            bytes.extend_from_slice(&chunk);
-        }
-        Ok(bytes)
+        crate::integrations::providers::read_image(response, max_bytes).await
     }
 
     /// Who the bot token signs in as: `user (team)`.

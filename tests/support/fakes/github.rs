@@ -10,7 +10,7 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{get, post};
 use octocrab::jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
 use serde_json::{Value, json};
 
@@ -109,8 +109,11 @@ pub(super) fn routes(router: Router<Store>) -> Router<Store> {
         // octocrab edits comments with POST, which GitHub also accepts.
         .route(
             "/github/repos/{owner}/{repo}/issues/comments/{id}",
-            patch(update_comment).post(update_comment),
+            get(rendered_comment)
+                .patch(update_comment)
+                .post(update_comment),
         )
+        .route("/github/private-user-images/{*path}", get(image))
         .route(
             "/github/repos/{owner}/{repo}/issues/{number}/reactions",
             post(issue_reaction),
@@ -139,6 +142,64 @@ pub(super) fn routes(router: Router<Store>) -> Router<Store> {
             "/github/repos/{owner}/{repo}/pulls/{number}/comments",
             get(list_review_comments),
         )
+}
+
+/// The `jwt` of an uploaded image's signed link.
+pub fn image_signature(path: &str) -> String {
+    format!("signed-{}", path.replace('/', "-"))
+}
+
+/// `GET /repos/{owner}/{repo}/issues/comments/{id}`: a comment the test set a rendering of,
+/// with `body_html` only when asked for by the `full+json` media type, as GitHub does.
+async fn rendered_comment(
+    State(state): Shared,
+    Path((owner, repo, id)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+) -> Response {
+    let repository = format!("{owner}/{repo}");
+    let state = state.lock().unwrap();
+    if let Some(refused) = refusal(&state, &headers, &repository) {
+        return refused;
+    }
+    let Some(html) = state
+        .github_renderings
+        .get(&(repository, format!("issues/comments/{id}")))
+    else {
+        return not_found();
+    };
+    let full = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/vnd.github.full+json"));
+    let mut comment = json!({"id": id, "body": "(the comment's Markdown)"});
+    if full {
+        comment["body_html"] = json!(html);
+        comment["body_text"] = json!("(the comment's text)");
+    }
+    Json(comment).into_response()
+}
+
+/// An uploaded image at its signed link: a wrong or missing `jwt` is a 404, as GitHub answers.
+async fn image(
+    State(state): Shared,
+    Path(path): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut state = state.lock().unwrap();
+    state.github_image_reads.push(
+        headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    );
+    if query.get("jwt") != Some(&image_signature(&path)) {
+        return not_found();
+    }
+    match state.github_images.get(&path) {
+        Some(content) => content.clone().into_response(),
+        None => not_found(),
+    }
 }
 
 /// The app's JWT must be signed with the app's key and name the app as its issuer.

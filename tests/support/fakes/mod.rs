@@ -122,6 +122,13 @@ pub struct Recorded {
     pub slack_files: HashMap<String, Vec<u8>>,
     /// Slack: the Authorization header of each file read, in order.
     pub slack_file_reads: Vec<Option<String>>,
+    /// GitHub: the `body_html` of items (`REPOSITORY`, `issues/comments/ID`) as the
+    /// `full+json` media type renders them.
+    pub github_renderings: HashMap<(String, String), String>,
+    /// GitHub: uploaded images, by path, served only at their signed links.
+    pub github_images: HashMap<String, Vec<u8>>,
+    /// GitHub: the Authorization header of each image read, in order.
+    pub github_image_reads: Vec<Option<String>>,
 
     /// Per provider, what happens to its next mutating requests, first first.
     /// Queued faults per provider, each for any mutating request or only for paths ending so.
@@ -217,6 +224,28 @@ impl FakeProviders {
     /// LINEAR_API_URL.
     pub fn linear_api_url(&self) -> String {
         format!("{}/linear/graphql", self.url)
+    }
+
+    /// Uploads an image to the fake GitHub; returns its signed link (as a rendering holds it).
+    pub fn add_github_image(&self, path: &str, content: &[u8]) -> String {
+        self.state
+            .lock()
+            .unwrap()
+            .github_images
+            .insert(path.to_string(), content.to_vec());
+        format!(
+            "{}/github/private-user-images/{path}?jwt={}",
+            self.url,
+            github::image_signature(path)
+        )
+    }
+
+    /// What GitHub's rendering of `item` (`issues/comments/ID`) of `repository` is.
+    pub fn set_github_rendering(&self, repository: &str, item: &str, body_html: &str) {
+        self.state.lock().unwrap().github_renderings.insert(
+            (repository.to_string(), item.to_string()),
+            body_html.to_string(),
+        );
     }
 
     pub fn set_github_permission(&self, repository: &str, login: &str, permission: &str) {
