@@ -338,7 +338,25 @@ pub struct ConversationFilter<'a> {
     pub trigger_kind: Option<&'a str>,
     /// Only conversations created before this one (`(created_at, id)` of the previous page's last).
     pub before: Option<(i64, &'a str)>,
+    /// Only those whose title contains this, ignoring case.
+    pub title_contains: Option<&'a str>,
+    /// Only those created at or after this time (ms).
+    pub created_since: Option<i64>,
     pub limit: i64,
+}
+
+impl ConversationFilter<'_> {
+    /// `title_contains` as a LIKE pattern (escaped with `\`), lower case.
+    fn title_pattern(&self) -> Option<String> {
+        self.title_contains.map(|part| {
+            let escaped = part
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        })
+    }
 }
 
 /// Which events of a conversation to read.
@@ -370,6 +388,7 @@ impl Db {
             "WHERE ($1 IS NULL OR owner_id = $1) AND ($2 IS NULL OR status = $2) \
              AND ($3 IS NULL OR repository = $3) AND ($4 IS NULL OR trigger_kind = $4) \
              AND ($5 IS NULL OR created_at < $5 OR (created_at = $5 AND id < $6)) \
+             AND ($8 IS NULL OR LOWER(title) LIKE $8 ESCAPE '\\') AND ($9 IS NULL OR created_at >= $9) \
              ORDER BY created_at DESC, id DESC LIMIT $7"
         ))
             .bind(filter.owner_id)
@@ -379,9 +398,30 @@ impl Db {
             .bind(before_at)
             .bind(before_id)
             .bind(filter.limit)
+            .bind(filter.title_pattern())
+            .bind(filter.created_since)
             .fetch_all(pool)
             .await?),
         )
+    }
+
+    /// How many conversations the filter shows, all pages together (`before` and `limit`
+    /// aside).
+    pub async fn count_conversations(&self, filter: &ConversationFilter<'_>) -> Result<i64> {
+        Ok(on_backend!(self, pool => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM conversations \
+             WHERE ($1 IS NULL OR owner_id = $1) AND ($2 IS NULL OR status = $2) \
+             AND ($3 IS NULL OR repository = $3) AND ($4 IS NULL OR trigger_kind = $4) \
+             AND ($5 IS NULL OR LOWER(title) LIKE $5 ESCAPE '\\') AND ($6 IS NULL OR created_at >= $6)"
+        )
+        .bind(filter.owner_id)
+        .bind(filter.status)
+        .bind(filter.repository)
+        .bind(filter.trigger_kind)
+        .bind(filter.title_pattern())
+        .bind(filter.created_since)
+        .fetch_one(pool)
+        .await?))
     }
 
     pub async fn set_conversation_title(&self, id: &str, title: &str) -> Result<()> {
@@ -441,6 +481,17 @@ impl Tx {
 
 impl Db {
     /// Events of a conversation in `range`.
+    /// How many events a conversation has, from `source` only when given.
+    pub async fn count_events(&self, conversation_id: &str, source: Option<&str>) -> Result<i64> {
+        Ok(on_backend!(self, pool => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM events WHERE conversation_id = $1 AND ($2 IS NULL OR source = $2)",
+        )
+        .bind(conversation_id)
+        .bind(source)
+        .fetch_one(pool)
+        .await?))
+    }
+
     pub async fn events_in(
         &self,
         conversation_id: &str,

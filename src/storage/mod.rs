@@ -22,6 +22,7 @@ mod provider_settings;
 mod runs;
 mod settings;
 mod sign_in;
+pub mod start_tasks;
 mod users;
 mod workspace;
 

@@ -13,6 +13,10 @@ use crate::storage::{StorageError, User};
 pub const SESSION_COOKIE: &str = "openhands_session";
 /// What every API key starts with.
 pub const API_KEY_PREFIX: &str = "oh_";
+/// What a conversation's session key starts with.
+pub const SESSION_KEY_PREFIX: &str = "ohs_";
+/// What a session key's MAC is bound to, so that no other signed value passes for one.
+const SESSION_KEY_PURPOSE: &str = "conversation-session-key";
 /// The user the bootstrap admin key (`OPENHANDS_ADMIN_API_KEY`) acts as.
 pub const BOOTSTRAP_ADMIN: &str = "admin";
 
@@ -32,6 +36,13 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if let Some(token) = presented_key(&parts.headers) {
+            if token.starts_with(SESSION_KEY_PREFIX) {
+                let path_conversation = conversation_in_path(parts.uri.path());
+                return match path_conversation {
+                    Some(id) => state.owner_by_session_key(token, id).await,
+                    None => Err(ApiError::Unauthorized),
+                };
+            }
             return match state.user_of_key(token).await? {
                 Some(user) => Ok(Caller(user)),
                 None => Err(ApiError::Unauthorized),
@@ -107,7 +118,54 @@ pub fn new_api_key() -> String {
     )
 }
 
+/// The conversation a path is about: `/api/conversations/{id}/…` (the agent-server surface
+/// a session key opens) or `/sockets/events/{id}`.
+pub(super) fn conversation_in_path(path: &str) -> Option<&str> {
+    let rest = path
+        .strip_prefix("/api/conversations/")
+        .or_else(|| path.strip_prefix("/sockets/events/"))?;
+    rest.split('/').next().filter(|id| !id.is_empty())
+}
+
 impl AppState {
+    /// The session key of a conversation: it opens that conversation, as its owner, on the
+    /// agent-server surface and its socket, and nothing else. It is derived from the service's
+    /// key, so it is never stored; changing OPENHANDS_SECRET_KEY ends every one.
+    pub fn session_key_of(&self, conversation_id: &str) -> String {
+        format!(
+            "{SESSION_KEY_PREFIX}{}",
+            self.sessions
+                .sign_token(SESSION_KEY_PURPOSE, conversation_id)
+        )
+    }
+
+    /// Whether `key` is the session key of `conversation_id` (checked in constant time).
+    pub fn is_session_key_of(&self, key: &str, conversation_id: &str) -> bool {
+        key.strip_prefix(SESSION_KEY_PREFIX)
+            .and_then(|signed| self.sessions.verify_token(SESSION_KEY_PURPOSE, signed))
+            .is_some_and(|id| id == conversation_id)
+    }
+
+    /// The owner of `conversation_id`, when `key` is its session key.
+    pub(super) async fn owner_by_session_key(
+        &self,
+        key: &str,
+        conversation_id: &str,
+    ) -> Result<Caller, ApiError> {
+        if !self.is_session_key_of(key, conversation_id) {
+            return Err(ApiError::Unauthorized);
+        }
+        let conversation = match self.db.conversation(conversation_id).await {
+            Ok(conversation) => conversation,
+            // The key was right: the conversation is gone.
+            Err(StorageError::NotFound(_)) => return Err(ApiError::NotFound("conversation")),
+            Err(error) => return Err(error.into()),
+        };
+        let user = self.db.user(&conversation.owner_id).await?;
+        self.rate_limits.remember_key_owner(key_hash(key), &user.id);
+        Ok(Caller(user))
+    }
+
     /// The user a presented key stands for: the bootstrap admin key, or a stored API key.
     pub async fn user_of_key(&self, key: &str) -> Result<Option<User>, ApiError> {
         let user = if let Some(admin_key) = &self.admin_api_key

@@ -32,29 +32,29 @@ pub(super) struct NewConversationBody {
     /// The task: the first message the agent reads. Without one, the conversation waits for a
     /// message.
     #[schema(max_length = 100_000)]
-    initial_user_msg: Option<String>,
+    pub(super) initial_user_msg: Option<String>,
     /// `owner/name` on GitHub, `group/project` (groups may nest) on GitLab.
     #[schema(max_length = 200)]
-    repository: Option<String>,
+    pub(super) repository: Option<String>,
     /// The same as `repository`, under the name OpenHands' clients use.
     #[schema(max_length = 200)]
-    selected_repository: Option<String>,
+    pub(super) selected_repository: Option<String>,
     #[schema(max_length = 200)]
-    selected_branch: Option<String>,
+    pub(super) selected_branch: Option<String>,
     /// Where `repository` is hosted; by default GitHub for `owner/name` and GitLab for a path
     /// of nested groups.
     #[schema(inline)]
-    git_provider: Option<GitHost>,
+    pub(super) git_provider: Option<GitHost>,
     /// By default the first line of `initial_user_msg`, until the model names the conversation.
     #[schema(max_length = 200)]
-    title: Option<String>,
+    pub(super) title: Option<String>,
     /// Images that go with `initial_user_msg`: http(s) addresses or base64 `data:image/…`
     /// URLs (at most 10).
     #[schema(max_items = 10)]
-    image_urls: Option<Vec<String>>,
+    pub(super) image_urls: Option<Vec<String>>,
     /// Whether the agent's risky actions wait for your confirmation; by default as in your
     /// settings.
-    confirmation_mode: Option<bool>,
+    pub(super) confirmation_mode: Option<bool>,
 }
 
 /// Where a web conversation's repository is hosted.
@@ -249,6 +249,8 @@ pub(super) struct Accepted {
     /// `ok`.
     status: String,
     conversation_id: String,
+    /// Always true: what OpenHands' agent-server clients read.
+    success: bool,
 }
 
 /// What a message answers.
@@ -522,6 +524,17 @@ pub(super) fn state_named(name: &str) -> Option<AgentState> {
     }
 }
 
+/// The pull or merge requests the agent opened, from the posts that opened them.
+pub(super) fn pull_request_urls(posts: &[crate::storage::OutboxPost]) -> Vec<String> {
+    posts
+        .iter()
+        .filter(|p| p.kind == crate::results::kind::CHANGE_REQUEST && p.status == "sent")
+        .filter_map(|p| p.result.as_deref())
+        .filter_map(|r| serde_json::from_str::<Value>(r).ok())
+        .filter_map(|r| r["url"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// A conversation as the API shows it.
 pub(super) async fn view(
     state: &AppState,
@@ -529,13 +542,7 @@ pub(super) async fn view(
 ) -> Result<ConversationView, ApiError> {
     let stats = state.db.conversation_stats(&conversation.id).await?;
     let posts = state.db.outbox_posts_of(&conversation.id).await?;
-    let pull_requests = posts
-        .iter()
-        .filter(|p| p.kind == crate::results::kind::CHANGE_REQUEST && p.status == "sent")
-        .filter_map(|p| p.result.as_deref())
-        .filter_map(|r| serde_json::from_str::<Value>(r).ok())
-        .filter_map(|r| r["url"].as_str().map(str::to_string))
-        .collect();
+    let pull_requests = pull_request_urls(&posts);
     let failed_posts = posts
         .iter()
         .filter(|p| p.status == "failed")
@@ -640,10 +647,23 @@ pub(super) async fn create_conversation(
     Body(body): Body<NewConversationBody>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let key = idempotency_key(&headers)?;
-    if let Some(key) = &key {
+    let (status, id) = open_conversation(&state, &caller, key.as_deref(), body).await?;
+    Ok((status, Json(accepted(&id))))
+}
+
+/// Makes the conversation `body` asks for, with its first message queued for the agent;
+/// answers 201 and its id, or 200 and the id of the one an earlier request with the same
+/// idempotency `key` made.
+pub(super) async fn open_conversation(
+    state: &AppState,
+    caller: &Caller,
+    key: Option<&str>,
+    body: NewConversationBody,
+) -> Result<(StatusCode, String), ApiError> {
+    if let Some(key) = key {
         let mut tx = state.db.begin().await?;
         if let Some(existing) = tx.conversation_for_request(&caller.0.id, key).await? {
-            return Ok((StatusCode::OK, Json(accepted(&existing))));
+            return Ok((StatusCode::OK, existing));
         }
     }
     let message = body
@@ -665,7 +685,7 @@ pub(super) async fn create_conversation(
     let git_provider = match repository {
         Some(repository) => {
             repository_host(repository, body.git_provider)?;
-            Some(reachable_repository(&state, &caller, repository, body.git_provider).await?)
+            Some(reachable_repository(state, caller, repository, body.git_provider).await?)
         }
         None => None,
     };
@@ -696,7 +716,7 @@ pub(super) async fn create_conversation(
         tx.set_confirmation_mode(&conversation.id, body.confirmation_mode)
             .await?;
     }
-    if let Some(key) = &key {
+    if let Some(key) = key {
         // A retry racing this request loses here, and answers what this one created.
         if let Err(error) = tx
             .remember_request(&caller.0.id, key, &conversation.id)
@@ -705,7 +725,7 @@ pub(super) async fn create_conversation(
             drop(tx);
             let mut tx = state.db.begin().await?;
             return match tx.conversation_for_request(&caller.0.id, key).await? {
-                Some(existing) => Ok((StatusCode::OK, Json(accepted(&existing)))),
+                Some(existing) => Ok((StatusCode::OK, existing)),
                 None => Err(error.into()),
             };
         }
@@ -716,7 +736,7 @@ pub(super) async fn create_conversation(
             append_drafts(
                 &mut tx,
                 &conversation.id,
-                &[message_from(&caller, message, &images)],
+                &[message_from(caller, message, &images)],
                 None,
                 true,
             )
@@ -727,7 +747,7 @@ pub(super) async fn create_conversation(
     tx.commit().await?;
     state.bus.publish(&state.db, stored).await;
     tracing::info!(conversation_id = %conversation.id, user_id = %caller.0.id, "conversation created");
-    Ok((StatusCode::CREATED, Json(accepted(&conversation.id))))
+    Ok((StatusCode::CREATED, conversation.id))
 }
 
 /// The longest Idempotency-Key accepted.
@@ -794,6 +814,7 @@ fn accepted(conversation_id: &str) -> Accepted {
     Accepted {
         status: "ok".into(),
         conversation_id: conversation_id.to_string(),
+        success: true,
     }
 }
 
@@ -839,6 +860,7 @@ pub(super) async fn list_conversations(
         trigger_kind: query.trigger.map(TriggerKind::as_str),
         before: before.as_ref().map(|(at, id)| (*at, id.as_str())),
         limit: limit + 1,
+        ..Default::default()
     };
     let mut page = state.db.list_conversations(&filter).await?;
     let next_page_id = if page.len() as i64 > limit {
@@ -857,7 +879,7 @@ pub(super) async fn list_conversations(
     }))
 }
 
-fn parse_page_id(page: &str) -> Result<(i64, String), ApiError> {
+pub(super) fn parse_page_id(page: &str) -> Result<(i64, String), ApiError> {
     page.split_once('_')
         .and_then(|(at, id)| {
             let at = at.parse::<i64>().ok()?;

@@ -45,6 +45,7 @@ pub mod session;
 mod settings;
 pub mod setup;
 mod sockets;
+mod v1;
 mod webhooks;
 mod workspace;
 
@@ -200,6 +201,7 @@ pub fn router(state: AppState) -> Router {
         .merge(github_app::routes())
         .merge(provider_settings::routes())
         .merge(mcp::routes())
+        .merge(v1::routes())
         .merge(webhooks::routes())
         // On every route, after routing (it reads the matched template), before any extractor.
         .route_layer(axum::middleware::from_fn(params::path_params_are_utf8))

@@ -15,7 +15,9 @@ use utoipa::OpenApi;
 
 use super::{AppState, admin, conversations, dashboard, github_app, keys, legacy_ws, links};
 use super::{login, metrics};
-use super::{mcp, provider_settings, repositories, settings, setup, sockets, webhooks, workspace};
+use super::{
+    mcp, provider_settings, repositories, settings, setup, sockets, v1, webhooks, workspace,
+};
 
 /// Who may call an endpoint: each operation's `x-access` extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +149,24 @@ impl Access {
         login::token_sign_in,
         login::logout,
         login::current_user,
+        v1::client_config,
+        v1::users_me,
+        v1::show_settings,
+        v1::save_settings,
+        v1::start_app_conversation,
+        v1::app_conversations,
+        v1::search_app_conversations,
+        v1::count_app_conversations,
+        v1::start_tasks,
+        v1::search_start_tasks,
+        v1::search_events,
+        v1::count_events,
+        v1::pause_sandbox,
+        v1::resume_sandbox,
+        v1::agent_server::search_events,
+        v1::agent_server::count_events,
+        v1::agent_server::send_event,
+        v1::agent_server::run,
     )
 )]
 struct ApiDoc;

@@ -111,14 +111,14 @@ impl ToSchema for SecretUpdateBody {}
 /// The caller's LLM settings and limits; null means the server's default.
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct SettingsView {
-    llm_model: Option<String>,
-    llm_base_url: Option<String>,
+    pub(super) llm_model: Option<String>,
+    pub(super) llm_base_url: Option<String>,
     /// Whether a key of the caller's is stored (the key is never shown).
-    llm_api_key_set: bool,
-    max_iterations: Option<i64>,
-    max_budget_per_task: Option<f64>,
+    pub(super) llm_api_key_set: bool,
+    pub(super) max_iterations: Option<i64>,
+    pub(super) max_budget_per_task: Option<f64>,
     /// Whether risky actions wait for your confirmation in your conversations.
-    confirmation_mode: bool,
+    pub(super) confirmation_mode: bool,
     /// Your MCP servers, secret values shown as `**********`; null when none are stored.
     mcp_config: Option<McpConfig>,
 }
@@ -170,7 +170,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/options/models", get(models))
 }
 
-async fn settings_view(state: &AppState, user_id: &str) -> Result<SettingsView, ApiError> {
+pub(super) async fn settings_view(
+    state: &AppState,
+    user_id: &str,
+) -> Result<SettingsView, ApiError> {
     let llm = state.db.user_llm(user_id).await?;
     let limits = state.db.user_limits(user_id).await?;
     Ok(SettingsView {
@@ -231,6 +234,32 @@ pub(super) async fn save_settings(
     caller: Caller,
     Body(body): Body<SettingsBody>,
 ) -> Result<Json<SettingsView>, ApiError> {
+    Ok(Json(apply_settings(&state, &caller, body).await?))
+}
+
+/// The fields of `SettingsBody`, for clients that send more (OpenHands' own settings).
+pub(super) const SETTINGS_FIELDS: [&str; 7] = [
+    "llm_model",
+    "llm_base_url",
+    "llm_api_key",
+    "max_iterations",
+    "max_budget_per_task",
+    "confirmation_mode",
+    "mcp_config",
+];
+
+/// Settings from a JSON object of `SettingsBody`'s fields.
+pub(super) fn settings_body(fields: serde_json::Value) -> Result<SettingsBody, ApiError> {
+    serde_path_to_error::deserialize(fields)
+        .map_err(|e| ApiError::BadRequest(format!("`{}`: {}", e.path(), e.inner())))
+}
+
+/// Changes the settings `body` gives; answers them as they are now.
+pub(super) async fn apply_settings(
+    state: &AppState,
+    caller: &Caller,
+    body: SettingsBody,
+) -> Result<SettingsView, ApiError> {
     let mut llm = state.db.user_llm(&caller.0.id).await?;
     let mut limits = state.db.user_limits(&caller.0.id).await?;
     if let Some(model) = body.llm_model {
@@ -261,7 +290,7 @@ pub(super) async fn save_settings(
     }
     if let Some(key) = body.llm_api_key {
         llm.llm_api_key = match trimmed(key) {
-            Some(key) => Some(seal(&state, &key)?),
+            Some(key) => Some(seal(state, &key)?),
             None => None,
         };
     }
@@ -277,7 +306,7 @@ pub(super) async fn save_settings(
     let mcp_config = match body.mcp_config {
         Some(config) => {
             let stored = state.db.user_mcp_config(&caller.0.id).await?;
-            Some(super::mcp::sealed(&state, config, stored, "mcp_config")?)
+            Some(super::mcp::sealed(state, config, stored, "mcp_config")?)
         }
         None => None,
     };
@@ -292,7 +321,7 @@ pub(super) async fn save_settings(
             .await?;
     }
     tracing::info!(user_id = %caller.0.id, "settings saved");
-    Ok(Json(settings_view(&state, &caller.0.id).await?))
+    settings_view(state, &caller.0.id).await
 }
 
 /// A secret's name is an environment variable's.

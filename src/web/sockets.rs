@@ -69,6 +69,23 @@ pub(super) struct SocketQuery {
     /// The last event id the client has: stored events after it come first (0 by default).
     #[param(minimum = 0)]
     after: Option<i64>,
+    /// V1 (OpenHands' agent server): every stored event first, then live ones.
+    resend_all: Option<bool>,
+    /// V1: `all` as `resend_all=true`; `none` for live events only.
+    resend_mode: Option<String>,
+    /// V1: the conversation's session key (or an API key), instead of a header.
+    session_api_key: Option<String>,
+}
+
+impl SocketQuery {
+    /// Whether the client speaks V1: it asked for a V1 replay or gave a key in the query.
+    fn is_v1(&self, headers: &axum::http::HeaderMap) -> bool {
+        self.resend_all.is_some()
+            || self.resend_mode.is_some()
+            || self.session_api_key.is_some()
+            || super::auth::presented_key(headers)
+                .is_some_and(|key| key.starts_with(super::auth::SESSION_KEY_PREFIX))
+    }
 }
 
 #[utoipa::path(
@@ -86,6 +103,7 @@ pub(super) struct SocketQuery {
 pub(super) async fn events_socket(
     State(state): State<AppState>,
     Path(conversation_id): Path<String>,
+    headers: axum::http::HeaderMap,
     caller: MaybeCaller,
     query: Result<Query<SocketQuery>, ApiError>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -95,6 +113,20 @@ pub(super) async fn events_socket(
         Err(rejection) => return Ok(super::error::not_a_websocket(rejection)),
     };
     let Query(query) = query?;
+    let v1 = query.is_v1(&headers);
+    let mut caller = caller.0;
+    if v1 {
+        // As OpenHands' agent server: a key given with the handshake must be right (403).
+        let key = query
+            .session_api_key
+            .as_deref()
+            .or_else(|| super::auth::presented_key(&headers));
+        if let Some(key) = key {
+            caller = Some(v1_caller(&state, key, &conversation_id).await?);
+        }
+    }
+    let resend =
+        !v1 || query.resend_all == Some(true) || query.resend_mode.as_deref() == Some("all");
     let after = query.after.unwrap_or(0);
     Ok(upgrade
         .max_message_size(MAX_FRAME_BYTES)
@@ -104,10 +136,33 @@ pub(super) async fn events_socket(
                 socket,
                 conversation_id,
                 after,
+                v1,
+                resend,
             }
-            .run(caller.0)
+            .run(caller)
             .await
         }))
+}
+
+/// Who a key given to a V1 socket stands for: the conversation's session key opens it as its
+/// owner; an API key opens it as its user. A wrong key is refused before the upgrade.
+async fn v1_caller(state: &AppState, key: &str, conversation_id: &str) -> Result<Caller, ApiError> {
+    let refused = || ApiError::Forbidden("the session key does not open this conversation".into());
+    if key.starts_with(super::auth::SESSION_KEY_PREFIX) {
+        if !state.is_session_key_of(key, conversation_id) {
+            return Err(refused());
+        }
+        return match state.owner_by_session_key(key, conversation_id).await {
+            Ok(caller) => Ok(caller),
+            // The conversation is gone: the socket says so with 4004.
+            Err(ApiError::NotFound(_)) => Err(ApiError::NotFound("conversation")),
+            Err(error) => Err(error),
+        };
+    }
+    match state.user_of_key(key).await? {
+        Some(user) => Ok(Caller(user)),
+        None => Err(refused()),
+    }
 }
 
 struct Session {
@@ -116,6 +171,10 @@ struct Session {
     conversation_id: String,
     /// The last event id the client has.
     after: i64,
+    /// Events go out in the V1 shape, after a first full-state frame.
+    v1: bool,
+    /// Stored events are sent before live ones (always, for V0 clients).
+    resend: bool,
 }
 
 impl Session {
@@ -140,6 +199,27 @@ impl Session {
         // Subscribed before the replay: an event committed meanwhile is either in the replay
         // or arrives live, and the live one is dropped if the replay had it.
         let mut live = self.state.bus.subscribe();
+        if self.v1 {
+            let conversation = match self.state.db.conversation(&conversation.id).await {
+                Ok(now) => now,
+                Err(_) => conversation.clone(),
+            };
+            let count = self
+                .state
+                .db
+                .count_events(&conversation.id, None)
+                .await
+                .unwrap_or_default();
+            let first = super::v1::events::full_state(&conversation, count);
+            if self.send_text(first.to_string()).await.is_err() {
+                return;
+            }
+            if self.resend {
+                self.after = 0;
+            } else {
+                self.after = conversation.last_event_id;
+            }
+        }
         if self.catch_up(i64::MAX).await.is_err() {
             return;
         }
@@ -194,7 +274,11 @@ impl Session {
                 }
                 frame = self.socket.recv() => match frame {
                     Some(Ok(Message::Text(text))) => {
-                        let answer = self.client_frame(&caller, &conversation, &text).await;
+                        let answer = if self.v1 {
+                            self.v1_frame(&caller, &conversation, &text).await
+                        } else {
+                            self.client_frame(&caller, &conversation, &text).await
+                        };
                         if let Err(error) = answer
                             && self.send_error(&error.to_string()).await.is_err()
                         {
@@ -227,6 +311,15 @@ impl Session {
             return None;
         }
         let key = frame["session_api_key"].as_str()?;
+        if key.starts_with(super::auth::SESSION_KEY_PREFIX) {
+            // A session key is OpenHands' agent-server protocol: the client speaks V1.
+            self.v1 = true;
+            return self
+                .state
+                .owner_by_session_key(key, &self.conversation_id)
+                .await
+                .ok();
+        }
         match self.state.user_of_key(key).await {
             Ok(user) => user.map(Caller),
             Err(error) => {
@@ -266,18 +359,47 @@ impl Session {
         }
     }
 
-    /// Tells the client what was wrong with its frame; the socket stays open.
+    /// Tells the client what was wrong with its frame; the socket stays open. V1 clients get
+    /// a `ServerErrorEvent`, as the agent server sends.
     async fn send_error(&mut self, error: &str) -> Result<(), ()> {
-        let reply = json!({"type": "error", "error": error});
+        let reply = if self.v1 {
+            json!({
+                "kind": "ServerErrorEvent",
+                "id": uuid::Uuid::new_v4().simple().to_string(),
+                "timestamp": super::conversations::iso(crate::storage::now_millis()),
+                "source": "environment",
+                "code": "BadFrame",
+                "detail": error,
+            })
+        } else {
+            json!({"type": "error", "error": error})
+        };
+        self.send_text(reply.to_string()).await
+    }
+
+    async fn send_text(&mut self, text: String) -> Result<(), ()> {
         self.socket
-            .send(Message::Text(reply.to_string().into()))
+            .send(Message::Text(text.into()))
             .await
             .map_err(|_| ())
     }
 
+    /// The event as this client reads it.
+    fn shown(&self, event: &crate::storage::Event) -> String {
+        if self.v1 {
+            super::v1::events::v1_event(event).to_string()
+        } else {
+            event_json(event).to_string()
+        }
+    }
+
     /// Queues a live event without flushing: the batch is flushed once.
     async fn feed_live(&mut self, event: &LiveEvent) -> Result<(), ()> {
-        let frame = event.frame(|event| event_json(event).to_string());
+        let frame = if self.v1 {
+            event.frame(|event| super::v1::events::v1_event(event).to_string())
+        } else {
+            event.frame(|event| event_json(event).to_string())
+        };
         self.socket
             .feed(Message::Text(frame))
             .await
@@ -287,12 +409,52 @@ impl Session {
     }
 
     async fn send_event(&mut self, event: &crate::storage::Event) -> Result<(), ()> {
-        let text = event_json(event).to_string();
+        let text = self.shown(event);
         self.socket
             .send(Message::Text(text.into()))
             .await
             .map_err(|_| ())?;
         self.after = event.id;
+        Ok(())
+    }
+
+    /// A V1 client's frame: a user message `{"role": "user", "content": […]}`, on which the
+    /// agent runs. A repeated auth frame is ignored.
+    async fn v1_frame(
+        &mut self,
+        caller: &Caller,
+        conversation: &Conversation,
+        text: &str,
+    ) -> Result<(), ApiError> {
+        self.state
+            .rate_limits
+            .take_for_user(&caller.0.id)
+            .map_err(ApiError::TooManyRequests)?;
+        let frame: Value = serde_json::from_str(text)
+            .map_err(|e| ApiError::BadRequest(format!("the frame is not JSON: {e}")))?;
+        if frame["type"] == "auth" {
+            return Ok(());
+        }
+        if frame["role"] != "user" {
+            return Err(ApiError::BadRequest(
+                "a frame must be a message {\"role\": \"user\", \"content\": [...]}".into(),
+            ));
+        }
+        let (content, images) =
+            super::v1::message_parts(&frame["content"]).map_err(ApiError::BadRequest)?;
+        if content.trim().is_empty() {
+            return Err(ApiError::BadRequest(
+                "the message needs a non-empty text part".into(),
+            ));
+        }
+        record(
+            &self.state,
+            &conversation.id,
+            &[message_from(caller, &content, &images)],
+            None,
+            true,
+        )
+        .await?;
         Ok(())
     }
 
