@@ -32,8 +32,19 @@ struct Declared {
 fn declared() -> Vec<Declared> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/web");
     let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let file = entry.unwrap().path();
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    let mut folders = vec![std::path::PathBuf::from(dir)];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    for file in files {
         if file.extension().and_then(|e| e.to_str()) != Some("rs") {
             continue;
         }

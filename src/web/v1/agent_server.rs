@@ -222,12 +222,31 @@ pub(super) async fn count_events(
 pub(super) struct SendMessage {
     /// `user`.
     role: Option<String>,
-    /// A string, or parts `{"type": "text", "text"}` and `{"type": "image_url", …}`.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = message_content)]
     content: Value,
     /// Whether the agent runs on it now (false: it is only recorded, for a later `run`).
     #[serde(default)]
     run: bool,
+}
+
+/// A message's `content`: a string, or a list of parts.
+fn message_content() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1)),
+        )
+        .item(
+            ArrayBuilder::new()
+                .items(ObjectBuilder::new().schema_type(Type::Object))
+                .min_items(Some(1)),
+        )
+        .description(Some(
+            "A string, or parts `{\"type\": \"text\", \"text\"}` and `{\"type\": \"image_url\", \"image_url\": {\"url\"}}`",
+        ))
+        .into()
 }
 
 #[utoipa::path(
