@@ -30,5 +30,6 @@ mod sandbox_image;
 mod sandbox_process;
 mod sandbox_runtime_api;
 mod storage;
+mod v1_api;
 mod web_api;
 mod webhooks;

@@ -387,10 +387,21 @@ impl ServiceBuilder {
         if self.live {
             tokio::spawn(live::listen(self.db.clone(), bus.clone(), stop.clone()));
         }
+        // Bound first, so that the state's public URL is where it is served.
+        let listener = match self.serve {
+            true => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            false => None,
+        };
+        let served_at = listener
+            .as_ref()
+            .map(|l| l.local_addr().unwrap().to_string());
         let state = self.web.then(|| {
             let mut state = AppState::new(self.db.clone())
                 .with_provider_state(providers.clone())
                 .with_bus(bus.clone());
+            if let Some(address) = &served_at {
+                state = state.with_public_url(&format!("http://{address}"));
+            }
             if let Some(key) = &self.admin_key {
                 state = state.with_admin_key(Some(key.parse().unwrap()));
             }
@@ -400,9 +411,8 @@ impl ServiceBuilder {
             }
         });
         let app = state.as_ref().map(|state| router(state.clone()));
-        let address = match (&app, self.serve) {
-            (Some(app), true) => {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = match (&app, listener) {
+            (Some(app), Some(listener)) => {
                 let address = listener.local_addr().unwrap().to_string();
                 let (app, serving) = (app.clone(), stop.clone());
                 tokio::spawn(async move {

@@ -606,9 +606,9 @@ pub(super) async fn app_conversation(
 ) -> Result<Value, ApiError> {
     let llm = state.db.user_llm(&conversation.owner_id).await?;
     let agent = AgentState::parse(&conversation.status).unwrap_or(AgentState::Loading);
+    // A paused agent keeps its sandbox, as upstream's does: only the execution is paused.
     let sandbox_status = match agent {
         AgentState::Loading => "STARTING",
-        AgentState::Paused | AgentState::Stopped => "PAUSED",
         AgentState::Error => "ERROR",
         _ => "RUNNING",
     };

@@ -1,0 +1,588 @@
+//! OpenHands' V1 API as its own clients call it, over HTTP and WebSockets against the served
+//! service with the scripted model and a Docker sandbox: the CLI's and the web app's
+//! sequence (create, poll the start task, read V1 events, the live socket, a message without
+//! a run, run, pause, run), and the session key that opens one conversation and nothing else.
+
+use crate::support;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::fake_llm::Turn;
+use support::service::Service;
+use support::socket::{close_code, connect, next_within, send};
+use support::{Kind, TestDb};
+
+/// How a request authenticates.
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    None,
+    /// `Authorization: Bearer` with a user's API key, as the CLI sends it.
+    Bearer(&'a str),
+    /// `X-Session-API-Key`, as agent-server clients send it.
+    Session(&'a str),
+}
+
+async fn call(method: &str, url: &str, auth: Auth<'_>, body: Option<Value>) -> (StatusCode, Value) {
+    let client = reqwest::Client::new();
+    let mut request = client.request(method.parse().unwrap(), url);
+    match auth {
+        Auth::None => {}
+        Auth::Bearer(key) => request = request.bearer_auth(key),
+        Auth::Session(key) => request = request.header("X-Session-API-Key", key),
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = tokio::time::timeout(Duration::from_secs(30), request.send())
+        .await
+        .expect("an answer within 30 s")
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Polls every half second, as clients do (the CLI every 2 s, the web app every 3 s), until
+/// `check` gives a value: well within the per-user rate limit.
+async fn poll<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn script() -> Vec<Turn> {
+    vec![
+        Turn::call("execute_bash", json!({"command": "echo hello-v1"})),
+        Turn::call("finish", json!({"message": "Said hello."})),
+        // After the message sent without a run, then `run`: a step long enough to pause.
+        Turn::call("execute_bash", json!({"command": "sleep 6; echo slept"})),
+        // After the pause, `run` again.
+        Turn::call("finish", json!({"message": "Done after the pause."})),
+    ]
+}
+
+/// The conversation's execution status as the V1 API gives it (null unless its sandbox runs).
+async fn execution_status(base: &str, key: &str, id: &str) -> Option<String> {
+    let (status, list) = call(
+        "GET",
+        &format!("{base}/api/v1/app-conversations?ids={id}"),
+        Auth::Bearer(key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    list[0]["execution_status"].as_str().map(str::to_string)
+}
+
+async fn until_status(base: &str, key: &str, id: &str, wanted: &str) {
+    poll(
+        &format!("the conversation to be {wanted}"),
+        Duration::from_secs(150),
+        || async {
+            (execution_status(base, key, id).await.as_deref() == Some(wanted)).then_some(())
+        },
+    )
+    .await;
+}
+
+async fn clients_sequence(kind: Kind) {
+    let t = TestDb::new(kind).await;
+    let service = Service::builder(&t.db)
+        .serve()
+        .agent(script())
+        .model("openai/gpt-fake")
+        .start()
+        .await;
+    let base = service.url();
+    let (_, key) = support::user_with_key(&t.db, "alice", false).await;
+
+    // The web app's first call needs no credentials; the CLI's checks its key.
+    let (status, config) = call(
+        "GET",
+        &format!("{base}/api/options/config"),
+        Auth::None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(config["APP_MODE"], "oss");
+    let (status, _) = call(
+        "GET",
+        &format!("{base}/api/v1/users/me"),
+        Auth::Bearer("oh_wrong"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the CLI's cue to sign in again"
+    );
+    let (status, me) = call(
+        "GET",
+        &format!("{base}/api/v1/users/me"),
+        Auth::Bearer(&key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["login"], "alice");
+    assert_eq!(me["llm_api_key_set"], false);
+
+    // The web app's body (the CLI's is the same without role and parent).
+    let (status, task) = call(
+        "POST",
+        &format!("{base}/api/v1/app-conversations"),
+        Auth::Bearer(&key),
+        Some(json!({
+            "initial_message": {"role": "user", "content": [{"type": "text", "text": "Say hello"}]},
+            "parent_conversation_id": null,
+            "agent_type": "default",
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{task}");
+    let task_id = task["id"].as_str().unwrap().to_string();
+    assert!(
+        ["WORKING", "READY"].contains(&task["status"].as_str().unwrap()),
+        "{task}"
+    );
+    // Polled as the clients poll, until READY.
+    let conversation_id = poll(
+        "the start task to be READY",
+        Duration::from_secs(150),
+        || async {
+            let (status, tasks) = call(
+                "GET",
+                &format!("{base}/api/v1/app-conversations/start-tasks?ids={task_id}&ids=unknown"),
+                Auth::Bearer(&key),
+                None,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{tasks}");
+            assert_eq!(tasks[1], Value::Null, "an unknown id is null");
+            assert_ne!(tasks[0]["status"], "ERROR", "{tasks}");
+            (tasks[0]["status"] == "READY").then(|| {
+                tasks[0]["app_conversation_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+        },
+    )
+    .await;
+    let (_, list) = call(
+        "GET",
+        &format!("{base}/api/v1/app-conversations?ids={conversation_id}"),
+        Auth::Bearer(&key),
+        None,
+    )
+    .await;
+    let conversation = &list[0];
+    let conversation_url = conversation["conversation_url"].as_str().unwrap();
+    assert_eq!(
+        conversation_url,
+        format!("{base}/api/conversations/{conversation_id}")
+    );
+    let session_key = conversation["session_api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Clients keep only the origin of the conversation URL.
+    let origin = base.clone();
+    until_status(&base, &key, &conversation_id, "finished").await;
+
+    // The agent server's events: the first run, in V1 kinds.
+    let events_url = format!("{origin}/api/conversations/{conversation_id}/events");
+    let (status, page) = call(
+        "GET",
+        &format!("{events_url}/search?limit=100"),
+        Auth::Session(&session_key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let items = page["items"].as_array().unwrap().clone();
+    assert!(
+        items
+            .iter()
+            .all(|e| e["id"].is_string() && e["timestamp"].is_string())
+    );
+    let kinds: Vec<&str> = items.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds[0], "MessageEvent", "{kinds:?}");
+    let action = items
+        .iter()
+        .find(|e| e["kind"] == "ActionEvent" && e["action"]["kind"] == "ExecuteBashAction")
+        .expect("the command as an ActionEvent");
+    assert_eq!(action["tool_name"], "execute_bash");
+    assert_eq!(action["action"]["command"], "echo hello-v1");
+    let observation = items
+        .iter()
+        .find(|e| e["kind"] == "ObservationEvent" && e["action_id"] == action["id"])
+        .expect("its result as an ObservationEvent");
+    assert_eq!(observation["tool_call_id"], action["tool_call_id"]);
+    assert!(
+        observation["observation"]["output"]
+            .as_str()
+            .unwrap()
+            .contains("hello-v1")
+    );
+    assert!(
+        items
+            .iter()
+            .any(|e| e["kind"] == "ConversationStateUpdateEvent"
+                && e["key"] == "execution_status"
+                && e["value"] == "finished")
+    );
+    // The counts of both servers agree with the search.
+    let (_, count) = call(
+        "GET",
+        &format!("{events_url}/count"),
+        Auth::Session(&session_key),
+        None,
+    )
+    .await;
+    assert_eq!(count, json!(items.len()));
+    let (_, count) = call(
+        "GET",
+        &format!("{base}/api/v1/events/count?conversation_id__eq={conversation_id}"),
+        Auth::Bearer(&key),
+        None,
+    )
+    .await;
+    assert_eq!(count, json!(items.len()));
+    let (_, actions) = call(
+        "GET",
+        &format!("{base}/api/v1/events/search?conversation_id__eq={conversation_id}&kind__eq=ActionEvent&limit=1"),
+        Auth::Bearer(&key),
+        None,
+    )
+    .await;
+    assert_eq!(actions["items"].as_array().unwrap().len(), 1, "{actions}");
+    assert!(
+        actions["next_page_id"].is_string(),
+        "a second ActionEvent (finish) follows"
+    );
+
+    // The web app's socket: the full state, every stored event in order, then live ones.
+    let ws = base.replace("http://", "ws://");
+    let mut socket = connect(
+        &format!(
+            "{ws}/sockets/events/{conversation_id}?resend_all=true&session_api_key={session_key}"
+        ),
+        None,
+    )
+    .await;
+    let first = next_within(&mut socket, Duration::from_secs(10)).await;
+    assert_eq!(first["kind"], "ConversationStateUpdateEvent");
+    assert_eq!(first["key"], "full_state");
+    assert_eq!(first["value"]["execution_status"], "finished");
+    for expected in &items {
+        let frame = next_within(&mut socket, Duration::from_secs(10)).await;
+        assert_eq!(frame["id"], expected["id"]);
+        assert_eq!(frame["kind"], expected["kind"]);
+    }
+    // A bad frame is answered, and the socket stays open.
+    send(&mut socket, "{\"role\": \"user\"}").await;
+    let error = next_within(&mut socket, Duration::from_secs(10)).await;
+    assert_eq!(error["kind"], "ServerErrorEvent", "{error}");
+
+    // A message without a run is recorded, and the agent does not run on it.
+    let asked_before = service.llm().requests().len();
+    let (status, answer) = call(
+        "POST",
+        &events_url,
+        Auth::Session(&session_key),
+        Some(json!({"role": "user", "content": [{"type": "text", "text": "Now sleep a little"}], "run": false})),
+    )
+    .await;
+    assert_eq!((status, answer), (StatusCode::OK, json!({"success": true})));
+    let live = next_within(&mut socket, Duration::from_secs(10)).await;
+    assert_eq!(live["kind"], "MessageEvent");
+    assert_eq!(
+        live["llm_message"]["content"][0]["text"],
+        "Now sleep a little"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        service.llm().requests().len(),
+        asked_before,
+        "no run without `run`"
+    );
+    assert_eq!(
+        execution_status(&base, &key, &conversation_id)
+            .await
+            .as_deref(),
+        Some("finished")
+    );
+
+    // Run; while it runs, another run is refused; pause, then run again to the end.
+    let (status, answer) = call(
+        "POST",
+        &format!("{conversation_url}/run"),
+        Auth::Session(&session_key),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    poll("the sleep to start", Duration::from_secs(60), || async {
+        let (_, page) = call(
+            "GET",
+            &format!("{events_url}/search?kind=ActionEvent&sort_order=TIMESTAMP_DESC&limit=1"),
+            Auth::Session(&session_key),
+            None,
+        )
+        .await;
+        (page["items"][0]["action"]["command"] == "sleep 6; echo slept").then_some(())
+    })
+    .await;
+    let (status, _) = call(
+        "POST",
+        &format!("{conversation_url}/run"),
+        Auth::Session(&session_key),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "a second run while it runs");
+    let (status, answer) = call(
+        "POST",
+        &format!("{conversation_url}/pause"),
+        Auth::Session(&session_key),
+        Some(json!({})),
+    )
+    .await;
+    assert!(status.is_success(), "{answer}");
+    assert_eq!(answer["success"], true);
+    until_status(&base, &key, &conversation_id, "paused").await;
+    let (status, answer) = call(
+        "POST",
+        &format!("{conversation_url}/run"),
+        Auth::Session(&session_key),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    until_status(&base, &key, &conversation_id, "finished").await;
+    // The socket saw it all live: the pause among them.
+    let mut seen = Vec::new();
+    while !seen.iter().any(|e: &Value| {
+        e["kind"] == "ActionEvent"
+            && e["action"]["kind"] == "FinishAction"
+            && e["action"]["message"] == "Done after the pause."
+    }) {
+        seen.push(next_within(&mut socket, Duration::from_secs(20)).await);
+    }
+    assert!(seen.iter().any(|e| e["kind"] == "PauseEvent"), "{seen:#?}");
+    service.llm().assert_each_tool_call_answered_once();
+
+    // Searches list it (by part of its title, in any case); the count agrees.
+    let (_, list) = call(
+        "GET",
+        &format!("{base}/api/v1/app-conversations?ids={conversation_id}"),
+        Auth::Bearer(&key),
+        None,
+    )
+    .await;
+    let title = list[0]["title"].as_str().unwrap().to_string();
+    let part: String = title
+        .chars()
+        .skip(1)
+        .take(4)
+        .collect::<String>()
+        .to_uppercase();
+    let (_, found) = call(
+        "GET",
+        &format!("{base}/api/v1/app-conversations/search?title__contains={part}"),
+        Auth::Bearer(&key),
+        None,
+    )
+    .await;
+    assert_eq!(
+        found["items"][0]["id"],
+        json!(conversation_id),
+        "{title}: {found}"
+    );
+    let (_, none) = call(
+        "GET",
+        &format!("{base}/api/v1/app-conversations/search?title__contains=no%25such_title"),
+        Auth::Bearer(&key),
+        None,
+    )
+    .await;
+    assert_eq!(none["items"], json!([]));
+    let (_, count) = call(
+        "GET",
+        &format!("{base}/api/v1/app-conversations/count"),
+        Auth::Bearer(&key),
+        None,
+    )
+    .await;
+    assert_eq!(count, json!(1));
+    let (_, tasks) = call(
+        "GET",
+        &format!("{base}/api/v1/app-conversations/start-tasks/search"),
+        Auth::Bearer(&key),
+        None,
+    )
+    .await;
+    assert_eq!(tasks["items"][0]["id"], json!(task_id));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_clients_sequence_on_sqlite() {
+    clients_sequence(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_clients_sequence_on_postgres() {
+    clients_sequence(Kind::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_key_opens_its_conversation_and_nothing_else() {
+    let t = TestDb::sqlite().await;
+    let service = Service::builder(&t.db).serve().start().await;
+    let base = service.url();
+    let (_, key) = support::user_with_key(&t.db, "alice", false).await;
+    let start = |text: &'static str| {
+        let (base, key) = (base.clone(), key.clone());
+        async move {
+            let (status, task) = call(
+                "POST",
+                &format!("{base}/api/v1/app-conversations"),
+                Auth::Bearer(&key),
+                Some(json!({"initial_message": {"content": [{"type": "text", "text": text}]}})),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{task}");
+            let id = task["app_conversation_id"].as_str().unwrap().to_string();
+            let (_, list) = call(
+                "GET",
+                &format!("{base}/api/v1/app-conversations?ids={id}"),
+                Auth::Bearer(&key),
+                None,
+            )
+            .await;
+            (id, list[0]["session_api_key"].as_str().unwrap().to_string())
+        }
+    };
+    let (mine, my_key) = start("first").await;
+    let (other, other_key) = start("second").await;
+    assert_ne!(my_key, other_key);
+
+    let (status, _) = call(
+        "GET",
+        &format!("{base}/api/conversations/{mine}/events/count"),
+        Auth::Session(&my_key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(
+        "GET",
+        &format!("{base}/api/conversations/{mine}"),
+        Auth::Session(&my_key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the conversation's own routes");
+    for (method, path) in [
+        ("GET", format!("/api/conversations/{other}/events/search")),
+        ("GET", format!("/api/conversations/{other}")),
+        ("POST", format!("/api/conversations/{other}/run")),
+        ("GET", "/api/conversations".to_string()),
+        ("GET", "/api/v1/users/me".to_string()),
+        ("GET", "/api/v1/settings".to_string()),
+        ("GET", format!("/api/v1/app-conversations?ids={mine}")),
+        ("GET", "/api/keys".to_string()),
+    ] {
+        let (status, answer) = call(
+            method,
+            &format!("{base}{path}"),
+            Auth::Session(&my_key),
+            None,
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}: {answer}"
+        );
+        let (status, _) = call(
+            method,
+            &format!("{base}{path}"),
+            Auth::Bearer(&my_key),
+            None,
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} as a bearer"
+        );
+    }
+    // A key that is not one, shaped as one.
+    let forged = format!("{}0", &my_key[..my_key.len() - 1]);
+    let (status, _) = call(
+        "GET",
+        &format!("{base}/api/conversations/{mine}/events/count"),
+        Auth::Session(&forged),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The socket: a wrong key at the handshake is a 403, as the agent server answers.
+    let ws = base.replace("http://", "ws://");
+    let refused = tokio_tungstenite::connect_async(format!(
+        "{ws}/sockets/events/{other}?resend_all=true&session_api_key={my_key}"
+    ))
+    .await
+    .expect_err("the handshake is refused");
+    match refused {
+        tokio_tungstenite::tungstenite::Error::Http(response) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("expected an HTTP refusal, got {other:?}"),
+    }
+    // A wrong key in a first auth frame closes with 4001; an unknown conversation with 4004.
+    let mut socket = connect(&format!("{ws}/sockets/events/{other}"), None).await;
+    send(
+        &mut socket,
+        &json!({"type": "auth", "session_api_key": my_key}).to_string(),
+    )
+    .await;
+    assert_eq!(u16::from(close_code(&mut socket).await), 4001);
+    let mut socket = connect(
+        &format!("{ws}/sockets/events/{}?resend_all=true", "0".repeat(32)),
+        Some(&key),
+    )
+    .await;
+    assert_eq!(u16::from(close_code(&mut socket).await), 4004);
+    // The right key in a first auth frame opens it, in V1.
+    let mut socket = connect(&format!("{ws}/sockets/events/{other}"), None).await;
+    send(
+        &mut socket,
+        &json!({"type": "auth", "session_api_key": other_key}).to_string(),
+    )
+    .await;
+    let first = next_within(&mut socket, Duration::from_secs(10)).await;
+    assert_eq!(first["key"], "full_state", "{first}");
+}
