@@ -586,3 +586,136 @@ async fn a_session_key_opens_its_conversation_and_nothing_else() {
     let first = next_within(&mut socket, Duration::from_secs(10)).await;
     assert_eq!(first["key"], "full_state", "{first}");
 }
+
+/// Runs OpenHands' CLI (`openhands cloud -t TASK --server-url URL`) in `dir`, with the user's
+/// key in its key file, as a user who signed in before would. Its other traffic is sent to a
+/// closed loopback port: the tests reach nothing but loopback.
+async fn openhands_cloud(
+    dir: &std::path::Path,
+    base: &str,
+    key: &str,
+    task: &str,
+) -> std::process::Output {
+    let cli = std::env::var("OPENHANDS_CLI")
+        .expect("OPENHANDS_CLI names OpenHands' CLI: source scripts/lib/openhands-cli.sh (the test command does)");
+    let persistence = dir.join(".openhands");
+    std::fs::create_dir_all(persistence.join("cloud")).unwrap();
+    std::fs::write(persistence.join("cloud/api_key.txt"), key).unwrap();
+    let run = tokio::process::Command::new(cli)
+        .args(["cloud", "-t", task, "--server-url", base])
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env("OPENHANDS_PERSISTENCE_DIR", &persistence)
+        .env("OPENHANDS_SUPPRESS_BANNER", "1")
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        .env("HTTP_PROXY", "http://127.0.0.1:9")
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("COLUMNS", "250")
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(180), run)
+        .await
+        .expect("the CLI ends within 180 s")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openhands_cli_starts_a_conversation_that_runs_and_prints_its_link() {
+    let t = TestDb::sqlite().await;
+    let service = Service::builder(&t.db)
+        .serve()
+        .agent(vec![Turn::call(
+            "finish",
+            json!({"message": "Done, from the CLI's task."}),
+        )])
+        .model("openai/gpt-fake")
+        .start()
+        .await;
+    let base = service.url();
+    let (_, key) = support::user_with_key(&t.db, "alice", false).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let output = openhands_cloud(dir.path(), &base, &key, "Write the release notes").await;
+    let printed = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{printed}");
+    let listed =
+        t.db.list_conversations(&openhands::storage::ConversationFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "{printed}");
+    let id = &listed[0].id;
+    assert!(
+        printed.contains(&format!("{base}/conversations/{id}")),
+        "{printed}"
+    );
+    // The dashboard serves the link it printed; the task runs to the end.
+    let (status, _) = call(
+        "GET",
+        &format!("{base}/conversations/{id}"),
+        Auth::None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    until_status(&base, &key, id, "finished").await;
+    let messages = support::conversation::events_of(&t.db, id).await;
+    assert!(
+        messages
+            .iter()
+            .any(|e| e["args"]["content"] == "Write the release notes")
+    );
+
+    // In a clone of a repository this server cannot reach, the CLI asks for it; the start
+    // task ends in ERROR with the reason, and the CLI fails.
+    let clone = dir.path().join("clone");
+    std::fs::create_dir_all(&clone).unwrap();
+    for args in [
+        vec!["init", "-q", "-b", "main"],
+        vec![
+            "remote",
+            "add",
+            "origin",
+            "https://github.com/octo-org/hello-world.git",
+        ],
+    ] {
+        let done = std::process::Command::new("git")
+            .args(&args)
+            .current_dir(&clone)
+            .status()
+            .unwrap();
+        assert!(done.success());
+    }
+    let output = openhands_cloud(&clone, &base, &key, "Fix the bug").await;
+    let printed = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{printed}");
+    assert!(
+        printed.contains("Detected repository: octo-org/hello-world"),
+        "{printed}"
+    );
+    let (_, tasks) = call(
+        "GET",
+        &format!("{base}/api/v1/app-conversations/start-tasks/search?limit=1"),
+        Auth::Bearer(&key),
+        None,
+    )
+    .await;
+    let task = &tasks["items"][0];
+    assert_eq!(task["status"], "ERROR", "{tasks}");
+    assert_eq!(
+        task["request"]["selected_repository"],
+        "octo-org/hello-world"
+    );
+    assert!(
+        task["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no repository host is configured"),
+        "{task}"
+    );
+}
