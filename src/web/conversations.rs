@@ -213,6 +213,12 @@ pub(super) struct ConversationView {
     /// Whether risky actions wait for the owner's confirmation (only in conversations started
     /// here: others never wait).
     confirmation_mode: bool,
+    /// `V1`: OpenHands' web app then reads the conversation through the V1 API and events.
+    conversation_version: &'static str,
+    /// Where the conversation's agent-server surface is (`conversation_url` in V1).
+    url: String,
+    /// The key that opens this conversation, and only it, on that surface and its socket.
+    session_api_key: String,
 }
 
 /// An answer to the provider that could not be posted.
@@ -592,6 +598,9 @@ pub(super) async fn view(
             llm_latency_ms: stats.llm_latency_ms,
         },
         confirmation_mode,
+        conversation_version: "V1",
+        url: format!("{}/api/conversations/{}", state.public_url, conversation.id),
+        session_api_key: state.session_key_of(&conversation.id),
     })
 }
 

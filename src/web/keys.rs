@@ -55,12 +55,6 @@ pub(super) struct NewKey {
     key: String,
 }
 
-/// The caller's keys.
-#[derive(Debug, Serialize, ToSchema)]
-pub(super) struct KeyList {
-    keys: Vec<KeyView>,
-}
-
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/keys", get(list_keys).post(create_key))
@@ -133,16 +127,14 @@ pub(super) async fn create_key(
     tag = "keys",
     summary = "The caller's API keys: prefix, expiry, last use",
     extensions(("x-access" = json!("user"))),
-    responses((status = 200, description = "The keys", body = KeyList)),
+    responses((status = 200, description = "The keys, as a list (the shape OpenHands' web app reads)", body = Vec<KeyView>)),
 )]
 pub(super) async fn list_keys(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<KeyList>, ApiError> {
+) -> Result<Json<Vec<KeyView>>, ApiError> {
     let keys = state.db.api_keys_of(&caller.0.id).await?;
-    Ok(Json(KeyList {
-        keys: keys.iter().map(key_view).collect(),
-    }))
+    Ok(Json(keys.iter().map(key_view).collect()))
 }
 
 #[utoipa::path(

@@ -37,14 +37,18 @@ where
             Ok(Json(value)) => value,
             Err(rejection) => return Err(unreadable(rejection)),
         };
-        let schema = serde_json::to_value(T::schema())
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("a body schema: {e}")))?;
-        check_body(&value, &schema)?;
-        // The schema passed, so this fails only where it says less than the type does.
-        serde_path_to_error::deserialize(value)
-            .map(Body)
-            .map_err(|e| ApiError::BadRequest(format!("`{}`: {}", e.path(), e.inner())))
+        checked(value).map(Body)
     }
+}
+
+/// `value` as a `T`, checked against `T`'s schema first (as a [`Body`] is).
+pub fn checked<T: DeserializeOwned + PartialSchema>(value: Value) -> Result<T, ApiError> {
+    let schema = serde_json::to_value(T::schema())
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("a body schema: {e}")))?;
+    check_body(&value, &schema)?;
+    // The schema passed, so this fails only where it says less than the type does.
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| ApiError::BadRequest(format!("`{}`: {}", e.path(), e.inner())))
 }
 
 /// Why a body could not be read as JSON at all.

@@ -21,9 +21,9 @@ use crate::agent::llm::LlmClient;
 use crate::agent::mcp::McpConfig;
 
 /// The body of `POST /api/settings`: a field left out stays as it is, a field set to null
-/// goes back to the server's default.
+/// goes back to the server's default. Other fields (OpenHands' settings have many more) are
+/// ignored, and named in the answer's `ignored_fields`.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub(super) struct SettingsBody {
     /// The model, as `provider/name` (e.g. `anthropic/claude-sonnet-4-5`).
     #[serde(default, deserialize_with = "present")]
@@ -53,6 +53,10 @@ pub(super) struct SettingsBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<McpConfig>)]
     mcp_config: Option<Option<McpConfig>>,
+    /// Any other field (OpenHands' settings have many more): ignored.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    other: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 /// A field that is present, null or not: `Some(None)` for null, where an absent one is `None`.
@@ -121,10 +125,13 @@ pub(super) struct SettingsView {
     pub(super) confirmation_mode: bool,
     /// Your MCP servers, secret values shown as `**********`; null when none are stored.
     mcp_config: Option<McpConfig>,
+    /// Fields of the request that this service does not keep (absent when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) ignored_fields: Vec<String>,
 }
 
 /// A secret as listed: never its value.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct SecretView {
     name: String,
     description: Option<String>,
@@ -137,6 +144,8 @@ pub(super) struct SecretView {
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct SecretList {
     secrets: Vec<SecretView>,
+    /// The same, under the name OpenHands' web app reads.
+    custom_secrets: Vec<SecretView>,
 }
 
 /// The secret written.
@@ -184,6 +193,7 @@ pub(super) async fn settings_view(
         max_budget_per_task: limits.max_budget_usd,
         confirmation_mode: limits.confirmation_mode,
         mcp_config: super::mcp::shown(state, state.db.user_mcp_config(user_id).await?),
+        ignored_fields: Vec::new(),
     })
 }
 
@@ -234,8 +244,28 @@ pub(super) async fn save_settings(
     caller: Caller,
     Body(body): Body<SettingsBody>,
 ) -> Result<Json<SettingsView>, ApiError> {
-    Ok(Json(apply_settings(&state, &caller, body).await?))
+    let ignored: Vec<String> = body.other.keys().cloned().collect();
+    let mut view = apply_settings(&state, &caller, body).await?;
+    if !ignored.is_empty() {
+        tracing::info!(user_id = %caller.0.id, ignored = ?ignored, "settings: fields this service does not keep were ignored");
+    }
+    view.ignored_fields = ignored;
+    Ok(Json(view))
 }
+
+/// A settings body as clients send it: any JSON object, whose known fields are then checked
+/// as a [`SettingsBody`].
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub(super) struct AnySettings(pub(super) serde_json::Map<String, serde_json::Value>);
+
+impl utoipa::PartialSchema for AnySettings {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new().schema_type(Type::Object).into()
+    }
+}
+
+impl ToSchema for AnySettings {}
 
 /// The fields of `SettingsBody`, for clients that send more (OpenHands' own settings).
 pub(super) const SETTINGS_FIELDS: [&str; 7] = [
@@ -248,10 +278,9 @@ pub(super) const SETTINGS_FIELDS: [&str; 7] = [
     "mcp_config",
 ];
 
-/// Settings from a JSON object of `SettingsBody`'s fields.
+/// Settings from a JSON object of `SettingsBody`'s fields, checked against its schema.
 pub(super) fn settings_body(fields: serde_json::Value) -> Result<SettingsBody, ApiError> {
-    serde_path_to_error::deserialize(fields)
-        .map_err(|e| ApiError::BadRequest(format!("`{}`: {}", e.path(), e.inner())))
+    super::params::checked(fields)
 }
 
 /// Changes the settings `body` gives; answers them as they are now.
@@ -358,17 +387,21 @@ pub(super) async fn list_secrets(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<SecretList>, ApiError> {
-    let secrets = state.db.secrets_of(&caller.0.id).await?;
+    let secrets: Vec<SecretView> = state
+        .db
+        .secrets_of(&caller.0.id)
+        .await?
+        .into_iter()
+        .map(|s| SecretView {
+            name: s.name,
+            description: s.description,
+            created_at: iso(s.created_at),
+            updated_at: iso(s.updated_at),
+        })
+        .collect();
     Ok(Json(SecretList {
-        secrets: secrets
-            .into_iter()
-            .map(|s| SecretView {
-                name: s.name,
-                description: s.description,
-                created_at: iso(s.created_at),
-                updated_at: iso(s.updated_at),
-            })
-            .collect(),
+        custom_secrets: secrets.clone(),
+        secrets,
     }))
 }
 

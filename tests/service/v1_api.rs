@@ -486,6 +486,20 @@ async fn a_session_key_opens_its_conversation_and_nothing_else() {
     let (mine, my_key) = start("first").await;
     let (other, other_key) = start("second").await;
     assert_ne!(my_key, other_key);
+    // The V0 view tells OpenHands' web app to switch to V1, and where.
+    let (_, shown) = call(
+        "GET",
+        &format!("{base}/api/conversations/{mine}"),
+        Auth::Bearer(&key),
+        None,
+    )
+    .await;
+    assert_eq!(shown["conversation_version"], "V1");
+    assert_eq!(
+        shown["url"],
+        json!(format!("{base}/api/conversations/{mine}"))
+    );
+    assert_eq!(shown["session_api_key"], json!(my_key));
 
     let (status, _) = call(
         "GET",
@@ -717,5 +731,81 @@ async fn openhands_cli_starts_a_conversation_that_runs_and_prints_its_link() {
             .unwrap()
             .contains("no repository host is configured"),
         "{task}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn v1_settings_take_the_nested_and_the_flat_shape_and_never_show_the_key() {
+    let t = TestDb::sqlite().await;
+    let secret: openhands::setting::Secret =
+        "v1-settings-secret-key-of-enough-length".parse().unwrap();
+    let service = Service::builder(&t.db)
+        .serve()
+        .state(move |state| state.with_keyring(openhands::crypto::Keyring::new(Some(&secret))))
+        .start()
+        .await;
+    let base = service.url();
+    let (_, key) = support::user_with_key(&t.db, "alice", false).await;
+    let settings = format!("{base}/api/v1/settings");
+    // As OpenHands' clients save it: nested LLM settings, and fields this service does not keep.
+    let (status, saved) = call(
+        "POST",
+        &settings,
+        Auth::Bearer(&key),
+        Some(json!({
+            "agent_settings": {"agent": "CodeActAgent", "llm": {"model": "anthropic/claude-sonnet-4-5", "api_key": "sk-ant-secret-value"}},
+            "language": "de",
+            "confirmation_mode": true,
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(
+        saved["ignored_fields"],
+        json!(["agent_settings.agent", "language"])
+    );
+    let (status, shown) = call("GET", &settings, Auth::Bearer(&key), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        shown["agent_settings"]["llm"]["model"],
+        "anthropic/claude-sonnet-4-5"
+    );
+    assert_eq!(shown["llm_model"], "anthropic/claude-sonnet-4-5");
+    assert_eq!(shown["llm_api_key_set"], true);
+    assert_eq!(shown["confirmation_mode"], true);
+    assert!(
+        !shown.to_string().contains("sk-ant-secret-value"),
+        "{shown}"
+    );
+    // The form's empty key field sent back keeps the key; the flat shape works too.
+    let (status, _) = call(
+        "POST",
+        &settings,
+        Auth::Bearer(&key),
+        Some(json!({"llm_model": "openai/gpt-5", "llm_api_key": ""})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, me) = call(
+        "GET",
+        &format!("{base}/api/v1/users/me"),
+        Auth::Bearer(&key),
+        None,
+    )
+    .await;
+    assert_eq!(me["llm_model"], "openai/gpt-5");
+    assert_eq!(me["llm_api_key_set"], true);
+    // A wrong type is refused, naming the field.
+    let (status, answer) = call(
+        "POST",
+        &settings,
+        Auth::Bearer(&key),
+        Some(json!({"agent_settings": {"llm": {"model": 7}}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer["error"].as_str().unwrap().contains("llm_model"),
+        "{answer}"
     );
 }

@@ -140,7 +140,7 @@ async function keysSection() {
   const name = h('input', { id: 'key-name', required: true, placeholder: 'e.g. laptop' });
   const form = h('form', { id: 'key-form-new', class: 'inline' }, field('key-name', 'New key', name), h('button', { type: 'submit' }, 'Create'));
   async function refresh() {
-    const { keys } = await get('/api/keys');
+    const keys = await get('/api/keys');
     list.replaceChildren(...(keys.length ? keys.map((k) => h('li', { class: 'row' },
       h('span', {}, `${k.name} (${k.prefix}…)`),
       h('span', { class: 'meta' }, k.last_used_at ? `used ${when(k.last_used_at)}` : 'never used',

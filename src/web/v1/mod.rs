@@ -19,7 +19,7 @@ use super::conversations::{
     visible,
 };
 use super::params::{Body, Query};
-use super::settings::{SETTINGS_FIELDS, apply_settings, settings_body, settings_view};
+use super::settings::{AnySettings, SETTINGS_FIELDS, apply_settings, settings_body, settings_view};
 use super::{ApiError, AppState};
 use crate::agent::events::{AgentState, CHECKOUT};
 use crate::storage::start_tasks::StartTask;
@@ -146,24 +146,6 @@ pub(super) async fn show_settings(
     Ok(Json(v1_settings(&state, &caller).await?))
 }
 
-/// Settings as OpenHands' clients send them: any JSON object.
-#[derive(Debug, Deserialize)]
-#[serde(transparent)]
-pub(super) struct V1Settings(Map<String, Value>);
-
-impl utoipa::PartialSchema for V1Settings {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::Object)
-            .description(Some(
-                "The flat fields of `POST /api/settings` and `agent_settings.llm.{model, base_url, api_key}`; other fields are ignored.",
-            ))
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for V1Settings {}
-
 /// Reads the flat fields and `agent_settings.llm`; other fields of OpenHands' settings are
 /// ignored, and named in `ignored_fields`. An empty or null key keeps the stored one, as
 /// OpenHands' clients send the form's empty key field back.
@@ -173,13 +155,13 @@ impl utoipa::ToSchema for V1Settings {}
     tag = "openhands-v1",
     summary = "Change the caller's settings from the V1 or the flat shape",
     extensions(("x-access" = json!("user"))),
-    request_body = V1Settings,
+    request_body = AnySettings,
     responses((status = 200, description = "The settings now, with `ignored_fields`", body = Object)),
 )]
 pub(super) async fn save_settings(
     State(state): State<AppState>,
     caller: Caller,
-    Body(V1Settings(body)): Body<V1Settings>,
+    Body(AnySettings(body)): Body<AnySettings>,
 ) -> Result<Json<Value>, ApiError> {
     let mut known = Map::new();
     let mut ignored = Vec::new();
