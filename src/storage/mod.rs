@@ -10,6 +10,7 @@ mod checks;
 pub mod connection;
 mod conversations;
 mod deliveries;
+pub mod device_grants;
 mod jobs;
 mod keys;
 mod link_tokens;

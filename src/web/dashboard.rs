@@ -27,7 +27,7 @@ use crate::integrations::request::Provider;
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The embedded files: name, content type, contents.
-const ASSETS: [(&str, &str, &str); 15] = [
+const ASSETS: [(&str, &str, &str); 16] = [
     ("app.js", JS, include_str!("dashboard/app.js")),
     ("api.js", JS, include_str!("dashboard/api.js")),
     ("dom.js", JS, include_str!("dashboard/dom.js")),
@@ -48,6 +48,7 @@ const ASSETS: [(&str, &str, &str); 15] = [
     ("deliveries.js", JS, include_str!("dashboard/deliveries.js")),
     ("settings.js", JS, include_str!("dashboard/settings.js")),
     ("link.js", JS, include_str!("dashboard/link.js")),
+    ("device.js", JS, include_str!("dashboard/device.js")),
     ("setup.js", JS, include_str!("dashboard/setup.js")),
     (
         "integrations.js",
@@ -65,7 +66,7 @@ const SHELL: &str = include_str!("dashboard/index.html");
 
 /// The pages, each answered with the shell, and what each shows. The OpenAPI document lists
 /// them from here; a test checks that they are the routes below.
-pub(super) const PAGES: [(&str, &str); 10] = [
+pub(super) const PAGES: [(&str, &str); 11] = [
     ("/", "The dashboard: conversations"),
     ("/login", "The dashboard: sign in"),
     ("/conversations", "The dashboard: conversations"),
@@ -74,6 +75,10 @@ pub(super) const PAGES: [(&str, &str); 10] = [
         "The dashboard: one conversation, live",
     ),
     ("/new", "The dashboard: a new conversation"),
+    (
+        "/device",
+        "The dashboard: approve a device's sign-in (OpenHands' CLI)",
+    ),
     (
         "/deliveries",
         "The dashboard: webhook deliveries (administrators)",
@@ -104,6 +109,7 @@ pub fn routes() -> Router<AppState> {
         .route("/conversations", get(shell))
         .route("/conversations/{id}", get(shell))
         .route("/new", get(shell))
+        .route("/device", get(shell))
         .route("/deliveries", get(shell))
         .route("/settings", get(shell))
         .route("/integrations", get(shell))

@@ -27,6 +27,7 @@ mod admin;
 pub mod auth;
 mod conversations;
 mod dashboard;
+mod device;
 mod error;
 mod github_app;
 pub mod keys;
@@ -202,6 +203,7 @@ pub fn router(state: AppState) -> Router {
         .merge(provider_settings::routes())
         .merge(mcp::routes())
         .merge(v1::routes())
+        .merge(device::routes())
         .merge(webhooks::routes())
         // On every route, after routing (it reads the matched template), before any extractor.
         .route_layer(axum::middleware::from_fn(params::path_params_are_utf8))

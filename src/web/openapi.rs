@@ -13,7 +13,9 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
-use super::{AppState, admin, conversations, dashboard, github_app, keys, legacy_ws, links};
+use super::{
+    AppState, admin, conversations, dashboard, device, github_app, keys, legacy_ws, links,
+};
 use super::{login, metrics};
 use super::{
     mcp, provider_settings, repositories, settings, setup, sockets, v1, webhooks, workspace,
@@ -167,6 +169,11 @@ impl Access {
         v1::agent_server::count_events,
         v1::agent_server::send_event,
         v1::agent_server::run,
+        v1::byor_key,
+        device::authorize,
+        device::token,
+        device::show_grant,
+        device::decide_grant,
     )
 )]
 struct ApiDoc;

@@ -809,3 +809,210 @@ async fn v1_settings_take_the_nested_and_the_flat_shape_and_never_show_the_key()
         "{answer}"
     );
 }
+
+/// Posts to the device flow's token endpoint as RFC 8628 has it: a form.
+async fn device_token(base: &str, device_code: &str) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/oauth/device/token"))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", device_code),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_device_flow_answers_as_rfc_8628_says() {
+    let t = TestDb::sqlite().await;
+    let service = Service::builder(&t.db).serve().start().await;
+    let base = service.url();
+    let (_, key) = support::user_with_key(&t.db, "alice", false).await;
+    let start = || async {
+        let (status, codes) = call(
+            "POST",
+            &format!("{base}/oauth/device/authorize"),
+            Auth::None,
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{codes}");
+        codes
+    };
+    let codes = start().await;
+    let user_code = codes["user_code"].as_str().unwrap().to_string();
+    assert_eq!(codes["verification_uri"], json!(format!("{base}/device")));
+    assert_eq!(
+        codes["verification_uri_complete"],
+        json!(format!("{base}/device?user_code={user_code}"))
+    );
+    let device_code = codes["device_code"].as_str().unwrap().to_string();
+    let (status, answer) = device_token(&base, &device_code).await;
+    assert_eq!(
+        (status, answer["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("authorization_pending"))
+    );
+    let (_, answer) = device_token(&base, &device_code).await;
+    assert_eq!(answer["error"], "slow_down", "polled at once again");
+    let (_, answer) = device_token(&base, "not-a-code").await;
+    assert_eq!(answer["error"], "invalid_grant");
+    // The page's calls: the code typed in lower case, without its dash.
+    let typed = user_code.to_lowercase().replace('-', "");
+    let (status, shown) = call(
+        "GET",
+        &format!("{base}/api/oauth/device/{typed}"),
+        Auth::Bearer(&key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(shown["status"], "pending");
+    let (status, _) = call(
+        "GET",
+        &format!("{base}/api/oauth/device/{typed}"),
+        Auth::None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, decided) = call(
+        "POST",
+        &format!("{base}/api/oauth/device/{typed}"),
+        Auth::Bearer(&key),
+        Some(json!({"approve": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{decided}");
+    let (status, _) = call(
+        "POST",
+        &format!("{base}/api/oauth/device/{typed}"),
+        Auth::Bearer(&key),
+        Some(json!({"approve": false})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "decided once");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (status, token) = device_token(&base, &device_code).await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    assert_eq!(token["token_type"], "Bearer");
+    let issued = token["access_token"].as_str().unwrap();
+    let (_, me) = call(
+        "GET",
+        &format!("{base}/api/v1/users/me"),
+        Auth::Bearer(issued),
+        None,
+    )
+    .await;
+    assert_eq!(me["login"], "alice");
+    let (_, again) = device_token(&base, &device_code).await;
+    assert_eq!(again["error"], "invalid_grant", "the key is given once");
+    // A denied code.
+    let codes = start().await;
+    let code = codes["user_code"].as_str().unwrap();
+    let (status, _) = call(
+        "POST",
+        &format!("{base}/api/oauth/device/{code}"),
+        Auth::Bearer(&key),
+        Some(json!({"approve": false})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, answer) = device_token(&base, codes["device_code"].as_str().unwrap()).await;
+    assert_eq!(answer["error"], "access_denied");
+    let (status, _) = call(
+        "POST",
+        &format!("{base}/api/oauth/device/BCDF-GHJK"),
+        Auth::Bearer(&key),
+        Some(json!({"approve": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "an unknown code");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openhands_cli_signs_in_through_the_device_flow_approved_by_its_user() {
+    use tokio::io::AsyncBufReadExt;
+    let t = TestDb::sqlite().await;
+    let service = Service::builder(&t.db).serve().start().await;
+    let base = service.url();
+    let (_, key) = support::user_with_key(&t.db, "alice", false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let persistence = dir.path().join(".openhands");
+    let cli = std::env::var("OPENHANDS_CLI")
+        .expect("OPENHANDS_CLI names OpenHands' CLI: source scripts/lib/openhands-cli.sh (the test command does)");
+    // No key file: `openhands login` goes through the device flow. BROWSER opens nothing.
+    let mut login = tokio::process::Command::new(cli)
+        .args(["login", "--server-url", &base])
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env("OPENHANDS_PERSISTENCE_DIR", &persistence)
+        .env("OPENHANDS_SUPPRESS_BANNER", "1")
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        .env("HTTP_PROXY", "http://127.0.0.1:9")
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("BROWSER", "true")
+        .env("COLUMNS", "250")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(login.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let user_code = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            printed.push(line.clone());
+            if let Some((_, code)) = line.split_once(&format!("{base}/device?user_code=")) {
+                return code.split_whitespace().next().unwrap().to_string();
+            }
+        }
+        panic!("the CLI ended without showing the page: {printed:#?}")
+    })
+    .await
+    .expect("the CLI shows the page within 120 s");
+    // Its user approves the code it shows, signed in to the dashboard.
+    let (status, decided) = call(
+        "POST",
+        &format!("{base}/api/oauth/device/{user_code}"),
+        Auth::Bearer(&key),
+        Some(json!({"approve": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{decided}");
+    let rest = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            printed.push(line);
+        }
+        login.wait().await.unwrap()
+    })
+    .await
+    .expect("the CLI ends within 60 s of the approval");
+    assert!(rest.success(), "{printed:#?}");
+    let stored = std::fs::read_to_string(persistence.join("cloud/api_key.txt")).unwrap();
+    let stored = stored.trim();
+    assert!(
+        stored.starts_with("oh_"),
+        "the CLI keeps the key it was given"
+    );
+    let (status, me) = call(
+        "GET",
+        &format!("{base}/api/v1/users/me"),
+        Auth::Bearer(stored),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["login"], "alice");
+    let (_, keys) = call("GET", &format!("{base}/api/keys"), Auth::Bearer(&key), None).await;
+    assert!(
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["name"] == "OpenHands CLI (device sign-in)"),
+        "{keys}"
+    );
+}

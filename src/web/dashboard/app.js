@@ -10,6 +10,7 @@ import { deliveriesPage } from './deliveries.js';
 import { settingsPage } from './settings.js';
 import { integrationsPage } from './integrations.js';
 import { linkPage } from './link.js';
+import { devicePage } from './device.js';
 import { setupPage } from './setup.js';
 
 /** The signed-in user, or null. */
@@ -26,6 +27,7 @@ const ROUTES = [
   [/^\/setup$/, () => setupPage(), 'admin'],
   [/^\/settings$/, () => settingsPage()],
   [/^\/link\/([A-Za-z0-9_-]+)$/, (token) => linkPage(token)],
+  [/^\/device$/, () => devicePage()],
 ];
 
 export function navigate(path) {

@@ -58,6 +58,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/events/count", get(count_events))
         .route("/api/v1/sandboxes/{id}/pause", post(pause_sandbox))
         .route("/api/v1/sandboxes/{id}/resume", post(resume_sandbox))
+        .route("/api/keys/llm/byor", get(byor_key))
         .merge(agent_server::routes())
 }
 
@@ -831,4 +832,19 @@ pub(super) async fn resume_sandbox(
 ) -> Result<Json<Value>, ApiError> {
     visible(&state, &caller, &id).await?;
     Ok(Json(json!({"success": true})))
+}
+
+/// OpenHands' CLI asks for the user's own LLM key after signing in, to set up its local
+/// agent. This service never shows a stored key: the answer is always `{"key": null}`, and the
+/// CLI goes on without one.
+#[utoipa::path(
+    get,
+    path = "/api/keys/llm/byor",
+    tag = "openhands-v1",
+    summary = "The user's LLM key for OpenHands' CLI: never shown, always null",
+    extensions(("x-access" = json!("user"))),
+    responses((status = 200, description = "`{\"key\": null}`", body = Object)),
+)]
+pub(super) async fn byor_key(_caller: Caller) -> Json<Value> {
+    Json(json!({"key": null}))
 }
