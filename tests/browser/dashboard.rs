@@ -2547,3 +2547,85 @@ async fn risky_actions_wait_for_run_it_or_reject_in_the_browser() {
     browser.close().await;
     t.drop_database().await;
 }
+
+/// OpenHands' CLI signing in without a key file: it shows a code and the dashboard's /device
+/// page; the person signs in there, sees whom the device would act as, and approves the code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_sign_in_is_approved_once_on_the_device_page() {
+    let t = TestDb::sqlite().await;
+    let (_, key) = user(&t, "carol", false).await;
+    let web = serve(&t).await;
+    let client = reqwest::Client::new();
+    let codes: Value = client
+        .post(web.at("/oauth/device/authorize"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let user_code = codes["user_code"].as_str().unwrap().to_string();
+    let device_code = codes["device_code"].as_str().unwrap().to_string();
+    let token = || {
+        client
+            .post(web.at("/oauth/device/token"))
+            .form(&[("device_code", device_code.as_str())])
+            .send()
+    };
+    let browser = Browser::start().await;
+
+    // Signed out: the sign-in page, which comes back to the device page with its code.
+    let page = format!("/device?user_code={user_code}");
+    browser.goto(&web.at(&page)).await;
+    browser.wait("form#key-form #api-key").await;
+    browser.type_text("form#key-form #api-key", &key).await;
+    browser.click("form#key-form button[type=submit]").await;
+    browser
+        .wait_for_text("#device-question", "A device asks to sign in as carol.")
+        .await;
+    let typed = browser
+        .execute(
+            "return document.querySelector('#device-code').value;",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        typed,
+        Value::String(user_code.clone()),
+        "the code is filled in"
+    );
+    browser.screenshot("device").await;
+    browser.phone_screenshot("device-phone").await;
+
+    // A double click approves once; the device then gets its key, once.
+    double_click(&browser, "#device-approve").await;
+    browser
+        .wait_for_text("#main .notice.info", "is signed in as you")
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(browser.text_of("#device-message .notice.error").await, None);
+    browser.screenshot("device-approved").await;
+    let granted: Value = token().await.unwrap().json().await.unwrap();
+    let issued = granted["access_token"].as_str().expect("an API key");
+    let me: Value = client
+        .get(web.at("/api/user"))
+        .bearer_auth(issued)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["login"], "carol");
+
+    // A code nobody is waiting with.
+    browser.goto(&web.at("/device?user_code=BCDF-GHJK")).await;
+    browser
+        .wait_for_text("#device-message", "No device is waiting with this code")
+        .await;
+    browser.click("#device-approve").await;
+    browser
+        .wait_for_text("#device-message", "No device is waiting with this code")
+        .await;
+}
