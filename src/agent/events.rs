@@ -144,7 +144,7 @@ pub fn user_message(content: &str, automatic: bool, origin: Value) -> Draft {
 }
 
 /// The most images one message may carry.
-pub const MAX_IMAGES: usize = 10;
+pub const MAX_IMAGES: usize = crate::integrations::request::MAX_ATTACHED_IMAGES;
 /// The longest image URL: a `data:` URL of about 5 MB.
 const MAX_IMAGE_URL_CHARS: usize = 7_000_000;
 

@@ -469,6 +469,9 @@ pub struct Request {
     pub images: Vec<ImageAttachment>,
 }
 
+/// The most images of one request that are read (as many as one message may carry).
+pub const MAX_ATTACHED_IMAGES: usize = 10;
+
 /// An image attached to a request, as the provider lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageAttachment {

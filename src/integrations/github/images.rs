@@ -8,15 +8,14 @@ use std::rc::Rc;
 use markup5ever_rcdom::{Node, NodeData};
 use pulldown_cmark::{Event, Parser, Tag};
 
-use crate::agent::events::MAX_IMAGES;
-use crate::integrations::request::ImageAttachment;
+use crate::integrations::request::{ImageAttachment, MAX_ATTACHED_IMAGES};
 
 /// GitHub's hosts of uploaded images: `github.com` for `/user-attachments/…` and
 /// `/OWNER/REPO/assets/…`, its content hosts for the older and the signed links.
 const CONTENT_HOST_SUFFIX: &str = ".githubusercontent.com";
 const GITHUB_HOST: &str = "github.com";
 
-/// The images attached to `markdown`, in order, at most [`MAX_IMAGES`]. Links to other sites
+/// The images attached to `markdown`, in order, at most [`MAX_ATTACHED_IMAGES`]. Links to other sites
 /// are not attachments (the service reads nothing else a comment points at).
 pub fn attached_images(markdown: &str) -> Vec<ImageAttachment> {
     let mut found: Vec<(String, String)> = Vec::new();
@@ -41,7 +40,7 @@ pub fn attached_images(markdown: &str) -> Vec<ImageAttachment> {
     found
         .into_iter()
         .filter(|(url, _)| url::Url::parse(url).is_ok_and(|url| is_attachment(&url)))
-        .take(MAX_IMAGES)
+        .take(MAX_ATTACHED_IMAGES)
         .map(|(url, alt)| ImageAttachment {
             name: name_of(&url, &alt),
             url,
@@ -163,7 +162,7 @@ mod tests {
         let body: String = (0..15)
             .map(|i| format!("![s{i}](https://github.com/user-attachments/assets/{i})\n"))
             .collect();
-        assert_eq!(attached_images(&body).len(), MAX_IMAGES);
+        assert_eq!(attached_images(&body).len(), MAX_ATTACHED_IMAGES);
     }
 
     #[test]

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use crate::integrations::mention::mentions;
 use crate::integrations::request::{
-    ImageAttachment, Inbound, ParseError, ParseSettings, Parsed, Place, Provider, Request, Sender,
-    Trigger, unless_unfit,
+    ImageAttachment, Inbound, MAX_ATTACHED_IMAGES, ParseError, ParseSettings, Parsed, Place,
+    Provider, Request, Sender, Trigger, unless_unfit,
 };
 
 /// The outer envelope every Events API delivery shares.
@@ -52,9 +52,6 @@ struct SharedFile {
     /// Read with the bot token (`files:read`).
     url_private: Option<String>,
 }
-
-/// The most images of one message that are given to the model.
-const MAX_IMAGES: usize = 10;
 
 /// Parses a verified Events API delivery.
 pub fn parse(
@@ -250,7 +247,7 @@ fn request(
                 mime_type,
             })
         })
-        .take(MAX_IMAGES)
+        .take(MAX_ATTACHED_IMAGES)
         .collect();
     Ok(Request {
         provider: Provider::Slack,
