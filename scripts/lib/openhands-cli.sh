@@ -1,7 +1,6 @@
-# Sourced by the test command: OpenHands' own CLI (`openhands` from PyPI, which brings the
-# released agent server with it) in a Python 3.12 venv, for the tests that run OpenHands'
-# clients against this service. Made once (a few minutes) under the cache directory; sets
-# OPENHANDS_CLI to its `openhands` program.
+# Sourced by the test command: OpenHands' own CLI (`openhands` from PyPI) in a Python 3.12
+# venv, for the tests that run it against this service (`openhands cloud`, `openhands login`).
+# Made once (a few minutes) under the cache directory; sets OPENHANDS_CLI to its program.
 
 CLI_VERSION="1.16.0"
 CLI_VENV="${CLI_VENV:-$HOME/.cache/openhands/openhands-cli-$CLI_VERSION}"
