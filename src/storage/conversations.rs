@@ -481,13 +481,20 @@ impl Tx {
 
 impl Db {
     /// Events of a conversation in `range`.
-    /// How many events a conversation has, from `source` only when given.
-    pub async fn count_events(&self, conversation_id: &str, source: Option<&str>) -> Result<i64> {
+    /// How many events a conversation has, only from `source` and of `kind` when given.
+    pub async fn count_events(
+        &self,
+        conversation_id: &str,
+        source: Option<&str>,
+        kind: Option<&str>,
+    ) -> Result<i64> {
         Ok(on_backend!(self, pool => sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM events WHERE conversation_id = $1 AND ($2 IS NULL OR source = $2)",
+            "SELECT COUNT(*) FROM events WHERE conversation_id = $1 \
+             AND ($2 IS NULL OR source = $2) AND ($3 IS NULL OR kind = $3)",
         )
         .bind(conversation_id)
         .bind(source)
+        .bind(kind)
         .fetch_one(pool)
         .await?))
     }

@@ -204,10 +204,7 @@ impl Session {
                 Ok(now) => now,
                 Err(_) => conversation.clone(),
             };
-            let count = self
-                .state
-                .db
-                .count_events(&conversation.id, None)
+            let count = super::v1::agent_server::count(&self.state, &conversation, None, None)
                 .await
                 .unwrap_or_default();
             let first = super::v1::events::full_state(&conversation, count);
@@ -384,22 +381,33 @@ impl Session {
             .map_err(|_| ())
     }
 
-    /// The event as this client reads it.
-    fn shown(&self, event: &crate::storage::Event) -> String {
+    /// The frames of the event as this client reads it: one, or two for a V1 client reading
+    /// the agent's finish.
+    fn shown(&self, event: &crate::storage::Event) -> Vec<String> {
         if self.v1 {
-            super::v1::events::v1_event(event).to_string()
+            super::v1::events::v1_events(event)
+                .iter()
+                .map(Value::to_string)
+                .collect()
         } else {
-            event_json(event).to_string()
+            vec![event_json(event).to_string()]
         }
     }
 
     /// Queues a live event without flushing: the batch is flushed once.
     async fn feed_live(&mut self, event: &LiveEvent) -> Result<(), ()> {
-        let frame = if self.v1 {
-            event.frame(|event| super::v1::events::v1_event(event).to_string())
-        } else {
-            event.frame(|event| event_json(event).to_string())
-        };
+        if self.v1 {
+            // Not the shared frame: that one is rendered for V0 clients.
+            for frame in self.shown(event) {
+                self.socket
+                    .feed(Message::Text(frame.into()))
+                    .await
+                    .map_err(|_| ())?;
+            }
+            self.after = event.id;
+            return Ok(());
+        }
+        let frame = event.frame(|event| event_json(event).to_string());
         self.socket
             .feed(Message::Text(frame))
             .await
@@ -409,11 +417,12 @@ impl Session {
     }
 
     async fn send_event(&mut self, event: &crate::storage::Event) -> Result<(), ()> {
-        let text = self.shown(event);
-        self.socket
-            .send(Message::Text(text.into()))
-            .await
-            .map_err(|_| ())?;
+        for text in self.shown(event) {
+            self.socket
+                .send(Message::Text(text.into()))
+                .await
+                .map_err(|_| ())?;
+        }
         self.after = event.id;
         Ok(())
     }

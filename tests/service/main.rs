@@ -8,6 +8,7 @@
 mod support;
 
 mod agent;
+mod agent_server_reference;
 mod deliveries_api;
 mod editor;
 mod editor_parity;

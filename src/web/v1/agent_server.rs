@@ -17,7 +17,7 @@ use super::super::auth::Caller;
 use super::super::conversations::{message_from, record, visible};
 use super::super::params::{Body, Query};
 use super::super::{ApiError, AppState};
-use super::events::v1_event;
+use super::events::v1_events;
 use super::{DEFAULT_PAGE, MAX_PAGE, message_parts};
 use crate::agent::events::{self, AgentState};
 use crate::storage::{Conversation, EventRange};
@@ -53,7 +53,7 @@ fn check_source(source: Option<&str>) -> Result<(), ApiError> {
 }
 
 /// A page of a conversation's V1 events: `{items, next_page_id}`, where the page id is the
-/// id of the next event to give.
+/// id of the next V1 event to give (`N`, or `N-finish` for the observation of a finish).
 pub async fn search(
     state: &AppState,
     conversation: &Conversation,
@@ -70,14 +70,24 @@ pub async fn search(
         }
     };
     check_source(search.source.as_deref())?;
-    let mut next: Option<i64> = match search.page_id.as_deref() {
-        Some(page) => Some(page.parse().map_err(|_| {
-            ApiError::BadRequest(
-                "`page_id` is not one this API gave (use `next_page_id` of the previous page)"
-                    .into(),
+    let not_ours = || {
+        ApiError::BadRequest(
+            "`page_id` is not one this API gave (use `next_page_id` of the previous page)".into(),
+        )
+    };
+    // Where to start: the stored event, and which of its V1 events.
+    let (mut next, mut resume_at) = match search.page_id.as_deref() {
+        Some(page) => {
+            let (stored, part) = page.split_once('-').unwrap_or((page, ""));
+            if !matches!(part, "" | "finish") {
+                return Err(not_ours());
+            }
+            (
+                Some(stored.parse::<i64>().map_err(|_| not_ours())?),
+                Some(page.to_string()),
             )
-        })?),
-        None => None,
+        }
+        None => (None, None),
     };
     let mut items = Vec::new();
     loop {
@@ -85,18 +95,37 @@ pub async fn search(
             start_id: if reverse { 0 } else { next.unwrap_or(0) },
             end_id: if reverse { next } else { None },
             reverse,
-            source: search.source.as_deref(),
             limit: SCAN_PAGE,
             ..Default::default()
         };
         let page = state.db.events_in(&conversation.id, &range).await?;
         let exhausted = (page.len() as i64) < SCAN_PAGE;
         for event in &page {
-            if items.len() as i64 == limit {
-                return Ok(json!({"items": items, "next_page_id": event.id.to_string()}));
+            let mut projected = v1_events(event);
+            if reverse {
+                projected.reverse();
             }
-            let v1 = v1_event(event);
-            if search.kind.as_deref().is_none_or(|kind| v1["kind"] == kind) {
+            for v1 in projected {
+                if let Some(at) = &resume_at {
+                    if v1["id"] != at.as_str() {
+                        continue;
+                    }
+                    resume_at = None;
+                }
+                if search
+                    .source
+                    .as_deref()
+                    .is_some_and(|source| v1["source"] != source)
+                    || search
+                        .kind
+                        .as_deref()
+                        .is_some_and(|kind| v1["kind"] != kind)
+                {
+                    continue;
+                }
+                if items.len() as i64 == limit {
+                    return Ok(json!({"items": items, "next_page_id": v1["id"]}));
+                }
                 items.push(v1);
             }
         }
@@ -109,7 +138,7 @@ pub async fn search(
     }
 }
 
-/// How many of a conversation's events have the V1 `kind` (all when `None`).
+/// How many V1 events a conversation has, of the V1 `kind` and from `source` when given.
 pub async fn count(
     state: &AppState,
     conversation: &Conversation,
@@ -118,19 +147,36 @@ pub async fn count(
 ) -> Result<i64, ApiError> {
     check_source(source)?;
     let Some(kind) = kind else {
-        return Ok(state.db.count_events(&conversation.id, source).await?);
+        // Each finish of the agent is also a FinishObservation from the environment.
+        let stored = state
+            .db
+            .count_events(&conversation.id, source, None)
+            .await?;
+        let finishes = match source {
+            None | Some("environment") => {
+                state
+                    .db
+                    .count_events(&conversation.id, Some("agent"), Some("finish"))
+                    .await?
+            }
+            _ => 0,
+        };
+        return Ok(stored + finishes);
     };
     let mut counted = 0;
     let mut after = 0;
     loop {
         let range = EventRange {
             start_id: after + 1,
-            source,
             limit: SCAN_PAGE,
             ..Default::default()
         };
         let page = state.db.events_in(&conversation.id, &range).await?;
-        counted += page.iter().filter(|e| v1_event(e)["kind"] == kind).count() as i64;
+        counted += page
+            .iter()
+            .flat_map(v1_events)
+            .filter(|e| e["kind"] == kind && source.is_none_or(|s| e["source"] == s))
+            .count() as i64;
         match page.last() {
             Some(last) if page.len() as i64 == SCAN_PAGE => after = last.id,
             _ => return Ok(counted),

@@ -1,6 +1,7 @@
 //! V1 events, the shape of OpenHands' agent server and SDK, as a projection of the one event
-//! log: every stored event is exactly one V1 event, whose `id` is the stored id as a string.
-//! So a count of stored events is a count of V1 events, and paging by id works for both.
+//! log: every stored event is one V1 event, whose `id` is the stored id as a string, except
+//! the agent's `finish`, which is also followed by its `FinishObservation` (the SDK records
+//! one; the log, in OpenHands' V0 shape, does not).
 
 use serde_json::{Map, Value, json};
 
@@ -101,6 +102,12 @@ pub fn v1_event(event: &Event) -> Value {
         "change_agent_state" if doc["args"]["agent_state"] == "paused" => {
             json!({"kind": "PauseEvent"})
         }
+        // Asking to run, stop or confirm is a request about the state, not a tool call.
+        "change_agent_state" => json!({
+            "kind": "ConversationStateUpdateEvent",
+            "key": "requested_agent_state",
+            "value": doc["args"]["agent_state"],
+        }),
         "condensation" => condensation(&doc),
         _ if doc.get("action").is_some() => action(event, &doc),
         "error" if doc.get("tool_call_metadata").is_some() => {
@@ -135,6 +142,34 @@ pub fn v1_event(event: &Event) -> Value {
         fields.insert("source".into(), json!(event.source));
     }
     v1
+}
+
+/// The V1 events of a stored one: its own, and for the agent's `finish` its observation too.
+pub fn v1_events(event: &Event) -> Vec<Value> {
+    let v1 = v1_event(event);
+    if !is_agent_finish(event) {
+        return vec![v1];
+    }
+    let message = v1["action"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let observation = json!({
+        "kind": "ObservationEvent",
+        "id": format!("{}-finish", event.id),
+        "timestamp": v1["timestamp"],
+        "source": "environment",
+        "tool_name": v1["tool_name"],
+        "tool_call_id": v1["tool_call_id"],
+        "action_id": v1["id"],
+        "observation": {"kind": "FinishObservation", "content": text(&message), "is_error": false},
+    });
+    vec![v1, observation]
+}
+
+/// Whether the stored event is the agent's `finish`, which projects to two V1 events.
+pub fn is_agent_finish(event: &Event) -> bool {
+    event.kind == "finish" && event.source == "agent"
 }
 
 fn message(event: &Event, doc: &Value) -> Value {
@@ -274,6 +309,43 @@ fn condensation(doc: &Value) -> Value {
 }
 
 #[cfg(test)]
+mod finish_tests {
+    use super::*;
+    use crate::agent::events::{self, ToolCallMeta};
+
+    #[test]
+    fn the_agents_finish_is_followed_by_its_observation() {
+        let meta = ToolCallMeta {
+            function_name: "finish".into(),
+            tool_call_id: "call_9".into(),
+            arguments: "{}".into(),
+            response_id: "r".into(),
+        };
+        let draft = events::action(
+            "finish",
+            json!({"final_thought": "Done.", "task_completed": "true", "outputs": {}}),
+            "Done.".into(),
+            &meta,
+        );
+        let event = Event {
+            conversation_id: "c".into(),
+            id: 7,
+            created_at: 0,
+            source: draft.source.into(),
+            kind: draft.kind,
+            payload: draft.doc.to_string(),
+        };
+        let both = v1_events(&event);
+        assert_eq!(both.len(), 2);
+        assert_eq!(both[0]["action"]["kind"], "FinishAction");
+        assert_eq!(both[0]["action"]["message"], "Done.");
+        assert_eq!(both[1]["observation"]["kind"], "FinishObservation");
+        assert_eq!(both[1]["action_id"], "7");
+        assert_eq!(both[1]["tool_call_id"], "call_9");
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::agent::events::{self, ToolCallMeta};
@@ -349,6 +421,8 @@ mod tests {
         assert_eq!(v1["value"], "finished");
         let pause = stored(3, events::change_state_request(AgentState::Paused));
         assert_eq!(v1_event(&pause)["kind"], "PauseEvent");
+        let resume = stored(3, events::change_state_request(AgentState::Running));
+        assert_eq!(v1_event(&resume)["kind"], "ConversationStateUpdateEvent");
         let note = stored(4, events::environment_note("the sandbox was replaced"));
         assert_eq!(v1_event(&note)["kind"], "MessageEvent");
     }
