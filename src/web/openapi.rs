@@ -169,6 +169,8 @@ impl Access {
         v1::agent_server::count_events,
         v1::agent_server::send_event,
         v1::agent_server::run,
+        v1::agent_server::respond_to_confirmation,
+        v1::web_client_config,
         v1::byor_key,
         device::authorize,
         device::token,

@@ -1016,3 +1016,80 @@ async fn openhands_cli_signs_in_through_the_device_flow_approved_by_its_user() {
         "{keys}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_risky_action_waits_until_it_is_confirmed_on_the_agent_server_surface() {
+    let t = TestDb::sqlite().await;
+    let service = Service::builder(&t.db)
+        .serve()
+        .agent(vec![
+            Turn::call(
+                "execute_bash",
+                json!({"command": "echo confirmed-run", "security_risk": "HIGH"}),
+            ),
+            Turn::call("finish", json!({"message": "Ran it."})),
+        ])
+        .model("openai/gpt-fake")
+        .start()
+        .await;
+    let base = service.url();
+    let (_, key) = support::user_with_key(&t.db, "alice", false).await;
+    let (status, _) = call(
+        "POST",
+        &format!("{base}/api/v1/settings"),
+        Auth::Bearer(&key),
+        Some(json!({"confirmation_mode": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, task) = call(
+        "POST",
+        &format!("{base}/api/v1/app-conversations"),
+        Auth::Bearer(&key),
+        Some(json!({"initial_message": {"content": [{"type": "text", "text": "Run it"}]}})),
+    )
+    .await;
+    let id = task["app_conversation_id"].as_str().unwrap().to_string();
+    until_status(&base, &key, &id, "waiting_for_confirmation").await;
+    let (_, list) = call(
+        "GET",
+        &format!("{base}/api/v1/app-conversations?ids={id}"),
+        Auth::Bearer(&key),
+        None,
+    )
+    .await;
+    let session_key = list[0]["session_api_key"].as_str().unwrap().to_string();
+    let respond = format!("{base}/api/conversations/{id}/events/respond_to_confirmation");
+    let (status, answer) = call(
+        "POST",
+        &respond,
+        Auth::Session(&session_key),
+        Some(json!({"accept": true, "reason": "looks fine"})),
+    )
+    .await;
+    assert_eq!((status, answer), (StatusCode::OK, json!({"success": true})));
+    until_status(&base, &key, &id, "finished").await;
+    let (_, page) = call(
+        "GET",
+        &format!("{base}/api/conversations/{id}/events/search?kind=ObservationEvent"),
+        Auth::Session(&session_key),
+        None,
+    )
+    .await;
+    assert!(
+        page["items"][0]["observation"]["output"]
+            .as_str()
+            .unwrap()
+            .contains("confirmed-run"),
+        "{page}"
+    );
+    // Nothing waits now.
+    let (status, _) = call(
+        "POST",
+        &respond,
+        Auth::Session(&session_key),
+        Some(json!({"accept": false})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}

@@ -28,6 +28,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/conversations/{id}/events/count", get(count_events))
         .route("/api/conversations/{id}/events", post(send_event))
         .route("/api/conversations/{id}/run", post(run))
+        .route(
+            "/api/conversations/{id}/events/respond_to_confirmation",
+            post(respond_to_confirmation),
+        )
 }
 
 /// How events are searched: by V1 kind and source, a page at a time, by id.
@@ -362,5 +366,41 @@ pub(super) async fn run(
         true,
     )
     .await?;
+    Ok(Json(json!({"success": true})))
+}
+
+/// The body of `POST …/events/respond_to_confirmation` (OpenHands' `reason` is ignored).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(super) struct ConfirmationResponse {
+    /// True runs the actions that wait for confirmation; false rejects them.
+    accept: bool,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/conversations/{id}/events/respond_to_confirmation",
+    tag = "openhands-v1",
+    summary = "Agent server: confirm or reject the actions that wait for confirmation",
+    extensions(("x-access" = json!("user"))),
+    params(("id" = String, Path, description = "The conversation's id")),
+    request_body = ConfirmationResponse,
+    responses(
+        (status = 200, description = "`{\"success\": true}`", body = Object),
+        (status = 409, description = "Nothing waits for confirmation"),
+    ),
+)]
+pub(super) async fn respond_to_confirmation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<ConfirmationResponse>,
+) -> Result<Json<Value>, ApiError> {
+    let conversation = visible(&state, &caller, &id).await?;
+    let wanted = if body.accept {
+        AgentState::UserConfirmed
+    } else {
+        AgentState::UserRejected
+    };
+    super::super::conversations::change_state(&state, &conversation, wanted).await?;
     Ok(Json(json!({"success": true})))
 }

@@ -35,6 +35,7 @@ const MAX_PAGE: i64 = 100;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/options/config", get(client_config))
+        .route("/api/v1/web-client/config", get(web_client_config))
         .route("/api/v1/users/me", get(users_me))
         .route("/api/v1/settings", get(show_settings).post(save_settings))
         .route(
@@ -96,6 +97,19 @@ pub(super) async fn client_config(State(state): State<AppState>) -> Json<Value> 
         },
         "MAINTENANCE": null,
     }))
+}
+
+/// The same, where later versions of the web app read it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/web-client/config",
+    tag = "openhands-v1",
+    summary = "The app's mode and feature flags, where later versions of OpenHands' web app read them",
+    extensions(("x-access" = json!("public"))),
+    responses((status = 200, description = "As `GET /api/options/config`", body = Object)),
+)]
+pub(super) async fn web_client_config(state: State<AppState>) -> Json<Value> {
+    client_config(state).await
 }
 
 /// The caller's settings in the V1 shape: `agent_settings.llm` nested, the flat fields beside.
