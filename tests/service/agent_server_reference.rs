@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::clients::{Auth, call, python_client};
 use support::fake_llm::{FakeLlm, Turn};
 use support::service::Service;
 use support::{Kind, TestDb};
@@ -40,24 +41,8 @@ impl Surface {
         key: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut request = reqwest::Client::new()
-            .request(method.parse().unwrap(), format!("{}{path}", self.origin));
-        if let Some(key) = key {
-            request = request.header("X-Session-API-Key", key);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = tokio::time::timeout(Duration::from_secs(30), request.send())
-            .await
-            .expect("an answer within 30 s")
-            .unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        let auth = key.map_or(Auth::None, Auth::Session);
+        call(method, &format!("{}{path}", self.origin), auth, body).await
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -105,32 +90,20 @@ struct Reference {
 }
 
 async fn start_reference(dir: &std::path::Path) -> Reference {
-    let program = std::env::var("OPENHANDS_AGENT_SERVER").expect(
-        "OPENHANDS_AGENT_SERVER names the released agent server: source scripts/lib/openhands-agent-server.sh (the test command does)",
-    );
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let child = tokio::process::Command::new(program)
+    let child = python_client("OPENHANDS_AGENT_SERVER", "openhands-agent-server.sh", dir)
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .current_dir(dir)
-        .env("HOME", dir)
         .env("OH_SESSION_API_KEYS_0", REFERENCE_KEY)
         // A Fernet key (32 bytes, URL-safe base64) for what it stores sealed.
         .env(
             "OH_SECRET_KEY",
             "cmVmZXJlbmNlLXNlY3JldC1rZXktb2YtMzItYnl0ZXM=",
         )
-        .env("OPENHANDS_SUPPRESS_BANNER", "1")
-        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        // Anything it would send elsewhere goes to a closed loopback port.
-        .env("HTTP_PROXY", "http://127.0.0.1:9")
-        .env("HTTPS_PROXY", "http://127.0.0.1:9")
-        .env("NO_PROXY", "127.0.0.1,localhost")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let origin = format!("http://127.0.0.1:{port}");

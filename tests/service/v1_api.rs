@@ -9,43 +9,11 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::clients::{Auth, call, python_client};
 use support::fake_llm::Turn;
 use support::service::Service;
 use support::socket::{close_code, connect, next_within, send};
 use support::{Kind, TestDb};
-
-/// How a request authenticates.
-#[derive(Clone, Copy)]
-enum Auth<'a> {
-    None,
-    /// `Authorization: Bearer` with a user's API key, as the CLI sends it.
-    Bearer(&'a str),
-    /// `X-Session-API-Key`, as agent-server clients send it.
-    Session(&'a str),
-}
-
-async fn call(method: &str, url: &str, auth: Auth<'_>, body: Option<Value>) -> (StatusCode, Value) {
-    let client = reqwest::Client::new();
-    let mut request = client.request(method.parse().unwrap(), url);
-    match auth {
-        Auth::None => {}
-        Auth::Bearer(key) => request = request.bearer_auth(key),
-        Auth::Session(key) => request = request.header("X-Session-API-Key", key),
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = tokio::time::timeout(Duration::from_secs(30), request.send())
-        .await
-        .expect("an answer within 30 s")
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
 
 /// Polls every half second, as clients do (the CLI every 2 s, the web app every 3 s), until
 /// `check` gives a value: well within the per-user rate limit.
@@ -610,23 +578,12 @@ async fn openhands_cloud(
     key: &str,
     task: &str,
 ) -> std::process::Output {
-    let cli = std::env::var("OPENHANDS_CLI")
-        .expect("OPENHANDS_CLI names OpenHands' CLI: source scripts/lib/openhands-cli.sh (the test command does)");
     let persistence = dir.join(".openhands");
     std::fs::create_dir_all(persistence.join("cloud")).unwrap();
     std::fs::write(persistence.join("cloud/api_key.txt"), key).unwrap();
-    let run = tokio::process::Command::new(cli)
+    let run = python_client("OPENHANDS_CLI", "openhands-cli.sh", dir)
         .args(["cloud", "-t", task, "--server-url", base])
-        .current_dir(dir)
-        .env("HOME", dir)
         .env("OPENHANDS_PERSISTENCE_DIR", &persistence)
-        .env("OPENHANDS_SUPPRESS_BANNER", "1")
-        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        .env("HTTP_PROXY", "http://127.0.0.1:9")
-        .env("HTTPS_PROXY", "http://127.0.0.1:9")
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("COLUMNS", "250")
-        .kill_on_drop(true)
         .output();
     tokio::time::timeout(Duration::from_secs(180), run)
         .await
@@ -941,24 +898,13 @@ async fn openhands_cli_signs_in_through_the_device_flow_approved_by_its_user() {
     let (_, key) = support::user_with_key(&t.db, "alice", false).await;
     let dir = tempfile::tempdir().unwrap();
     let persistence = dir.path().join(".openhands");
-    let cli = std::env::var("OPENHANDS_CLI")
-        .expect("OPENHANDS_CLI names OpenHands' CLI: source scripts/lib/openhands-cli.sh (the test command does)");
     // No key file: `openhands login` goes through the device flow. BROWSER opens nothing.
-    let mut login = tokio::process::Command::new(cli)
+    let mut login = python_client("OPENHANDS_CLI", "openhands-cli.sh", dir.path())
         .args(["login", "--server-url", &base])
-        .current_dir(dir.path())
-        .env("HOME", dir.path())
         .env("OPENHANDS_PERSISTENCE_DIR", &persistence)
-        .env("OPENHANDS_SUPPRESS_BANNER", "1")
-        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        .env("HTTP_PROXY", "http://127.0.0.1:9")
-        .env("HTTPS_PROXY", "http://127.0.0.1:9")
-        .env("NO_PROXY", "127.0.0.1,localhost")
         .env("BROWSER", "true")
-        .env("COLUMNS", "250")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let mut lines = tokio::io::BufReader::new(login.stdout.take().unwrap()).lines();

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use openhands::storage::{ConnectOptions, Db};
 
 pub mod browser;
+pub mod clients;
 pub mod conversation;
 pub mod fake_llm;
 pub mod fake_login;

@@ -233,27 +233,33 @@ impl GithubApp {
         check_repository(repository)?;
         let client = self.installation(installation_id)?;
         let failed = || format!("cannot read the diff of {repository}#{number} from GitHub");
-        let mut headers = axum::http::HeaderMap::new();
-        headers.insert(
-            axum::http::header::ACCEPT,
-            axum::http::HeaderValue::from_static("application/vnd.github.diff"),
-        );
-        let response = client
-            ._get_with_headers(format!("/repos/{repository}/pulls/{number}"), Some(headers))
-            .await
-            .with_context(failed)?;
-        let response = octocrab::map_github_error(response)
-            .await
-            .with_context(failed)?;
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .with_context(failed)?
-            .to_bytes();
+        let body = get_as(
+            &client,
+            &format!("/repos/{repository}/pulls/{number}"),
+            "application/vnd.github.diff",
+        )
+        .await
+        .with_context(failed)?;
         // Files in other encodings keep their lines; only the odd bytes are replaced.
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
+}
+
+/// The body of `GET route` in the media type `accept` (a diff, a rendering), GitHub's errors
+/// as errors.
+async fn get_as(
+    client: &Octocrab,
+    route: &str,
+    accept: &'static str,
+) -> anyhow::Result<bytes::Bytes> {
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert(
+        axum::http::header::ACCEPT,
+        axum::http::HeaderValue::from_static(accept),
+    );
+    let response = client._get_with_headers(route, Some(headers)).await?;
+    let response = octocrab::map_github_error(response).await?;
+    Ok(response.into_body().collect().await?.to_bytes())
 }
 
 impl GithubApp {
@@ -270,24 +276,9 @@ impl GithubApp {
         }
         let client = self.installation(installation_id)?;
         let failed = || format!("cannot read GitHub's rendering of {route}");
-        let mut headers = axum::http::HeaderMap::new();
-        headers.insert(
-            axum::http::header::ACCEPT,
-            axum::http::HeaderValue::from_static("application/vnd.github.full+json"),
-        );
-        let response = client
-            ._get_with_headers(route, Some(headers))
+        let body = get_as(&client, route, "application/vnd.github.full+json")
             .await
             .with_context(failed)?;
-        let response = octocrab::map_github_error(response)
-            .await
-            .with_context(failed)?;
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .with_context(failed)?
-            .to_bytes();
         let rendered: Rendered = serde_json::from_slice(&body).with_context(failed)?;
         Ok(images::rendered_image_links(
             rendered.body_html.as_deref().unwrap_or_default(),
