@@ -46,8 +46,8 @@ fn script() -> Vec<Turn> {
     ]
 }
 
-/// The conversation's execution status as the V1 API gives it (null unless its sandbox runs).
-async fn execution_status(base: &str, key: &str, id: &str) -> Option<String> {
+/// The conversation in the V1 shape, as `GET /api/v1/app-conversations?ids=` gives it.
+async fn app_conversation(base: &str, key: &str, id: &str) -> Value {
     let (status, list) = call(
         "GET",
         &format!("{base}/api/v1/app-conversations?ids={id}"),
@@ -56,7 +56,14 @@ async fn execution_status(base: &str, key: &str, id: &str) -> Option<String> {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{list}");
-    list[0]["execution_status"].as_str().map(str::to_string)
+    list[0].clone()
+}
+
+/// The conversation's execution status as the V1 API gives it (null unless its sandbox runs).
+async fn execution_status(base: &str, key: &str, id: &str) -> Option<String> {
+    app_conversation(base, key, id).await["execution_status"]
+        .as_str()
+        .map(str::to_string)
 }
 
 async fn until_status(base: &str, key: &str, id: &str, wanted: &str) {
@@ -156,14 +163,7 @@ async fn clients_sequence(kind: Kind) {
         },
     )
     .await;
-    let (_, list) = call(
-        "GET",
-        &format!("{base}/api/v1/app-conversations?ids={conversation_id}"),
-        Auth::Bearer(&key),
-        None,
-    )
-    .await;
-    let conversation = &list[0];
+    let conversation = app_conversation(&base, &key, &conversation_id).await;
     let conversation_url = conversation["conversation_url"].as_str().unwrap();
     assert_eq!(
         conversation_url,
@@ -361,14 +361,10 @@ async fn clients_sequence(kind: Kind) {
     service.llm().assert_each_tool_call_answered_once();
 
     // Searches list it (by part of its title, in any case); the count agrees.
-    let (_, list) = call(
-        "GET",
-        &format!("{base}/api/v1/app-conversations?ids={conversation_id}"),
-        Auth::Bearer(&key),
-        None,
-    )
-    .await;
-    let title = list[0]["title"].as_str().unwrap().to_string();
+    let title = app_conversation(&base, &key, &conversation_id).await["title"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let part: String = title
         .chars()
         .skip(1)
@@ -441,14 +437,8 @@ async fn a_session_key_opens_its_conversation_and_nothing_else() {
             .await;
             assert_eq!(status, StatusCode::OK, "{task}");
             let id = task["app_conversation_id"].as_str().unwrap().to_string();
-            let (_, list) = call(
-                "GET",
-                &format!("{base}/api/v1/app-conversations?ids={id}"),
-                Auth::Bearer(&key),
-                None,
-            )
-            .await;
-            (id, list[0]["session_api_key"].as_str().unwrap().to_string())
+            let shown = app_conversation(&base, &key, &id).await;
+            (id, shown["session_api_key"].as_str().unwrap().to_string())
         }
     };
     let (mine, my_key) = start("first").await;
@@ -997,14 +987,10 @@ async fn a_risky_action_waits_until_it_is_confirmed_on_the_agent_server_surface(
     .await;
     let id = task["app_conversation_id"].as_str().unwrap().to_string();
     until_status(&base, &key, &id, "waiting_for_confirmation").await;
-    let (_, list) = call(
-        "GET",
-        &format!("{base}/api/v1/app-conversations?ids={id}"),
-        Auth::Bearer(&key),
-        None,
-    )
-    .await;
-    let session_key = list[0]["session_api_key"].as_str().unwrap().to_string();
+    let session_key = app_conversation(&base, &key, &id).await["session_api_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let respond = format!("{base}/api/conversations/{id}/events/respond_to_confirmation");
     let (status, answer) = call(
         "POST",
