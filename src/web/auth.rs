@@ -140,7 +140,7 @@ impl AppState {
     }
 
     /// Whether `key` is the session key of `conversation_id` (checked in constant time).
-    pub fn is_session_key_of(&self, key: &str, conversation_id: &str) -> bool {
+    fn is_session_key_of(&self, key: &str, conversation_id: &str) -> bool {
         key.strip_prefix(SESSION_KEY_PREFIX)
             .and_then(|signed| self.sessions.verify_token(SESSION_KEY_PURPOSE, signed))
             .is_some_and(|id| id == conversation_id)

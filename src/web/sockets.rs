@@ -149,14 +149,9 @@ pub(super) async fn events_socket(
 async fn v1_caller(state: &AppState, key: &str, conversation_id: &str) -> Result<Caller, ApiError> {
     let refused = || ApiError::Forbidden("the session key does not open this conversation".into());
     if key.starts_with(super::auth::SESSION_KEY_PREFIX) {
-        if !state.is_session_key_of(key, conversation_id) {
-            return Err(refused());
-        }
         return match state.owner_by_session_key(key, conversation_id).await {
-            Ok(caller) => Ok(caller),
-            // The conversation is gone: the socket says so with 4004.
-            Err(ApiError::NotFound(_)) => Err(ApiError::NotFound("conversation")),
-            Err(error) => Err(error),
+            Err(ApiError::Unauthorized) => Err(refused()),
+            answer => answer,
         };
     }
     match state.user_of_key(key).await? {
@@ -427,6 +422,17 @@ impl Session {
         Ok(())
     }
 
+    /// A client's frame as JSON. Each frame may start a run: frames count against the user's
+    /// rate limit like requests.
+    fn frame_of(&self, caller: &Caller, text: &str) -> Result<Value, ApiError> {
+        self.state
+            .rate_limits
+            .take_for_user(&caller.0.id)
+            .map_err(ApiError::TooManyRequests)?;
+        serde_json::from_str(text)
+            .map_err(|e| ApiError::BadRequest(format!("the frame is not JSON: {e}")))
+    }
+
     /// A V1 client's frame: a user message `{"role": "user", "content": […]}`, on which the
     /// agent runs. A repeated auth frame is ignored.
     async fn v1_frame(
@@ -435,12 +441,7 @@ impl Session {
         conversation: &Conversation,
         text: &str,
     ) -> Result<(), ApiError> {
-        self.state
-            .rate_limits
-            .take_for_user(&caller.0.id)
-            .map_err(ApiError::TooManyRequests)?;
-        let frame: Value = serde_json::from_str(text)
-            .map_err(|e| ApiError::BadRequest(format!("the frame is not JSON: {e}")))?;
+        let frame = self.frame_of(caller, text)?;
         if frame["type"] == "auth" {
             return Ok(());
         }
@@ -449,13 +450,7 @@ impl Session {
                 "a frame must be a message {\"role\": \"user\", \"content\": [...]}".into(),
             ));
         }
-        let (content, images) =
-            super::v1::message_parts(&frame["content"]).map_err(ApiError::BadRequest)?;
-        if content.trim().is_empty() {
-            return Err(ApiError::BadRequest(
-                "the message needs a non-empty text part".into(),
-            ));
-        }
+        let (content, images) = super::v1::later_message(&frame["content"])?;
         record(
             &self.state,
             &conversation.id,
@@ -474,13 +469,7 @@ impl Session {
         conversation: &Conversation,
         text: &str,
     ) -> Result<(), ApiError> {
-        // Each frame may start a run: frames count against the user's rate limit like requests.
-        self.state
-            .rate_limits
-            .take_for_user(&caller.0.id)
-            .map_err(ApiError::TooManyRequests)?;
-        let frame: Value = serde_json::from_str(text)
-            .map_err(|e| ApiError::BadRequest(format!("the frame is not JSON: {e}")))?;
+        let frame = self.frame_of(caller, text)?;
         let kind = frame["type"]
             .as_str()
             .or_else(|| frame["action"].as_str())

@@ -18,7 +18,7 @@ use super::super::conversations::{message_from, record, visible};
 use super::super::params::{Body, Query};
 use super::super::{ApiError, AppState};
 use super::events::v1_events;
-use super::{DEFAULT_PAGE, MAX_PAGE, message_parts};
+use super::{DEFAULT_PAGE, MAX_PAGE, later_message};
 use crate::agent::events::{self, AgentState};
 use crate::storage::{Conversation, EventRange};
 
@@ -319,12 +319,7 @@ pub(super) async fn send_event(
     if body.role.as_deref().is_some_and(|role| role != "user") {
         return Err(ApiError::BadRequest("`role` must be user".into()));
     }
-    let (text, images) = message_parts(&body.content).map_err(ApiError::BadRequest)?;
-    if text.trim().is_empty() {
-        return Err(ApiError::BadRequest(
-            "the message needs a non-empty text part".into(),
-        ));
-    }
+    let (text, images) = later_message(&body.content)?;
     record(
         &state,
         &conversation.id,

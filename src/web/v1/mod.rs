@@ -270,6 +270,18 @@ pub(super) fn message_parts(content: &Value) -> Result<(String, Vec<String>), St
     Ok((texts.join("\n"), images))
 }
 
+/// A user's V1 message to a running conversation (agent-server `POST …/events`, a socket
+/// frame): its text, which must not be blank, and its images.
+pub(super) fn later_message(content: &Value) -> Result<(String, Vec<String>), ApiError> {
+    let (text, images) = message_parts(content).map_err(ApiError::BadRequest)?;
+    if text.trim().is_empty() {
+        return Err(ApiError::BadRequest(
+            "the message needs a non-empty text part".into(),
+        ));
+    }
+    Ok((text, images))
+}
+
 /// The body of `POST /api/v1/app-conversations`, as the CLI and the web app send it.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(super) struct StartRequest {
@@ -432,9 +444,9 @@ async fn progress(
     })
 }
 
-/// The values of `name` in a raw query (repeated, or separated by commas); any other
-/// parameter than `name` and `allowed` is refused.
-fn ids_in(query: Option<&str>, allowed: &[&str]) -> Result<Vec<String>, ApiError> {
+/// The `ids` of a raw query (repeated, or separated by commas); any other parameter is
+/// refused.
+fn ids_in(query: Option<&str>) -> Result<Vec<String>, ApiError> {
     let mut ids = Vec::new();
     for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         if name == "ids" {
@@ -445,7 +457,7 @@ fn ids_in(query: Option<&str>, allowed: &[&str]) -> Result<Vec<String>, ApiError
                     .filter(|id| !id.is_empty())
                     .map(str::to_string),
             );
-        } else if !allowed.contains(&name.as_ref()) {
+        } else {
             return Err(ApiError::BadRequest(format!(
                 "unknown query parameter `{name}`; known: ids"
             )));
@@ -478,7 +490,7 @@ pub(super) async fn start_tasks(
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let ids = ids_in(query.as_deref(), &[])?;
+    let ids = ids_in(query.as_deref())?;
     let found = state.db.start_tasks(&ids, owner_filter(&caller)).await?;
     let mut answer = Vec::with_capacity(ids.len());
     for id in &ids {
@@ -658,7 +670,7 @@ pub(super) async fn app_conversations(
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let ids = ids_in(query.as_deref(), &[])?;
+    let ids = ids_in(query.as_deref())?;
     let mut answer = Vec::with_capacity(ids.len());
     for id in &ids {
         answer.push(match visible(&state, &caller, id).await {
