@@ -511,7 +511,10 @@ async fn a_session_key_opens_its_conversation_and_nothing_else() {
         );
     }
     // A key that is not one, shaped as one.
-    let forged = format!("{}0", &my_key[..my_key.len() - 1]);
+    // Its last hex digit changed (to another one, whatever it was).
+    let last = if my_key.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{last}", &my_key[..my_key.len() - 1]);
+    assert_ne!(forged, my_key);
     let (status, _) = call(
         "GET",
         &format!("{base}/api/conversations/{mine}/events/count"),
